@@ -1,0 +1,47 @@
+# Tiers: the two commands a fresh machine needs are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SRC := operator runtime tests
+
+.PHONY: install system-deps build crds verify lint test demo dev-up dev-down
+
+install: $(VENV)/.installed  ## the Python environment, editable
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+system-deps:  ## Debian packages the dev environment runs (redis-server, openssl)
+	bash tools/install-system-deps.sh
+
+build: install  ## the local control plane's binaries, from the Go module proxy (cached)
+	$(PY) -m tiers.cli dev build --no-helm
+
+crds: install  ## regenerate crds/ from tiers.api
+	$(PY) -m tiers.api.crdgen crds
+
+verify: crds  ## fail when generated files drift from their sources
+	@if [ -n "$$(git status --porcelain -- crds/)" ]; then \
+	  git --no-pager diff --stat -- crds/; \
+	  echo "crds/ drifted from tiers.api: run 'make crds' and commit the result"; exit 1; fi
+
+lint: install
+	$(VENV)/bin/ruff check $(SRC)
+	$(VENV)/bin/ruff format --check $(SRC)
+	$(VENV)/bin/mypy operator/tiers runtime/tiers
+	$(VENV)/bin/lint-imports
+
+test: system-deps verify lint build  ## everything: generated-file drift, lint, types, unit and integration tests
+	$(PY) -m pytest
+
+demo: system-deps install  ## the whole system on this machine; Ctrl-C stops it
+	$(PY) -m tiers.devenv.demo
+
+dev-up: system-deps install
+	$(PY) -m tiers.cli dev up
+
+dev-down: install
+	$(PY) -m tiers.cli dev down

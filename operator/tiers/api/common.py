@@ -1,0 +1,227 @@
+"""Types shared by the three kinds: references, money, conditions and status blocks.
+
+Every model here is part of the CRD contract: `tiers.api.crdgen` turns them into the OpenAPI
+schemas in `crds/`, so a field's constraints, description and CEL rules live beside it.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Annotated, Any, Literal
+
+import pydantic
+import pydantic.alias_generators
+
+# Money is a non-negative decimal string ("0.000150"): never a float, never negative.
+DECIMAL_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,9})?$"
+# DNS-1123 label: what Kubernetes accepts as the name of a Secret, Service or child object.
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# Kafka topic names: letters, digits, '.', '_' and '-'.
+TOPIC_PATTERN = r"^[a-zA-Z0-9._-]{1,249}$"
+
+
+def cel(rule: str, message: str, *, reason: str | None = None) -> dict[str, str]:
+    """One `x-kubernetes-validations` entry; `message` must name the field and what is allowed."""
+    entry = {"rule": rule, "message": message}
+    if reason is not None:
+        entry["reason"] = reason
+    return entry
+
+
+def validations(*rules: dict[str, str]) -> dict[str, Any]:
+    """The json_schema_extra that attaches CEL rules to a model or a field."""
+    return {"x-kubernetes-validations": list(rules)}
+
+
+class Model(pydantic.BaseModel):
+    """Base of every CRD model: camelCase on the wire, unknown fields rejected, values frozen."""
+
+    model_config = pydantic.ConfigDict(
+        alias_generator=pydantic.alias_generators.to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+DecimalUSD = Annotated[
+    str,
+    pydantic.Field(
+        pattern=DECIMAL_PATTERN,
+        max_length=22,
+        description='A non-negative amount of US dollars as a decimal string, e.g. "0.000150".',
+    ),
+]
+ResourceName = Annotated[
+    str, pydantic.Field(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=63)
+]
+
+
+class SecretKeyRef(Model):
+    """A key in a Secret in the resource's own namespace. Secrets never appear in spec or status."""
+
+    name: ResourceName = pydantic.Field(description="Name of the Secret.")
+    key: str = pydantic.Field(
+        min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$", description="Key within it."
+    )
+
+
+class ObjectRef(Model):
+    """A reference to another object of this API in the same namespace."""
+
+    name: ResourceName = pydantic.Field(description="Name of the referenced object.")
+
+
+class Pricing(Model):
+    """Prices per million tokens; overrides the built-in table for the model."""
+
+    input_per_m_tok_usd: DecimalUSD = pydantic.Field(alias="inputPerMTokUSD")
+    cached_input_per_m_tok_usd: DecimalUSD | None = pydantic.Field(
+        default=None, alias="cachedInputPerMTokUSD"
+    )
+    output_per_m_tok_usd: DecimalUSD = pydantic.Field(alias="outputPerMTokUSD")
+
+
+Provider = Literal["openai", "azure-openai", "openai-compatible"]
+
+
+class Backend(Model):
+    """One upstream model server. Backends are tried in order; weights split traffic among peers."""
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "self.provider != 'azure-openai' || (has(self.deployment) && has(self.apiVersion))",
+                "deployment and apiVersion are required when provider is azure-openai",
+                reason="FieldValueRequired",
+            ),
+            cel(
+                "self.provider == 'openai' || has(self.baseURL)",
+                "baseURL is required when provider is azure-openai or openai-compatible",
+                reason="FieldValueRequired",
+            ),
+        )
+    )
+
+    name: ResourceName = pydantic.Field(description="Unique name of this backend in the list.")
+    provider: Provider = pydantic.Field(
+        description="Wire dialect: openai, azure-openai or openai-compatible (any base URL)."
+    )
+    model: str = pydantic.Field(
+        min_length=1, max_length=128, description="Model name sent upstream, e.g. gpt-4o-mini."
+    )
+    base_url: str | None = pydantic.Field(
+        default=None,
+        alias="baseURL",
+        max_length=2048,
+        pattern=r"^https?://[^\s]+$",
+        description="Base URL ending before /chat/completions; defaults to OpenAI's for openai.",
+    )
+    deployment: str | None = pydantic.Field(
+        default=None, min_length=1, max_length=128, description="Azure OpenAI deployment name."
+    )
+    api_version: str | None = pydantic.Field(
+        default=None,
+        alias="apiVersion",
+        pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview)?$",
+        max_length=32,
+        description="Azure OpenAI api-version, e.g. 2024-10-21.",
+    )
+    api_key_secret_ref: SecretKeyRef | None = pydantic.Field(
+        default=None,
+        alias="apiKeySecretRef",
+        description="Secret key holding the upstream API key.",
+    )
+    weight: int = pydantic.Field(
+        default=1, ge=1, le=100, description="Share of traffic among backends of equal order."
+    )
+    timeout_ms: int = pydantic.Field(
+        default=30000, ge=100, le=600000, description="Upstream request timeout in milliseconds."
+    )
+
+
+class ModelCall(Model):
+    """What a stream or batch job calls: a RealtimeEndpoint by reference, or a backend directly."""
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "has(self.endpointRef) != has(self.backend)",
+                "exactly one of endpointRef or backend must be set",
+                reason="FieldValueInvalid",
+            )
+        )
+    )
+
+    endpoint_ref: ObjectRef | None = pydantic.Field(
+        default=None, description="A RealtimeEndpoint in the same namespace (cache, limits, cost)."
+    )
+    backend: Backend | None = pydantic.Field(default=None, description="A backend called directly.")
+    prompt: str = pydantic.Field(
+        min_length=1,
+        max_length=16384,
+        description="Prompt template; {field} is replaced by the event or record field.",
+    )
+    max_tokens: int = pydantic.Field(default=256, ge=1, le=131072, description="Output token cap.")
+    max_in_flight: int = pydantic.Field(
+        default=64, ge=1, le=4096, description="Requests in flight per worker."
+    )
+    max_attempts: int = pydantic.Field(
+        default=3, ge=1, le=10, description="Attempts per record, the first included."
+    )
+
+
+DeletionPolicy = Literal["Retain", "Delete"]
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(Model):
+    """metav1.Condition: the one way this API reports state."""
+
+    type: str = pydantic.Field(max_length=316, pattern=r"^[A-Za-z][A-Za-z0-9]*$")
+    status: ConditionStatus
+    reason: str = pydantic.Field(
+        max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+    )
+    message: str = pydantic.Field(default="", max_length=32768)
+    last_transition_time: datetime.datetime
+    observed_generation: int | None = pydantic.Field(default=None, ge=0)
+
+
+def condition_list() -> Any:
+    """A `conditions` field: a list keyed by type, so server-side apply merges entries by type."""
+    return pydantic.Field(
+        default_factory=list,
+        max_length=16,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+
+
+class LatencyStatus(Model):
+    """Latency percentiles in whole milliseconds over `window`, as observed at `observedAt`."""
+
+    p50_ms: int = pydantic.Field(ge=0, alias="p50Ms")
+    p95_ms: int = pydantic.Field(ge=0, alias="p95Ms")
+    p99_ms: int = pydantic.Field(ge=0, alias="p99Ms")
+    window: str = pydantic.Field(max_length=16, description="e.g. 5m")
+    observed_at: datetime.datetime
+
+
+class CostStatus(Model):
+    """Spend over `window`, in decimal US dollars; each kind adds its per-unit price."""
+
+    total_usd: DecimalUSD = pydantic.Field(alias="totalUSD")
+    window: str = pydantic.Field(max_length=16)
+    observed_at: datetime.datetime
+
+
+class Status(Model):
+    """The part of status every kind shares."""
+
+    observed_generation: int | None = pydantic.Field(default=None, ge=0)
+    conditions: list[Condition] = condition_list()
+    state: str | None = pydantic.Field(
+        default=None, max_length=64, description="Printable summary for columns; see conditions."
+    )
+    latency: LatencyStatus | None = None

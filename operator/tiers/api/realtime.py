@@ -1,0 +1,126 @@
+"""RealtimeEndpoint: an OpenAI-compatible gateway with cache, auth, rate limits and fallbacks."""
+
+from __future__ import annotations
+
+import pydantic
+
+from tiers.api import common
+
+
+class Autoscaling(common.Model):
+    """A HorizontalPodAutoscaler for the gateway pods."""
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra=common.validations(
+            common.cel(
+                "self.maxReplicas >= self.minReplicas",
+                "autoscaling.maxReplicas must be greater than or equal to minReplicas",
+            )
+        )
+    )
+
+    min_replicas: int = pydantic.Field(default=2, ge=1, le=1000)
+    max_replicas: int = pydantic.Field(ge=1, le=1000)
+    target_cpu_utilization_percent: int = pydantic.Field(default=70, ge=10, le=100)
+
+
+class SemanticCache(common.Model):
+    """Answers single-turn prompts whose embedding is close to a cached one."""
+
+    enabled: bool = False
+    similarity_percent: int = pydantic.Field(
+        default=95, ge=50, le=100, description="Cosine similarity threshold, in percent."
+    )
+    embedding_model: str = pydantic.Field(default="text-embedding-3-small", max_length=128)
+
+
+class Cache(common.Model):
+    """Exact-match response cache in Redis, with an in-process L1 in front."""
+
+    enabled: bool = True
+    ttl_seconds: int = pydantic.Field(default=3600, ge=1, le=2592000)
+    redis_url_secret_ref: common.SecretKeyRef | None = pydantic.Field(
+        default=None,
+        alias="redisURLSecretRef",
+        description="Use an existing Redis; without it the operator runs one for this endpoint.",
+    )
+    semantic: SemanticCache | None = None
+
+
+class Auth(common.Model):
+    """Client API keys; the gateway compares hashes and never logs a key."""
+
+    api_keys_secret_ref: common.ObjectRef = pydantic.Field(
+        alias="apiKeysSecretRef", description="A Secret whose values are the accepted keys."
+    )
+
+
+class RateLimits(common.Model):
+    """Per-key limits, shared by all gateway replicas through Redis."""
+
+    requests_per_minute: int | None = pydantic.Field(default=None, ge=1, le=100_000_000)
+    tokens_per_minute: int | None = pydantic.Field(default=None, ge=1, le=10_000_000_000)
+
+
+class Retries(common.Model):
+    """Retries on 429/5xx with jittered backoff; Retry-After is honoured."""
+
+    max_attempts: int = pydantic.Field(default=3, ge=1, le=10)
+    initial_backoff_ms: int = pydantic.Field(default=100, ge=1, le=60000)
+    max_backoff_ms: int = pydantic.Field(default=5000, ge=1, le=600000)
+
+
+class Budget(common.Model):
+    """A monthly spending cap; past it the endpoint answers 429 insufficient_quota."""
+
+    monthly_usd: common.DecimalUSD = pydantic.Field(alias="monthlyUSD")
+
+
+class RealtimeEndpointSpec(common.Model):
+    model: str = pydantic.Field(
+        min_length=1,
+        max_length=128,
+        description="The model name clients ask for; requests for other names get 404.",
+    )
+    backends: list[common.Backend] = pydantic.Field(
+        min_length=1,
+        max_length=8,
+        description="Upstream servers, in fallback order.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    replicas: int = pydantic.Field(default=2, ge=1, le=1000, description="Gateway pods.")
+    autoscaling: Autoscaling | None = None
+    cache: Cache = pydantic.Field(default_factory=Cache)
+    auth: Auth | None = None
+    rate_limits: RateLimits | None = None
+    retries: Retries = pydantic.Field(default_factory=Retries)
+    pricing: common.Pricing | None = pydantic.Field(
+        default=None, description="Overrides the built-in price table for this model."
+    )
+    budget: Budget | None = None
+    suspend: bool = pydantic.Field(default=False, description="Scale the gateway to zero.")
+
+
+class Traffic(common.Model):
+    requests: int = pydantic.Field(ge=0)
+    requests_per_second: int = pydantic.Field(ge=0)
+    errors: int = pydantic.Field(ge=0)
+
+
+class CacheStatus(common.Model):
+    hit_ratio: str = pydantic.Field(
+        pattern=r"^(0(\.[0-9]{1,4})?|1(\.0{1,4})?)$",
+        description='Hits over lookups, e.g. "0.8312".',
+    )
+
+
+class RealtimeCost(common.CostStatus):
+    per_request_usd: common.DecimalUSD = pydantic.Field(alias="perRequestUSD")
+
+
+class RealtimeEndpointStatus(common.Status):
+    url: str | None = pydantic.Field(default=None, max_length=2048)
+    ready_replicas: int | None = pydantic.Field(default=None, ge=0)
+    traffic: Traffic | None = None
+    cache: CacheStatus | None = None
+    cost: RealtimeCost | None = None

@@ -1,0 +1,146 @@
+"""StreamPipeline: Kafka topics and a Spark Structured Streaming job that scores each event."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pydantic
+
+from tiers.api import common
+
+
+class Topic(common.Model):
+    """A Kafka topic the operator creates and keeps in shape."""
+
+    name: str = pydantic.Field(
+        pattern=common.TOPIC_PATTERN,
+        max_length=249,
+        description="Topic name; cannot be changed once set.",
+        json_schema_extra=common.validations(
+            common.cel("self == oldSelf", "topic name is immutable", reason="FieldValueForbidden")
+        ),
+    )
+    partitions: int = pydantic.Field(
+        default=6,
+        ge=1,
+        le=10000,
+        description="Partition count; it may grow but never shrink.",
+        json_schema_extra=common.validations(
+            common.cel(
+                "self >= oldSelf",
+                "partitions may grow but never shrink",
+                reason="FieldValueForbidden",
+            )
+        ),
+    )
+    replication_factor: int = pydantic.Field(default=1, ge=1, le=32)
+    config: dict[str, str] = pydantic.Field(
+        default_factory=dict,
+        max_length=64,
+        description="Topic configs, e.g. retention.ms.",
+    )
+
+
+class Topics(common.Model):
+    input: Topic
+    output: Topic
+    dead_letter: Topic = pydantic.Field(description="Events that could not be scored, with reason.")
+
+
+class Kafka(common.Model):
+    """Where the brokers are."""
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra=common.validations(
+            common.cel(
+                "has(self.bootstrapServers) != has(self.bootstrapSecretRef)",
+                "kafka needs exactly one of bootstrapServers or bootstrapSecretRef",
+            )
+        )
+    )
+
+    bootstrap_servers: str | None = pydantic.Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^[^\s,]+:[0-9]{1,5}(,[^\s,]+:[0-9]{1,5})*$",
+        description="host:port[,host:port...]",
+    )
+    bootstrap_secret_ref: common.SecretKeyRef | None = None
+
+
+class Trigger(common.Model):
+    """How often Spark starts a micro-batch, and how much it reads in one."""
+
+    interval_ms: int = pydantic.Field(default=500, ge=100, le=600000)
+    max_offsets_per_trigger: int | None = pydantic.Field(default=None, ge=1, le=100_000_000)
+
+
+class Checkpoint(common.Model):
+    """Where Spark keeps offsets and state, so a restart resumes without loss."""
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra=common.validations(
+            common.cel(
+                "has(self.uri) != has(self.volumeSize)",
+                "checkpoint needs exactly one of uri or volumeSize",
+            )
+        )
+    )
+
+    uri: str | None = pydantic.Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^(s3a|gs|abfss|hdfs|file)://\S+$",
+        description="Checkpoint location on shared storage.",
+    )
+    volume_size: str | None = pydantic.Field(
+        default=None,
+        pattern=r"^[0-9]+(Mi|Gi|Ti)$",
+        max_length=16,
+        description="Size of a PersistentVolumeClaim the operator creates, e.g. 1Gi.",
+    )
+
+
+StreamEngine = Literal["deployment", "spark-operator"]
+
+
+class SparkResources(common.Model):
+    image: str | None = pydantic.Field(default=None, max_length=512)
+    cores: int = pydantic.Field(default=2, ge=1, le=256)
+    memory: str = pydantic.Field(default="2Gi", pattern=r"^[0-9]+(Mi|Gi)$", max_length=16)
+
+
+class StreamPipelineSpec(common.Model):
+    kafka: Kafka
+    topics: Topics
+    model: common.ModelCall
+    engine: StreamEngine = pydantic.Field(
+        default="deployment",
+        description="deployment (spark-submit local[N] in a pod) or spark-operator; immutable.",
+        json_schema_extra=common.validations(
+            common.cel("self == oldSelf", "engine is immutable", reason="FieldValueForbidden")
+        ),
+    )
+    trigger: Trigger = pydantic.Field(default_factory=Trigger)
+    checkpoint: Checkpoint
+    spark: SparkResources = pydantic.Field(default_factory=SparkResources)
+    deletion_policy: common.DeletionPolicy = pydantic.Field(
+        default="Retain", description="Retain keeps topics and checkpoints on delete; Delete drops."
+    )
+    suspend: bool = False
+
+
+class Throughput(common.Model):
+    events_per_second: int = pydantic.Field(ge=0)
+    events: int = pydantic.Field(ge=0)
+    dead_lettered: int = pydantic.Field(ge=0)
+
+
+class StreamCost(common.CostStatus):
+    per_event_usd: common.DecimalUSD = pydantic.Field(alias="perEventUSD")
+
+
+class StreamPipelineStatus(common.Status):
+    lag: int | None = pydantic.Field(default=None, ge=0, description="Input events not yet read.")
+    throughput: Throughput | None = None
+    cost: StreamCost | None = None

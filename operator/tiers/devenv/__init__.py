@@ -1,0 +1,8 @@
+"""A local development environment: a real Kubernetes control plane with kwok nodes, and Redis.
+
+`tiers dev up|down|env` and the integration tests' session fixture both use `cluster.up()`.
+"""
+
+from tiers.devenv.cluster import DevCluster, down, up
+
+__all__ = ["DevCluster", "down", "up"]

@@ -1,0 +1,331 @@
+"""The local dev environment as one object: start it, describe it, stop it.
+
+`up()` builds what is missing, then starts etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler, kwok with fake Nodes, and Redis, each on a free 127.0.0.1 port, and records them in
+`<state_dir>/state.json`. `down()` stops what that file lists. Logs stay in `<state_dir>/logs/`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import shutil
+import socket
+import ssl
+import subprocess
+import urllib.request
+
+from tiers.devenv import paths, pki, processes, progress, toolchain
+
+STATE_FILE = "state.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class DevCluster:
+    """A running local environment, as recorded in its state file."""
+
+    state_dir: pathlib.Path
+    kubeconfig: pathlib.Path
+    server: str
+    redis_url: str
+    bin_path: tuple[str, ...]
+    processes: dict[str, int]
+
+    @property
+    def log_dir(self) -> pathlib.Path:
+        return self.state_dir / "logs"
+
+    @property
+    def kubectl(self) -> pathlib.Path:
+        return toolchain.KUBERNETES.path("kubectl")
+
+    def env(self) -> dict[str, str]:
+        """What a shell (or a test) needs to reach this environment."""
+        return {
+            "KUBECONFIG": str(self.kubeconfig),
+            "REDIS_URL": self.redis_url,
+            "TIERS_DEV_PATH": ":".join(self.bin_path),
+        }
+
+    def log_tails(self, lines: int = 20) -> str:
+        """The end of every component's log, for a failing test's report."""
+        return "\n".join(
+            f"--- {log.name} ---\n{processes.tail(log, lines)}"
+            for log in sorted(self.log_dir.glob("*.log"))
+        )
+
+    def is_running(self) -> bool:
+        return all(processes.is_alive(pid) for pid in self.processes.values())
+
+    def to_json(self) -> str:
+        data = dataclasses.asdict(self)
+        data["state_dir"] = str(self.state_dir)
+        data["kubeconfig"] = str(self.kubeconfig)
+        return json.dumps(data, indent=2)
+
+    @classmethod
+    def load(cls, state_dir: pathlib.Path) -> DevCluster | None:
+        state = state_dir / STATE_FILE
+        if not state.exists():
+            return None
+        data = json.loads(state.read_text())
+        return cls(
+            state_dir=pathlib.Path(data["state_dir"]),
+            kubeconfig=pathlib.Path(data["kubeconfig"]),
+            server=data["server"],
+            redis_url=data["redis_url"],
+            bin_path=tuple(data["bin_path"]),
+            processes=dict(data["processes"]),
+        )
+
+
+def build(*, with_helm: bool = True) -> None:
+    """Builds every binary the environment needs that is not cached yet."""
+    for tool in toolchain.ALL if with_helm else toolchain.CONTROL_PLANE:
+        toolchain.ensure_built(tool)
+
+
+def up(
+    state_dir: pathlib.Path | None = None,
+    *,
+    nodes: int = 3,
+    redis: bool = True,
+    with_helm: bool = True,
+) -> DevCluster:
+    """Starts the environment, or returns the one already running from `state_dir`."""
+    state_dir = (state_dir or paths.default_state_dir()).resolve()
+    existing = DevCluster.load(state_dir)
+    if existing is not None:
+        if existing.is_running():
+            return existing
+        down(state_dir)
+    build(with_helm=with_helm)
+    shutil.rmtree(state_dir, ignore_errors=True)
+    state_dir.mkdir(parents=True)
+    logs = state_dir / "logs"
+    started: dict[str, int] = {}
+    try:
+        cluster = _start(state_dir, logs, started, nodes=nodes, redis=redis, with_helm=with_helm)
+    except BaseException:
+        for pid in reversed(started.values()):
+            processes.stop(pid, grace_s=3)
+        raise
+    (state_dir / STATE_FILE).write_text(cluster.to_json())
+    return cluster
+
+
+def down(state_dir: pathlib.Path | None = None) -> bool:
+    """Stops what `up()` started in `state_dir`; returns whether anything was recorded there."""
+    state_dir = (state_dir or paths.default_state_dir()).resolve()
+    cluster = DevCluster.load(state_dir)
+    if cluster is None:
+        return False
+    for pid in reversed(list(cluster.processes.values())):
+        processes.stop(pid)
+    (state_dir / STATE_FILE).unlink()
+    shutil.rmtree(state_dir / "etcd", ignore_errors=True)
+    return True
+
+
+def _start(
+    state_dir: pathlib.Path,
+    logs: pathlib.Path,
+    started: dict[str, int],
+    *,
+    nodes: int,
+    redis: bool,
+    with_helm: bool,
+) -> DevCluster:
+    k8s = toolchain.KUBERNETES
+    with progress.step("creating certificates"):
+        creds = pki.create(state_dir / "pki")
+
+    with progress.step("starting etcd"):
+        etcd_port, peer_port = processes.free_port(), processes.free_port()
+        etcd_url = f"http://127.0.0.1:{etcd_port}"
+        peer_url = f"http://127.0.0.1:{peer_port}"
+        etcd = processes.start(
+            "etcd",
+            [toolchain.ETCD.path("etcd"), "--data-dir", state_dir / "etcd",
+             "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
+             "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+             "--initial-cluster", f"default={peer_url}", "--unsafe-no-fsync",
+             "--log-level", "warn"],
+            log_dir=logs,
+        )  # fmt: skip
+        started["etcd"] = etcd.pid
+        processes.wait_until(
+            lambda: b'"health":"true"' in _get(f"{etcd_url}/health"),
+            what="waiting for etcd",
+            timeout_s=30,
+            watch=etcd,
+        )
+
+    with progress.step("starting kube-apiserver"):
+        port = processes.free_port()
+        server = f"https://127.0.0.1:{port}"
+        apiserver = processes.start(
+            "kube-apiserver",
+            [k8s.path("kube-apiserver"), f"--etcd-servers={etcd_url}",
+             "--advertise-address=127.0.0.1", "--bind-address=127.0.0.1", f"--secure-port={port}",
+             f"--tls-cert-file={creds.serving_cert}", f"--tls-private-key-file={creds.serving_key}",
+             f"--client-ca-file={creds.ca_cert}", f"--token-auth-file={creds.token_file}",
+             "--authorization-mode=Node,RBAC", "--service-cluster-ip-range=10.96.0.0/16",
+             "--allow-privileged=true", f"--cert-dir={state_dir / 'pki'}",
+             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+             f"--service-account-key-file={creds.service_account_pub}",
+             f"--service-account-signing-key-file={creds.service_account_key}",
+             "--profiling=false"],
+            log_dir=logs,
+        )  # fmt: skip
+        started["kube-apiserver"] = apiserver.pid
+        context = ssl.create_default_context(cafile=str(creds.ca_cert))
+        processes.wait_until(
+            lambda: _get(f"{server}/readyz", context=context) == b"ok",
+            what="waiting for kube-apiserver /readyz",
+            timeout_s=90,
+            watch=apiserver,
+            interval_s=0.25,
+        )
+        kubeconfig = state_dir / "kubeconfig"
+        kubeconfig.write_text(
+            pki.kubeconfig(server=server, ca_cert=creds.ca_cert, token=creds.admin_token)
+        )
+        kubeconfig.chmod(0o600)
+
+    with progress.step("starting kube-controller-manager, kube-scheduler and kwok"):
+        common = [f"--kubeconfig={kubeconfig}", f"--authentication-kubeconfig={kubeconfig}",
+                  f"--authorization-kubeconfig={kubeconfig}", "--leader-elect=false",
+                  "--bind-address=127.0.0.1"]  # fmt: skip
+        controllers = processes.start(
+            "kube-controller-manager",
+            [k8s.path("kube-controller-manager"), *common, f"--secure-port={processes.free_port()}",
+             f"--service-account-private-key-file={creds.service_account_key}",
+             f"--root-ca-file={creds.ca_cert}", "--use-service-account-credentials=false",
+             "--controllers=*,-nodeipam,-nodelifecycle,-service-lb-controller,-cloud-node-lifecycle",
+             "--concurrent-deployment-syncs=20", "--concurrent-replicaset-syncs=20",
+             "--kube-api-qps=200", "--kube-api-burst=400"],
+            log_dir=logs,
+        )  # fmt: skip
+        started["kube-controller-manager"] = controllers.pid
+        scheduler = processes.start(
+            "kube-scheduler",
+            [k8s.path("kube-scheduler"), *common, f"--secure-port={processes.free_port()}",
+             "--kube-api-qps=200", "--kube-api-burst=400"],
+            log_dir=logs,
+        )  # fmt: skip
+        started["kube-scheduler"] = scheduler.pid
+        stages = state_dir / "kwok-stages.yaml"
+        stages.write_text(
+            "\n---\n".join(
+                (toolchain.KWOK.out_dir / asset).read_text() for asset in toolchain.KWOK.assets
+            )
+        )
+        kwok = processes.start(
+            "kwok",
+            [toolchain.KWOK.path("kwok"), f"--kubeconfig={kubeconfig}", f"--config={stages}",
+             "--manage-all-nodes=true", "--node-lease-duration-seconds=40",
+             "--cidr=10.244.0.0/16", "--node-ip=10.244.0.1"],
+            log_dir=logs,
+        )  # fmt: skip
+        started["kwok"] = kwok.pid
+
+    kubectl = [str(k8s.path("kubectl")), f"--kubeconfig={kubeconfig}"]
+    with progress.step(f"creating {nodes} kwok nodes and waiting until they are Ready"):
+        subprocess.run(
+            [*kubectl, "apply", "-f", "-"],
+            input="\n---\n".join(_fake_node(f"kwok-node-{i}") for i in range(nodes)),
+            text=True,
+            check=True,
+            capture_output=True,
+        )
+        processes.wait_until(
+            lambda: _kubectl_ok(kubectl, "wait", "--for=condition=Ready", "node", "--all",
+                                "--timeout=5s"),
+            what="waiting for kwok nodes to be Ready",
+            timeout_s=90,
+            watch=kwok,
+        )  # fmt: skip
+        # Pods need the namespace's default ServiceAccount, made by the controller manager.
+        processes.wait_until(
+            lambda: _kubectl_ok(kubectl, "get", "serviceaccount", "default", "-n", "default"),
+            what="waiting for the default ServiceAccount",
+            timeout_s=60,
+            watch=controllers,
+        )
+
+    redis_url = ""
+    if redis:
+        with progress.step("starting redis-server"):
+            redis_url = _start_redis(logs, started)
+
+    bin_path = [str(k8s.out_dir)]
+    if with_helm:
+        bin_path.append(str(toolchain.HELM.out_dir))
+    return DevCluster(
+        state_dir=state_dir,
+        kubeconfig=kubeconfig,
+        server=server,
+        redis_url=redis_url,
+        bin_path=tuple(bin_path),
+        processes=dict(started),
+    )
+
+
+def _start_redis(logs: pathlib.Path, started: dict[str, int]) -> str:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not on PATH (Debian package: redis-server)")
+    port = processes.free_port()
+    redis = processes.start(
+        "redis",
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+         "--protected-mode", "yes", "--daemonize", "no"],
+        log_dir=logs,
+    )  # fmt: skip
+    started["redis"] = redis.pid
+    processes.wait_until(
+        lambda: _redis_ping(port), what="waiting for redis-server", timeout_s=20, watch=redis
+    )
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def _redis_ping(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+        sock.sendall(b"PING\r\n")
+        return sock.recv(16).startswith(b"+PONG")
+
+
+def _get(url: str, *, context: ssl.SSLContext | None = None) -> bytes:
+    with urllib.request.urlopen(url, timeout=2, context=context) as response:
+        body: bytes = response.read()
+        return body
+
+
+def _kubectl_ok(kubectl: list[str], *args: str) -> bool:
+    return subprocess.run([*kubectl, *args], capture_output=True).returncode == 0
+
+
+def _fake_node(name: str) -> str:
+    """A Node that kwok manages: ready, schedulable, with room for many pods."""
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "annotations": {"kwok.x-k8s.io/node": "fake"},
+                "labels": {
+                    "kubernetes.io/hostname": name,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                    "type": "kwok",
+                },
+            },
+            "status": {
+                "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "1000"},
+                "capacity": {"cpu": "64", "memory": "256Gi", "pods": "1000"},
+            },
+        }
+    )

@@ -1,0 +1,196 @@
+"""Builds the control-plane binaries from the Go module proxy, through wrapper modules in `tools/`.
+
+Each wrapper module (`tools/<name>/go.mod` + `go.sum`) pins one upstream module; its version is
+read from there, so go.mod is the single place to bump it. Binaries land in
+`~/.cache/tiers/bin/<name>-<version>/` and are rebuilt only when that version changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+
+from tiers.devenv import paths, progress
+
+
+@dataclasses.dataclass(frozen=True)
+class GoTool:
+    """Binaries built from one wrapper module under `tools/`."""
+
+    name: str
+    module: str
+    binaries: tuple[tuple[str, str], ...]
+    """(output file name, main package import path) pairs."""
+    ldflags: tuple[str, ...] = ()
+    """-X flags; `{version}`, `{major}` and `{minor}` are filled in from the pinned version."""
+    assets: tuple[str, ...] = ()
+    """Files copied out of the module's source (e.g. kwok's stage definitions)."""
+
+    @property
+    def module_dir(self) -> pathlib.Path:
+        return paths.repo_root() / "tools" / self.name
+
+    @property
+    def version(self) -> str:
+        return pinned_version(self.module_dir / "go.mod", self.module)
+
+    @property
+    def out_dir(self) -> pathlib.Path:
+        return paths.cache_dir() / "bin" / f"{self.name}-{self.version}"
+
+    def path(self, binary: str) -> pathlib.Path:
+        return self.out_dir / binary
+
+
+def pinned_version(go_mod: pathlib.Path, module: str) -> str:
+    """The version a go.mod requires of `module` (a `replace` to another version wins)."""
+    text = go_mod.read_text()
+    replaced = re.search(rf"^\s*{re.escape(module)}\s*=>\s*\S+\s+(v\S+)", text, re.MULTILINE)
+    if replaced:
+        return replaced.group(1)
+    required = re.search(rf"^\s*(?:require\s+)?{re.escape(module)}\s+(v\S+)", text, re.MULTILINE)
+    if not required:
+        raise ValueError(f"{go_mod} does not require {module}")
+    return required.group(1)
+
+
+_K8S_VERSION_FLAGS = (
+    *(
+        f"-X {package}.{key}={value}"
+        for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+        for key, value in (
+            ("gitVersion", "{version}"),
+            ("gitMajor", "{major}"),
+            ("gitMinor", "{minor}"),
+        )
+    ),
+    "-X k8s.io/component-base/version.gitTreeState=clean",
+)
+
+KUBERNETES = GoTool(
+    name="k8s",
+    module="k8s.io/kubernetes",
+    binaries=tuple(
+        (binary, f"k8s.io/kubernetes/cmd/{binary}")
+        for binary in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+    ),
+    ldflags=_K8S_VERSION_FLAGS,
+)
+ETCD = GoTool(
+    name="etcd",
+    module="go.etcd.io/etcd/server/v3",
+    binaries=(("etcd", "go.etcd.io/etcd/server/v3"),),
+)
+KWOK = GoTool(
+    name="kwok",
+    module="sigs.k8s.io/kwok",
+    binaries=(("kwok", "sigs.k8s.io/kwok/cmd/kwok"),),
+    assets=tuple(
+        f"kustomize/stage/{stage}.yaml"
+        for stage in (
+            "node/fast/node-initialize",
+            "node/heartbeat-with-lease/node-heartbeat-with-lease",
+            "pod/fast/pod-ready",
+            "pod/fast/pod-complete",
+            "pod/fast/pod-delete",
+        )
+    ),
+)
+HELM = GoTool(
+    name="helm",
+    module="helm.sh/helm/v3",
+    binaries=(("helm", "helm.sh/helm/v3/cmd/helm"),),
+    ldflags=("-X helm.sh/helm/v3/internal/version.version={version}",),
+)
+
+CONTROL_PLANE: tuple[GoTool, ...] = (ETCD, KUBERNETES, KWOK)
+ALL: tuple[GoTool, ...] = (*CONTROL_PLANE, HELM)
+
+_DONE_MARKER = ".complete"
+
+
+def is_built(tool: GoTool) -> bool:
+    return (tool.out_dir / _DONE_MARKER).exists()
+
+
+def ensure_built(tool: GoTool) -> pathlib.Path:
+    """Builds the tool unless this version is already in the cache; returns its folder."""
+    if is_built(tool):
+        return tool.out_dir
+    go = shutil.which("go")
+    if go is None:
+        raise RuntimeError("go is not on PATH: install Go 1.26 to build the local control plane")
+    staging = tool.out_dir.with_name(tool.out_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    env = {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"}
+    packages = [package for _, package in tool.binaries]
+    names = ", ".join(binary for binary, _ in tool.binaries)
+    with progress.step(f"fetching modules for {tool.module} {tool.version}"):
+        _run([go, "mod", "download"], cwd=tool.module_dir, env=env)
+        total = len(_run([go, "list", "-deps", *packages], cwd=tool.module_dir, env=env).split())
+    with progress.step(f"building {names} {tool.version}", total=total) as step:
+        for binary, package in tool.binaries:
+            _go_build(go, tool, package, staging / binary, env, step)
+    for asset in tool.assets:
+        source_root = _run(
+            [go, "list", "-m", "-f", "{{.Dir}}", tool.module], cwd=tool.module_dir, env=env
+        ).strip()
+        target = staging / asset
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(pathlib.Path(source_root) / asset, target)
+    (staging / _DONE_MARKER).write_text(tool.version + "\n")
+    shutil.rmtree(tool.out_dir, ignore_errors=True)
+    staging.rename(tool.out_dir)
+    return tool.out_dir
+
+
+def _ldflags(tool: GoTool) -> str:
+    major, minor = [*tool.version.lstrip("v").split("."), "0"][:2]
+    filled = [flag.format(version=tool.version, major=major, minor=minor) for flag in tool.ldflags]
+    return " ".join(["-s", "-w", *filled])
+
+
+def _go_build(
+    go: str,
+    tool: GoTool,
+    package: str,
+    output: pathlib.Path,
+    env: dict[str, str],
+    step: progress.Step,
+) -> None:
+    """`go build -v`, counting the packages it compiles as they are printed."""
+    command = [
+        go,
+        "build",
+        "-v",
+        "-trimpath",
+        "-ldflags",
+        _ldflags(tool),
+        "-o",
+        str(output),
+        package,
+    ]
+    tail: list[str] = []
+    with subprocess.Popen(
+        command, cwd=tool.module_dir, env=env, stderr=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stderr is not None
+        for line in process.stderr:
+            line = line.rstrip()
+            tail = [*tail[-40:], line]
+            if line and not line.startswith(("go: ", "#")) and " " not in line:
+                step.advance(detail=line[-60:])
+    if process.returncode != 0:
+        raise RuntimeError(f"go build {package} failed:\n" + "\n".join(tail))
+
+
+def _run(command: list[str], *, cwd: pathlib.Path, env: dict[str, str]) -> str:
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed in {cwd}:\n{result.stderr[-4000:]}")
+    return result.stdout

@@ -1,0 +1,18 @@
+"""Reconciles StreamPipeline: validates the spec and reports its state through conditions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from tiers.api import kinds
+from tiers.operator import reconciliation, triggers
+
+KIND = kinds.STREAM_PIPELINE
+PENDING = "topics and the streaming job are not deployed by this operator version yet"
+
+
+@triggers.reconciler(KIND)
+async def reconcile_stream_pipeline(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    reconciliation.reconcile(KIND, body, patch, pending_message=PENDING)

@@ -1,0 +1,64 @@
+"""The status a reconcile computes, without a cluster."""
+
+import datetime
+
+from tiers import api
+from tiers.operator import reconciliation
+
+NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+LATER = NOW + datetime.timedelta(hours=1)
+
+
+def endpoint(generation: int = 3, **spec: object) -> dict:
+    base = {"model": "m", "backends": [{"name": "a", "provider": "openai", "model": "m"}]}
+    return {"metadata": {"name": "chat", "generation": generation}, "spec": {**base, **spec}}
+
+
+def test_a_valid_spec_is_reconciling_at_its_generation() -> None:
+    status = reconciliation.desired_status(
+        api.REALTIME_ENDPOINT, endpoint(), pending_message="pending", now=NOW
+    )
+    assert status["observedGeneration"] == 3
+    (ready,) = status["conditions"]
+    assert (ready["type"], ready["status"], ready["reason"]) == ("Ready", "Unknown", "Reconciling")
+
+
+def test_batch_jobs_report_succeeded_not_ready() -> None:
+    job = {
+        "metadata": {"generation": 1},
+        "spec": {
+            "engine": "spark",
+            "input": {"uri": "file:///in"},
+            "output": {"uri": "file:///out"},
+            "model": {"endpointRef": {"name": "chat"}, "prompt": "{text}"},
+        },
+    }
+    status = reconciliation.desired_status(api.BATCH_JOB, job, pending_message="p", now=NOW)
+    assert [c["type"] for c in status["conditions"]] == ["Succeeded"]
+
+
+def test_a_spec_the_apiserver_let_through_but_the_model_refuses_is_reported() -> None:
+    # Objects stored before a schema tightened are still read: the error names the field.
+    status = reconciliation.desired_status(
+        api.REALTIME_ENDPOINT, endpoint(replicas=0), pending_message="p", now=NOW
+    )
+    (ready,) = status["conditions"]
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert ready["message"].startswith("spec.replicas:")
+
+
+def test_reconciling_twice_changes_nothing() -> None:
+    obj = endpoint()
+    first = reconciliation.desired_status(api.REALTIME_ENDPOINT, obj, pending_message="p", now=NOW)
+    obj["status"] = first
+    second = reconciliation.desired_status(
+        api.REALTIME_ENDPOINT, obj, pending_message="p", now=LATER
+    )
+    assert second == first
+
+
+def test_nested_error_locations_read_like_field_paths() -> None:
+    spec = endpoint()["spec"]
+    spec["backends"][0]["weight"] = 0
+    message = reconciliation.spec_error(api.REALTIME_ENDPOINT, spec)
+    assert message is not None and message.startswith("spec.backends[0].weight:")
