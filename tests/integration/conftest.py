@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -118,12 +119,8 @@ def operator(
 
 @pytest.fixture
 def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = (
-        "t-"
-        + request.node.name.lower().replace("_", "-")[:40].strip("-")
-        + f"-{os.getpid() % 1000}"
-    )
-    name = "".join(c if c.isalnum() or c == "-" else "-" for c in name).strip("-")[:60]
+    words = "".join(c if c.isalnum() else "-" for c in request.node.name.lower().removeprefix("test_"))
+    name = f"t-{words[:40].strip('-')}-{uuid.uuid4().hex[:6]}"
     kubectl.run("create", "namespace", name)
     yield name
     kubectl.run("delete", "namespace", name, "--wait=false", check=False)

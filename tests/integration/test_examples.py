@@ -66,7 +66,7 @@ def test_printer_columns_show_readiness_and_cost(
         what="the Ready column",
     )
     header = kubectl.run("get", "rte", "-n", namespace).stdout.splitlines()[0].split()
-    assert header[:5] == ["NAME", "READY", "URL", "P95MS", "COST/REQ"]
+    assert header[:5] == ["NAME", "READY", "URL", "P95", "COST/REQ"]
 
 
 def test_a_spec_change_is_observed_at_its_new_generation(

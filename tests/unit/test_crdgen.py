@@ -83,7 +83,7 @@ def test_status_is_a_subresource_with_printer_columns() -> None:
     version = crdgen.render_crd(api.REALTIME_ENDPOINT)["spec"]["versions"][0]
     assert version["subresources"] == {"status": {}}
     columns = {column["name"]: column["jsonPath"] for column in version["additionalPrinterColumns"]}
-    assert columns["P95ms"] == ".status.latency.p95Ms"
+    assert columns["P95"] == ".status.latency.p95Ms"
     assert columns["Cost/req"] == ".status.cost.perRequestUSD"
 
 

@@ -53,7 +53,7 @@ REALTIME_ENDPOINT = Kind(
     columns=(
         PrinterColumn("Ready", READY),
         PrinterColumn("URL", ".status.url"),
-        PrinterColumn("P95ms", ".status.latency.p95Ms", "integer"),
+        PrinterColumn("P95", ".status.latency.p95Ms", "integer"),
         PrinterColumn("Cost/req", ".status.cost.perRequestUSD"),
         PrinterColumn("Model", ".spec.model", priority=1),
         AGE,
@@ -70,7 +70,7 @@ STREAM_PIPELINE = Kind(
         PrinterColumn("Ready", READY),
         PrinterColumn("Lag", ".status.lag", "integer"),
         PrinterColumn("Events/s", ".status.throughput.eventsPerSecond", "integer"),
-        PrinterColumn("P95ms", ".status.latency.p95Ms", "integer"),
+        PrinterColumn("P95", ".status.latency.p95Ms", "integer"),
         PrinterColumn("Cost/event", ".status.cost.perEventUSD"),
         PrinterColumn("Input", ".spec.topics.input.name", priority=1),
         AGE,

@@ -176,6 +176,14 @@ def _start(
              "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
              f"--service-account-key-file={creds.service_account_pub}",
              f"--service-account-signing-key-file={creds.service_account_key}",
+             # The aggregation layer's CA, so controllers find it in their authentication config.
+             f"--requestheader-client-ca-file={creds.ca_cert}",
+             "--requestheader-allowed-names=front-proxy-client",
+             "--requestheader-username-headers=X-Remote-User",
+             "--requestheader-group-headers=X-Remote-Group",
+             "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+             # The `kubernetes` Service cannot point at a loopback address; nothing here needs it.
+             "--endpoint-reconciler-type=none",
              "--profiling=false"],
             log_dir=logs,
         )  # fmt: skip
@@ -203,7 +211,7 @@ def _start(
             [k8s.path("kube-controller-manager"), *common, f"--secure-port={processes.free_port()}",
              f"--service-account-private-key-file={creds.service_account_key}",
              f"--root-ca-file={creds.ca_cert}", "--use-service-account-credentials=false",
-             "--controllers=*,-nodeipam,-nodelifecycle,-service-lb-controller,-cloud-node-lifecycle",
+             "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle",
              "--concurrent-deployment-syncs=20", "--concurrent-replicaset-syncs=20",
              "--kube-api-qps=200", "--kube-api-burst=400"],
             log_dir=logs,

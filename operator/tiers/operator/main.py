@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 
 import kopf
 
@@ -21,10 +20,6 @@ def run(
     verbose: bool = False,
 ) -> None:
     """Blocks until the operator is stopped (SIGINT/SIGTERM). Watches all namespaces unless told."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s [%(name)s] %(message)s",
-    )
     kopf.configure(verbose=verbose)
     metrics.serve(metrics_port)
     asyncio.run(
