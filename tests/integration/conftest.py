@@ -119,7 +119,9 @@ def operator(
 
 @pytest.fixture
 def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
-    words = "".join(c if c.isalnum() else "-" for c in request.node.name.lower().removeprefix("test_"))
+    words = "".join(
+        c if c.isalnum() else "-" for c in request.node.name.lower().removeprefix("test_")
+    )
     name = f"t-{words[:40].strip('-')}-{uuid.uuid4().hex[:6]}"
     kubectl.run("create", "namespace", name)
     yield name

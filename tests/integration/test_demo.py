@@ -10,7 +10,14 @@ import sys
 
 def test_demo_prints_the_three_resources_with_conditions(tmp_path: pathlib.Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "tiers.devenv.demo", "--once", "--state-dir", str(tmp_path / "demo")],
+        [
+            sys.executable,
+            "-m",
+            "tiers.devenv.demo",
+            "--once",
+            "--state-dir",
+            str(tmp_path / "demo"),
+        ],
         capture_output=True,
         text=True,
         timeout=400,
