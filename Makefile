@@ -17,16 +17,20 @@ $(VENV)/.installed: pyproject.toml
 system-deps:  ## Debian packages the dev environment runs (redis-server, openssl)
 	bash tools/install-system-deps.sh
 
-build: install  ## the local control plane's binaries, from the Go module proxy (cached)
-	$(PY) -m tiers.cli dev build --no-helm
+build: install  ## the local control plane's binaries and helm, from the Go module proxy (cached)
+	$(PY) -m tiers.cli dev build
 
-crds: install  ## regenerate crds/ from tiers.api
-	$(PY) -m tiers.api.crdgen crds
+# Files generated from tiers.api: the CRDs, the chart's copies of them, the chart's values schema.
+GENERATED := crds/ charts/tiers/templates/crds/ charts/tiers/values.schema.json
+
+crds: install  ## regenerate crds/, the chart's CRD templates and its values schema from tiers.api
+	$(PY) -m tiers.api.crdgen crds --chart charts/tiers
+	$(PY) -m tiers.api.chartvalues charts/tiers/values.schema.json
 
 verify: crds  ## fail when generated files drift from their sources
-	@if [ -n "$$(git status --porcelain -- crds/)" ]; then \
-	  git --no-pager diff --stat -- crds/; \
-	  echo "crds/ drifted from tiers.api: run 'make crds' and commit the result"; exit 1; fi
+	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
+	  git status --short -- $(GENERATED); \
+	  echo "generated files drifted from tiers.api: run 'make crds' and commit the result"; exit 1; fi
 
 lint: install
 	$(VENV)/bin/ruff check $(SRC)

@@ -18,9 +18,11 @@ import pytest
 
 from tiers import devenv
 from tiers.devenv import processes
+from tiers.devenv import redis_server as redis_server_module
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-_LOGS: list[pathlib.Path] = []
+_LOGS: list[pathlib.Path] = []  # the session's control plane and operator
+_TEST_LOGS: dict[str, list[pathlib.Path]] = {}  # by test id: what the test started itself
 
 
 @pytest.fixture(scope="session")
@@ -118,6 +120,56 @@ def operator(
 
 
 @pytest.fixture
+def redis_server(
+    tmp_path: pathlib.Path, request: pytest.FixtureRequest
+) -> Iterator[redis_server_module.RedisServer]:
+    """A redis-server of the test's own, so a test may stop it."""
+    server = redis_server_module.start(tmp_path / "logs")
+    _TEST_LOGS.setdefault(request.node.nodeid, []).append(server.process.log)
+    yield server
+    server.stop()
+
+
+class Processes:
+    """Starts `python -m <module> ...` services for one test and stops them after it."""
+
+    def __init__(self, log_dir: pathlib.Path, logs: list[pathlib.Path]) -> None:
+        self.log_dir = log_dir
+        self.logs = logs
+        self.started: list[processes.Started] = []
+
+    def start(self, name: str, module: str, *args: str, health_path: str = "/healthz") -> str:
+        """Starts the module with `--port <free port>` and returns its base URL once healthy."""
+        port = processes.free_port()
+        started = processes.start(
+            name,
+            [sys.executable, "-m", module, "--port", str(port), *args],
+            log_dir=self.log_dir,
+        )
+        self.started.append(started)
+        self.logs.append(started.log)
+        url = f"http://127.0.0.1:{port}"
+        processes.wait_until(
+            lambda: _http_ok(url + health_path),
+            what=f"waiting for {name}",
+            timeout_s=30,
+            watch=started,
+        )
+        return url
+
+    def stop_all(self) -> None:
+        for started in reversed(self.started):
+            processes.stop(started.pid, grace_s=5)
+
+
+@pytest.fixture
+def services(tmp_path: pathlib.Path, request: pytest.FixtureRequest) -> Iterator[Processes]:
+    running = Processes(tmp_path / "logs", _TEST_LOGS.setdefault(request.node.nodeid, []))
+    yield running
+    running.stop_all()
+
+
+@pytest.fixture
 def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
     words = "".join(
         c if c.isalnum() else "-" for c in request.node.name.lower().removeprefix("test_")
@@ -150,7 +202,10 @@ def _http_ok(url: str) -> bool:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
-    if report.failed and _LOGS:
-        tails = "\n".join(f"--- {log.name} ---\n{processes.tail(log, 25)}" for log in _LOGS)
+    logs = _TEST_LOGS.get(item.nodeid, [])
+    if "dev_cluster" in getattr(item, "fixturenames", ()):
+        logs = [*_LOGS, *logs]
+    if report.failed and logs:
+        tails = "\n".join(f"--- {log.name} ---\n{processes.tail(log, 25)}" for log in logs)
         report.sections.append(("component logs (tail)", tails))
     return report

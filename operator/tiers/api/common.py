@@ -86,7 +86,7 @@ Provider = Literal["openai", "azure-openai", "openai-compatible"]
 
 
 class Backend(Model):
-    """One upstream model server. Backends are tried in order; weights split traffic among peers."""
+    """One upstream model server: the lowest priority serves, higher ones are fallbacks."""
 
     model_config = pydantic.ConfigDict(
         json_schema_extra=validations(
@@ -132,8 +132,14 @@ class Backend(Model):
         alias="apiKeySecretRef",
         description="Secret key holding the upstream API key.",
     )
+    priority: int = pydantic.Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="Lower is preferred; higher priorities are fallbacks, tried in order.",
+    )
     weight: int = pydantic.Field(
-        default=1, ge=1, le=100, description="Share of traffic among backends of equal order."
+        default=1, ge=1, le=100, description="Share of traffic among backends of equal priority."
     )
     timeout_ms: int = pydantic.Field(
         default=30000, ge=100, le=600000, description="Upstream request timeout in milliseconds."

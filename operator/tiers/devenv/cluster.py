@@ -11,12 +11,11 @@ import dataclasses
 import json
 import pathlib
 import shutil
-import socket
 import ssl
 import subprocess
 import urllib.request
 
-from tiers.devenv import paths, pki, processes, progress, toolchain
+from tiers.devenv import paths, pki, processes, progress, redis_server, toolchain
 
 STATE_FILE = "state.json"
 
@@ -266,7 +265,9 @@ def _start(
     redis_url = ""
     if redis:
         with progress.step("starting redis-server"):
-            redis_url = _start_redis(logs, started)
+            cache = redis_server.start(logs)
+            started["redis"] = cache.process.pid
+            redis_url = cache.url
 
     bin_path = [str(k8s.out_dir)]
     if with_helm:
@@ -279,30 +280,6 @@ def _start(
         bin_path=tuple(bin_path),
         processes=dict(started),
     )
-
-
-def _start_redis(logs: pathlib.Path, started: dict[str, int]) -> str:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is not on PATH (Debian package: redis-server)")
-    port = processes.free_port()
-    redis = processes.start(
-        "redis",
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--protected-mode", "yes", "--daemonize", "no"],
-        log_dir=logs,
-    )  # fmt: skip
-    started["redis"] = redis.pid
-    processes.wait_until(
-        lambda: _redis_ping(port), what="waiting for redis-server", timeout_s=20, watch=redis
-    )
-    return f"redis://127.0.0.1:{port}/0"
-
-
-def _redis_ping(port: int) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-        sock.sendall(b"PING\r\n")
-        return sock.recv(16).startswith(b"+PONG")
 
 
 def _get(url: str, *, context: ssl.SSLContext | None = None) -> bytes:

@@ -1,0 +1,282 @@
+"""The values of the Helm chart `charts/tiers/` as a typed model, and the generator of its schema.
+
+`python -m tiers.api.chartvalues charts/tiers/values.schema.json` writes the JSON Schema that Helm
+checks every install and upgrade against (`make crds` runs it; `make verify` fails on drift). The
+hand-written, commented `values.yaml` must validate against `Values`, and each of its comments must
+say what the field's description here says: `tests/unit/test_chart.py` checks both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import pydantic
+
+from tiers.api import common
+
+JSON = dict[str, Any]
+
+# A Kubernetes quantity as values files write it: "100m", "128Mi", or a bare number of cores.
+Quantity = str | int
+
+
+def _quantities(**quantities: Quantity) -> dict[str, Quantity]:
+    return quantities
+
+
+# The models share the CRD models' conventions: camelCase keys, and an unknown key is an error
+# (a misspelt value would otherwise be ignored without a word).
+class Crds(common.Model):
+    enabled: bool = pydantic.Field(
+        default=True,
+        description=(
+            "Install and upgrade the CustomResourceDefinitions with the release. Turn it off when"
+            " they are managed elsewhere (e.g. applied from crds/ with kubectl)."
+        ),
+    )
+    keep: bool = pydantic.Field(
+        default=True,
+        description=(
+            "Keep the CRDs when the release is uninstalled: deleting a CRD deletes every"
+            " RealtimeEndpoint, StreamPipeline and BatchJob in the cluster."
+        ),
+    )
+
+
+class Image(common.Model):
+    repository: str = pydantic.Field(
+        default="tiers",
+        min_length=1,
+        description=(
+            "Image of the operator, built from the Dockerfile at the repository's root (no image"
+            " is published: push it to your registry, or `kind load docker-image tiers:0.1.0`)."
+        ),
+    )
+    tag: str = pydantic.Field(
+        default="", description="Image tag; empty means the chart's appVersion."
+    )
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = pydantic.Field(
+        default="IfNotPresent", description="When the kubelet pulls the image."
+    )
+
+
+class LocalObjectReference(common.Model):
+    name: str = pydantic.Field(
+        min_length=1, description="Name of a Secret in the release namespace."
+    )
+
+
+class ServiceAccount(common.Model):
+    create: bool = pydantic.Field(
+        default=True, description="Create the ServiceAccount the operator runs as."
+    )
+    name: str = pydantic.Field(
+        default="",
+        description=(
+            "Name of the ServiceAccount; empty means the release's full name. Set it to use an"
+            " existing one when create is false."
+        ),
+    )
+    annotations: dict[str, str] = pydantic.Field(
+        default_factory=dict,
+        description="Annotations of the ServiceAccount (e.g. for a cloud workload identity).",
+    )
+
+
+class Rbac(common.Model):
+    create: bool = pydantic.Field(
+        default=True,
+        description=(
+            "Create the ClusterRole and ClusterRoleBinding the operator needs: exactly the verbs it"
+            " uses on the three kinds and on the objects it makes of them."
+        ),
+    )
+
+
+class Resources(common.Model):
+    requests: dict[str, Quantity] = pydantic.Field(
+        default_factory=lambda: _quantities(cpu="100m", memory="128Mi"),
+        description="What the scheduler reserves for the operator.",
+    )
+    limits: dict[str, Quantity] = pydantic.Field(
+        default_factory=lambda: _quantities(cpu="1", memory="512Mi"),
+        description=(
+            "The most the operator may use; it stays under 250 MB of memory with 1,000 objects."
+        ),
+    )
+
+
+class Toleration(common.Model):
+    key: str = pydantic.Field(default="", description="Taint key; empty matches every key.")
+    operator: Literal["Exists", "Equal"] = pydantic.Field(
+        default="Equal", description="How the value is compared."
+    )
+    value: str = pydantic.Field(default="", description="Taint value, for operator Equal.")
+    effect: Literal["", "NoSchedule", "PreferNoSchedule", "NoExecute"] = pydantic.Field(
+        default="", description="Taint effect; empty matches every effect."
+    )
+    toleration_seconds: int | None = pydantic.Field(
+        default=None, ge=0, description="How long a NoExecute taint is tolerated."
+    )
+
+
+class Affinity(common.Model):
+    """Kubernetes' own Affinity: its three parts pass through to the pod as they are written."""
+
+    node_affinity: dict[str, Any] = pydantic.Field(
+        default_factory=dict, description="Nodes the pod prefers or requires."
+    )
+    pod_affinity: dict[str, Any] = pydantic.Field(
+        default_factory=dict, description="Pods the pod is scheduled near."
+    )
+    pod_anti_affinity: dict[str, Any] = pydantic.Field(
+        default_factory=dict, description="Pods the pod is scheduled away from."
+    )
+
+
+class MetricsService(common.Model):
+    enabled: bool = pydantic.Field(
+        default=True, description="Create a ClusterIP Service in front of the metrics port."
+    )
+    port: int = pydantic.Field(
+        default=9090, ge=1, le=65535, description="Port of the metrics Service."
+    )
+
+
+class ServiceMonitor(common.Model):
+    enabled: bool = pydantic.Field(
+        default=False,
+        description=(
+            "Create a Prometheus Operator ServiceMonitor (needs its CRDs and metrics.service)."
+        ),
+    )
+    interval: str = pydantic.Field(
+        default="30s", pattern=r"^[0-9]+(ms|s|m|h)$", description="How often Prometheus scrapes."
+    )
+    labels: dict[str, str] = pydantic.Field(
+        default_factory=dict,
+        description="Extra labels of the ServiceMonitor, for the Prometheus that selects it.",
+    )
+
+
+class Metrics(common.Model):
+    service: MetricsService = pydantic.Field(
+        default_factory=MetricsService,
+        description="The operator serves Prometheus metrics on /metrics, port 9090.",
+    )
+    service_monitor: ServiceMonitor = pydantic.Field(
+        default_factory=ServiceMonitor,
+        description="Scraping by the Prometheus Operator.",
+    )
+
+
+class Values(common.Model):
+    """Values of the Tiers Helm chart."""
+
+    crds: Crds = pydantic.Field(
+        default_factory=Crds,
+        description=(
+            "The CustomResourceDefinitions of RealtimeEndpoint, StreamPipeline and BatchJob."
+        ),
+    )
+    name_override: str = pydantic.Field(
+        default="", description="Replaces the chart's name in the names of the objects."
+    )
+    fullname_override: str = pydantic.Field(
+        default="", description="Replaces the whole name of the objects (release and chart name)."
+    )
+    replica_count: int = pydantic.Field(
+        default=1,
+        ge=0,
+        le=1,
+        description=(
+            "Operator pods: 1 runs it, 0 pauses it. kopf has no leader election, so a second"
+            " replica would reconcile every object twice."
+        ),
+    )
+    image: Image = pydantic.Field(default_factory=Image, description="The operator's image.")
+    image_pull_secrets: list[LocalObjectReference] = pydantic.Field(
+        default_factory=list, description="Secrets with credentials for the image's registry."
+    )
+    service_account: ServiceAccount = pydantic.Field(
+        default_factory=ServiceAccount, description="The identity the operator runs as."
+    )
+    rbac: Rbac = pydantic.Field(default_factory=Rbac, description="Cluster-wide permissions.")
+    resources: Resources = pydantic.Field(
+        default_factory=Resources, description="CPU and memory of the operator's container."
+    )
+    pod_annotations: dict[str, str] = pydantic.Field(
+        default_factory=dict, description="Annotations of the operator's pod."
+    )
+    pod_labels: dict[str, str] = pydantic.Field(
+        default_factory=dict, description="Extra labels of the operator's pod."
+    )
+    node_selector: dict[str, str] = pydantic.Field(
+        default_factory=dict, description="Node labels the operator's pod must be scheduled on."
+    )
+    tolerations: list[Toleration] = pydantic.Field(
+        default_factory=list, description="Taints the operator's pod tolerates."
+    )
+    affinity: Affinity = pydantic.Field(
+        default_factory=Affinity,
+        description="Node and pod affinity of the operator's pod, as Kubernetes spells it.",
+    )
+    metrics: Metrics = pydantic.Field(
+        default_factory=Metrics, description="Prometheus metrics of the operator."
+    )
+
+
+SCHEMA_DIALECT = "http://json-schema.org/draft-07/schema#"
+GENERATED = "GENERATED by `python -m tiers.api.chartvalues` from tiers.api; do not edit by hand."
+
+
+def render_schema() -> JSON:
+    """The values schema: references inlined, titles dropped; a closed object at every level."""
+    schema = Values.model_json_schema(by_alias=True, mode="validation")
+    definitions: Mapping[str, JSON] = schema.pop("$defs", {})
+    return {"$schema": SCHEMA_DIALECT, "$comment": GENERATED, **_inline(schema, definitions)}
+
+
+def _inline(node: Any, definitions: Mapping[str, JSON]) -> Any:
+    if isinstance(node, list):
+        return [_inline(item, definitions) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = definitions[node["$ref"].rsplit("/", 1)[-1]]
+        # Keys beside the reference (the field's own description and default) win over the model's.
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    out: JSON = {}
+    for key, value in node.items():
+        if key == "properties":
+            out[key] = {name: _inline(sub, definitions) for name, sub in value.items()}
+        elif key == "default":
+            out[key] = value
+        elif key != "title":
+            out[key] = _inline(value, definitions)
+    return out
+
+
+def render_file() -> str:
+    return json.dumps(render_schema(), indent=2) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "path",
+        type=pathlib.Path,
+        nargs="?",
+        default=pathlib.Path("charts/tiers/values.schema.json"),
+    )
+    args = parser.parse_args(argv)
+    args.path.write_text(render_file())
+    print(f"wrote {args.path}")
+
+
+if __name__ == "__main__":
+    main()

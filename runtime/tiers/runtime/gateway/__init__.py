@@ -1,0 +1,11 @@
+"""The realtime gateway: an OpenAI-compatible ASGI app with auth, rate limits, a Redis-backed
+cache with an in-process L1 and single-flight, retries, fallbacks, a circuit breaker and cost.
+
+The operator renders a `GatewayConfig` into each RealtimeEndpoint's ConfigMap; the gateway pod
+runs `python -m tiers.runtime.gateway --config <file>`.
+"""
+
+from tiers.runtime.gateway.app import Gateway
+from tiers.runtime.gateway.config import BackendConfig, GatewayConfig
+
+__all__ = ["BackendConfig", "Gateway", "GatewayConfig"]

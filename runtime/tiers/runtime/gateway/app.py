@@ -1,0 +1,159 @@
+"""The gateway as an ASGI application: routes, auth, errors and metrics around `calls`.
+
+`Gateway(config)` is served by uvicorn (see `server`); its clients to Redis and the backends are
+opened at ASGI startup and closed at shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import aiohttp
+import orjson
+import redis.asyncio as aioredis
+
+from tiers.runtime.gateway import (
+    asgi,
+    auth,
+    availability,
+    cache,
+    calls,
+    config,
+    errors,
+    metrics,
+    ratelimit,
+    requests,
+    upstream,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    def __init__(self, settings: config.GatewayConfig) -> None:
+        self.settings = settings
+        self.keys = auth.KeyRing.from_dir(settings.api_keys_dir)
+        self._redis: aioredis.Redis | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._calls: calls.ModelCalls | None = None
+        self.redis = availability.Availability("redis", configured=bool(settings.redis_url))
+        self._models = orjson.dumps(
+            {
+                "object": "list",
+                "data": [
+                    {"id": model, "object": "model", "created": 0, "owned_by": "tiers"}
+                    for model in self._served_models()
+                ],
+            }
+        )
+
+    def _served_models(self) -> list[str]:
+        if self.settings.model is not None:
+            return [self.settings.model]
+        return sorted({b.model for b in self.settings.backends if b.model != "*"})
+
+    async def startup(self) -> None:
+        if self.settings.redis_url:
+            self._redis = aioredis.Redis.from_url(
+                self.settings.redis_url,
+                socket_timeout=0.5,
+                socket_connect_timeout=0.5,
+                health_check_interval=0,
+                retry_on_timeout=False,
+            )
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ttl_dns_cache=300)
+        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        self._calls = calls.ModelCalls(
+            self.settings,
+            limiter=ratelimit.RateLimiter(
+                self.settings.rate_limits, self._redis, self.redis, endpoint=self.settings.endpoint
+            ),
+            responses=cache.ResponseCache(self.settings.cache, self._redis, self.redis),
+            backends=upstream.Backends(self.settings, self._session),
+        )
+
+    async def shutdown(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        path, method = scope["path"], scope["method"]
+        route = requests.ROUTES.get(path.encode())
+        if route is not None and method == "POST":
+            await self._model_call(route, scope, receive, send)
+        elif path in ("/healthz", "/readyz") and method == "GET":
+            await asgi.send_bytes(send, 200, self._health())
+        elif path == "/v1/models" and method == "GET":
+            await asgi.send_bytes(send, 200, self._models)
+        elif path == "/metrics" and method == "GET":
+            await asgi.send_bytes(
+                send, 200, metrics.exposition(), content_type=b"text/plain; version=0.0.4"
+            )
+        else:
+            await asgi.send_error(
+                send, errors.GatewayError(404, f"No route {method} {path}.", code="not_found")
+            )
+
+    async def _model_call(
+        self, route: requests.Route, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send
+    ) -> None:
+        started = time.perf_counter()
+        assert self._calls is not None, "the ASGI lifespan startup did not run"
+        status, label = 500, "none"
+        try:
+            tenant = self.keys.tenant(asgi.header(scope, b"authorization"))
+            if tenant is None:
+                raise errors.unauthorized()
+            body = await asgi.read_body(receive, limit=self.settings.max_body_bytes)
+            outcome = await self._calls.handle(requests.parse(route, body), tenant, send)
+            status, label = outcome.status, outcome.cache
+            _record_spend(outcome)
+        except errors.GatewayError as error:
+            status = error.status
+            await asgi.send_error(send, error)
+        except ConnectionResetError:
+            status = 499
+        except Exception:
+            log.exception("unexpected error in %s", route)
+            await asgi.send_error(
+                send, errors.GatewayError(500, "Internal gateway error.", type="api_error")
+            )
+        finally:
+            metrics.REQUESTS.labels(route, str(status), label).inc()
+            metrics.LATENCY.labels(route, label).observe(time.perf_counter() - started)
+
+    def _health(self) -> bytes:
+        return orjson.dumps({"status": "ok", "redis": self.redis.state})
+
+    async def _lifespan(self, receive: asgi.Receive, send: asgi.Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as error:
+                    await send({"type": "lifespan.startup.failed", "message": str(error)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _record_spend(outcome: calls.Outcome) -> None:
+    usage = outcome.usage
+    if usage.prompt_tokens or usage.completion_tokens:
+        metrics.TOKENS.labels("prompt").inc(usage.prompt_tokens)
+        metrics.TOKENS.labels("cached").inc(usage.cached_tokens)
+        metrics.TOKENS.labels("completion").inc(usage.completion_tokens)
+        metrics.COST.inc(float(outcome.cost))

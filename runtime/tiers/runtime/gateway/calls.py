@@ -1,0 +1,186 @@
+"""One model call through the gateway: limits, cache, single-flight, backends, cost.
+
+The order is chosen so that the cheap checks come first and every path ends in exactly one
+response: requests-per-minute → cache (L1, Redis) → tokens-per-minute → one upstream call per
+distinct in-flight request → cache fill → cost from usage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import decimal
+import logging
+from typing import Any
+
+import orjson
+
+from tiers.runtime import pricing
+from tiers.runtime.gateway import (
+    asgi,
+    cache,
+    config,
+    errors,
+    metrics,
+    ratelimit,
+    requests,
+    singleflight,
+    sse,
+    upstream,
+)
+
+log = logging.getLogger(__name__)
+
+CACHE_HEADER = b"x-tiers-cache"
+COST_HEADER = b"x-tiers-cost-usd"
+BACKEND_HEADER = b"x-tiers-backend"
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What the caller records about one answered call."""
+
+    status: int
+    cache: str
+    usage: pricing.Usage
+    cost: decimal.Decimal
+
+
+class ModelCalls:
+    def __init__(
+        self,
+        settings: config.GatewayConfig,
+        *,
+        limiter: ratelimit.RateLimiter,
+        responses: cache.ResponseCache,
+        backends: upstream.Backends,
+    ) -> None:
+        self._settings = settings
+        self._limiter = limiter
+        self._cache = responses
+        self._backends = backends
+        self._flights: singleflight.SingleFlight[upstream.Reply] = singleflight.SingleFlight()
+        self._prices = settings.price_overrides()
+
+    async def handle(self, request: requests.ModelRequest, tenant: str, send: asgi.Send) -> Outcome:
+        if self._settings.model is not None and request.model != self._settings.model:
+            raise errors.model_not_found(request.model, self._settings.model)
+        await self._limiter.admit_requests(tenant)
+        key = cache.cache_key(self._settings.endpoint, tenant, request)
+        if self._cache.enabled:
+            cached, source = await self._cache.get(key)
+            if cached is not None:
+                await self._send_cached(request, cached, send)
+                return Outcome(200, "hit", pricing.Usage(), decimal.Decimal(0))
+            label = "bypass" if source == "bypass" else "miss"
+        else:
+            label = "off"
+        estimate = request.estimated_tokens()
+        await self._limiter.admit_tokens(tenant, estimate)
+        if request.stream:
+            usage, status = await self._stream(request, key, label, send)
+        else:
+            reply, shared = await self._flights.do(key, lambda: self._fetch(request, key))
+            usage = _usage(reply.body) if reply.status == 200 and not shared else pricing.Usage()
+            cost = self._cost(request, usage)
+            await asgi.send_bytes(
+                send,
+                reply.status,
+                reply.body,
+                headers=[
+                    (CACHE_HEADER, b"coalesced" if shared else label.encode()),
+                    (COST_HEADER, pricing.format_usd(cost).encode()),
+                    (BACKEND_HEADER, reply.backend.encode()),
+                ],
+            )
+            status = reply.status
+            label = "coalesced" if shared else label
+        actual = usage.prompt_tokens + usage.completion_tokens
+        await self._limiter.settle_tokens(tenant, estimated=estimate, actual=actual)
+        return Outcome(status, label, usage, self._cost(request, usage))
+
+    async def _fetch(self, request: requests.ModelRequest, key: str) -> upstream.Reply:
+        reply = await self._backends.complete(request)
+        metrics.UPSTREAM_ATTEMPTS.inc(reply.attempts)
+        if reply.status == 200 and self._cache.enabled:
+            await self._cache.put(key, reply.body)
+        return reply
+
+    async def _send_cached(
+        self, request: requests.ModelRequest, cached: bytes, send: asgi.Send
+    ) -> None:
+        headers = [(CACHE_HEADER, b"hit"), (COST_HEADER, b"0.000000")]
+        if not request.stream:
+            await asgi.send_bytes(send, 200, cached, headers=headers)
+            return
+        await asgi.start_stream(send, headers=headers)
+        for event in sse.replay(orjson.loads(cached), include_usage=request.include_usage):
+            await asgi.send_chunk(send, event)
+        await asgi.send_chunk(send, b"", more=False)
+
+    async def _stream(
+        self, request: requests.ModelRequest, key: str, label: str, send: asgi.Send
+    ) -> tuple[pricing.Usage, int]:
+        """Passes the upstream stream through event by event while rebuilding it for the cache."""
+        response, backend = await self._backends.open_stream(request)
+        try:
+            if response.status != 200:
+                body = await response.read()
+                await asgi.send_bytes(send, response.status, body)
+                return pricing.Usage(), response.status
+            await asgi.start_stream(
+                send, headers=[(CACHE_HEADER, label.encode()), (BACKEND_HEADER, backend.encode())]
+            )
+            splitter, whole = sse.EventSplitter(), sse.ChatAccumulator()
+            async for data in response.content.iter_any():
+                forward = [
+                    event
+                    for event in splitter.feed(data)
+                    if _take(event, whole, client_wants_usage=request.include_usage)
+                ]
+                if forward:
+                    await asgi.send_chunk(send, b"".join(forward))
+            await asgi.send_chunk(send, b"", more=False)
+        finally:
+            response.release()
+        assembled = whole.response()
+        if assembled is not None and self._cache.enabled:
+            await self._cache.put(key, orjson.dumps(assembled))
+        return _usage_of(whole.usage), 200
+
+    def _cost(self, request: requests.ModelRequest, usage: pricing.Usage) -> decimal.Decimal:
+        return pricing.cost(usage, pricing.price_for(request.model, self._prices))
+
+
+def _take(event: bytes, whole: sse.ChatAccumulator, *, client_wants_usage: bool) -> bool:
+    """Feeds one event to the accumulator; says whether the client should see it."""
+    data = sse.event_data(event)
+    if data is None:
+        return True
+    if data == b"[DONE]":
+        whole.mark_done()
+        return True
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return True
+    whole.add(chunk)
+    # The gateway asked for usage on the client's behalf; a client that did not gets none.
+    return client_wants_usage or not (chunk.get("usage") and not chunk.get("choices"))
+
+
+def _usage(body: bytes) -> pricing.Usage:
+    try:
+        return _usage_of(orjson.loads(body).get("usage"))
+    except (orjson.JSONDecodeError, AttributeError):
+        return pricing.Usage()
+
+
+def _usage_of(usage: Any) -> pricing.Usage:
+    if not isinstance(usage, dict):
+        return pricing.Usage()
+    details = usage.get("prompt_tokens_details") or {}
+    return pricing.Usage(
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        cached_tokens=int(details.get("cached_tokens") or 0),
+    )

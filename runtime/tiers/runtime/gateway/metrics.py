@@ -1,0 +1,39 @@
+"""Prometheus metrics of one gateway process (the endpoint is a constant label of the process)."""
+
+from __future__ import annotations
+
+import prometheus_client
+
+REGISTRY = prometheus_client.CollectorRegistry()
+
+REQUESTS = prometheus_client.Counter(
+    "tiers_gateway_requests_total",
+    "Requests answered, by route, status code and cache outcome.",
+    ["route", "status", "cache"],
+    registry=REGISTRY,
+)
+LATENCY = prometheus_client.Histogram(
+    "tiers_gateway_request_seconds",
+    "Time from request to the last byte of the response, by route and cache outcome.",
+    ["route", "cache"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+TOKENS = prometheus_client.Counter(
+    "tiers_gateway_tokens_total",
+    "Tokens billed by backends, by kind (prompt, cached, completion).",
+    ["kind"],
+    registry=REGISTRY,
+)
+COST = prometheus_client.Counter(
+    "tiers_gateway_cost_usd_total", "Spend on backends in US dollars.", registry=REGISTRY
+)
+UPSTREAM_ATTEMPTS = prometheus_client.Counter(
+    "tiers_gateway_upstream_attempts_total",
+    "Calls made to backends, retries included.",
+    registry=REGISTRY,
+)
+
+
+def exposition() -> bytes:
+    return prometheus_client.generate_latest(REGISTRY)

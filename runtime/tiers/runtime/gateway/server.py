@@ -1,0 +1,87 @@
+"""Serving the gateway: from the operator's config file, or from flags for quick use.
+
+    python -m tiers.runtime.gateway --config /etc/tiers/gateway.yaml
+    python -m tiers.runtime.gateway --port 8082 \\
+        --backend openai-compatible=http://127.0.0.1:9001/v1 --redis redis://127.0.0.1:6379/0
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+
+import uvicorn
+
+from tiers.runtime.gateway import app, config
+
+CONFIG_ENV = "TIERS_GATEWAY_CONFIG_JSON"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tiers.runtime.gateway", description=__doc__)
+    parser.add_argument(
+        "--config", type=pathlib.Path, help="YAML/JSON config (what the operator renders)"
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8082)
+    parser.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    parser.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="PROVIDER=URL",
+        help="openai|azure-openai|openai-compatible=BASE_URL, in fallback order (repeatable); "
+        "the key of the Nth comes from $TIERS_BACKEND_<N>_API_KEY",
+    )
+    parser.add_argument("--redis", help="redis://host:port/db for the shared cache and limits")
+    parser.add_argument("--model", help="serve only this model name")
+    parser.add_argument("--api-keys-dir", type=pathlib.Path, help="folder of files, one key each")
+    parser.add_argument("--rpm", type=int, help="requests per minute per key")
+    parser.add_argument("--tpm", type=int, help="tokens per minute per key")
+    parser.add_argument("--cache-ttl", type=int, default=3600, help="seconds (default 3600)")
+    parser.add_argument("--no-cache", action="store_true")
+    return parser.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace) -> config.GatewayConfig:
+    if args.config is not None:
+        return config.load(args.config)
+    if not args.backend:
+        raise SystemExit("give --config FILE or at least one --backend PROVIDER=URL")
+    return config.GatewayConfig(
+        model=args.model,
+        backends=tuple(
+            config.parse_backend_flag(value, index) for index, value in enumerate(args.backend)
+        ),
+        redis_url=args.redis,
+        api_keys_dir=args.api_keys_dir,
+        cache=config.CacheConfig(enabled=not args.no_cache, ttl_seconds=args.cache_ttl),
+        rate_limits=config.RateLimitConfig(
+            requests_per_minute=args.rpm, tokens_per_minute=args.tpm
+        ),
+    )
+
+
+def app_from_env() -> app.Gateway:
+    """The factory uvicorn's worker processes call: the config travels in the environment."""
+    return app.Gateway(config.GatewayConfig.model_validate_json(os.environ[CONFIG_ENV]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    settings = settings_from(args)
+    os.environ[CONFIG_ENV] = settings.model_dump_json()
+    uvicorn.run(
+        "tiers.runtime.gateway.server:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        timeout_keep_alive=75,
+    )

@@ -1,0 +1,271 @@
+"""The mock backend as a raw ASGI app: routing, auth, faults, latency, and sending replies.
+
+No web framework: the mock is the floor of the gateway benchmark, so each request costs one dict
+lookup, one JSON parse and one JSON dump. `build_app(config)` is what `server` hands to uvicorn.
+"""
+
+import asyncio
+import contextlib
+import hmac
+import random
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from tiers.runtime.mockllm import (
+    config,
+    errors,
+    faults,
+    latency,
+    responses,
+    stats,
+    tokens,
+    validation,
+)
+
+Message = MutableMapping[str, Any]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+# A prepared reply: a JSON body, or the events of an SSE stream.
+Body = bytes | list[bytes]
+Prepare = Callable[[bytes, str | None], Body]
+
+_AZURE_PREFIX = "/openai/deployments/"
+_JSON = (b"content-type", b"application/json")
+_SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+
+
+def build_app(cfg: config.MockConfig) -> "MockApp":
+    return MockApp(cfg)
+
+
+class MockApp:
+    def __init__(self, cfg: config.MockConfig) -> None:
+        self.config = cfg
+        rng = random.Random(cfg.seed)
+        self.faults = faults.FaultState(cfg.faults, rng=rng)
+        self.latency = latency.LatencySampler(cfg.latency, rng=rng)
+        self.stats = stats.Stats()
+        self._api_key = cfg.api_key.encode() if cfg.api_key else None
+        self._models_body = responses.model_list(cfg.models)
+        # Endpoint names, as stats reports them, and how each prepares its reply.
+        self._inference: dict[str, tuple[str, Prepare]] = {
+            "chat/completions": ("chat.completions", self._chat),
+            "completions": ("completions", self._completion),
+            "embeddings": ("embeddings", self._embedding),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method: str = scope["method"]
+        path: str = scope["path"]
+        if method == "POST" and path.startswith("/v1/"):
+            operation = self._inference.get(path[4:])
+            if operation is not None:
+                await self._infer(scope, receive, send, operation, deployment=None)
+                return
+        elif method == "POST" and path.startswith(_AZURE_PREFIX):
+            deployment, _, rest = path[len(_AZURE_PREFIX) :].partition("/")
+            operation = self._inference.get(rest)
+            if deployment and operation is not None:
+                await self._infer(scope, receive, send, operation, deployment=deployment)
+                return
+        elif method == "GET" and path == "/v1/models":
+            await self._models(scope, send)
+            return
+        elif method == "GET" and path == "/healthz":
+            await _send_json(send, 200, b'{"status":"ok"}')
+            return
+        elif path.startswith("/_mock/"):
+            await self._control(method, path, receive, send)
+            return
+        await _send_error(send, errors.not_found(f"{method} {path}"))
+
+    async def _infer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        operation: tuple[str, Prepare],
+        *,
+        deployment: str | None,
+    ) -> None:
+        endpoint, prepare = operation
+        self.stats.request(endpoint)
+        try:
+            self._authorize(scope, azure=deployment is not None)
+            if deployment is not None:
+                _require_api_version(scope)
+            body = prepare(await _read_body(receive), deployment)
+            fault = self.faults.decide()
+            if isinstance(fault, errors.ApiError):
+                raise fault
+        except errors.ApiError as e:
+            self.stats.outcome(endpoint, str(e.status))
+            await _send_error(send, e)
+            return
+        if fault is None:
+            self.stats.outcome(endpoint, "200")
+        else:
+            self.stats.outcome(endpoint, faults.TIMEOUT)
+            await _hang(receive, fault.seconds)
+        if isinstance(body, bytes):
+            await _sleep(self.latency.first_byte_s())
+            await _send_json(send, 200, body)
+        else:
+            await self._stream(send, body)
+
+    async def _stream(self, send: Send, events: list[bytes]) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+        await _sleep(self.latency.first_byte_s())
+        delay = self.latency.chunk_delay_s
+        if not delay:
+            # One write instead of one per chunk: a stream without delays costs a reply's price.
+            await send({"type": "http.response.body", "body": b"".join(events)})
+            return
+        for i, event in enumerate(events):
+            if i:
+                await asyncio.sleep(delay)
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    def _chat(self, raw: bytes, deployment: str | None) -> Body:
+        request = validation.chat(raw, default_model=deployment)
+        replies = self._replies(request)
+        if request.stream:
+            return responses.chat_stream(request, replies, created=int(time.time()))
+        return responses.chat_completion(request, replies, created=int(time.time()))
+
+    def _completion(self, raw: bytes, deployment: str | None) -> Body:
+        request = validation.completion(raw, default_model=deployment)
+        replies = self._replies(request)
+        if request.stream:
+            return responses.text_stream(request, replies, created=int(time.time()))
+        return responses.text_completion(request, replies, created=int(time.time()))
+
+    def _embedding(self, raw: bytes, deployment: str | None) -> Body:
+        request = validation.embedding(raw, default_model=deployment)
+        dimensions = request.dimensions or self.config.embedding_dim
+        return responses.embedding_list(request, dimensions=dimensions)
+
+    def _replies(self, request: validation.GenerationRequest) -> list[tokens.Reply]:
+        limit = request.max_tokens or self.config.max_reply_tokens
+        return [tokens.reply_to(source, limit=limit) for source in request.sources]
+
+    async def _models(self, scope: Scope, send: Send) -> None:
+        self.stats.request("models")
+        try:
+            self._authorize(scope, azure=False)
+        except errors.ApiError as e:
+            self.stats.outcome("models", str(e.status))
+            await _send_error(send, e)
+            return
+        self.stats.outcome("models", "200")
+        await _send_json(send, 200, self._models_body)
+
+    def _authorize(self, scope: Scope, *, azure: bool) -> None:
+        """OpenAI paths take `Authorization: Bearer KEY`; Azure paths also take `api-key: KEY`."""
+        if self._api_key is None:
+            return
+        provided = None
+        for name, value in scope["headers"]:
+            if name == b"authorization" and value.startswith(b"Bearer "):
+                provided = value[7:]
+            elif azure and name == b"api-key":
+                provided = value
+            if provided is not None and hmac.compare_digest(provided, self._api_key):
+                return
+        raise errors.unauthorized(provided=provided is not None)
+
+    async def _control(self, method: str, path: str, receive: Receive, send: Send) -> None:
+        """The `/_mock/*` endpoints tests use to steer faults and read counts."""
+        if path == "/_mock/stats" and method == "GET":
+            await _send_json(send, 200, orjson.dumps(self.stats.snapshot()))
+        elif path == "/_mock/faults" and method in ("GET", "POST"):
+            if method == "POST":
+                try:
+                    self.faults.update(_parse_json(await _read_body(receive)))
+                except errors.ApiError as e:
+                    await _send_error(send, e)
+                    return
+            await _send_json(send, 200, orjson.dumps(self.faults.snapshot()))
+        elif path == "/_mock/reset" and method == "POST":
+            self.stats.reset()
+            self.faults.reset()
+            await _send_json(send, 200, b'{"status":"reset"}')
+        else:
+            await _send_error(send, errors.not_found(f"{method} {path}"))
+
+
+async def _sleep(seconds: float) -> None:
+    # Skipping the await when latency is off keeps the zero-latency path free of loop round trips.
+    if seconds > 0:
+        await asyncio.sleep(seconds)
+
+
+def _require_api_version(scope: Scope) -> None:
+    query = urllib.parse.parse_qs(scope["query_string"].decode("latin-1"))
+    if not query.get("api-version"):
+        raise errors.missing("api-version")
+
+
+def _parse_json(raw: bytes) -> object:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise errors.invalid_request(f"Invalid JSON: {e}.", param=None) from None
+
+
+async def _read_body(receive: Receive) -> bytes:
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body"):
+        return body
+    chunks = [body]
+    while message.get("more_body"):
+        message = await receive()
+        chunks.append(message.get("body", b""))
+    return b"".join(chunks)
+
+
+async def _hang(receive: Receive, seconds: float) -> None:
+    """Wait `seconds`, or less if the client hangs up first (no point holding a dead request)."""
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(disconnected(), seconds)
+
+
+async def _send_json(
+    send: Send, status: int, body: bytes, extra: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    headers = [_JSON, (b"content-length", str(len(body)).encode()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_error(send: Send, error: errors.ApiError) -> None:
+    await _send_json(send, error.status, error.body(), error.headers)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

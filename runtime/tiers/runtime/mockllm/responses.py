@@ -1,0 +1,160 @@
+"""Reply bodies in OpenAI's wire format: completions, SSE chunks, embeddings and the model list.
+
+Pure functions from a validated request and its replies to bytes; the app only sends them. A
+stream is a list of SSE events, so the app can send them at once or one per chunk delay.
+"""
+
+import itertools
+import os
+from typing import Any
+
+import orjson
+
+from tiers.runtime.mockllm import embeddings, tokens, validation
+
+SYSTEM_FINGERPRINT = "fp_mockllm"
+DONE_EVENT = b"data: [DONE]\n\n"
+
+# A per-process prefix and a counter make ids unique without a syscall per request.
+_ID_PREFIX = os.urandom(6).hex()
+_ids = itertools.count()
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{_ID_PREFIX}{next(_ids):010x}"
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+    }
+
+
+def chat_completion(
+    request: validation.GenerationRequest, replies: list[tokens.Reply], *, created: int
+) -> bytes:
+    choices = [
+        {
+            "index": i,
+            "message": {"role": "assistant", "content": r.text, "refusal": None},
+            "logprobs": None,
+            "finish_reason": r.finish_reason,
+        }
+        for i, r in enumerate(replies)
+    ]
+    return _completion("chatcmpl", "chat.completion", request, replies, choices, created)
+
+
+def text_completion(
+    request: validation.GenerationRequest, replies: list[tokens.Reply], *, created: int
+) -> bytes:
+    choices = [
+        {"index": i, "text": r.text, "logprobs": None, "finish_reason": r.finish_reason}
+        for i, r in enumerate(replies)
+    ]
+    return _completion("cmpl", "text_completion", request, replies, choices, created)
+
+
+def chat_stream(
+    request: validation.GenerationRequest, replies: list[tokens.Reply], *, created: int
+) -> list[bytes]:
+    """Per choice: a role chunk, one chunk per piece, a finish chunk; then usage and [DONE]."""
+
+    def choice(index: int, delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
+        return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+
+    choices: list[dict[str, Any]] = []
+    for i, r in enumerate(replies):
+        choices.append(choice(i, {"role": "assistant", "content": "", "refusal": None}, None))
+        choices.extend(choice(i, {"content": piece}, None) for piece in r.pieces)
+        choices.append(choice(i, {}, r.finish_reason))
+    return _stream("chatcmpl", "chat.completion.chunk", request, replies, choices, created)
+
+
+def text_stream(
+    request: validation.GenerationRequest, replies: list[tokens.Reply], *, created: int
+) -> list[bytes]:
+    def choice(index: int, text: str, finish_reason: str | None) -> dict[str, Any]:
+        return {"index": index, "text": text, "logprobs": None, "finish_reason": finish_reason}
+
+    choices: list[dict[str, Any]] = []
+    for i, r in enumerate(replies):
+        choices.extend(choice(i, piece, None) for piece in r.pieces)
+        choices.append(choice(i, "", r.finish_reason))
+    return _stream("cmpl", "text_completion", request, replies, choices, created)
+
+
+def embedding_list(request: validation.EmbeddingRequest, *, dimensions: int) -> bytes:
+    data = [
+        {
+            "object": "embedding",
+            "index": i,
+            "embedding": embeddings.encode(
+                embeddings.vector(text, dimensions), request.encoding_format
+            ),
+        }
+        for i, text in enumerate(request.inputs)
+    ]
+    tokens_used = {"prompt_tokens": request.prompt_tokens, "total_tokens": request.prompt_tokens}
+    return orjson.dumps(
+        {"object": "list", "data": data, "model": request.model, "usage": tokens_used}
+    )
+
+
+def model_list(models: tuple[str, ...]) -> bytes:
+    data = [{"id": m, "object": "model", "created": 0, "owned_by": "mockllm"} for m in models]
+    return orjson.dumps({"object": "list", "data": data})
+
+
+def _completion(
+    id_prefix: str,
+    object_name: str,
+    request: validation.GenerationRequest,
+    replies: list[tokens.Reply],
+    choices: list[dict[str, Any]],
+    created: int,
+) -> bytes:
+    return orjson.dumps(
+        {
+            "id": new_id(id_prefix),
+            "object": object_name,
+            "created": created,
+            "model": request.model,
+            "system_fingerprint": SYSTEM_FINGERPRINT,
+            "choices": choices,
+            "usage": usage(request.prompt_tokens, sum(r.tokens for r in replies)),
+        }
+    )
+
+
+def _stream(
+    id_prefix: str,
+    object_name: str,
+    request: validation.GenerationRequest,
+    replies: list[tokens.Reply],
+    choices: list[dict[str, Any]],
+    created: int,
+) -> list[bytes]:
+    head = {
+        "id": new_id(id_prefix),
+        "object": object_name,
+        "created": created,
+        "model": request.model,
+        "system_fingerprint": SYSTEM_FINGERPRINT,
+    }
+    # With include_usage, OpenAI puts "usage": null on every chunk before the usage chunk.
+    tail = {"usage": None} if request.include_usage else {}
+    events = [_event({**head, "choices": [c], **tail}) for c in choices]
+    if request.include_usage:
+        total = usage(request.prompt_tokens, sum(r.tokens for r in replies))
+        events.append(_event({**head, "choices": [], "usage": total}))
+    events.append(DONE_EVENT)
+    return events
+
+
+def _event(chunk: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"

@@ -1,0 +1,82 @@
+"""What a model call costs: token usage times price per million tokens, in exact decimals.
+
+One price table for all three tiers. Defaults cover common OpenAI models; a RealtimeEndpoint's
+`spec.pricing` (rendered into the runtime config) overrides them for its model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import decimal
+from collections.abc import Mapping
+
+MILLION = decimal.Decimal(1_000_000)
+# Money leaves this module with 9 decimal places: enough for one cached token of a cheap model.
+QUANTUM = decimal.Decimal("0.000000001")
+
+
+@dataclasses.dataclass(frozen=True)
+class Price:
+    """USD per million tokens."""
+
+    input: decimal.Decimal
+    output: decimal.Decimal
+    cached_input: decimal.Decimal | None = None
+
+    @classmethod
+    def of(cls, input: str, output: str, cached_input: str | None = None) -> Price:
+        return cls(
+            input=decimal.Decimal(input),
+            output=decimal.Decimal(output),
+            cached_input=None if cached_input is None else decimal.Decimal(cached_input),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    """The part of prompt_tokens served from the provider's prompt cache."""
+
+
+DEFAULT_PRICES: Mapping[str, Price] = {
+    "gpt-4o": Price.of("2.50", "10.00", "1.25"),
+    "gpt-4o-mini": Price.of("0.15", "0.60", "0.075"),
+    "gpt-4.1": Price.of("2.00", "8.00", "0.50"),
+    "gpt-4.1-mini": Price.of("0.40", "1.60", "0.10"),
+    "gpt-4.1-nano": Price.of("0.10", "0.40", "0.025"),
+    "o3-mini": Price.of("1.10", "4.40", "0.55"),
+    "text-embedding-3-small": Price.of("0.02", "0"),
+    "text-embedding-3-large": Price.of("0.13", "0"),
+}
+ZERO = Price.of("0", "0")
+
+
+def price_for(model: str, overrides: Mapping[str, Price] | None = None) -> Price:
+    """The price of `model`: an override, else the default table (also for dated snapshots such
+    as gpt-4o-mini-2024-07-18), else zero, so an unknown model never breaks a request."""
+    table = {**DEFAULT_PRICES, **(overrides or {})}
+    if model in table:
+        return table[model]
+    family = max((name for name in table if model.startswith(name + "-")), key=len, default=None)
+    return table[family] if family is not None else ZERO
+
+
+def cost(usage: Usage, price: Price) -> decimal.Decimal:
+    """USD for one call. Cached prompt tokens are billed at the cached rate where one exists."""
+    cached_rate = price.input if price.cached_input is None else price.cached_input
+    fresh_prompt = max(usage.prompt_tokens - usage.cached_tokens, 0)
+    total = (
+        fresh_prompt * price.input
+        + usage.cached_tokens * cached_rate
+        + usage.completion_tokens * price.output
+    ) / MILLION
+    return total.quantize(QUANTUM)
+
+
+def format_usd(amount: decimal.Decimal) -> str:
+    """A decimal string without exponent or trailing zeros beyond 6 places: "0.000150"."""
+    text = format(amount.quantize(QUANTUM).normalize(), "f")
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{(fraction + '000000')[: max(6, len(fraction))]}"

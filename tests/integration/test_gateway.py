@@ -1,0 +1,356 @@
+"""The realtime gateway as a client sees it: the official openai SDK against real gateway
+processes, a real Redis and the mockllm backend (a real HTTP server)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import pathlib
+import time
+import urllib.error
+import urllib.request
+from decimal import Decimal
+from typing import Any
+
+import openai
+import pytest
+from conftest import Processes
+
+from tiers.devenv import redis_server as redis_server_module
+from tiers.runtime.mockllm import control
+
+GATEWAY = "tiers.runtime.gateway"
+MOCK = "tiers.runtime.mockllm"
+HELLO = [{"role": "user", "content": "Say hello to the gateway tests"}]
+
+
+def client(base_url: str, key: str = "unused", **options: Any) -> openai.OpenAI:
+    return openai.OpenAI(base_url=base_url + "/v1", api_key=key, max_retries=0, **options)
+
+
+def post(
+    url: str, body: Any, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], Any]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, headers={"content-type": "application/json", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, _lower(response.headers), json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, _lower(error.headers), json.loads(error.read())
+
+
+def _lower(headers: Any) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
+
+
+@pytest.fixture
+def mock(services: Processes) -> str:
+    return services.start("mockllm", MOCK)
+
+
+@pytest.fixture
+def gateway(services: Processes, mock: str, redis_server: redis_server_module.RedisServer) -> str:
+    return services.start(
+        "gateway", GATEWAY, "--backend", f"openai-compatible={mock}/v1", "--redis", redis_server.url
+    )
+
+
+def upstream_calls(mock: str) -> int:
+    return int(control.stats(mock)["requests"].get("chat.completions", 0))
+
+
+def test_the_openai_sdk_gets_a_chat_completion_with_usage_and_cost(gateway: str) -> None:
+    raw = client(gateway).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=HELLO
+    )
+    completion = raw.parse()
+    assert completion.choices[0].message.content
+    assert completion.usage is not None and completion.usage.prompt_tokens > 0
+    assert raw.headers["x-tiers-cache"] == "miss"
+    # gpt-4o-mini: $0.15 per million prompt tokens, $0.60 per million completion tokens.
+    expected = (
+        Decimal(completion.usage.prompt_tokens) * Decimal("0.15")
+        + Decimal(completion.usage.completion_tokens) * Decimal("0.60")
+    ) / 1_000_000
+    assert Decimal(raw.headers["x-tiers-cost-usd"]) == expected
+
+
+def test_streaming_passes_chunks_through_and_reports_usage_when_asked(
+    gateway: str, mock: str
+) -> None:
+    sdk = client(gateway)
+    direct = client(mock)
+    expected = (
+        direct.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+        .choices[0]
+        .message.content
+    )
+    chunks = list(
+        sdk.chat.completions.create(
+            model="gpt-4o-mini", messages=HELLO, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == expected
+    assert len(chunks) > 3, "the stream arrives in pieces"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+    without_usage = list(
+        sdk.chat.completions.create(model="gpt-4o-mini", messages=HELLO, stream=True)
+    )
+    assert all(c.usage is None for c in without_usage), "usage only for clients that asked"
+
+
+def test_a_repeated_request_is_served_from_the_cache(gateway: str, mock: str) -> None:
+    sdk = client(gateway)
+    first = sdk.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=HELLO)
+    second = sdk.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=HELLO)
+    assert (first.headers["x-tiers-cache"], second.headers["x-tiers-cache"]) == ("miss", "hit")
+    assert second.parse().choices[0].message.content == first.parse().choices[0].message.content
+    assert second.headers["x-tiers-cost-usd"] == "0.000000"
+    assert upstream_calls(mock) == 1
+
+
+def test_a_different_sampling_parameter_is_a_different_cache_entry(gateway: str, mock: str) -> None:
+    sdk = client(gateway)
+    sdk.chat.completions.create(model="gpt-4o-mini", messages=HELLO, temperature=0)
+    other = sdk.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=HELLO, temperature=1
+    )
+    assert other.headers["x-tiers-cache"] == "miss"
+    assert upstream_calls(mock) == 2
+
+
+def test_a_streamed_response_is_cached_and_replayed_as_a_stream(gateway: str, mock: str) -> None:
+    sdk = client(gateway)
+    first = "".join(
+        c.choices[0].delta.content or ""
+        for c in sdk.chat.completions.create(model="gpt-4o-mini", messages=HELLO, stream=True)
+    )
+    replayed = sdk.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=HELLO, stream=True
+    )
+    assert replayed.headers["x-tiers-cache"] == "hit"
+    text = "".join(c.choices[0].delta.content or "" for c in replayed.parse() if c.choices)
+    assert text == first
+    plain = sdk.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+    assert plain.choices[0].message.content == first
+    assert upstream_calls(mock) == 1
+
+
+def test_the_cache_is_shared_by_gateway_replicas(
+    services: Processes, mock: str, redis_server: redis_server_module.RedisServer
+) -> None:
+    backend = f"openai-compatible={mock}/v1"
+    a = services.start("gateway-a", GATEWAY, "--backend", backend, "--redis", redis_server.url)
+    b = services.start("gateway-b", GATEWAY, "--backend", backend, "--redis", redis_server.url)
+    client(a).chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+    from_b = client(b).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=HELLO
+    )
+    assert from_b.headers["x-tiers-cache"] == "hit"
+    assert upstream_calls(mock) == 1
+
+
+def test_identical_concurrent_misses_make_one_upstream_call(
+    services: Processes, redis_server: redis_server_module.RedisServer
+) -> None:
+    slow = services.start("mockllm", MOCK, "--latency-ms", "300")
+    gateway = services.start(
+        "gateway", GATEWAY, "--backend", f"openai-compatible={slow}/v1", "--redis", redis_server.url
+    )
+    sdk = client(gateway)
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        replies = list(
+            pool.map(
+                lambda _: sdk.chat.completions.with_raw_response.create(
+                    model="gpt-4o-mini", messages=HELLO
+                ),
+                range(20),
+            )
+        )
+    assert upstream_calls(slow) == 1
+    assert {r.parse().choices[0].message.content for r in replies} == {
+        replies[0].parse().choices[0].message.content
+    }
+    assert sorted({r.headers["x-tiers-cache"] for r in replies}) == ["coalesced", "miss"]
+
+
+def test_two_replicas_sharing_redis_never_admit_more_than_the_limit(
+    services: Processes, mock: str, redis_server: redis_server_module.RedisServer
+) -> None:
+    limit = 30
+    backend = f"openai-compatible={mock}/v1"
+    common = ("--backend", backend, "--redis", redis_server.url, "--rpm", str(limit), "--no-cache")
+    replicas = [services.start(f"gateway-{i}", GATEWAY, *common) for i in range(2)]
+    started = time.monotonic()
+
+    def call(i: int) -> tuple[int, dict[str, str]]:
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"request {i}"}]}
+        status, headers, _ = post(replicas[i % 2] + "/v1/chat/completions", body)
+        return status, headers
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(call, range(100)))
+    elapsed = time.monotonic() - started
+    admitted = sum(1 for status, _ in results if status == 200)
+    # A token bucket: the full limit at once, then limit/60 per second refilled.
+    assert limit <= admitted <= limit + int(elapsed * limit / 60) + 1
+    rejected = [headers for status, headers in results if status == 429]
+    assert len(rejected) == 100 - admitted
+    assert all(int(headers["retry-after"]) >= 1 for headers in rejected)
+
+
+def test_redis_going_away_under_load_fails_no_request(
+    services: Processes, mock: str, redis_server: redis_server_module.RedisServer
+) -> None:
+    gateway = services.start(
+        "gateway",
+        GATEWAY,
+        "--backend",
+        f"openai-compatible={mock}/v1",
+        "--redis",
+        redis_server.url,
+        "--rpm",
+        "100000",
+    )
+
+    def call(i: int) -> int:
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"load {i % 50}"}]}
+        return post(gateway + "/v1/chat/completions", body)[0]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        before = list(pool.map(call, range(150)))
+        redis_server.stop()
+        after = list(pool.map(call, range(150, 400)))
+    assert set(before) == {200}
+    assert set(after) == {200}
+    health = json.load(urllib.request.urlopen(gateway + "/healthz", timeout=5))
+    assert health["redis"] == "down"
+
+
+def test_backend_errors_are_retried_until_one_succeeds(gateway: str, mock: str) -> None:
+    control.fail_next(mock, 2, status=500)
+    raw = client(gateway).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=HELLO
+    )
+    assert raw.http_response.status_code == 200
+    assert upstream_calls(mock) == 3
+
+
+def test_a_rate_limited_backend_is_retried_after_its_retry_after(gateway: str, mock: str) -> None:
+    control.fail_next(mock, 1, status=429)
+    started = time.monotonic()
+    raw = client(gateway).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=HELLO
+    )
+    assert raw.http_response.status_code == 200
+    assert time.monotonic() - started >= 0.9, "the mock's Retry-After of 1 s was honoured"
+
+
+def test_a_failing_backend_falls_back_to_the_next(
+    services: Processes, redis_server: redis_server_module.RedisServer
+) -> None:
+    primary = services.start("mock-primary", MOCK)
+    secondary = services.start("mock-secondary", MOCK)
+    control.set_faults(primary, fail_rate_500=1.0)
+    gateway = services.start(
+        "gateway", GATEWAY, "--redis", redis_server.url,
+        "--backend", f"openai-compatible={primary}/v1", "--backend", f"openai-compatible={secondary}/v1",
+    )  # fmt: skip
+    raw = client(gateway).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=HELLO
+    )
+    assert raw.http_response.status_code == 200
+    assert raw.headers["x-tiers-backend"] == "backend-1"
+    assert upstream_calls(primary) == 3, "three attempts on the primary before the fallback"
+
+
+def test_when_every_backend_fails_the_client_gets_a_clear_openai_error(
+    gateway: str, mock: str
+) -> None:
+    control.set_faults(mock, fail_rate_500=1.0)
+    with pytest.raises(openai.APIStatusError) as raised:
+        client(gateway).chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+    assert raised.value.status_code == 502
+    assert "All backends failed" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"messages": HELLO}, "model"),
+        ({"model": "gpt-4o-mini"}, "messages"),
+        ({"model": "gpt-4o-mini", "messages": []}, "messages"),
+        (
+            {"model": "gpt-4o-mini", "messages": [{"role": "robot", "content": "hi"}]},
+            "messages[0].role",
+        ),
+        ({"model": "gpt-4o-mini", "messages": HELLO, "temperature": 7}, "temperature"),
+        ({"model": "gpt-4o-mini", "messages": HELLO, "max_tokens": 0}, "max_tokens"),
+        ({"model": "gpt-4o-mini", "messages": HELLO, "stream": "yes"}, "stream"),
+    ],
+)
+def test_a_malformed_request_gets_a_400_naming_the_field(
+    gateway: str, body: dict[str, Any], param: str
+) -> None:
+    status, _, reply = post(gateway + "/v1/chat/completions", body)
+    assert status == 400
+    assert reply["error"]["param"] == param
+    assert reply["error"]["type"] == "invalid_request_error"
+    assert param in reply["error"]["message"]
+
+
+def test_a_body_that_is_not_json_gets_a_400(gateway: str) -> None:
+    status, _, reply = post(gateway + "/v1/chat/completions", b"{not json")
+    assert status == 400 and "not valid JSON" in reply["error"]["message"]
+
+
+def test_api_keys_are_required_when_configured(
+    services: Processes, mock: str, tmp_path: pathlib.Path
+) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "team-a").write_text("sk-team-a-secret\n")
+    gateway = services.start(
+        "gateway", GATEWAY, "--backend", f"openai-compatible={mock}/v1", "--api-keys-dir", str(keys)
+    )
+    with pytest.raises(openai.AuthenticationError):
+        client(gateway, key="sk-wrong").chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+    ok = client(gateway, key="sk-team-a-secret").chat.completions.create(
+        model="gpt-4o-mini", messages=HELLO
+    )
+    assert ok.choices[0].message.content
+    log = (services.log_dir / "gateway.log").read_text()
+    assert "sk-team-a-secret" not in log and "sk-wrong" not in log
+
+
+def test_a_model_the_endpoint_does_not_serve_is_a_404(services: Processes, mock: str) -> None:
+    gateway = services.start(
+        "gateway", GATEWAY, "--backend", f"openai-compatible={mock}/v1", "--model", "gpt-4o-mini"
+    )
+    with pytest.raises(openai.NotFoundError):
+        client(gateway).chat.completions.create(model="gpt-4o", messages=HELLO)
+    assert [m.id for m in client(gateway).models.list()] == ["gpt-4o-mini"]
+
+
+def test_embeddings_and_completions_pass_through(gateway: str) -> None:
+    sdk = client(gateway)
+    vector = sdk.embeddings.create(model="text-embedding-3-small", input="hello").data[0].embedding
+    assert len(vector) > 10
+    text = sdk.completions.create(
+        model="gpt-3.5-turbo-instruct", prompt="Once upon a time", max_tokens=5
+    )
+    assert text.choices[0].text
+
+
+def test_metrics_count_requests_by_cache_outcome(gateway: str) -> None:
+    sdk = client(gateway)
+    for _ in range(3):
+        sdk.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+    text = urllib.request.urlopen(gateway + "/metrics", timeout=5).read().decode()
+    assert 'tiers_gateway_requests_total{cache="hit",route="chat",status="200"} 2.0' in text
+    assert 'tiers_gateway_requests_total{cache="miss",route="chat",status="200"} 1.0' in text
+    assert "tiers_gateway_cost_usd_total" in text
