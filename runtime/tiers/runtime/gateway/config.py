@@ -112,7 +112,7 @@ def load(path: pathlib.Path) -> GatewayConfig:
 def parse_backend_flag(value: str, index: int) -> BackendConfig:
     """`provider=url` from the command line, e.g. openai-compatible=http://127.0.0.1:9001/v1.
 
-    The upstream model is the one the client asks for (`model: "*"` is resolved per request).
+    Flags list backends in fallback order; the upstream model is the one the client asks for.
     """
     provider, _, url = value.partition("=")
     if provider not in ("openai", "azure-openai", "openai-compatible"):
@@ -123,6 +123,7 @@ def parse_backend_flag(value: str, index: int) -> BackendConfig:
         name=f"backend-{index}",
         provider=typing.cast(Provider, provider),
         model="*",
+        priority=index,
         base_url=url or None,
         api_key_env=f"TIERS_BACKEND_{index}_API_KEY",
     )

@@ -1,0 +1,154 @@
+"""The gateway's pure parts: backoff, circuit breaker, SSE, cache keys, L1, pricing, parsing."""
+
+from __future__ import annotations
+
+import decimal
+import random
+
+import orjson
+import pytest
+
+from tiers.runtime import pricing
+from tiers.runtime.gateway import cache, config, errors, requests, resilience, sse, upstream
+
+RETRIES = config.RetryConfig(max_attempts=3, initial_backoff_ms=100, max_backoff_ms=2000)
+
+
+def chat(**fields: object) -> requests.ModelRequest:
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], **fields}
+    return requests.parse("chat", orjson.dumps(body))
+
+
+def test_backoff_grows_exponentially_with_full_jitter() -> None:
+    rng = random.Random(7)
+    for attempt, ceiling in ((1, 0.1), (2, 0.2), (3, 0.4), (10, 2.0)):
+        waits = [resilience.backoff_seconds(attempt, RETRIES, rng=rng) for _ in range(200)]
+        assert min(waits) >= 0 and max(waits) <= ceiling
+        assert max(waits) > ceiling / 2, "jitter spreads over the whole range"
+
+
+def test_retry_after_wins_when_longer_but_stays_capped() -> None:
+    assert resilience.backoff_seconds(1, RETRIES, retry_after_s=1.5) == 1.5
+    assert resilience.backoff_seconds(1, RETRIES, retry_after_s=30) == 2.0
+
+
+def test_retry_after_headers_are_read_in_ms_and_seconds() -> None:
+    assert resilience.parse_retry_after({"retry-after-ms": "250"}) == 0.25
+    assert resilience.parse_retry_after({"retry-after": "2"}) == 2.0
+    assert resilience.parse_retry_after({"retry-after": "Wed, 21 Oct 2026 07:28:00 GMT"}) is None
+
+
+def test_the_breaker_opens_after_consecutive_failures_and_lets_one_trial_through() -> None:
+    breaker = resilience.CircuitBreaker(
+        config.CircuitBreakerConfig(failure_threshold=2, open_seconds=10)
+    )
+    breaker.record_failure(0)
+    assert breaker.allows(0)
+    breaker.record_failure(1)
+    assert not breaker.allows(5)
+    assert breaker.allows(12), "half-open after open_seconds"
+    assert not breaker.allows(12), "only one trial at a time"
+    breaker.record_success()
+    assert breaker.allows(13) and not breaker.is_open
+
+
+def test_backends_are_tried_by_priority_then_weight() -> None:
+    backends = tuple(
+        config.BackendConfig(
+            name=name, provider="openai", model="m", priority=priority, weight=weight
+        )
+        for name, priority, weight in (("fallback", 1, 1), ("a", 0, 3), ("b", 0, 1))
+    )
+    settings = config.GatewayConfig(backends=backends)
+    plans = [
+        [b.name for b in upstream.Backends(settings, None, rng=random.Random(seed)).plan()]  # type: ignore[arg-type]
+        for seed in range(400)
+    ]
+    assert all(plan[-1] == "fallback" for plan in plans)
+    first_a = sum(plan[0] == "a" for plan in plans) / len(plans)
+    assert 0.65 < first_a < 0.85, "weights 3:1 put a first about 75% of the time"
+
+
+def test_sse_events_are_split_whatever_the_chunking() -> None:
+    stream = b'data: {"a": 1}\n\ndata: {"a": 2}\r\n\r\n: comment\n\ndata: [DONE]\n\n'
+    splitter = sse.EventSplitter()
+    events = [event for i in range(0, len(stream), 5) for event in splitter.feed(stream[i : i + 5])]
+    assert [sse.event_data(e) for e in events] == [b'{"a": 1}', b'{"a": 2}', None, b"[DONE]"]
+
+
+def test_a_stream_is_rebuilt_into_the_response_it_replays() -> None:
+    whole = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "Hello there"},
+             "finish_reason": "stop", "logprobs": None}
+        ],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+    }  # fmt: skip
+    accumulator = sse.ChatAccumulator()
+    for event in sse.replay(whole, include_usage=True):
+        data = sse.event_data(event)
+        if data == b"[DONE]":
+            accumulator.mark_done()
+        else:
+            accumulator.add(orjson.loads(data))
+    assert accumulator.response() == whole
+
+
+def test_an_unfinished_stream_is_not_cacheable() -> None:
+    accumulator = sse.ChatAccumulator()
+    accumulator.add(
+        {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "x"}}]}
+    )
+    assert accumulator.response() is None
+
+
+def test_cache_keys_ignore_delivery_but_not_content() -> None:
+    key = cache.cache_key("ns/e", "t1", chat())
+    assert cache.cache_key("ns/e", "t1", chat(stream=True, user="u")) == key
+    assert cache.cache_key("ns/e", "t1", chat(temperature=0.5)) != key
+    assert cache.cache_key("ns/e", "t2", chat()) != key, "tenants never share entries"
+    assert cache.cache_key("ns/other", "t1", chat()) != key
+
+
+def test_l1_evicts_the_least_recently_used_and_expires_entries() -> None:
+    l1 = cache.L1Cache(max_entries=2, ttl_seconds=10)
+    l1.put("a", b"1", now=0)
+    l1.put("b", b"2", now=0)
+    assert l1.get("a", now=1) == b"1"
+    l1.put("c", b"3", now=1)
+    assert l1.get("b", now=1) is None and len(l1) == 2
+    assert l1.get("a", now=11) is None
+
+
+def test_cost_bills_cached_prompt_tokens_at_the_cached_rate() -> None:
+    price = pricing.price_for("gpt-4o-mini-2024-07-18")
+    usage = pricing.Usage(
+        prompt_tokens=1_000_000, completion_tokens=1_000_000, cached_tokens=500_000
+    )
+    assert pricing.cost(usage, price) == decimal.Decimal("0.7125")  # 0.075 + 0.0375 + 0.60
+    assert pricing.format_usd(pricing.cost(pricing.Usage(10, 5), price)) == "0.0000045"
+    assert pricing.price_for("my-local-llama") == pricing.ZERO
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"messages": []}, "messages"),
+        ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+        ({"n": 0}, "n"),
+        ({"top_p": True}, "top_p"),
+    ],
+)
+def test_parsing_names_the_bad_field(body: dict, param: str) -> None:
+    with pytest.raises(errors.GatewayError) as raised:
+        chat(**body)
+    assert raised.value.param == param and raised.value.status == 400
+
+
+def test_embeddings_cannot_be_streamed() -> None:
+    with pytest.raises(errors.GatewayError, match="stream"):
+        requests.parse("embeddings", b'{"model": "e", "input": "x", "stream": true}')
