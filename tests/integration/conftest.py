@@ -104,7 +104,13 @@ def operator(
             str(metrics),
         ],
         log_dir=log_dir,
-        env={**os.environ, **dev_cluster.env(), "TIERS_RECHECK_SECONDS": "5"},
+        env={
+            **os.environ,
+            **dev_cluster.env(),
+            "TIERS_RECHECK_SECONDS": "3",
+            # Local mode: gateways run as local processes and publish stats to the dev Redis.
+            "TIERS_STATS_REDIS_URL": dev_cluster.redis_url,
+        },
     )
     _LOGS.append(started.log)
     try:

@@ -40,8 +40,12 @@ def test_example_is_accepted_and_reconciled(
         obj = wait_for(reconciled, timeout_s=10, what=f"{kind}/{name} to be reconciled")
         primary = condition(obj, PRIMARY[kind])
         assert primary is not None
-        assert (primary["status"], primary["reason"]) == ("Unknown", "Reconciling")
         assert primary["observedGeneration"] == obj["metadata"]["generation"]
+        if kind == "RealtimeEndpoint":
+            assert obj["status"]["url"].startswith(f"http://{name}-gateway.{namespace}.svc")
+            assert primary["reason"] != "InvalidSpec"
+        else:  # Their workloads arrive with later releases; until then they say so.
+            assert (primary["status"], primary["reason"]) == ("Unknown", "Reconciling")
         assert not any(key.startswith("kopf") for key in obj["status"]), "no kopf clutter in status"
         assert not any("kopf.zalando.org" in key for key in obj["metadata"].get("annotations", {}))
 
@@ -61,9 +65,9 @@ def test_printer_columns_show_readiness_and_cost(
 ) -> None:
     kubectl.run("apply", "-n", namespace, "-f", str(EXAMPLES / "01-realtime"))
     wait_for(
-        lambda: "Unknown" in kubectl.run("get", "rte", "chat", "-n", namespace).stdout,
+        lambda: "chat-gateway" in kubectl.run("get", "rte", "chat", "-n", namespace).stdout,
         timeout_s=10,
-        what="the Ready column",
+        what="the URL column",
     )
     header = kubectl.run("get", "rte", "-n", namespace).stdout.splitlines()[0].split()
     assert header[:5] == ["NAME", "READY", "URL", "P95", "COST/REQ"]

@@ -1,7 +1,9 @@
 """`make demo`: the whole system on one machine, from nothing, with progress; Ctrl-C stops it.
 
 Starts the dev environment, installs the CRDs, runs the operator, applies `examples/` into the
-`tiers-demo` namespace, waits until the operator has reported on every object and prints them.
+`tiers-demo` namespace, runs the data plane that the kwok pods stand for as local processes
+(the realtime gateway from the ConfigMap the operator rendered, in front of mockllm), sends a
+little traffic and prints the resources with their status, latency and cost.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import sys
 import threading
 import urllib.request
 
-from tiers.devenv import cluster, paths, processes, progress
+from tiers.devenv import cluster, dataplane, paths, processes, progress
 
 NAMESPACE = "tiers-demo"
+ENDPOINT = "chat"
+PROMPTS = ("What is Tiers?", "Summarize Kubernetes in one line.", "Say hello.", "Name a colour.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,94 +32,159 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     state_dir = pathlib.Path(args.state_dir) if args.state_dir else paths.default_state_dir()
 
-    print(
-        "Tiers demo: building and starting the local system (first run builds Kubernetes)",
-        file=sys.stderr,
-    )
+    print("Tiers demo: building and starting the local system", file=sys.stderr)
     env = cluster.up(state_dir, with_helm=False)
     kubectl = [str(env.kubectl), f"--kubeconfig={env.kubeconfig}"]
-    operator: processes.Started | None = None
+    started: list[processes.Started] = []
     try:
         with progress.step("installing the CRDs"):
             _run([*kubectl, "apply", "-f", str(paths.repo_root() / "crds")])
             _run([*kubectl, "wait", "--for=condition=Established", "crd",
                   "-l", "app.kubernetes.io/part-of=tiers", "--timeout=60s"])  # fmt: skip
-        with progress.step("starting the operator"):
-            health = processes.free_port()
-            operator = processes.start(
-                "operator",
-                [sys.executable, "-m", "tiers.operator", "--health-port", str(health),
-                 "--metrics-port", str(processes.free_port())],
-                log_dir=env.log_dir,
-                env={**os.environ, **env.env()},
+        with progress.step("starting the operator and the mock model server"):
+            operator_env = {
+                **os.environ,
+                **env.env(),
+                "TIERS_STATS_REDIS_URL": env.redis_url,
+                "TIERS_RECHECK_SECONDS": "5",  # a snappy demo; production re-checks each minute
+            }
+            started.append(_serve(env, "operator", "tiers.operator", "--metrics-port",
+                                  str(processes.free_port()), port_flag="--health-port",
+                                  extra_env=operator_env))  # fmt: skip
+            mock_port = processes.free_port()
+            started.append(
+                _serve(env, "mockllm", "tiers.runtime.mockllm", "--latency-ms", "30",
+                       "--jitter-ms", "20", port=mock_port)
             )  # fmt: skip
-            processes.wait_until(
-                lambda: _ok(f"http://127.0.0.1:{health}/healthz"),
-                what="waiting for the operator",
-                timeout_s=60,
-                watch=operator,
-            )
         with progress.step(f"applying examples/ to namespace {NAMESPACE}"):
-            namespace = _run(
-                [*kubectl, "create", "namespace", NAMESPACE, "--dry-run=client", "-o", "yaml"]
+            _apply_examples(kubectl, mock_url=f"http://127.0.0.1:{mock_port}/v1")
+        with progress.step("starting the realtime gateway from its rendered ConfigMap"):
+            _wait_ready(kubectl)
+            url, gateway = dataplane.start_gateway(
+                kubectl,
+                namespace=NAMESPACE,
+                endpoint=ENDPOINT,
+                redis_url=env.redis_url,
+                work_dir=env.log_dir,
             )
-            _run([*kubectl, "apply", "-f", "-"], stdin=namespace)
-            _run(
-                [
-                    *kubectl,
-                    "apply",
-                    "-n",
-                    NAMESPACE,
-                    "-R",
-                    "-f",
-                    str(paths.repo_root() / "examples"),
-                ]
-            )
-        with progress.step("waiting for the operator to report on every resource"):
+            started.append(gateway)
+        with progress.step("sending a little traffic and waiting for latency and cost in status"):
+            _send_traffic(url)
             processes.wait_until(
-                lambda: _all_observed(kubectl),
-                what="waiting for conditions",
-                timeout_s=60,
-                watch=operator,
+                lambda: _has_traffic(kubectl), what="waiting for status", timeout_s=60
             )
         print()
-        print(_run([*kubectl, "get", "tiers", "-n", NAMESPACE, "-o", "wide"]))
+        print(_run([*kubectl, "get", "tiers", "-n", NAMESPACE]))
         print(_conditions_table(kubectl))
-        print(f'Explore:  eval "$(tiers dev env)"; kubectl get tiers -n {NAMESPACE}')
+        print(f"\nCall the gateway with the openai client:\n  {_openai_command(url)}")
+        print(f'\nExplore:  eval "$(tiers dev env)"; kubectl get tiers -n {NAMESPACE} -o yaml')
         print(f"Logs:     {env.log_dir}")
         if not args.once:
             print("Running; press Ctrl-C to stop everything.", flush=True)
             _wait_for_interrupt()
     finally:
-        with progress.step("stopping the operator and the local system"):
-            if operator is not None:
-                processes.stop(operator.pid)
+        with progress.step("stopping the data plane, the operator and the local system"):
+            for process in reversed(started):
+                processes.stop(process.pid)
             cluster.down(state_dir)
     return 0
 
 
-def _all_observed(kubectl: list[str]) -> bool:
-    items = json.loads(_run([*kubectl, "get", "tiers", "-n", NAMESPACE, "-o", "json"]))["items"]
-    return bool(items) and all(
-        item.get("status", {}).get("observedGeneration") == item["metadata"]["generation"]
-        for item in items
+def _serve(
+    env: cluster.DevCluster,
+    name: str,
+    module: str,
+    *args: str,
+    port: int | None = None,
+    port_flag: str = "--port",
+    extra_env: dict[str, str] | None = None,
+) -> processes.Started:
+    port = port or processes.free_port()
+    started = processes.start(
+        name,
+        [sys.executable, "-m", module, port_flag, str(port), *args],
+        log_dir=env.log_dir,
+        env=extra_env,
     )
+    processes.wait_until(
+        lambda: _ok(f"http://127.0.0.1:{port}/healthz"),
+        what=f"waiting for {name}",
+        timeout_s=60,
+        watch=started,
+    )
+    return started
+
+
+def _apply_examples(kubectl: list[str], *, mock_url: str) -> None:
+    namespace = _run([*kubectl, "create", "namespace", NAMESPACE, "--dry-run=client", "-o", "yaml"])
+    _run([*kubectl, "apply", "-f", "-"], stdin=namespace)
+    secret = _run([*kubectl, "create", "secret", "generic", "azure-openai", "-n", NAMESPACE,
+                   "--from-literal=api-key=demo-not-a-real-key",
+                   "--dry-run=client", "-o", "yaml"])  # fmt: skip
+    _run([*kubectl, "apply", "-f", "-"], stdin=secret)
+    _run([*kubectl, "apply", "-n", NAMESPACE, "-R", "-f", str(paths.repo_root() / "examples")])
+    # Local mode: the example's primary backend is an in-cluster Service; here it is mockllm.
+    patch = [{"op": "replace", "path": "/spec/backends/0/baseURL", "value": mock_url}]
+    _run([*kubectl, "patch", "rte", ENDPOINT, "-n", NAMESPACE, "--type=json",
+          "-p", json.dumps(patch)])  # fmt: skip
+
+
+def _items(kubectl: list[str]) -> list[dict[str, object]]:
+    listed = json.loads(_run([*kubectl, "get", "tiers", "-n", NAMESPACE, "-o", "json"]))
+    items: list[dict[str, object]] = listed["items"]
+    return items
+
+
+def _wait_ready(kubectl: list[str]) -> None:
+    def ready() -> bool:
+        endpoint = json.loads(
+            _run([*kubectl, "get", "rte", ENDPOINT, "-n", NAMESPACE, "-o", "json"])
+        )
+        status = endpoint.get("status", {})
+        config = _run([*kubectl, "get", "configmap", f"{ENDPOINT}-gateway", "-n", NAMESPACE,
+                       "-o", "jsonpath={.data.gateway\\.json}"])  # fmt: skip
+        return status.get("observedGeneration") == endpoint["metadata"]["generation"] and (
+            "127.0.0.1" in config
+        )
+
+    processes.wait_until(ready, what="waiting for the rendered gateway config", timeout_s=60)
+
+
+def _send_traffic(url: str) -> None:
+    for i in range(40):
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPTS[i % 4]}]}
+        request = urllib.request.Request(
+            url + "/v1/chat/completions",
+            data=json.dumps(body).encode(),
+            headers={"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+
+
+def _has_traffic(kubectl: list[str]) -> bool:
+    endpoint = json.loads(_run([*kubectl, "get", "rte", ENDPOINT, "-n", NAMESPACE, "-o", "json"]))
+    return int(endpoint.get("status", {}).get("traffic", {}).get("requests", 0)) >= 40
+
+
+def _openai_command(url: str) -> str:
+    code = (
+        f"import openai; c = openai.OpenAI(base_url='{url}/v1', api_key='demo'); "
+        "print(c.chat.completions.create(model='gpt-4o-mini', "
+        "messages=[{'role': 'user', 'content': 'Hello'}]).choices[0].message.content)"
+    )
+    return f'.venv/bin/python -c "{code}"'
 
 
 def _conditions_table(kubectl: list[str]) -> str:
-    items = json.loads(_run([*kubectl, "get", "tiers", "-n", NAMESPACE, "-o", "json"]))["items"]
     rows = [("RESOURCE", "CONDITION", "STATUS", "REASON", "MESSAGE")]
-    for item in items:
-        for condition in item.get("status", {}).get("conditions", []):
+    for item in _items(kubectl):
+        name = f"{item['kind']}/{item['metadata']['name']}"  # type: ignore[index]
+        for condition in item.get("status", {}).get("conditions", []):  # type: ignore[attr-defined]
             rows.append(
-                (
-                    f"{item['kind']}/{item['metadata']['name']}",
-                    condition["type"],
-                    condition["status"],
-                    condition["reason"],
-                    condition.get("message", ""),
-                )
-            )
+                (name, condition["type"], condition["status"], condition["reason"],
+                 condition.get("message", ""))
+            )  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))

@@ -1,18 +1,113 @@
-"""Reconciles RealtimeEndpoint: validates the spec and reports its state through conditions."""
+"""Reconciles RealtimeEndpoint: renders the gateway's children, applies them, observes them
+and the gateways' stats, and writes conditions, URL, latency and cost into status."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import kopf
+import lightkube
+import pydantic
 
-from tiers.api import kinds
-from tiers.operator import reconciliation, triggers
+from tiers.api import kinds, realtime
+from tiers.operator import kube, metrics, realtime_status, reconciliation, stats_reader, triggers
+from tiers.operator.manifests import realtime as manifests
 
 KIND = kinds.REALTIME_ENDPOINT
-PENDING = "the gateway is not deployed by this operator version yet"
+IMAGE = os.environ.get("TIERS_GATEWAY_IMAGE", "tiers:0.1.0")
 
 
 @triggers.reconciler(KIND)
 async def reconcile_realtime_endpoint(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    reconciliation.reconcile(KIND, body, patch, pending_message=PENDING)
+    with metrics.reconciling(KIND.kind):
+        try:
+            spec = realtime.RealtimeEndpointSpec.model_validate(body.get("spec", {}))
+        except pydantic.ValidationError:
+            reconciliation.reconcile(KIND, body, patch, pending_message="")
+            return
+        owner = manifests.Owner(
+            api_version=kinds.API_VERSION,
+            kind=KIND.kind,
+            name=body["metadata"]["name"],
+            namespace=body["metadata"]["namespace"],
+            uid=body["metadata"]["uid"],
+        )
+        observed = await observe(owner, spec)
+        desired = realtime_status.desired_status(
+            spec, observed, body=body, now=reconciliation.now()
+        )
+        reconciliation.write_status(patch, body, desired)
+
+
+async def observe(
+    owner: manifests.Owner, spec: realtime.RealtimeEndpointSpec
+) -> realtime_status.Observed:
+    """Applies the desired children, then reads back what the status is made of."""
+    apply_error = None
+    children = manifests.desired_children(owner, spec, image=IMAGE)
+    try:
+        await kube.apply_all(children)
+        await kube.delete_unlisted(children, optional_children(owner))
+    except lightkube.ApiError as error:
+        apply_error = f"applying the gateway's objects failed: {error.status.message}"
+    missing = await missing_secrets(owner.namespace, spec)
+    managed = manifests.runs_managed_redis(spec)
+    gateway = await kube.deployment_status(f"{owner.name}-gateway", owner.namespace)
+    redis = (
+        await kube.deployment_status(f"{owner.name}-redis", owner.namespace) if managed else None
+    )
+    url = stats_reader.stats_url(await redis_url(owner, spec))
+    summary = None
+    if url is not None:
+        summary = await stats_reader.summary(
+            url, f"{owner.namespace}/{owner.name}", minutes=realtime_status.WINDOW_SECONDS // 60
+        )
+    return realtime_status.Observed(
+        gateway=gateway,
+        redis=redis,
+        managed_redis=managed,
+        missing_secrets=missing,
+        apply_error=apply_error,
+        summary=summary,
+        url=manifests.gateway_url(owner),
+    )
+
+
+def optional_children(owner: manifests.Owner) -> list[tuple[str, str, str]]:
+    """Children that some specs have and others not: (apiVersion, kind, name)."""
+    return [
+        ("apps/v1", "Deployment", f"{owner.name}-redis"),
+        ("v1", "Service", f"{owner.name}-redis"),
+        ("autoscaling/v2", "HorizontalPodAutoscaler", f"{owner.name}-gateway"),
+    ]
+
+
+async def missing_secrets(
+    namespace: str, spec: realtime.RealtimeEndpointSpec
+) -> tuple[realtime_status.MissingSecret, ...]:
+    """The Secrets (and keys) the spec refers to that the namespace lacks."""
+    refs = [
+        (f"spec.backends[{index}].apiKeySecretRef", backend.api_key_secret_ref)
+        for index, backend in enumerate(spec.backends)
+    ]
+    refs.append(("spec.cache.redisURLSecretRef", spec.cache.redis_url_secret_ref))
+    missing = [
+        realtime_status.MissingSecret(field, ref.name, ref.key)
+        for field, ref in refs
+        if ref is not None and await kube.secret_value(ref.name, ref.key, namespace) is None
+    ]
+    if spec.auth is not None:
+        name = spec.auth.api_keys_secret_ref.name
+        if not await kube.secret_exists(name, namespace):
+            missing.append(realtime_status.MissingSecret("spec.auth.apiKeysSecretRef", name))
+    return tuple(missing)
+
+
+async def redis_url(owner: manifests.Owner, spec: realtime.RealtimeEndpointSpec) -> str | None:
+    ref = spec.cache.redis_url_secret_ref
+    if ref is not None:
+        return await kube.secret_value(ref.name, ref.key, owner.namespace)
+    if manifests.needs_redis(spec):
+        return f"redis://{owner.name}-redis.{owner.namespace}.svc:6379/0"
+    return None

@@ -2,10 +2,11 @@
 cache with an in-process L1 and single-flight, retries, fallbacks, a circuit breaker and cost.
 
 The operator renders a `GatewayConfig` into each RealtimeEndpoint's ConfigMap; the gateway pod
-runs `python -m tiers.runtime.gateway --config <file>`.
+runs `python -m tiers.runtime.gateway --config <file>`. The app itself is
+`tiers.runtime.gateway.app.Gateway`; it is not imported here, so that the operator, which only
+needs the config models, does not load the server's dependencies.
 """
 
-from tiers.runtime.gateway.app import Gateway
 from tiers.runtime.gateway.config import BackendConfig, GatewayConfig
 
-__all__ = ["BackendConfig", "Gateway", "GatewayConfig"]
+__all__ = ["BackendConfig", "GatewayConfig"]

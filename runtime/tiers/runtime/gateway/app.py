@@ -6,6 +6,7 @@ opened at ASGI startup and closed at shutdown.
 
 from __future__ import annotations
 
+import decimal
 import logging
 import time
 
@@ -13,6 +14,7 @@ import aiohttp
 import orjson
 import redis.asyncio as aioredis
 
+from tiers.runtime import stats
 from tiers.runtime.gateway import (
     asgi,
     auth,
@@ -29,6 +31,9 @@ from tiers.runtime.gateway import (
 
 log = logging.getLogger(__name__)
 
+# Cache outcomes as hits (True), misses (False) or no lookup (absent).
+CACHE_HITS = {"hit": True, "coalesced": True, "miss": False, "bypass": False}
+
 
 class Gateway:
     def __init__(self, settings: config.GatewayConfig) -> None:
@@ -38,6 +43,7 @@ class Gateway:
         self._session: aiohttp.ClientSession | None = None
         self._calls: calls.ModelCalls | None = None
         self.redis = availability.Availability("redis", configured=bool(settings.redis_url))
+        self.stats = stats.Recorder(settings.endpoint)
         self._models = orjson.dumps(
             {
                 "object": "list",
@@ -73,10 +79,14 @@ class Gateway:
             backends=upstream.Backends(self.settings, self._session),
         )
 
+        if self._redis is not None:
+            self.stats.start(self._redis)
+
     async def shutdown(self) -> None:
         if self._session is not None:
             await self._session.close()
         if self._redis is not None:
+            await self.stats.stop(self._redis)
             await self._redis.aclose()
 
     async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
@@ -108,7 +118,7 @@ class Gateway:
     ) -> None:
         started = time.perf_counter()
         assert self._calls is not None, "the ASGI lifespan startup did not run"
-        status, label = 500, "none"
+        status, label, outcome = 500, "none", None
         try:
             tenant = self.keys.tenant(asgi.header(scope, b"authorization"))
             if tenant is None:
@@ -128,8 +138,23 @@ class Gateway:
                 send, errors.GatewayError(500, "Internal gateway error.", type="api_error")
             )
         finally:
+            elapsed = time.perf_counter() - started
             metrics.REQUESTS.labels(route, str(status), label).inc()
-            metrics.LATENCY.labels(route, label).observe(time.perf_counter() - started)
+            metrics.LATENCY.labels(route, label).observe(elapsed)
+            self._record_stats(elapsed, status, label, outcome)
+
+    def _record_stats(
+        self, elapsed_s: float, status: int, label: str, outcome: calls.Outcome | None
+    ) -> None:
+        usage = outcome.usage if outcome is not None else None
+        self.stats.counts().record(
+            latency_ms=elapsed_s * 1000,
+            error=status >= 500,
+            cache_hit=CACHE_HITS.get(label),
+            tokens_in=usage.prompt_tokens if usage else 0,
+            tokens_out=usage.completion_tokens if usage else 0,
+            cost_usd=outcome.cost if outcome is not None else decimal.Decimal(0),
+        )
 
     def _health(self) -> bytes:
         return orjson.dumps({"status": "ok", "redis": self.redis.state})

@@ -44,9 +44,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+REDIS_URL_ENV = "TIERS_REDIS_URL"
+
+
 def settings_from(args: argparse.Namespace) -> config.GatewayConfig:
     if args.config is not None:
-        return config.load(args.config)
+        settings = config.load(args.config)
+        # The operator keeps Redis URLs (they may hold a password) out of the ConfigMap.
+        if settings.redis_url is None and os.environ.get(REDIS_URL_ENV):
+            settings = settings.model_copy(update={"redis_url": os.environ[REDIS_URL_ENV]})
+        return settings
     if not args.backend:
         raise SystemExit("give --config FILE or at least one --backend PROVIDER=URL")
     return config.GatewayConfig(

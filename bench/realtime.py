@@ -1,0 +1,366 @@
+"""The realtime gateway benchmark: the gateway beside its floor and the LiteLLM proxy, in one run.
+
+On this machine, with one mock backend and the same load generator for all, it measures:
+
+- the mock backend alone (the floor every proxy in front of it stays under);
+- the gateway's cache-hit path (one repeated request; cache and Redis on, no auth, no limits),
+  with 1 and 2 worker processes;
+- the gateway's cache-miss path (every request distinct; API keys, a request rate limit too high
+  to reject anything, metrics and cost on), with 1 and 2 worker processes;
+- the LiteLLM proxy on the same mock backend (its own virtual environment, no database, no cache);
+- the latency each adds to the mock's at a constant rate (the design's target is 500 req/s).
+
+    .venv/bin/python bench/realtime.py                        # the full run, a few minutes
+    .venv/bin/python bench/realtime.py --quick --skip-litellm # a smoke run, under a minute
+
+It prints a Markdown report and writes it to --out. Every server it starts is stopped when it
+ends, also on Ctrl-C, SIGTERM or an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import os
+import pathlib
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING, TypeVar
+
+import litellm_proxy
+import loadgen
+import paced
+import payloads
+import servers
+import table
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+GATEWAY_WORKERS = (1, 2)
+HIT_TARGET_PER_S = 10_000
+MISS_TARGET_PER_S = 3_000
+TARGET_RATE_PER_S = 500
+ADDED_P50_TARGET_MS = 1.0
+GATEWAY_API_KEY = "sk-tiers-bench-gateway"
+NEVER_LIMITING_RPM = 1_000_000_000
+DEFAULT_OUT = pathlib.Path(__file__).resolve().parent / "results" / "realtime.md"
+
+MOCK = "mock backend alone (floor)"
+HIT = "gateway cache hit"
+MISS = "gateway cache miss, auth + limits"
+LITELLM = "LiteLLM proxy"
+
+T = TypeVar("T", bound="DataclassInstance")
+Script = Callable[[str], str]
+"""Lua text for wrk, given a tag that makes this run's requests unlike any earlier run's."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    load: loadgen.Load
+    warmup_s: int
+    repeat: int
+    rates: tuple[int, ...]
+    paced_duration_s: float
+    litellm_workers: int | None
+    """None: LiteLLM is skipped."""
+    out: pathlib.Path
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Settings:
+    parser = argparse.ArgumentParser(
+        prog="bench/realtime.py",
+        description="Gateway throughput and added latency beside the mock and the LiteLLM proxy.",
+    )
+    parser.add_argument("--duration", type=int, help="seconds per wrk run (default 10, quick 3)")
+    parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per figure; medians (1)")
+    parser.add_argument("--warmup", type=int, help="seconds of load before each measurement (2)")
+    parser.add_argument(
+        "--rates",
+        default=f"{TARGET_RATE_PER_S},25",
+        help="constant rates for added latency, req/s, comma-separated (500,25: the target's, "
+        "and one a 1-worker LiteLLM proxy keeps up with on 2 cores)",
+    )
+    parser.add_argument("--paced-duration", type=float, help="seconds per rate (10, quick 3)")
+    parser.add_argument("--litellm-workers", type=int, default=1, help="LiteLLM processes (1)")
+    parser.add_argument("--skip-litellm", action="store_true", help="no LiteLLM install or run")
+    parser.add_argument("--quick", action="store_true", help="short runs, for a smoke test")
+    parser.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT, help="Markdown report")
+    args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    return Settings(
+        load=loadgen.Load(
+            duration_s=args.duration or (3 if args.quick else 10),
+            connections=args.connections,
+            threads=args.threads,
+        ),
+        warmup_s=args.warmup or (1 if args.quick else 2),
+        repeat=args.repeat,
+        rates=tuple(int(rate) for rate in args.rates.split(",") if rate.strip()),
+        paced_duration_s=args.paced_duration or (3.0 if args.quick else 10.0),
+        litellm_workers=None if args.skip_litellm else args.litellm_workers,
+        out=args.out,
+    )
+
+
+class Bench:
+    """Measures one server at a time: a warm-up, then `repeat` runs, reported as medians."""
+
+    def __init__(self, settings: Settings, wrk: str, workdir: pathlib.Path) -> None:
+        self.settings = settings
+        self._wrk = wrk
+        self._workdir = workdir
+        self._runs = 0
+
+    def throughput(self, url: str, script: Script) -> loadgen.Throughput:
+        warmup = dataclasses.replace(self.settings.load, duration_s=self.settings.warmup_s)
+        loadgen.run(self._wrk, url, self._script_file(script), warmup)
+        runs = [
+            loadgen.run(self._wrk, url, self._script_file(script), self.settings.load)
+            for _ in range(self.settings.repeat)
+        ]
+        return median_of(runs)
+
+    def latencies(self, url: str, headers: dict[str, str]) -> dict[int, paced.PacedLatency]:
+        results = {}
+        for rate in self.settings.rates:
+            pacing = paced.Pacing(
+                rate_per_s=rate,
+                duration_s=self.settings.paced_duration_s,
+                warmup_s=min(1.0, self.settings.paced_duration_s),
+            )
+            runs = [
+                paced.measure(url, headers, pacing, tag=self._next_tag())
+                for _ in range(self.settings.repeat)
+            ]
+            results[rate] = median_of(runs)
+        return results
+
+    def _script_file(self, script: Script) -> pathlib.Path:
+        tag = self._next_tag()
+        path = self._workdir / f"wrk-{tag}.lua"
+        path.write_text(script(tag))
+        return path
+
+    def _next_tag(self) -> str:
+        # Each bench run starts its own Redis, so a counter keeps every run's requests apart.
+        self._runs += 1
+        return f"run{self._runs}"
+
+
+@dataclasses.dataclass
+class Results:
+    throughput: list[table.ThroughputRow] = dataclasses.field(default_factory=list)
+    latencies: dict[str, dict[int, paced.PacedLatency]] = dataclasses.field(default_factory=dict)
+
+    def add(self, row: table.ThroughputRow) -> None:
+        self.throughput.append(row)
+        result = row.result
+        print(
+            f"  {row.scenario}, {row.workers} worker(s): {result.requests_per_s:,.0f} req/s, "
+            f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, failed {result.failed}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def measure_all(bench: Bench, logs: pathlib.Path) -> Results:
+    results = Results()
+    url_path = payloads.CHAT_PATH
+    with servers.redis(logs) as redis_server, servers.mock_backend(logs) as mock:
+        print(f"{MOCK} ...", file=sys.stderr, flush=True)
+        plain = payloads.headers(None)
+        results.latencies[MOCK] = bench.latencies(mock.url + url_path, plain)
+        floor = bench.throughput(mock.url + url_path, lambda _: loadgen.same_request_script(plain))
+        results.add(table.ThroughputRow(MOCK, 1, floor))
+
+        for workers in GATEWAY_WORKERS:
+            print(f"{HIT}, {workers} worker(s) ...", file=sys.stderr, flush=True)
+            options = servers.GatewayOptions(label="hit", workers=workers)
+            with servers.gateway(options, backend=mock, redis_server=redis_server, logs=logs) as gw:
+                hit = bench.throughput(
+                    gw.url + url_path, lambda _: loadgen.same_request_script(plain)
+                )
+            results.add(table.ThroughputRow(HIT, workers, hit, target_per_s=HIT_TARGET_PER_S))
+
+        keys_dir = _api_keys_dir(logs)
+        with_key = payloads.headers(GATEWAY_API_KEY)
+        for workers in GATEWAY_WORKERS:
+            print(f"{MISS}, {workers} worker(s) ...", file=sys.stderr, flush=True)
+            options = servers.GatewayOptions(
+                label="miss",
+                workers=workers,
+                api_keys_dir=keys_dir,
+                requests_per_minute=NEVER_LIMITING_RPM,
+            )
+            with servers.gateway(options, backend=mock, redis_server=redis_server, logs=logs) as gw:
+                if workers == 1:
+                    results.latencies[MISS] = bench.latencies(gw.url + url_path, with_key)
+                miss = bench.throughput(gw.url + url_path, _distinct(with_key))
+            results.add(
+                table.ThroughputRow(
+                    MISS, workers, miss, target_per_s=MISS_TARGET_PER_S, versus_litellm=True
+                )
+            )
+
+        litellm_workers = bench.settings.litellm_workers
+        if litellm_workers is not None:
+            print(
+                f"{LITELLM}, {litellm_workers} worker(s) (starting takes a while) ...",
+                file=sys.stderr,
+            )
+            litellm_key = payloads.headers(litellm_proxy.MASTER_KEY)
+            with litellm_proxy.running(mock, workers=litellm_workers, logs=logs) as proxy:
+                results.latencies[LITELLM] = bench.latencies(proxy.url + url_path, litellm_key)
+                litellm = bench.throughput(proxy.url + url_path, _distinct(litellm_key))
+            results.add(table.ThroughputRow(LITELLM, litellm_workers, litellm))
+    return results
+
+
+def _distinct(headers: dict[str, str]) -> Script:
+    return lambda tag: loadgen.distinct_requests_script(headers, tag)
+
+
+def _api_keys_dir(workdir: pathlib.Path) -> pathlib.Path:
+    keys = workdir / "api-keys"
+    keys.mkdir()
+    (keys / "bench").write_text(GATEWAY_API_KEY + "\n")
+    return keys
+
+
+def median_of(runs: Sequence[T]) -> T:
+    """One result whose every number is the median of that number over the runs."""
+    first = runs[0]
+    medians = {}
+    for field in dataclasses.fields(first):
+        value = statistics.median(getattr(run, field.name) for run in runs)
+        medians[field.name] = round(value) if isinstance(getattr(first, field.name), int) else value
+    return dataclasses.replace(first, **medians)
+
+
+def machine_facts(settings: Settings, wrk: str, litellm_version: str | None) -> dict[str, str]:
+    load = settings.load
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpu": _cpu_model(),
+        "cores (nproc)": str(len(os.sched_getaffinity(0))),
+        "load average before the run": " ".join(f"{value:.2f}" for value in os.getloadavg()),
+        "python": platform.python_version(),
+        "wrk": loadgen.wrk_version(wrk),
+        "redis": _first_line(["redis-server", "--version"]),
+        "litellm": litellm_version or "skipped",
+        "load": f"wrk -t{load.threads} -c{load.connections} -d{load.duration_s}s after a "
+        f"{settings.warmup_s}s warm-up; median of {settings.repeat} run(s)",
+    }
+
+
+def render(settings: Settings, facts: dict[str, str], results: Results) -> str:
+    litellm = next((row.result for row in results.throughput if row.scenario == LITELLM), None)
+    cores = facts["cores (nproc)"]
+    sections = [
+        "# Realtime gateway benchmark",
+        table.facts(facts),
+        "## Throughput",
+        table.throughput(results.throughput, litellm),
+        f"wrk, the server under test, the mock backend and Redis all share the same {cores} "
+        "cores, so every figure is lower than the server would reach with the cores to itself; "
+        "a second gateway worker competes with wrk and the mock for them. The hit path sends "
+        "one repeated request (cache and Redis on; no auth, no limits). The miss path sends a "
+        f"distinct request each time, with an API key, a limit of {NEVER_LIMITING_RPM:,} "
+        "requests a minute (checked in Redis, never reached), metrics and cost. "
+        f"÷ LiteLLM divides by the LiteLLM proxy's req/s ({settings.litellm_workers} worker(s), "
+        "master key, no database, caching off).",
+        "## Added latency at a constant rate",
+        table.added_latency(_latency_rows(settings, results)),
+        f"An open-loop client sends requests every 1/rate s for {settings.paced_duration_s:g} s "
+        "(after a 1 s warm-up) and times each one; added = the server's percentile minus the "
+        "mock's at the same rate. The gateway runs the miss path with 1 worker. Skipped: sends "
+        "left out while 128 requests were still waiting (the server fell behind).",
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def _latency_rows(settings: Settings, results: Results) -> list[table.LatencyRow]:
+    rows = []
+    for rate in settings.rates:
+        floor = results.latencies[MOCK][rate]
+        rows.append(table.LatencyRow(MOCK, floor, floor))
+        target = ADDED_P50_TARGET_MS if rate == TARGET_RATE_PER_S else None
+        rows.append(
+            table.LatencyRow(f"{MISS} (1 worker)", results.latencies[MISS][rate], floor, target)
+        )
+        if LITELLM in results.latencies:
+            rows.append(table.LatencyRow(LITELLM, results.latencies[LITELLM][rate], floor))
+    return rows
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _first_line(argv: list[str]) -> str:
+    try:
+        output = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return "not installed"
+    return output.splitlines()[0] if output else "unknown"
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM ends the run the way Ctrl-C does: through every `finally`, stopping the servers."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_args(argv)
+    try:
+        wrk = loadgen.find_wrk()
+    except loadgen.WrkMissing as missing:
+        print(missing, file=sys.stderr)
+        return 2
+    litellm_version = None if settings.litellm_workers is None else litellm_proxy.ensure_installed()
+    facts = machine_facts(settings, wrk, litellm_version)
+    print(table.facts(facts), file=sys.stderr, flush=True)
+    with _sigterm_unwinds(), tempfile.TemporaryDirectory(prefix="tiers-bench-") as workdir:
+        try:
+            results = measure_all(
+                Bench(settings, wrk, pathlib.Path(workdir)), pathlib.Path(workdir)
+            )
+        except servers.ServerFailed as failed:
+            print(f"a server did not start: {failed}", file=sys.stderr)
+            return 1
+    report = render(settings, facts, results)
+    print(report)
+    settings.out.parent.mkdir(parents=True, exist_ok=True)
+    settings.out.write_text(report)
+    print(f"written to {settings.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

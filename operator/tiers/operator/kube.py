@@ -1,0 +1,91 @@
+"""The operator's Kubernetes client for the objects it owns: server-side apply and reads.
+
+One lightkube AsyncClient per process (it reads $KUBECONFIG or the in-cluster account). Every
+write is a server-side apply with the `tiers-operator` field manager and `force=True`: the
+operator owns the fields it sets on its children and takes them back from anyone who edits them.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from typing import Any
+
+import lightkube
+from lightkube import codecs
+from lightkube.core import resource_registry
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Secret
+
+FIELD_MANAGER = "tiers-operator"
+
+_client: lightkube.AsyncClient | None = None
+
+
+def client() -> lightkube.AsyncClient:
+    global _client
+    if _client is None:
+        _client = lightkube.AsyncClient(field_manager=FIELD_MANAGER)
+    return _client
+
+
+async def apply_all(manifests: Sequence[dict[str, Any]]) -> None:
+    """Applies each manifest in order (config before the pods that mount it)."""
+    for manifest in manifests:
+        await client().apply(codecs.from_dict(manifest), field_manager=FIELD_MANAGER, force=True)
+
+
+async def delete_unlisted(
+    manifests: Sequence[dict[str, Any]],
+    candidates: Sequence[tuple[str, str, str]],
+    *,
+    namespace: str | None = None,
+) -> None:
+    """Deletes the candidate children (apiVersion, kind, name) that `manifests` no longer lists,
+    e.g. the managed Redis once the spec turns the cache off."""
+    listed = {(m["apiVersion"], m["kind"], m["metadata"]["name"]) for m in manifests}
+    namespace = namespace or (manifests[0]["metadata"]["namespace"] if manifests else None)
+    for api_version, kind, name in candidates:
+        if (api_version, kind, name) in listed:
+            continue
+        resource = resource_registry.resource_registry.load(api_version, kind)
+        try:
+            await client().delete(resource, name, namespace=namespace)  # type: ignore[type-var]
+        except lightkube.ApiError as error:
+            if error.status.code != 404:
+                raise
+
+
+async def deployment_status(name: str, namespace: str) -> dict[str, Any] | None:
+    """The status of a Deployment, or None when it does not exist."""
+    try:
+        deployment = await client().get(Deployment, name, namespace=namespace)
+    except lightkube.ApiError as error:
+        if error.status.code == 404:
+            return None
+        raise
+    status: dict[str, Any] = deployment.to_dict().get("status") or {}
+    status["desiredReplicas"] = deployment.spec.replicas if deployment.spec else None
+    return status
+
+
+async def secret_value(name: str, key: str, namespace: str) -> str | None:
+    """One decoded value of a Secret; None when the Secret or the key is missing."""
+    try:
+        secret = await client().get(Secret, name, namespace=namespace)
+    except lightkube.ApiError as error:
+        if error.status.code == 404:
+            return None
+        raise
+    encoded = (secret.data or {}).get(key)
+    return None if encoded is None else base64.b64decode(encoded).decode()
+
+
+async def secret_exists(name: str, namespace: str) -> bool:
+    try:
+        await client().get(Secret, name, namespace=namespace)
+    except lightkube.ApiError as error:
+        if error.status.code == 404:
+            return False
+        raise
+    return True

@@ -1,0 +1,229 @@
+"""The gateway's Kubernetes objects: ConfigMap, Deployment, Service, PodDisruptionBudget and HPA.
+
+`manifests.realtime.desired_children()` calls these with the `GatewayConfig` it derived from a
+RealtimeEndpoint's spec; each returns a plain dict ready for server-side apply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from tiers.api import common
+from tiers.api import realtime as realtime_api
+from tiers.operator.manifests import labels, security, services
+from tiers.runtime.gateway import config
+
+COMPONENT = labels.Component(app="tiers-gateway", role="gateway", suffix="gateway")
+CONTAINER = "gateway"
+PORT = 8080
+PORT_NAME = "http"
+CONFIG_DIR = "/etc/tiers"
+CONFIG_FILE = "gateway.json"
+API_KEYS_DIR = "/var/run/tiers/api-keys"
+CONFIG_HASH_ANNOTATION = "tiers.dev/config-hash"
+REDIS_URL_ENV = "TIERS_REDIS_URL"
+"""The variable the gateway reads its Redis URL from when its config file has none."""
+TMP_SIZE_LIMIT = "64Mi"
+
+
+def name(owner: labels.Owner) -> str:
+    """Name of every gateway object of `owner`: ConfigMap, Deployment, Service, PDB and HPA."""
+    return COMPONENT.name(owner)
+
+
+def url(owner: labels.Owner) -> str:
+    """The in-cluster OpenAI base URL that clients of `owner` call."""
+    return f"http://{name(owner)}.{owner.namespace}.svc:{PORT}/v1"
+
+
+def backend_key_env(index: int) -> str:
+    """The variable holding the key of the `index`th backend, as the gateway's flags name it."""
+    return f"TIERS_BACKEND_{index}_API_KEY"
+
+
+def secret_env(variable: str, ref: common.SecretKeyRef) -> dict[str, Any]:
+    """An env entry read from a Secret key: the value stays in the Secret, never in a manifest."""
+    return {"name": variable, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+
+
+def render_configmap(owner: labels.Owner, settings: config.GatewayConfig) -> dict[str, Any]:
+    """The ConfigMap the gateway reads its `GatewayConfig` from; it holds no secret."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": COMPONENT.metadata(owner),
+        "data": {CONFIG_FILE: settings.model_dump_json(indent=2)},
+    }
+
+
+def config_hash(configmap: dict[str, Any]) -> str:
+    """A short digest of the ConfigMap's data: put on the pod template, a change rolls the pods."""
+    canonical = json.dumps(configmap["data"], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _replicas(spec: realtime_api.RealtimeEndpointSpec) -> int | None:
+    """Zero when suspended; None (the field left to the HPA) when autoscaling."""
+    if spec.suspend:
+        return 0
+    if spec.autoscaling is not None:
+        return None
+    return spec.replicas
+
+
+def _env(
+    spec: realtime_api.RealtimeEndpointSpec, redis_url_env: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    env = [
+        secret_env(backend_key_env(index), backend.api_key_secret_ref)
+        for index, backend in enumerate(spec.backends)
+        if backend.api_key_secret_ref is not None
+    ]
+    if redis_url_env is not None:
+        env.append(redis_url_env)
+    return env
+
+
+def _container(
+    spec: realtime_api.RealtimeEndpointSpec, *, image: str, redis_url_env: dict[str, Any] | None
+) -> dict[str, Any]:
+    mounts: list[dict[str, Any]] = [
+        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    if spec.auth is not None:
+        mounts.append({"name": "api-keys", "mountPath": API_KEYS_DIR, "readOnly": True})
+    command = ["python", "-m", "tiers.runtime.gateway", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}"]
+    return {
+        "name": CONTAINER,
+        "image": image,
+        "command": [*command, "--host", "0.0.0.0", "--port", str(PORT)],
+        "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
+        "env": _env(spec, redis_url_env),
+        "readinessProbe": {
+            "httpGet": {"path": "/readyz", "port": PORT_NAME},
+            "periodSeconds": 5,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": PORT_NAME},
+            "initialDelaySeconds": 5,
+            "periodSeconds": 10,
+            "timeoutSeconds": 5,
+            "failureThreshold": 3,
+        },
+        # No CPU limit: a burst of requests is never throttled; the request sizes scheduling.
+        "resources": {
+            "requests": {"cpu": "250m", "memory": "256Mi"},
+            "limits": {"memory": "512Mi"},
+        },
+        "securityContext": security.container_security_context(security.NONROOT_UID),
+        "volumeMounts": mounts,
+    }
+
+
+def _volumes(owner: labels.Owner, spec: realtime_api.RealtimeEndpointSpec) -> list[dict[str, Any]]:
+    volumes: list[dict[str, Any]] = [
+        {"name": "config", "configMap": {"name": name(owner)}},
+        # The root filesystem is read-only; Python and uvicorn may still want a scratch folder.
+        {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}},
+    ]
+    if spec.auth is not None:
+        secret = spec.auth.api_keys_secret_ref.name
+        volumes.append({"name": "api-keys", "secret": {"secretName": secret}})
+    return volumes
+
+
+def render_deployment(
+    owner: labels.Owner,
+    spec: realtime_api.RealtimeEndpointSpec,
+    *,
+    image: str,
+    config_hash: str,
+    redis_url_env: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The gateway pods; `redis_url_env` is the env entry carrying the Redis URL, if any."""
+    deployment_spec: dict[str, Any] = {}
+    replicas = _replicas(spec)
+    if replicas is not None:
+        deployment_spec["replicas"] = replicas
+    deployment_spec |= {
+        "selector": {"matchLabels": COMPONENT.selector(owner)},
+        # A rollout never lowers serving capacity: new pods are ready before old ones go.
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"},
+        },
+        "template": {
+            "metadata": {
+                "labels": COMPONENT.labels(owner),
+                "annotations": {CONFIG_HASH_ANNOTATION: config_hash},
+            },
+            "spec": {
+                "automountServiceAccountToken": False,
+                "securityContext": security.pod_security_context(security.NONROOT_UID),
+                "topologySpreadConstraints": [
+                    {
+                        "maxSkew": 1,
+                        "topologyKey": "kubernetes.io/hostname",
+                        "whenUnsatisfiable": "ScheduleAnyway",
+                        "labelSelector": {"matchLabels": COMPONENT.selector(owner)},
+                    }
+                ],
+                "containers": [_container(spec, image=image, redis_url_env=redis_url_env)],
+                "volumes": _volumes(owner, spec),
+            },
+        },
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": COMPONENT.metadata(owner),
+        "spec": deployment_spec,
+    }
+
+
+def render_service(owner: labels.Owner) -> dict[str, Any]:
+    """The ClusterIP Service behind `url(owner)`."""
+    return services.render_cluster_ip_service(owner, COMPONENT, port=PORT, port_name=PORT_NAME)
+
+
+def render_pod_disruption_budget(owner: labels.Owner) -> dict[str, Any]:
+    """Voluntary evictions (node drains) take at most one gateway pod at a time."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": COMPONENT.metadata(owner),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": COMPONENT.selector(owner)}},
+    }
+
+
+def render_horizontal_pod_autoscaler(
+    owner: labels.Owner, autoscaling: realtime_api.Autoscaling
+) -> dict[str, Any]:
+    """Scales the gateway Deployment on CPU utilization between the spec's bounds."""
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": COMPONENT.metadata(owner),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name(owner)},
+            "minReplicas": autoscaling.min_replicas,
+            "maxReplicas": autoscaling.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": autoscaling.target_cpu_utilization_percent,
+                        },
+                    },
+                }
+            ],
+        },
+    }

@@ -1,0 +1,153 @@
+"""The Kubernetes children of a RealtimeEndpoint, rendered from its spec: the one entry point.
+
+The RealtimeEndpoint handler calls `desired_children()` and server-side-applies each manifest it
+returns; `gateway_url()` is what it writes to `status.url`. Everything here is pure: the same
+owner and spec always give the same manifests.
+"""
+
+from __future__ import annotations
+
+import decimal
+import pathlib
+from typing import Any
+
+from tiers import api
+from tiers.operator.manifests import gateway, labels, redis
+from tiers.runtime.gateway import config
+
+Owner = labels.Owner
+REDIS_URL_ENV = gateway.REDIS_URL_ENV
+
+
+def needs_redis(spec: api.RealtimeEndpointSpec) -> bool:
+    """Whether the gateway needs a Redis: for its response cache, or for its rate limits.
+
+    Limits are counted in Redis so that all replicas share one count, so an endpoint with its
+    cache switched off still needs Redis as long as it sets a limit. Where `cache.redisURLSecretRef`
+    names one, that Redis serves; otherwise the operator runs one for the endpoint.
+    """
+    limits = spec.rate_limits
+    has_limits = limits is not None and (
+        limits.requests_per_minute is not None or limits.tokens_per_minute is not None
+    )
+    return spec.cache.enabled or has_limits
+
+
+def runs_managed_redis(spec: api.RealtimeEndpointSpec) -> bool:
+    """Whether the operator runs the endpoint's Redis: needed, and none referenced."""
+    return needs_redis(spec) and spec.cache.redis_url_secret_ref is None
+
+
+def gateway_url(owner: Owner) -> str:
+    """The OpenAI base URL of the endpoint inside the cluster, for `status.url`."""
+    return gateway.url(owner)
+
+
+def _prices(spec: api.RealtimeEndpointSpec) -> dict[str, config.PriceConfig]:
+    """The spec's price under the name clients ask for and under each upstream model's name."""
+    if spec.pricing is None:
+        return {}
+    pricing = spec.pricing
+    cached = pricing.cached_input_per_m_tok_usd
+    price = config.PriceConfig(
+        input_per_m_tok_usd=decimal.Decimal(pricing.input_per_m_tok_usd),
+        output_per_m_tok_usd=decimal.Decimal(pricing.output_per_m_tok_usd),
+        cached_input_per_m_tok_usd=None if cached is None else decimal.Decimal(cached),
+    )
+    return dict.fromkeys([spec.model, *(backend.model for backend in spec.backends)], price)
+
+
+def _backends(spec: api.RealtimeEndpointSpec) -> tuple[config.BackendConfig, ...]:
+    return tuple(
+        config.BackendConfig(
+            name=backend.name,
+            provider=backend.provider,
+            model=backend.model,
+            base_url=backend.base_url,
+            deployment=backend.deployment,
+            api_version=backend.api_version,
+            api_key_env=(
+                None if backend.api_key_secret_ref is None else gateway.backend_key_env(index)
+            ),
+            priority=backend.priority,
+            weight=backend.weight,
+            timeout_ms=backend.timeout_ms,
+        )
+        for index, backend in enumerate(spec.backends)
+    )
+
+
+def gateway_config(
+    owner: Owner, spec: api.RealtimeEndpointSpec, *, redis_url_env: str | None
+) -> config.GatewayConfig:
+    """The gateway's config file for the endpoint: no secret in it, only where to find them.
+
+    `redis_url_env` names the variable that carries the Redis URL into the pod, None where the
+    pod has none. The file's `redis_url` stays null either way: a URL read from a Secret must
+    not be copied into a ConfigMap. The gateway reads `TIERS_REDIS_URL`, the only name accepted.
+    """
+    if redis_url_env not in (None, REDIS_URL_ENV):
+        raise ValueError(f"redis_url_env must be None or {REDIS_URL_ENV!r}, not {redis_url_env!r}")
+    limits = spec.rate_limits
+    return config.GatewayConfig(
+        endpoint=f"{owner.namespace}/{owner.name}",
+        model=spec.model,
+        backends=_backends(spec),
+        redis_url=None,
+        api_keys_dir=None if spec.auth is None else pathlib.Path(gateway.API_KEYS_DIR),
+        cache=config.CacheConfig(enabled=spec.cache.enabled, ttl_seconds=spec.cache.ttl_seconds),
+        rate_limits=config.RateLimitConfig(
+            requests_per_minute=None if limits is None else limits.requests_per_minute,
+            tokens_per_minute=None if limits is None else limits.tokens_per_minute,
+        ),
+        retries=config.RetryConfig(
+            max_attempts=spec.retries.max_attempts,
+            initial_backoff_ms=spec.retries.initial_backoff_ms,
+            max_backoff_ms=spec.retries.max_backoff_ms,
+        ),
+        prices=_prices(spec),
+    )
+
+
+def _redis_url_env(owner: Owner, spec: api.RealtimeEndpointSpec) -> dict[str, Any] | None:
+    """The gateway's `TIERS_REDIS_URL` entry: from the referenced Secret, or the managed Redis."""
+    if not needs_redis(spec):
+        return None
+    ref = spec.cache.redis_url_secret_ref
+    if ref is not None:
+        return gateway.secret_env(REDIS_URL_ENV, ref)
+    return {"name": REDIS_URL_ENV, "value": redis.url(owner)}
+
+
+def desired_children(
+    owner: Owner, spec: api.RealtimeEndpointSpec, *, image: str
+) -> list[dict[str, Any]]:
+    """Every object the endpoint should own, in apply order; `image` runs the gateway.
+
+    The order is stable: ConfigMap, the managed Redis (Deployment, Service) when the operator
+    runs it, the gateway Deployment, Service and PodDisruptionBudget, then the HPA when
+    autoscaling is set. A suspended endpoint scales to zero and has no HPA (one would scale it
+    back up). Objects absent from the list are the handler's to delete.
+    """
+    redis_url_env = _redis_url_env(owner, spec)
+    settings = gateway_config(
+        owner, spec, redis_url_env=None if redis_url_env is None else REDIS_URL_ENV
+    )
+    configmap = gateway.render_configmap(owner, settings)
+    children = [configmap]
+    if runs_managed_redis(spec):
+        children += [redis.render_deployment(owner), redis.render_service(owner)]
+    children += [
+        gateway.render_deployment(
+            owner,
+            spec,
+            image=image,
+            config_hash=gateway.config_hash(configmap),
+            redis_url_env=redis_url_env,
+        ),
+        gateway.render_service(owner),
+        gateway.render_pod_disruption_budget(owner),
+    ]
+    if spec.autoscaling is not None and not spec.suspend:
+        children.append(gateway.render_horizontal_pod_autoscaler(owner, spec.autoscaling))
+    return children

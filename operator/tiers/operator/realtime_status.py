@@ -1,0 +1,193 @@
+"""The status a RealtimeEndpoint should show, from what the operator observed: pure.
+
+Conditions: `ProxyReady` (gateway pods), `CacheReady` (Redis), `BackendReady` (referenced
+Secrets, upstream errors), and `Ready` when all three are True. Latency, traffic, cache hit ratio
+and cost come from the gateways' shared stats window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+from tiers.api import common, realtime
+from tiers.operator import conditions
+from tiers.runtime import pricing, stats
+
+WINDOW = "5m"
+WINDOW_SECONDS = 300
+# Upstream errors above this share of a window's requests mark the backends unhealthy.
+BACKEND_ERROR_SHARE = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class MissingSecret:
+    """A Secret (or one key of it) that the spec refers to but the namespace lacks."""
+
+    field: str
+    name: str
+    key: str | None = None
+
+    @property
+    def message(self) -> str:
+        what = f"Secret {self.name}" + (f" with key {self.key}" if self.key else "")
+        return f"{what}, named by {self.field}, does not exist"
+
+
+@dataclasses.dataclass(frozen=True)
+class Observed:
+    """What the operator read from the cluster and from the stats store for one endpoint."""
+
+    gateway: Mapping[str, Any] | None
+    """The gateway Deployment's status (with `desiredReplicas`), None if absent."""
+    redis: Mapping[str, Any] | None
+    """The managed Redis Deployment's status; None if absent or not managed."""
+    managed_redis: bool
+    missing_secrets: tuple[MissingSecret, ...] = ()
+    apply_error: str | None = None
+    summary: stats.Summary | None = None
+    url: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    status: common.ConditionStatus
+    reason: str
+    message: str
+
+
+def desired_status(
+    spec: realtime.RealtimeEndpointSpec,
+    observed: Observed,
+    *,
+    body: Mapping[str, Any],
+    now: datetime.datetime,
+) -> dict[str, Any]:
+    generation = body.get("metadata", {}).get("generation")
+    current = conditions.parse(body.get("status", {}).get("conditions"))
+    verdicts = {
+        "ProxyReady": proxy_verdict(spec, observed),
+        "CacheReady": cache_verdict(spec, observed),
+        "BackendReady": backend_verdict(observed),
+    }
+    verdicts["Ready"] = ready_verdict(verdicts, observed)
+    for type_, verdict in verdicts.items():
+        current = conditions.set_condition(
+            current,
+            type=type_,
+            status=verdict.status,
+            reason=verdict.reason,
+            message=verdict.message,
+            generation=generation,
+            now=now,
+        )
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "conditions": conditions.to_wire(current),
+        "url": observed.url,
+        "readyReplicas": int((observed.gateway or {}).get("readyReplicas") or 0),
+        "state": "Ready" if verdicts["Ready"].status == "True" else verdicts["Ready"].reason,
+    }
+    status.update(traffic_blocks(observed.summary, body, now))
+    return status
+
+
+def proxy_verdict(spec: realtime.RealtimeEndpointSpec, observed: Observed) -> Verdict:
+    if observed.apply_error is not None:
+        return Verdict("False", "ApplyFailed", observed.apply_error)
+    if spec.suspend:
+        return Verdict("False", "Suspended", "spec.suspend is true: the gateway is scaled to zero")
+    missing = _missing(observed, "spec.auth")
+    if missing:
+        return Verdict("False", "SecretNotFound", missing)
+    if observed.gateway is None:
+        return Verdict("Unknown", "Creating", "the gateway Deployment is being created")
+    desired = observed.gateway.get("desiredReplicas") or spec.replicas
+    available = int(observed.gateway.get("availableReplicas") or 0)
+    if available >= 1:
+        return Verdict("True", "Available", f"{available}/{desired} gateway replicas available")
+    return Verdict("False", "Unavailable", f"0/{desired} gateway replicas available")
+
+
+def cache_verdict(spec: realtime.RealtimeEndpointSpec, observed: Observed) -> Verdict:
+    if not spec.cache.enabled and not observed.managed_redis:
+        return Verdict("True", "Disabled", "spec.cache.enabled is false")
+    if spec.cache.redis_url_secret_ref is not None:
+        missing = _missing(observed, "spec.cache")
+        if missing:
+            return Verdict("False", "SecretNotFound", missing)
+        return Verdict("True", "External", "using the Redis named by spec.cache.redisURLSecretRef")
+    if observed.redis is None:
+        return Verdict("Unknown", "Creating", "the managed Redis is being created")
+    if int(observed.redis.get("availableReplicas") or 0) >= 1:
+        return Verdict("True", "Available", "the managed Redis is available")
+    return Verdict("False", "Unavailable", "the managed Redis has no available replica")
+
+
+def backend_verdict(observed: Observed) -> Verdict:
+    missing = _missing(observed, "spec.backends")
+    if missing:
+        return Verdict("False", "SecretNotFound", missing)
+    summary = observed.summary
+    if (
+        summary is not None
+        and summary.units
+        and summary.errors / summary.units > BACKEND_ERROR_SHARE
+    ):
+        return Verdict(
+            "False",
+            "UpstreamErrors",
+            f"{summary.errors} of {summary.units} requests failed upstream in the last {WINDOW}",
+        )
+    return Verdict("True", "Configured", "backends configured; their keys are present")
+
+
+def _missing(observed: Observed, field_prefix: str) -> str:
+    return "; ".join(
+        m.message for m in observed.missing_secrets if m.field.startswith(field_prefix)
+    )
+
+
+def ready_verdict(verdicts: Mapping[str, Verdict], observed: Observed) -> Verdict:
+    failing = [(t, v) for t, v in verdicts.items() if v.status != "True"]
+    if not failing:
+        return Verdict("True", "Ready", f"serving at {observed.url}")
+    type_, verdict = next(((t, v) for t, v in failing if v.status == "False"), failing[0])
+    return Verdict(verdict.status, verdict.reason, f"{type_}: {verdict.message}")
+
+
+def traffic_blocks(
+    summary: stats.Summary | None, body: Mapping[str, Any], now: datetime.datetime
+) -> dict[str, Any]:
+    """latency, traffic, cache and cost; kept from the last status when no traffic was seen."""
+    if summary is None or summary.units == 0:
+        previous = body.get("status", {})
+        return {
+            key: previous[key] for key in ("latency", "traffic", "cache", "cost") if key in previous
+        }
+    observed_at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    blocks: dict[str, Any] = {
+        "latency": {
+            "p50Ms": summary.p50_ms,
+            "p95Ms": summary.p95_ms,
+            "p99Ms": summary.p99_ms,
+            "window": WINDOW,
+            "observedAt": observed_at,
+        },
+        "traffic": {
+            "requests": summary.units,
+            "requestsPerSecond": summary.units_per_second,
+            "errors": summary.errors,
+        },
+        "cost": {
+            "totalUSD": pricing.format_usd(summary.cost_usd),
+            "perRequestUSD": pricing.format_usd(summary.cost_per_unit_usd),
+            "window": WINDOW,
+            "observedAt": observed_at,
+        },
+    }
+    if summary.cache_hit_ratio is not None:
+        blocks["cache"] = {"hitRatio": str(summary.cache_hit_ratio.normalize())}
+    return blocks

@@ -1,0 +1,44 @@
+"""Reads the stats the data plane publishes to Redis and summarizes a window for status.
+
+A Redis that does not answer gives no summary (status keeps its last numbers); it never fails
+a reconcile. Clients are kept per URL with short timeouts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from tiers.runtime import stats
+from tiers.runtime.stats import store
+
+log = logging.getLogger(__name__)
+
+# Where to read stats instead of each endpoint's own Redis: for local mode, where the data plane
+# runs as local processes beside a kwok cluster whose Service names do not resolve.
+OVERRIDE_ENV = "TIERS_STATS_REDIS_URL"
+
+_clients: dict[str, aioredis.Redis] = {}
+
+
+def stats_url(default: str | None) -> str | None:
+    return os.environ.get(OVERRIDE_ENV) or default
+
+
+async def summary(url: str, subject: str, *, minutes: int) -> stats.Summary | None:
+    client = _clients.get(url)
+    if client is None:
+        client = _clients[url] = aioredis.Redis.from_url(
+            url, socket_timeout=1, socket_connect_timeout=1
+        )
+    now = time.time()
+    try:
+        windows = await store.read(client, subject, now_s=now, minutes=minutes)
+    except (redis.exceptions.RedisError, OSError) as error:
+        log.info("stats of %s unavailable: %s", subject, type(error).__name__)
+        return None
+    return stats.summarize(windows, seconds=minutes * 60 + now % 60)

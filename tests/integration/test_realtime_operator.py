@@ -1,0 +1,195 @@
+"""The operator turns a RealtimeEndpoint into a running gateway and reports on it: children,
+conditions, drift correction, and latency and cost in status once traffic flows."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import openai
+import pytest
+import yaml
+from conftest import Kubectl, Processes, wait_for
+
+from tiers import devenv
+from tiers.devenv import dataplane, processes
+
+EXAMPLE = (
+    pathlib.Path(__file__).resolve().parents[2]
+    / "examples"
+    / "01-realtime"
+    / "realtime-endpoint.yaml"
+)
+
+
+def endpoint_manifest(**spec_changes: object) -> str:
+    obj = yaml.safe_load(EXAMPLE.read_text())
+    obj["spec"].update(spec_changes)
+    return json.dumps(obj)
+
+
+def condition(obj: dict, type_: str) -> dict:
+    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_), {})
+
+
+def wait_condition(
+    kubectl: Kubectl, namespace: str, type_: str, status: str, timeout_s: float = 30
+) -> dict:
+    def reached() -> dict | None:
+        obj = kubectl.get("rte", "chat", "-n", namespace)
+        return obj if condition(obj, type_).get("status") == status else None
+
+    return wait_for(reached, timeout_s=timeout_s, what=f"{type_}={status}")
+
+
+def create_azure_secret(kubectl: Kubectl, namespace: str) -> None:
+    kubectl.run(
+        "create",
+        "secret",
+        "generic",
+        "azure-openai",
+        "-n",
+        namespace,
+        "--from-literal=api-key=sk-azure-test",
+    )
+
+
+def test_an_endpoint_becomes_ready_with_its_children_owned(
+    kubectl: Kubectl, operator: str, namespace: str
+) -> None:
+    create_azure_secret(kubectl, namespace)
+    kubectl.apply(endpoint_manifest(), namespace=namespace)
+    obj = wait_condition(kubectl, namespace, "Ready", "True")
+    assert obj["status"]["url"] == f"http://chat-gateway.{namespace}.svc:8080/v1"
+    assert {c["type"]: c["status"] for c in obj["status"]["conditions"]} == {
+        "Ready": "True", "ProxyReady": "True", "CacheReady": "True", "BackendReady": "True",
+    }  # fmt: skip
+    uid = obj["metadata"]["uid"]
+    for kind, name in [
+        ("configmap", "chat-gateway"), ("deployment", "chat-gateway"), ("service", "chat-gateway"),
+        ("poddisruptionbudget", "chat-gateway"), ("deployment", "chat-redis"), ("service", "chat-redis"),
+    ]:  # fmt: skip
+        child = kubectl.get(kind, name, "-n", namespace)
+        owners = child["metadata"]["ownerReferences"]
+        assert [(o["kind"], o["uid"], o["controller"]) for o in owners] == [
+            ("RealtimeEndpoint", uid, True)
+        ]
+    deployment = kubectl.get("deployment", "chat-gateway", "-n", namespace)
+    assert deployment["status"]["availableReplicas"] == 2
+    printed = kubectl.run("get", "rte", "chat", "-n", namespace).stdout
+    assert "True" in printed and "chat-gateway" in printed
+
+
+def test_a_missing_backend_secret_is_reported_by_field(
+    kubectl: Kubectl, operator: str, namespace: str
+) -> None:
+    kubectl.apply(endpoint_manifest(), namespace=namespace)
+    obj = wait_condition(kubectl, namespace, "BackendReady", "False")
+    backend = condition(obj, "BackendReady")
+    assert backend["reason"] == "SecretNotFound"
+    assert "spec.backends[1].apiKeySecretRef" in backend["message"]
+    assert condition(obj, "Ready")["status"] == "False"
+    create_azure_secret(kubectl, namespace)
+    wait_condition(kubectl, namespace, "Ready", "True")
+
+
+def test_deleted_or_edited_children_are_put_back(
+    kubectl: Kubectl, operator: str, namespace: str
+) -> None:
+    create_azure_secret(kubectl, namespace)
+    kubectl.apply(endpoint_manifest(), namespace=namespace)
+    wait_condition(kubectl, namespace, "Ready", "True")
+    kubectl.run("delete", "service", "chat-gateway", "-n", namespace)
+    kubectl.run("scale", "deployment", "chat-gateway", "--replicas=7", "-n", namespace)
+    wait_for(
+        lambda: (
+            kubectl.run("get", "service", "chat-gateway", "-n", namespace, check=False).returncode
+            == 0
+        ),
+        timeout_s=20,
+        what="the Service to come back",
+    )
+    wait_for(
+        lambda: kubectl.get("deployment", "chat-gateway", "-n", namespace)["spec"]["replicas"] == 2,
+        timeout_s=20,
+        what="the replica count to be reverted",
+    )
+
+
+def test_a_config_change_rolls_the_gateway_pods(
+    kubectl: Kubectl, operator: str, namespace: str
+) -> None:
+    create_azure_secret(kubectl, namespace)
+    kubectl.apply(endpoint_manifest(), namespace=namespace)
+    wait_condition(kubectl, namespace, "Ready", "True")
+
+    def config_hash() -> str:
+        template = kubectl.get("deployment", "chat-gateway", "-n", namespace)["spec"]["template"]
+        return template["metadata"]["annotations"]["tiers.dev/config-hash"]
+
+    before = config_hash()
+    kubectl.run(
+        "patch",
+        "rte",
+        "chat",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"cache":{"ttlSeconds":60}}}',
+    )
+    wait_for(lambda: config_hash() != before, timeout_s=20, what="a new config hash")
+    config = json.loads(
+        kubectl.get("configmap", "chat-gateway", "-n", namespace)["data"]["gateway.json"]
+    )
+    assert config["cache"]["ttl_seconds"] == 60
+
+
+def test_status_shows_latency_and_cost_after_traffic(
+    kubectl: Kubectl,
+    operator: str,
+    namespace: str,
+    dev_cluster: devenv.DevCluster,
+    services: Processes,
+    tmp_path: pathlib.Path,
+) -> None:
+    mock = services.start("mockllm", "tiers.runtime.mockllm", "--latency-ms", "20")
+    backend = {
+        "name": "primary",
+        "provider": "openai-compatible",
+        "baseURL": f"{mock}/v1",
+        "model": "gpt-4o-mini",
+    }
+    kubectl.apply(endpoint_manifest(backends=[backend]), namespace=namespace)
+    wait_condition(kubectl, namespace, "Ready", "True")
+    url, gateway = dataplane.start_gateway(
+        [str(dev_cluster.kubectl), f"--kubeconfig={dev_cluster.kubeconfig}"],
+        namespace=namespace,
+        endpoint="chat",
+        redis_url=dev_cluster.redis_url,
+        work_dir=tmp_path / "gateway",
+    )
+    try:
+        sdk = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        for i in range(20):
+            sdk.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": f"q{i % 10}"}]
+            )
+
+        def reported() -> dict | None:
+            status = kubectl.get("rte", "chat", "-n", namespace)["status"]
+            return status if status.get("traffic", {}).get("requests", 0) >= 20 else None
+
+        status = wait_for(reported, timeout_s=30, what="traffic in status")
+    finally:
+        processes.stop(gateway.pid)
+    assert status["latency"]["p95Ms"] >= 15, "the mock's 20 ms shows on the misses"
+    assert status["latency"]["p50Ms"] <= status["latency"]["p95Ms"] <= status["latency"]["p99Ms"]
+    assert status["latency"]["window"] == "5m"
+    assert status["cache"]["hitRatio"] == "0.5"
+    assert float(status["cost"]["totalUSD"]) > 0
+    assert float(status["cost"]["perRequestUSD"]) == pytest.approx(
+        float(status["cost"]["totalUSD"]) / 20, rel=0.01
+    )
+    columns = kubectl.run("get", "rte", "chat", "-n", namespace).stdout.splitlines()[1].split()
+    assert str(status["latency"]["p95Ms"]) in columns and status["cost"]["perRequestUSD"] in columns
