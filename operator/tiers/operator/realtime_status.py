@@ -12,12 +12,13 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
-from tiers.api import common, realtime
-from tiers.operator import conditions
-from tiers.runtime import pricing, stats
+from tiers.api import realtime
+from tiers.operator import verdicts
+from tiers.operator.verdicts import Verdict
+from tiers.runtime import stats
 
-WINDOW = "5m"
-WINDOW_SECONDS = 300
+WINDOW = verdicts.WINDOW
+WINDOW_SECONDS = verdicts.WINDOW_SECONDS
 # Upstream errors above this share of a window's requests mark the backends unhealthy.
 BACKEND_ERROR_SHARE = 0.5
 
@@ -51,13 +52,6 @@ class Observed:
     url: str | None = None
 
 
-@dataclasses.dataclass(frozen=True)
-class Verdict:
-    status: common.ConditionStatus
-    reason: str
-    message: str
-
-
 def desired_status(
     spec: realtime.RealtimeEndpointSpec,
     observed: Observed,
@@ -65,31 +59,15 @@ def desired_status(
     body: Mapping[str, Any],
     now: datetime.datetime,
 ) -> dict[str, Any]:
-    generation = body.get("metadata", {}).get("generation")
-    current = conditions.parse(body.get("status", {}).get("conditions"))
-    verdicts = {
+    dependencies = {
         "ProxyReady": proxy_verdict(spec, observed),
         "CacheReady": cache_verdict(spec, observed),
         "BackendReady": backend_verdict(observed),
     }
-    verdicts["Ready"] = ready_verdict(verdicts, observed)
-    for type_, verdict in verdicts.items():
-        current = conditions.set_condition(
-            current,
-            type=type_,
-            status=verdict.status,
-            reason=verdict.reason,
-            message=verdict.message,
-            generation=generation,
-            now=now,
-        )
-    status: dict[str, Any] = {
-        "observedGeneration": generation,
-        "conditions": conditions.to_wire(current),
-        "url": observed.url,
-        "readyReplicas": int((observed.gateway or {}).get("readyReplicas") or 0),
-        "state": "Ready" if verdicts["Ready"].status == "True" else verdicts["Ready"].reason,
-    }
+    ready = verdicts.ready(dependencies, ready_message=f"serving at {observed.url}")
+    status = verdicts.stamp(body, {**dependencies, "Ready": ready}, now=now)
+    status["url"] = observed.url
+    status["readyReplicas"] = int((observed.gateway or {}).get("readyReplicas") or 0)
     status.update(traffic_blocks(observed.summary, body, now))
     return status
 
@@ -150,43 +128,20 @@ def _missing(observed: Observed, field_prefix: str) -> str:
     )
 
 
-def ready_verdict(verdicts: Mapping[str, Verdict], observed: Observed) -> Verdict:
-    failing = [(t, v) for t, v in verdicts.items() if v.status != "True"]
-    if not failing:
-        return Verdict("True", "Ready", f"serving at {observed.url}")
-    type_, verdict = next(((t, v) for t, v in failing if v.status == "False"), failing[0])
-    return Verdict(verdict.status, verdict.reason, f"{type_}: {verdict.message}")
-
-
 def traffic_blocks(
     summary: stats.Summary | None, body: Mapping[str, Any], now: datetime.datetime
 ) -> dict[str, Any]:
     """latency, traffic, cache and cost; kept from the last status when no traffic was seen."""
     if summary is None or summary.units == 0:
-        previous = body.get("status", {})
-        return {
-            key: previous[key] for key in ("latency", "traffic", "cache", "cost") if key in previous
-        }
-    observed_at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return verdicts.kept(body, "latency", "traffic", "cache", "cost")
     blocks: dict[str, Any] = {
-        "latency": {
-            "p50Ms": summary.p50_ms,
-            "p95Ms": summary.p95_ms,
-            "p99Ms": summary.p99_ms,
-            "window": WINDOW,
-            "observedAt": observed_at,
-        },
+        "latency": verdicts.latency_block(summary, now=now),
         "traffic": {
             "requests": summary.units,
             "requestsPerSecond": summary.units_per_second,
             "errors": summary.errors,
         },
-        "cost": {
-            "totalUSD": pricing.format_usd(summary.cost_usd),
-            "perRequestUSD": pricing.format_usd(summary.cost_per_unit_usd),
-            "window": WINDOW,
-            "observedAt": observed_at,
-        },
+        "cost": verdicts.cost_block(summary, per_unit_field="perRequestUSD", now=now),
     }
     if summary.cache_hit_ratio is not None:
         blocks["cache"] = {"hitRatio": str(summary.cache_hit_ratio.normalize())}

@@ -13,8 +13,8 @@ from typing import Any
 import kopf
 import pydantic
 
-from tiers.api import common, kinds
-from tiers.operator import conditions, metrics
+from tiers.api import kinds
+from tiers.operator import metrics, verdicts
 
 RECONCILING = "Reconciling"
 INVALID_SPEC = "InvalidSpec"
@@ -46,24 +46,14 @@ def desired_status(
     now: datetime.datetime,
 ) -> dict[str, Any]:
     """The status an object of `kind` should carry while its workload is being reconciled."""
-    generation = body.get("metadata", {}).get("generation")
-    current = conditions.parse(body.get("status", {}).get("conditions"))
     error = spec_error(kind, body.get("spec", {}))
-    status: common.ConditionStatus
     if error is None:
-        status, reason, message = "Unknown", RECONCILING, pending_message
+        verdict = verdicts.Verdict("Unknown", RECONCILING, pending_message)
     else:
-        status, reason, message = "False", INVALID_SPEC, error
-    updated = conditions.set_condition(
-        current,
-        type=primary_condition(kind),
-        status=status,
-        reason=reason,
-        message=message,
-        generation=generation,
-        now=now,
-    )
-    return {"observedGeneration": generation, "conditions": conditions.to_wire(updated)}
+        verdict = verdicts.Verdict("False", INVALID_SPEC, error)
+    status = verdicts.stamp(body, {primary_condition(kind): verdict}, now=now)
+    del status["state"]
+    return status
 
 
 def reconcile(

@@ -1,0 +1,163 @@
+"""Kafka's admin API for the operator: read, create, grow, configure and delete topics, and
+read offsets. confluent-kafka's client is blocking, so every call runs in a worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ParamSpec, TypeVar
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+)
+
+from tiers.api import stream
+from tiers.operator import topics
+
+TIMEOUT_S = 10.0
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_admins: dict[str, AdminClient] = {}
+
+
+class AdminError(Exception):
+    """Kafka refused an admin request; the message is Kafka's own."""
+
+
+class KafkaUnavailable(AdminError):
+    """The brokers did not answer; reported as a condition, retried by the timer."""
+
+
+def _kafka_errors(function: Callable[P, R]) -> Callable[P, R]:
+    """Turns confluent-kafka's exceptions into AdminError, so callers handle one type."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except KafkaException as error:
+            raise AdminError(str(error.args[0] if error.args else error)) from None
+
+    return wrapper
+
+
+def _admin(bootstrap: str) -> AdminClient:
+    admin = _admins.get(bootstrap)
+    if admin is None:
+        admin = _admins[bootstrap] = AdminClient(
+            {"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000}
+        )
+    return admin
+
+
+async def describe(bootstrap: str, names: Sequence[str]) -> dict[str, topics.ActualTopic]:
+    return await asyncio.to_thread(_describe, bootstrap, names)
+
+
+@_kafka_errors
+def _describe(bootstrap: str, names: Sequence[str]) -> dict[str, topics.ActualTopic]:
+    admin = _admin(bootstrap)
+    try:
+        metadata = admin.list_topics(timeout=TIMEOUT_S)
+    except KafkaException as error:
+        raise KafkaUnavailable(f"Kafka at {bootstrap} did not answer: {error}") from None
+    present = [name for name in names if name in metadata.topics]
+    configs: dict[str, dict[str, str]] = {name: {} for name in present}
+    if present:
+        resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in present]
+        for resource, future in admin.describe_configs(resources).items():
+            entries = future.result(timeout=TIMEOUT_S)
+            configs[resource.name] = {
+                key: entry.value for key, entry in entries.items() if not entry.is_default
+            }
+    return {
+        name: topics.ActualTopic(
+            name=name,
+            partitions=len(metadata.topics[name].partitions),
+            replication_factor=len(next(iter(metadata.topics[name].partitions.values())).replicas),
+            config=configs[name],
+        )
+        for name in present
+    }
+
+
+async def apply(bootstrap: str, plan: topics.Plan) -> None:
+    await asyncio.to_thread(_apply, bootstrap, plan)
+
+
+@_kafka_errors
+def _apply(bootstrap: str, plan: topics.Plan) -> None:
+    admin = _admin(bootstrap)
+    futures: list[Any] = []
+    if plan.create:
+        futures += admin.create_topics([_new_topic(t) for t in plan.create]).values()
+    if plan.grow:
+        futures += admin.create_partitions(
+            [NewPartitions(name, count) for name, count in plan.grow]
+        ).values()
+    if plan.configure:
+        futures += admin.incremental_alter_configs(
+            [_config_resource(name, changed) for name, changed in plan.configure]
+        ).values()
+    for future in futures:
+        future.result(timeout=TIMEOUT_S)
+
+
+def _new_topic(topic: stream.Topic) -> NewTopic:
+    return NewTopic(
+        topic.name,
+        num_partitions=topic.partitions,
+        replication_factor=topic.replication_factor,
+        config=dict(topic.config),
+    )
+
+
+def _config_resource(name: str, changed: Mapping[str, str]) -> ConfigResource:
+    return ConfigResource(
+        ConfigResource.Type.TOPIC,
+        name,
+        incremental_configs=[
+            ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+            for key, value in changed.items()
+        ],
+    )
+
+
+async def delete(bootstrap: str, names: Sequence[str]) -> None:
+    await asyncio.to_thread(_delete, bootstrap, names)
+
+
+@_kafka_errors
+def _delete(bootstrap: str, names: Sequence[str]) -> None:
+    admin = _admin(bootstrap)
+    existing = admin.list_topics(timeout=TIMEOUT_S).topics
+    doomed = [name for name in names if name in existing]
+    for future in admin.delete_topics(doomed).values() if doomed else ():
+        future.result(timeout=TIMEOUT_S)
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The high watermark of every partition: how many events the topic has taken in."""
+    return await asyncio.to_thread(_end_offsets, bootstrap, topic)
+
+
+@_kafka_errors
+def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "tiers-operator-offsets"})
+    try:
+        metadata = consumer.list_topics(topic, timeout=TIMEOUT_S)
+        partitions = metadata.topics[topic].partitions if topic in metadata.topics else {}
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=TIMEOUT_S)[1]
+            for p in partitions
+        }
+    finally:
+        consumer.close()

@@ -1,0 +1,92 @@
+"""Conditions from verdicts, and the latency and cost blocks of status: what every kind's
+status function shares. Pure."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+from tiers.api import common
+from tiers.operator import conditions
+from tiers.runtime import pricing, stats
+
+WINDOW = "5m"
+WINDOW_SECONDS = 300
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """One condition's value, before it is stamped with times and generations."""
+
+    status: common.ConditionStatus
+    reason: str
+    message: str
+
+
+def ready(dependencies: Mapping[str, Verdict], *, ready_message: str) -> Verdict:
+    """`Ready` is True when every dependency is; otherwise it carries the first False one (or
+    the first Unknown), prefixed with the condition it comes from."""
+    failing = [(type_, v) for type_, v in dependencies.items() if v.status != "True"]
+    if not failing:
+        return Verdict("True", "Ready", ready_message)
+    type_, verdict = next(((t, v) for t, v in failing if v.status == "False"), failing[0])
+    return Verdict(verdict.status, verdict.reason, f"{type_}: {verdict.message}")
+
+
+def stamp(
+    body: Mapping[str, Any], verdicts: Mapping[str, Verdict], *, now: datetime.datetime
+) -> dict[str, Any]:
+    """observedGeneration, conditions and a printable state from the verdicts, keeping each
+    condition's lastTransitionTime while its status holds."""
+    generation = body.get("metadata", {}).get("generation")
+    current = conditions.parse(body.get("status", {}).get("conditions"))
+    for type_, verdict in verdicts.items():
+        current = conditions.set_condition(
+            current,
+            type=type_,
+            status=verdict.status,
+            reason=verdict.reason,
+            message=verdict.message,
+            generation=generation,
+            now=now,
+        )
+    primary = verdicts.get("Ready") or verdicts.get("Succeeded")
+    state = None if primary is None else primary.reason
+    return {
+        "observedGeneration": generation,
+        "conditions": conditions.to_wire(current),
+        "state": state,
+    }
+
+
+def latency_block(summary: stats.Summary, *, now: datetime.datetime) -> dict[str, Any]:
+    return {
+        "p50Ms": summary.p50_ms,
+        "p95Ms": summary.p95_ms,
+        "p99Ms": summary.p99_ms,
+        "window": WINDOW,
+        "observedAt": _timestamp(now),
+    }
+
+
+def cost_block(
+    summary: stats.Summary, *, per_unit_field: str, now: datetime.datetime
+) -> dict[str, Any]:
+    return {
+        "totalUSD": pricing.format_usd(summary.cost_usd),
+        per_unit_field: pricing.format_usd(summary.cost_per_unit_usd),
+        "window": WINDOW,
+        "observedAt": _timestamp(now),
+    }
+
+
+def kept(body: Mapping[str, Any], *fields: str) -> dict[str, Any]:
+    """The named blocks of the current status: a window without traffic keeps the last numbers."""
+    previous = body.get("status", {})
+    return {field: previous[field] for field in fields if field in previous}
+
+
+def _timestamp(now: datetime.datetime) -> str:
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")

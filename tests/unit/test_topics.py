@@ -1,0 +1,79 @@
+"""Planning Kafka topic changes for a StreamPipeline, without a broker."""
+
+from __future__ import annotations
+
+from tiers.api import stream
+from tiers.operator import topics
+
+
+def spec(input_partitions: int = 6, **input_config: str) -> stream.StreamPipelineSpec:
+    return stream.StreamPipelineSpec.model_validate(
+        {
+            "kafka": {"bootstrapServers": "k:9092"},
+            "topics": {
+                "input": {"name": "in", "partitions": input_partitions, "config": input_config},
+                "output": {"name": "out"},
+                "deadLetter": {"name": "dlq", "partitions": 1},
+            },
+            "model": {"endpointRef": {"name": "chat"}, "prompt": "{text}"},
+            "checkpoint": {"volumeSize": "1Gi"},
+        }
+    )
+
+
+def actual(name: str, partitions: int, replication: int = 1, **config: str) -> topics.ActualTopic:
+    return topics.ActualTopic(name, partitions, replication, config)
+
+
+def test_missing_topics_are_created() -> None:
+    plan = topics.plan(spec(), {"out": actual("out", 6)})
+    assert [t.name for t in plan.create] == ["in", "dlq"]
+    assert plan.grow == () and plan.conflicts == ()
+
+
+def test_partitions_grow_to_the_spec() -> None:
+    present = {"in": actual("in", 3), "out": actual("out", 6), "dlq": actual("dlq", 1)}
+    assert topics.plan(spec(), present).grow == (("in", 6),)
+
+
+def test_a_topic_with_more_partitions_is_a_conflict_never_a_shrink() -> None:
+    present = {"in": actual("in", 12), "out": actual("out", 6), "dlq": actual("dlq", 1)}
+    plan = topics.plan(spec(), present)
+    assert plan.grow == () and plan.is_noop
+    (conflict,) = plan.conflicts
+    assert conflict.reason == "ResourceConflict"
+    assert "spec.topics.input.partitions" in conflict.message and "never shrink" in conflict.message
+
+
+def test_a_different_replication_factor_is_not_supported() -> None:
+    present = {
+        "in": actual("in", 6, replication=3),
+        "out": actual("out", 6),
+        "dlq": actual("dlq", 1),
+    }
+    (conflict,) = topics.plan(spec(), present).conflicts
+    assert conflict.reason == "NotSupported"
+
+
+def test_only_configs_that_differ_are_set() -> None:
+    present = {
+        "in": actual("in", 6, **{"retention.ms": "1000", "cleanup.policy": "delete"}),
+        "out": actual("out", 6),
+        "dlq": actual("dlq", 1),
+    }
+    desired = spec(**{"retention.ms": "5000", "cleanup.policy": "delete"})
+    assert topics.plan(desired, present).configure == (("in", {"retention.ms": "5000"}),)
+
+
+def test_a_matching_cluster_needs_nothing() -> None:
+    present = {"in": actual("in", 6), "out": actual("out", 6), "dlq": actual("dlq", 1)}
+    assert topics.plan(spec(), present).is_noop
+
+
+def test_one_name_in_two_roles_is_found() -> None:
+    same = spec().model_copy(
+        update={"topics": stream.Topics.model_validate(
+            {"input": {"name": "x"}, "output": {"name": "x"}, "deadLetter": {"name": "dlq"}}
+        )}
+    )  # fmt: skip
+    assert topics.duplicate_names(same) == ["x"]
