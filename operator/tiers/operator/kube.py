@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import lightkube
-from lightkube import codecs
+from lightkube import codecs, generic_resource
 from lightkube.core import resource_registry
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Secret
@@ -67,6 +67,23 @@ async def deployment_status(name: str, namespace: str) -> dict[str, Any] | None:
     status: dict[str, Any] = deployment.to_dict().get("status") or {}
     status["desiredReplicas"] = deployment.spec.replicas if deployment.spec else None
     return status
+
+
+_REALTIME_ENDPOINT = generic_resource.create_namespaced_resource(
+    "tiers.dev", "v1alpha1", "RealtimeEndpoint", "realtimeendpoints"
+)
+
+
+async def realtime_endpoint_spec(name: str, namespace: str) -> dict[str, Any] | None:
+    """The spec of a RealtimeEndpoint, or None when there is none of that name."""
+    try:
+        endpoint = await client().get(_REALTIME_ENDPOINT, name, namespace=namespace)
+    except lightkube.ApiError as error:
+        if error.status.code == 404:
+            return None
+        raise
+    spec: dict[str, Any] = endpoint.to_dict().get("spec") or {}  # type: ignore[no-untyped-call]
+    return spec
 
 
 async def secret_value(name: str, key: str, namespace: str) -> str | None:

@@ -15,7 +15,7 @@ from tiers.operator import kube, metrics, realtime_status, reconciliation, stats
 from tiers.operator.manifests import realtime as manifests
 
 KIND = kinds.REALTIME_ENDPOINT
-IMAGE = os.environ.get("TIERS_GATEWAY_IMAGE", "tiers:0.1.0")
+IMAGE = os.environ.get("TIERS_IMAGE", "tiers:0.1.0")
 
 
 @triggers.reconciler(KIND)

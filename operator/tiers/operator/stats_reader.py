@@ -29,12 +29,17 @@ def stats_url(default: str | None) -> str | None:
     return os.environ.get(OVERRIDE_ENV) or default
 
 
-async def summary(url: str, subject: str, *, minutes: int) -> stats.Summary | None:
+def _client(url: str) -> aioredis.Redis:
     client = _clients.get(url)
     if client is None:
         client = _clients[url] = aioredis.Redis.from_url(
             url, socket_timeout=1, socket_connect_timeout=1
         )
+    return client
+
+
+async def summary(url: str, subject: str, *, minutes: int) -> stats.Summary | None:
+    client = _client(url)
     now = time.time()
     try:
         windows = await store.read(client, subject, now_s=now, minutes=minutes)
@@ -42,3 +47,12 @@ async def summary(url: str, subject: str, *, minutes: int) -> stats.Summary | No
         log.info("stats of %s unavailable: %s", subject, type(error).__name__)
         return None
     return stats.summarize(windows, seconds=minutes * 60 + now % 60)
+
+
+async def processed_offsets(url: str, subject: str) -> dict[int, int] | None:
+    """The next offset a stream job will read, per input partition; None if unknown."""
+    try:
+        return await store.read_offsets(_client(url), subject)
+    except (redis.exceptions.RedisError, OSError) as error:
+        log.info("offsets of %s unavailable: %s", subject, type(error).__name__)
+        return None

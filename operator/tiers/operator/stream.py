@@ -4,9 +4,11 @@ decides whether the topics go too."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import kopf
+import lightkube
 import pydantic
 
 from tiers.api import kinds, stream
@@ -15,13 +17,17 @@ from tiers.operator import (
     kube,
     metrics,
     reconciliation,
+    stats_reader,
     stream_status,
     topics,
     triggers,
     verdicts,
 )
+from tiers.operator.manifests import labels as manifests
+from tiers.operator.manifests import stream as stream_manifests
 
 KIND = kinds.STREAM_PIPELINE
+IMAGE = os.environ.get("TIERS_IMAGE", "tiers:0.1.0")
 
 
 @triggers.reconciler(KIND)
@@ -32,13 +38,27 @@ async def reconcile_stream_pipeline(body: kopf.Body, patch: kopf.Patch, **_: Any
         except pydantic.ValidationError:
             reconciliation.reconcile(KIND, body, patch, pending_message="")
             return
-        namespace = body["metadata"]["namespace"]
-        bootstrap = await bootstrap_servers(spec, namespace)
+        owner = manifests.Owner(
+            api_version=kinds.API_VERSION,
+            kind=KIND.kind,
+            name=body["metadata"]["name"],
+            namespace=body["metadata"]["namespace"],
+            uid=body["metadata"]["uid"],
+        )
+        bootstrap = await bootstrap_servers(spec, owner.namespace)
+        topics_verdict = await reconcile_topics(spec, bootstrap)
+        streaming_verdict = await reconcile_job(owner, spec, bootstrap)
+        stats_url = stats_reader.stats_url(default_stats_url(owner, spec))
+        subject = f"{owner.namespace}/{owner.name}"
+        summary, lag = None, None
+        if stats_url is not None:
+            summary = await stats_reader.summary(
+                stats_url, subject, minutes=verdicts.WINDOW_SECONDS // 60
+            )
+            if bootstrap is not None and topics_verdict.status == "True":
+                lag = await input_lag(bootstrap, spec.topics.input.name, stats_url, subject)
         observed = stream_status.Observed(
-            topics=await reconcile_topics(spec, bootstrap),
-            streaming=verdicts.Verdict(
-                "Unknown", "NotDeployed", "the streaming job is not deployed by this version yet"
-            ),
+            topics=topics_verdict, streaming=streaming_verdict, lag=lag, summary=summary
         )
         desired = stream_status.desired_status(observed, body=body, now=reconciliation.now())
         reconciliation.write_status(patch, body, desired)
@@ -61,6 +81,64 @@ async def delete_stream_pipeline(body: kopf.Body, **_: Any) -> None:
         await kafka_admin.delete(bootstrap, names)
     except kafka_admin.AdminError as error:
         raise kopf.TemporaryError(f"deleting topics {names} failed: {error}", delay=10) from error
+
+
+async def reconcile_job(
+    owner: manifests.Owner, spec: stream.StreamPipelineSpec, bootstrap: str | None
+) -> verdicts.Verdict:
+    """Applies the streaming job and the push gateway; the verdict for StreamingReady."""
+    if bootstrap is None:
+        return verdicts.Verdict("Unknown", "WaitingForKafka", "the bootstrap servers are unknown")
+    endpoint_model = None
+    if spec.model.endpoint_ref is not None:
+        endpoint = await kube.realtime_endpoint_spec(spec.model.endpoint_ref.name, owner.namespace)
+        if endpoint is None:
+            return verdicts.Verdict(
+                "False",
+                "EndpointNotFound",
+                f"RealtimeEndpoint {spec.model.endpoint_ref.name}, named by "
+                "spec.model.endpointRef, does not exist",
+            )
+        endpoint_model = str(endpoint.get("model"))
+    children = stream_manifests.desired_children(
+        owner,
+        spec,
+        image=IMAGE,
+        bootstrap=bootstrap,
+        stats_redis_url=stats_reader.stats_url(default_stats_url(owner, spec)),
+        endpoint_model=endpoint_model,
+    )
+    try:
+        await kube.apply_all(children)
+    except lightkube.ApiError as error:
+        return verdicts.Verdict("False", "ApplyFailed", str(error.status.message))
+    if spec.suspend:
+        return verdicts.Verdict("False", "Suspended", "spec.suspend is true: the job is stopped")
+    job = await kube.deployment_status(stream_manifests.JOB.name(owner), owner.namespace)
+    if job is None:
+        return verdicts.Verdict("Unknown", "Creating", "the streaming job is being created")
+    if int(job.get("availableReplicas") or 0) >= 1:
+        return verdicts.Verdict("True", "Running", "the streaming job is running")
+    return verdicts.Verdict("False", "Unavailable", "the streaming job has no running pod")
+
+
+def default_stats_url(owner: manifests.Owner, spec: stream.StreamPipelineSpec) -> str | None:
+    """Where the job publishes its stats: the referenced RealtimeEndpoint's managed Redis."""
+    if spec.model.endpoint_ref is None:
+        return None
+    return f"redis://{spec.model.endpoint_ref.name}-redis.{owner.namespace}.svc:6379/0"
+
+
+async def input_lag(bootstrap: str, topic: str, stats_url: str, subject: str) -> int | None:
+    """Events in the input topic that the job has not read yet."""
+    processed = await stats_reader.processed_offsets(stats_url, subject)
+    if processed is None:
+        return None
+    try:
+        ends = await kafka_admin.end_offsets(bootstrap, topic)
+    except kafka_admin.AdminError:
+        return None
+    return sum(max(end - processed.get(partition, 0), 0) for partition, end in ends.items())
 
 
 async def bootstrap_servers(spec: stream.StreamPipelineSpec, namespace: str) -> str | None:

@@ -1,0 +1,80 @@
+"""The Spark Structured Streaming job: Kafka in, the model on each event, Kafka out.
+
+Micro-batches every `trigger_interval_ms`; `mapInPandas` scores each Arrow batch with the shared
+model client; result records go to the output topic and failures to the dead-letter topic, both
+through Spark's Kafka sink. The checkpoint makes a restart resume where the last batch ended.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tiers.runtime.stream import config, scoring
+
+log = logging.getLogger(__name__)
+
+
+def session(settings: config.StreamJobConfig) -> Any:
+    from pyspark.sql import SparkSession
+
+    builder = (
+        SparkSession.builder.master(settings.master)
+        .appName(f"tiers-stream-{settings.pipeline.replace('/', '-')}")
+        .config("spark.ui.enabled", "false")
+        # A speculative copy of a task would pay for the same model calls twice.
+        .config("spark.speculation", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
+        .config("spark.python.worker.reuse", "true")
+    )
+    if settings.jars:
+        builder = builder.config("spark.jars", ",".join(settings.jars))
+    for key, value in settings.spark_conf.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def start(spark: Any, settings: config.StreamJobConfig) -> Any:
+    """Starts the query and returns it (a `StreamingQuery`)."""
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.bootstrap)
+        .option("subscribe", settings.input_topic)
+        .option("startingOffsets", settings.starting_offsets)
+        .option("failOnDataLoss", "false")
+    )
+    if settings.max_offsets_per_trigger is not None:
+        reader = reader.option("maxOffsetsPerTrigger", str(settings.max_offsets_per_trigger))
+    records = reader.load().selectExpr(
+        "CAST(key AS STRING) AS key",
+        "CAST(value AS STRING) AS value",
+        "partition",
+        "offset",
+        "unix_millis(timestamp) AS ts_ms",
+    )
+    scored = records.mapInPandas(
+        scoring.score_frames(settings.model_dump_json()), scoring.OUTPUT_SCHEMA
+    )
+    writer = (
+        scored.writeStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.bootstrap)
+        .option("checkpointLocation", settings.checkpoint)
+        .trigger(processingTime=f"{settings.trigger_interval_ms} milliseconds")
+        .queryName(settings.pipeline.replace("/", "_").replace("-", "_"))
+    )
+    if settings.async_progress:
+        writer = writer.option("asyncProgressTrackingEnabled", "true")
+    return writer.start()
+
+
+def run(settings: config.StreamJobConfig) -> None:
+    """Runs until the process is stopped; a SIGTERM stops the query between batches."""
+    spark = session(settings)
+    query = start(spark, settings)
+    log.warning("streaming %s -> %s every %d ms", settings.input_topic, settings.output_topic,
+                settings.trigger_interval_ms)  # fmt: skip
+    try:
+        query.awaitTermination()
+    finally:
+        spark.stop()

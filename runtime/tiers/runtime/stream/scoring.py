@@ -1,0 +1,133 @@
+"""Scoring one micro-batch inside a Spark Python worker: the function `mapInPandas` runs.
+
+Each Arrow batch of Kafka records becomes result records for the output topic and dead-letter
+records for the rest; a model error never raises. The worker's stats (end-to-end latency,
+tokens, cost, dead letters) and the partitions' progress go to Redis once per batch.
+"""
+
+from __future__ import annotations
+
+import decimal
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import redis
+
+from tiers.runtime import modelcall
+from tiers.runtime.stats import store, window
+from tiers.runtime.stream import config, events
+
+log = logging.getLogger(__name__)
+
+OUTPUT_SCHEMA = "key string, value binary, topic string"
+"""What the Kafka sink writes: one row per record, to the topic the row names."""
+
+_redis_clients: dict[str, redis.Redis] = {}
+
+
+def score_frames(settings_json: str) -> Any:
+    """The `mapInPandas` function for a job: a closure over its config (pickled to workers)."""
+
+    def score(frames: Iterator[Any]) -> Iterator[Any]:
+        import pandas
+
+        settings = _settings(settings_json)
+        for frame in frames:
+            yield pandas.DataFrame(score_frame(frame, settings), columns=["key", "value", "topic"])
+
+    return score
+
+
+_parsed_settings: dict[str, config.StreamJobConfig] = {}
+
+
+def _settings(settings_json: str) -> config.StreamJobConfig:
+    parsed = _parsed_settings.get(settings_json)
+    if parsed is None:
+        parsed = _parsed_settings[settings_json] = config.StreamJobConfig.model_validate_json(
+            settings_json
+        )
+    return parsed
+
+
+def score_frame(frame: Any, settings: config.StreamJobConfig) -> list[tuple[str, bytes, str]]:
+    """Rows of (key, value, topic) for one batch of Kafka records, in input order."""
+    batch = [
+        events.Event(key, value, int(partition), int(offset), int(timestamp))
+        for key, value, partition, offset, timestamp in zip(
+            frame["key"], frame["value"], frame["partition"], frame["offset"], frame["ts_ms"],
+            strict=True,
+        )
+    ]  # fmt: skip
+    parsed: list[dict[str, Any] | events.Unparseable] = []
+    for event in batch:
+        try:
+            parsed.append(events.fields(event))
+        except events.Unparseable as unparseable:
+            parsed.append(unparseable)
+    scorable = [i for i, fields in enumerate(parsed) if isinstance(fields, dict)]
+    rows: list[Mapping[str, Any]] = [fields for fields in parsed if isinstance(fields, dict)]
+    found = dict(
+        zip(
+            scorable,
+            modelcall.score_batch(settings.model, rows, [batch[i].id for i in scorable])
+            if scorable
+            else [],
+            strict=True,
+        )
+    )
+    now_ms = _now_ms()
+    counts = window.Counts()
+    out = []
+    for i, event in enumerate(batch):
+        latency_ms = now_ms - event.timestamp_ms
+        fields, result = parsed[i], found.get(i)
+        if isinstance(fields, dict) and result is not None and result.status == "ok":
+            record = events.result_record(event, fields, result, now_ms=now_ms)
+            out.append((event.id, record, settings.output_topic))
+            counts.record(
+                latency_ms=latency_ms,
+                tokens_in=result.tokens_in,
+                tokens_out=result.tokens_out,
+                cost_usd=decimal.Decimal(result.cost_usd),
+            )
+            continue
+        if result is None:
+            reason, message, attempts = "unparseable", str(fields), 0
+        else:
+            reason = events.failure_reason(result)
+            message, attempts = result.error or reason, result.attempts
+        record = events.dead_letter_record(
+            event, reason=reason, error=message, attempts=attempts, now_ms=now_ms
+        )
+        out.append((event.id, record, settings.dead_letter_topic))
+        counts.record(latency_ms=latency_ms, error=True)
+    _publish(settings, counts, batch)
+    return out
+
+
+def _publish(
+    settings: config.StreamJobConfig, counts: window.Counts, batch: list[events.Event]
+) -> None:
+    if settings.stats_redis_url is None or not batch:
+        return
+    next_offsets: dict[int, int] = {}
+    for event in batch:
+        next_offsets[event.partition] = max(next_offsets.get(event.partition, 0), event.offset + 1)
+    client = _redis_clients.get(settings.stats_redis_url)
+    if client is None:
+        client = _redis_clients[settings.stats_redis_url] = redis.Redis.from_url(
+            settings.stats_redis_url, socket_timeout=1, socket_connect_timeout=1
+        )
+    try:
+        store.publish_blocking(
+            client, settings.pipeline, int(time.time() // 60), counts, next_offsets=next_offsets
+        )
+    except (redis.RedisError, OSError) as error:
+        log.warning("stats not published: %s", type(error).__name__)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
