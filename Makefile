@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SRC := operator runtime tests
 
-.PHONY: install system-deps build crds verify lint test demo dev-up dev-down
+.PHONY: install system-deps build crds verify lint test demo dev-up dev-down bench-realtime
 
 install: $(VENV)/.installed  ## the Python environment, editable
 $(VENV)/.installed: pyproject.toml
@@ -49,3 +49,9 @@ dev-up: system-deps install
 
 dev-down: install
 	$(PY) -m tiers.cli dev down
+
+bench-realtime: system-deps install  ## the gateway beside its mock floor and the LiteLLM proxy (about 3 min; BENCH_ARGS="--quick --skip-litellm" for a smoke run)
+	@command -v wrk >/dev/null || { sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+	  echo "installing: wrk" >&2; export DEBIAN_FRONTEND=noninteractive; \
+	  $$sudo apt-get update -q >/dev/null && $$sudo apt-get install -y -q --no-install-recommends wrk >/dev/null; }
+	$(PY) bench/realtime.py $(BENCH_ARGS)

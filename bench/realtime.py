@@ -108,11 +108,21 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         ),
         warmup_s=args.warmup or (1 if args.quick else 2),
         repeat=args.repeat,
-        rates=tuple(int(rate) for rate in args.rates.split(",") if rate.strip()),
+        rates=_rates(parser, args.rates),
         paced_duration_s=args.paced_duration or (3.0 if args.quick else 10.0),
         litellm_workers=None if args.skip_litellm else args.litellm_workers,
         out=args.out,
     )
+
+
+def _rates(parser: argparse.ArgumentParser, text: str) -> tuple[int, ...]:
+    try:
+        rates = tuple(int(rate) for rate in text.split(",") if rate.strip())
+    except ValueError:
+        parser.error(f"--rates {text!r}: give whole requests per second, comma-separated")
+    if not rates or min(rates) < 1:
+        parser.error("--rates needs at least one rate of 1 or more")
+    return rates
 
 
 class Bench:
@@ -124,16 +134,26 @@ class Bench:
         self._workdir = workdir
         self._runs = 0
 
-    def throughput(self, url: str, script: Script) -> loadgen.Throughput:
+    def throughput(
+        self, server: servers.Server, script: Script
+    ) -> tuple[loadgen.Throughput, float]:
+        """wrk's figures and the server's CPU microseconds per request, medians of the runs."""
+        url = server.url + payloads.CHAT_PATH
         warmup = dataclasses.replace(self.settings.load, duration_s=self.settings.warmup_s)
         loadgen.run(self._wrk, url, self._script_file(script), warmup)
-        runs = [
-            loadgen.run(self._wrk, url, self._script_file(script), self.settings.load)
-            for _ in range(self.settings.repeat)
-        ]
-        return median_of(runs)
+        runs, cpu_us_per_request = [], []
+        for _ in range(self.settings.repeat):
+            cpu_before = servers.cpu_seconds(server)
+            run = loadgen.run(self._wrk, url, self._script_file(script), self.settings.load)
+            cpu_used = servers.cpu_seconds(server) - cpu_before
+            runs.append(run)
+            cpu_us_per_request.append(cpu_used * 1e6 / max(1, run.requests))
+        return median_of(runs), statistics.median(cpu_us_per_request)
 
-    def latencies(self, url: str, headers: dict[str, str]) -> dict[int, paced.PacedLatency]:
+    def latencies(
+        self, server: servers.Server, headers: dict[str, str]
+    ) -> dict[int, paced.PacedLatency]:
+        url = server.url + payloads.CHAT_PATH
         results = {}
         for rate in self.settings.rates:
             pacing = paced.Pacing(
@@ -170,7 +190,8 @@ class Results:
         result = row.result
         print(
             f"  {row.scenario}, {row.workers} worker(s): {result.requests_per_s:,.0f} req/s, "
-            f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, failed {result.failed}",
+            f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, failed {result.failed}, "
+            f"{row.cpu_us_per_request:,.0f} CPU µs/request",
             file=sys.stderr,
             flush=True,
         )
@@ -178,55 +199,55 @@ class Results:
 
 def measure_all(bench: Bench, logs: pathlib.Path) -> Results:
     results = Results()
-    url_path = payloads.CHAT_PATH
+    plain, with_key = payloads.headers(None), payloads.headers(GATEWAY_API_KEY)
+    same_request = _same_request(plain)
     with servers.redis(logs) as redis_server, servers.mock_backend(logs) as mock:
-        print(f"{MOCK} ...", file=sys.stderr, flush=True)
-        plain = payloads.headers(None)
-        results.latencies[MOCK] = bench.latencies(mock.url + url_path, plain)
-        floor = bench.throughput(mock.url + url_path, lambda _: loadgen.same_request_script(plain))
-        results.add(table.ThroughputRow(MOCK, 1, floor))
+        _progress(MOCK)
+        results.latencies[MOCK] = bench.latencies(mock, plain)
+        results.add(table.ThroughputRow(MOCK, 1, *bench.throughput(mock, same_request)))
 
         for workers in GATEWAY_WORKERS:
-            print(f"{HIT}, {workers} worker(s) ...", file=sys.stderr, flush=True)
+            _progress(f"{HIT}, {workers} worker(s)")
             options = servers.GatewayOptions(label="hit", workers=workers)
             with servers.gateway(options, backend=mock, redis_server=redis_server, logs=logs) as gw:
-                hit = bench.throughput(
-                    gw.url + url_path, lambda _: loadgen.same_request_script(plain)
-                )
-            results.add(table.ThroughputRow(HIT, workers, hit, target_per_s=HIT_TARGET_PER_S))
+                measured = bench.throughput(gw, same_request)
+            results.add(table.ThroughputRow(HIT, workers, *measured, HIT_TARGET_PER_S))
 
-        keys_dir = _api_keys_dir(logs)
-        with_key = payloads.headers(GATEWAY_API_KEY)
         for workers in GATEWAY_WORKERS:
-            print(f"{MISS}, {workers} worker(s) ...", file=sys.stderr, flush=True)
+            _progress(f"{MISS}, {workers} worker(s)")
             options = servers.GatewayOptions(
                 label="miss",
                 workers=workers,
-                api_keys_dir=keys_dir,
+                api_keys_dir=_api_keys_dir(logs),
                 requests_per_minute=NEVER_LIMITING_RPM,
             )
             with servers.gateway(options, backend=mock, redis_server=redis_server, logs=logs) as gw:
                 if workers == 1:
-                    results.latencies[MISS] = bench.latencies(gw.url + url_path, with_key)
-                miss = bench.throughput(gw.url + url_path, _distinct(with_key))
+                    results.latencies[MISS] = bench.latencies(gw, with_key)
+                measured = bench.throughput(gw, _distinct(with_key))
             results.add(
                 table.ThroughputRow(
-                    MISS, workers, miss, target_per_s=MISS_TARGET_PER_S, versus_litellm=True
+                    MISS, workers, *measured, MISS_TARGET_PER_S, versus_litellm=True
                 )
             )
 
         litellm_workers = bench.settings.litellm_workers
         if litellm_workers is not None:
-            print(
-                f"{LITELLM}, {litellm_workers} worker(s) (starting takes a while) ...",
-                file=sys.stderr,
-            )
+            _progress(f"{LITELLM}, {litellm_workers} worker(s); its start takes a while")
             litellm_key = payloads.headers(litellm_proxy.MASTER_KEY)
             with litellm_proxy.running(mock, workers=litellm_workers, logs=logs) as proxy:
-                results.latencies[LITELLM] = bench.latencies(proxy.url + url_path, litellm_key)
-                litellm = bench.throughput(proxy.url + url_path, _distinct(litellm_key))
-            results.add(table.ThroughputRow(LITELLM, litellm_workers, litellm))
+                results.latencies[LITELLM] = bench.latencies(proxy, litellm_key)
+                measured = bench.throughput(proxy, _distinct(litellm_key))
+            results.add(table.ThroughputRow(LITELLM, litellm_workers, *measured))
     return results
+
+
+def _progress(step: str) -> None:
+    print(f"{step} ...", file=sys.stderr, flush=True)
+
+
+def _same_request(headers: dict[str, str]) -> Script:
+    return lambda _: loadgen.same_request_script(headers)
 
 
 def _distinct(headers: dict[str, str]) -> Script:
@@ -235,7 +256,7 @@ def _distinct(headers: dict[str, str]) -> Script:
 
 def _api_keys_dir(workdir: pathlib.Path) -> pathlib.Path:
     keys = workdir / "api-keys"
-    keys.mkdir()
+    keys.mkdir(exist_ok=True)
     (keys / "bench").write_text(GATEWAY_API_KEY + "\n")
     return keys
 
@@ -256,7 +277,7 @@ def machine_facts(settings: Settings, wrk: str, litellm_version: str | None) -> 
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpu": _cpu_model(),
         "cores (nproc)": str(len(os.sched_getaffinity(0))),
-        "load average before the run": " ".join(f"{value:.2f}" for value in os.getloadavg()),
+        "load average before the run": _load_average(),
         "python": platform.python_version(),
         "wrk": loadgen.wrk_version(wrk),
         "redis": _first_line(["redis-server", "--version"]),
@@ -279,9 +300,10 @@ def render(settings: Settings, facts: dict[str, str], results: Results) -> str:
         "a second gateway worker competes with wrk and the mock for them. The hit path sends "
         "one repeated request (cache and Redis on; no auth, no limits). The miss path sends a "
         f"distinct request each time, with an API key, a limit of {NEVER_LIMITING_RPM:,} "
-        "requests a minute (checked in Redis, never reached), metrics and cost. "
-        f"÷ LiteLLM divides by the LiteLLM proxy's req/s ({settings.litellm_workers} worker(s), "
-        "master key, no database, caching off).",
+        "requests a minute (checked in Redis, never reached), metrics and cost. CPU µs/req is "
+        "the user + system CPU time of the server's own processes (not wrk's, the mock's or "
+        "Redis's) per answered request: less sensitive to other load on the machine than req/s. "
+        + _litellm_note(settings),
         "## Added latency at a constant rate",
         table.added_latency(_latency_rows(settings, results)),
         f"An open-loop client sends requests every 1/rate s for {settings.paced_duration_s:g} s "
@@ -290,6 +312,16 @@ def render(settings: Settings, facts: dict[str, str], results: Results) -> str:
         "left out while 128 requests were still waiting (the server fell behind).",
     ]
     return "\n\n".join(sections) + "\n"
+
+
+def _litellm_note(settings: Settings) -> str:
+    if settings.litellm_workers is None:
+        return "LiteLLM was skipped (--skip-litellm)."
+    return (
+        "÷ LiteLLM divides by the LiteLLM proxy's req/s: "
+        f"{settings.litellm_workers} worker process(es), one model on the mock, master key (its "
+        "auth), no database, caching off, same distinct requests as the miss path."
+    )
 
 
 def _latency_rows(settings: Settings, results: Results) -> list[table.LatencyRow]:
@@ -304,6 +336,10 @@ def _latency_rows(settings: Settings, results: Results) -> list[table.LatencyRow
         if LITELLM in results.latencies:
             rows.append(table.LatencyRow(LITELLM, results.latencies[LITELLM][rate], floor))
     return rows
+
+
+def _load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg()) + " (1, 5, 15 min)"
 
 
 def _cpu_model() -> str:
@@ -346,14 +382,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     litellm_version = None if settings.litellm_workers is None else litellm_proxy.ensure_installed()
     facts = machine_facts(settings, wrk, litellm_version)
     print(table.facts(facts), file=sys.stderr, flush=True)
-    with _sigterm_unwinds(), tempfile.TemporaryDirectory(prefix="tiers-bench-") as workdir:
-        try:
-            results = measure_all(
-                Bench(settings, wrk, pathlib.Path(workdir)), pathlib.Path(workdir)
-            )
-        except servers.ServerFailed as failed:
-            print(f"a server did not start: {failed}", file=sys.stderr)
-            return 1
+    try:
+        with _sigterm_unwinds(), tempfile.TemporaryDirectory(prefix="tiers-bench-") as tmp:
+            workdir = pathlib.Path(tmp)
+            results = measure_all(Bench(settings, wrk, workdir), workdir)
+    except servers.ServerFailed as failed:
+        print(f"a server did not start: {failed}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; every server the bench started is stopped", file=sys.stderr)
+        return 130
+    facts["load average after the run"] = _load_average()
     report = render(settings, facts, results)
     print(report)
     settings.out.parent.mkdir(parents=True, exist_ok=True)

@@ -62,19 +62,40 @@ def running(
     with log_path.open("wb") as log:
         # A session of its own: Ctrl-C in the terminal reaches only the bench, which then stops
         # the whole group (uvicorn's worker processes included) itself.
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, **(env or {})},
-        )
+        try:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **(env or {})},
+            )
+        except OSError as error:
+            raise ServerFailed(f"{name}: cannot run {argv[0]}: {error}") from None
         try:
             _wait_ready(name, process, port, is_ready, startup_timeout_s, log_path)
             yield Server(name, port, process.pid)
         finally:
             _stop(process)
+
+
+def cpu_seconds(server: Server) -> float:
+    """User + system CPU time used so far by the server's process group (its workers included).
+
+    Linux only: it reads /proc. On a shared machine this stays closer to the server's own cost
+    than req/s does, which falls whenever another process takes the cores.
+    """
+    ticks = 0
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The fields after the command name: state, ppid, pgrp, ..., utime (12th), stime.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == server.pid:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def http_ok(path: str) -> Callable[[int], bool]:

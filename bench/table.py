@@ -18,6 +18,8 @@ class ThroughputRow:
     scenario: str
     workers: int
     result: Throughput
+    cpu_us_per_request: float
+    """User + system CPU time of the server's own processes per answered request."""
     target_per_s: int | None = None
     """The design's floor for this row, in requests per second."""
     versus_litellm: bool = False
@@ -48,8 +50,8 @@ def facts(items: dict[str, str]) -> str:
 
 
 def throughput(rows: Sequence[ThroughputRow], litellm: Throughput | None) -> str:
-    header = ["scenario", "workers", "req/s", "p50 ms", "p99 ms", "failed", "vs target"]
-    header.append("÷ LiteLLM")
+    header = ["scenario", "workers", "req/s", "p50 ms", "p99 ms", "failed", "CPU µs/req"]
+    header += ["vs target", "÷ LiteLLM"]
     body = [
         [
             row.scenario,
@@ -58,6 +60,7 @@ def throughput(rows: Sequence[ThroughputRow], litellm: Throughput | None) -> str
             _ms(row.result.p50_ms),
             _ms(row.result.p99_ms),
             f"{row.result.failed:,}",
+            f"{row.cpu_us_per_request:,.0f}",
             _versus_target(row.result.requests_per_s, row.target_per_s),
             _ratio(row.result.requests_per_s, litellm.requests_per_s)
             if row.versus_litellm and litellm is not None

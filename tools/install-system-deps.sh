@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the dev environment and tests run, when they are missing.
+# Installs the Debian packages the dev environment and tests run, when they are missing:
+# Redis, openssl for the control plane's certificates, Java and Maven for Kafka and Spark.
 set -euo pipefail
 
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || missing+=(maven)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

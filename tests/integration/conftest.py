@@ -149,7 +149,7 @@ class Processes:
         port = processes.free_port()
         started = processes.start(
             name,
-            [sys.executable, "-m", module, "--port", str(port), *args],
+            [sys.executable, "-m", module, *args, "--port", str(port)],
             log_dir=self.log_dir,
         )
         self.started.append(started)

@@ -1,8 +1,9 @@
 """The local dev environment as one object: start it, describe it, stop it.
 
 `up()` builds what is missing, then starts etcd, kube-apiserver, kube-controller-manager,
-kube-scheduler, kwok with fake Nodes, and Redis, each on a free 127.0.0.1 port, and records them in
-`<state_dir>/state.json`. `down()` stops what that file lists. Logs stay in `<state_dir>/logs/`.
+kube-scheduler, kwok with fake Nodes, Redis and Kafka, each on a free 127.0.0.1 port, and records
+them in `<state_dir>/state.json`. `down()` stops what that file lists. Logs stay in
+`<state_dir>/logs/`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import ssl
 import subprocess
 import urllib.request
 
-from tiers.devenv import paths, pki, processes, progress, redis_server, toolchain
+from tiers.devenv import jars, paths, pki, processes, progress, redis_server, toolchain
+from tiers.devenv import kafka as kafka_broker
 
 STATE_FILE = "state.json"
+# PersistentVolumes for claims to bind to (a stream job's checkpoint): there is no provisioner.
+VOLUMES = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +32,7 @@ class DevCluster:
     kubeconfig: pathlib.Path
     server: str
     redis_url: str
+    kafka_bootstrap: str
     bin_path: tuple[str, ...]
     processes: dict[str, int]
 
@@ -44,6 +49,7 @@ class DevCluster:
         return {
             "KUBECONFIG": str(self.kubeconfig),
             "REDIS_URL": self.redis_url,
+            "KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "TIERS_DEV_PATH": ":".join(self.bin_path),
         }
 
@@ -74,15 +80,18 @@ class DevCluster:
             kubeconfig=pathlib.Path(data["kubeconfig"]),
             server=data["server"],
             redis_url=data["redis_url"],
+            kafka_bootstrap=data.get("kafka_bootstrap", ""),
             bin_path=tuple(data["bin_path"]),
             processes=dict(data["processes"]),
         )
 
 
-def build(*, with_helm: bool = True) -> None:
-    """Builds every binary the environment needs that is not cached yet."""
+def build(*, with_helm: bool = True, kafka: bool = True) -> None:
+    """Builds every binary the environment needs that is not cached yet, and fetches the jars."""
     for tool in toolchain.ALL if with_helm else toolchain.CONTROL_PLANE:
         toolchain.ensure_built(tool)
+    for jar_set in jars.ALL if kafka else ():
+        jars.ensure_fetched(jar_set)
 
 
 def up(
@@ -90,6 +99,7 @@ def up(
     *,
     nodes: int = 3,
     redis: bool = True,
+    kafka: bool = True,
     with_helm: bool = True,
 ) -> DevCluster:
     """Starts the environment, or returns the one already running from `state_dir`."""
@@ -99,13 +109,15 @@ def up(
         if existing.is_running():
             return existing
         down(state_dir)
-    build(with_helm=with_helm)
+    build(with_helm=with_helm, kafka=kafka)
     shutil.rmtree(state_dir, ignore_errors=True)
     state_dir.mkdir(parents=True)
     logs = state_dir / "logs"
     started: dict[str, int] = {}
     try:
-        cluster = _start(state_dir, logs, started, nodes=nodes, redis=redis, with_helm=with_helm)
+        cluster = _start(
+            state_dir, logs, started, nodes=nodes, redis=redis, kafka=kafka, with_helm=with_helm
+        )
     except BaseException:
         for pid in reversed(started.values()):
             processes.stop(pid, grace_s=3)
@@ -124,6 +136,7 @@ def down(state_dir: pathlib.Path | None = None) -> bool:
         processes.stop(pid)
     (state_dir / STATE_FILE).unlink()
     shutil.rmtree(state_dir / "etcd", ignore_errors=True)
+    shutil.rmtree(state_dir / "kafka", ignore_errors=True)
     return True
 
 
@@ -134,6 +147,7 @@ def _start(
     *,
     nodes: int,
     redis: bool,
+    kafka: bool,
     with_helm: bool,
 ) -> DevCluster:
     k8s = toolchain.KUBERNETES
@@ -242,7 +256,10 @@ def _start(
     with progress.step(f"creating {nodes} kwok nodes and waiting until they are Ready"):
         subprocess.run(
             [*kubectl, "apply", "-f", "-"],
-            input="\n---\n".join(_fake_node(f"kwok-node-{i}") for i in range(nodes)),
+            input="\n---\n".join(
+                [_fake_node(f"kwok-node-{i}") for i in range(nodes)]
+                + [_volume(f"tiers-dev-pv-{i}", state_dir) for i in range(VOLUMES)]
+            ),
             text=True,
             check=True,
             capture_output=True,
@@ -269,6 +286,13 @@ def _start(
             started["redis"] = cache.process.pid
             redis_url = cache.url
 
+    kafka_bootstrap = ""
+    if kafka:
+        with progress.step("starting Kafka"):
+            broker = kafka_broker.start(logs, state_dir / "kafka")
+            started["kafka"] = broker.process.pid
+            kafka_bootstrap = broker.bootstrap
+
     bin_path = [str(k8s.out_dir)]
     if with_helm:
         bin_path.append(str(toolchain.HELM.out_dir))
@@ -277,6 +301,7 @@ def _start(
         kubeconfig=kubeconfig,
         server=server,
         redis_url=redis_url,
+        kafka_bootstrap=kafka_bootstrap,
         bin_path=tuple(bin_path),
         processes=dict(started),
     )
@@ -290,6 +315,24 @@ def _get(url: str, *, context: ssl.SSLContext | None = None) -> bytes:
 
 def _kubectl_ok(kubectl: list[str], *args: str) -> bool:
     return subprocess.run([*kubectl, *args], capture_output=True).returncode == 0
+
+
+def _volume(name: str, state_dir: pathlib.Path) -> str:
+    """A PersistentVolume that any claim without a storage class may bind, as on a cluster
+    whose admin made volumes by hand; used once (Retain), kwok pods never write to it."""
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": name, "labels": {"tiers.dev/dev-volume": "true"}},
+            "spec": {
+                "capacity": {"storage": "100Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "hostPath": {"path": str(state_dir / "volumes" / name)},
+            },
+        }
+    )
 
 
 def _fake_node(name: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 
 import kopf
 
@@ -21,6 +22,9 @@ def run(
 ) -> None:
     """Blocks until the operator is stopped (SIGINT/SIGTERM). Watches all namespaces unless told."""
     kopf.configure(verbose=verbose)
+    # One line per API request is noise at INFO; failures still surface as errors.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     metrics.serve(metrics_port)
     asyncio.run(
         kopf.operator(

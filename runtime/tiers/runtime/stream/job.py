@@ -8,6 +8,8 @@ through Spark's Kafka sink. The checkpoint makes a restart resume where the last
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from typing import Any
 
 from tiers.runtime.stream import config, scoring
@@ -18,6 +20,9 @@ log = logging.getLogger(__name__)
 def session(settings: config.StreamJobConfig) -> Any:
     from pyspark.sql import SparkSession
 
+    # Workers must run this interpreter (its packages, tiers among them), not PATH's python3;
+    # Spark reads the variable, not the equivalent conf, when it forks local workers.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
         SparkSession.builder.master(settings.master)
         .appName(f"tiers-stream-{settings.pipeline.replace('/', '-')}")

@@ -1,0 +1,182 @@
+"""The operator turns a StreamPipeline into Kafka topics (real Kafka) and a streaming job, and
+reports on both; `deletionPolicy` decides what happens to the topics on delete."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+from conftest import Kubectl, wait_for
+
+from tiers import devenv
+
+
+@pytest.fixture
+def admin(dev_cluster: devenv.DevCluster) -> AdminClient:
+    return AdminClient({"bootstrap.servers": dev_cluster.kafka_bootstrap})
+
+
+@pytest.fixture
+def names() -> dict[str, str]:
+    suffix = uuid.uuid4().hex[:8]
+    return {role: f"{role}-{suffix}" for role in ("in", "out", "dlq")}
+
+
+def pipeline(bootstrap: str, names: dict[str, str], **spec: Any) -> str:
+    obj = {
+        "apiVersion": "tiers.dev/v1alpha1",
+        "kind": "StreamPipeline",
+        "metadata": {"name": "summaries"},
+        "spec": {
+            "kafka": {"bootstrapServers": bootstrap},
+            "topics": {
+                "input": {"name": names["in"], "partitions": 3},
+                "output": {
+                    "name": names["out"],
+                    "partitions": 3,
+                    "config": {"retention.ms": "3600000"},
+                },
+                "deadLetter": {"name": names["dlq"], "partitions": 1},
+            },
+            "model": {
+                "backend": {
+                    "name": "mock",
+                    "provider": "openai-compatible",
+                    "baseURL": "http://127.0.0.1:9/v1",
+                    "model": "gpt-4o-mini",
+                },
+                "prompt": "Summarize: {text}",
+            },
+            "checkpoint": {"volumeSize": "1Gi"},
+            **spec,
+        },
+    }
+    return json.dumps(obj)
+
+
+def partitions(admin: AdminClient, topic: str) -> int | None:
+    found = admin.list_topics(timeout=10).topics.get(topic)
+    return None if found is None else len(found.partitions)
+
+
+def condition(kubectl: Kubectl, namespace: str, type_: str) -> dict[str, Any]:
+    obj = kubectl.get("spipe", "summaries", "-n", namespace)
+    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_), {})
+
+
+def test_topics_are_created_and_the_job_deployed(
+    kubectl: Kubectl,
+    operator: str,
+    namespace: str,
+    dev_cluster: devenv.DevCluster,
+    admin: AdminClient,
+    names: dict[str, str],
+) -> None:
+    kubectl.apply(pipeline(dev_cluster.kafka_bootstrap, names), namespace=namespace)
+    wait_for(
+        lambda: condition(kubectl, namespace, "Ready").get("status") == "True",
+        timeout_s=40,
+        what="Ready",
+    )
+    assert [partitions(admin, names[r]) for r in ("in", "out", "dlq")] == [3, 3, 1]
+    for kind, name in [("configmap", "summaries-stream"), ("persistentvolumeclaim", "summaries-stream"),
+                       ("deployment", "summaries-stream"), ("deployment", "summaries-push"), ("service", "summaries-push")]:  # fmt: skip
+        assert (
+            kubectl.get(kind, name, "-n", namespace)["metadata"]["ownerReferences"][0]["kind"]
+            == "StreamPipeline"
+        )
+    config = json.loads(
+        kubectl.get("configmap", "summaries-stream", "-n", namespace)["data"]["stream.json"]
+    )
+    assert (config["input_topic"], config["output_topic"], config["dead_letter_topic"]) == (
+        names["in"],
+        names["out"],
+        names["dlq"],
+    )
+    assert config["trigger_interval_ms"] == 500
+
+
+def test_partitions_grow_when_the_spec_grows(
+    kubectl: Kubectl,
+    operator: str,
+    namespace: str,
+    dev_cluster: devenv.DevCluster,
+    admin: AdminClient,
+    names: dict[str, str],
+) -> None:
+    kubectl.apply(pipeline(dev_cluster.kafka_bootstrap, names), namespace=namespace)
+    wait_for(lambda: partitions(admin, names["in"]) == 3, timeout_s=30, what="the input topic")
+    patch = {"spec": {"topics": {"input": {"name": names["in"], "partitions": 8}}}}
+    kubectl.run(
+        "patch", "spipe", "summaries", "-n", namespace, "--type=merge", "-p", json.dumps(patch)
+    )
+    wait_for(lambda: partitions(admin, names["in"]) == 8, timeout_s=30, what="8 partitions")
+
+
+def test_an_existing_topic_with_more_partitions_is_a_reported_conflict(
+    kubectl: Kubectl,
+    operator: str,
+    namespace: str,
+    dev_cluster: devenv.DevCluster,
+    admin: AdminClient,
+    names: dict[str, str],
+) -> None:
+    admin.create_topics([NewTopic(names["in"], num_partitions=12, replication_factor=1)])[
+        names["in"]
+    ].result(10)
+    kubectl.apply(pipeline(dev_cluster.kafka_bootstrap, names), namespace=namespace)
+    topics = wait_for(
+        lambda: (c := condition(kubectl, namespace, "TopicsReady")).get("status") == "False" and c,
+        timeout_s=30,
+        what="TopicsReady=False",
+    )
+    assert topics["reason"] == "ResourceConflict"
+    assert (
+        "spec.topics.input.partitions" in topics["message"] and "never shrink" in topics["message"]
+    )
+    assert partitions(admin, names["in"]) == 12
+
+
+def test_a_missing_realtime_endpoint_is_reported(
+    kubectl: Kubectl,
+    operator: str,
+    namespace: str,
+    dev_cluster: devenv.DevCluster,
+    names: dict[str, str],
+) -> None:
+    model = {"endpointRef": {"name": "nope"}, "prompt": "Summarize: {text}"}
+    kubectl.apply(pipeline(dev_cluster.kafka_bootstrap, names, model=model), namespace=namespace)
+    streaming = wait_for(
+        lambda: (
+            (c := condition(kubectl, namespace, "StreamingReady")).get("status") == "False" and c
+        ),
+        timeout_s=30,
+        what="StreamingReady=False",
+    )
+    assert (
+        streaming["reason"] == "EndpointNotFound"
+        and "spec.model.endpointRef" in streaming["message"]
+    )
+
+
+@pytest.mark.parametrize(("policy", "kept"), [("Retain", True), ("Delete", False)])
+def test_deletion_policy_decides_whether_topics_outlive_the_pipeline(
+    kubectl: Kubectl, operator: str, namespace: str, dev_cluster: devenv.DevCluster, admin: AdminClient,
+    names: dict[str, str], policy: str, kept: bool,
+) -> None:  # fmt: skip
+    kubectl.apply(
+        pipeline(dev_cluster.kafka_bootstrap, names, deletionPolicy=policy), namespace=namespace
+    )
+    wait_for(lambda: partitions(admin, names["dlq"]) == 1, timeout_s=30, what="the topics")
+    kubectl.run("delete", "spipe", "summaries", "-n", namespace, "--timeout=30s")
+    if kept:
+        assert all(partitions(admin, names[r]) is not None for r in ("in", "out", "dlq"))
+    else:
+        wait_for(
+            lambda: all(partitions(admin, names[r]) is None for r in ("in", "out", "dlq")),
+            timeout_s=30,
+            what="the topics to be deleted",
+        )
