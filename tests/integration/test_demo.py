@@ -34,8 +34,10 @@ def test_demo_prints_the_three_resources_with_conditions(tmp_path: pathlib.Path)
         assert resource in out, out
     rows = {tuple(line.split()[:4]) for line in out.splitlines() if len(line.split()) >= 4}
     assert ("RealtimeEndpoint/chat", "Ready", "True", "Ready") in rows, out
-    for pending in ("StreamPipeline/review-summaries", "BatchJob/ticket-triage"):
-        assert any(row[0] == pending and row[3] == "Reconciling" for row in rows), out
+    assert ("StreamPipeline/review-summaries", "Ready", "True", "Ready") in rows, out
+    assert any(row[0] == "BatchJob/ticket-triage" and row[3] == "Reconciling" for row in rows), out
+    pushed = out.split("Summaries pushed to the browser channel (SSE):")[1].splitlines()[1:4]
+    assert all(line.strip().startswith("review-") for line in pushed), out
     realtime_row = next(
         line.split() for line in out.splitlines() if line.startswith("realtimeendpoint")
     )

@@ -44,7 +44,11 @@ def test_example_is_accepted_and_reconciled(
         if kind == "RealtimeEndpoint":
             assert obj["status"]["url"].startswith(f"http://{name}-gateway.{namespace}.svc")
             assert primary["reason"] != "InvalidSpec"
-        else:  # Their workloads arrive with later releases; until then they say so.
+        elif kind == "StreamPipeline":
+            # The example's brokers are an in-cluster name that does not resolve here.
+            topics = condition(obj, "TopicsReady")
+            assert topics is not None and topics["reason"] == "KafkaUnavailable"
+        else:  # Its workload arrives with a later release; until then it says so.
             assert (primary["status"], primary["reason"]) == ("Unknown", "Reconciling")
         assert not any(key.startswith("kopf") for key in obj["status"]), "no kopf clutter in status"
         assert not any("kopf.zalando.org" in key for key in obj["metadata"].get("annotations", {}))

@@ -1,4 +1,4 @@
-"""Local mode: run, as a local process, the data plane that a kwok pod stands for.
+"""Local mode: run, as local processes, the data plane that kwok pods stand for.
 
 kwok pods never run containers, so the demo and the tests start the same program the pod would
 run, with the same config (read from the ConfigMap the operator rendered) and the same
@@ -14,19 +14,16 @@ import subprocess
 import sys
 import urllib.request
 
-from tiers.devenv import processes
+from tiers.devenv import jars, processes
 
 
 def rendered_gateway_config(kubectl: list[str], namespace: str, endpoint: str) -> str:
     """The gateway.json the operator rendered for a RealtimeEndpoint."""
-    result = subprocess.run(
-        [*kubectl, "get", "configmap", f"{endpoint}-gateway", "-n", namespace, "-o", "json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    data: str = json.loads(result.stdout)["data"]["gateway.json"]
-    return data
+    return _configmap_value(kubectl, namespace, f"{endpoint}-gateway", "gateway.json")
+
+
+STARTED_LINE = "streaming "
+"""What `tiers.runtime.stream.job.run` logs when its query has started."""
 
 
 def start_gateway(
@@ -54,6 +51,73 @@ def start_gateway(
         lambda: _ok(url + "/healthz"), what="waiting for the gateway", timeout_s=30, watch=started
     )
     return url, started
+
+
+def start_stream(
+    kubectl: list[str],
+    *,
+    namespace: str,
+    pipeline: str,
+    endpoint_urls: dict[str, str],
+    redis_url: str,
+    work_dir: pathlib.Path,
+) -> tuple[str, list[processes.Started]]:
+    """Starts a StreamPipeline's Spark job and push gateway from the rendered stream.json.
+
+    What only exists inside a cluster is mapped to its local stand-in: the checkpoint volume to
+    a folder, the image's connector jars to the cached ones, RealtimeEndpoint Service URLs to
+    the local gateways in `endpoint_urls`, and the stats Redis to the dev one. Returns the push
+    gateway's base URL and the processes.
+    """
+    settings = json.loads(_configmap_value(kubectl, namespace, f"{pipeline}-stream", "stream.json"))
+    target = settings["model"]["target"]
+    if "url" in target and target["url"] in endpoint_urls:
+        target["url"] = endpoint_urls[target["url"]]
+    checkpoint = work_dir / f"{namespace}-{pipeline}-checkpoint"
+    settings.update(
+        checkpoint=checkpoint.as_uri(),
+        jars=[str(jar) for jar in jars.connector_jars()],
+        stats_redis_url=redis_url,
+    )
+    work_dir.mkdir(parents=True, exist_ok=True)
+    config = work_dir / f"{namespace}-{pipeline}-stream.json"
+    config.write_text(json.dumps(settings, indent=2))
+    job = processes.start(
+        f"stream-job-{namespace}-{pipeline}",
+        [sys.executable, "-m", "tiers.runtime.stream", "job", "--config", config],
+        log_dir=work_dir,
+    )
+    port = processes.free_port()
+    push = processes.start(
+        f"push-{namespace}-{pipeline}",
+        [sys.executable, "-m", "tiers.runtime.stream", "push", "--config", config,
+         "--port", str(port)],
+        log_dir=work_dir,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    processes.wait_until(
+        lambda: _ok(url + "/healthz"), what="waiting for the push gateway", timeout_s=30, watch=push
+    )
+    # The job logs this line once its query runs; events sent earlier wait for Spark to start.
+    processes.wait_until(
+        lambda: STARTED_LINE in job.log.read_text(errors="replace"),
+        what="waiting for the streaming query to start",
+        timeout_s=120,
+        watch=job,
+        interval_s=0.5,
+    )
+    return url, [job, push]
+
+
+def _configmap_value(kubectl: list[str], namespace: str, name: str, key: str) -> str:
+    result = subprocess.run(
+        [*kubectl, "get", "configmap", name, "-n", namespace, "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    value: str = json.loads(result.stdout)["data"][key]
+    return value
 
 
 def _ok(url: str) -> bool:

@@ -2,8 +2,9 @@
 
 Starts the dev environment, installs the CRDs, runs the operator, applies `examples/` into the
 `tiers-demo` namespace, runs the data plane that the kwok pods stand for as local processes
-(the realtime gateway from the ConfigMap the operator rendered, in front of mockllm), sends a
-little traffic and prints the resources with their status, latency and cost.
+(the realtime gateway in front of mockllm, the Spark stream job and its push gateway, all from
+the ConfigMaps the operator rendered), sends a little traffic and a few events, and prints the
+resources with their status, latency and cost.
 """
 
 from __future__ import annotations
@@ -17,11 +18,19 @@ import subprocess
 import sys
 import threading
 import urllib.request
+from typing import Any
 
 from tiers.devenv import cluster, dataplane, paths, processes, progress
 
 NAMESPACE = "tiers-demo"
 ENDPOINT = "chat"
+PIPELINE = "review-summaries"
+REVIEWS = tuple(
+    f"Review {i}: the {thing} was {verdict}"
+    for i, (thing, verdict) in enumerate(
+        [("battery", "great"), ("screen", "too dim"), ("delivery", "fast"), ("price", "fair")] * 5
+    )
+)
 PROMPTS = ("What is Tiers?", "Summarize Kubernetes in one line.", "Say hello.", "Name a colour.")
 
 
@@ -57,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
                        "--jitter-ms", "20", port=mock_port)
             )  # fmt: skip
         with progress.step(f"applying examples/ to namespace {NAMESPACE}"):
-            _apply_examples(kubectl, mock_url=f"http://127.0.0.1:{mock_port}/v1")
+            _apply_examples(
+                kubectl, mock_url=f"http://127.0.0.1:{mock_port}/v1", kafka=env.kafka_bootstrap
+            )
         with progress.step("starting the realtime gateway from its rendered ConfigMap"):
             _wait_ready(kubectl)
             url, gateway = dataplane.start_gateway(
@@ -73,10 +84,33 @@ def main(argv: list[str] | None = None) -> int:
             processes.wait_until(
                 lambda: _has_traffic(kubectl), what="waiting for status", timeout_s=60
             )
+        with progress.step("starting the stream job (Spark) and its push gateway"):
+            _wait_for(kubectl, "spipe", PIPELINE, "TopicsReady")
+            push_url, stream_processes = dataplane.start_stream(
+                kubectl,
+                namespace=NAMESPACE,
+                pipeline=PIPELINE,
+                endpoint_urls={f"http://{ENDPOINT}-gateway.{NAMESPACE}.svc:8080/v1": url + "/v1"},
+                redis_url=env.redis_url,
+                work_dir=env.log_dir,
+            )
+            started.extend(stream_processes)
+        with progress.step("feeding reviews to the pipeline and waiting for their summaries"):
+            pushed = _feed_pipeline(push_url)
+            processes.wait_until(
+                lambda: _events_scored(kubectl) >= len(REVIEWS),
+                what="waiting for the pipeline's status",
+                timeout_s=60,
+            )
         print()
         print(_run([*kubectl, "get", "tiers", "-n", NAMESPACE]))
         print(_conditions_table(kubectl))
+        print("\nSummaries pushed to the browser channel (SSE):")
+        for record in pushed[:3]:
+            print(f"  {record['key']}: {record['output']}")
         print(f"\nCall the gateway with the openai client:\n  {_openai_command(url)}")
+        print(f'Send events: curl -d \'{{"text": "great product"}}\' {push_url}/events')
+        print(f"Watch results: curl -N {push_url}/events/results")
         print(f'\nExplore:  eval "$(tiers dev env)"; kubectl get tiers -n {NAMESPACE} -o yaml')
         print(f"Logs:     {env.log_dir}")
         if not args.once:
@@ -115,7 +149,7 @@ def _serve(
     return started
 
 
-def _apply_examples(kubectl: list[str], *, mock_url: str) -> None:
+def _apply_examples(kubectl: list[str], *, mock_url: str, kafka: str) -> None:
     namespace = _run([*kubectl, "create", "namespace", NAMESPACE, "--dry-run=client", "-o", "yaml"])
     _run([*kubectl, "apply", "-f", "-"], stdin=namespace)
     secret = _run([*kubectl, "create", "secret", "generic", "azure-openai", "-n", NAMESPACE,
@@ -127,6 +161,10 @@ def _apply_examples(kubectl: list[str], *, mock_url: str) -> None:
     patch = [{"op": "replace", "path": "/spec/backends/0/baseURL", "value": mock_url}]
     _run([*kubectl, "patch", "rte", ENDPOINT, "-n", NAMESPACE, "--type=json",
           "-p", json.dumps(patch)])  # fmt: skip
+    # ... and the pipeline's brokers are the dev Kafka.
+    patch = [{"op": "replace", "path": "/spec/kafka/bootstrapServers", "value": kafka}]
+    _run([*kubectl, "patch", "spipe", PIPELINE, "-n", NAMESPACE, "--type=json",
+          "-p", json.dumps(patch)])  # fmt: skip
 
 
 def _items(kubectl: list[str]) -> list[dict[str, object]]:
@@ -137,17 +175,57 @@ def _items(kubectl: list[str]) -> list[dict[str, object]]:
 
 def _wait_ready(kubectl: list[str]) -> None:
     def ready() -> bool:
-        endpoint = json.loads(
-            _run([*kubectl, "get", "rte", ENDPOINT, "-n", NAMESPACE, "-o", "json"])
-        )
-        status = endpoint.get("status", {})
-        config = _run([*kubectl, "get", "configmap", f"{ENDPOINT}-gateway", "-n", NAMESPACE,
-                       "-o", "jsonpath={.data.gateway\\.json}"])  # fmt: skip
-        return status.get("observedGeneration") == endpoint["metadata"]["generation"] and (
-            "127.0.0.1" in config
-        )
+        found = subprocess.run(
+            [*kubectl, "get", "configmap", f"{ENDPOINT}-gateway", "-n", NAMESPACE,
+             "-o", "jsonpath={.data.gateway\\.json}"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        return found.returncode == 0 and "127.0.0.1" in found.stdout
 
     processes.wait_until(ready, what="waiting for the rendered gateway config", timeout_s=60)
+
+
+def _wait_for(kubectl: list[str], kind: str, name: str, condition: str) -> None:
+    def true() -> bool:
+        obj = json.loads(_run([*kubectl, "get", kind, name, "-n", NAMESPACE, "-o", "json"]))
+        conditions = obj.get("status", {}).get("conditions", [])
+        return any(c["type"] == condition and c["status"] == "True" for c in conditions)
+
+    processes.wait_until(true, what=f"waiting for {kind}/{name} {condition}", timeout_s=60)
+
+
+def _feed_pipeline(push_url: str) -> list[dict[str, Any]]:
+    """Posts the reviews and collects their summaries from the push gateway's SSE channel."""
+    received: list[dict[str, Any]] = []
+    subscribed = threading.Event()
+
+    def listen() -> None:
+        with urllib.request.urlopen(push_url + "/events/results", timeout=180) as stream:
+            for line in stream:
+                subscribed.set()
+                if line.startswith(b"data: "):
+                    received.append(json.loads(line[6:]))
+                    if len(received) >= len(REVIEWS):
+                        return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    subscribed.wait(30)
+    events = [{"id": f"review-{i}", "text": text} for i, text in enumerate(REVIEWS)]
+    request = urllib.request.Request(
+        push_url + "/events",
+        data=json.dumps(events).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+    listener.join(180)
+    return received
+
+
+def _events_scored(kubectl: list[str]) -> int:
+    pipeline = json.loads(_run([*kubectl, "get", "spipe", PIPELINE, "-n", NAMESPACE, "-o", "json"]))
+    return int(pipeline.get("status", {}).get("throughput", {}).get("events", 0))
 
 
 def _send_traffic(url: str) -> None:

@@ -22,6 +22,8 @@ from tiers.api import stream
 from tiers.operator import topics
 
 TIMEOUT_S = 10.0
+# How long to wait for brokers to answer at all: an unreachable cluster is reported quickly.
+CONNECT_TIMEOUT_S = 3.0
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -66,7 +68,7 @@ async def describe(bootstrap: str, names: Sequence[str]) -> dict[str, topics.Act
 def _describe(bootstrap: str, names: Sequence[str]) -> dict[str, topics.ActualTopic]:
     admin = _admin(bootstrap)
     try:
-        metadata = admin.list_topics(timeout=TIMEOUT_S)
+        metadata = admin.list_topics(timeout=CONNECT_TIMEOUT_S)
     except KafkaException as error:
         raise KafkaUnavailable(f"Kafka at {bootstrap} did not answer: {error}") from None
     present = [name for name in names if name in metadata.topics]

@@ -73,9 +73,23 @@ def start(spark: Any, settings: config.StreamJobConfig) -> Any:
     return writer.start()
 
 
+def warm_workers(spark: Any) -> None:
+    """Starts the Python workers (pandas, pyarrow and this package imported) before the first
+    micro-batch, so the first events after a (re)start do not wait seconds for them."""
+
+    def touch(frames: Any) -> Any:
+        from tiers.runtime.stream import scoring as _  # noqa: F401
+
+        yield from frames
+
+    parallelism = spark.sparkContext.defaultParallelism
+    spark.range(parallelism, numPartitions=parallelism).mapInPandas(touch, "id long").collect()
+
+
 def run(settings: config.StreamJobConfig) -> None:
     """Runs until the process is stopped; a SIGTERM stops the query between batches."""
     spark = session(settings)
+    warm_workers(spark)
     query = start(spark, settings)
     log.warning("streaming %s -> %s every %d ms", settings.input_topic, settings.output_topic,
                 settings.trigger_interval_ms)  # fmt: skip
