@@ -3,36 +3,25 @@ and the gateways' stats, and writes conditions, URL, latency and cost into statu
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import kopf
 import lightkube
-import pydantic
 
 from tiers.api import kinds, realtime
 from tiers.operator import kube, metrics, realtime_status, reconciliation, stats_reader, triggers
 from tiers.operator.manifests import realtime as manifests
 
 KIND = kinds.REALTIME_ENDPOINT
-IMAGE = os.environ.get("TIERS_IMAGE", "tiers:0.1.0")
 
 
 @triggers.reconciler(KIND)
 async def reconcile_realtime_endpoint(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     with metrics.reconciling(KIND.kind):
-        try:
-            spec = realtime.RealtimeEndpointSpec.model_validate(body.get("spec", {}))
-        except pydantic.ValidationError:
-            reconciliation.reconcile(KIND, body, patch, pending_message="")
+        spec = reconciliation.parse_spec(KIND, realtime.RealtimeEndpointSpec, body, patch)
+        if spec is None:
             return
-        owner = manifests.Owner(
-            api_version=kinds.API_VERSION,
-            kind=KIND.kind,
-            name=body["metadata"]["name"],
-            namespace=body["metadata"]["namespace"],
-            uid=body["metadata"]["uid"],
-        )
+        owner = reconciliation.owner_of(KIND, body)
         observed = await observe(owner, spec)
         desired = realtime_status.desired_status(
             spec, observed, body=body, now=reconciliation.now()
@@ -45,7 +34,7 @@ async def observe(
 ) -> realtime_status.Observed:
     """Applies the desired children, then reads back what the status is made of."""
     apply_error = None
-    children = manifests.desired_children(owner, spec, image=IMAGE)
+    children = manifests.desired_children(owner, spec, image=reconciliation.IMAGE)
     try:
         await kube.apply_all(children)
         await kube.delete_unlisted(children, optional_children(owner))

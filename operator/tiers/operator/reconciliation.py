@@ -7,14 +7,16 @@ hand the result to `write_status()`, which patches only what differs.
 from __future__ import annotations
 
 import datetime
+import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import kopf
 import pydantic
 
 from tiers.api import kinds
 from tiers.operator import metrics, verdicts
+from tiers.operator.manifests import labels
 
 RECONCILING = "Reconciling"
 INVALID_SPEC = "InvalidSpec"
@@ -63,6 +65,36 @@ def reconcile(
     with metrics.reconciling(kind.kind):
         desired = desired_status(kind, body, pending_message=pending_message, now=now())
         write_status(patch, body, desired)
+
+
+SpecT = TypeVar("SpecT", bound=pydantic.BaseModel)
+
+IMAGE = os.environ.get("TIERS_IMAGE", "tiers:0.1.0")
+"""The image the data plane (gateways, stream jobs) runs: the operator's own."""
+
+
+def parse_spec(
+    kind: kinds.Kind, spec_type: type[SpecT], body: Mapping[str, Any], patch: kopf.Patch
+) -> SpecT | None:
+    """The typed spec; or None after reporting, as the primary condition, what the apiserver
+    could not check about it."""
+    try:
+        return spec_type.model_validate(body.get("spec", {}))
+    except pydantic.ValidationError:
+        write_status(patch, body, desired_status(kind, body, pending_message="", now=now()))
+        return None
+
+
+def owner_of(kind: kinds.Kind, body: Mapping[str, Any]) -> labels.Owner:
+    """The object as the owner of the children rendered for it."""
+    metadata = body["metadata"]
+    return labels.Owner(
+        api_version=kinds.API_VERSION,
+        kind=kind.kind,
+        name=metadata["name"],
+        namespace=metadata["namespace"],
+        uid=metadata["uid"],
+    )
 
 
 def write_status(patch: kopf.Patch, body: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:

@@ -4,7 +4,6 @@ decides whether the topics go too."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import kopf
@@ -27,24 +26,15 @@ from tiers.operator.manifests import labels as manifests
 from tiers.operator.manifests import stream as stream_manifests
 
 KIND = kinds.STREAM_PIPELINE
-IMAGE = os.environ.get("TIERS_IMAGE", "tiers:0.1.0")
 
 
 @triggers.reconciler(KIND)
 async def reconcile_stream_pipeline(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     with metrics.reconciling(KIND.kind):
-        try:
-            spec = stream.StreamPipelineSpec.model_validate(body.get("spec", {}))
-        except pydantic.ValidationError:
-            reconciliation.reconcile(KIND, body, patch, pending_message="")
+        spec = reconciliation.parse_spec(KIND, stream.StreamPipelineSpec, body, patch)
+        if spec is None:
             return
-        owner = manifests.Owner(
-            api_version=kinds.API_VERSION,
-            kind=KIND.kind,
-            name=body["metadata"]["name"],
-            namespace=body["metadata"]["namespace"],
-            uid=body["metadata"]["uid"],
-        )
+        owner = reconciliation.owner_of(KIND, body)
         bootstrap = await bootstrap_servers(spec, owner.namespace)
         topics_verdict = await reconcile_topics(spec, bootstrap)
         streaming_verdict = await reconcile_job(owner, spec, bootstrap)
@@ -103,7 +93,7 @@ async def reconcile_job(
     children = stream_manifests.desired_children(
         owner,
         spec,
-        image=IMAGE,
+        image=reconciliation.IMAGE,
         bootstrap=bootstrap,
         stats_redis_url=stats_reader.stats_url(default_stats_url(owner, spec)),
         endpoint_model=endpoint_model,
