@@ -139,8 +139,8 @@ class Gateway:
             )
         finally:
             elapsed = time.perf_counter() - started
-            metrics.REQUESTS.labels(route, str(status), label).inc()
-            metrics.LATENCY.labels(route, label).observe(elapsed)
+            metrics.requests_counter(route, status, label).inc()
+            metrics.latency_histogram(route, label).observe(elapsed)
             self._record_stats(elapsed, status, label, outcome)
 
     def _record_stats(

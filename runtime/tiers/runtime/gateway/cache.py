@@ -8,6 +8,7 @@ only when a backend would have been asked the very same thing. Redis errors bypa
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import hashlib
 import time
@@ -67,6 +68,7 @@ class ResponseCache:
         self._redis = redis_client
         self._redis_availability = redis_availability
         self._l1 = L1Cache(settings.l1_max_entries, settings.l1_ttl_seconds)
+        self._writes: set[asyncio.Task[None]] = set()
 
     async def get(self, key: str) -> tuple[bytes | None, str]:
         """The cached response and where it came from: "l1", "redis", "miss" or "bypass"."""
@@ -87,10 +89,17 @@ class ResponseCache:
         self._l1.put(key, stored, now)
         return stored, "redis"
 
-    async def put(self, key: str, value: bytes) -> None:
+    def put(self, key: str, value: bytes) -> None:
+        """Stores a response: in L1 at once, in Redis in the background, so the client does not
+        wait for the write (a replica asking meanwhile simply misses once)."""
         self._l1.put(key, value, time.monotonic())
-        if self._redis is None:
-            return
+        if self._redis is not None:
+            task = asyncio.get_running_loop().create_task(self._store(key, value))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
+
+    async def _store(self, key: str, value: bytes) -> None:
+        assert self._redis is not None
         try:
             await self._redis.set(key, value, ex=self._settings.ttl_seconds)
         except (redis.exceptions.RedisError, OSError) as error:

@@ -102,7 +102,7 @@ class ModelCalls:
         reply = await self._backends.complete(request)
         metrics.UPSTREAM_ATTEMPTS.inc(reply.attempts)
         if reply.status == 200 and self._cache.enabled:
-            await self._cache.put(key, reply.body)
+            self._cache.put(key, reply.body)
         return reply
 
     async def _send_cached(
@@ -144,7 +144,7 @@ class ModelCalls:
             response.release()
         assembled = whole.response()
         if assembled is not None and self._cache.enabled:
-            await self._cache.put(key, orjson.dumps(assembled))
+            self._cache.put(key, orjson.dumps(assembled))
         return _usage_of(whole.usage), 200
 
     def _cost(self, request: requests.ModelRequest, usage: pricing.Usage) -> decimal.Decimal:

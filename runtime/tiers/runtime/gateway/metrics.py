@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import prometheus_client
 
 REGISTRY = prometheus_client.CollectorRegistry()
@@ -33,6 +35,17 @@ UPSTREAM_ATTEMPTS = prometheus_client.Counter(
     "Calls made to backends, retries included.",
     registry=REGISTRY,
 )
+
+
+# Label lookups take a lock and build a tuple each time; the combinations are few, so keep them.
+@functools.lru_cache(maxsize=512)
+def requests_counter(route: str, status: int, cache: str) -> prometheus_client.Counter:
+    return REQUESTS.labels(route, str(status), cache)
+
+
+@functools.lru_cache(maxsize=64)
+def latency_histogram(route: str, cache: str) -> prometheus_client.Histogram:
+    return LATENCY.labels(route, cache)
 
 
 def exposition() -> bytes:

@@ -91,4 +91,8 @@ def main(argv: list[str] | None = None) -> None:
         access_log=False,
         log_level="warning",
         timeout_keep_alive=75,
+        # Nothing here reads forwarded headers, and clients need no Server or Date header.
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
     )

@@ -46,7 +46,8 @@ class Counts:
             self.cache_hits += int(cache_hit)
         self.tokens_in += tokens_in
         self.tokens_out += tokens_out
-        self.cost_nano_usd += int(cost_usd / NANO)
+        if cost_usd:
+            self.cost_nano_usd += int(cost_usd / NANO)
         self.latency[histogram.bucket_of(latency_ms)] += 1
 
     def add(self, other: Counts) -> None:
