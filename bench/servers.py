@@ -111,6 +111,23 @@ def http_ok(path: str) -> Callable[[int], bool]:
     return check
 
 
+def log_says(log_path: pathlib.Path, text: str) -> Callable[[int], bool]:
+    """A readiness check for a process that serves no port: its log holds `text`."""
+
+    def check(_port: int) -> bool:
+        try:
+            return text.encode() in log_path.read_bytes()
+        except OSError:
+            return False
+
+    return check
+
+
+def log_tail(log_path: pathlib.Path) -> str:
+    """The end of a server's log, for an error message."""
+    return _tail(log_path)
+
+
 def redis_pong(port: int) -> bool:
     try:
         with socket.create_connection((HOST, port), timeout=1) as sock:
@@ -129,11 +146,16 @@ def redis(logs: pathlib.Path) -> Iterator[Server]:
 
 
 @contextlib.contextmanager
-def mock_backend(logs: pathlib.Path) -> Iterator[Server]:
+def mock_backend(logs: pathlib.Path, *, latency_ms: float = 0.0) -> Iterator[Server]:
+    """The mock model server; `latency_ms` is its fixed delay before each reply."""
     port = free_port()
     argv = [sys.executable, "-m", "tiers.runtime.mockllm", "--port", str(port)]
     argv += ["--log-level", "warning"]
-    with running("mockllm", argv, port=port, is_ready=http_ok("/healthz"), logs=logs) as server:
+    name = "mockllm"
+    if latency_ms:
+        argv += ["--latency-ms", f"{latency_ms:g}"]
+        name += f"-{latency_ms:g}ms"
+    with running(name, argv, port=port, is_ready=http_ok("/healthz"), logs=logs) as server:
         yield server
 
 

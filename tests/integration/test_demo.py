@@ -45,6 +45,12 @@ def test_demo_prints_the_three_resources_with_conditions(tmp_path: pathlib.Path)
     assert int(p95) >= 30, "the mock's 30 ms latency shows in P95"
     assert float(cost) > 0, "cost per request shows"
     assert "openai.OpenAI(base_url='http://127.0.0.1:" in out
+    stream_row = next(
+        line.split() for line in out.splitlines() if line.startswith("streampipeline")
+    )
+    lag, stream_p95, cost_per_event = int(stream_row[2]), int(stream_row[4]), float(stream_row[5])
+    assert lag == 0, "every fed event was read"
+    assert stream_p95 > 0 and cost_per_event > 0, "latency and cost per event come from the job"
     # Progress went to stderr, and everything was stopped afterwards.
     assert "✓ starting kube-apiserver" in result.stderr
     assert "✓ stopping the data plane, the operator and the local system" in result.stderr

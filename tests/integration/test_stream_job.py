@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 import pytest
+import websockets.sync.client
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from conftest import Processes, wait_for
@@ -160,6 +161,17 @@ def test_the_push_gateway_takes_events_and_pushes_their_results(
 
     threading.Thread(target=subscribe, daemon=True).start()
     assert subscribed.wait(30), "the SSE subscription was not confirmed"
+    over_websocket: list[str] = []
+    connected = threading.Event()
+
+    def listen() -> None:
+        url = push.replace("http://", "ws://") + "/events/ws?key=hello-0"
+        with websockets.sync.client.connect(url) as socket:
+            connected.set()
+            over_websocket.append(str(socket.recv(timeout=180)))
+
+    threading.Thread(target=listen, daemon=True).start()
+    assert connected.wait(30), "the WebSocket did not connect"
     job = start_job(dev_cluster, topics, mock, tmp_path / "checkpoint", tmp_path)
     services.logs.append(job.log)
     try:
@@ -172,8 +184,10 @@ def test_the_push_gateway_takes_events_and_pushes_their_results(
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 202 and json.load(response)["keys"] == ["hello-0", "hello-1"]
-        wait_for(lambda: received, timeout_s=180, what="a pushed result")
+        wait_for(lambda: received, timeout_s=180, what="a result over SSE")
+        wait_for(lambda: over_websocket, timeout_s=60, what="a result over the WebSocket")
     finally:
         processes.stop(job.pid)
     record = json.loads(received[0])
     assert record["key"] == "hello-1" and record["input"]["text"] == "second"
+    assert json.loads(over_websocket[0])["key"] == "hello-0", "each subscriber gets its key only"

@@ -1,0 +1,642 @@
+"""The stream tier's benchmark: Kafka -> Spark job -> mock model -> Kafka, beside Kafka alone.
+
+In one run, on this machine, with a real single-node Kafka broker on 127.0.0.1:
+
+- Kafka's own ceiling: one producer writes N ~200-byte events, one consumer reads them back;
+- sustained throughput of the pipeline: the input topic is loaded with N events first, then the
+  Spark job (`python -m tiers.runtime.stream job`, `local[2]`) starts and scores them against
+  the mock model (one HTTP call per event), once per mock latency (default 0 and 20 ms); the
+  bench counts the results in the output (and dead-letter) topic;
+- latency at constant rates: with the job caught up, events go in at each rate with their send
+  time in them; each result is timed when the bench reads it back.
+
+    .venv/bin/python bench/stream.py           # the full run, under 10 minutes
+    .venv/bin/python bench/stream.py --quick   # a smoke run, 2-3 minutes
+
+It prints a Markdown report and writes it to --out. Every process it starts (broker, mock, job)
+is stopped when it ends, also on Ctrl-C, SIGTERM or an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import importlib.metadata
+import math
+import os
+import pathlib
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from types import FrameType
+
+from tiers.devenv import jars
+from tiers.runtime.gateway import config as gateway_config
+from tiers.runtime.modelcall import ModelCallConfig
+from tiers.runtime.stream import config as stream_config
+
+import kafka_load
+import servers
+import spark_progress
+import table
+
+THROUGHPUT_TARGET_PER_S = 50_000
+LATENCY_TARGET_RATE_PER_S = 10_000
+P95_TARGET_MS = 1_000.0
+PROMPT = "Summarize: {text}"
+JOB_READY_LOG = "streaming "
+"""What the job logs once its query has started (tiers.runtime.stream.job.run)."""
+JOB_STARTUP_TIMEOUT_S = 240.0
+FIRST_RESULT_TIMEOUT_S = 180.0
+STALL_TIMEOUT_S = 60.0
+MAX_BACKLOG_S = 5.0
+"""A constant-rate phase stops sending once this many seconds' worth of sends await results."""
+DRAIN_TIMEOUT_S = 90.0
+DEFAULT_OUT = pathlib.Path(__file__).resolve().parent / "results" / "stream.md"
+NONE = table.NONE
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    ceiling_events: int
+    events: int
+    partitions: int
+    mock_latencies_ms: tuple[int, ...]
+    rates: tuple[int, ...]
+    duration_s: float
+    trigger_ms: int
+    max_offsets: int
+    max_in_flight: int
+    out: pathlib.Path
+    workdir: pathlib.Path | None
+    """Where logs, checkpoints and Spark's event logs go and stay; None: a temporary folder."""
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Settings:
+    parser = argparse.ArgumentParser(
+        prog="bench/stream.py",
+        description="Kafka -> Spark -> mock model -> Kafka: throughput and latency beside Kafka.",
+    )
+    parser.add_argument(
+        "--events", type=int, help="events for the pipeline (200,000; quick 20,000)"
+    )
+    parser.add_argument(
+        "--ceiling-events", type=int, help="events for Kafka's own ceiling (500,000; quick 100,000)"
+    )
+    parser.add_argument("--partitions", type=int, default=6, help="partitions per topic (6)")
+    parser.add_argument(
+        "--mock-latency-ms",
+        default="0,20",
+        help="the mock model's fixed latency, ms, comma-separated: one pipeline run each (0,20)",
+    )
+    parser.add_argument(
+        "--rates",
+        help="constant rates for latency, events/s, comma-separated (1000,10000; quick 500,2000)",
+    )
+    parser.add_argument("--duration", type=float, help="seconds per rate (20; quick 5)")
+    parser.add_argument("--trigger-ms", type=int, default=500, help="the job's trigger (500)")
+    parser.add_argument(
+        "--max-offsets", type=int, default=50_000, help="maxOffsetsPerTrigger (50,000)"
+    )
+    parser.add_argument(
+        "--max-in-flight", type=int, default=256, help="model calls open per Python worker (256)"
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    parser.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT, help="Markdown report")
+    parser.add_argument(
+        "--workdir",
+        type=pathlib.Path,
+        help="keep the logs, checkpoints and Spark event logs here (default: a temporary folder)",
+    )
+    args = parser.parse_args(argv)
+    settings = Settings(
+        ceiling_events=args.ceiling_events or (100_000 if args.quick else 500_000),
+        events=args.events or (20_000 if args.quick else 200_000),
+        partitions=args.partitions,
+        mock_latencies_ms=_numbers(parser, "--mock-latency-ms", args.mock_latency_ms, minimum=0),
+        rates=_numbers(
+            parser, "--rates", args.rates or ("500,2000" if args.quick else "1000,10000"), minimum=1
+        ),
+        duration_s=args.duration or (5.0 if args.quick else 20.0),
+        trigger_ms=args.trigger_ms,
+        max_offsets=args.max_offsets,
+        max_in_flight=args.max_in_flight,
+        out=args.out,
+        workdir=args.workdir,
+    )
+    if min(settings.events, settings.ceiling_events, settings.partitions) < 1:
+        parser.error("--events, --ceiling-events and --partitions must be at least 1")
+    return settings
+
+
+def _numbers(
+    parser: argparse.ArgumentParser, flag: str, text: str, *, minimum: int
+) -> tuple[int, ...]:
+    try:
+        numbers = tuple(int(number) for number in text.split(",") if number.strip())
+    except ValueError:
+        parser.error(f"{flag} {text!r}: give whole numbers, comma-separated")
+    if not numbers or min(numbers) < minimum:
+        parser.error(f"{flag} needs at least one number of {minimum} or more")
+    return numbers
+
+
+class Clock:
+    """Progress lines on stderr, each with the seconds since the bench began."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def say(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.started:6.1f} s] {text}", file=sys.stderr, flush=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Ceiling:
+    produce: kafka_load.Produced
+    consume: kafka_load.Produced
+
+    @property
+    def per_s(self) -> float:
+        """The lower of the two: a pipeline both reads and writes every event."""
+        return min(self.produce.per_s, self.consume.per_s)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cpu:
+    """CPU seconds (user + system) each part used while the pipeline worked through the events."""
+
+    job: float
+    mock: float
+    kafka: float
+    bench: float
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineRun:
+    mock_latency_ms: int
+    preload: kafka_load.Produced
+    job_start_s: float
+    """From launching the job to its query having started (JVM, session, workers, query)."""
+    counted: kafka_load.Counted
+    dead_letters: int
+    launched_s: float
+    """time.monotonic() when the job was launched."""
+    cpu: Cpu
+    batches: spark_progress.Summary | None
+    latencies: list[tuple[kafka_load.Paced, spark_progress.Summary | None]]
+
+    @property
+    def scored_s(self) -> float:
+        """From the first result to the last."""
+        return self.counted.last_s - self.counted.first_s
+
+    @property
+    def with_start_s(self) -> float:
+        return self.counted.last_s - self.launched_s
+
+
+def kafka_ceiling(bootstrap: str, settings: Settings, clock: Clock) -> Ceiling:
+    topic = "bench-ceiling"
+    kafka_load.create_topics(bootstrap, [topic], settings.partitions)
+    clock.say(f"Kafka ceiling: producing {settings.ceiling_events:,} events")
+    produced = kafka_load.produce_bulk(bootstrap, topic, settings.ceiling_events, tag="ceiling")
+    clock.say(f"  produced {produced.per_s:,.0f} events/s; consuming them back")
+    counted = kafka_load.count(
+        bootstrap,
+        [topic],
+        settings.ceiling_events,
+        first_timeout_s=30,
+        stall_timeout_s=30,
+    )
+    consumed = kafka_load.Produced(counted.total, counted.last_s - counted.started_s)
+    clock.say(f"  consumed {consumed.per_s:,.0f} events/s")
+    return Ceiling(produced, consumed)
+
+
+def pipeline(
+    broker: servers.Server,
+    bootstrap: str,
+    settings: Settings,
+    mock_latency_ms: int,
+    workdir: pathlib.Path,
+    clock: Clock,
+) -> PipelineRun:
+    name = f"mock{mock_latency_ms}ms"
+    topics = [f"bench-{name}-in", f"bench-{name}-out", f"bench-{name}-dead"]
+    input_topic, result_topics = topics[0], topics[1:]
+    kafka_load.create_topics(bootstrap, topics, settings.partitions)
+    clock.say(f"pipeline, mock {mock_latency_ms} ms: loading {settings.events:,} events")
+    preload = kafka_load.produce_bulk(bootstrap, input_topic, settings.events, tag="bulk")
+    event_log = workdir / f"events-{name}"
+    logs = workdir / "logs"
+    with servers.mock_backend(logs, latency_ms=mock_latency_ms) as mock:
+        job_config = _job_config(settings, bootstrap, topics, mock, workdir / f"ckpt-{name}")
+        job_config = job_config.model_copy(
+            update={"spark_conf": spark_progress.spark_conf(event_log)}
+        )
+        config_path = workdir / f"job-{name}.json"
+        config_path.write_text(job_config.model_dump_json())
+        clock.say("  starting the Spark job (JVM, session, Python workers)")
+        launched = time.monotonic()
+        with stream_job(config_path, logs, f"job-{name}") as job:
+            job_start_s = time.monotonic() - launched
+            clock.say(f"  query started after {job_start_s:.1f} s; counting results")
+            parts = [job, mock, broker]
+            cpu_before = [servers.cpu_seconds(part) for part in parts] + [_own_cpu()]
+            counted = kafka_load.count(
+                bootstrap,
+                result_topics,
+                settings.events,
+                first_timeout_s=FIRST_RESULT_TIMEOUT_S,
+                stall_timeout_s=STALL_TIMEOUT_S,
+                is_alive=lambda: _alive(job.pid),
+                on_progress=lambda done: clock.say(f"  {done:,} of {settings.events:,} results"),
+            )
+            cpu_after = [servers.cpu_seconds(part) for part in parts] + [_own_cpu()]
+            scored_window = (time.time() - (time.monotonic() - counted.first_s), time.time())
+            if not _alive(job.pid):
+                raise servers.ServerFailed(
+                    f"the job exited:\n{servers.log_tail(logs / f'job-{name}.log')}"
+                )
+            dead_letters = counted.by_topic[result_topics[1]]
+            rate = counted.total / max(1e-9, counted.last_s - counted.first_s)
+            clock.say(
+                f"  {counted.total:,} results ({dead_letters:,} dead letters), "
+                f"{rate:,.0f} events/s first to last"
+            )
+            latencies = []
+            for rate_per_s in settings.rates:
+                clock.say(f"  {rate_per_s:,} events/s for {settings.duration_s:g} s")
+                window_start = time.time()
+                measured = kafka_load.paced(
+                    bootstrap,
+                    input_topic,
+                    result_topics,
+                    rate_per_s=rate_per_s,
+                    duration_s=settings.duration_s,
+                    tag=f"rate{rate_per_s}",
+                    max_backlog_s=MAX_BACKLOG_S,
+                    drain_timeout_s=DRAIN_TIMEOUT_S,
+                )
+                latencies.append((measured, (window_start, time.time())))
+                clock.say(
+                    f"    sent {measured.sent:,} ({measured.sent_per_s:,.0f}/s), "
+                    f"{measured.results:,} results, p95 "
+                    f"{kafka_load.percentile(measured.end_to_end_ms, 0.95):,.0f} ms"
+                )
+    batches = spark_progress.read(event_log)
+    cpu = Cpu(*(after - before for before, after in zip(cpu_before, cpu_after, strict=True)))
+    return PipelineRun(
+        mock_latency_ms=mock_latency_ms,
+        preload=preload,
+        job_start_s=job_start_s,
+        counted=counted,
+        dead_letters=dead_letters,
+        launched_s=launched,
+        cpu=cpu,
+        batches=spark_progress.summary(batches, *scored_window),
+        latencies=[
+            (measured, spark_progress.summary(batches, *window)) for measured, window in latencies
+        ],
+    )
+
+
+def _job_config(
+    settings: Settings,
+    bootstrap: str,
+    topics: Sequence[str],
+    mock: servers.Server,
+    checkpoint: pathlib.Path,
+) -> stream_config.StreamJobConfig:
+    """What `job --bootstrap ... --backend openai-compatible=URL ...` builds from its flags."""
+    return stream_config.StreamJobConfig(
+        pipeline="bench/stream",
+        bootstrap=bootstrap,
+        input_topic=topics[0],
+        output_topic=topics[1],
+        dead_letter_topic=topics[2],
+        model=ModelCallConfig(
+            target=gateway_config.parse_backend_flag(f"openai-compatible={mock.url}/v1", 0),
+            model="gpt-4o-mini",
+            prompt=PROMPT,
+            max_in_flight=settings.max_in_flight,
+        ),
+        checkpoint=str(checkpoint),
+        trigger_interval_ms=settings.trigger_ms,
+        max_offsets_per_trigger=settings.max_offsets,
+        starting_offsets="earliest",
+        master="local[2]",
+        jars=tuple(str(jar) for jar in jars.connector_jars()),
+    )
+
+
+@contextlib.contextmanager
+def stream_job(
+    config_path: pathlib.Path, logs: pathlib.Path, name: str
+) -> Iterator[servers.Server]:
+    """The Spark job as a subprocess in its own process group (the JVM and workers in it)."""
+    argv = [sys.executable, "-m", "tiers.runtime.stream", "job", "--config", str(config_path)]
+    ready = servers.log_says(logs / f"{name}.log", JOB_READY_LOG)
+    with servers.running(
+        name, argv, port=0, is_ready=ready, logs=logs, startup_timeout_s=JOB_STARTUP_TIMEOUT_S
+    ) as job:
+        yield job
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie (exited, not yet reaped by `servers.running`)."""
+    try:
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def measure_all(settings: Settings, workdir: pathlib.Path, clock: Clock) -> tuple[
+    Ceiling, list[PipelineRun]
+]:  # fmt: skip
+    clock.say("starting a Kafka broker (KRaft, one node)")
+    with kafka_load.broker(workdir) as broker:
+        bootstrap = broker.bootstrap
+        ceiling = kafka_ceiling(bootstrap, settings, clock)
+        runs = [
+            pipeline(kafka_load.broker_server(broker), bootstrap, settings, latency, workdir, clock)
+            for latency in settings.mock_latencies_ms
+        ]
+    return ceiling, runs
+
+
+def machine_facts() -> dict[str, str]:
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpu": _cpu_model(),
+        "cores (nproc)": str(len(os.sched_getaffinity(0))),
+        "load average before the run": _load_average(),
+        "python": platform.python_version(),
+        "pyspark": _version("pyspark"),
+        "java": _first_line(["java", "-version"], stderr=True),
+        "kafka broker": f"{jars.KAFKA.version} (KRaft, 1 node, 127.0.0.1)",
+        "confluent-kafka (bench client)": _version("confluent-kafka"),
+    }
+
+
+def render(
+    settings: Settings, facts: dict[str, str], ceiling: Ceiling, runs: Sequence[PipelineRun]
+) -> str:
+    sections = [
+        "# Stream tier benchmark",
+        table.facts(facts),
+        "## Throughput",
+        _throughput_table(ceiling, runs),
+        f"Kafka rows: one confluent-kafka producer (linger 20 ms, batches up to 1 MB, acks=all) "
+        f"writes ~{kafka_load.EVENT_BYTES}-byte JSON events into {settings.partitions} "
+        "partitions until every one is acknowledged; one consumer reads them all back. ÷ Kafka "
+        "divides by the lower of the two. Pipeline rows: the input topic holds all the events "
+        "before the job starts (`startingOffsets=earliest`); the job is `python -m "
+        f"tiers.runtime.stream job` on `local[2]`, trigger {settings.trigger_ms} ms, "
+        f"maxOffsetsPerTrigger {settings.max_offsets:,}, {settings.max_in_flight} model calls "
+        "in flight per Python worker, one HTTP request to the mock per event; the bench counts "
+        "records in the output and dead-letter topics. 'first → last result' leaves out the "
+        "job's start; 'launch → last result' includes it.",
+        "## Where the time went",
+        _details_table(runs),
+        "Job start: from launching the process to its query running. Batches, from Spark's "
+        "event log (`StreamingQueryProgress`), for the batches that started between the first "
+        "and the last result. addBatch share: of the batches' time, the part spent running "
+        "them (reading Kafka, the Python worker scoring, writing Kafka) rather than planning "
+        "and committing. CPU: user + system seconds per 10,000 events, over the same span, of "
+        "the job's process group (driver JVM and Python workers), the mock, the broker and "
+        f"the bench's own counting consumer; {facts['cores (nproc)']} cores give as many "
+        "CPU-seconds per second.",
+        "## Latency at a constant rate",
+        _latency_table(runs),
+        "With the job caught up, one producer (linger 1 ms) sends events on a schedule, each "
+        "with its send time in it; a consumer reads the output topic. End to end = the bench's "
+        "receive time - the event's send time. In job = the result's `processed_ts - "
+        "ingest_ts` (the Kafka timestamp, set when sent, to when the Python worker finished "
+        "the batch; it leaves out the sink's write and the bench's read). Kept up: every "
+        f"result arrived within {MAX_BACKLOG_S:g} s of the last send and the producer held the "
+        f"rate; a rate stops early once {MAX_BACKLOG_S:g} s of sends await results. "
+        f"Target: p95 ≤ {P95_TARGET_MS:,.0f} ms at {LATENCY_TARGET_RATE_PER_S:,} events/s.",
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def _throughput_table(ceiling: Ceiling, runs: Sequence[PipelineRun]) -> str:
+    header = ["measurement", "events", "seconds", "events/s", "÷ Kafka", "vs target"]
+    rows = [
+        _throughput_row("Kafka produce (1 producer)", ceiling.produce, None, False),
+        _throughput_row("Kafka consume (1 consumer)", ceiling.consume, None, False),
+    ]
+    for run in runs:
+        scored = kafka_load.Produced(run.counted.total, run.scored_s)
+        whole = kafka_load.Produced(run.counted.total, run.with_start_s)
+        mock = f"pipeline, mock {run.mock_latency_ms} ms"
+        incomplete = "" if run.counted.complete else f" (incomplete: {run.counted.total:,})"
+        rows.append(_throughput_row(f"{mock}: first → last result{incomplete}", scored, ceiling))
+        rows.append(_throughput_row(f"{mock}: launch → last result", whole, ceiling))
+    return table.markdown_table(header, rows)
+
+
+def _throughput_row(
+    name: str, measured: kafka_load.Produced, ceiling: Ceiling | None, target: bool = True
+) -> list[str]:
+    per_s = measured.per_s
+    return [
+        name,
+        f"{measured.events:,}",
+        f"{measured.seconds:,.1f}",
+        _number(per_s),
+        NONE if ceiling is None else _share(per_s, ceiling.per_s),
+        _versus(per_s, THROUGHPUT_TARGET_PER_S) if target else NONE,
+    ]
+
+
+def _details_table(runs: Sequence[PipelineRun]) -> str:
+    header = ["mock", "load input ev/s", "job start s", "1st result s", "results", "dead"]
+    header += ["batches", "rows/batch p50", "batch ms p50", "batch ms max", "addBatch share"]
+    header += ["CPU s/10k: job", "mock", "kafka", "bench"]
+    rows = []
+    for run in runs:
+        batches = run.batches
+        per_10k = 10_000 / max(1, run.counted.total)
+        rows.append(
+            [
+                f"{run.mock_latency_ms} ms",
+                _number(run.preload.per_s),
+                f"{run.job_start_s:.1f}",
+                f"{run.counted.first_s - run.launched_s:.1f}",
+                f"{run.counted.total:,}",
+                f"{run.dead_letters:,}",
+                *_batch_cells(batches),
+                *(f"{value * per_10k:.2f}" for value in dataclasses.astuple(run.cpu)),
+            ]
+        )
+    return table.markdown_table(header, rows)
+
+
+def _batch_cells(batches: spark_progress.Summary | None) -> list[str]:
+    if batches is None:
+        return [NONE] * 5
+    return [
+        f"{batches.batches:,}",
+        _number(batches.rows_per_batch_p50),
+        _number(batches.duration_p50_ms),
+        _number(batches.duration_max_ms),
+        NONE if math.isnan(batches.add_batch_share) else f"{batches.add_batch_share:.0%}",
+    ]
+
+
+def _latency_table(runs: Sequence[PipelineRun]) -> str:
+    header = ["mock", "rate/s", "sent/s", "results", "e2e p50 ms", "e2e p95 ms", "e2e p99 ms"]
+    header += ["e2e max ms", "in job p50", "in job p95", "batch ms p50", "kept up", "p95 vs 1 s"]
+    rows = []
+    for run in runs:
+        for measured, batches in run.latencies:
+            e2e = measured.end_to_end_ms
+            p95 = kafka_load.percentile(e2e, 0.95)
+            rows.append(
+                [
+                    f"{run.mock_latency_ms} ms",
+                    f"{measured.rate_per_s:,}",
+                    _number(measured.sent_per_s),
+                    f"{measured.results:,} of {measured.sent:,}",
+                    _number(kafka_load.percentile(e2e, 0.50)),
+                    _number(p95),
+                    _number(kafka_load.percentile(e2e, 0.99)),
+                    _number(max(e2e, default=math.nan)),
+                    _number(kafka_load.percentile(measured.in_job_ms, 0.50)),
+                    _number(kafka_load.percentile(measured.in_job_ms, 0.95)),
+                    NONE if batches is None else _number(batches.duration_p50_ms),
+                    _kept_up(measured),
+                    _p95_verdict(measured.rate_per_s, p95),
+                ]
+            )
+    return table.markdown_table(header, rows)
+
+
+def _kept_up(measured: kafka_load.Paced) -> str:
+    if measured.stopped_early:
+        return f"no: {MAX_BACKLOG_S:g} s behind after {measured.send_seconds:.1f} s"
+    if measured.sent_per_s < 0.95 * measured.rate_per_s:
+        return f"no: the producer sent {measured.sent_per_s:,.0f}/s"
+    if math.isnan(measured.caught_up_s):
+        return f"no: {measured.sent - measured.results - measured.dead_letters:,} missing"
+    if measured.caught_up_s > MAX_BACKLOG_S:
+        return f"no: last result {measured.caught_up_s:.1f} s after the last send"
+    return "yes"
+
+
+def _p95_verdict(rate_per_s: int, p95_ms: float) -> str:
+    if math.isnan(p95_ms):
+        return NONE
+    ratio = f"{p95_ms / P95_TARGET_MS:.2f}x"
+    if rate_per_s != LATENCY_TARGET_RATE_PER_S:
+        return ratio
+    return f"{ratio} ({'met' if p95_ms <= P95_TARGET_MS else 'not met'})"
+
+
+def _number(value: float) -> str:
+    return NONE if math.isnan(value) else f"{value:,.0f}"
+
+
+def _share(value: float, whole: float) -> str:
+    return f"{value / whole:.1%}" if whole > 0 and not math.isnan(value) else NONE
+
+
+def _versus(value: float, target: int) -> str:
+    if math.isnan(value):
+        return NONE
+    verdict = "met" if value >= target else "not met"
+    return f"{value / target:.2f}x of {target:,} ({verdict})"
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg()) + " (1, 5, 15 min)"
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _first_line(argv: list[str], *, stderr: bool = False) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    except OSError:
+        return "not installed"
+    output = done.stderr if stderr else done.stdout
+    return output.splitlines()[0] if output else "unknown"
+
+
+@contextlib.contextmanager
+def _workdir(kept: pathlib.Path | None) -> Iterator[pathlib.Path]:
+    if kept is not None:
+        kept.mkdir(parents=True, exist_ok=True)
+        yield kept.resolve()
+        return
+    with tempfile.TemporaryDirectory(prefix="tiers-bench-stream-") as tmp:
+        yield pathlib.Path(tmp)
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM ends the run the way Ctrl-C does: through every `finally`, stopping processes."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_args(argv)
+    clock = Clock()
+    facts = machine_facts()
+    print(table.facts(facts), file=sys.stderr, flush=True)
+    try:
+        with _sigterm_unwinds(), _workdir(settings.workdir) as workdir:
+            ceiling, runs = measure_all(settings, workdir, clock)
+    except servers.ServerFailed as failed:
+        print(f"a process did not start or died: {failed}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; every process the bench started is stopped", file=sys.stderr)
+        return 130
+    facts["load average after the run"] = _load_average()
+    facts["bench wall time"] = f"{time.monotonic() - clock.started:,.0f} s"
+    report = render(settings, facts, ceiling, runs)
+    print(report)
+    settings.out.parent.mkdir(parents=True, exist_ok=True)
+    settings.out.write_text(report)
+    print(f"written to {settings.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
