@@ -29,7 +29,10 @@ EVENT_BYTES = 200
 _CONSUME_BATCH = 10_000
 _POLL_S = 0.2
 _PRODUCE_TIMEOUT_S = 120.0
-_BULK_PRODUCER = {
+_DISTINCT_VALUES = 4096
+_QUIET = {"log_level": 4}
+"""librdkafka's warnings and worse only (no notice when an admin client is closed)."""
+_BULK_PRODUCER: dict[str, str | int | bool] = {
     # Throughput: large batches, a short linger, only failed deliveries reported back.
     "linger.ms": 20,
     "batch.size": 1_000_000,
@@ -39,7 +42,7 @@ _BULK_PRODUCER = {
     "compression.type": "none",
     "delivery.report.only.error": True,
 }
-_PACED_PRODUCER = {"linger.ms": 1, "delivery.report.only.error": True}
+_PACED_PRODUCER: dict[str, str | int | bool] = {"linger.ms": 1, "delivery.report.only.error": True}
 
 
 @contextlib.contextmanager
@@ -61,7 +64,7 @@ def broker_server(started: kafka.KafkaBroker) -> servers.Server:
 
 
 def create_topics(bootstrap: str, names: Sequence[str], partitions: int) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **_QUIET})
     futures = admin.create_topics(
         [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
     )
@@ -97,11 +100,14 @@ def produce_bulk(bootstrap: str, topic: str, count: int, tag: str) -> Produced:
         if error is not None:
             failures.append(str(error))
 
-    producer = Producer({"bootstrap.servers": bootstrap, **_BULK_PRODUCER})
+    producer = Producer({"bootstrap.servers": bootstrap, **_QUIET, **_BULK_PRODUCER})
+    # Values made beforehand and reused: the figure is the client's and the broker's, not
+    # Python's string formatting. Every key is distinct.
     sent_ms = time.time() * 1000
+    values = [event_value(index, tag, sent_ms) for index in range(min(count, _DISTINCT_VALUES))]
     started = time.perf_counter()
     for index in range(count):
-        value = event_value(index, tag, sent_ms)
+        value = values[index % _DISTINCT_VALUES]
         key = str(index).encode()
         while True:
             try:
@@ -124,6 +130,7 @@ def _consumer(bootstrap: str) -> Consumer:
     return Consumer(
         {
             "bootstrap.servers": bootstrap,
+            **_QUIET,
             # Partitions are assigned, never subscribed: the group is only a required name.
             "group.id": f"bench-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
@@ -212,6 +219,32 @@ def count(
         consumer.close()
 
 
+def caught_up(
+    bootstrap: str, input_topic: str, result_topics: Sequence[str], *, timeout_s: float
+) -> bool:
+    """Waits until the result topics hold as many records as the input topic (one result or
+    dead letter per event); False if they still do not after `timeout_s`."""
+    consumer = _consumer(bootstrap)
+    try:
+        inputs = _partitions(consumer, [input_topic])
+        results = _partitions(consumer, result_topics)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            written = sum(_end_offset(consumer, partition) for partition in results)
+            if written >= sum(_end_offset(consumer, partition) for partition in inputs):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
+    finally:
+        consumer.close()
+
+
+def _end_offset(consumer: Consumer, partition: TopicPartition) -> int:
+    _, high = consumer.get_watermark_offsets(partition, timeout=10)
+    return int(high)
+
+
 @dataclasses.dataclass(frozen=True)
 class Paced:
     rate_per_s: int
@@ -252,7 +285,7 @@ def paced(
     """
     collector = _Collector(bootstrap, result_topics, tag)
     collector.start()
-    producer = Producer({"bootstrap.servers": bootstrap, **_PACED_PRODUCER})
+    producer = Producer({"bootstrap.servers": bootstrap, **_QUIET, **_PACED_PRODUCER})
     total = round(rate_per_s * duration_s)
     max_backlog = max(1, round(rate_per_s * max_backlog_s))
     sent, stopped_early = 0, False
@@ -306,8 +339,7 @@ class _Collector(threading.Thread):
         # between here and the consumer's first fetch is missed.
         assignment = _partitions(self._consumer, topics)
         for partition in assignment:
-            _, high = self._consumer.get_watermark_offsets(partition, timeout=10)
-            partition.offset = high
+            partition.offset = _end_offset(self._consumer, partition)
         self._consumer.assign(assignment)
         self._dead_letter_topics = frozenset(topics[1:])
         self._stopping = threading.Event()

@@ -14,6 +14,7 @@ import math
 import pathlib
 import statistics
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 
@@ -63,20 +64,19 @@ def read(folder: pathlib.Path) -> list[Batch]:
     return sorted(batches, key=lambda batch: batch.started_s)
 
 
-def _batch(progress: dict[str, object]) -> Batch | None:
+def _batch(progress: dict[str, Any]) -> Batch | None:
     try:
-        started = datetime.datetime.fromisoformat(str(progress["timestamp"]))
+        started = datetime.datetime.fromisoformat(progress["timestamp"])
         durations = progress.get("durationMs") or {}
-        assert isinstance(durations, dict)
+        # The event log has the rows per source only (the progress JSON sums them up too).
+        rows = sum(int(source["numInputRows"]) for source in progress.get("sources") or [])
         return Batch(
             started_s=started.timestamp(),
-            rows=int(str(progress["numInputRows"])),
-            duration_ms=float(
-                str(progress.get("batchDuration", durations.get("triggerExecution")))
-            ),
+            rows=rows,
+            duration_ms=float(progress.get("batchDuration") or durations["triggerExecution"]),
             add_batch_ms=float(durations.get("addBatch", math.nan)),
         )
-    except (KeyError, ValueError, TypeError, AssertionError):
+    except (KeyError, ValueError, TypeError):
         return None
 
 
@@ -89,6 +89,8 @@ class Summary:
     duration_max_ms: float
     add_batch_share: float
     """Of the batches' total duration, the share spent in addBatch (the work itself)."""
+    rows_per_s: float
+    """Rows over the batches' summed durations: what Spark processed while it was busy."""
 
 
 def summary(batches: Sequence[Batch], start_s: float, end_s: float) -> Summary | None:
@@ -105,4 +107,5 @@ def summary(batches: Sequence[Batch], start_s: float, end_s: float) -> Summary |
         duration_p50_ms=statistics.median(batch.duration_ms for batch in within),
         duration_max_ms=max(batch.duration_ms for batch in within),
         add_batch_share=add_ms / total_ms if total_ms > 0 else math.nan,
+        rows_per_s=sum(batch.rows for batch in within) * 1000 / total_ms if total_ms else math.nan,
     )

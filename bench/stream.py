@@ -83,7 +83,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         description="Kafka -> Spark -> mock model -> Kafka: throughput and latency beside Kafka.",
     )
     parser.add_argument(
-        "--events", type=int, help="events for the pipeline (200,000; quick 20,000)"
+        "--events", type=int, help="events for the pipeline (100,000; quick 20,000)"
     )
     parser.add_argument(
         "--ceiling-events", type=int, help="events for Kafka's own ceiling (500,000; quick 100,000)"
@@ -101,7 +101,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     parser.add_argument("--duration", type=float, help="seconds per rate (20; quick 5)")
     parser.add_argument("--trigger-ms", type=int, default=500, help="the job's trigger (500)")
     parser.add_argument(
-        "--max-offsets", type=int, default=50_000, help="maxOffsetsPerTrigger (50,000)"
+        "--max-offsets", type=int, default=25_000, help="maxOffsetsPerTrigger (25,000)"
     )
     parser.add_argument(
         "--max-in-flight", type=int, default=256, help="model calls open per Python worker (256)"
@@ -116,7 +116,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     args = parser.parse_args(argv)
     settings = Settings(
         ceiling_events=args.ceiling_events or (100_000 if args.quick else 500_000),
-        events=args.events or (20_000 if args.quick else 200_000),
+        events=args.events or (20_000 if args.quick else 100_000),
         partitions=args.partitions,
         mock_latencies_ms=_numbers(parser, "--mock-latency-ms", args.mock_latency_ms, minimum=0),
         rates=_numbers(
@@ -171,10 +171,71 @@ class Ceiling:
 class Cpu:
     """CPU seconds (user + system) each part used while the pipeline worked through the events."""
 
-    job: float
+    jvm: float
+    """The job's Spark JVM (driver and executor in one, `local[2]`)."""
+    python_workers: float
+    """Spark's Python daemon and workers (`mapInPandas`: parsing, model calls, records)."""
+    driver: float
+    """The job's own Python process (PySpark's driver side: it mostly waits)."""
     mock: float
     kafka: float
     bench: float
+
+    def minus(self, earlier: Cpu) -> Cpu:
+        return Cpu(
+            *(
+                now - then
+                for now, then in zip(
+                    dataclasses.astuple(self), dataclasses.astuple(earlier), strict=True
+                )
+            )
+        )
+
+
+def cpu_now(job: servers.Server, mock: servers.Server, broker: servers.Server) -> Cpu:
+    """The CPU time so far of each part. The job is a process tree, not one process group:
+    PySpark's daemon makes a group of its own for the workers it forks."""
+    jvm = workers = driver = 0.0
+    for pid, command, seconds in _process_tree(job.pid):
+        if pid == job.pid:
+            driver += seconds
+        elif command == "java":
+            jvm += seconds
+        else:
+            workers += seconds
+    return Cpu(
+        jvm=jvm,
+        python_workers=workers,
+        driver=driver,
+        mock=servers.cpu_seconds(mock),
+        kafka=servers.cpu_seconds(broker),
+        bench=_own_cpu(),
+    )
+
+
+def _process_tree(root: int) -> list[tuple[int, str, float]]:
+    """(pid, command, CPU seconds) of `root` and its descendants; a process's CPU includes
+    that of the children it has reaped (PySpark's daemon reaps its finished workers)."""
+    parents: dict[int, int] = {}
+    found: dict[int, tuple[str, float]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name_end = text.rfind(")")
+        command = text[text.find("(") + 1 : name_end]
+        # After the name: state, ppid, ..., utime (12th), stime, cutime, cstime.
+        fields = text[name_end + 1 :].split()
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        found[pid] = (command, sum(int(value) for value in fields[11:15]) / tick)
+    tree, frontier = set(), {root}
+    while frontier:
+        tree |= frontier
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - tree
+    return [(pid, *found[pid]) for pid in sorted(tree) if pid in found]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,6 +256,11 @@ class PipelineRun:
     def scored_s(self) -> float:
         """From the first result to the last."""
         return self.counted.last_s - self.counted.first_s
+
+    @property
+    def after_query_start_s(self) -> float:
+        """From the query having started (the job's JVM and workers up) to the last result."""
+        return self.counted.last_s - self.launched_s - self.job_start_s
 
     @property
     def with_start_s(self) -> float:
@@ -237,6 +303,7 @@ def pipeline(
     logs = workdir / "logs"
     with servers.mock_backend(logs, latency_ms=mock_latency_ms) as mock:
         job_config = _job_config(settings, bootstrap, topics, mock, workdir / f"ckpt-{name}")
+        # The flags' settings, plus Spark's event log (what `--config` allows and flags do not).
         job_config = job_config.model_copy(
             update={"spark_conf": spark_progress.spark_conf(event_log)}
         )
@@ -246,9 +313,9 @@ def pipeline(
         launched = time.monotonic()
         with stream_job(config_path, logs, f"job-{name}") as job:
             job_start_s = time.monotonic() - launched
+            ready_wall = time.time()
             clock.say(f"  query started after {job_start_s:.1f} s; counting results")
-            parts = [job, mock, broker]
-            cpu_before = [servers.cpu_seconds(part) for part in parts] + [_own_cpu()]
+            cpu_before = cpu_now(job, mock, broker)
             counted = kafka_load.count(
                 bootstrap,
                 result_topics,
@@ -258,20 +325,24 @@ def pipeline(
                 is_alive=lambda: _alive(job.pid),
                 on_progress=lambda done: clock.say(f"  {done:,} of {settings.events:,} results"),
             )
-            cpu_after = [servers.cpu_seconds(part) for part in parts] + [_own_cpu()]
-            scored_window = (time.time() - (time.monotonic() - counted.first_s), time.time())
+            cpu = cpu_now(job, mock, broker).minus(cpu_before)
+            scored_window = (ready_wall, time.time())
             if not _alive(job.pid):
                 raise servers.ServerFailed(
                     f"the job exited:\n{servers.log_tail(logs / f'job-{name}.log')}"
                 )
             dead_letters = counted.by_topic[result_topics[1]]
-            rate = counted.total / max(1e-9, counted.last_s - counted.first_s)
+            rate = counted.total / max(1e-9, counted.last_s - launched - job_start_s)
             clock.say(
                 f"  {counted.total:,} results ({dead_letters:,} dead letters), "
-                f"{rate:,.0f} events/s first to last"
+                f"{rate:,.0f} events/s from the query's start"
             )
             latencies = []
             for rate_per_s in settings.rates:
+                if not kafka_load.caught_up(
+                    bootstrap, input_topic, result_topics, timeout_s=DRAIN_TIMEOUT_S
+                ):
+                    clock.say(f"  still behind after {DRAIN_TIMEOUT_S:g} s; measuring anyway")
                 clock.say(f"  {rate_per_s:,} events/s for {settings.duration_s:g} s")
                 window_start = time.time()
                 measured = kafka_load.paced(
@@ -291,7 +362,6 @@ def pipeline(
                     f"{kafka_load.percentile(measured.end_to_end_ms, 0.95):,.0f} ms"
                 )
     batches = spark_progress.read(event_log)
-    cpu = Cpu(*(after - before for before, after in zip(cpu_before, cpu_after, strict=True)))
     return PipelineRun(
         mock_latency_ms=mock_latency_ms,
         preload=preload,
@@ -407,18 +477,24 @@ def render(
         f"tiers.runtime.stream job` on `local[2]`, trigger {settings.trigger_ms} ms, "
         f"maxOffsetsPerTrigger {settings.max_offsets:,}, {settings.max_in_flight} model calls "
         "in flight per Python worker, one HTTP request to the mock per event; the bench counts "
-        "records in the output and dead-letter topics. 'first → last result' leaves out the "
-        "job's start; 'launch → last result' includes it.",
+        "records in the output and dead-letter topics. 'query start → last result' is the "
+        "sustained figure: the job's JVM, Spark session and Python workers are up, and the "
+        "events wait in Kafka. 'first result → last result' overstates it: a task writes its "
+        "results only when its Arrow batch (up to 10,000 rows) is scored, so they arrive in "
+        "bursts and the first burst comes a task's time after the start. 'job launch → last "
+        "result' includes the job's start.",
         "## Where the time went",
         _details_table(runs),
         "Job start: from launching the process to its query running. Batches, from Spark's "
-        "event log (`StreamingQueryProgress`), for the batches that started between the first "
-        "and the last result. addBatch share: of the batches' time, the part spent running "
+        "event log (`StreamingQueryProgress`), for the batches that started between the query's "
+        "start and the last result. addBatch share: of the batches' time, the part spent running "
         "them (reading Kafka, the Python worker scoring, writing Kafka) rather than planning "
-        "and committing. CPU: user + system seconds per 10,000 events, over the same span, of "
-        "the job's process group (driver JVM and Python workers), the mock, the broker and "
-        f"the bench's own counting consumer; {facts['cores (nproc)']} cores give as many "
-        "CPU-seconds per second.",
+        "and committing. Spark rows/s: the batches' rows over their summed durations. CPU: "
+        "user + system seconds per 10,000 events, over the same span, of the job's Spark JVM, "
+        "its Python workers (daemon included), its Python driver process, the mock, the broker "
+        "and the bench's own counting consumer; "
+        f"{facts['cores (nproc)']} cores give as many CPU-seconds per second, shared with "
+        "whatever else runs on the machine (see the load average).",
         "## Latency at a constant rate",
         _latency_table(runs),
         "With the job caught up, one producer (linger 1 ms) sends events on a schedule, each "
@@ -440,12 +516,17 @@ def _throughput_table(ceiling: Ceiling, runs: Sequence[PipelineRun]) -> str:
         _throughput_row("Kafka consume (1 consumer)", ceiling.consume, None, False),
     ]
     for run in runs:
-        scored = kafka_load.Produced(run.counted.total, run.scored_s)
-        whole = kafka_load.Produced(run.counted.total, run.with_start_s)
+        results = run.counted.total
         mock = f"pipeline, mock {run.mock_latency_ms} ms"
-        incomplete = "" if run.counted.complete else f" (incomplete: {run.counted.total:,})"
-        rows.append(_throughput_row(f"{mock}: first → last result{incomplete}", scored, ceiling))
-        rows.append(_throughput_row(f"{mock}: launch → last result", whole, ceiling))
+        if not run.counted.complete:
+            mock += f" (incomplete: {results:,} results)"
+        for span, seconds in [
+            ("query start", run.after_query_start_s),
+            ("first result", run.scored_s),
+            ("job launch", run.with_start_s),
+        ]:
+            measured = kafka_load.Produced(results, seconds)
+            rows.append(_throughput_row(f"{mock}: {span} → last result", measured, ceiling))
     return table.markdown_table(header, rows)
 
 
@@ -466,7 +547,8 @@ def _throughput_row(
 def _details_table(runs: Sequence[PipelineRun]) -> str:
     header = ["mock", "load input ev/s", "job start s", "1st result s", "results", "dead"]
     header += ["batches", "rows/batch p50", "batch ms p50", "batch ms max", "addBatch share"]
-    header += ["CPU s/10k: job", "mock", "kafka", "bench"]
+    header += ["Spark rows/s"]
+    header += ["CPU s/10k: JVM", "Py workers", "driver", "mock", "kafka", "bench"]
     rows = []
     for run in runs:
         batches = run.batches
@@ -488,13 +570,14 @@ def _details_table(runs: Sequence[PipelineRun]) -> str:
 
 def _batch_cells(batches: spark_progress.Summary | None) -> list[str]:
     if batches is None:
-        return [NONE] * 5
+        return [NONE] * 6
     return [
         f"{batches.batches:,}",
         _number(batches.rows_per_batch_p50),
         _number(batches.duration_p50_ms),
         _number(batches.duration_max_ms),
         NONE if math.isnan(batches.add_batch_share) else f"{batches.add_batch_share:.0%}",
+        _number(batches.rows_per_s),
     ]
 
 

@@ -86,7 +86,9 @@ def test_a_spec_change_is_observed_at_its_new_generation(
     )
     obj = wait_for(
         lambda: (
-            (o := kubectl.get("rte", "chat", "-n", namespace))["status"].get("observedGeneration")
+            (o := kubectl.get("rte", "chat", "-n", namespace))
+            .get("status", {})
+            .get("observedGeneration")
             == 2
             and o
         ),
