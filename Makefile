@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SRC := operator runtime tests
 
-.PHONY: install system-deps build crds verify lint test demo dev-up dev-down bench-realtime
+.PHONY: install system-deps build crds verify lint test demo dev-up dev-down bench-realtime bench-stream
 
 install: $(VENV)/.installed  ## the Python environment, editable
 $(VENV)/.installed: pyproject.toml
@@ -55,3 +55,6 @@ bench-realtime: system-deps install  ## the gateway beside its mock floor and th
 	  echo "installing: wrk" >&2; export DEBIAN_FRONTEND=noninteractive; \
 	  $$sudo apt-get update -q >/dev/null && $$sudo apt-get install -y -q --no-install-recommends wrk >/dev/null; }
 	$(PY) bench/realtime.py $(BENCH_ARGS)
+
+bench-stream: system-deps install  ## the stream tier: Kafka -> Spark job -> mock model -> Kafka beside Kafka's own ceiling (about 5 min; BENCH_ARGS="--quick" for a 2-min smoke run)
+	$(PY) bench/stream.py $(BENCH_ARGS)
