@@ -20,23 +20,20 @@ ends, also on Ctrl-C, SIGTERM or an error.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import os
 import pathlib
 import platform
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from types import FrameType
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 import litellm_proxy
 import loadgen
+import machine
 import paced
 import payloads
 import servers
@@ -275,12 +272,12 @@ def machine_facts(settings: Settings, wrk: str, litellm_version: str | None) -> 
     load = settings.load
     return {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cpu": _cpu_model(),
+        "cpu": machine.cpu_model(),
         "cores (nproc)": str(len(os.sched_getaffinity(0))),
-        "load average before the run": _load_average(),
+        "load average before the run": machine.load_average(),
         "python": platform.python_version(),
         "wrk": loadgen.wrk_version(wrk),
-        "redis": _first_line(["redis-server", "--version"]),
+        "redis": machine.first_line(["redis-server", "--version"]),
         "litellm": litellm_version or "skipped",
         "load": f"wrk -t{load.threads} -c{load.connections} -d{load.duration_s}s after a "
         f"{settings.warmup_s}s warm-up; median of {settings.repeat} run(s)",
@@ -338,40 +335,6 @@ def _latency_rows(settings: Settings, results: Results) -> list[table.LatencyRow
     return rows
 
 
-def _load_average() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg()) + " (1, 5, 15 min)"
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def _first_line(argv: list[str]) -> str:
-    try:
-        output = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
-    except OSError:
-        return "not installed"
-    return output.splitlines()[0] if output else "unknown"
-
-
-@contextlib.contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
-    """SIGTERM ends the run the way Ctrl-C does: through every `finally`, stopping the servers."""
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_args(argv)
     try:
@@ -383,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     facts = machine_facts(settings, wrk, litellm_version)
     print(table.facts(facts), file=sys.stderr, flush=True)
     try:
-        with _sigterm_unwinds(), tempfile.TemporaryDirectory(prefix="tiers-bench-") as tmp:
+        with machine.sigterm_unwinds(), tempfile.TemporaryDirectory(prefix="tiers-bench-") as tmp:
             workdir = pathlib.Path(tmp)
             results = measure_all(Bench(settings, wrk, workdir), workdir)
     except servers.ServerFailed as failed:
@@ -392,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; every server the bench started is stopped", file=sys.stderr)
         return 130
-    facts["load average after the run"] = _load_average()
+    facts["load average after the run"] = machine.load_average()
     report = render(settings, facts, results)
     print(report)
     settings.out.parent.mkdir(parents=True, exist_ok=True)

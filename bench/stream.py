@@ -27,13 +27,10 @@ import math
 import os
 import pathlib
 import platform
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from types import FrameType
 
 from tiers.devenv import jars
 from tiers.runtime.gateway import config as gateway_config
@@ -41,6 +38,7 @@ from tiers.runtime.modelcall import ModelCallConfig
 from tiers.runtime.stream import config as stream_config
 
 import kafka_load
+import machine
 import servers
 import spark_progress
 import table
@@ -450,12 +448,12 @@ def measure_all(settings: Settings, workdir: pathlib.Path, clock: Clock) -> tupl
 def machine_facts() -> dict[str, str]:
     return {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cpu": _cpu_model(),
+        "cpu": machine.cpu_model(),
         "cores (nproc)": str(len(os.sched_getaffinity(0))),
-        "load average before the run": _load_average(),
+        "load average before the run": machine.load_average(),
         "python": platform.python_version(),
         "pyspark": _version("pyspark"),
-        "java": _first_line(["java", "-version"], stderr=True),
+        "java": machine.first_line(["java", "-version"], stderr=True),
         "kafka broker": f"{jars.KAFKA.version} (KRaft, 1 node, 127.0.0.1)",
         "confluent-kafka (bench client)": _version("confluent-kafka"),
     }
@@ -652,27 +650,6 @@ def _version(distribution: str) -> str:
         return "not installed"
 
 
-def _load_average() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg()) + " (1, 5, 15 min)"
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def _first_line(argv: list[str], *, stderr: bool = False) -> str:
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    except OSError:
-        return "not installed"
-    output = done.stderr if stderr else done.stdout
-    return output.splitlines()[0] if output else "unknown"
-
-
 @contextlib.contextmanager
 def _workdir(kept: pathlib.Path | None) -> Iterator[pathlib.Path]:
     if kept is not None:
@@ -683,27 +660,13 @@ def _workdir(kept: pathlib.Path | None) -> Iterator[pathlib.Path]:
         yield pathlib.Path(tmp)
 
 
-@contextlib.contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
-    """SIGTERM ends the run the way Ctrl-C does: through every `finally`, stopping processes."""
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_args(argv)
     clock = Clock()
     facts = machine_facts()
     print(table.facts(facts), file=sys.stderr, flush=True)
     try:
-        with _sigterm_unwinds(), _workdir(settings.workdir) as workdir:
+        with machine.sigterm_unwinds(), _workdir(settings.workdir) as workdir:
             ceiling, runs = measure_all(settings, workdir, clock)
     except servers.ServerFailed as failed:
         print(f"a process did not start or died: {failed}", file=sys.stderr)
@@ -711,7 +674,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; every process the bench started is stopped", file=sys.stderr)
         return 130
-    facts["load average after the run"] = _load_average()
+    facts["load average after the run"] = machine.load_average()
     facts["bench wall time"] = f"{time.monotonic() - clock.started:,.0f} s"
     report = render(settings, facts, ceiling, runs)
     print(report)
