@@ -12,7 +12,7 @@ import pathlib
 from typing import Any
 
 from tiers import api
-from tiers.operator.manifests import gateway, labels, redis
+from tiers.operator.manifests import backends, gateway, labels, redis
 from tiers.runtime.gateway import config
 
 Owner = labels.Owner
@@ -59,20 +59,7 @@ def _prices(spec: api.RealtimeEndpointSpec) -> dict[str, config.PriceConfig]:
 
 def _backends(spec: api.RealtimeEndpointSpec) -> tuple[config.BackendConfig, ...]:
     return tuple(
-        config.BackendConfig(
-            name=backend.name,
-            provider=backend.provider,
-            model=backend.model,
-            base_url=backend.base_url,
-            deployment=backend.deployment,
-            api_version=backend.api_version,
-            api_key_env=(
-                None if backend.api_key_secret_ref is None else gateway.backend_key_env(index)
-            ),
-            priority=backend.priority,
-            weight=backend.weight,
-            timeout_ms=backend.timeout_ms,
-        )
+        backends.backend_config(backend, api_key_env=gateway.backend_key_env(index))
         for index, backend in enumerate(spec.backends)
     )
 

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from tiers.api import common, stream
-from tiers.operator.manifests import labels, security, services
+from tiers.operator.manifests import backends, labels, security, services
 from tiers.runtime import modelcall
 from tiers.runtime.gateway import config as gateway_config
 from tiers.runtime.stream import config
@@ -50,16 +50,7 @@ def model_call(
     else:
         backend = call.backend
         assert backend is not None, "the CRD requires endpointRef or backend"
-        target = gateway_config.BackendConfig(
-            name=backend.name,
-            provider=backend.provider,
-            model=backend.model,
-            base_url=backend.base_url,
-            deployment=backend.deployment,
-            api_version=backend.api_version,
-            api_key_env=backend_key_env() if backend.api_key_secret_ref else None,
-            timeout_ms=backend.timeout_ms,
-        )
+        target = backends.backend_config(backend, api_key_env=backend_key_env())
         model = backend.model
     return modelcall.ModelCallConfig(
         target=target,
