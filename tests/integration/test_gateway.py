@@ -14,9 +14,11 @@ from typing import Any
 
 import openai
 import pytest
-from conftest import Processes
+import redis
+from conftest import Processes, wait_for
 
 from tiers.devenv import redis_server as redis_server_module
+from tiers.runtime.gateway import budget
 from tiers.runtime.mockllm import control
 
 GATEWAY = "tiers.runtime.gateway"
@@ -354,3 +356,53 @@ def test_metrics_count_requests_by_cache_outcome(gateway: str) -> None:
     assert 'tiers_gateway_requests_total{cache="hit",route="chat",status="200"} 2.0' in text
     assert 'tiers_gateway_requests_total{cache="miss",route="chat",status="200"} 1.0' in text
     assert "tiers_gateway_cost_usd_total" in text
+
+
+def test_a_spent_monthly_budget_answers_insufficient_quota_and_stops_upstream_calls(
+    services: Processes,
+    mock: str,
+    redis_server: redis_server_module.RedisServer,
+    tmp_path: pathlib.Path,
+) -> None:
+    settings = {
+        "endpoint": "tests/budget",
+        "backends": [
+            {
+                "name": "mock",
+                "provider": "openai-compatible",
+                "model": "*",
+                "base_url": f"{mock}/v1",
+            }
+        ],
+        "redis_url": redis_server.url,
+        "budget_usd": "0.001",
+    }
+    config_file = tmp_path / "gateway.json"
+    config_file.write_text(json.dumps(settings))
+    gateway = services.start("gateway", GATEWAY, "--config", str(config_file))
+
+    def call(i: int, url: str = gateway) -> tuple[int, Any]:
+        # gpt-4o: $2.50 and $10 per million prompt and completion tokens; every prompt distinct.
+        body = {"model": "gpt-4o", "messages": [{"role": "user", "content": f"spend {i}"}]}
+        status, _, reply = post(url + "/v1/chat/completions", body)
+        return status, reply
+
+    answered = 0
+    while (outcome := call(answered))[0] == 200:
+        answered += 1
+        assert answered < 100, "the budget never ran out"
+    status, reply = outcome
+    assert status == 429 and answered >= 1
+    assert reply["error"]["type"] == reply["error"]["code"] == "insufficient_quota"
+    assert "$0.001" in reply["error"]["message"]
+    assert upstream_calls(mock) == answered
+    assert {call(i)[0] for i in range(1000, 1005)} == {429}
+    assert upstream_calls(mock) == answered, "no backend call once the budget is spent"
+
+    # The spend is the endpoint's, in Redis: a replica started now refuses from its first call.
+    month = redis.Redis.from_url(redis_server.url).get
+    key = budget.month_key("tests/budget", time.time())
+    wait_for(lambda: int(month(key) or 0) >= 1000, timeout_s=5, what="the spend in micro-USD")
+    replica = services.start("gateway-b", GATEWAY, "--config", str(config_file))
+    assert call(2000, replica)[0] == 429
+    assert upstream_calls(mock) == answered

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import decimal
 import random
+import socket
 
 import orjson
 import pytest
+import redis.asyncio as aioredis
+from redis import backoff
+from redis.asyncio import retry
 
 from tiers.runtime import pricing
-from tiers.runtime.gateway import cache, config, errors, requests, resilience, sse, upstream
+from tiers.runtime.gateway import budget, cache, config, errors, requests, resilience, sse, upstream
 
 RETRIES = config.RetryConfig(max_attempts=3, initial_backoff_ms=100, max_backoff_ms=2000)
 
@@ -152,3 +157,55 @@ def test_parsing_names_the_bad_field(body: dict, param: str) -> None:
 def test_embeddings_cannot_be_streamed() -> None:
     with pytest.raises(errors.GatewayError, match="stream"):
         requests.parse("embeddings", b'{"model": "e", "input": "x", "stream": true}')
+
+
+def test_the_budget_counts_by_utc_calendar_month() -> None:
+    last_second_of_january = 1_769_903_999  # 2026-01-31T23:59:59Z
+    assert budget.month_key("ns/e", last_second_of_january) == "tiers:budget:ns/e:2026-01"
+    assert budget.month_key("ns/e", last_second_of_january + 1) == "tiers:budget:ns/e:2026-02"
+
+
+def test_spend_goes_to_redis_in_whole_micro_dollars_and_keeps_the_rest() -> None:
+    micro, rest = budget.whole_micro_usd(decimal.Decimal("0.0000123456"))
+    assert (micro, rest) == (12, decimal.Decimal("0.0000003456"))
+
+
+def test_a_spent_budget_refuses_with_insufficient_quota_naming_it() -> None:
+    spend = budget.Budget(decimal.Decimal("0.001"), "ns/e")
+    spend.add(decimal.Decimal("0.0006"))
+    spend.check()
+    spend.add(decimal.Decimal("0.0004"))
+    with pytest.raises(errors.GatewayError) as raised:
+        spend.check()
+    error = orjson.loads(raised.value.body())["error"]
+    assert raised.value.status == 429
+    assert (error["type"], error["code"]) == ("insufficient_quota", "insufficient_quota")
+    assert "$0.001" in error["message"] and "monthlyUSD" in error["message"]
+
+
+def test_without_a_budget_nothing_is_refused_or_counted() -> None:
+    spend = budget.Budget(None, "ns/e")
+    spend.add(decimal.Decimal("1000000"))
+    spend.check()
+    assert spend.spent_usd == 0
+
+
+def test_spend_stays_counted_while_redis_is_unreachable() -> None:
+    spend = budget.Budget(decimal.Decimal("0.01"), "ns/e")
+    spend.add(decimal.Decimal("0.02"))
+
+    async def flush_to_nowhere() -> None:
+        unreachable = aioredis.Redis(port=_closed_port(), retry=retry.Retry(backoff.NoBackoff(), 0))
+        await spend.flush(unreachable)
+        await unreachable.aclose()
+
+    asyncio.run(flush_to_nowhere())
+    assert spend.spent_usd == decimal.Decimal("0.02")
+    with pytest.raises(errors.GatewayError):
+        spend.check()
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

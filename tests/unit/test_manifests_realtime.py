@@ -6,6 +6,7 @@ import hashlib
 import json
 import pathlib
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -252,6 +253,12 @@ def test_the_config_carries_the_spec() -> None:
     assert settings.retries.max_attempts == 3
 
 
+def test_the_monthly_budget_reaches_the_gateway_as_an_exact_decimal() -> None:
+    assert rendered_config(render(example_spec(budget=None))).budget_usd is None
+    settings = rendered_config(render(example_spec(budget={"monthlyUSD": "250.10"})))
+    assert settings.budget_usd == Decimal("250.10")
+
+
 def test_backends_keep_their_order_and_name_their_key_variables() -> None:
     backends = rendered_config(render(example_spec())).backends
     assert [(b.name, b.priority, b.api_key_env) for b in backends] == [
@@ -436,8 +443,8 @@ def test_a_referenced_redis_replaces_the_managed_one() -> None:
     assert rendered_config(children).redis_url is None
 
 
-def test_no_cache_and_no_limits_means_no_redis() -> None:
-    children = render(example_spec(cache={"enabled": False}, rateLimits=None))
+def test_no_cache_no_limits_and_no_budget_means_no_redis() -> None:
+    children = render(example_spec(cache={"enabled": False}, rateLimits=None, budget=None))
     assert kinds_and_names(children) == [
         ("ConfigMap", "chat-gateway"),
         ("Deployment", "chat-gateway"),
@@ -462,8 +469,9 @@ def test_rate_limits_keep_the_managed_redis_when_the_cache_is_off() -> None:
         ({"cache": {"enabled": False}, "rateLimits": {}}, False),
         ({"cache": {"enabled": False}, "rateLimits": {"requestsPerMinute": 60}}, True),
         ({"cache": {"enabled": False}, "rateLimits": {"tokensPerMinute": 1000}}, True),
+        ({"cache": {"enabled": False}, "budget": {"monthlyUSD": "50"}}, True),
     ],
-    ids=["cache", "nothing", "empty-limits", "requests-limit", "tokens-limit"],
+    ids=["cache", "nothing", "empty-limits", "requests-limit", "tokens-limit", "budget"],
 )
 def test_redis_is_needed_for_the_cache_or_for_rate_limits(
     fields: dict[str, Any], needed: bool
@@ -523,3 +531,23 @@ def test_secrets_reach_pods_by_reference_only() -> None:
     for reference in ("upstream-keys", "openai-key", "client-keys", "shared-redis", "url"):
         assert f'"{reference}"' not in file_text
         assert reference not in configmap_strings
+
+
+def test_the_semantic_cache_reaches_the_gateway_with_its_threshold_as_a_fraction() -> None:
+    semantic = {
+        "enabled": True,
+        "similarityPercent": 92,
+        "embeddingModel": "text-embedding-3-large",
+    }
+    settings = rendered_config(render(minimal_spec(cache={"semantic": semantic})))
+    assert settings.cache.semantic == config.SemanticCacheConfig(
+        enabled=True, threshold=0.92, embedding_model="text-embedding-3-large"
+    )
+    assert settings.cache.enabled, "the semantic cache stores its responses in the exact cache"
+
+
+def test_without_a_semantic_block_the_semantic_cache_stays_off() -> None:
+    assert rendered_config(render(minimal_spec())).cache.semantic is None
+    declared_off = minimal_spec(cache={"semantic": {"enabled": False}})
+    semantic = rendered_config(render(declared_off)).cache.semantic
+    assert semantic is not None and not semantic.enabled

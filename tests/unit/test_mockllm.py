@@ -159,6 +159,26 @@ def test_embeddings_are_deterministic_unit_vectors(client: openai.OpenAI) -> Non
     assert first.usage.prompt_tokens == 2
 
 
+def test_embeddings_keep_near_duplicate_texts_close_and_unrelated_texts_apart(
+    client: openai.OpenAI,
+) -> None:
+    texts = [
+        "What is the capital of France?",
+        "what is the capital of france",
+        "What's the capital of France?",
+        "How do I bake sourdough bread?",
+    ]
+    reply = client.embeddings.create(model="text-embedding-3-small", input=texts)
+    same, case, rephrased, unrelated = (d.embedding for d in reply.data)
+
+    def cosine(a: list[float], b: list[float]) -> float:
+        return math.fsum(x * y for x, y in zip(a, b, strict=True))
+
+    assert cosine(same, case) == pytest.approx(1.0)
+    assert 0.75 < cosine(same, rephrased) < 0.99
+    assert abs(cosine(same, unrelated)) < 0.2
+
+
 def test_embeddings_honour_dimensions_and_base64(base_url: str) -> None:
     body = {"model": "e", "input": "cat", "dimensions": 8, "encoding_format": "base64"}
     status, _, raw = post_raw(f"{base_url}/embeddings", json.dumps(body).encode())

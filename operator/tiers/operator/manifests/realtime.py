@@ -20,17 +20,18 @@ REDIS_URL_ENV = gateway.REDIS_URL_ENV
 
 
 def needs_redis(spec: api.RealtimeEndpointSpec) -> bool:
-    """Whether the gateway needs a Redis: for its response cache, or for its rate limits.
+    """Whether the gateway needs a Redis: for its response cache, its rate limits or its budget.
 
-    Limits are counted in Redis so that all replicas share one count, so an endpoint with its
-    cache switched off still needs Redis as long as it sets a limit. Where `cache.redisURLSecretRef`
+    Limits and the month's spend are counted in Redis so that all replicas share one count, so
+    an endpoint with its cache switched off still needs Redis as long as it sets a limit or a
+    budget. Where `cache.redisURLSecretRef`
     names one, that Redis serves; otherwise the operator runs one for the endpoint.
     """
     limits = spec.rate_limits
     has_limits = limits is not None and (
         limits.requests_per_minute is not None or limits.tokens_per_minute is not None
     )
-    return spec.cache.enabled or has_limits
+    return spec.cache.enabled or has_limits or spec.budget is not None
 
 
 def runs_managed_redis(spec: api.RealtimeEndpointSpec) -> bool:
@@ -55,6 +56,18 @@ def _prices(spec: api.RealtimeEndpointSpec) -> dict[str, config.PriceConfig]:
         cached_input_per_m_tok_usd=None if cached is None else decimal.Decimal(cached),
     )
     return dict.fromkeys([spec.model, *(backend.model for backend in spec.backends)], price)
+
+
+def _semantic_cache(spec: api.RealtimeEndpointSpec) -> config.SemanticCacheConfig | None:
+    """The spec's semantic cache; its threshold in percent (no floats in a spec) as a fraction."""
+    semantic = spec.cache.semantic
+    if semantic is None:
+        return None
+    return config.SemanticCacheConfig(
+        enabled=semantic.enabled,
+        threshold=semantic.similarity_percent / 100,
+        embedding_model=semantic.embedding_model,
+    )
 
 
 def _backends(spec: api.RealtimeEndpointSpec) -> tuple[config.BackendConfig, ...]:
@@ -82,7 +95,11 @@ def gateway_config(
         backends=_backends(spec),
         redis_url=None,
         api_keys_dir=None if spec.auth is None else pathlib.Path(gateway.API_KEYS_DIR),
-        cache=config.CacheConfig(enabled=spec.cache.enabled, ttl_seconds=spec.cache.ttl_seconds),
+        cache=config.CacheConfig(
+            enabled=spec.cache.enabled,
+            ttl_seconds=spec.cache.ttl_seconds,
+            semantic=_semantic_cache(spec),
+        ),
         rate_limits=config.RateLimitConfig(
             requests_per_minute=None if limits is None else limits.requests_per_minute,
             tokens_per_minute=None if limits is None else limits.tokens_per_minute,
@@ -93,6 +110,7 @@ def gateway_config(
             max_backoff_ms=spec.retries.max_backoff_ms,
         ),
         prices=_prices(spec),
+        budget_usd=None if spec.budget is None else decimal.Decimal(spec.budget.monthly_usd),
     )
 
 

@@ -7,32 +7,43 @@ opened at ASGI startup and closed at shutdown.
 from __future__ import annotations
 
 import decimal
+import functools
 import logging
 import time
 
-import aiohttp
 import orjson
 import redis.asyncio as aioredis
 
-from tiers.runtime import stats
+from tiers.runtime import http1, stats
 from tiers.runtime.gateway import (
     asgi,
     auth,
     availability,
+    budget,
     cache,
     calls,
     config,
     errors,
     metrics,
     ratelimit,
+    rediswire,
     requests,
+    semantic,
     upstream,
 )
 
 log = logging.getLogger(__name__)
 
 # Cache outcomes as hits (True), misses (False) or no lookup (absent).
-CACHE_HITS = {"hit": True, "coalesced": True, "miss": False, "bypass": False}
+CACHE_HITS = {
+    "hit": True,
+    "coalesced": True,
+    semantic.HIT: True,
+    "miss": False,
+    "bypass": False,
+}
+UPSTREAM_CONNECTIONS_PER_HOST = 512
+"""Enough for every in-flight call of a busy replica; past it a call waits for a free one."""
 
 
 class Gateway:
@@ -40,10 +51,14 @@ class Gateway:
         self.settings = settings
         self.keys = auth.KeyRing.from_dir(settings.api_keys_dir)
         self._redis: aioredis.Redis | None = None
-        self._session: aiohttp.ClientSession | None = None
+        """redis-py, for what runs once a second (stats, budget) or needs its commands (vectors)."""
+        self._wire: rediswire.Client | None = None
+        """The lean client, for the commands of every request (limits, cache)."""
+        self._pool: http1.Pool | None = None
         self._calls: calls.ModelCalls | None = None
         self.redis = availability.Availability("redis", configured=bool(settings.redis_url))
         self.stats = stats.Recorder(settings.endpoint)
+        self.budget = budget.Budget(settings.budget_usd, settings.endpoint)
         self._models = orjson.dumps(
             {
                 "object": "list",
@@ -68,26 +83,39 @@ class Gateway:
                 health_check_interval=0,
                 retry_on_timeout=False,
             )
-        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ttl_dns_cache=300)
-        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+            self._wire = rediswire.Client(self.settings.redis_url, timeout_s=0.5)
+        self._pool = http1.Pool(max_per_host=UPSTREAM_CONNECTIONS_PER_HOST)
+        responses = cache.ResponseCache(self.settings.cache, self._wire, self.redis)
         self._calls = calls.ModelCalls(
             self.settings,
             limiter=ratelimit.RateLimiter(
-                self.settings.rate_limits, self._redis, self.redis, endpoint=self.settings.endpoint
+                self.settings.rate_limits, self._wire, self.redis, endpoint=self.settings.endpoint
             ),
-            responses=cache.ResponseCache(self.settings.cache, self._redis, self.redis),
-            backends=upstream.Backends(self.settings, self._session),
+            responses=responses,
+            backends=upstream.Backends(self.settings, self._pool),
+            spend=self.budget,
+            semantic_cache=semantic.build(
+                self.settings,
+                responses,
+                self._wire,
+                self.redis,
+                backends=functools.partial(upstream.Backends, pool=self._pool),
+            ),
         )
 
         if self._redis is not None:
             self.stats.start(self._redis)
+            await self.budget.start(self._redis)
 
     async def shutdown(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._pool is not None:
+            await self._pool.close()
         if self._redis is not None:
             await self.stats.stop(self._redis)
+            await self.budget.stop(self._redis)
             await self._redis.aclose()
+        if self._wire is not None:
+            await self._wire.close()
 
     async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] == "http":
@@ -127,6 +155,7 @@ class Gateway:
             outcome = await self._calls.handle(requests.parse(route, body), tenant, send)
             status, label = outcome.status, outcome.cache
             _record_spend(outcome)
+            self.budget.add(outcome.cost)
         except errors.GatewayError as error:
             status = error.status
             await asgi.send_error(send, error)

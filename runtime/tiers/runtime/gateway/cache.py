@@ -14,10 +14,8 @@ import hashlib
 import time
 
 import orjson
-import redis.asyncio as aioredis
-import redis.exceptions
 
-from tiers.runtime.gateway import availability, config, requests
+from tiers.runtime.gateway import availability, config, rediswire, requests
 
 
 def cache_key(endpoint: str, tenant: str, request: requests.ModelRequest) -> str:
@@ -60,7 +58,7 @@ class ResponseCache:
     def __init__(
         self,
         settings: config.CacheConfig,
-        redis_client: aioredis.Redis | None,
+        redis_client: rediswire.Client | None,
         redis_availability: availability.Availability,
     ) -> None:
         self.enabled = settings.enabled
@@ -70,23 +68,36 @@ class ResponseCache:
         self._l1 = L1Cache(settings.l1_max_entries, settings.l1_ttl_seconds)
         self._writes: set[asyncio.Task[None]] = set()
 
+    @property
+    def shared(self) -> bool:
+        """Whether entries are also kept in Redis (so a lookup may ask it)."""
+        return self._redis is not None
+
+    def local(self, key: str) -> bytes | None:
+        """The in-process (L1) entry, without asking Redis."""
+        return self._l1.get(key, time.monotonic())
+
     async def get(self, key: str) -> tuple[bytes | None, str]:
         """The cached response and where it came from: "l1", "redis", "miss" or "bypass"."""
-        now = time.monotonic()
-        value = self._l1.get(key, now)
+        value = self.local(key)
         if value is not None:
             return value, "l1"
         if self._redis is None:
             return None, "miss"
         try:
-            stored = await self._redis.get(key)
-        except (redis.exceptions.RedisError, OSError) as error:
+            stored = await self._redis.call("GET", key)
+        except rediswire.Error as error:
             self._redis_availability.failed(error, "serving from backends")
             return None, "bypass"
         self._redis_availability.succeeded()
+        return self.adopt(key, stored)
+
+    def adopt(self, key: str, stored: object) -> tuple[bytes | None, str]:
+        """The outcome of a Redis GET of `key` made elsewhere (in the rate limiter's round trip):
+        a value found is kept in L1 too."""
         if not isinstance(stored, bytes):
             return None, "miss"
-        self._l1.put(key, stored, now)
+        self._l1.put(key, stored, time.monotonic())
         return stored, "redis"
 
     def put(self, key: str, value: bytes) -> None:
@@ -101,6 +112,6 @@ class ResponseCache:
     async def _store(self, key: str, value: bytes) -> None:
         assert self._redis is not None
         try:
-            await self._redis.set(key, value, ex=self._settings.ttl_seconds)
-        except (redis.exceptions.RedisError, OSError) as error:
+            await self._redis.call("SET", key, value, "EX", self._settings.ttl_seconds)
+        except rediswire.Error as error:
             self._redis_availability.failed(error, "serving from backends")

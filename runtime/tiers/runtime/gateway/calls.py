@@ -1,8 +1,10 @@
 """One model call through the gateway: limits, cache, single-flight, backends, cost.
 
 The order is chosen so that the cheap checks come first and every path ends in exactly one
-response: requests-per-minute → cache (L1, Redis) → tokens-per-minute → one upstream call per
-distinct in-flight request → cache fill → cost from usage.
+response: requests-per-minute → cache (L1, Redis) → monthly budget → tokens-per-minute → one
+upstream call per distinct in-flight request → cache fill → cost from usage. An exact cache hit
+costs nothing, so it is served even once the budget is spent; the caller adds each call's cost
+to the budget.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import orjson
 from tiers.runtime import pricing
 from tiers.runtime.gateway import (
     asgi,
+    budget,
     cache,
     config,
     errors,
     metrics,
     ratelimit,
     requests,
+    semantic,
     singleflight,
     sse,
     upstream,
@@ -33,6 +37,7 @@ log = logging.getLogger(__name__)
 CACHE_HEADER = b"x-tiers-cache"
 COST_HEADER = b"x-tiers-cost-usd"
 BACKEND_HEADER = b"x-tiers-backend"
+PRICES_KEPT = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,31 +58,47 @@ class ModelCalls:
         limiter: ratelimit.RateLimiter,
         responses: cache.ResponseCache,
         backends: upstream.Backends,
+        spend: budget.Budget,
+        semantic_cache: semantic.SemanticCache | None = None,
     ) -> None:
         self._settings = settings
         self._limiter = limiter
+        self._budget = spend
         self._cache = responses
         self._backends = backends
+        self._semantic = semantic_cache
         self._flights: singleflight.SingleFlight[upstream.Reply] = singleflight.SingleFlight()
         self._prices = settings.price_overrides()
+        self._price_of: dict[str, pricing.Price] = {}
 
     async def handle(self, request: requests.ModelRequest, tenant: str, send: asgi.Send) -> Outcome:
         if self._settings.model is not None and request.model != self._settings.model:
             raise errors.model_not_found(request.model, self._settings.model)
-        await self._limiter.admit_requests(tenant)
         key = cache.cache_key(self._settings.endpoint, tenant, request)
         if self._cache.enabled:
-            cached, source = await self._cache.get(key)
+            cached, source = await self._admit_and_look_up(tenant, key)
             if cached is not None:
                 await self._send_cached(request, cached, send)
                 return Outcome(200, "hit", pricing.Usage(), decimal.Decimal(0))
             label = "bypass" if source == "bypass" else "miss"
         else:
+            await self._limiter.admit_requests(tenant)
             label = "off"
+        self._budget.check()
+        # Only after an exact miss: a Redis that is down (bypass) would not answer it either.
+        similar = self._semantic if label == "miss" else None
+        probe = await similar.probe(request, tenant, key) if similar is not None else None
+        if probe is not None and probe.response is not None:
+            spent = pricing.format_usd(probe.cost).encode()
+            await self._send_cached(
+                request, probe.response, send, label=semantic.HIT.encode(), cost=spent
+            )
+            return Outcome(200, semantic.HIT, probe.usage, probe.cost)
         estimate = request.estimated_tokens()
         await self._limiter.admit_tokens(tenant, estimate)
         if request.stream:
             usage, status = await self._stream(request, key, label, send)
+            cost = self._cost(request, usage)
         else:
             reply, shared = await self._flights.do(key, lambda: self._fetch(request, key))
             usage = _usage(reply.body) if reply.status == 200 and not shared else pricing.Usage()
@@ -96,7 +117,24 @@ class ModelCalls:
             label = "coalesced" if shared else label
         actual = usage.prompt_tokens + usage.completion_tokens
         await self._limiter.settle_tokens(tenant, estimated=estimate, actual=actual)
-        return Outcome(status, label, usage, self._cost(request, usage))
+        if similar is not None and probe is not None:
+            usage, cost = similar.settle(probe, status=status, usage=usage, cost=cost)
+        return Outcome(status, label, usage, cost)
+
+    async def _admit_and_look_up(self, tenant: str, key: str) -> tuple[bytes | None, str]:
+        """The request-rate check, then the cache lookup: in one Redis round trip when both need
+        Redis (a miss of L1 with a request limit), else each on its own."""
+        local = self._cache.local(key)
+        if local is not None:
+            await self._limiter.admit_requests(tenant)
+            return local, "l1"
+        if not (self._cache.shared and self._limiter.checks_requests):
+            await self._limiter.admit_requests(tenant)
+            return await self._cache.get(key)
+        fetched = await self._limiter.admit_requests(tenant, fetch=key)
+        if isinstance(fetched, ratelimit.Unanswered):
+            return None, "bypass"
+        return self._cache.adopt(key, fetched)
 
     async def _fetch(self, request: requests.ModelRequest, key: str) -> upstream.Reply:
         reply = await self._backends.complete(request)
@@ -106,9 +144,15 @@ class ModelCalls:
         return reply
 
     async def _send_cached(
-        self, request: requests.ModelRequest, cached: bytes, send: asgi.Send
+        self,
+        request: requests.ModelRequest,
+        cached: bytes,
+        send: asgi.Send,
+        *,
+        label: bytes = b"hit",
+        cost: bytes = b"0.000000",
     ) -> None:
-        headers = [(CACHE_HEADER, b"hit"), (COST_HEADER, b"0.000000")]
+        headers = [(CACHE_HEADER, label), (COST_HEADER, cost)]
         if not request.stream:
             await asgi.send_bytes(send, 200, cached, headers=headers)
             return
@@ -131,7 +175,7 @@ class ModelCalls:
                 send, headers=[(CACHE_HEADER, label.encode()), (BACKEND_HEADER, backend.encode())]
             )
             splitter, whole = sse.EventSplitter(), sse.ChatAccumulator()
-            async for data in response.content.iter_any():
+            async for data in response.iter_chunks():
                 forward = [
                     event
                     for event in splitter.feed(data)
@@ -148,7 +192,14 @@ class ModelCalls:
         return _usage_of(whole.usage), 200
 
     def _cost(self, request: requests.ModelRequest, usage: pricing.Usage) -> decimal.Decimal:
-        return pricing.cost(usage, pricing.price_for(request.model, self._prices))
+        price = self._price_of.get(request.model)
+        if price is None:
+            # Finding a model's family scans the price table; clients name few models, so keep
+            # the answers (and forget them all if someone sends many names).
+            if len(self._price_of) >= PRICES_KEPT:
+                self._price_of.clear()
+            price = self._price_of[request.model] = pricing.price_for(request.model, self._prices)
+        return pricing.cost(usage, price)
 
 
 def _take(event: bytes, whole: sse.ChatAccumulator, *, client_wants_usage: bool) -> bool:

@@ -43,12 +43,29 @@ class BackendConfig(_Config):
         return (self.base_url or OPENAI_BASE_URL).rstrip("/")
 
 
+class SemanticCacheConfig(_Config):
+    """Answers a single-turn prompt with the cached response of a close enough earlier prompt.
+
+    Needs the exact-match cache (its entries hold the responses) and Redis (which holds the
+    vectors, so replicas share them); see `semantic`.
+    """
+
+    enabled: bool = False
+    threshold: float = pydantic.Field(default=0.95, ge=0.0, le=1.0)
+    """The least cosine similarity between two prompts' embeddings that counts as the same."""
+    embedding_model: str = "text-embedding-3-small"
+    """Asked of the endpoint's own backends; on azure-openai, the name of the deployment."""
+    max_entries: int = pydantic.Field(default=256, ge=1, le=100_000)
+    """Prompts kept per scope (tenant, route, model, sampling parameters); the oldest go first."""
+
+
 class CacheConfig(_Config):
     enabled: bool = True
     ttl_seconds: int = 3600
     l1_max_entries: int = 10000
     l1_ttl_seconds: int = 60
     """The in-process copy lives shorter than Redis's, so replicas converge quickly."""
+    semantic: SemanticCacheConfig | None = None
 
 
 class RateLimitConfig(_Config):
@@ -97,6 +114,9 @@ class GatewayConfig(_Config):
     prices: dict[str, PriceConfig] = pydantic.Field(default_factory=dict)
     """Overrides of the default price table, by upstream model name."""
     max_body_bytes: int = 4 * 1024 * 1024
+    budget_usd: decimal.Decimal | None = pydantic.Field(default=None, ge=0)
+    """spec.budget.monthlyUSD: past this spend in a calendar month (UTC) calls get 429
+    insufficient_quota; None: no budget. See `budget` for how replicas share the spend."""
 
     def price_overrides(self) -> dict[str, pricing.Price]:
         return {model: price.to_price() for model, price in self.prices.items()}

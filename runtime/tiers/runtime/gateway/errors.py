@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import decimal
 
 import orjson
 
@@ -53,6 +54,17 @@ def rate_limited(limit: str, retry_after_s: float) -> GatewayError:
         type="requests" if limit == "requests per minute" else "tokens",
         code="rate_limit_exceeded",
         headers=((b"retry-after", str(seconds).encode()),),
+    )
+
+
+def insufficient_quota(budget_usd: decimal.Decimal) -> GatewayError:
+    """The endpoint's monthly budget is spent (OpenAI's answer when an account's quota is)."""
+    return GatewayError(
+        429,
+        f"This endpoint's monthly budget of ${budget_usd} (spec.budget.monthlyUSD) is spent; "
+        "calls resume at the start of next month (UTC) or once the budget is raised.",
+        type="insufficient_quota",
+        code="insufficient_quota",
     )
 
 

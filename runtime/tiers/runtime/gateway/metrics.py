@@ -36,6 +36,14 @@ UPSTREAM_ATTEMPTS = prometheus_client.Counter(
     registry=REGISTRY,
 )
 
+SEMANTIC_LOOKUPS = prometheus_client.Counter(
+    "tiers_gateway_semantic_lookups_total",
+    "Single-turn prompts looked up in the semantic cache after an exact miss, by outcome: "
+    "hit, miss, bypass (Redis unreachable) or error (the embedding call failed).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+
 
 # Label lookups take a lock and build a tuple each time; the combinations are few, so keep them.
 @functools.lru_cache(maxsize=512)
@@ -46,6 +54,11 @@ def requests_counter(route: str, status: int, cache: str) -> prometheus_client.C
 @functools.lru_cache(maxsize=64)
 def latency_histogram(route: str, cache: str) -> prometheus_client.Histogram:
     return LATENCY.labels(route, cache)
+
+
+@functools.lru_cache(maxsize=8)
+def semantic_lookups(outcome: str) -> prometheus_client.Counter:
+    return SEMANTIC_LOOKUPS.labels(outcome)
 
 
 def exposition() -> bytes:

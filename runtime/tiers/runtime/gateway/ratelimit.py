@@ -4,21 +4,22 @@ The algorithm is GCRA (a token bucket kept as one timestamp): a key may spend up
 per-minute limit at once and regains it at limit/60 per second. The script reads Redis's own
 clock, so replicas with skewed clocks agree. When Redis is unreachable the limiter lets requests
 through: an outage of the limiter must not become an outage of the endpoint.
+
+The request check can also read a cache entry in the same script (`admit_requests(fetch=key)`),
+so that a cache miss costs one Redis round trip instead of two.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-import redis.asyncio as aioredis
-import redis.exceptions
-
-from tiers.runtime.gateway import availability, config, errors
+from tiers.runtime.gateway import availability, config, errors, rediswire
 
 WINDOW_US = 60_000_000
 
-# KEYS[1]: the bucket. ARGV: microseconds per unit, cost in units, 1 to force (never reject).
-# Returns {allowed (1/0), microseconds until the cost would fit}.
+# KEYS[1]: the bucket; KEYS[2], optional: a key to GET once admitted. ARGV: microseconds per
+# unit, cost in units, 1 to force (never reject).
+# Returns {allowed (1/0), microseconds until the cost would fit, KEYS[2]'s value or false}.
 GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -35,8 +36,20 @@ if new_tat > now then
   local ttl_ms = math.ceil((new_tat - now) / 1000) + 1
   redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl_ms)
 end
+if KEYS[2] then
+  return {1, 0, redis.call('GET', KEYS[2])}
+end
 return {1, 0}
 """
+SCRIPT = rediswire.Script(GCRA)
+
+
+class Unanswered:
+    """Redis was not asked or did not answer (distinct from a key that holds nothing)."""
+
+
+UNANSWERED = Unanswered()
+Fetched = bytes | None | Unanswered
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +66,7 @@ class RateLimiter:
     def __init__(
         self,
         limits: config.RateLimitConfig,
-        redis_client: aioredis.Redis | None,
+        redis_client: rediswire.Client | None,
         redis_availability: availability.Availability,
         *,
         endpoint: str,
@@ -70,16 +83,26 @@ class RateLimiter:
             if limits.tokens_per_minute
             else None
         )
-        self._script = redis_client.register_script(GCRA) if redis_client is not None else None
+        self._redis = redis_client
 
     @property
     def active(self) -> bool:
-        return self._script is not None and (self._requests or self._tokens) is not None
+        return self._redis is not None and (self._requests or self._tokens) is not None
 
-    async def admit_requests(self, tenant: str) -> None:
-        """Raises a 429 GatewayError when one more request does not fit the key's limit."""
-        if self._requests is not None:
-            await self._spend(tenant, self._requests, 1)
+    @property
+    def checks_requests(self) -> bool:
+        """Whether `admit_requests` asks Redis (and so can fetch a key on the way)."""
+        return self._redis is not None and self._requests is not None
+
+    async def admit_requests(self, tenant: str, *, fetch: str | None = None) -> Fetched:
+        """Raises a 429 GatewayError when one more request does not fit the key's limit.
+
+        With `fetch`, the same round trip GETs that key for the caller: the value (or None),
+        or `UNANSWERED` when Redis could not be asked.
+        """
+        if self._requests is None:
+            return UNANSWERED
+        return await self._spend(tenant, self._requests, 1, fetch=fetch)
 
     async def admit_tokens(self, tenant: str, estimated: int) -> None:
         """Reserves the estimated tokens of an upstream call, or raises a 429 GatewayError."""
@@ -91,17 +114,21 @@ class RateLimiter:
         if self._tokens is not None and actual != estimated:
             await self._spend(tenant, self._tokens, actual - estimated, force=True)
 
-    async def _spend(self, tenant: str, limit: Limit, cost: int, *, force: bool = False) -> None:
-        if self._script is None:
-            return
+    async def _spend(
+        self, tenant: str, limit: Limit, cost: int, *, force: bool = False, fetch: str | None = None
+    ) -> Fetched:
+        if self._redis is None:
+            return UNANSWERED
         key = f"{self._prefix}:{tenant}:{'req' if limit is self._requests else 'tok'}"
+        keys = (key,) if fetch is None else (key, fetch)
         try:
-            allowed, wait_us = await self._script(
-                keys=[key], args=[limit.interval_us, cost, 1 if force else 0]
+            reply = await self._redis.run(
+                SCRIPT, keys, (limit.interval_us, cost, 1 if force else 0)
             )
-        except (redis.exceptions.RedisError, OSError) as error:
+        except rediswire.Error as error:
             self._redis_availability.failed(error, "rate limits not enforced")
-            return
+            return UNANSWERED
         self._redis_availability.succeeded()
-        if not allowed:
-            raise errors.rate_limited(limit.name, int(wait_us) / 1_000_000)
+        if not reply[0]:
+            raise errors.rate_limited(limit.name, int(reply[1]) / 1_000_000)
+        return reply[2] if len(reply) > 2 else None

@@ -11,14 +11,16 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import aiohttp
 import orjson
 
+from tiers.runtime import http1
 from tiers.runtime.gateway import config, errors, requests, resilience
 
 T = TypeVar("T")
 
 RETRYABLE = frozenset({408, 409, 429, 500, 502, 503, 504})
+STREAM_CONNECT_TIMEOUT_S = 10.0
+"""A stream's own timeout (`timeout_ms`) bounds each read, as a stream may rightly run long."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,14 +80,14 @@ class Backends:
     def __init__(
         self,
         settings: config.GatewayConfig,
-        session: aiohttp.ClientSession,
+        pool: http1.Pool,
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
         self._settings = settings
-        self._session = session
+        self._pool = pool
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -96,6 +98,9 @@ class Backends:
 
     def plan(self) -> list[Backend]:
         """The order to try: by priority; within one, a weighted shuffle. Open circuits go last."""
+        if len(self.all) == 1:
+            # Nothing to order (an open circuit would go last, behind nothing): skip the shuffle.
+            return self.all
         ordered: list[Backend] = []
         for priority in sorted({b.settings.priority for b in self.all}):
             group = [b for b in self.all if b.settings.priority == priority]
@@ -111,40 +116,38 @@ class Backends:
         """A whole (non-streamed) response, or the client's own 4xx, after retries and fallback."""
 
         async def send(backend: Backend) -> Reply | Failure:
-            timeout = aiohttp.ClientTimeout(total=backend.settings.timeout_ms / 1000)
-            async with self._session.post(
+            response = await self._pool.request(
+                "POST",
                 backend.url(request.route),
-                data=backend.payload(request),
                 headers=backend.headers,
-                timeout=timeout,
-            ) as response:
-                body = await response.read()
-                if response.status < 400 or response.status not in RETRYABLE:
-                    return Reply(response.status, body, backend.name, 0)
-                return _failure(response, body)
+                body=backend.payload(request),
+                timeout_s=backend.settings.timeout_ms / 1000,
+            )
+            if response.status < 400 or response.status not in RETRYABLE:
+                return Reply(response.status, response.body, backend.name, 0)
+            return _failure(response.status, response.headers, response.body)
 
         return await self._with_retries(send)
 
     async def open_stream(
         self, request: requests.ModelRequest
-    ) -> tuple[aiohttp.ClientResponse, str]:
+    ) -> tuple[http1.StreamingResponse, str]:
         """An upstream streaming response whose status is known good; the caller releases it."""
 
-        async def send(backend: Backend) -> tuple[aiohttp.ClientResponse, str] | Failure:
-            timeout = aiohttp.ClientTimeout(
-                sock_connect=10, sock_read=backend.settings.timeout_ms / 1000
-            )
-            response = await self._session.post(
+        async def send(backend: Backend) -> tuple[http1.StreamingResponse, str] | Failure:
+            response = await self._pool.stream(
+                "POST",
                 backend.url(request.route),
-                data=backend.payload(request),
                 headers=backend.headers,
-                timeout=timeout,
+                body=backend.payload(request),
+                connect_timeout_s=STREAM_CONNECT_TIMEOUT_S,
+                read_timeout_s=backend.settings.timeout_ms / 1000,
             )
             if response.status < 400 or response.status not in RETRYABLE:
                 return response, backend.name
-            body = await response.read()
-            response.release()
-            return _failure(response, body)
+            async with response:
+                body = await response.read()
+            return _failure(response.status, response.headers, body)
 
         return await self._with_retries(send)
 
@@ -157,16 +160,16 @@ class Backends:
                 attempts += 1
                 try:
                     outcome = await send(backend)
-                except (aiohttp.ClientError, TimeoutError, OSError) as error:
+                except (http1.ClientError, TimeoutError, OSError) as error:
                     outcome = Failure(504 if isinstance(error, TimeoutError) else 502,
                                       f"{backend.name}: {type(error).__name__}")  # fmt: skip
                 if not isinstance(outcome, Failure):
                     backend.breaker.record_success()
-                    return (
-                        dataclasses.replace(outcome, attempts=attempts)
-                        if isinstance(outcome, Reply)
-                        else outcome
-                    )
+                    if isinstance(outcome, Reply):
+                        # T is Reply here; built directly, as dataclasses.replace costs more.
+                        counted = Reply(outcome.status, outcome.body, outcome.backend, attempts)
+                        return counted  # type: ignore[return-value]
+                    return outcome
                 backend.breaker.record_failure(self._clock())
                 last = dataclasses.replace(outcome, detail=f"{backend.name}: {outcome.detail}")
                 wait = resilience.backoff_seconds(
@@ -187,14 +190,9 @@ class Backends:
         raise errors.upstream_failed(last.detail)
 
 
-def _failure(response: aiohttp.ClientResponse, body: bytes) -> Failure:
-    headers = {name.lower(): value for name, value in response.headers.items()}
+def _failure(status: int, headers: dict[str, str], body: bytes) -> Failure:
     try:
         message = orjson.loads(body)["error"]["message"]
     except (orjson.JSONDecodeError, KeyError, TypeError):
         message = body[:200].decode(errors="replace")
-    return Failure(
-        response.status,
-        f"HTTP {response.status} {message}",
-        resilience.parse_retry_after(headers),
-    )
+    return Failure(status, f"HTTP {status} {message}", resilience.parse_retry_after(headers))
