@@ -70,6 +70,8 @@ class Settings:
     trigger_ms: int
     max_offsets: int
     max_in_flight: int
+    rows_per_request: int
+    """Events per model request: above 1 the job calls completions with a list of prompts."""
     out: pathlib.Path
     workdir: pathlib.Path | None
     """Where logs, checkpoints and Spark's event logs go and stay; None: a temporary folder."""
@@ -104,6 +106,13 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     parser.add_argument(
         "--max-in-flight", type=int, default=256, help="model calls open per Python worker (256)"
     )
+    parser.add_argument(
+        "--rows-per-request",
+        type=int,
+        default=64,
+        help="events per model request; 1 calls chat once per event, above 1 calls completions "
+        "with a list of prompts (64)",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     parser.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT, help="Markdown report")
     parser.add_argument(
@@ -124,6 +133,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         trigger_ms=args.trigger_ms,
         max_offsets=args.max_offsets,
         max_in_flight=args.max_in_flight,
+        rows_per_request=args.rows_per_request,
         out=args.out,
         workdir=args.workdir,
     )
@@ -393,6 +403,8 @@ def _job_config(
             target=gateway_config.parse_backend_flag(f"openai-compatible={mock.url}/v1", 0),
             model="gpt-4o-mini",
             prompt=PROMPT,
+            route="chat" if settings.rows_per_request == 1 else "completions",
+            rows_per_request=settings.rows_per_request,
             max_in_flight=settings.max_in_flight,
         ),
         checkpoint=str(checkpoint),
@@ -459,6 +471,12 @@ def machine_facts() -> dict[str, str]:
     }
 
 
+def _requests_phrase(rows_per_request: int) -> str:
+    if rows_per_request == 1:
+        return "one chat request to the mock per event"
+    return f"one completions request per {rows_per_request} events (a list of prompts)"
+
+
 def render(
     settings: Settings, facts: dict[str, str], ceiling: Ceiling, runs: Sequence[PipelineRun]
 ) -> str:
@@ -474,7 +492,8 @@ def render(
         "before the job starts (`startingOffsets=earliest`); the job is `python -m "
         f"tiers.runtime.stream job` on `local[2]`, trigger {settings.trigger_ms} ms, "
         f"maxOffsetsPerTrigger {settings.max_offsets:,}, {settings.max_in_flight} model calls "
-        "in flight per Python worker, one HTTP request to the mock per event; the bench counts "
+        f"in flight per Python worker, {_requests_phrase(settings.rows_per_request)}; the bench "
+        "counts "
         "records in the output and dead-letter topics. 'query start → last result' is the "
         "sustained figure: the job's JVM, Spark session and Python workers are up, and the "
         "events wait in Kafka. 'first result → last result' overstates it: a task writes its "

@@ -215,6 +215,30 @@ def test_operator_service_account_has_exactly_the_permissions_it_needs(
     assert result.stdout.strip() == ("yes" if allowed else "no"), result.stderr
 
 
+@pytest.mark.parametrize(
+    ("verb", "allowed"), [("create", True), ("patch", True), ("get", True), ("delete", False)]
+)
+def test_operator_service_account_may_apply_and_read_spark_applications(
+    release: Release, kubectl: Kubectl, verb: str, allowed: bool
+) -> None:
+    # A SubjectAccessReview, not `kubectl auth can-i`: without the Spark Operator's CRD installed,
+    # can-i cannot resolve the group and asks about a core resource of that name instead.
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": release.service_account,
+            "groups": ["system:serviceaccounts", "system:authenticated"],
+            "resourceAttributes": {"group": "sparkoperator.k8s.io", "resource": "sparkapplications",
+                                   "verb": verb, "namespace": "default"},
+        },
+    }  # fmt: skip
+    answer = json.loads(
+        kubectl.run("create", "-o", "json", "-f", "-", stdin=json.dumps(review)).stdout
+    )
+    assert answer["status"].get("allowed", False) is allowed, answer["status"]
+
+
 def test_uninstall_removes_the_operator(helm: Helm, kubectl: Kubectl, crds: None) -> None:
     release = Release(helm, kubectl)
     release.install()

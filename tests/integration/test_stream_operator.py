@@ -1,17 +1,24 @@
 """The operator turns a StreamPipeline into Kafka topics (real Kafka) and a streaming job, and
-reports on both; `deletionPolicy` decides what happens to the topics on delete."""
+reports on both; `deletionPolicy` decides what happens to the topics on delete. With `engine:
+spark-operator` the job is a SparkApplication, checked against the Spark Operator's real CRD (no
+Spark Operator controller runs here: the tests write its status as it would)."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from conftest import Kubectl, wait_for
 
-from tiers import devenv
+from tiers import api, devenv
+from tiers.devenv import spark_operator
+from tiers.operator import reconciliation
+from tiers.operator.manifests import labels, spark_application
+from tiers.operator.manifests import stream as stream_manifests
 
 
 @pytest.fixture
@@ -180,3 +187,122 @@ def test_deletion_policy_decides_whether_topics_outlive_the_pipeline(
             timeout_s=30,
             what="the topics to be deleted",
         )
+
+
+SPARK_CRD = spark_application.CRD_NAME
+
+
+def remove_spark_operator_crd(kubectl: Kubectl) -> None:
+    """The CRD is cluster-wide: removed (with every SparkApplication) before the next test."""
+    kubectl.run("delete", "crd", SPARK_CRD, "--ignore-not-found", "--wait", "--timeout=60s")
+
+
+@pytest.fixture
+def spark_operator_crd(kubectl: Kubectl) -> Iterator[None]:
+    crd = spark_operator.sparkapplication_crd()
+    # Server-side: the CRD is too large for client-side apply's last-applied annotation.
+    kubectl.run("apply", "--server-side", "--field-manager=tiers-tests", "-f", str(crd))
+    try:
+        # Not `kubectl wait`: it fails outright while the new CRD has no conditions at all.
+        wait_for(
+            lambda: any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in kubectl.get("crd", SPARK_CRD).get("status", {}).get("conditions") or ()
+            ),
+            timeout_s=30,
+            what=f"{SPARK_CRD} to be established",
+        )
+        yield
+    finally:
+        remove_spark_operator_crd(kubectl)
+
+
+def set_application_state(kubectl: Kubectl, namespace: str, state: dict[str, str]) -> None:
+    """What the Spark Operator does: writes the state through the status subresource (whose
+    schema requires `driverInfo`)."""
+    status = {"applicationState": state, "driverInfo": {"podName": "summaries-stream-driver"}}
+    kubectl.run(
+        "patch", "sparkapplication", "summaries-stream", "-n", namespace, "--subresource=status",
+        "--type=merge", "-p", json.dumps({"status": status}),
+    )  # fmt: skip
+
+
+def test_with_the_spark_operator_the_job_is_a_spark_application_that_reports_its_state(
+    kubectl: Kubectl, operator: str, namespace: str, dev_cluster: devenv.DevCluster,
+    names: dict[str, str], spark_operator_crd: None,
+) -> None:  # fmt: skip
+    manifest = pipeline(dev_cluster.kafka_bootstrap, names, engine="spark-operator")
+    kubectl.apply(manifest, namespace=namespace)
+    stored = wait_for(
+        lambda: kubectl.run("get", "sparkapplication", "summaries-stream", "-n", namespace,
+                            "-o", "json", "--ignore-not-found").stdout,
+        timeout_s=40,
+        what="the SparkApplication",
+    )  # fmt: skip
+    app = json.loads(stored)
+    owner = kubectl.get("spipe", "summaries", "-n", namespace)
+    rendered = stream_manifests.desired_children(
+        labels.Owner(api.API_VERSION, api.STREAM_PIPELINE.kind, "summaries", namespace,
+                     owner["metadata"]["uid"]),
+        api.StreamPipelineSpec.model_validate(json.loads(manifest)["spec"]),
+        image=reconciliation.IMAGE, bootstrap=dev_cluster.kafka_bootstrap,
+        stats_redis_url=dev_cluster.redis_url, endpoint_model=None,
+    )[-1]  # fmt: skip
+    # The Spark Operator's schema kept every field the operator set: nothing unknown was pruned.
+    assert app["spec"] == rendered["spec"]
+    assert (app["spec"]["type"], app["spec"]["mode"]) == ("Python", "cluster")
+    assert app["spec"]["restartPolicy"]["type"] == "Always"
+    assert app["metadata"]["ownerReferences"][0]["kind"] == "StreamPipeline"
+    assert kubectl.run("get", "deployment", "summaries-stream", "-n", namespace,
+                       "--ignore-not-found", "-o", "name").stdout.strip() == ""  # fmt: skip
+    assert kubectl.get("deployment", "summaries-push", "-n", namespace)["spec"]["replicas"] == 1
+
+    set_application_state(kubectl, namespace, {"state": "SUBMITTED"})
+    starting = wait_for(
+        lambda: (
+            "submitted" in (c := condition(kubectl, namespace, "StreamingReady")).get("message", "")
+            and c
+        ),
+        timeout_s=30,
+        what="StreamingReady to say the application is submitted",
+    )
+    assert (starting["status"], starting["reason"]) == ("False", "Starting")
+    set_application_state(kubectl, namespace, {"state": "RUNNING"})
+    wait_for(
+        lambda: condition(kubectl, namespace, "Ready").get("status") == "True",
+        timeout_s=30,
+        what="Ready=True once the driver runs",
+    )
+    set_application_state(
+        kubectl, namespace, {"state": "FAILED", "errorMessage": "driver container OOMKilled"}
+    )
+    failed = wait_for(
+        lambda: (
+            (c := condition(kubectl, namespace, "StreamingReady")).get("status") == "False" and c
+        ),
+        timeout_s=30,
+        what="StreamingReady=False after the failure",
+    )
+    assert failed["reason"] == "Failed" and "driver container OOMKilled" in failed["message"]
+
+
+def test_without_the_spark_operator_the_pipeline_says_what_to_install_and_runs_no_deployment(
+    kubectl: Kubectl, operator: str, namespace: str, dev_cluster: devenv.DevCluster,
+    names: dict[str, str],
+) -> None:  # fmt: skip
+    remove_spark_operator_crd(kubectl)
+    kubectl.apply(
+        pipeline(dev_cluster.kafka_bootstrap, names, engine="spark-operator"), namespace=namespace
+    )
+    streaming = wait_for(
+        lambda: (
+            (c := condition(kubectl, namespace, "StreamingReady")).get("status") == "False" and c
+        ),
+        timeout_s=40,
+        what="StreamingReady=False",
+    )
+    assert streaming["reason"] == "SparkOperatorMissing"
+    assert SPARK_CRD in streaming["message"] and "Helm chart" in streaming["message"]
+    assert condition(kubectl, namespace, "Ready")["reason"] == "SparkOperatorMissing"
+    deployments = kubectl.get("deployments", "-n", namespace)["items"]
+    assert [d["metadata"]["name"] for d in deployments] == ["summaries-push"]

@@ -21,6 +21,7 @@ import pytest
 from tiers.runtime import mockllm, modelcall, pricing
 from tiers.runtime.gateway import config as gateway_config
 from tiers.runtime.mockllm import tokens
+from tiers.runtime.modelcall import wire
 
 KEY = "sk-modelcall-test"
 KEY_ENV = "TIERS_MODELCALL_TEST_KEY"
@@ -208,6 +209,63 @@ def test_embeddings_route_returns_the_vector_as_json(base_url: str) -> None:
     assert found.tokens_in > 0 and found.tokens_out == 0
 
 
+def test_completions_send_rows_per_request_prompts_in_one_request(base_url: str) -> None:
+    rows = [{"text": f"row {i}"} for i in range(50)]
+    found = score(settings(base_url, route="completions", rows_per_request=16), rows)
+    assert [r.output for r in found] == [f"Summarise row {i}" for i in range(50)]
+    assert {(r.status, r.finish_reason) for r in found} == {("ok", "stop")}
+    assert mockllm.control.stats(base_url)["total"] == 4, "50 rows in requests of 16, 16, 16, 2"
+
+
+def test_rows_of_one_request_share_its_usage_exactly(base_url: str) -> None:
+    rows = [{"text": "one two three"}, {"text": "four"}, {"text": "five six"}]
+    alone = [score(settings(base_url, route="completions"), [row])[0] for row in rows]
+    together = score(settings(base_url, route="completions", rows_per_request=3), rows)
+    assert sum(r.tokens_in for r in together) == sum(r.tokens_in for r in alone)
+    assert sum(r.tokens_out for r in together) == sum(r.tokens_out for r in alone)
+    shares = [r.tokens_out for r in together]
+    assert max(shares) - min(shares) <= 1, "an even split, the first rows taking the remainder"
+
+
+def test_embeddings_in_one_request_come_back_per_row(base_url: str) -> None:
+    config = settings(
+        base_url, route="embeddings", model="text-embedding-3-small", rows_per_request=8
+    )
+    found = score(config, [{"text": f"embed {i}"} for i in range(8)])
+    vectors = [pydantic.TypeAdapter(list[float]).validate_json(r.output or "") for r in found]
+    assert len(vectors) == 8 and all(len(v) == 256 for v in vectors)
+    assert len({tuple(v) for v in vectors}) == 8, "each row gets its own input's vector"
+    assert mockllm.control.stats(base_url)["total"] == 1
+
+
+def test_a_row_that_cannot_render_leaves_its_request_smaller(base_url: str) -> None:
+    rows = [{"text": "a"}, {"other": "b"}, {"text": "c"}]
+    found = score(settings(base_url, route="completions", rows_per_request=8), rows)
+    assert [(r.status, r.output) for r in found] == [
+        ("ok", "Summarise a"),
+        ("error", None),
+        ("ok", "Summarise c"),
+    ]
+    assert found[1].error == "missing field 'text'"
+
+
+def test_a_failed_multi_row_request_fails_each_of_its_rows(base_url: str) -> None:
+    mockllm.control.set_faults(base_url, fail_rate_500=1.0)
+    found = score(
+        settings(base_url, route="completions", rows_per_request=4, max_attempts=2),
+        [{"text": str(i)} for i in range(6)],
+    )
+    assert [(r.status, r.attempts) for r in found] == [("error", 2)] * 6
+    assert mockllm.control.stats(base_url)["total"] == 4, "two requests, two attempts each"
+
+
+def test_a_reply_missing_a_row_fails_only_that_row() -> None:
+    raw = b'{"choices": [{"index": 1, "text": "b", "finish_reason": "stop"}], "usage": {}}'
+    replies = wire.parse_batch_reply("completions", raw, 2)
+    assert replies[0] == "the reply has no choice for row 0 of 2"
+    assert isinstance(replies[1], wire.Reply) and replies[1].output == "b"
+
+
 def test_an_azure_backend_is_called_on_its_deployment_path_with_api_key(base_url: str) -> None:
     azure = gateway_config.BackendConfig(
         name="azure",
@@ -306,6 +364,8 @@ def test_a_config_survives_json_with_either_target() -> None:
         ({"prompt": "Summarise {text"}, "prompt"),
         ({"max_in_flight": 0}, "max_in_flight"),
         ({"route": "images"}, "route"),
+        ({"rows_per_request": 8}, "rows_per_request is 8 but route is chat"),
+        ({"route": "completions", "rows_per_request": 0}, "rows_per_request"),
         (
             {"target": gateway_config.BackendConfig(name="a", provider="azure-openai", model="*")},
             "an azure-openai target needs target.deployment and target.api_version",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import orjson
+import pandas
 import pytest
 
 from tiers.runtime import mockllm, modelcall
@@ -33,14 +34,17 @@ def settings(url: str, prompt: str = "Summarize: {text}") -> config.StreamJobCon
     )
 
 
-def frame(*values: str | None) -> dict[str, list[object]]:
-    return {
-        "key": [f"k{i}" for i in range(len(values))],
-        "value": list(values),
-        "partition": [0] * len(values),
-        "offset": list(range(len(values))),
-        "ts_ms": [1_700_000_000_000] * len(values),
-    }
+def frame(*values: str | None) -> pandas.DataFrame:
+    """What `mapInPandas` hands the scoring function: one pandas frame of Kafka records."""
+    return pandas.DataFrame(
+        {
+            "key": [f"k{i}" for i in range(len(values))],
+            "value": list(values),
+            "partition": [0] * len(values),
+            "offset": list(range(len(values))),
+            "ts_ms": [1_700_000_000_000] * len(values),
+        }
+    )
 
 
 def test_every_event_gets_a_result_record_on_the_output_topic(mock_url: str) -> None:

@@ -4,7 +4,7 @@ import pathlib
 
 import pytest
 
-from tiers.devenv import toolchain
+from tiers.devenv import spark_operator, toolchain
 
 
 def test_a_replace_directive_wins_over_require(tmp_path: pathlib.Path) -> None:
@@ -41,3 +41,9 @@ def test_binaries_are_cached_per_version_outside_the_repo() -> None:
     out = toolchain.KUBERNETES.out_dir
     assert out.name == f"k8s-{toolchain.KUBERNETES.version}"
     assert toolchain.KUBERNETES.module_dir not in out.parents
+
+
+def test_the_spark_operator_crd_comes_from_a_pinned_and_checksummed_v2_release() -> None:
+    assert spark_operator.version().startswith("v2.")
+    assert (spark_operator.module_dir() / "go.sum").read_text().count(spark_operator.MODULE) == 2
+    assert spark_operator.CRD_FILE.endswith("sparkoperator.k8s.io_sparkapplications.yaml")

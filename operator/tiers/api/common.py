@@ -146,6 +146,9 @@ class Backend(Model):
     )
 
 
+ModelRoute = Literal["chat", "completions", "embeddings"]
+
+
 class ModelCall(Model):
     """What a stream or batch job calls: a RealtimeEndpoint by reference, or a backend directly."""
 
@@ -155,7 +158,14 @@ class ModelCall(Model):
                 "has(self.endpointRef) != has(self.backend)",
                 "exactly one of endpointRef or backend must be set",
                 reason="FieldValueInvalid",
-            )
+            ),
+            cel(
+                "!has(self.rowsPerRequest) || self.rowsPerRequest == 1"
+                " || (has(self.route) && self.route != 'chat')",
+                "rowsPerRequest above 1 needs route completions or embeddings"
+                " (chat takes one conversation per request)",
+                reason="FieldValueInvalid",
+            ),
         )
     )
 
@@ -167,6 +177,16 @@ class ModelCall(Model):
         min_length=1,
         max_length=16384,
         description="Prompt template; {field} is replaced by the event or record field.",
+    )
+    route: ModelRoute = pydantic.Field(
+        default="chat",
+        description="The OpenAI API called: chat, completions (prompt lists) or embeddings.",
+    )
+    rows_per_request: int = pydantic.Field(
+        default=1,
+        ge=1,
+        le=2048,
+        description="Events or records sent in one completions or embeddings request.",
     )
     max_tokens: int = pydantic.Field(default=256, ge=1, le=131072, description="Output token cap.")
     max_in_flight: int = pydantic.Field(

@@ -11,6 +11,7 @@ import base64
 from collections.abc import Sequence
 from typing import Any
 
+import httpx2
 import lightkube
 from lightkube import codecs, generic_resource
 from lightkube.core import resource_registry
@@ -29,10 +30,40 @@ def client() -> lightkube.AsyncClient:
     return _client
 
 
+class TypeNotServed(Exception):
+    """The apiserver serves no such kind (at that apiVersion): its CRD is not installed."""
+
+    def __init__(self, api_version: str, kind: str) -> None:
+        super().__init__(f"the apiserver serves no {kind} of {api_version}")
+        self.api_version = api_version
+        self.kind = kind
+
+
 async def apply_all(manifests: Sequence[dict[str, Any]]) -> None:
-    """Applies each manifest in order (config before the pods that mount it)."""
+    """Applies each manifest in order (config before the pods that mount it); raises
+    `TypeNotServed` for an object whose type the cluster lacks."""
     for manifest in manifests:
-        await client().apply(codecs.from_dict(manifest), field_manager=FIELD_MANAGER, force=True)
+        try:
+            await client().apply(
+                codecs.from_dict(manifest), field_manager=FIELD_MANAGER, force=True
+            )
+        except httpx2.HTTPStatusError as error:
+            if _is_unserved_type(error):
+                raise TypeNotServed(manifest["apiVersion"], manifest["kind"]) from error
+            raise
+
+
+def _is_unserved_type(error: httpx2.HTTPStatusError) -> bool:
+    """Whether a request failed because no API serves its path. The apiserver answers an unknown
+    group or version with a plain-text 404 (lightkube then raises the HTTP client's error, the
+    base of its ApiError), and a known group without the resource with a Status that names no
+    object (a missing object's or namespace's names it)."""
+    if error.response.status_code != 404:
+        return False
+    if not isinstance(error, lightkube.ApiError):
+        return True
+    details = error.status.details
+    return details is None or not details.name
 
 
 async def delete_unlisted(
@@ -84,6 +115,26 @@ async def realtime_endpoint_spec(name: str, namespace: str) -> dict[str, Any] | 
         raise
     spec: dict[str, Any] = endpoint.to_dict().get("spec") or {}  # type: ignore[no-untyped-call]
     return spec
+
+
+SPARK_APPLICATION = generic_resource.create_namespaced_resource(
+    "sparkoperator.k8s.io", "v1beta2", "SparkApplication", "sparkapplications"
+)
+
+
+async def spark_application(name: str, namespace: str) -> dict[str, Any] | None:
+    """A SparkApplication (spec and the status its operator writes), or None when there is none
+    of that name."""
+    try:
+        app = await client().get(SPARK_APPLICATION, name, namespace=namespace)
+    except httpx2.HTTPStatusError as error:
+        if _is_unserved_type(error):
+            raise TypeNotServed("sparkoperator.k8s.io/v1beta2", "SparkApplication") from error
+        if isinstance(error, lightkube.ApiError) and error.status.code == 404:
+            return None
+        raise
+    found: dict[str, Any] = app.to_dict()  # type: ignore[no-untyped-call]
+    return found
 
 
 async def secret_value(name: str, key: str, namespace: str) -> str | None:

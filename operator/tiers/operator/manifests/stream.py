@@ -1,9 +1,11 @@
 """The Kubernetes children of a StreamPipeline, rendered from its spec: pure.
 
 The streaming job's ConfigMap (`stream.json`, a `StreamJobConfig`), a PersistentVolumeClaim for
-its checkpoint (when the spec asks for a volume), the job's Deployment (one pod running Spark
-`local[N]`; `Recreate`, so two jobs never share a checkpoint), and the push gateway's Deployment
-and Service. The StreamPipeline handler applies them in this order.
+its checkpoint (when the spec asks for a volume), the push gateway's Deployment and Service, and
+the job: with `engine: deployment` a Deployment (one pod running Spark `local[N]`; `Recreate`, so
+two jobs never share a checkpoint), with `engine: spark-operator` a SparkApplication
+(`manifests.spark_application`), last, so that everything else is in place should the cluster
+lack the Spark Operator. The StreamPipeline handler applies them in this order.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 from typing import Any
 
 from tiers.api import common, stream
-from tiers.operator.manifests import backends, labels, security, services
+from tiers.operator.manifests import backends, labels, security, services, spark_application
 from tiers.runtime import modelcall
 from tiers.runtime.gateway import config as gateway_config
 from tiers.runtime.stream import config
@@ -25,6 +27,8 @@ CONFIG_DIR = "/etc/tiers"
 CHECKPOINT_DIR = "/var/lib/tiers/checkpoint"
 JARS = ("/opt/tiers/jars/*.jar",)
 """Where the image keeps Spark's Kafka connector."""
+JOB_ARGS = ("job", "--config", f"{CONFIG_DIR}/stream.json")
+"""What `python -m tiers.runtime.stream` is given, by either engine."""
 
 
 def endpoint_url(namespace: str, endpoint: str) -> str:
@@ -56,6 +60,8 @@ def model_call(
         target=target,
         model=model,
         prompt=call.prompt,
+        route=call.route,
+        rows_per_request=call.rows_per_request,
         max_tokens=call.max_tokens,
         max_in_flight=call.max_in_flight,
         max_attempts=call.max_attempts,
@@ -82,8 +88,9 @@ def job_config(
         trigger_interval_ms=spec.trigger.interval_ms,
         max_offsets_per_trigger=spec.trigger.max_offsets_per_trigger,
         stats_redis_url=stats_redis_url,
-        master=f"local[{spec.spark.cores}]",
-        jars=JARS,
+        # Under the Spark Operator, spark-submit gives the master and the connector's classpath.
+        master=f"local[{spec.spark.cores}]" if spec.engine == "deployment" else None,
+        jars=JARS if spec.engine == "deployment" else (),
     )
 
 
@@ -103,22 +110,28 @@ def desired_children(
         stats_redis_url=stats_redis_url,
         endpoint_model=endpoint_model,
     )
+    data = {"stream.json": settings.model_dump_json(indent=2)}
+    if spec.engine == "spark-operator":
+        data[spark_application.LAUNCHER_KEY] = spark_application.LAUNCHER
     configmap = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": JOB.metadata(owner),
-        "data": {"stream.json": settings.model_dump_json(indent=2)},
+        "data": data,
     }
     digest = hashlib.sha256(json.dumps(configmap["data"], sort_keys=True).encode()).hexdigest()
     children = [configmap]
     if spec.checkpoint.volume_size is not None:
         children.append(_checkpoint_claim(owner, spec.checkpoint.volume_size))
     replicas = 0 if spec.suspend else 1
-    children.append(_job_deployment(owner, spec, image=image, replicas=replicas, digest=digest))
+    if spec.engine == "deployment":
+        children.append(_job_deployment(owner, spec, image=image, replicas=replicas, digest=digest))
     children.append(_push_deployment(owner, image=image, replicas=replicas, digest=digest))
     children.append(
         services.render_cluster_ip_service(owner, PUSH, port=PUSH_PORT, port_name="http")
     )
+    if spec.engine == "spark-operator":
+        children.append(_job_spark_application(owner, spec, image=image, digest=digest))
     return children
 
 
@@ -135,11 +148,16 @@ def _checkpoint_claim(owner: labels.Owner, size: str) -> dict[str, Any]:
     }
 
 
-def _job_deployment(
-    owner: labels.Owner, spec: stream.StreamPipelineSpec, *, image: str, replicas: int, digest: str
-) -> dict[str, Any]:
-    mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-              {"name": "tmp", "mountPath": "/tmp"}]  # fmt: skip
+def _tmp_mount() -> dict[str, Any]:
+    return {"name": "tmp", "mountPath": "/tmp"}
+
+
+def _job_volumes(
+    owner: labels.Owner, spec: stream.StreamPipelineSpec
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The job's volumes and the driver's mounts of them (either engine): its config, a writable
+    /tmp (the root filesystem is read-only) and, when the spec asks for one, the checkpoint."""
+    mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}, _tmp_mount()]
     volumes: list[dict[str, Any]] = [
         {"name": "config", "configMap": {"name": JOB.name(owner)}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "2Gi"}},
@@ -149,17 +167,28 @@ def _job_deployment(
         volumes.append(
             {"name": "checkpoint", "persistentVolumeClaim": {"claimName": JOB.name(owner)}}
         )
+    return volumes, mounts
+
+
+def _job_spark_application(
+    owner: labels.Owner, spec: stream.StreamPipelineSpec, *, image: str, digest: str
+) -> dict[str, Any]:
+    volumes, mounts = _job_volumes(owner, spec)
+    return spark_application.render_spark_application(
+        owner, spec, JOB, image=image, arguments=JOB_ARGS, config_dir=CONFIG_DIR,
+        volumes=volumes, driver_mounts=mounts, executor_mounts=[_tmp_mount()],
+        env=_model_key_env(spec.model), digest=digest,
+    )  # fmt: skip
+
+
+def _job_deployment(
+    owner: labels.Owner, spec: stream.StreamPipelineSpec, *, image: str, replicas: int, digest: str
+) -> dict[str, Any]:
+    volumes, mounts = _job_volumes(owner, spec)
     container = {
         "name": "spark",
         "image": image,
-        "command": [
-            "python",
-            "-m",
-            "tiers.runtime.stream",
-            "job",
-            "--config",
-            f"{CONFIG_DIR}/stream.json",
-        ],
+        "command": ["python", "-m", "tiers.runtime.stream", *JOB_ARGS],
         "env": _model_key_env(spec.model),
         "resources": {
             "requests": {"cpu": str(spec.spark.cores), "memory": spec.spark.memory},

@@ -1,9 +1,10 @@
 """The async, batched model client that the stream and batch tiers share.
 
-`ModelClient.score(rows, keys=...)` sends one request per row, all rows at once but at most
-`max_in_flight` open, over one pooled `aiohttp` session; retries 429, 5xx, timeouts and broken
-connections with the gateway's full-jitter backoff (honouring Retry-After); and returns one
-`RowResult` per row in input order. A model error never raises: it is that row's error.
+`ModelClient.score(rows, keys=...)` sends one request per row (or per `rows_per_request` rows,
+for completions and embeddings), all at once but at most `max_in_flight` open, over one pooled
+`aiohttp` session; retries 429, 5xx, timeouts and broken connections with the gateway's
+full-jitter backoff (honouring Retry-After); and returns one `RowResult` per row in input order.
+A model error never raises: it is that row's error.
 
 Async callers own a client (`async with ModelClient(config) as client`); Spark workers reach one
 through `blocking`, which keeps a client per config on a process-wide event loop.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -49,7 +51,11 @@ class ModelClient:
         self._url = backend.url(settings.route)
         self._headers = dict(backend.headers)
         self._policy = settings.retry_policy
-        self._price = settings.price()
+        price = settings.price()
+        # Rows of one multi-row request share a handful of distinct usages, so their prices repeat.
+        self._cost_text = functools.lru_cache(maxsize=1024)(
+            lambda usage: pricing.format_usd(pricing.cost(usage, price))
+        )
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout_ms / 1000)
         self._rng = random.Random()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -74,10 +80,23 @@ class ModelClient:
         if len(rows) != len(keys):
             raise ValueError(f"score: {len(rows)} rows but {len(keys)} keys")
         session, slots = self._open()
+        found: list[results.RowResult | None] = [None] * len(rows)
+        ready: list[tuple[int, str]] = []
+        for i, row in enumerate(rows):
+            try:
+                ready.append((i, prompts.render(self.config.prompt, row)))
+            except prompts.PromptError as error:
+                found[i] = results.failed(keys[i], str(error))
+        size = self.config.rows_per_request
+        groups = [ready[start : start + size] for start in range(0, len(ready), size)]
         calls = (
-            self._score_row(session, slots, row, key) for row, key in zip(rows, keys, strict=True)
+            self._score_group(session, slots, [p for _, p in g], [keys[i] for i, _ in g])
+            for g in groups
         )
-        return list(await asyncio.gather(*calls))
+        for group, scored in zip(groups, await asyncio.gather(*calls), strict=True):
+            for (i, _), result in zip(group, scored, strict=True):
+                found[i] = result
+        return [result for result in found if result is not None]
 
     async def close(self) -> None:
         if self._session is not None:
@@ -98,32 +117,53 @@ class ModelClient:
             self._slots = asyncio.Semaphore(self.config.max_in_flight)
         return self._session, self._slots
 
-    async def _score_row(
+    async def _score_group(
         self,
         session: aiohttp.ClientSession,
         slots: asyncio.Semaphore,
-        row: Mapping[str, Any],
-        key: str,
-    ) -> results.RowResult:
-        try:
-            body = wire.request_body(self.config, prompts.render(self.config.prompt, row))
-        except prompts.PromptError as error:
-            return results.failed(key, str(error))
+        texts: Sequence[str],
+        keys: Sequence[str],
+    ) -> list[results.RowResult]:
+        """One request for the group's rows (one row unless rows_per_request > 1), retried as a
+        whole; the rows share its attempts and latency."""
+        batched = self.config.rows_per_request > 1
+        if batched:
+            body = wire.batch_body(self.config, texts)
+            key = keys[0] if len(keys) == 1 else f"{keys[0]}+{len(keys) - 1}"
+        else:
+            body, key = wire.request_body(self.config, texts[0]), keys[0]
         headers = {**self._headers, IDEMPOTENCY_HEADER: key}
-        # A row keeps its slot while it backs off, so a throttled backend sees fewer requests.
+        # A request keeps its slot while it backs off, so a throttled backend sees fewer of them.
         async with slots:
             started = time.perf_counter()
             attempt = 0
             while True:
                 attempt += 1
                 outcome = await self._attempt(session, body, headers)
-                if isinstance(outcome, wire.Reply):
-                    return self._succeeded(key, outcome, attempt, _ms_since(started))
+                if isinstance(outcome, bytes):
+                    try:
+                        replies: list[wire.Reply | str] = (
+                            wire.parse_batch_reply(self.config.route, outcome, len(keys))
+                            if batched
+                            else [wire.parse_reply(self.config.route, outcome)]
+                        )
+                    except ValueError as error:
+                        outcome = _Failure(str(error), retryable=False)
+                    else:
+                        latency_ms = _ms_since(started)
+                        return [
+                            self._succeeded(k, reply, attempt, latency_ms)
+                            if isinstance(reply, wire.Reply)
+                            else results.failed(k, reply, attempts=attempt, latency_ms=latency_ms)
+                            for k, reply in zip(keys, replies, strict=True)
+                        ]
                 final = self._final_error(outcome, attempt)
                 if final is not None:
-                    return results.failed(
-                        key, final, attempts=attempt, latency_ms=_ms_since(started)
-                    )
+                    latency_ms = _ms_since(started)
+                    return [
+                        results.failed(k, final, attempts=attempt, latency_ms=latency_ms)
+                        for k in keys
+                    ]
                 await asyncio.sleep(
                     resilience.backoff_seconds(
                         attempt, self._policy, retry_after_s=outcome.retry_after_s, rng=self._rng
@@ -143,7 +183,8 @@ class ModelClient:
 
     async def _attempt(
         self, session: aiohttp.ClientSession, body: bytes, headers: Mapping[str, str]
-    ) -> wire.Reply | _Failure:
+    ) -> bytes | _Failure:
+        """The body of a 2xx reply, or why there is none."""
         try:
             async with session.post(self._url, data=body, headers=headers) as response:
                 raw = await response.read()
@@ -160,10 +201,7 @@ class ModelClient:
             return _Failure(f"timed out after {self.config.timeout_ms} ms", retryable=True)
         except (aiohttp.ClientError, OSError) as error:
             return _Failure(f"connection failed: {type(error).__name__}: {error}", retryable=True)
-        try:
-            return wire.parse_reply(self.config.route, raw)
-        except ValueError as error:
-            return _Failure(f"HTTP {response.status}: {error}", retryable=False)
+        return raw
 
     def _succeeded(
         self, key: str, reply: wire.Reply, attempts: int, latency_ms: int
@@ -177,7 +215,7 @@ class ModelClient:
             latency_ms=latency_ms,
             tokens_in=reply.usage.prompt_tokens,
             tokens_out=reply.usage.completion_tokens,
-            cost_usd=pricing.format_usd(pricing.cost(reply.usage, self._price)),
+            cost_usd=self._cost_text(reply.usage),
             finish_reason=reply.finish_reason,
         )
 

@@ -50,6 +50,10 @@ class ModelCallConfig(_Config):
     system: str | None = None
     """A fixed system message for the chat route."""
     route: requests.Route = "chat"
+    rows_per_request: int = pydantic.Field(default=1, ge=1, le=2048)
+    """Rows sent in one request: completions take a list of prompts and embeddings a list of
+    inputs, so a batch of N rows costs N / rows_per_request round trips. Chat takes one
+    conversation per request, so it stays at 1."""
     max_tokens: int | None = pydantic.Field(default=256, ge=1)
     """The reply's token limit (chat and completions); None leaves it to the server."""
     max_in_flight: int = pydantic.Field(default=64, ge=1, le=4096)
@@ -71,6 +75,11 @@ class ModelCallConfig(_Config):
 
     @pydantic.model_validator(mode="after")
     def _target_matches(self) -> Self:
+        if self.route == "chat" and self.rows_per_request != 1:
+            raise ValueError(
+                f"rows_per_request is {self.rows_per_request} but route is chat, which takes "
+                "one conversation per request: use route completions or embeddings, or 1"
+            )
         target = self.target
         if isinstance(target, EndpointTarget):
             return self

@@ -1,5 +1,6 @@
-"""The OpenAI wire format as the model client needs it: one request body per row, and the reply
-or error body read back into text, usage and finish reason.
+"""The OpenAI wire format as the model client needs it: the request body for one row (or, for
+completions and embeddings, a list of rows), and the reply or error body read back into text,
+usage and finish reason per row.
 
 Pure functions over bytes, called by `client.ModelClient` for each attempt.
 """
@@ -7,6 +8,7 @@ Pure functions over bytes, called by `client.ModelClient` for each attempt.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -36,6 +38,63 @@ def request_body(settings: config.ModelCallConfig, prompt: str) -> bytes:
     if settings.max_tokens is not None:
         body["max_tokens"] = settings.max_tokens
     return orjson.dumps(body)
+
+
+def batch_body(settings: config.ModelCallConfig, prompts: Sequence[str]) -> bytes:
+    """One request for several rows: `prompt` (completions) or `input` (embeddings) as a list."""
+    if settings.route == "chat":
+        raise ValueError("chat takes one conversation per request")
+    body: dict[str, Any] = {"model": settings.model}
+    if settings.route == "embeddings":
+        body["input"] = list(prompts)
+        return orjson.dumps(body)
+    body["prompt"] = list(prompts)
+    if settings.max_tokens is not None:
+        body["max_tokens"] = settings.max_tokens
+    return orjson.dumps(body)
+
+
+def parse_batch_reply(route: requests.Route, raw: bytes, count: int) -> list[Reply | str]:
+    """Per row of a `batch_body` request: its Reply, or why the reply has none for it.
+
+    The server reports usage for the whole request; each row gets an even share (the first rows
+    take the remainder), so the rows' tokens and costs add up to the request's exactly.
+    ValueError when the body is not a reply at all.
+    """
+    try:
+        body = orjson.loads(raw)
+        usage = _usage(body.get("usage") or {})
+        items = body["data"] if route == "embeddings" else body["choices"]
+        found: dict[int, Any] = {int(item.get("index", i)): item for i, item in enumerate(items)}
+    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"unexpected reply body ({type(error).__name__}: {error})") from None
+    shares = _split(usage, count)
+    noun = "embedding" if route == "embeddings" else "choice"
+    replies: list[Reply | str] = []
+    for i in range(count):
+        item = found.get(i)
+        if not isinstance(item, dict):
+            replies.append(f"the reply has no {noun} for row {i} of {count}")
+        elif route == "embeddings":
+            replies.append(Reply(orjson.dumps(item.get("embedding")).decode(), shares[i], None))
+        else:
+            replies.append(Reply(item.get("text") or "", shares[i], item.get("finish_reason")))
+    return replies
+
+
+def _split(usage: pricing.Usage, count: int) -> list[pricing.Usage]:
+    """`count` shares of `usage` that add up to it: equal, the first rows taking one more of each
+    remainder."""
+    totals = (usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
+    base = [total // count for total in totals]
+    remainders = [total % count for total in totals]
+    even = pricing.Usage(*base)
+    return [
+        pricing.Usage(*(b + (i < r) for b, r in zip(base, remainders, strict=True)))
+        if i < max(remainders)
+        else even
+        for i in range(count)
+    ]
 
 
 def parse_reply(route: requests.Route, raw: bytes) -> Reply:

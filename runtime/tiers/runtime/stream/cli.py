@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> None:
     job.add_argument("--trigger-ms", type=int, default=500)
     job.add_argument("--max-offsets", type=int, help="maxOffsetsPerTrigger")
     job.add_argument("--max-in-flight", type=int, default=64)
+    job.add_argument("--route", choices=("chat", "completions", "embeddings"), default="chat")
+    job.add_argument(
+        "--rows-per-request", type=int, default=1, help="events per completions/embeddings call"
+    )
     job.add_argument("--stats-redis", help="redis://... for status stats")
     job.add_argument("--pipeline", default="local/pipeline", help="namespace/name for stats")
     job.add_argument("--master", default="local[2]")
@@ -86,7 +90,12 @@ def job_settings(args: argparse.Namespace) -> config.StreamJobConfig:
         output_topic=args.output,
         dead_letter_topic=args.dead_letter,
         model=modelcall.ModelCallConfig(
-            target=target, model=args.model, prompt=args.prompt, max_in_flight=args.max_in_flight
+            target=target,
+            model=args.model,
+            prompt=args.prompt,
+            route=args.route,
+            rows_per_request=args.rows_per_request,
+            max_in_flight=args.max_in_flight,
         ),
         checkpoint=args.checkpoint,
         trigger_interval_ms=args.trigger_ms,

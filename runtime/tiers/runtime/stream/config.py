@@ -5,10 +5,27 @@ from __future__ import annotations
 
 import json
 import pathlib
+import types
+from collections.abc import Mapping
 
 import pydantic
 
 from tiers.runtime import modelcall
+
+SPARK_CONF: Mapping[str, str] = types.MappingProxyType(
+    {
+        "spark.ui.enabled": "false",
+        # A speculative copy of a task would pay for the same model calls twice.
+        "spark.speculation": "false",
+        "spark.sql.shuffle.partitions": "2",
+        "spark.sql.streaming.stopGracefullyOnShutdown": "true",
+        "spark.python.worker.reuse": "true",
+        "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1",
+        "spark.executor.extraJavaOptions": "-XX:TieredStopAtLevel=1",
+    }
+)
+"""What every run of the job sets, whoever starts it: the job's own session, and the operator's
+SparkApplication (where spark-submit starts the JVM before the job's code runs)."""
 
 
 class StreamJobConfig(pydantic.BaseModel):
@@ -27,7 +44,8 @@ class StreamJobConfig(pydantic.BaseModel):
     max_offsets_per_trigger: int | None = None
     starting_offsets: str = "earliest"
     stats_redis_url: str | None = None
-    master: str = "local[2]"
+    master: str | None = "local[2]"
+    """None: the master spark-submit was given (the Spark Operator's driver pod)."""
     jars: tuple[str, ...] = ()
     """Spark's Kafka connector jars (globs allowed), unless the image has them on its classpath."""
     spark_conf: dict[str, str] = pydantic.Field(default_factory=dict)

@@ -11,7 +11,7 @@ import orjson
 from tiers.runtime.modelcall import results
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Event:
     """One input record as Kafka delivered it."""
 
@@ -43,13 +43,15 @@ def fields(event: Event) -> dict[str, Any]:
     return parsed
 
 
-def result_record(
-    event: Event, parsed: dict[str, Any], result: results.RowResult, *, now_ms: int
-) -> bytes:
+def result_record(event: Event, result: results.RowResult, *, now_ms: int) -> bytes:
+    """The result with the input event as it came: its value was checked to be a JSON object
+    (`fields`), so it is copied in as is rather than parsed and serialized again."""
+    if event.value is None:
+        raise ValueError("an event without a value has no result, only a dead letter")
     return orjson.dumps(
         {
             "key": event.id,
-            "input": parsed,
+            "input": orjson.Fragment(event.value),
             "output": result.output,
             "status": result.status,
             "finish_reason": result.finish_reason,

@@ -8,6 +8,7 @@ tokens, cost, dead letters) and the partitions' progress go to Redis once per ba
 from __future__ import annotations
 
 import decimal
+import functools
 import logging
 import time
 from collections.abc import Iterator, Mapping
@@ -55,12 +56,15 @@ def _settings(settings_json: str) -> config.StreamJobConfig:
 def score_frame(frame: Any, settings: config.StreamJobConfig) -> list[tuple[str, bytes, str]]:
     """Rows of (key, value, topic) for one batch of Kafka records, in input order."""
     batch = [
-        events.Event(key, value, int(partition), int(offset), int(timestamp))
+        events.Event(key, value, partition, offset, timestamp)
         for key, value, partition, offset, timestamp in zip(
-            frame["key"], frame["value"], frame["partition"], frame["offset"], frame["ts_ms"],
+            *(
+                frame[column].tolist()
+                for column in ("key", "value", "partition", "offset", "ts_ms")
+            ),
             strict=True,
         )
-    ]  # fmt: skip
+    ]
     parsed: list[dict[str, Any] | events.Unparseable] = []
     for event in batch:
         try:
@@ -85,13 +89,13 @@ def score_frame(frame: Any, settings: config.StreamJobConfig) -> list[tuple[str,
         latency_ms = now_ms - event.timestamp_ms
         fields, result = parsed[i], found.get(i)
         if isinstance(fields, dict) and result is not None and result.status == "ok":
-            record = events.result_record(event, fields, result, now_ms=now_ms)
+            record = events.result_record(event, result, now_ms=now_ms)
             out.append((event.id, record, settings.output_topic))
             counts.record(
                 latency_ms=latency_ms,
                 tokens_in=result.tokens_in,
                 tokens_out=result.tokens_out,
-                cost_usd=decimal.Decimal(result.cost_usd),
+                cost_usd=_decimal(result.cost_usd),
             )
             continue
         if result is None:
@@ -127,6 +131,11 @@ def _publish(
         )
     except (redis.RedisError, OSError) as error:
         log.warning("stats not published: %s", type(error).__name__)
+
+
+@functools.lru_cache(maxsize=1024)
+def _decimal(usd: str) -> decimal.Decimal:
+    return decimal.Decimal(usd)
 
 
 def _now_ms() -> int:
