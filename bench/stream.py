@@ -74,6 +74,8 @@ class Settings:
     """Events per model request: above 1 the job calls completions with a list of prompts."""
     out: pathlib.Path
     workdir: pathlib.Path | None
+    spark_conf: dict[str, str]
+    """Spark settings over the job's own, e.g. to compare JIT or batch-size choices."""
     """Where logs, checkpoints and Spark's event logs go and stay; None: a temporary folder."""
 
 
@@ -113,6 +115,13 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         help="events per model request; 1 calls chat once per event, above 1 calls completions "
         "with a list of prompts (64)",
     )
+    parser.add_argument(
+        "--spark-conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Spark setting over the job's own (repeatable)",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     parser.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT, help="Markdown report")
     parser.add_argument(
@@ -136,6 +145,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         rows_per_request=args.rows_per_request,
         out=args.out,
         workdir=args.workdir,
+        spark_conf=dict(pair.split("=", 1) for pair in args.spark_conf),
     )
     if min(settings.events, settings.ceiling_events, settings.partitions) < 1:
         parser.error("--events, --ceiling-events and --partitions must be at least 1")
@@ -182,7 +192,7 @@ class Cpu:
     jvm: float
     """The job's Spark JVM (driver and executor in one, `local[2]`)."""
     python_workers: float
-    """Spark's Python daemon and workers (`mapInPandas`: parsing, model calls, records)."""
+    """Spark's Python daemon and workers (`mapInArrow`: parsing, model calls, records)."""
     driver: float
     """The job's own Python process (PySpark's driver side: it mostly waits)."""
     mock: float
@@ -313,7 +323,7 @@ def pipeline(
         job_config = _job_config(settings, bootstrap, topics, mock, workdir / f"ckpt-{name}")
         # The flags' settings, plus Spark's event log (what `--config` allows and flags do not).
         job_config = job_config.model_copy(
-            update={"spark_conf": spark_progress.spark_conf(event_log)}
+            update={"spark_conf": {**job_config.spark_conf, **spark_progress.spark_conf(event_log)}}
         )
         config_path = workdir / f"job-{name}.json"
         config_path.write_text(job_config.model_dump_json())
@@ -413,6 +423,7 @@ def _job_config(
         starting_offsets="earliest",
         master="local[2]",
         jars=tuple(str(jar) for jar in jars.connector_jars()),
+        spark_conf=settings.spark_conf,
     )
 
 

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import orjson
-import pandas
+import pyarrow
 import pytest
 
 from tiers.runtime import mockllm, modelcall
@@ -34,17 +35,15 @@ def settings(url: str, prompt: str = "Summarize: {text}") -> config.StreamJobCon
     )
 
 
-def frame(*values: str | None) -> pandas.DataFrame:
-    """What `mapInPandas` hands the scoring function: one pandas frame of Kafka records."""
-    return pandas.DataFrame(
-        {
-            "key": [f"k{i}" for i in range(len(values))],
-            "value": list(values),
-            "partition": [0] * len(values),
-            "offset": list(range(len(values))),
-            "ts_ms": [1_700_000_000_000] * len(values),
-        }
-    )
+def frame(*values: str | None) -> dict[str, list[Any]]:
+    """One Arrow batch of Kafka records as `score_batches` hands it on: columns by name."""
+    return {
+        "key": [f"k{i}" for i in range(len(values))],
+        "value": list(values),
+        "partition": [0] * len(values),
+        "offset": list(range(len(values))),
+        "ts_ms": [1_700_000_000_000] * len(values),
+    }
 
 
 def test_every_event_gets_a_result_record_on_the_output_topic(mock_url: str) -> None:
@@ -58,6 +57,20 @@ def test_every_event_gets_a_result_record_on_the_output_topic(mock_url: str) -> 
     assert record["input"] == {"text": "the cat sat"}
     assert record["tokens_in"] > 0 and float(record["cost_usd"]) > 0
     assert record["ingest_ts"] == 1_700_000_000_000 and record["processed_ts"] > record["ingest_ts"]
+
+
+def test_the_arrow_function_turns_record_batches_into_sink_rows(mock_url: str) -> None:
+    columns = frame('{"text": "one"}', "not json", '{"text": "three"}')
+    batch = pyarrow.RecordBatch.from_pydict(columns)
+    score = scoring.score_batches(settings(mock_url).model_dump_json())
+    [out] = list(score(iter([batch])))
+    assert out.schema.names == ["key", "value", "topic"]
+    assert out.schema.field("value").type == pyarrow.binary()
+    assert out.column("key").to_pylist() == ["k0", "k1", "k2"]
+    assert out.column("topic").to_pylist() == ["out", "dlq", "out"]
+    assert orjson.loads(out.column("value")[2].as_py())["output"] == "Summarize: three"
+    [empty] = list(score(iter([batch.slice(0, 0)])))
+    assert empty.num_rows == 0
 
 
 @pytest.mark.parametrize(

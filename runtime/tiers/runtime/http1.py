@@ -16,7 +16,7 @@ and the model client need:
   no byte of a response came back (RFC 9110, 9.2.2: a POST may have been acted on).
 
 Responses are parsed by `httptools` (llhttp), the parser uvicorn uses. Header names come back in
-lower case. Used by `tiers.runtime.gateway.upstream`, and meant for `tiers.runtime.modelcall`.
+lower case. Used by `tiers.runtime.gateway.upstream` and `tiers.runtime.modelcall`.
 """
 
 from __future__ import annotations

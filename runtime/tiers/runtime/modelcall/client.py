@@ -1,9 +1,10 @@
 """The async, batched model client that the stream and batch tiers share.
 
 `ModelClient.score(rows, keys=...)` sends one request per row (or per `rows_per_request` rows,
-for completions and embeddings), all at once but at most `max_in_flight` open, over one pooled
-`aiohttp` session; retries 429, 5xx, timeouts and broken connections with the gateway's
-full-jitter backoff (honouring Retry-After); and returns one `RowResult` per row in input order.
+for completions and embeddings), all at once but at most `max_in_flight` open, over one
+`http1.Pool` (the gateway's lean HTTP/1.1 client); retries 429, 5xx, timeouts and broken
+connections with the gateway's full-jitter backoff (honouring Retry-After); and returns one
+`RowResult` per row in input order.
 A model error never raises: it is that row's error.
 
 Async callers own a client (`async with ModelClient(config) as client`); Spark workers reach one
@@ -21,9 +22,7 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
-import aiohttp
-
-from tiers.runtime import pricing
+from tiers.runtime import http1, pricing
 from tiers.runtime.gateway import config as gateway_config
 from tiers.runtime.gateway import resilience, upstream
 from tiers.runtime.modelcall import config, prompts, results, wire
@@ -56,10 +55,10 @@ class ModelClient:
         self._cost_text = functools.lru_cache(maxsize=1024)(
             lambda usage: pricing.format_usd(pricing.cost(usage, price))
         )
-        self._timeout = aiohttp.ClientTimeout(total=settings.timeout_ms / 1000)
+        self._timeout_s = settings.timeout_ms / 1000
         self._rng = random.Random()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: http1.Pool | None = None
         self._slots: asyncio.Semaphore | None = None
 
     async def __aenter__(self) -> Self:
@@ -79,7 +78,7 @@ class ModelClient:
         """One result per row, in input order; `keys[i]` is row i's idempotency key."""
         if len(rows) != len(keys):
             raise ValueError(f"score: {len(rows)} rows but {len(keys)} keys")
-        session, slots = self._open()
+        pool, slots = self._open()
         found: list[results.RowResult | None] = [None] * len(rows)
         ready: list[tuple[int, str]] = []
         for i, row in enumerate(rows):
@@ -90,7 +89,7 @@ class ModelClient:
         size = self.config.rows_per_request
         groups = [ready[start : start + size] for start in range(0, len(ready), size)]
         calls = (
-            self._score_group(session, slots, [p for _, p in g], [keys[i] for i, _ in g])
+            self._score_group(pool, slots, [p for _, p in g], [keys[i] for i, _ in g])
             for g in groups
         )
         for group, scored in zip(groups, await asyncio.gather(*calls), strict=True):
@@ -99,27 +98,26 @@ class ModelClient:
         return [result for result in found if result is not None]
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
             self._slots = None
             self._loop = None
 
-    def _open(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
-        # Created on first use, inside the loop that will run them (aiohttp requires it).
+    def _open(self) -> tuple[http1.Pool, asyncio.Semaphore]:
+        # Created on first use, inside the loop that will run them (its connections belong to it).
         loop = asyncio.get_running_loop()
         if self._loop is not None and self._loop is not loop:
             raise RuntimeError("a ModelClient serves only the event loop it first scored on")
         self._loop = loop
-        if self._session is None or self._slots is None:
-            connector = aiohttp.TCPConnector(limit=self.config.max_in_flight)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        if self._pool is None or self._slots is None:
+            self._pool = http1.Pool(max_per_host=self.config.max_in_flight)
             self._slots = asyncio.Semaphore(self.config.max_in_flight)
-        return self._session, self._slots
+        return self._pool, self._slots
 
     async def _score_group(
         self,
-        session: aiohttp.ClientSession,
+        pool: http1.Pool,
         slots: asyncio.Semaphore,
         texts: Sequence[str],
         keys: Sequence[str],
@@ -139,7 +137,7 @@ class ModelClient:
             attempt = 0
             while True:
                 attempt += 1
-                outcome = await self._attempt(session, body, headers)
+                outcome = await self._attempt(pool, body, headers)
                 if isinstance(outcome, bytes):
                     try:
                         replies: list[wire.Reply | str] = (
@@ -182,26 +180,24 @@ class ModelClient:
         return None
 
     async def _attempt(
-        self, session: aiohttp.ClientSession, body: bytes, headers: Mapping[str, str]
+        self, pool: http1.Pool, body: bytes, headers: Mapping[str, str]
     ) -> bytes | _Failure:
         """The body of a 2xx reply, or why there is none."""
         try:
-            async with session.post(self._url, data=body, headers=headers) as response:
-                raw = await response.read()
-                if response.status >= 400:
-                    retry_after = resilience.parse_retry_after(
-                        {name.lower(): value for name, value in response.headers.items()}
-                    )
-                    return _Failure(
-                        wire.error_message(response.status, raw),
-                        retryable=response.status in upstream.RETRYABLE,
-                        retry_after_s=retry_after,
-                    )
+            response = await pool.request(
+                "POST", self._url, headers=headers, body=body, timeout_s=self._timeout_s
+            )
         except TimeoutError:
             return _Failure(f"timed out after {self.config.timeout_ms} ms", retryable=True)
-        except (aiohttp.ClientError, OSError) as error:
+        except (http1.ClientError, OSError) as error:
             return _Failure(f"connection failed: {type(error).__name__}: {error}", retryable=True)
-        return raw
+        if response.status >= 400:
+            return _Failure(
+                wire.error_message(response.status, response.body),
+                retryable=response.status in upstream.RETRYABLE,
+                retry_after_s=resilience.parse_retry_after(response.headers),
+            )
+        return response.body
 
     def _succeeded(
         self, key: str, reply: wire.Reply, attempts: int, latency_ms: int

@@ -1,6 +1,6 @@
 """The Spark Structured Streaming job: Kafka in, the model on each event, Kafka out.
 
-Micro-batches every `trigger_interval_ms`; `mapInPandas` scores each Arrow batch with the shared
+Micro-batches every `trigger_interval_ms`; `mapInArrow` scores each Arrow batch with the shared
 model client; result records go to the output topic and failures to the dead-letter topic, both
 through Spark's Kafka sink. The checkpoint makes a restart resume where the last batch ended.
 """
@@ -73,8 +73,8 @@ def start(spark: Any, settings: config.StreamJobConfig) -> Any:
     )
     # One task per core rather than per Kafka partition: each task has a fixed cost (launch,
     # Python round trip, sink flush) that waves of small tasks would pay several times a batch.
-    scored = records.coalesce(spark.sparkContext.defaultParallelism).mapInPandas(
-        scoring.score_frames(settings.model_dump_json()), scoring.OUTPUT_SCHEMA
+    scored = records.coalesce(spark.sparkContext.defaultParallelism).mapInArrow(
+        scoring.score_batches(settings.model_dump_json()), scoring.OUTPUT_SCHEMA
     )
     writer = (
         scored.writeStream.format("kafka")
@@ -90,7 +90,7 @@ def start(spark: Any, settings: config.StreamJobConfig) -> Any:
 
 
 def warm_workers(spark: Any) -> None:
-    """Starts the Python workers (pandas, pyarrow and this package imported) before the first
+    """Starts the Python workers (pyarrow and this package imported) before the first
     micro-batch, so the first events after a (re)start do not wait seconds for them."""
 
     def touch(frames: Any) -> Any:
@@ -104,7 +104,7 @@ def warm_workers(spark: Any) -> None:
         yield from frames
 
     parallelism = spark.sparkContext.defaultParallelism
-    spark.range(parallelism, numPartitions=parallelism).mapInPandas(touch, "id long").collect()
+    spark.range(parallelism, numPartitions=parallelism).mapInArrow(touch, "id long").collect()
 
 
 def run(settings: config.StreamJobConfig) -> None:

@@ -1,4 +1,4 @@
-"""Scoring one micro-batch inside a Spark Python worker: the function `mapInPandas` runs.
+"""Scoring one micro-batch inside a Spark Python worker: the function `mapInArrow` runs.
 
 Each Arrow batch of Kafka records becomes result records for the output topic and dead-letter
 records for the rest; a model error never raises. The worker's stats (end-to-end latency,
@@ -11,7 +11,7 @@ import decimal
 import functools
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import redis
@@ -28,15 +28,27 @@ OUTPUT_SCHEMA = "key string, value binary, topic string"
 _redis_clients: dict[str, redis.Redis] = {}
 
 
-def score_frames(settings_json: str) -> Any:
-    """The `mapInPandas` function for a job: a closure over its config (pickled to workers)."""
+def score_batches(settings_json: str) -> Any:
+    """The `mapInArrow` function for a job: a closure over its config (pickled to workers).
 
-    def score(frames: Iterator[Any]) -> Iterator[Any]:
-        import pandas
+    Arrow in and out, no pandas: building a pandas frame of the results cost more per row than
+    serializing them."""
+
+    def score(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow
 
         settings = _settings(settings_json)
-        for frame in frames:
-            yield pandas.DataFrame(score_frame(frame, settings), columns=["key", "value", "topic"])
+        for batch in batches:
+            rows = score_frame(batch.to_pydict(), settings)
+            keys, values, topics = zip(*rows, strict=True) if rows else ((), (), ())
+            yield pyarrow.RecordBatch.from_arrays(
+                [
+                    pyarrow.array(keys, pyarrow.string()),
+                    pyarrow.array(values, pyarrow.binary()),
+                    pyarrow.array(topics, pyarrow.string()),
+                ],
+                names=["key", "value", "topic"],
+            )
 
     return score
 
@@ -53,17 +65,14 @@ def _settings(settings_json: str) -> config.StreamJobConfig:
     return parsed
 
 
-def score_frame(frame: Any, settings: config.StreamJobConfig) -> list[tuple[str, bytes, str]]:
-    """Rows of (key, value, topic) for one batch of Kafka records, in input order."""
+def score_frame(
+    frame: Mapping[str, Sequence[Any]], settings: config.StreamJobConfig
+) -> list[tuple[str, bytes, str]]:
+    """Rows of (key, value, topic) for one batch of Kafka records (columns by name), in order."""
+    columns = (frame[name] for name in ("key", "value", "partition", "offset", "ts_ms"))
     batch = [
         events.Event(key, value, partition, offset, timestamp)
-        for key, value, partition, offset, timestamp in zip(
-            *(
-                frame[column].tolist()
-                for column in ("key", "value", "partition", "offset", "ts_ms")
-            ),
-            strict=True,
-        )
+        for key, value, partition, offset, timestamp in zip(*columns, strict=True)
     ]
     parsed: list[dict[str, Any] | events.Unparseable] = []
     for event in batch:
