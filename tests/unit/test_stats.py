@@ -46,6 +46,24 @@ def test_replicas_counts_add_up_through_the_stored_fields() -> None:
     assert summary.p50_ms <= 50 < summary.p99_ms
 
 
+def test_a_micro_batch_recorded_at_once_equals_its_units_one_by_one() -> None:
+    latencies = [3, 40, 40, 900, 12_000]
+    one_by_one = window.Counts()
+    for i, latency in enumerate(latencies):
+        one_by_one.record(
+            latency_ms=latency,
+            error=i == 0,
+            tokens_in=2,
+            tokens_out=1,
+            cost_usd=decimal.Decimal("0.000002"),
+        )
+    at_once = window.Counts()
+    at_once.record_many(
+        latencies, errors=1, tokens_in=10, tokens_out=5, cost_usd=decimal.Decimal("0.000010")
+    )
+    assert at_once == one_by_one
+
+
 def test_a_window_without_cache_lookups_has_no_hit_ratio() -> None:
     counts = window.Counts()
     counts.record(latency_ms=1)

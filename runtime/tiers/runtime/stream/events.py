@@ -3,17 +3,15 @@ records the job writes. Pure functions; `scoring` calls them for each micro-batc
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from tiers.runtime.modelcall import results
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Event:
-    """One input record as Kafka delivered it."""
+class Event(NamedTuple):
+    """One input record as Kafka delivered it (a NamedTuple: cheap to build, one per event)."""
 
     key: str | None
     value: str | None

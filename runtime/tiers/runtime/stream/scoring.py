@@ -92,20 +92,17 @@ def score_frame(
         )
     )
     now_ms = _now_ms()
-    counts = window.Counts()
     out = []
+    errors = tokens_in = tokens_out = 0
+    cost_usd = decimal.Decimal(0)
     for i, event in enumerate(batch):
-        latency_ms = now_ms - event.timestamp_ms
         fields, result = parsed[i], found.get(i)
         if isinstance(fields, dict) and result is not None and result.status == "ok":
             record = events.result_record(event, result, now_ms=now_ms)
             out.append((event.id, record, settings.output_topic))
-            counts.record(
-                latency_ms=latency_ms,
-                tokens_in=result.tokens_in,
-                tokens_out=result.tokens_out,
-                cost_usd=_decimal(result.cost_usd),
-            )
+            tokens_in += result.tokens_in
+            tokens_out += result.tokens_out
+            cost_usd += _decimal(result.cost_usd)
             continue
         if result is None:
             reason, message, attempts = "unparseable", str(fields), 0
@@ -116,7 +113,15 @@ def score_frame(
             event, reason=reason, error=message, attempts=attempts, now_ms=now_ms
         )
         out.append((event.id, record, settings.dead_letter_topic))
-        counts.record(latency_ms=latency_ms, error=True)
+        errors += 1
+    counts = window.Counts()
+    counts.record_many(
+        (now_ms - event.timestamp_ms for event in batch),
+        errors=errors,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        cost_usd=cost_usd,
+    )
     _publish(settings, counts, batch)
     return out
 
