@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import pathlib
+import time
 
 import openai
 import pytest
+import redis
 import yaml
 from conftest import Kubectl, Processes, wait_for
 
 from tiers import devenv
 from tiers.devenv import dataplane, processes
+from tiers.runtime.gateway import budget
 
 EXAMPLE = (
     pathlib.Path(__file__).resolve().parents[2]
@@ -63,6 +66,7 @@ def test_an_endpoint_becomes_ready_with_its_children_owned(
     assert obj["status"]["url"] == f"http://chat-gateway.{namespace}.svc:8080/v1"
     assert {c["type"]: c["status"] for c in obj["status"]["conditions"]} == {
         "Ready": "True", "ProxyReady": "True", "CacheReady": "True", "BackendReady": "True",
+        "BudgetExceeded": "False",
     }  # fmt: skip
     uid = obj["metadata"]["uid"]
     for kind, name in [
@@ -91,6 +95,34 @@ def test_a_missing_backend_secret_is_reported_by_field(
     assert condition(obj, "Ready")["status"] == "False"
     create_azure_secret(kubectl, namespace)
     wait_condition(kubectl, namespace, "Ready", "True")
+
+
+def test_a_spent_monthly_budget_shows_in_status_and_leaves_the_endpoint_ready(
+    kubectl: Kubectl, operator: str, namespace: str, dev_cluster: devenv.DevCluster
+) -> None:
+    create_azure_secret(kubectl, namespace)
+    kubectl.apply(endpoint_manifest(budget={"monthlyUSD": "0.01"}), namespace=namespace)
+    wait_condition(kubectl, namespace, "Ready", "True")
+    obj = wait_condition(kubectl, namespace, "BudgetExceeded", "False")
+    assert condition(obj, "BudgetExceeded")["reason"] == "WithinBudget"
+    assert obj["status"]["budget"]["monthUSD"] == "0.000000"
+    # What the gateways' once-a-second flushes leave in Redis: micro-USD for this UTC month.
+    now = time.time()
+    key = budget.month_key(f"{namespace}/chat", now)
+    with redis.Redis.from_url(dev_cluster.redis_url) as client:
+        client.set(key, 12_500, ex=3600)
+    obj = wait_condition(kubectl, namespace, "BudgetExceeded", "True")
+    spent = condition(obj, "BudgetExceeded")
+    assert spent["reason"] == "MonthlyBudgetSpent"
+    assert "0.012500 USD spent in" in spent["message"]
+    assert "spec.budget.monthlyUSD 0.010000 USD" in spent["message"]
+    assert obj["status"]["budget"] == {
+        "month": budget.month_of(now), "monthUSD": "0.012500",
+        "limitUSD": "0.010000", "remainingUSD": "0.000000",
+    }  # fmt: skip
+    assert condition(obj, "Ready")["status"] == "True", "cache hits are still served"
+    wide = kubectl.run("get", "rte", "chat", "-n", namespace, "-o", "wide").stdout
+    assert "0.012500" in wide
 
 
 def test_deleted_or_edited_children_are_put_back(

@@ -56,6 +56,7 @@ REALTIME_ENDPOINT = Kind(
         PrinterColumn("P95", ".status.latency.p95Ms", "integer"),
         PrinterColumn("Cost/req", ".status.cost.perRequestUSD"),
         PrinterColumn("Model", ".spec.model", priority=1),
+        PrinterColumn("Spent/mo", ".status.budget.monthUSD", priority=1),
         AGE,
     ),
 )

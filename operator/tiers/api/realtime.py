@@ -118,9 +118,34 @@ class RealtimeCost(common.CostStatus):
     per_request_usd: common.DecimalUSD = pydantic.Field(alias="perRequestUSD")
 
 
+class BudgetStatus(common.Model):
+    """The month's spend against `spec.budget.monthlyUSD`, as all gateway replicas counted it.
+
+    The window is the UTC calendar month in `month`; there is no `observedAt`, so an endpoint
+    without traffic keeps an unchanged status instead of being rewritten on every recheck.
+    """
+
+    month: str = pydantic.Field(
+        pattern=r"^[0-9]{4}-[0-9]{2}$", max_length=7, description='UTC month, e.g. "2026-11".'
+    )
+    month_usd: common.DecimalUSD = pydantic.Field(
+        alias="monthUSD", description="Spent in `month`, all gateway replicas together."
+    )
+    limit_usd: common.DecimalUSD = pydantic.Field(
+        alias="limitUSD", description="spec.budget.monthlyUSD."
+    )
+    remaining_usd: common.DecimalUSD = pydantic.Field(
+        alias="remainingUSD", description="What is left of the limit this month; never negative."
+    )
+
+
 class RealtimeEndpointStatus(common.Status):
     url: str | None = pydantic.Field(default=None, max_length=2048)
     ready_replicas: int | None = pydantic.Field(default=None, ge=0)
     traffic: Traffic | None = None
     cache: CacheStatus | None = None
     cost: RealtimeCost | None = None
+    budget: BudgetStatus | None = pydantic.Field(
+        default=None,
+        description="This UTC month's spend against spec.budget.monthlyUSD; only with a budget.",
+    )

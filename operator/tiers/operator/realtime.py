@@ -1,5 +1,6 @@
 """Reconciles RealtimeEndpoint: renders the gateway's children, applies them, observes them
-and the gateways' stats, and writes conditions, URL, latency and cost into status."""
+and the gateways' stats and budget counter, and writes conditions, URL, latency, cost and the
+month's spend against the budget into status."""
 
 from __future__ import annotations
 
@@ -47,11 +48,14 @@ async def observe(
         await kube.deployment_status(f"{owner.name}-redis", owner.namespace) if managed else None
     )
     url = stats_reader.stats_url(await redis_url(owner, spec))
-    summary = None
+    subject = f"{owner.namespace}/{owner.name}"
+    summary = spend = None
     if url is not None:
         summary = await stats_reader.summary(
-            url, f"{owner.namespace}/{owner.name}", minutes=realtime_status.WINDOW_SECONDS // 60
+            url, subject, minutes=realtime_status.WINDOW_SECONDS // 60
         )
+        if spec.budget is not None:
+            spend = await stats_reader.month_spend(url, subject)
     return realtime_status.Observed(
         gateway=gateway,
         redis=redis,
@@ -60,6 +64,7 @@ async def observe(
         apply_error=apply_error,
         summary=summary,
         url=manifests.gateway_url(owner),
+        spend=spend,
     )
 
 

@@ -1,24 +1,27 @@
 """The status a RealtimeEndpoint should show, from what the operator observed: pure.
 
 Conditions: `ProxyReady` (gateway pods), `CacheReady` (Redis), `BackendReady` (referenced
-Secrets, upstream errors), and `Ready` when all three are True. Latency, traffic, cache hit ratio
-and cost come from the gateways' shared stats window.
+Secrets, upstream errors), and `Ready` when all three are True; `BudgetExceeded` while
+spec.budget is set. Latency, traffic, cache hit ratio and cost come from the gateways' shared
+stats window; `budget` from the month's spend counter the gateways enforce the budget with.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import decimal
 from collections.abc import Mapping
 from typing import Any
 
 from tiers.api import realtime
 from tiers.operator import verdicts
 from tiers.operator.verdicts import Verdict
-from tiers.runtime import stats
+from tiers.runtime import pricing, stats
 
 WINDOW = verdicts.WINDOW
 WINDOW_SECONDS = verdicts.WINDOW_SECONDS
+BUDGET_EXCEEDED = "BudgetExceeded"
 # Upstream errors above this share of a window's requests mark the backends unhealthy.
 BACKEND_ERROR_SHARE = 0.5
 
@@ -38,6 +41,14 @@ class MissingSecret:
 
 
 @dataclasses.dataclass(frozen=True)
+class MonthSpend:
+    """What the endpoint's gateways spent in one UTC month, from their shared counter."""
+
+    month: str
+    spent_usd: decimal.Decimal
+
+
+@dataclasses.dataclass(frozen=True)
 class Observed:
     """What the operator read from the cluster and from the stats store for one endpoint."""
 
@@ -50,6 +61,8 @@ class Observed:
     apply_error: str | None = None
     summary: stats.Summary | None = None
     url: str | None = None
+    spend: MonthSpend | None = None
+    """This month's spend; None without spec.budget or when Redis did not answer."""
 
 
 def desired_status(
@@ -65,10 +78,17 @@ def desired_status(
         "BackendReady": backend_verdict(observed),
     }
     ready = verdicts.ready(dependencies, ready_message=f"serving at {observed.url}")
-    status = verdicts.stamp(body, {**dependencies, "Ready": ready}, now=now)
+    reported = {**dependencies, "Ready": ready}
+    if spec.budget is not None:
+        reported[BUDGET_EXCEEDED] = budget_verdict(spec.budget, observed.spend)
+    status = verdicts.stamp(body, reported, now=now)
+    if spec.budget is None:
+        # A budget taken out of the spec takes its condition with it, not a stale verdict.
+        status["conditions"] = [c for c in status["conditions"] if c["type"] != BUDGET_EXCEEDED]
     status["url"] = observed.url
     status["readyReplicas"] = int((observed.gateway or {}).get("readyReplicas") or 0)
     status.update(traffic_blocks(observed.summary, body, now))
+    status.update(budget_blocks(spec.budget, observed.spend, body))
     return status
 
 
@@ -146,3 +166,54 @@ def traffic_blocks(
     if summary.cache_hit_ratio is not None:
         blocks["cache"] = {"hitRatio": str(summary.cache_hit_ratio.normalize())}
     return blocks
+
+
+def budget_verdict(budget: realtime.Budget, spend: MonthSpend | None) -> Verdict:
+    """`BudgetExceeded`: True once the month's spend reaches spec.budget.monthlyUSD.
+
+    It is reported beside `Ready`, not folded into it. A spent budget is the cap the user asked
+    for working as intended, not a fault: the gateway pods stay up, cache hits are still served
+    and only calls that would reach a backend get 429 insufficient_quota, until the month turns
+    or the budget is raised. Folding it into `Ready` would make GitOps health checks and
+    `kubectl wait --for=condition=Ready` treat a deliberate cap as a broken endpoint.
+    """
+    limit = decimal.Decimal(budget.monthly_usd)
+    if spend is None:
+        return Verdict(
+            "Unknown",
+            "SpendUnavailable",
+            "this month's spend could not be read from Redis; the gateways keep enforcing"
+            f" spec.budget.monthlyUSD ({pricing.format_usd(limit)} USD)",
+        )
+    spent = (
+        f"{pricing.format_usd(spend.spent_usd)} USD spent in {spend.month}"
+        f" of spec.budget.monthlyUSD {pricing.format_usd(limit)} USD"
+    )
+    if spend.spent_usd >= limit:
+        return Verdict(
+            "True",
+            "MonthlyBudgetSpent",
+            f"{spent}: calls that miss the cache get 429 insufficient_quota until the month"
+            " ends or the budget is raised",
+        )
+    return Verdict("False", "WithinBudget", spent)
+
+
+def budget_blocks(
+    budget: realtime.Budget | None, spend: MonthSpend | None, body: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`budget`: None (which removes it) without spec.budget, the last one when Redis did not
+    answer, otherwise the month's spend against the limit."""
+    if budget is None:
+        return {"budget": None}
+    if spend is None:
+        return verdicts.kept(body, "budget")
+    limit = decimal.Decimal(budget.monthly_usd)
+    return {
+        "budget": {
+            "month": spend.month,
+            "monthUSD": pricing.format_usd(spend.spent_usd),
+            "limitUSD": pricing.format_usd(limit),
+            "remainingUSD": pricing.format_usd(max(limit - spend.spent_usd, decimal.Decimal(0))),
+        }
+    }

@@ -1,7 +1,8 @@
-"""Reads the stats the data plane publishes to Redis and summarizes a window for status.
+"""Reads the stats the data plane publishes to Redis and summarizes a window for status, and
+the month's spend counter the gateways enforce a RealtimeEndpoint's budget with.
 
-A Redis that does not answer gives no summary (status keeps its last numbers); it never fails
-a reconcile. Clients are kept per URL with short timeouts.
+A Redis that does not answer gives no summary and no spend (status keeps its last numbers); it
+never fails a reconcile. Clients are kept per URL with short timeouts.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import time
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from tiers.operator import realtime_status
 from tiers.runtime import stats
+from tiers.runtime.gateway import budget
 from tiers.runtime.stats import store
 
 log = logging.getLogger(__name__)
@@ -56,3 +59,17 @@ async def processed_offsets(url: str, subject: str) -> dict[int, int] | None:
     except (redis.exceptions.RedisError, OSError) as error:
         log.info("offsets of %s unavailable: %s", subject, type(error).__name__)
         return None
+
+
+async def month_spend(url: str, endpoint: str) -> realtime_status.MonthSpend | None:
+    """The endpoint's spend this UTC month, from the counter its gateways add to (no counter
+    yet: nothing spent); None if Redis does not answer."""
+    now = time.time()
+    try:
+        micro = await _client(url).get(budget.month_key(endpoint, now))
+    except (redis.exceptions.RedisError, OSError) as error:
+        log.info("budget of %s unavailable: %s", endpoint, type(error).__name__)
+        return None
+    return realtime_status.MonthSpend(
+        month=budget.month_of(now), spent_usd=int(micro or 0) * budget.MICRO_USD
+    )

@@ -40,10 +40,16 @@ KEY_TTL_S = 35 * 24 * 3600
 """Longer than any month, so a counter outlives its month and then goes by itself."""
 
 
-def month_key(endpoint: str, now_s: float) -> str:
-    """The Redis key of the endpoint's spend in the UTC calendar month of `now_s`."""
+def month_of(now_s: float) -> str:
+    """The UTC calendar month of `now_s`, "2026-11": the period a budget counts over."""
     moment = time.gmtime(now_s)
-    return f"tiers:budget:{endpoint}:{moment.tm_year:04d}-{moment.tm_mon:02d}"
+    return f"{moment.tm_year:04d}-{moment.tm_mon:02d}"
+
+
+def month_key(endpoint: str, now_s: float) -> str:
+    """The Redis key of the endpoint's spend in the UTC calendar month of `now_s`; the operator
+    reads the same key for status, so this is the one place its format is written."""
+    return f"tiers:budget:{endpoint}:{month_of(now_s)}"
 
 
 def whole_micro_usd(usd: decimal.Decimal) -> tuple[int, decimal.Decimal]:

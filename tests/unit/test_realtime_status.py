@@ -1,0 +1,95 @@
+"""A RealtimeEndpoint's status from what the operator observed, without a cluster: the budget."""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+
+import pytest
+
+from tiers.api import realtime
+from tiers.operator import realtime_status
+
+NOW = datetime.datetime(2026, 11, 26, 16, 0, tzinfo=datetime.UTC)
+AVAILABLE = {"availableReplicas": 2, "readyReplicas": 2, "desiredReplicas": 2}
+
+
+def spec(**changes: object) -> realtime.RealtimeEndpointSpec:
+    base = {"model": "m", "backends": [{"name": "a", "provider": "openai", "model": "m"}]}
+    return realtime.RealtimeEndpointSpec.model_validate({**base, **changes})
+
+
+def status_of(
+    endpoint: realtime.RealtimeEndpointSpec,
+    spent_usd: str | None,
+    previous: dict | None = None,
+) -> dict:
+    spend = None if spent_usd is None else realtime_status.MonthSpend("2026-11", Decimal(spent_usd))
+    observed = realtime_status.Observed(
+        gateway=AVAILABLE, redis=AVAILABLE, managed_redis=True, url="http://u/v1", spend=spend
+    )
+    body = {"metadata": {"generation": 4}, "status": previous or {}}
+    status = realtime_status.desired_status(endpoint, observed, body=body, now=NOW)
+    realtime.RealtimeEndpointStatus.model_validate(status)  # what the CRD schema accepts
+    return status
+
+
+def condition(status: dict, type_: str) -> dict | None:
+    return next((c for c in status["conditions"] if c["type"] == type_), None)
+
+
+@pytest.mark.parametrize(
+    ("spent", "exceeded", "reason", "remaining"),
+    [
+        ("2.5", "False", "WithinBudget", "7.500000"),
+        ("10", "True", "MonthlyBudgetSpent", "0.000000"),
+        ("10.000001", "True", "MonthlyBudgetSpent", "0.000000"),
+    ],
+    ids=["below", "at-the-limit", "past-it"],
+)
+def test_the_months_spend_is_reported_against_the_budget(
+    spent: str, exceeded: str, reason: str, remaining: str
+) -> None:
+    status = status_of(spec(budget={"monthlyUSD": "10"}), spent)
+    assert status["budget"] == {
+        "month": "2026-11",
+        "monthUSD": realtime_status.pricing.format_usd(Decimal(spent)),
+        "limitUSD": "10.000000",
+        "remainingUSD": remaining,
+    }
+    budget = condition(status, "BudgetExceeded")
+    assert budget is not None and (budget["status"], budget["reason"]) == (exceeded, reason)
+    assert "spec.budget.monthlyUSD 10.000000 USD" in budget["message"]
+    assert f"{status['budget']['monthUSD']} USD spent in 2026-11" in budget["message"]
+
+
+def test_a_spent_budget_leaves_the_endpoint_ready() -> None:
+    # Cache hits are still served: the cap is working, the endpoint is not broken.
+    status = status_of(spec(budget={"monthlyUSD": "10"}), "12")
+    ready = condition(status, "Ready")
+    assert ready is not None and ready["status"] == "True"
+
+
+def test_an_unreadable_spend_keeps_the_last_numbers_and_says_so() -> None:
+    before = status_of(spec(budget={"monthlyUSD": "10"}), "3")
+    after = status_of(spec(budget={"monthlyUSD": "10"}), None, previous=before)
+    assert after["budget"] == before["budget"]
+    budget = condition(after, "BudgetExceeded")
+    assert budget is not None and (budget["status"], budget["reason"]) == (
+        "Unknown",
+        "SpendUnavailable",
+    )
+    assert "spec.budget.monthlyUSD" in budget["message"]
+
+
+def test_removing_the_budget_removes_its_status_and_condition() -> None:
+    before = status_of(spec(budget={"monthlyUSD": "10"}), "12")
+    after = status_of(spec(), None, previous=before)
+    assert after["budget"] is None  # a merge patch with null deletes the field
+    assert condition(after, "BudgetExceeded") is None
+    assert {c["type"] for c in after["conditions"]} == {
+        "Ready",
+        "ProxyReady",
+        "CacheReady",
+        "BackendReady",
+    }
