@@ -348,6 +348,17 @@ def test_embeddings_and_completions_pass_through(gateway: str) -> None:
     assert text.choices[0].text
 
 
+def test_many_prompts_in_one_request_get_one_choice_each(gateway: str) -> None:
+    """What a stream or batch job with rowsPerRequest sends through an endpoint."""
+    prompts = ["first prompt", "second prompt here", "third"]
+    reply = client(gateway).completions.with_raw_response.create(
+        model="gpt-4o-mini", prompt=prompts, max_tokens=8
+    )
+    choices = sorted(reply.parse().choices, key=lambda choice: choice.index)
+    assert [choice.text for choice in choices] == prompts
+    assert float(reply.headers["x-tiers-cost-usd"]) > 0
+
+
 def test_metrics_count_requests_by_cache_outcome(gateway: str) -> None:
     sdk = client(gateway)
     for _ in range(3):
