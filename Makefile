@@ -56,5 +56,5 @@ bench-realtime: system-deps install  ## the gateway beside its mock floor and th
 	  $$sudo apt-get update -q >/dev/null && $$sudo apt-get install -y -q --no-install-recommends wrk >/dev/null; }
 	$(PY) bench/realtime.py $(BENCH_ARGS)
 
-bench-stream: system-deps install  ## the stream tier: Kafka -> Spark job -> mock model -> Kafka beside Kafka's own ceiling (about 5 min; BENCH_ARGS="--quick" for a 2-min smoke run)
+bench-stream: system-deps install  ## the stream tier: Kafka -> Spark job -> mock model -> Kafka beside Kafka's own ceiling, chat and completions variants (under 10 min; BENCH_ARGS="--quick" for a 2-min smoke run)
 	$(PY) bench/stream.py $(BENCH_ARGS)

@@ -146,15 +146,18 @@ def redis(logs: pathlib.Path) -> Iterator[Server]:
 
 
 @contextlib.contextmanager
-def mock_backend(logs: pathlib.Path, *, latency_ms: float = 0.0) -> Iterator[Server]:
-    """The mock model server; `latency_ms` is its fixed delay before each reply."""
+def mock_backend(
+    logs: pathlib.Path, *, latency_ms: float = 0.0, name: str | None = None
+) -> Iterator[Server]:
+    """The mock model server; `latency_ms` is its fixed delay before each reply; `name` names
+    its log (default: `mockllm`, with the latency if any)."""
     port = free_port()
     argv = [sys.executable, "-m", "tiers.runtime.mockllm", "--port", str(port)]
     argv += ["--log-level", "warning"]
-    name = "mockllm"
     if latency_ms:
         argv += ["--latency-ms", f"{latency_ms:g}"]
-        name += f"-{latency_ms:g}ms"
+    if name is None:
+        name = f"mockllm-{latency_ms:g}ms" if latency_ms else "mockllm"
     with running(name, argv, port=port, is_ready=http_ok("/healthz"), logs=logs) as server:
         yield server
 

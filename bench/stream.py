@@ -5,10 +5,12 @@ In one run, on this machine, with a real single-node Kafka broker on 127.0.0.1:
 - Kafka's own ceiling: one producer writes N ~200-byte events, one consumer reads them back;
 - sustained throughput of the pipeline: the input topic is loaded with N events first, then the
   Spark job (`python -m tiers.runtime.stream job`, `local[2]`) starts and scores them against
-  the mock model (one HTTP call per event), once per mock latency (default 0 and 20 ms); the
-  bench counts the results in the output (and dead-letter) topic;
+  the mock model; the bench counts the results in the output (and dead-letter) topic. One run
+  per variant: each events-per-request (default 1: chat, one request per event; and 64:
+  completions, a list of prompts per request), and within it each mock latency (0 and 20 ms);
 - latency at constant rates: with the job caught up, events go in at each rate with their send
-  time in them; each result is timed when the bench reads it back.
+  time in them; each result is timed when the bench reads it back. A variant that does not keep
+  up at one rate skips the higher ones.
 
     .venv/bin/python bench/stream.py           # the full run, under 10 minutes
     .venv/bin/python bench/stream.py --quick   # a smoke run, 2-3 minutes
@@ -31,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from typing import Literal
 
 from tiers.devenv import jars
 from tiers.runtime.gateway import config as gateway_config
@@ -55,8 +58,38 @@ STALL_TIMEOUT_S = 60.0
 MAX_BACKLOG_S = 5.0
 """A constant-rate phase stops sending once this many seconds' worth of sends await results."""
 DRAIN_TIMEOUT_S = 90.0
+CHAT_EVENTS_CAP = 100_000
+"""Events preloaded for a one-request-per-event variant: at its few thousand events/s, more
+events only make the run longer, not the figure steadier."""
 DEFAULT_OUT = pathlib.Path(__file__).resolve().parent / "results" / "stream.md"
 NONE = table.NONE
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One pipeline run: how the job calls the model, and the mock model's latency."""
+
+    rows_per_request: int
+    """Events per model request: 1 calls chat, above 1 calls completions with a list of prompts."""
+    mock_latency_ms: int
+
+    @property
+    def route(self) -> Literal["chat", "completions"]:
+        return "chat" if self.rows_per_request == 1 else "completions"
+
+    @property
+    def name(self) -> str:
+        """Unique per variant: it names the run's topics, checkpoint, event log, config and logs."""
+        return f"{self.route}{self.rows_per_request}-mock{self.mock_latency_ms}ms"
+
+    @property
+    def calls(self) -> str:
+        noun = "event" if self.rows_per_request == 1 else "events"
+        return f"{self.route}, {self.rows_per_request} {noun}/request"
+
+    @property
+    def mock(self) -> str:
+        return f"{self.mock_latency_ms} ms"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,13 +103,28 @@ class Settings:
     trigger_ms: int
     max_offsets: int
     max_in_flight: int
-    rows_per_request: int
-    """Events per model request: above 1 the job calls completions with a list of prompts."""
+    rows_per_request: tuple[int, ...]
+    """Events per model request, one variant each: 1 calls chat, above 1 calls completions."""
     out: pathlib.Path
     workdir: pathlib.Path | None
+    """Where logs, checkpoints and Spark's event logs go and stay; None: a temporary folder."""
     spark_conf: dict[str, str]
     """Spark settings over the job's own, e.g. to compare JIT or batch-size choices."""
-    """Where logs, checkpoints and Spark's event logs go and stay; None: a temporary folder."""
+
+    @property
+    def variants(self) -> list[Variant]:
+        """Events per request outer, mock latency inner: the order the runs go and the rows read."""
+        return [
+            Variant(rows, latency)
+            for rows in self.rows_per_request
+            for latency in self.mock_latencies_ms
+        ]
+
+    def events_for(self, variant: Variant) -> int:
+        """The events preloaded for a variant's run: chat's are capped at CHAT_EVENTS_CAP."""
+        if variant.route == "chat":
+            return min(self.events, CHAT_EVENTS_CAP)
+        return self.events
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Settings:
@@ -85,7 +133,10 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         description="Kafka -> Spark -> mock model -> Kafka: throughput and latency beside Kafka.",
     )
     parser.add_argument(
-        "--events", type=int, help="events for the pipeline (100,000; quick 20,000)"
+        "--events",
+        type=int,
+        help=f"events for the pipeline (400,000; quick 20,000); chat variants take at most "
+        f"{CHAT_EVENTS_CAP:,}",
     )
     parser.add_argument(
         "--ceiling-events", type=int, help="events for Kafka's own ceiling (500,000; quick 100,000)"
@@ -98,7 +149,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     )
     parser.add_argument(
         "--rates",
-        help="constant rates for latency, events/s, comma-separated (1000,10000; quick 500,2000)",
+        help="constant rates for latency, events/s, comma-separated (1000,10000,20000; quick "
+        "500,2000); a variant that does not keep up at one rate skips the higher ones",
     )
     parser.add_argument("--duration", type=float, help="seconds per rate (20; quick 5)")
     parser.add_argument("--trigger-ms", type=int, default=500, help="the job's trigger (500)")
@@ -110,10 +162,10 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     )
     parser.add_argument(
         "--rows-per-request",
-        type=int,
-        default=64,
-        help="events per model request; 1 calls chat once per event, above 1 calls completions "
-        "with a list of prompts (64)",
+        default="1,64",
+        help="events per model request, comma-separated: one variant each, every mock latency "
+        "within it; 1 calls chat once per event, above 1 calls completions with a list of "
+        "prompts (1,64)",
     )
     parser.add_argument(
         "--spark-conf",
@@ -132,17 +184,20 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     args = parser.parse_args(argv)
     settings = Settings(
         ceiling_events=args.ceiling_events or (100_000 if args.quick else 500_000),
-        events=args.events or (20_000 if args.quick else 100_000),
+        events=args.events or (20_000 if args.quick else 400_000),
         partitions=args.partitions,
         mock_latencies_ms=_numbers(parser, "--mock-latency-ms", args.mock_latency_ms, minimum=0),
         rates=_numbers(
-            parser, "--rates", args.rates or ("500,2000" if args.quick else "1000,10000"), minimum=1
+            parser,
+            "--rates",
+            args.rates or ("500,2000" if args.quick else "1000,10000,20000"),
+            minimum=1,
         ),
         duration_s=args.duration or (5.0 if args.quick else 20.0),
         trigger_ms=args.trigger_ms,
         max_offsets=args.max_offsets,
         max_in_flight=args.max_in_flight,
-        rows_per_request=args.rows_per_request,
+        rows_per_request=_numbers(parser, "--rows-per-request", args.rows_per_request, minimum=1),
         out=args.out,
         workdir=args.workdir,
         spark_conf=dict(pair.split("=", 1) for pair in args.spark_conf),
@@ -161,7 +216,8 @@ def _numbers(
         parser.error(f"{flag} {text!r}: give whole numbers, comma-separated")
     if not numbers or min(numbers) < minimum:
         parser.error(f"{flag} needs at least one number of {minimum} or more")
-    return numbers
+    # A repeated number would repeat a run under the same topic and checkpoint names.
+    return tuple(dict.fromkeys(numbers))
 
 
 class Clock:
@@ -257,8 +313,21 @@ def _process_tree(root: int) -> list[tuple[int, str, float]]:
 
 
 @dataclasses.dataclass(frozen=True)
+class AtRate:
+    """One constant-rate phase of a pipeline run, or the record that it was skipped."""
+
+    rate_per_s: int
+    measured: kafka_load.Paced | None = None
+    """None: skipped, because the job did not keep up at `skipped_after`, a lower rate."""
+    skipped_after: int | None = None
+    window: tuple[float, float] | None = None
+    """Wall-clock time from the first send to the last result: which batches were its own."""
+    batches: spark_progress.Summary | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineRun:
-    mock_latency_ms: int
+    variant: Variant
     preload: kafka_load.Produced
     job_start_s: float
     """From launching the job to its query having started (JVM, session, workers, query)."""
@@ -268,7 +337,7 @@ class PipelineRun:
     """time.monotonic() when the job was launched."""
     cpu: Cpu
     batches: spark_progress.Summary | None
-    latencies: list[tuple[kafka_load.Paced, spark_progress.Summary | None]]
+    latencies: list[AtRate]
 
     @property
     def scored_s(self) -> float:
@@ -307,20 +376,25 @@ def pipeline(
     broker: servers.Server,
     bootstrap: str,
     settings: Settings,
-    mock_latency_ms: int,
+    variant: Variant,
     workdir: pathlib.Path,
     clock: Clock,
 ) -> PipelineRun:
-    name = f"mock{mock_latency_ms}ms"
+    name = variant.name
+    events = settings.events_for(variant)
     topics = [f"bench-{name}-in", f"bench-{name}-out", f"bench-{name}-dead"]
     input_topic, result_topics = topics[0], topics[1:]
     kafka_load.create_topics(bootstrap, topics, settings.partitions)
-    clock.say(f"pipeline, mock {mock_latency_ms} ms: loading {settings.events:,} events")
-    preload = kafka_load.produce_bulk(bootstrap, input_topic, settings.events, tag="bulk")
+    clock.say(f"pipeline, {variant.calls}, mock {variant.mock}: loading {events:,} events")
+    preload = kafka_load.produce_bulk(bootstrap, input_topic, events, tag="bulk")
     event_log = workdir / f"events-{name}"
     logs = workdir / "logs"
-    with servers.mock_backend(logs, latency_ms=mock_latency_ms) as mock:
-        job_config = _job_config(settings, bootstrap, topics, mock, workdir / f"ckpt-{name}")
+    with servers.mock_backend(
+        logs, latency_ms=variant.mock_latency_ms, name=f"mockllm-{name}"
+    ) as mock:
+        job_config = _job_config(
+            settings, variant, bootstrap, topics, mock, workdir / f"ckpt-{name}"
+        )
         # The flags' settings, plus Spark's event log (what `--config` allows and flags do not).
         job_config = job_config.model_copy(
             update={"spark_conf": {**job_config.spark_conf, **spark_progress.spark_conf(event_log)}}
@@ -337,11 +411,11 @@ def pipeline(
             counted = kafka_load.count(
                 bootstrap,
                 result_topics,
-                settings.events,
+                events,
                 first_timeout_s=FIRST_RESULT_TIMEOUT_S,
                 stall_timeout_s=STALL_TIMEOUT_S,
                 is_alive=lambda: _alive(job.pid),
-                on_progress=lambda done: clock.say(f"  {done:,} of {settings.events:,} results"),
+                on_progress=lambda done: clock.say(f"  {done:,} of {events:,} results"),
             )
             cpu = cpu_now(job, mock, broker).minus(cpu_before)
             scored_window = (ready_wall, time.time())
@@ -355,8 +429,14 @@ def pipeline(
                 f"  {counted.total:,} results ({dead_letters:,} dead letters), "
                 f"{rate:,.0f} events/s from the query's start"
             )
-            latencies = []
+            latencies: list[AtRate] = []
             for rate_per_s in settings.rates:
+                # A higher rate than one the job fell behind at would only measure the backlog.
+                missed = [at.rate_per_s for at in latencies if _fell_behind(at)]
+                if missed and rate_per_s > min(missed):
+                    latencies.append(AtRate(rate_per_s, skipped_after=min(missed)))
+                    clock.say(f"  {rate_per_s:,} events/s {_kept_up(latencies[-1])}")
+                    continue
                 if not kafka_load.caught_up(
                     bootstrap, input_topic, result_topics, timeout_s=DRAIN_TIMEOUT_S
                 ):
@@ -373,15 +453,16 @@ def pipeline(
                     max_backlog_s=MAX_BACKLOG_S,
                     drain_timeout_s=DRAIN_TIMEOUT_S,
                 )
-                latencies.append((measured, (window_start, time.time())))
+                latencies.append(AtRate(rate_per_s, measured, window=(window_start, time.time())))
                 clock.say(
                     f"    sent {measured.sent:,} ({measured.sent_per_s:,.0f}/s), "
                     f"{measured.results:,} results, p95 "
-                    f"{kafka_load.percentile(measured.end_to_end_ms, 0.95):,.0f} ms"
+                    f"{kafka_load.percentile(measured.end_to_end_ms, 0.95):,.0f} ms, "
+                    f"kept up: {_kept_up(latencies[-1])}"
                 )
     batches = spark_progress.read(event_log)
     return PipelineRun(
-        mock_latency_ms=mock_latency_ms,
+        variant=variant,
         preload=preload,
         job_start_s=job_start_s,
         counted=counted,
@@ -390,13 +471,17 @@ def pipeline(
         cpu=cpu,
         batches=spark_progress.summary(batches, *scored_window),
         latencies=[
-            (measured, spark_progress.summary(batches, *window)) for measured, window in latencies
+            at
+            if at.window is None
+            else dataclasses.replace(at, batches=spark_progress.summary(batches, *at.window))
+            for at in latencies
         ],
     )
 
 
 def _job_config(
     settings: Settings,
+    variant: Variant,
     bootstrap: str,
     topics: Sequence[str],
     mock: servers.Server,
@@ -413,8 +498,8 @@ def _job_config(
             target=gateway_config.parse_backend_flag(f"openai-compatible={mock.url}/v1", 0),
             model="gpt-4o-mini",
             prompt=PROMPT,
-            route="chat" if settings.rows_per_request == 1 else "completions",
-            rows_per_request=settings.rows_per_request,
+            route=variant.route,
+            rows_per_request=variant.rows_per_request,
             max_in_flight=settings.max_in_flight,
         ),
         checkpoint=str(checkpoint),
@@ -462,8 +547,8 @@ def measure_all(settings: Settings, workdir: pathlib.Path, clock: Clock) -> tupl
         bootstrap = broker.bootstrap
         ceiling = kafka_ceiling(bootstrap, settings, clock)
         runs = [
-            pipeline(kafka_load.broker_server(broker), bootstrap, settings, latency, workdir, clock)
-            for latency in settings.mock_latencies_ms
+            pipeline(kafka_load.broker_server(broker), bootstrap, settings, variant, workdir, clock)
+            for variant in settings.variants
         ]
     return ceiling, runs
 
@@ -482,10 +567,27 @@ def machine_facts() -> dict[str, str]:
     }
 
 
-def _requests_phrase(rows_per_request: int) -> str:
-    if rows_per_request == 1:
-        return "one chat request to the mock per event"
-    return f"one completions request per {rows_per_request} events (a list of prompts)"
+def _variants_phrase(settings: Settings) -> str:
+    """How each variant calls the mock, in the words of the tables' calls column."""
+    phrases = []
+    for rows in settings.rows_per_request:
+        variant = Variant(rows, 0)
+        if variant.route == "chat":
+            phrases.append(
+                f"'{variant.calls}' sends one chat request per event; its input holds "
+                f"min(--events, {CHAT_EVENTS_CAP:,}) events, since at its few thousand events/s "
+                "more would only make the run longer"
+            )
+        else:
+            phrases.append(
+                f"'{variant.calls}' sends one completions request per {rows} events (a list of "
+                "prompts; the mock answers with as many choices)"
+            )
+    latencies = " and ".join(f"{latency} ms" for latency in settings.mock_latencies_ms)
+    return (
+        f"one job run per variant: each events-per-request value and, within it, each mock "
+        f"latency ({latencies}). {'; '.join(phrases)}"
+    )
 
 
 def render(
@@ -503,8 +605,7 @@ def render(
         "before the job starts (`startingOffsets=earliest`); the job is `python -m "
         f"tiers.runtime.stream job` on `local[2]`, trigger {settings.trigger_ms} ms, "
         f"maxOffsetsPerTrigger {settings.max_offsets:,}, {settings.max_in_flight} model calls "
-        f"in flight per Python worker, {_requests_phrase(settings.rows_per_request)}; the bench "
-        "counts "
+        f"in flight per Python worker; {_variants_phrase(settings)}. The bench counts "
         "records in the output and dead-letter topics. 'query start → last result' is the "
         "sustained figure: the job's JVM, Spark session and Python workers are up, and the "
         "events wait in Kafka. 'first result → last result' overstates it: a task writes its "
@@ -531,39 +632,46 @@ def render(
         "ingest_ts` (the Kafka timestamp, set when sent, to when the Python worker finished "
         "the batch; it leaves out the sink's write and the bench's read). Kept up: every "
         f"result arrived within {MAX_BACKLOG_S:g} s of the last send and the producer held the "
-        f"rate; a rate stops early once {MAX_BACKLOG_S:g} s of sends await results. "
+        f"rate; a rate stops early once {MAX_BACKLOG_S:g} s of sends await results, and a "
+        "variant that did not keep up at one rate skips the higher ones (they would measure "
+        "only its backlog). "
         f"Target: p95 ≤ {P95_TARGET_MS:,.0f} ms at {LATENCY_TARGET_RATE_PER_S:,} events/s.",
     ]
     return "\n\n".join(sections) + "\n"
 
 
 def _throughput_table(ceiling: Ceiling, runs: Sequence[PipelineRun]) -> str:
-    header = ["measurement", "events", "seconds", "events/s", "÷ Kafka", "vs target"]
+    header = ["measurement", "calls", "mock", "events", "seconds", "events/s", "÷ Kafka"]
+    header += ["vs target"]
     rows = [
-        _throughput_row("Kafka produce (1 producer)", ceiling.produce, None, False),
-        _throughput_row("Kafka consume (1 consumer)", ceiling.consume, None, False),
+        _throughput_row("Kafka produce (1 producer)", None, ceiling.produce, None, False),
+        _throughput_row("Kafka consume (1 consumer)", None, ceiling.consume, None, False),
     ]
     for run in runs:
         results = run.counted.total
-        mock = f"pipeline, mock {run.mock_latency_ms} ms"
-        if not run.counted.complete:
-            mock += f" (incomplete: {results:,} results)"
+        incomplete = "" if run.counted.complete else f" (incomplete: {results:,} results)"
         for span, seconds in [
             ("query start", run.after_query_start_s),
             ("first result", run.scored_s),
             ("job launch", run.with_start_s),
         ]:
+            name = f"pipeline: {span} → last result{incomplete}"
             measured = kafka_load.Produced(results, seconds)
-            rows.append(_throughput_row(f"{mock}: {span} → last result", measured, ceiling))
+            rows.append(_throughput_row(name, run.variant, measured, ceiling))
     return table.markdown_table(header, rows)
 
 
 def _throughput_row(
-    name: str, measured: kafka_load.Produced, ceiling: Ceiling | None, target: bool = True
+    name: str,
+    variant: Variant | None,
+    measured: kafka_load.Produced,
+    ceiling: Ceiling | None,
+    target: bool = True,
 ) -> list[str]:
     per_s = measured.per_s
     return [
         name,
+        *_variant_cells(variant),
         f"{measured.events:,}",
         f"{measured.seconds:,.1f}",
         _number(per_s),
@@ -572,8 +680,13 @@ def _throughput_row(
     ]
 
 
+def _variant_cells(variant: Variant | None) -> list[str]:
+    """The calls and mock columns that every table starts its pipeline rows with."""
+    return [NONE, NONE] if variant is None else [variant.calls, variant.mock]
+
+
 def _details_table(runs: Sequence[PipelineRun]) -> str:
-    header = ["mock", "load input ev/s", "job start s", "1st result s", "results", "dead"]
+    header = ["calls", "mock", "load input ev/s", "job start s", "1st result s", "results", "dead"]
     header += ["batches", "rows/batch p50", "batch ms p50", "batch ms max", "addBatch share"]
     header += ["Spark rows/s"]
     header += ["CPU s/10k: JVM", "Py workers", "driver", "mock", "kafka", "bench"]
@@ -583,7 +696,7 @@ def _details_table(runs: Sequence[PipelineRun]) -> str:
         per_10k = 10_000 / max(1, run.counted.total)
         rows.append(
             [
-                f"{run.mock_latency_ms} ms",
+                *_variant_cells(run.variant),
                 _number(run.preload.per_s),
                 f"{run.job_start_s:.1f}",
                 f"{run.counted.first_s - run.launched_s:.1f}",
@@ -610,16 +723,22 @@ def _batch_cells(batches: spark_progress.Summary | None) -> list[str]:
 
 
 def _latency_table(runs: Sequence[PipelineRun]) -> str:
-    header = ["mock", "rate/s", "sent/s", "results", "e2e p50 ms", "e2e p95 ms", "e2e p99 ms"]
-    header += ["e2e max ms", "in job p50", "in job p95", "batch ms p50", "kept up", "p95 vs 1 s"]
+    header = ["calls", "mock", "rate/s", "sent/s", "results", "e2e p50 ms", "e2e p95 ms"]
+    header += ["e2e p99 ms", "e2e max ms", "in job p50", "in job p95", "batch ms p50", "kept up"]
+    header += ["p95 vs 1 s"]
     rows = []
     for run in runs:
-        for measured, batches in run.latencies:
+        for at in run.latencies:
+            measured, batches = at.measured, at.batches
+            if measured is None:
+                cells = [f"{at.rate_per_s:,}", *[NONE] * 9, _kept_up(at), NONE]
+                rows.append([*_variant_cells(run.variant), *cells])
+                continue
             e2e = measured.end_to_end_ms
             p95 = kafka_load.percentile(e2e, 0.95)
             rows.append(
                 [
-                    f"{run.mock_latency_ms} ms",
+                    *_variant_cells(run.variant),
                     f"{measured.rate_per_s:,}",
                     _number(measured.sent_per_s),
                     f"{measured.results:,} of {measured.sent:,}",
@@ -630,23 +749,35 @@ def _latency_table(runs: Sequence[PipelineRun]) -> str:
                     _number(kafka_load.percentile(measured.in_job_ms, 0.50)),
                     _number(kafka_load.percentile(measured.in_job_ms, 0.95)),
                     NONE if batches is None else _number(batches.duration_p50_ms),
-                    _kept_up(measured),
+                    _kept_up(at),
                     _p95_verdict(measured.rate_per_s, p95),
                 ]
             )
     return table.markdown_table(header, rows)
 
 
-def _kept_up(measured: kafka_load.Paced) -> str:
+def _kept_up(at: AtRate) -> str:
+    if at.measured is None:
+        return f"skipped: did not keep up at {at.skipped_after:,}/s"
+    shortfall = _shortfall(at.measured)
+    return "yes" if shortfall is None else f"no: {shortfall}"
+
+
+def _fell_behind(at: AtRate) -> bool:
+    return at.measured is not None and _shortfall(at.measured) is not None
+
+
+def _shortfall(measured: kafka_load.Paced) -> str | None:
+    """Why the job did not keep up at the phase's rate; None when it did."""
     if measured.stopped_early:
-        return f"no: {MAX_BACKLOG_S:g} s behind after {measured.send_seconds:.1f} s"
+        return f"{MAX_BACKLOG_S:g} s behind after {measured.send_seconds:.1f} s"
     if measured.sent_per_s < 0.95 * measured.rate_per_s:
-        return f"no: the producer sent {measured.sent_per_s:,.0f}/s"
+        return f"the producer sent {measured.sent_per_s:,.0f}/s"
     if math.isnan(measured.caught_up_s):
-        return f"no: {measured.sent - measured.results - measured.dead_letters:,} missing"
+        return f"{measured.sent - measured.results - measured.dead_letters:,} missing"
     if measured.caught_up_s > MAX_BACKLOG_S:
-        return f"no: last result {measured.caught_up_s:.1f} s after the last send"
-    return "yes"
+        return f"last result {measured.caught_up_s:.1f} s after the last send"
+    return None
 
 
 def _p95_verdict(rate_per_s: int, p95_ms: float) -> str:
