@@ -276,48 +276,54 @@ def paced(
     tag: str,
     max_backlog_s: float,
     drain_timeout_s: float,
+    warmup_s: float = 0.0,
 ) -> Paced:
-    """Sends `rate_per_s` events a second for `duration_s` and times each one's result.
+    """Sends `rate_per_s` events a second for `warmup_s + duration_s` and times the results of
+    the events sent after the warm-up (those before it are tagged apart and not timed).
 
     Open loop: events leave on schedule whether or not results come back, until more than
-    `max_backlog_s` seconds' worth of sends are without a result (the pipeline fell behind).
-    Then it waits, at most `drain_timeout_s`, for the results of everything sent.
+    `max_backlog_s` seconds' worth of timed sends are without a result (the pipeline fell
+    behind). Then it waits, at most `drain_timeout_s`, for the results of everything timed.
     """
     collector = _Collector(bootstrap, result_topics, tag)
     collector.start()
     producer = Producer({"bootstrap.servers": bootstrap, **_QUIET, **_PACED_PRODUCER})
-    total = round(rate_per_s * duration_s)
+    warmup = round(rate_per_s * warmup_s)
+    total = warmup + round(rate_per_s * duration_s)
     max_backlog = max(1, round(rate_per_s * max_backlog_s))
     sent, stopped_early = 0, False
     started = time.perf_counter()
+    timed_from = started + warmup_s
     try:
         while sent < total:
             elapsed = time.perf_counter() - started
             due = min(total, int(elapsed * rate_per_s) + 1)
             while sent < due:
-                value = event_value(sent, tag, time.time() * 1000)
+                label = tag if sent >= warmup else f"{tag}-warmup"
+                value = event_value(sent, label, time.time() * 1000)
                 try:
-                    producer.produce(input_topic, value, f"{tag}-{sent}".encode())
+                    producer.produce(input_topic, value, f"{label}-{sent}".encode())
                 except BufferError:
                     break
                 sent += 1
             producer.poll(0)
-            if sent - collector.received() > max_backlog:
+            if max(0, sent - warmup) - collector.received() > max_backlog:
                 stopped_early = True
                 break
             pause = (sent + 1) / rate_per_s - (time.perf_counter() - started)
             if pause > 0:
                 time.sleep(min(pause, 0.01))
-        send_seconds = time.perf_counter() - started
+        send_seconds = max(0.0, time.perf_counter() - timed_from)
         producer.flush(30)
         last_send = time.monotonic()
-        collector.wait_for(sent, timeout_s=drain_timeout_s)
+        timed = max(0, sent - warmup)
+        collector.wait_for(timed, timeout_s=drain_timeout_s)
     finally:
         collector.stop()
-    caught_up = collector.last_arrival - last_send if collector.received() >= sent else math.nan
+    caught_up = collector.last_arrival - last_send if collector.received() >= timed else math.nan
     return Paced(
         rate_per_s=rate_per_s,
-        sent=sent,
+        sent=timed,
         send_seconds=send_seconds,
         results=len(collector.end_to_end_ms),
         dead_letters=collector.dead_letters,

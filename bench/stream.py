@@ -100,6 +100,8 @@ class Settings:
     mock_latencies_ms: tuple[int, ...]
     rates: tuple[int, ...]
     duration_s: float
+    warmup_s: float
+    """Seconds at each rate before the timed part: the job settles into the rate first."""
     trigger_ms: int
     max_offsets: int
     max_in_flight: int
@@ -152,7 +154,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         help="constant rates for latency, events/s, comma-separated (1000,10000,20000; quick "
         "500,2000); a variant that does not keep up at one rate skips the higher ones",
     )
-    parser.add_argument("--duration", type=float, help="seconds per rate (20; quick 5)")
+    parser.add_argument("--duration", type=float, help="timed seconds per rate (20; quick 5)")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        help="seconds at each rate before the timed part, not timed (5; quick 2)",
+    )
     parser.add_argument("--trigger-ms", type=int, default=500, help="the job's trigger (500)")
     parser.add_argument(
         "--max-offsets", type=int, default=25_000, help="maxOffsetsPerTrigger (25,000)"
@@ -194,6 +201,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
             minimum=1,
         ),
         duration_s=args.duration or (5.0 if args.quick else 20.0),
+        warmup_s=args.warmup if args.warmup is not None else (2.0 if args.quick else 5.0),
         trigger_ms=args.trigger_ms,
         max_offsets=args.max_offsets,
         max_in_flight=args.max_in_flight,
@@ -441,7 +449,10 @@ def pipeline(
                     bootstrap, input_topic, result_topics, timeout_s=DRAIN_TIMEOUT_S
                 ):
                     clock.say(f"  still behind after {DRAIN_TIMEOUT_S:g} s; measuring anyway")
-                clock.say(f"  {rate_per_s:,} events/s for {settings.duration_s:g} s")
+                clock.say(
+                    f"  {rate_per_s:,} events/s: {settings.warmup_s:g} s warm-up, then "
+                    f"{settings.duration_s:g} s timed"
+                )
                 window_start = time.time()
                 measured = kafka_load.paced(
                     bootstrap,
@@ -449,6 +460,7 @@ def pipeline(
                     result_topics,
                     rate_per_s=rate_per_s,
                     duration_s=settings.duration_s,
+                    warmup_s=settings.warmup_s,
                     tag=f"rate{rate_per_s}",
                     max_backlog_s=MAX_BACKLOG_S,
                     drain_timeout_s=DRAIN_TIMEOUT_S,
@@ -627,7 +639,9 @@ def render(
         "## Latency at a constant rate",
         _latency_table(runs),
         "With the job caught up, one producer (linger 1 ms) sends events on a schedule, each "
-        "with its send time in it; a consumer reads the output topic. End to end = the bench's "
+        f"with its send time in it: first {settings.warmup_s:g} s at the rate that are not "
+        f"timed (the job settles into the rate), then {settings.duration_s:g} s that are; a "
+        "consumer reads the output topic. End to end = the bench's "
         "receive time - the event's send time. In job = the result's `processed_ts - "
         "ingest_ts` (the Kafka timestamp, set when sent, to when the Python worker finished "
         "the batch; it leaves out the sink's write and the bench's read). Kept up: every "
