@@ -538,10 +538,11 @@ def test_the_semantic_cache_reaches_the_gateway_with_its_threshold_as_a_fraction
         "enabled": True,
         "similarityPercent": 92,
         "embeddingModel": "text-embedding-3-large",
+        "maxEntries": 1000,
     }
     settings = rendered_config(render(minimal_spec(cache={"semantic": semantic})))
     assert settings.cache.semantic == config.SemanticCacheConfig(
-        enabled=True, threshold=0.92, embedding_model="text-embedding-3-large"
+        enabled=True, threshold=0.92, embedding_model="text-embedding-3-large", max_entries=1000
     )
     assert settings.cache.enabled, "the semantic cache stores its responses in the exact cache"
 

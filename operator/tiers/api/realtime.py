@@ -32,6 +32,12 @@ class SemanticCache(common.Model):
         default=95, ge=50, le=100, description="Cosine similarity threshold, in percent."
     )
     embedding_model: str = pydantic.Field(default="text-embedding-3-small", max_length=128)
+    max_entries: int = pydantic.Field(
+        default=256,
+        ge=1,
+        le=100_000,
+        description="Prompts kept per scope (tenant, model, sampling parameters); oldest go first.",
+    )
 
 
 class Cache(common.Model):

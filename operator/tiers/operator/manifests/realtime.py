@@ -67,6 +67,7 @@ def _semantic_cache(spec: api.RealtimeEndpointSpec) -> config.SemanticCacheConfi
         enabled=semantic.enabled,
         threshold=semantic.similarity_percent / 100,
         embedding_model=semantic.embedding_model,
+        max_entries=semantic.max_entries,
     )
 
 
