@@ -59,6 +59,7 @@ MAX_BACKLOG_S = 5.0
 """A constant-rate phase stops sending once this many seconds' worth of sends await results."""
 DRAIN_TIMEOUT_S = 90.0
 CHAT_EVENTS_CAP = 100_000
+PASSTHROUGH_JOB = pathlib.Path(__file__).with_name("passthrough_job.py")
 """Events preloaded for a one-request-per-event variant: at its few thousand events/s, more
 events only make the run longer, not the figure steadier."""
 DEFAULT_OUT = pathlib.Path(__file__).resolve().parent / "results" / "stream.md"
@@ -70,26 +71,35 @@ class Variant:
     """One pipeline run: how the job calls the model, and the mock model's latency."""
 
     rows_per_request: int
-    """Events per model request: 1 calls chat, above 1 calls completions with a list of prompts."""
+    """Events per model request: 1 calls chat, above 1 calls completions with a list of prompts;
+    0 calls no model at all (`passthrough_job.py`: Spark's own floor)."""
     mock_latency_ms: int
 
     @property
+    def passthrough(self) -> bool:
+        return self.rows_per_request == 0
+
+    @property
     def route(self) -> Literal["chat", "completions"]:
-        return "chat" if self.rows_per_request == 1 else "completions"
+        return "completions" if self.rows_per_request > 1 else "chat"
 
     @property
     def name(self) -> str:
         """Unique per variant: it names the run's topics, checkpoint, event log, config and logs."""
+        if self.passthrough:
+            return "passthrough"
         return f"{self.route}{self.rows_per_request}-mock{self.mock_latency_ms}ms"
 
     @property
     def calls(self) -> str:
+        if self.passthrough:
+            return "none: Spark pass-through"
         noun = "event" if self.rows_per_request == 1 else "events"
         return f"{self.route}, {self.rows_per_request} {noun}/request"
 
     @property
     def mock(self) -> str:
-        return f"{self.mock_latency_ms} ms"
+        return "-" if self.passthrough else f"{self.mock_latency_ms} ms"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,11 +122,15 @@ class Settings:
     """Where logs, checkpoints and Spark's event logs go and stay; None: a temporary folder."""
     spark_conf: dict[str, str]
     """Spark settings over the job's own, e.g. to compare JIT or batch-size choices."""
+    passthrough: bool
+    """Also run the job with the model taken out, the ceiling the real job is divided by."""
 
     @property
     def variants(self) -> list[Variant]:
-        """Events per request outer, mock latency inner: the order the runs go and the rows read."""
-        return [
+        """Spark's pass-through first (no model, so one run), then events per request outer and
+        mock latency inner: the order the runs go and the rows read."""
+        floor = [Variant(0, 0)] if self.passthrough else []
+        return floor + [
             Variant(rows, latency)
             for rows in self.rows_per_request
             for latency in self.mock_latencies_ms
@@ -124,7 +138,7 @@ class Settings:
 
     def events_for(self, variant: Variant) -> int:
         """The events preloaded for a variant's run: chat's are capped at CHAT_EVENTS_CAP."""
-        if variant.route == "chat":
+        if variant.route == "chat" and not variant.passthrough:
             return min(self.events, CHAT_EVENTS_CAP)
         return self.events
 
@@ -175,6 +189,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         "prompts (1,64)",
     )
     parser.add_argument(
+        "--no-passthrough",
+        action="store_true",
+        help="skip the run with the model taken out (Spark's own pass-through floor)",
+    )
+    parser.add_argument(
         "--spark-conf",
         action="append",
         default=[],
@@ -209,6 +228,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         out=args.out,
         workdir=args.workdir,
         spark_conf=dict(pair.split("=", 1) for pair in args.spark_conf),
+        passthrough=not args.no_passthrough,
     )
     if min(settings.events, settings.ceiling_events, settings.partitions) < 1:
         parser.error("--events, --ceiling-events and --partitions must be at least 1")
@@ -411,7 +431,7 @@ def pipeline(
         config_path.write_text(job_config.model_dump_json())
         clock.say("  starting the Spark job (JVM, session, Python workers)")
         launched = time.monotonic()
-        with stream_job(config_path, logs, f"job-{name}") as job:
+        with stream_job(config_path, logs, f"job-{name}", passthrough=variant.passthrough) as job:
             job_start_s = time.monotonic() - launched
             ready_wall = time.time()
             clock.say(f"  query started after {job_start_s:.1f} s; counting results")
@@ -438,7 +458,8 @@ def pipeline(
                 f"{rate:,.0f} events/s from the query's start"
             )
             latencies: list[AtRate] = []
-            for rate_per_s in settings.rates:
+            # The pass-through writes the events themselves, not results the latency runs read.
+            for rate_per_s in () if variant.passthrough else settings.rates:
                 # A higher rate than one the job fell behind at would only measure the backlog.
                 missed = [at.rate_per_s for at in latencies if _fell_behind(at)]
                 if missed and rate_per_s > min(missed):
@@ -511,7 +532,7 @@ def _job_config(
             model="gpt-4o-mini",
             prompt=PROMPT,
             route=variant.route,
-            rows_per_request=variant.rows_per_request,
+            rows_per_request=max(1, variant.rows_per_request),
             max_in_flight=settings.max_in_flight,
         ),
         checkpoint=str(checkpoint),
@@ -526,10 +547,11 @@ def _job_config(
 
 @contextlib.contextmanager
 def stream_job(
-    config_path: pathlib.Path, logs: pathlib.Path, name: str
+    config_path: pathlib.Path, logs: pathlib.Path, name: str, *, passthrough: bool = False
 ) -> Iterator[servers.Server]:
     """The Spark job as a subprocess in its own process group (the JVM and workers in it)."""
-    argv = [sys.executable, "-m", "tiers.runtime.stream", "job", "--config", str(config_path)]
+    command = [str(PASSTHROUGH_JOB)] if passthrough else ["-m", "tiers.runtime.stream", "job"]
+    argv = [sys.executable, *command, "--config", str(config_path)]
     ready = servers.log_says(logs / f"{name}.log", JOB_READY_LOG)
     with servers.running(
         name, argv, port=0, is_ready=ready, logs=logs, startup_timeout_s=JOB_STARTUP_TIMEOUT_S
@@ -617,7 +639,11 @@ def render(
         "before the job starts (`startingOffsets=earliest`); the job is `python -m "
         f"tiers.runtime.stream job` on `local[2]`, trigger {settings.trigger_ms} ms, "
         f"maxOffsetsPerTrigger {settings.max_offsets:,}, {settings.max_in_flight} model calls "
-        f"in flight per Python worker; {_variants_phrase(settings)}. The bench counts "
+        f"in flight per Python worker; {_variants_phrase(settings)}. 'none: Spark pass-through' "
+        "is the same job, session, source, sink and settings with the model taken out "
+        "(`bench/passthrough_job.py` copies each event to the output topic): what Spark "
+        "Structured Streaming itself reaches here, and what '÷ Spark pass-through' divides by "
+        "(over the same span). The bench counts "
         "records in the output and dead-letter topics. 'query start → last result' is the "
         "sustained figure: the job's JVM, Spark session and Python workers are up, and the "
         "events wait in Kafka. 'first result → last result' overstates it: a task writes its "
@@ -656,23 +682,32 @@ def render(
 
 def _throughput_table(ceiling: Ceiling, runs: Sequence[PipelineRun]) -> str:
     header = ["measurement", "calls", "mock", "events", "seconds", "events/s", "÷ Kafka"]
-    header += ["vs target"]
+    header += ["÷ Spark pass-through", "vs target"]
     rows = [
-        _throughput_row("Kafka produce (1 producer)", None, ceiling.produce, None, False),
-        _throughput_row("Kafka consume (1 consumer)", None, ceiling.consume, None, False),
+        _throughput_row("Kafka produce (1 producer)", None, ceiling.produce, None, None, False),
+        _throughput_row("Kafka consume (1 consumer)", None, ceiling.consume, None, None, False),
     ]
+    floor = next((run for run in runs if run.variant.passthrough), None)
     for run in runs:
         results = run.counted.total
         incomplete = "" if run.counted.complete else f" (incomplete: {results:,} results)"
-        for span, seconds in [
-            ("query start", run.after_query_start_s),
-            ("first result", run.scored_s),
-            ("job launch", run.with_start_s),
-        ]:
+        for span, seconds in _spans(run):
             name = f"pipeline: {span} → last result{incomplete}"
             measured = kafka_load.Produced(results, seconds)
-            rows.append(_throughput_row(name, run.variant, measured, ceiling))
+            passthrough = None
+            if floor is not None and not run.variant.passthrough:
+                passthrough = kafka_load.Produced(floor.counted.total, dict(_spans(floor))[span])
+            rows.append(_throughput_row(name, run.variant, measured, ceiling, passthrough))
     return table.markdown_table(header, rows)
+
+
+def _spans(run: PipelineRun) -> list[tuple[str, float]]:
+    """The spans a run's throughput is measured over, each ending at its last result."""
+    return [
+        ("query start", run.after_query_start_s),
+        ("first result", run.scored_s),
+        ("job launch", run.with_start_s),
+    ]
 
 
 def _throughput_row(
@@ -680,8 +715,10 @@ def _throughput_row(
     variant: Variant | None,
     measured: kafka_load.Produced,
     ceiling: Ceiling | None,
+    passthrough: kafka_load.Produced | None,
     target: bool = True,
 ) -> list[str]:
+    """`passthrough`: the job with the model taken out, over the same span, where there is one."""
     per_s = measured.per_s
     return [
         name,
@@ -690,6 +727,7 @@ def _throughput_row(
         f"{measured.seconds:,.1f}",
         _number(per_s),
         NONE if ceiling is None else _share(per_s, ceiling.per_s),
+        NONE if passthrough is None else _share(per_s, passthrough.per_s),
         _versus(per_s, THROUGHPUT_TARGET_PER_S) if target else NONE,
     ]
 

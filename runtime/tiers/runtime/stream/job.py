@@ -52,8 +52,12 @@ def session(settings: config.StreamJobConfig) -> Any:
     return builder.getOrCreate()
 
 
-def start(spark: Any, settings: config.StreamJobConfig) -> Any:
-    """Starts the query and returns it (a `StreamingQuery`)."""
+def start(spark: Any, settings: config.StreamJobConfig, score: Any = None) -> Any:
+    """Starts the query and returns it (a `StreamingQuery`). `score` is the `mapInArrow`
+    function from Kafka records to (key, value, topic) rows; the model scorer unless given (the
+    stream benchmark gives a pass-through, to measure Spark's own floor)."""
+    if score is None:
+        score = scoring.score_batches(settings.model_dump_json())
     reader = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", settings.bootstrap)
@@ -74,7 +78,7 @@ def start(spark: Any, settings: config.StreamJobConfig) -> Any:
     # One task per core rather than per Kafka partition: each task has a fixed cost (launch,
     # Python round trip, sink flush) that waves of small tasks would pay several times a batch.
     scored = records.coalesce(spark.sparkContext.defaultParallelism).mapInArrow(
-        scoring.score_batches(settings.model_dump_json()), scoring.OUTPUT_SCHEMA
+        score, scoring.OUTPUT_SCHEMA
     )
     writer = (
         scored.writeStream.format("kafka")
@@ -107,11 +111,11 @@ def warm_workers(spark: Any) -> None:
     spark.range(parallelism, numPartitions=parallelism).mapInArrow(touch, "id long").collect()
 
 
-def run(settings: config.StreamJobConfig) -> None:
+def run(settings: config.StreamJobConfig, score: Any = None) -> None:
     """Runs until the process is stopped; a SIGTERM stops the query between batches."""
     spark = session(settings)
     warm_workers(spark)
-    query = start(spark, settings)
+    query = start(spark, settings, score)
     log.warning("streaming %s -> %s every %d ms", settings.input_topic, settings.output_topic,
                 settings.trigger_interval_ms)  # fmt: skip
     try:
