@@ -43,7 +43,7 @@ SPARK_DDL = (
     "key string, status string, output string, error string, attempts int, latency_ms bigint, "
     "tokens_in bigint, tokens_out bigint, cost_usd string, finish_reason string"
 )
-"""The columns as a Spark schema string, for `mapInPandas(..., schema)` or a struct column."""
+"""The columns as a Spark schema string, for `mapInArrow(..., schema)` or a struct column."""
 
 
 def failed(key: str, error: str, *, attempts: int = 0, latency_ms: int = 0) -> RowResult:
