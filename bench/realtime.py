@@ -356,11 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted; every server the bench started is stopped", file=sys.stderr)
         return 130
     facts["load average after the run"] = machine.load_average()
-    report = render(settings, facts, results)
-    print(report)
-    settings.out.parent.mkdir(parents=True, exist_ok=True)
-    settings.out.write_text(report)
-    print(f"written to {settings.out}", file=sys.stderr)
+    table.publish(render(settings, facts, results), settings.out)
     return 0
 
 

@@ -889,11 +889,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     facts["load average after the run"] = machine.load_average()
     facts["bench wall time"] = f"{time.monotonic() - clock.started:,.0f} s"
-    report = render(settings, facts, ceiling, runs)
-    print(report)
-    settings.out.parent.mkdir(parents=True, exist_ok=True)
-    settings.out.write_text(report)
-    print(f"written to {settings.out}", file=sys.stderr)
+    table.publish(render(settings, facts, ceiling, runs), settings.out)
     return 0
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import pathlib
+import sys
 from collections.abc import Sequence
 
 from loadgen import Throughput
@@ -43,6 +45,14 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
     rule = "|" + "|".join("-" * (width + 2) for width in widths) + "|"
     return "\n".join([line(header), rule, *(line(row) for row in rows)])
+
+
+def publish(report: str, out: pathlib.Path) -> None:
+    """Prints a finished report and writes it to `out` (bench/results/... by default)."""
+    print(report)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report)
+    print(f"written to {out}", file=sys.stderr)
 
 
 def facts(items: dict[str, str]) -> str:

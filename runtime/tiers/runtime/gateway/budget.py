@@ -21,8 +21,6 @@ what it spent meanwhile once Redis is back. A new month starts from zero even wh
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import decimal
 import logging
 import time
@@ -31,6 +29,7 @@ from collections.abc import Callable
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from tiers.runtime import periodic
 from tiers.runtime.gateway import errors
 
 log = logging.getLogger(__name__)
@@ -71,13 +70,12 @@ class Budget:
     ) -> None:
         self.limit_usd = limit_usd
         self._endpoint = endpoint
-        self._interval_s = interval_s
         self._clock = clock
         self._month = month_key(endpoint, clock())
         self._known_micro = 0
         """The month's total in Redis as last read (this replica's flushed spend included)."""
         self._unflushed = decimal.Decimal(0)
-        self._task: asyncio.Task[None] | None = None
+        self._flushing = periodic.Periodic(self.flush, interval_s)
 
     @property
     def spent_usd(self) -> decimal.Decimal:
@@ -98,14 +96,11 @@ class Budget:
         budget refuses at once), then keeps it fresh in the background."""
         if self.limit_usd is not None:
             await self.flush(client)
-            self._task = asyncio.get_running_loop().create_task(self._flush_forever(client))
+            self._flushing.start(client)
 
     async def stop(self, client: aioredis.Redis) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            await self.flush(client)
+        if self.limit_usd is not None:
+            await self._flushing.stop(client)
 
     async def flush(self, client: aioredis.Redis) -> None:
         """Adds the local tally to the month's counter and reads the total back, in one round
@@ -125,8 +120,3 @@ class Budget:
         # Calls answered during the round trip added to the tally: take off only what was sent.
         self._known_micro = int(total)
         self._unflushed -= micro * MICRO_USD
-
-    async def _flush_forever(self, client: aioredis.Redis) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            await self.flush(client)

@@ -6,14 +6,13 @@ and never blocks a request. Stats are best effort: counts of a failed flush are 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from tiers.runtime import periodic
 from tiers.runtime.stats import store, window
 
 log = logging.getLogger(__name__)
@@ -22,11 +21,10 @@ log = logging.getLogger(__name__)
 class Recorder:
     def __init__(self, subject: str, *, interval_s: float = 1.0) -> None:
         self.subject = subject
-        self.interval_s = interval_s
         self._minute = int(time.time() // 60)
         self.current = window.Counts()
         self._pending: list[tuple[int, window.Counts]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._flushing = periodic.Periodic(self.flush, interval_s)
 
     def counts(self) -> window.Counts:
         """The counts to add to, rolled over at each minute boundary."""
@@ -37,14 +35,10 @@ class Recorder:
         return self.current
 
     def start(self, client: aioredis.Redis) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._flush_forever(client))
+        self._flushing.start(client)
 
     async def stop(self, client: aioredis.Redis) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.flush(client)
+        await self._flushing.stop(client)
 
     async def flush(self, client: aioredis.Redis) -> None:
         self.counts()
@@ -55,8 +49,3 @@ class Recorder:
                 await store.publish(client, self.subject, minute, counts)
             except (redis.exceptions.RedisError, OSError) as error:
                 log.debug("stats flush dropped: %s", type(error).__name__)
-
-    async def _flush_forever(self, client: aioredis.Redis) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            await self.flush(client)
