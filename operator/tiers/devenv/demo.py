@@ -161,10 +161,12 @@ def _apply_examples(kubectl: list[str], *, mock_url: str, kafka: str) -> None:
     patch = [{"op": "replace", "path": "/spec/backends/0/baseURL", "value": mock_url}]
     _run([*kubectl, "patch", "rte", ENDPOINT, "-n", NAMESPACE, "--type=json",
           "-p", json.dumps(patch)])  # fmt: skip
-    # ... and the pipeline's brokers are the dev Kafka.
+    # ... and every pipeline's brokers are the dev Kafka.
     patch = [{"op": "replace", "path": "/spec/kafka/bootstrapServers", "value": kafka}]
-    _run([*kubectl, "patch", "spipe", PIPELINE, "-n", NAMESPACE, "--type=json",
-          "-p", json.dumps(patch)])  # fmt: skip
+    pipelines = _run([*kubectl, "get", "spipe", "-n", NAMESPACE, "-o", "name"]).split()
+    for pipeline in pipelines:
+        _run([*kubectl, "patch", pipeline, "-n", NAMESPACE, "--type=json",
+              "-p", json.dumps(patch)])  # fmt: skip
 
 
 def _items(kubectl: list[str]) -> list[dict[str, object]]:
