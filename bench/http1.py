@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import aiohttp
 import uvloop
-from tiers.runtime import http1
+from tiers.runtime.providers import http1
 
 import machine
 import payloads

@@ -36,7 +36,7 @@ from collections.abc import Iterator, Sequence
 from typing import Literal
 
 from tiers.devenv import jars
-from tiers.runtime.gateway import config as gateway_config
+from tiers.runtime import providers
 from tiers.runtime.modelcall import ModelCallConfig
 from tiers.runtime.stream import config as stream_config
 
@@ -528,7 +528,7 @@ def _job_config(
         output_topic=topics[1],
         dead_letter_topic=topics[2],
         model=ModelCallConfig(
-            target=gateway_config.parse_backend_flag(f"openai-compatible={mock.url}/v1", 0),
+            target=providers.parse_backend_flag(f"openai-compatible={mock.url}/v1", 0),
             model="gpt-4o-mini",
             prompt=PROMPT,
             route=variant.route,

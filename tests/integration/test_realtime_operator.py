@@ -15,7 +15,7 @@ from conftest import Kubectl, Processes, wait_for
 
 from tiers import devenv
 from tiers.devenv import dataplane, processes
-from tiers.runtime.gateway import budget
+from tiers.runtime.stats import spend
 
 EXAMPLE = (
     pathlib.Path(__file__).resolve().parents[2]
@@ -108,7 +108,7 @@ def test_a_spent_monthly_budget_shows_in_status_and_leaves_the_endpoint_ready(
     assert obj["status"]["budget"]["monthUSD"] == "0.000000"
     # What the gateways' once-a-second flushes leave in Redis: micro-USD for this UTC month.
     now = time.time()
-    key = budget.month_key(f"{namespace}/chat", now)
+    key = spend.month_key(f"{namespace}/chat", now)
     with redis.Redis.from_url(dev_cluster.redis_url) as client:
         client.set(key, 12_500, ex=3600)
     obj = wait_condition(kubectl, namespace, "BudgetExceeded", "True")
@@ -117,7 +117,7 @@ def test_a_spent_monthly_budget_shows_in_status_and_leaves_the_endpoint_ready(
     assert "0.012500 USD spent in" in spent["message"]
     assert "spec.budget.monthlyUSD 0.010000 USD" in spent["message"]
     assert obj["status"]["budget"] == {
-        "month": budget.month_of(now), "monthUSD": "0.012500",
+        "month": spend.month_of(now), "monthUSD": "0.012500",
         "limitUSD": "0.010000", "remainingUSD": "0.000000",
     }  # fmt: skip
     assert condition(obj, "Ready")["status"] == "True", "cache hits are still served"

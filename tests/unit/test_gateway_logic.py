@@ -1,4 +1,5 @@
-"""The gateway's pure parts: backoff, circuit breaker, SSE, cache keys, L1, pricing, parsing."""
+"""The gateway's pure parts: the order of its backends, SSE, cache keys, L1, pricing, parsing,
+the budget."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ import redis.asyncio as aioredis
 from redis import backoff
 from redis.asyncio import retry
 
-from tiers.runtime import pricing
-from tiers.runtime.gateway import budget, cache, config, errors, requests, resilience, sse, upstream
-
-RETRIES = config.RetryConfig(max_attempts=3, initial_backoff_ms=100, max_backoff_ms=2000)
+from tiers.runtime import pricing, providers
+from tiers.runtime.gateway import budget, cache, config, errors, requests, sse, upstream
+from tiers.runtime.providers import http1
+from tiers.runtime.stats import spend
 
 
 def chat(**fields: object) -> requests.ModelRequest:
@@ -24,42 +25,9 @@ def chat(**fields: object) -> requests.ModelRequest:
     return requests.parse("chat", orjson.dumps(body))
 
 
-def test_backoff_grows_exponentially_with_full_jitter() -> None:
-    rng = random.Random(7)
-    for attempt, ceiling in ((1, 0.1), (2, 0.2), (3, 0.4), (10, 2.0)):
-        waits = [resilience.backoff_seconds(attempt, RETRIES, rng=rng) for _ in range(200)]
-        assert min(waits) >= 0 and max(waits) <= ceiling
-        assert max(waits) > ceiling / 2, "jitter spreads over the whole range"
-
-
-def test_retry_after_wins_when_longer_but_stays_capped() -> None:
-    assert resilience.backoff_seconds(1, RETRIES, retry_after_s=1.5) == 1.5
-    assert resilience.backoff_seconds(1, RETRIES, retry_after_s=30) == 2.0
-
-
-def test_retry_after_headers_are_read_in_ms_and_seconds() -> None:
-    assert resilience.parse_retry_after({"retry-after-ms": "250"}) == 0.25
-    assert resilience.parse_retry_after({"retry-after": "2"}) == 2.0
-    assert resilience.parse_retry_after({"retry-after": "Wed, 21 Oct 2026 07:28:00 GMT"}) is None
-
-
-def test_the_breaker_opens_after_consecutive_failures_and_lets_one_trial_through() -> None:
-    breaker = resilience.CircuitBreaker(
-        config.CircuitBreakerConfig(failure_threshold=2, open_seconds=10)
-    )
-    breaker.record_failure(0)
-    assert breaker.allows(0)
-    breaker.record_failure(1)
-    assert not breaker.allows(5)
-    assert breaker.allows(12), "half-open after open_seconds"
-    assert not breaker.allows(12), "only one trial at a time"
-    breaker.record_success()
-    assert breaker.allows(13) and not breaker.is_open
-
-
 def test_backends_are_tried_by_priority_then_weight() -> None:
     backends = tuple(
-        config.BackendConfig(
+        providers.BackendConfig(
             name=name, provider="openai", model="m", priority=priority, weight=weight
         )
         for name, priority, weight in (("fallback", 1, 1), ("a", 0, 3), ("b", 0, 1))
@@ -72,6 +40,60 @@ def test_backends_are_tried_by_priority_then_weight() -> None:
     assert all(plan[-1] == "fallback" for plan in plans)
     first_a = sum(plan[0] == "a" for plan in plans) / len(plans)
     assert 0.65 < first_a < 0.85, "weights 3:1 put a first about 75% of the time"
+
+
+class ScriptedPool:
+    """Answers each upstream request by the backend it goes to; counts the requests."""
+
+    def __init__(self, statuses: dict[str, list[int]]) -> None:
+        self.statuses = statuses
+        self.calls: list[str] = []
+
+    async def request(self, method: str, url: str, **_: object) -> http1.Response:
+        host = url.split("/")[2]
+        self.calls.append(host)
+        status = self.statuses[host].pop(0)
+        return http1.Response(status, {"retry-after": "1"}, b'{"error": {"message": "busy"}}')
+
+
+def gateway_backends(pool: ScriptedPool) -> upstream.Backends:
+    settings = config.GatewayConfig(
+        backends=tuple(
+            providers.BackendConfig(
+                name=name, provider="openai-compatible", model="*",
+                base_url=f"http://{name}/v1", priority=priority,
+            )
+            for priority, name in enumerate(pool.statuses)
+        ),
+        retries=providers.RetryConfig(max_attempts=2, initial_backoff_ms=1),
+    )  # fmt: skip
+
+    async def no_wait(_: float) -> None:
+        return None
+
+    return upstream.Backends(settings, pool, sleep=no_wait, rng=random.Random(1))  # type: ignore[arg-type]
+
+
+def test_a_failing_backend_falls_back_to_the_next_after_its_retries() -> None:
+    pool = ScriptedPool({"primary": [503, 503], "secondary": [200]})
+    reply = asyncio.run(gateway_backends(pool).complete(chat()))
+    assert (reply.status, reply.backend, reply.attempts) == (200, "secondary", 3)
+    assert pool.calls == ["primary", "primary", "secondary"]
+
+
+def test_a_client_error_is_passed_on_without_a_retry_or_a_fallback() -> None:
+    pool = ScriptedPool({"primary": [400], "secondary": [200]})
+    reply = asyncio.run(gateway_backends(pool).complete(chat()))
+    assert (reply.status, reply.backend, reply.attempts) == (400, "primary", 1)
+
+
+def test_when_every_backend_is_rate_limited_the_client_gets_a_429_to_retry_after() -> None:
+    pool = ScriptedPool({"primary": [429, 429], "secondary": [429, 429]})
+    with pytest.raises(errors.GatewayError) as raised:
+        asyncio.run(gateway_backends(pool).complete(chat()))
+    assert raised.value.status == 429 and raised.value.code == "rate_limit_exceeded"
+    assert "secondary: HTTP 429: busy" in raised.value.message
+    assert dict(raised.value.headers) == {b"retry-after": b"1"}
 
 
 def test_sse_events_are_split_whatever_the_chunking() -> None:
@@ -161,12 +183,12 @@ def test_embeddings_cannot_be_streamed() -> None:
 
 def test_the_budget_counts_by_utc_calendar_month() -> None:
     last_second_of_january = 1_769_903_999  # 2026-01-31T23:59:59Z
-    assert budget.month_key("ns/e", last_second_of_january) == "tiers:budget:ns/e:2026-01"
-    assert budget.month_key("ns/e", last_second_of_january + 1) == "tiers:budget:ns/e:2026-02"
+    assert spend.month_key("ns/e", last_second_of_january) == "tiers:budget:ns/e:2026-01"
+    assert spend.month_key("ns/e", last_second_of_january + 1) == "tiers:budget:ns/e:2026-02"
 
 
 def test_spend_goes_to_redis_in_whole_micro_dollars_and_keeps_the_rest() -> None:
-    micro, rest = budget.whole_micro_usd(decimal.Decimal("0.0000123456"))
+    micro, rest = spend.whole_micro_usd(decimal.Decimal("0.0000123456"))
     assert (micro, rest) == (12, decimal.Decimal("0.0000003456"))
 
 

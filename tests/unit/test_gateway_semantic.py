@@ -12,6 +12,7 @@ import orjson
 import pydantic
 import pytest
 
+from tiers.runtime import providers
 from tiers.runtime.gateway import config, requests, semantic
 
 USER = {"role": "user", "content": "What is the capital of France?"}
@@ -273,8 +274,8 @@ def test_entries_older_than_the_ttl_are_not_found() -> None:
 def test_embeddings_ask_each_backend_for_the_embedding_model() -> None:
     settings = config.GatewayConfig(
         backends=(
-            config.BackendConfig(name="a", provider="openai", model="gpt-4o-mini"),
-            config.BackendConfig(
+            providers.BackendConfig(name="a", provider="openai", model="gpt-4o-mini"),
+            providers.BackendConfig(
                 name="b",
                 provider="azure-openai",
                 model="gpt-4o-mini",

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tiers.runtime import http1
+from tiers.runtime.providers import http1
 
 Handler = Callable[[bytes, asyncio.StreamWriter], Awaitable[bool]]
 """Answers one request (its head); returns whether to keep the connection open."""

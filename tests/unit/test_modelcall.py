@@ -18,8 +18,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from tiers.runtime import mockllm, modelcall, pricing
-from tiers.runtime.gateway import config as gateway_config
+from tiers.runtime import mockllm, modelcall, pricing, providers
 from tiers.runtime.mockllm import tokens
 from tiers.runtime.modelcall import wire
 
@@ -185,7 +184,7 @@ def test_tokens_and_cost_come_from_the_reported_usage(base_url: str) -> None:
 
 
 def test_price_overrides_change_the_cost(base_url: str) -> None:
-    price = gateway_config.PriceConfig(input_per_m_tok_usd=1_000_000, output_per_m_tok_usd=0)
+    price = providers.PriceConfig(input_per_m_tok_usd=1_000_000, output_per_m_tok_usd=0)
     [found] = score(settings(base_url, prices={"gpt-4o-mini": price}), [{"text": "hi"}])
     assert decimal.Decimal(found.cost_usd) == found.tokens_in
 
@@ -267,7 +266,7 @@ def test_a_reply_missing_a_row_fails_only_that_row() -> None:
 
 
 def test_an_azure_backend_is_called_on_its_deployment_path_with_api_key(base_url: str) -> None:
-    azure = gateway_config.BackendConfig(
+    azure = providers.BackendConfig(
         name="azure",
         provider="azure-openai",
         model="*",
@@ -346,7 +345,7 @@ def test_a_config_survives_json_with_either_target() -> None:
     endpoint = settings("http://chat-gateway.ns.svc:8080/v1")
     azure = settings(
         "unused",
-        target=gateway_config.BackendConfig(
+        target=providers.BackendConfig(
             name="azure", provider="azure-openai", model="*", base_url="https://x.openai.azure.com",
             deployment="gpt-4o-mini", api_version="2024-10-21",
         ),
@@ -367,11 +366,11 @@ def test_a_config_survives_json_with_either_target() -> None:
         ({"rows_per_request": 8}, "rows_per_request is 8 but route is chat"),
         ({"route": "completions", "rows_per_request": 0}, "rows_per_request"),
         (
-            {"target": gateway_config.BackendConfig(name="a", provider="azure-openai", model="*")},
+            {"target": providers.BackendConfig(name="a", provider="azure-openai", model="*")},
             "an azure-openai target needs target.deployment and target.api_version",
         ),
         (
-            {"target": gateway_config.BackendConfig(name="a", provider="openai", model="gpt-4o")},
+            {"target": providers.BackendConfig(name="a", provider="openai", model="gpt-4o")},
             "target.model is 'gpt-4o' but model is 'gpt-4o-mini'",
         ),
     ],

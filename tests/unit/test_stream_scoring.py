@@ -10,8 +10,7 @@ import orjson
 import pyarrow
 import pytest
 
-from tiers.runtime import mockllm, modelcall
-from tiers.runtime.gateway import config as gateway_config
+from tiers.runtime import mockllm, modelcall, providers
 from tiers.runtime.stream import config, events, scoring
 
 
@@ -22,7 +21,7 @@ def mock_url() -> Iterator[str]:
 
 
 def settings(url: str, prompt: str = "Summarize: {text}") -> config.StreamJobConfig:
-    backend = gateway_config.BackendConfig(
+    backend = providers.BackendConfig(
         name="mock", provider="openai-compatible", model="*", base_url=url
     )
     return config.StreamJobConfig(

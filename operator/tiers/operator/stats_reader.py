@@ -16,8 +16,7 @@ import redis.exceptions
 
 from tiers.operator import realtime_status
 from tiers.runtime import stats
-from tiers.runtime.gateway import budget
-from tiers.runtime.stats import store
+from tiers.runtime.stats import spend, store
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +65,10 @@ async def month_spend(url: str, endpoint: str) -> realtime_status.MonthSpend | N
     yet: nothing spent); None if Redis does not answer."""
     now = time.time()
     try:
-        micro = await _client(url).get(budget.month_key(endpoint, now))
+        micro = await _client(url).get(spend.month_key(endpoint, now))
     except (redis.exceptions.RedisError, OSError) as error:
         log.info("budget of %s unavailable: %s", endpoint, type(error).__name__)
         return None
     return realtime_status.MonthSpend(
-        month=budget.month_of(now), spent_usd=int(micro or 0) * budget.MICRO_USD
+        month=spend.month_of(now), spent_usd=int(micro or 0) * spend.MICRO_USD
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import decimal
 from collections.abc import Mapping
+from typing import Any
 
 MILLION = decimal.Decimal(1_000_000)
 # Money leaves this module with 9 decimal places: enough for one cached token of a cheap model.
@@ -38,6 +39,19 @@ class Usage:
     completion_tokens: int = 0
     cached_tokens: int = 0
     """The part of prompt_tokens served from the provider's prompt cache."""
+
+    @classmethod
+    def from_openai(cls, usage: Any) -> Usage:
+        """The `usage` object of an OpenAI-style reply (or stream chunk); nothing where there is
+        none, so a server that reports no usage costs nothing rather than failing the call."""
+        if not isinstance(usage, dict):
+            return cls()
+        details = usage.get("prompt_tokens_details") or {}
+        return cls(
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            cached_tokens=int(details.get("cached_tokens") or 0),
+        )
 
 
 DEFAULT_PRICES: Mapping[str, Price] = {

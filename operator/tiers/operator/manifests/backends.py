@@ -4,12 +4,12 @@ RealtimeEndpoint and the model client of a StreamPipeline."""
 from __future__ import annotations
 
 from tiers.api import common
-from tiers.runtime.gateway import config
+from tiers.runtime import providers
 
 
-def backend_config(backend: common.Backend, *, api_key_env: str) -> config.BackendConfig:
+def backend_config(backend: common.Backend, *, api_key_env: str) -> providers.BackendConfig:
     """`api_key_env` names the variable the pod gets the key in, when the spec references one."""
-    return config.BackendConfig(
+    return providers.BackendConfig(
         name=backend.name,
         provider=backend.provider,
         model=backend.model,

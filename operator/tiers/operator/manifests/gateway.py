@@ -13,6 +13,7 @@ from typing import Any
 from tiers.api import common
 from tiers.api import realtime as realtime_api
 from tiers.operator.manifests import labels, security, services
+from tiers.runtime import providers
 from tiers.runtime.gateway import config
 
 COMPONENT = labels.Component(app="tiers-gateway", role="gateway", suffix="gateway")
@@ -36,11 +37,6 @@ def name(owner: labels.Owner) -> str:
 def url(owner: labels.Owner) -> str:
     """The in-cluster OpenAI base URL that clients of `owner` call."""
     return f"http://{name(owner)}.{owner.namespace}.svc:{PORT}/v1"
-
-
-def backend_key_env(index: int) -> str:
-    """The variable holding the key of the `index`th backend, as the gateway's flags name it."""
-    return f"TIERS_BACKEND_{index}_API_KEY"
 
 
 def secret_env(variable: str, ref: common.SecretKeyRef) -> dict[str, Any]:
@@ -77,7 +73,7 @@ def _env(
     spec: realtime_api.RealtimeEndpointSpec, redis_url_env: dict[str, Any] | None
 ) -> list[dict[str, Any]]:
     env = [
-        secret_env(backend_key_env(index), backend.api_key_secret_ref)
+        secret_env(providers.backend_key_env(index), backend.api_key_secret_ref)
         for index, backend in enumerate(spec.backends)
         if backend.api_key_secret_ref is not None
     ]

@@ -13,6 +13,7 @@ from typing import Any
 
 from tiers import api
 from tiers.operator.manifests import backends, gateway, labels, redis
+from tiers.runtime import providers
 from tiers.runtime.gateway import config
 
 Owner = labels.Owner
@@ -44,13 +45,13 @@ def gateway_url(owner: Owner) -> str:
     return gateway.url(owner)
 
 
-def _prices(spec: api.RealtimeEndpointSpec) -> dict[str, config.PriceConfig]:
+def _prices(spec: api.RealtimeEndpointSpec) -> dict[str, providers.PriceConfig]:
     """The spec's price under the name clients ask for and under each upstream model's name."""
     if spec.pricing is None:
         return {}
     pricing = spec.pricing
     cached = pricing.cached_input_per_m_tok_usd
-    price = config.PriceConfig(
+    price = providers.PriceConfig(
         input_per_m_tok_usd=decimal.Decimal(pricing.input_per_m_tok_usd),
         output_per_m_tok_usd=decimal.Decimal(pricing.output_per_m_tok_usd),
         cached_input_per_m_tok_usd=None if cached is None else decimal.Decimal(cached),
@@ -71,9 +72,9 @@ def _semantic_cache(spec: api.RealtimeEndpointSpec) -> config.SemanticCacheConfi
     )
 
 
-def _backends(spec: api.RealtimeEndpointSpec) -> tuple[config.BackendConfig, ...]:
+def _backends(spec: api.RealtimeEndpointSpec) -> tuple[providers.BackendConfig, ...]:
     return tuple(
-        backends.backend_config(backend, api_key_env=gateway.backend_key_env(index))
+        backends.backend_config(backend, api_key_env=providers.backend_key_env(index))
         for index, backend in enumerate(spec.backends)
     )
 
@@ -105,7 +106,7 @@ def gateway_config(
             requests_per_minute=None if limits is None else limits.requests_per_minute,
             tokens_per_minute=None if limits is None else limits.tokens_per_minute,
         ),
-        retries=config.RetryConfig(
+        retries=providers.RetryConfig(
             max_attempts=spec.retries.max_attempts,
             initial_backoff_ms=spec.retries.initial_backoff_ms,
             max_backoff_ms=spec.retries.max_backoff_ms,

@@ -16,8 +16,8 @@ from typing import Any
 
 from tiers.api import common, stream
 from tiers.operator.manifests import backends, labels, security, services, spark_application
-from tiers.runtime import modelcall
-from tiers.runtime.gateway import config as gateway_config
+from tiers.runtime import providers
+from tiers.runtime.modelcall import config as modelcall_config
 from tiers.runtime.stream import config
 
 JOB = labels.Component(app="tiers-stream-job", role="stream-job", suffix="stream")
@@ -42,21 +42,23 @@ def backend_key_env() -> str:
 
 def model_call(
     owner: labels.Owner, call: common.ModelCall, *, endpoint_model: str | None
-) -> modelcall.ModelCallConfig:
+) -> modelcall_config.ModelCallConfig:
     """The shared model client's config from the spec's `model` block; `endpoint_model` is the
     model the referenced RealtimeEndpoint serves (its `spec.model`)."""
-    target: modelcall.EndpointTarget | gateway_config.BackendConfig
+    target: modelcall_config.EndpointTarget | providers.BackendConfig
     if call.endpoint_ref is not None:
         if endpoint_model is None:
             raise ValueError(f"RealtimeEndpoint {call.endpoint_ref.name} not found")
-        target = modelcall.EndpointTarget(url=endpoint_url(owner.namespace, call.endpoint_ref.name))
+        target = modelcall_config.EndpointTarget(
+            url=endpoint_url(owner.namespace, call.endpoint_ref.name)
+        )
         model = endpoint_model
     else:
         backend = call.backend
         assert backend is not None, "the CRD requires endpointRef or backend"
         target = backends.backend_config(backend, api_key_env=backend_key_env())
         model = backend.model
-    return modelcall.ModelCallConfig(
+    return modelcall_config.ModelCallConfig(
         target=target,
         model=model,
         prompt=call.prompt,

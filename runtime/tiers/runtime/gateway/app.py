@@ -14,7 +14,7 @@ import time
 import orjson
 import redis.asyncio as aioredis
 
-from tiers.runtime import http1, stats
+from tiers.runtime import stats
 from tiers.runtime.gateway import (
     asgi,
     auth,
@@ -31,6 +31,7 @@ from tiers.runtime.gateway import (
     semantic,
     upstream,
 )
+from tiers.runtime.providers import http1, routes
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ class Gateway:
             )
 
     async def _model_call(
-        self, route: requests.Route, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send
+        self, route: routes.Route, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send
     ) -> None:
         started = time.perf_counter()
         assert self._calls is not None, "the ASGI lifespan startup did not run"

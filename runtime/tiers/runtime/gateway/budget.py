@@ -2,7 +2,7 @@
 reaches it, calls that would reach a backend are answered 429 insufficient_quota.
 
 The month's spend lives in Redis, one integer counter of micro-USD per endpoint and UTC month
-(`tiers:budget:<endpoint>:<YYYY-MM>`, kept 35 days), shared by every replica.
+(`stats.spend`, kept 35 days), shared by every replica.
 
 Why a local view instead of a Redis call per request: the check sits on the hot path of every
 model call, and a round trip there costs more than the rest of the check many times over. Each
@@ -31,30 +31,9 @@ import redis.exceptions
 
 from tiers.runtime import periodic
 from tiers.runtime.gateway import errors
+from tiers.runtime.stats import spend
 
 log = logging.getLogger(__name__)
-
-MICRO_USD = decimal.Decimal("0.000001")
-KEY_TTL_S = 35 * 24 * 3600
-"""Longer than any month, so a counter outlives its month and then goes by itself."""
-
-
-def month_of(now_s: float) -> str:
-    """The UTC calendar month of `now_s`, "2026-11": the period a budget counts over."""
-    moment = time.gmtime(now_s)
-    return f"{moment.tm_year:04d}-{moment.tm_mon:02d}"
-
-
-def month_key(endpoint: str, now_s: float) -> str:
-    """The Redis key of the endpoint's spend in the UTC calendar month of `now_s`; the operator
-    reads the same key for status, so this is the one place its format is written."""
-    return f"tiers:budget:{endpoint}:{month_of(now_s)}"
-
-
-def whole_micro_usd(usd: decimal.Decimal) -> tuple[int, decimal.Decimal]:
-    """Splits an amount into whole micro-USD (for the counter) and the remainder kept locally."""
-    micro = int(usd / MICRO_USD)
-    return micro, usd - micro * MICRO_USD
 
 
 class Budget:
@@ -71,7 +50,7 @@ class Budget:
         self.limit_usd = limit_usd
         self._endpoint = endpoint
         self._clock = clock
-        self._month = month_key(endpoint, clock())
+        self._month = spend.month_key(endpoint, clock())
         self._known_micro = 0
         """The month's total in Redis as last read (this replica's flushed spend included)."""
         self._unflushed = decimal.Decimal(0)
@@ -80,7 +59,7 @@ class Budget:
     @property
     def spent_usd(self) -> decimal.Decimal:
         """The month's spend as this replica knows it."""
-        return self._known_micro * MICRO_USD + self._unflushed
+        return self._known_micro * spend.MICRO_USD + self._unflushed
 
     def check(self) -> None:
         """Raises the 429 insufficient_quota GatewayError once the month's spend is the limit."""
@@ -105,18 +84,18 @@ class Budget:
     async def flush(self, client: aioredis.Redis) -> None:
         """Adds the local tally to the month's counter and reads the total back, in one round
         trip; on a Redis error the tally stays local, to be added by a later flush."""
-        month = month_key(self._endpoint, self._clock())
+        month = spend.month_key(self._endpoint, self._clock())
         if month != self._month:
             self._month, self._known_micro = month, 0
-        micro, _ = whole_micro_usd(self._unflushed)
+        micro, _ = spend.whole_micro_usd(self._unflushed)
         try:
             async with client.pipeline(transaction=False) as pipe:
                 pipe.incrby(month, micro)
-                pipe.expire(month, KEY_TTL_S)
+                pipe.expire(month, spend.KEY_TTL_S)
                 total, _ = await pipe.execute()
         except (redis.exceptions.RedisError, OSError) as error:
             log.debug("budget flush deferred: %s", type(error).__name__)
             return
         # Calls answered during the round trip added to the tally: take off only what was sent.
         self._known_micro = int(total)
-        self._unflushed -= micro * MICRO_USD
+        self._unflushed -= micro * spend.MICRO_USD

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import decimal
 import logging
-from typing import Any
 
 import orjson
 
@@ -189,7 +188,7 @@ class ModelCalls:
         assembled = whole.response()
         if assembled is not None and self._cache.enabled:
             self._cache.put(key, orjson.dumps(assembled))
-        return _usage_of(whole.usage), 200
+        return pricing.Usage.from_openai(whole.usage), 200
 
     def _cost(self, request: requests.ModelRequest, usage: pricing.Usage) -> decimal.Decimal:
         price = self._price_of.get(request.model)
@@ -221,17 +220,6 @@ def _take(event: bytes, whole: sse.ChatAccumulator, *, client_wants_usage: bool)
 
 def _usage(body: bytes) -> pricing.Usage:
     try:
-        return _usage_of(orjson.loads(body).get("usage"))
+        return pricing.Usage.from_openai(orjson.loads(body).get("usage"))
     except (orjson.JSONDecodeError, AttributeError):
         return pricing.Usage()
-
-
-def _usage_of(usage: Any) -> pricing.Usage:
-    if not isinstance(usage, dict):
-        return pricing.Usage()
-    details = usage.get("prompt_tokens_details") or {}
-    return pricing.Usage(
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-        cached_tokens=int(details.get("cached_tokens") or 0),
-    )

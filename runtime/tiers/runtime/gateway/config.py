@@ -1,7 +1,9 @@
 """The gateway's configuration: what the operator renders into a ConfigMap, or flags build.
 
 This is the contract between `tiers.operator` (which writes it) and the gateway (which reads it);
-it holds no secrets, only the names of environment variables and files that do.
+it holds no secrets, only the names of environment variables and files that do. What the gateway
+shares with every other caller of a model (backends, retries, the breaker, prices) is configured
+as `tiers.runtime.providers` says.
 """
 
 from __future__ import annotations
@@ -9,38 +11,15 @@ from __future__ import annotations
 import decimal
 import json
 import pathlib
-import typing
-from typing import Literal
 
 import pydantic
 import yaml
 
-from tiers.runtime import pricing
-
-Provider = Literal["openai", "azure-openai", "openai-compatible"]
-OPENAI_BASE_URL = "https://api.openai.com/v1"
+from tiers.runtime import pricing, providers
 
 
 class _Config(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
-
-
-class BackendConfig(_Config):
-    name: str
-    provider: Provider
-    model: str
-    base_url: str | None = None
-    deployment: str | None = None
-    api_version: str | None = None
-    api_key_env: str | None = None
-    """Environment variable that holds the upstream key (the operator maps a Secret into it)."""
-    priority: int = 0
-    weight: int = 1
-    timeout_ms: int = 30000
-
-    @property
-    def url_base(self) -> str:
-        return (self.base_url or OPENAI_BASE_URL).rstrip("/")
 
 
 class SemanticCacheConfig(_Config):
@@ -73,45 +52,20 @@ class RateLimitConfig(_Config):
     tokens_per_minute: int | None = None
 
 
-class RetryConfig(_Config):
-    max_attempts: int = 3
-    initial_backoff_ms: int = 100
-    max_backoff_ms: int = 5000
-
-
-class CircuitBreakerConfig(_Config):
-    failure_threshold: int = 5
-    """Consecutive failures that open the circuit of a backend."""
-    open_seconds: float = 10.0
-
-
-class PriceConfig(_Config):
-    input_per_m_tok_usd: decimal.Decimal
-    output_per_m_tok_usd: decimal.Decimal
-    cached_input_per_m_tok_usd: decimal.Decimal | None = None
-
-    def to_price(self) -> pricing.Price:
-        return pricing.Price(
-            input=self.input_per_m_tok_usd,
-            output=self.output_per_m_tok_usd,
-            cached_input=self.cached_input_per_m_tok_usd,
-        )
-
-
 class GatewayConfig(_Config):
     endpoint: str = "local/gateway"
     """namespace/name of the RealtimeEndpoint: the key of its stats and cache entries."""
     model: str | None = None
     """The model name clients ask for; None serves any name and passes it upstream."""
-    backends: tuple[BackendConfig, ...] = pydantic.Field(min_length=1)
+    backends: tuple[providers.BackendConfig, ...] = pydantic.Field(min_length=1)
     redis_url: str | None = None
     api_keys_dir: pathlib.Path | None = None
     """A mounted Secret: every file's content is an accepted key. None: no auth."""
     cache: CacheConfig = CacheConfig()
     rate_limits: RateLimitConfig = RateLimitConfig()
-    retries: RetryConfig = RetryConfig()
-    circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
-    prices: dict[str, PriceConfig] = pydantic.Field(default_factory=dict)
+    retries: providers.RetryConfig = providers.RetryConfig()
+    circuit_breaker: providers.CircuitBreakerConfig = providers.CircuitBreakerConfig()
+    prices: dict[str, providers.PriceConfig] = pydantic.Field(default_factory=dict)
     """Overrides of the default price table, by upstream model name."""
     max_body_bytes: int = 4 * 1024 * 1024
     budget_usd: decimal.Decimal | None = pydantic.Field(default=None, ge=0)
@@ -119,7 +73,7 @@ class GatewayConfig(_Config):
     insufficient_quota; None: no budget. See `budget` for how replicas share the spend."""
 
     def price_overrides(self) -> dict[str, pricing.Price]:
-        return {model: price.to_price() for model, price in self.prices.items()}
+        return providers.price_overrides(self.prices)
 
 
 def load(path: pathlib.Path) -> GatewayConfig:
@@ -127,23 +81,3 @@ def load(path: pathlib.Path) -> GatewayConfig:
     text = path.read_text()
     data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     return GatewayConfig.model_validate(data)
-
-
-def parse_backend_flag(value: str, index: int) -> BackendConfig:
-    """`provider=url` from the command line, e.g. openai-compatible=http://127.0.0.1:9001/v1.
-
-    Flags list backends in fallback order; the upstream model is the one the client asks for.
-    """
-    provider, _, url = value.partition("=")
-    if provider not in ("openai", "azure-openai", "openai-compatible"):
-        raise ValueError(
-            f"--backend {value!r}: provider must be openai, azure-openai or openai-compatible"
-        )
-    return BackendConfig(
-        name=f"backend-{index}",
-        provider=typing.cast(Provider, provider),
-        model="*",
-        priority=index,
-        base_url=url or None,
-        api_key_env=f"TIERS_BACKEND_{index}_API_KEY",
-    )

@@ -4,24 +4,19 @@ anyway, and answer an OpenAI-style 400 that names the field instead of a 502 fro
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
 from tiers.runtime.gateway import errors
+from tiers.runtime.providers import routes
 
-Route = Literal["chat", "completions", "embeddings"]
-
-ROUTES: dict[bytes, Route] = {
+ROUTES: dict[bytes, routes.Route] = {
     b"/v1/chat/completions": "chat",
     b"/v1/completions": "completions",
     b"/v1/embeddings": "embeddings",
 }
-UPSTREAM_PATHS: dict[Route, str] = {
-    "chat": "/chat/completions",
-    "completions": "/completions",
-    "embeddings": "/embeddings",
-}
+"""The gateway's own paths, as OpenAI's clients call them."""
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 # Fields that change how a response is delivered or labelled, not what it says.
 NOT_IN_CACHE_KEY = frozenset({"stream", "stream_options", "user", "metadata", "store"})
@@ -29,7 +24,7 @@ NOT_IN_CACHE_KEY = frozenset({"stream", "stream_options", "user", "metadata", "s
 
 @dataclasses.dataclass(frozen=True)
 class ModelRequest:
-    route: Route
+    route: routes.Route
     body: dict[str, Any]
     model: str
     stream: bool
@@ -44,7 +39,7 @@ class ModelRequest:
         return estimate_prompt_tokens(self.body) + self.max_output_tokens
 
 
-def parse(route: Route, raw: bytes) -> ModelRequest:
+def parse(route: routes.Route, raw: bytes) -> ModelRequest:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
@@ -72,7 +67,7 @@ def parse(route: Route, raw: bytes) -> ModelRequest:
     )
 
 
-def _check_route_fields(route: Route, body: dict[str, Any]) -> None:
+def _check_route_fields(route: routes.Route, body: dict[str, Any]) -> None:
     if route == "chat":
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:

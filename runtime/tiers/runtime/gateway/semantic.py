@@ -44,7 +44,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from tiers.runtime import pricing
+from tiers.runtime import pricing, providers
 from tiers.runtime.gateway import (
     availability,
     cache,
@@ -55,6 +55,7 @@ from tiers.runtime.gateway import (
     requests,
     upstream,
 )
+from tiers.runtime.providers import failures
 
 log = logging.getLogger(__name__)
 
@@ -318,7 +319,7 @@ def embedding_settings(settings: config.GatewayConfig, model: str) -> config.Gat
     """The endpoint's backends, asked for `model` (on Azure OpenAI, the deployment) instead of
     the chat model: a backend pinned to its chat model would rename the embeddings request."""
 
-    def embedder(backend: config.BackendConfig) -> config.BackendConfig:
+    def embedder(backend: providers.BackendConfig) -> providers.BackendConfig:
         update: dict[str, Any] = {"model": model}
         if backend.provider == "azure-openai":
             update["deployment"] = model
@@ -450,7 +451,9 @@ class SemanticCache:
         metrics.UPSTREAM_ATTEMPTS.inc(reply.attempts)
         embedded = embedding_of(reply.body) if reply.status == 200 else None
         if embedded is None:
-            self._embedding_failed(f"{reply.backend}: HTTP {reply.status} {reply.body[:200]!r}")
+            self._embedding_failed(
+                f"{reply.backend}: {failures.error_message(reply.status, reply.body)}"
+            )
             return None
         self._embeddings.succeeded()
         return embedded

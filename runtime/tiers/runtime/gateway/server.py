@@ -13,6 +13,7 @@ import pathlib
 
 import uvicorn
 
+from tiers.runtime import providers
 from tiers.runtime.gateway import app, config
 
 CONFIG_ENV = "TIERS_GATEWAY_CONFIG_JSON"
@@ -59,7 +60,7 @@ def settings_from(args: argparse.Namespace) -> config.GatewayConfig:
     return config.GatewayConfig(
         model=args.model,
         backends=tuple(
-            config.parse_backend_flag(value, index) for index, value in enumerate(args.backend)
+            providers.parse_backend_flag(value, index) for index, value in enumerate(args.backend)
         ),
         redis_url=args.redis,
         api_keys_dir=args.api_keys_dir,

@@ -8,12 +8,24 @@ raising for a model error. Spark workers, which call synchronously, use `score_b
 
     found = modelcall.score_batch(config_json, rows, keys)
     frame = pandas.DataFrame(modelcall.as_columns(found))
+
+The config and the results load at once; the client and its facade (with the HTTP client under
+them) load on first use of `ModelClient`, `score_batch` and the rest. The operator renders
+`config.ModelCallConfig` and imports `tiers.runtime.modelcall.config` only, which runs this
+package's `__init__`: it must not load a client for that.
 """
 
-from tiers.runtime.modelcall.blocking import client_for, close_all, score_batch, submit_batch
-from tiers.runtime.modelcall.client import ModelClient
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from tiers.runtime.modelcall.config import EndpointTarget, ModelCallConfig
 from tiers.runtime.modelcall.results import COLUMNS, SPARK_DDL, RowResult, as_columns
+
+if TYPE_CHECKING:
+    from tiers.runtime.modelcall.blocking import client_for, close_all, score_batch, submit_batch
+    from tiers.runtime.modelcall.client import ModelClient
 
 __all__ = [
     "COLUMNS",
@@ -28,3 +40,21 @@ __all__ = [
     "score_batch",
     "submit_batch",
 ]
+
+_LOADED_ON_USE = {
+    "ModelClient": "client",
+    "client_for": "blocking",
+    "close_all": "blocking",
+    "score_batch": "blocking",
+    "submit_batch": "blocking",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Loads the client's modules when one of their names is first asked for (PEP 562)."""
+    module = _LOADED_ON_USE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

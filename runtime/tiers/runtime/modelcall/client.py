@@ -2,10 +2,10 @@
 
 `ModelClient.score(rows, keys=...)` sends one request per row (or per `rows_per_request` rows,
 for completions and embeddings), all at once but at most `max_in_flight` open, over one
-`http1.Pool` (the gateway's lean HTTP/1.1 client); retries 429, 5xx, timeouts and broken
-connections with the gateway's full-jitter backoff (honouring Retry-After); and returns one
-`RowResult` per row in input order.
-A model error never raises: it is that row's error.
+`http1.Pool`; retries 429, 5xx, timeouts and broken connections as every caller of a model does
+(`providers.retries`: full-jitter backoff, Retry-After honoured); and returns one `RowResult` per
+row in input order. A model error never raises: it is that row's error. How to reach the backend
+(URL, auth, payload) is the providers layer's; what this adds is rows.
 
 Async callers own a client (`async with ModelClient(config) as client`); Spark workers reach one
 through `blocking`, which keeps a client per config on a process-wide event loop.
@@ -14,7 +14,6 @@ through `blocking`, which keeps a client per config on a process-wide event loop
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import random
 import time
@@ -22,19 +21,11 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
-from tiers.runtime import http1, pricing
-from tiers.runtime.gateway import config as gateway_config
-from tiers.runtime.gateway import resilience, upstream
+from tiers.runtime import pricing
 from tiers.runtime.modelcall import config, prompts, results, wire
+from tiers.runtime.providers import backends, failures, http1, retries
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-
-
-@dataclasses.dataclass(frozen=True)
-class _Failure:
-    message: str
-    retryable: bool
-    retry_after_s: float | None = None
 
 
 class ModelClient:
@@ -42,20 +33,15 @@ class ModelClient:
 
     def __init__(self, settings: config.ModelCallConfig) -> None:
         self.config = settings
-        # The gateway's Backend knows each provider's URL form and auth header; its circuit
-        # breaker is unused here, since a row's retries are bounded by max_attempts anyway.
-        backend = upstream.Backend(
-            settings.backend, resilience.CircuitBreaker(gateway_config.CircuitBreakerConfig())
-        )
-        self._url = backend.url(settings.route)
-        self._headers = dict(backend.headers)
+        # No circuit breaker: with one backend there is nothing to fall back to, and a row's
+        # retries are bounded by max_attempts anyway.
+        self._backend = backends.Backend(settings.backend)
         self._policy = settings.retry_policy
         price = settings.price()
         # Rows of one multi-row request share a handful of distinct usages, so their prices repeat.
         self._cost_text = functools.lru_cache(maxsize=1024)(
             lambda usage: pricing.format_usd(pricing.cost(usage, price))
         )
-        self._timeout_s = settings.timeout_ms / 1000
         self._rng = random.Random()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: http1.Pool | None = None
@@ -130,74 +116,41 @@ class ModelClient:
             key = keys[0] if len(keys) == 1 else f"{keys[0]}+{len(keys) - 1}"
         else:
             body, key = wire.request_body(self.config, texts[0]), keys[0]
-        headers = {**self._headers, IDEMPOTENCY_HEADER: key}
+        attempt = functools.partial(
+            self._backend.request,
+            pool,
+            self.config.route,
+            self._backend.payload(body),
+            headers={**self._backend.headers, IDEMPOTENCY_HEADER: key},
+        )
         # A request keeps its slot while it backs off, so a throttled backend sees fewer of them.
         async with slots:
             started = time.perf_counter()
-            attempt = 0
-            while True:
-                attempt += 1
-                outcome = await self._attempt(pool, body, headers)
-                if isinstance(outcome, bytes):
-                    try:
-                        replies: list[wire.Reply | str] = (
-                            wire.parse_batch_reply(self.config.route, outcome, len(keys))
-                            if batched
-                            else [wire.parse_reply(self.config.route, outcome)]
-                        )
-                    except ValueError as error:
-                        outcome = _Failure(str(error), retryable=False)
-                    else:
-                        latency_ms = _ms_since(started)
-                        return [
-                            self._succeeded(k, reply, attempt, latency_ms)
-                            if isinstance(reply, wire.Reply)
-                            else results.failed(k, reply, attempts=attempt, latency_ms=latency_ms)
-                            for k, reply in zip(keys, replies, strict=True)
-                        ]
-                final = self._final_error(outcome, attempt)
-                if final is not None:
-                    latency_ms = _ms_since(started)
-                    return [
-                        results.failed(k, final, attempts=attempt, latency_ms=latency_ms)
-                        for k in keys
-                    ]
-                await asyncio.sleep(
-                    resilience.backoff_seconds(
-                        attempt, self._policy, retry_after_s=outcome.retry_after_s, rng=self._rng
-                    )
+            outcome, attempts = await retries.send_with_retries(
+                attempt, self._policy, rng=self._rng
+            )
+            latency_ms = _ms_since(started)
+        if isinstance(outcome, failures.Failure):
+            error = outcome.message
+        elif outcome.status >= 400:
+            error = failures.error_message(outcome.status, outcome.body)
+        else:
+            try:
+                replies: list[wire.Reply | str] = (
+                    wire.parse_batch_reply(self.config.route, outcome.body, len(keys))
+                    if batched
+                    else [wire.parse_reply(self.config.route, outcome.body)]
                 )
-
-    def _final_error(self, failure: _Failure, attempt: int) -> str | None:
-        """The row's error when this failure ends its retries; None to try again."""
-        if not failure.retryable or attempt >= self._policy.max_attempts:
-            return failure.message
-        if (failure.retry_after_s or 0) > self._policy.max_backoff_ms / 1000:
-            return (
-                f"{failure.message} (the server asks to retry after "
-                f"{failure.retry_after_s:g} s, longer than max_backoff_ms)"
-            )
-        return None
-
-    async def _attempt(
-        self, pool: http1.Pool, body: bytes, headers: Mapping[str, str]
-    ) -> bytes | _Failure:
-        """The body of a 2xx reply, or why there is none."""
-        try:
-            response = await pool.request(
-                "POST", self._url, headers=headers, body=body, timeout_s=self._timeout_s
-            )
-        except TimeoutError:
-            return _Failure(f"timed out after {self.config.timeout_ms} ms", retryable=True)
-        except (http1.ClientError, OSError) as error:
-            return _Failure(f"connection failed: {type(error).__name__}: {error}", retryable=True)
-        if response.status >= 400:
-            return _Failure(
-                wire.error_message(response.status, response.body),
-                retryable=response.status in upstream.RETRYABLE,
-                retry_after_s=resilience.parse_retry_after(response.headers),
-            )
-        return response.body
+            except ValueError as unexpected:
+                error = str(unexpected)
+            else:
+                return [
+                    self._succeeded(k, reply, attempts, latency_ms)
+                    if isinstance(reply, wire.Reply)
+                    else results.failed(k, reply, attempts=attempts, latency_ms=latency_ms)
+                    for k, reply in zip(keys, replies, strict=True)
+                ]
+        return [results.failed(k, error, attempts=attempts, latency_ms=latency_ms) for k in keys]
 
     def _succeeded(
         self, key: str, reply: wire.Reply, attempts: int, latency_ms: int

@@ -2,7 +2,8 @@
 
 The stream and batch tiers build one `ModelCallConfig` from their resource's spec and hand it
 (as JSON, through Spark's closure) to `blocking.score_batch` in each worker. The target is either
-a RealtimeEndpoint's OpenAI-compatible URL or a backend described as the gateway describes one.
+a RealtimeEndpoint's OpenAI-compatible URL or a backend, as `tiers.runtime.providers` describes
+one. Like the providers' config it loads no client: the operator renders it.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from typing import Self
 
 import pydantic
 
-from tiers.runtime import pricing
-from tiers.runtime.gateway import config as gateway_config
-from tiers.runtime.gateway import requests
+from tiers.runtime import pricing, providers
 from tiers.runtime.modelcall import prompts
+from tiers.runtime.providers import routes
 
 
 class _Config(pydantic.BaseModel):
@@ -28,8 +28,8 @@ class EndpointTarget(_Config):
     api_key_env: str | None = None
     """Environment variable that holds the key, sent as `Authorization: Bearer`."""
 
-    def as_backend(self) -> gateway_config.BackendConfig:
-        return gateway_config.BackendConfig(
+    def as_backend(self) -> providers.BackendConfig:
+        return providers.BackendConfig(
             name="endpoint",
             provider="openai-compatible",
             model="*",
@@ -38,7 +38,7 @@ class EndpointTarget(_Config):
         )
 
 
-Target = EndpointTarget | gateway_config.BackendConfig
+Target = EndpointTarget | providers.BackendConfig
 
 
 class ModelCallConfig(_Config):
@@ -49,7 +49,7 @@ class ModelCallConfig(_Config):
     """A `str.format` template whose `{field}`s come from each row, e.g. "Summarise: {text}"."""
     system: str | None = None
     """A fixed system message for the chat route."""
-    route: requests.Route = "chat"
+    route: routes.Route = "chat"
     rows_per_request: int = pydantic.Field(default=1, ge=1, le=2048)
     """Rows sent in one request: completions take a list of prompts and embeddings a list of
     inputs, so a batch of N rows costs N / rows_per_request round trips. Chat takes one
@@ -64,7 +64,7 @@ class ModelCallConfig(_Config):
     """A server that asks (Retry-After) to wait longer than this ends the row's retries."""
     timeout_ms: int = pydantic.Field(default=30000, ge=1)
     """Per attempt, from sending the request to the last byte of the reply."""
-    prices: dict[str, gateway_config.PriceConfig] = pydantic.Field(default_factory=dict)
+    prices: dict[str, providers.PriceConfig] = pydantic.Field(default_factory=dict)
     """Overrides of the default price table, by upstream model name."""
 
     @pydantic.field_validator("prompt")
@@ -95,18 +95,19 @@ class ModelCallConfig(_Config):
         return self
 
     @property
-    def backend(self) -> gateway_config.BackendConfig:
+    def backend(self) -> providers.BackendConfig:
+        """The target as a backend, whose attempts time out after this config's `timeout_ms`."""
         target = self.target
-        return target.as_backend() if isinstance(target, EndpointTarget) else target
+        backend = target.as_backend() if isinstance(target, EndpointTarget) else target
+        return backend.model_copy(update={"timeout_ms": self.timeout_ms})
 
     @property
-    def retry_policy(self) -> gateway_config.RetryConfig:
-        return gateway_config.RetryConfig(
+    def retry_policy(self) -> providers.RetryConfig:
+        return providers.RetryConfig(
             max_attempts=self.max_attempts,
             initial_backoff_ms=self.initial_backoff_ms,
             max_backoff_ms=self.max_backoff_ms,
         )
 
     def price(self) -> pricing.Price:
-        overrides = {model: price.to_price() for model, price in self.prices.items()}
-        return pricing.price_for(self.model, overrides)
+        return pricing.price_for(self.model, providers.price_overrides(self.prices))

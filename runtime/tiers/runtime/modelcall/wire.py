@@ -1,8 +1,10 @@
 """The OpenAI wire format as the model client needs it: the request body for one row (or, for
-completions and embeddings, a list of rows), and the reply or error body read back into text,
-usage and finish reason per row.
+completions and embeddings, a list of rows), and the reply read back into text, usage and
+finish reason per row.
 
-Pure functions over bytes, called by `client.ModelClient` for each attempt.
+Pure functions, called by `client.ModelClient` for each request; the backend turns a body into
+its payload (`providers.backends`), and error bodies are read where every caller reads them
+(`providers.failures`).
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from typing import Any
 import orjson
 
 from tiers.runtime import pricing
-from tiers.runtime.gateway import requests
 from tiers.runtime.modelcall import config
+from tiers.runtime.providers import routes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,11 +27,11 @@ class Reply:
     finish_reason: str | None
 
 
-def request_body(settings: config.ModelCallConfig, prompt: str) -> bytes:
+def request_body(settings: config.ModelCallConfig, prompt: str) -> dict[str, Any]:
     body: dict[str, Any] = {"model": settings.model}
     if settings.route == "embeddings":
         body["input"] = prompt
-        return orjson.dumps(body)
+        return body
     if settings.route == "chat":
         system = [{"role": "system", "content": settings.system}] if settings.system else []
         body["messages"] = [*system, {"role": "user", "content": prompt}]
@@ -37,24 +39,24 @@ def request_body(settings: config.ModelCallConfig, prompt: str) -> bytes:
         body["prompt"] = prompt
     if settings.max_tokens is not None:
         body["max_tokens"] = settings.max_tokens
-    return orjson.dumps(body)
+    return body
 
 
-def batch_body(settings: config.ModelCallConfig, prompts: Sequence[str]) -> bytes:
+def batch_body(settings: config.ModelCallConfig, prompts: Sequence[str]) -> dict[str, Any]:
     """One request for several rows: `prompt` (completions) or `input` (embeddings) as a list."""
     if settings.route == "chat":
         raise ValueError("chat takes one conversation per request")
     body: dict[str, Any] = {"model": settings.model}
     if settings.route == "embeddings":
         body["input"] = list(prompts)
-        return orjson.dumps(body)
+        return body
     body["prompt"] = list(prompts)
     if settings.max_tokens is not None:
         body["max_tokens"] = settings.max_tokens
-    return orjson.dumps(body)
+    return body
 
 
-def parse_batch_reply(route: requests.Route, raw: bytes, count: int) -> list[Reply | str]:
+def parse_batch_reply(route: routes.Route, raw: bytes, count: int) -> list[Reply | str]:
     """Per row of a `batch_body` request: its Reply, or why the reply has none for it.
 
     The server reports usage for the whole request; each row gets an even share (the first rows
@@ -63,7 +65,7 @@ def parse_batch_reply(route: requests.Route, raw: bytes, count: int) -> list[Rep
     """
     try:
         body = orjson.loads(raw)
-        usage = _usage(body.get("usage") or {})
+        usage = pricing.Usage.from_openai(body.get("usage"))
         items = body["data"] if route == "embeddings" else body["choices"]
         found: dict[int, Any] = {int(item.get("index", i)): item for i, item in enumerate(items)}
     except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as error:
@@ -97,11 +99,11 @@ def _split(usage: pricing.Usage, count: int) -> list[pricing.Usage]:
     ]
 
 
-def parse_reply(route: requests.Route, raw: bytes) -> Reply:
+def parse_reply(route: routes.Route, raw: bytes) -> Reply:
     """The first choice (or embedding) of a 2xx body; ValueError when it is not one."""
     try:
         body = orjson.loads(raw)
-        usage = _usage(body.get("usage") or {})
+        usage = pricing.Usage.from_openai(body.get("usage"))
         if route == "embeddings":
             vector = body["data"][0]["embedding"]
             return Reply(orjson.dumps(vector).decode(), usage, None)
@@ -110,21 +112,3 @@ def parse_reply(route: requests.Route, raw: bytes) -> Reply:
         return Reply(text or "", usage, choice.get("finish_reason"))
     except (orjson.JSONDecodeError, AttributeError, KeyError, IndexError, TypeError) as error:
         raise ValueError(f"unexpected reply body ({type(error).__name__}: {error})") from None
-
-
-def error_message(status: int, raw: bytes) -> str:
-    """`HTTP 429: <the server's message>`, from an OpenAI-style error body where there is one."""
-    try:
-        message = str(orjson.loads(raw)["error"]["message"])
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        message = raw[:200].decode(errors="replace").strip()
-    return f"HTTP {status}: {message}" if message else f"HTTP {status}"
-
-
-def _usage(usage: dict[str, Any]) -> pricing.Usage:
-    details = usage.get("prompt_tokens_details") or {}
-    return pricing.Usage(
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-        cached_tokens=int(details.get("cached_tokens") or 0),
-    )

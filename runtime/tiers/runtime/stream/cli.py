@@ -14,8 +14,7 @@ import logging
 import os
 import pathlib
 
-from tiers.runtime import modelcall
-from tiers.runtime.gateway import config as gateway_config
+from tiers.runtime import modelcall, providers
 from tiers.runtime.stream import config
 
 JARS_ENV = "TIERS_SPARK_JARS"
@@ -77,8 +76,8 @@ def job_settings(args: argparse.Namespace) -> config.StreamJobConfig:
             "give --config, or --bootstrap --input --output --dead-letter --prompt --checkpoint "
             "and one of --backend or --endpoint"
         )
-    target: gateway_config.BackendConfig | modelcall.EndpointTarget = (
-        gateway_config.parse_backend_flag(args.backend, 0)
+    target: providers.BackendConfig | modelcall.EndpointTarget = (
+        providers.parse_backend_flag(args.backend, 0)
         if args.backend
         else modelcall.EndpointTarget(url=args.endpoint)
     )

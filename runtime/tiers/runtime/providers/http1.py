@@ -16,7 +16,8 @@ and the model client need:
   no byte of a response came back (RFC 9110, 9.2.2: a POST may have been acted on).
 
 Responses are parsed by `httptools` (llhttp), the parser uvicorn uses. Header names come back in
-lower case. Used by `tiers.runtime.gateway.upstream` and `tiers.runtime.modelcall`.
+lower case. `providers.backends` sends every model call through it, for the gateway and the model
+client alike.
 """
 
 from __future__ import annotations
