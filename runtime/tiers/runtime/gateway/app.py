@@ -14,9 +14,9 @@ import time
 import orjson
 import redis.asyncio as aioredis
 
-from tiers.runtime import stats
+from tiers.runtime import asgi, stats
 from tiers.runtime.gateway import (
-    asgi,
+    asgi_io,
     auth,
     availability,
     budget,
@@ -130,15 +130,15 @@ class Gateway:
         if route is not None and method == "POST":
             await self._model_call(route, scope, receive, send)
         elif path in ("/healthz", "/readyz") and method == "GET":
-            await asgi.send_bytes(send, 200, self._health())
+            await asgi_io.send_bytes(send, 200, self._health())
         elif path == "/v1/models" and method == "GET":
-            await asgi.send_bytes(send, 200, self._models)
+            await asgi_io.send_bytes(send, 200, self._models)
         elif path == "/metrics" and method == "GET":
-            await asgi.send_bytes(
+            await asgi_io.send_bytes(
                 send, 200, metrics.exposition(), content_type=b"text/plain; version=0.0.4"
             )
         else:
-            await asgi.send_error(
+            await asgi_io.send_error(
                 send, errors.GatewayError(404, f"No route {method} {path}.", code="not_found")
             )
 
@@ -149,22 +149,22 @@ class Gateway:
         assert self._calls is not None, "the ASGI lifespan startup did not run"
         status, label, outcome = 500, "none", None
         try:
-            tenant = self.keys.tenant(asgi.header(scope, b"authorization"))
+            tenant = self.keys.tenant(asgi_io.header(scope, b"authorization"))
             if tenant is None:
                 raise errors.unauthorized()
-            body = await asgi.read_body(receive, limit=self.settings.max_body_bytes)
+            body = await asgi_io.read_body(receive, limit=self.settings.max_body_bytes)
             outcome = await self._calls.handle(requests.parse(route, body), tenant, send)
             status, label = outcome.status, outcome.cache
             _record_spend(outcome)
             self.budget.add(outcome.cost)
         except errors.GatewayError as error:
             status = error.status
-            await asgi.send_error(send, error)
+            await asgi_io.send_error(send, error)
         except ConnectionResetError:
             status = 499
         except Exception:
             log.exception("unexpected error in %s", route)
-            await asgi.send_error(
+            await asgi_io.send_error(
                 send, errors.GatewayError(500, "Internal gateway error.", type="api_error")
             )
         finally:

@@ -15,9 +15,9 @@ import logging
 
 import orjson
 
-from tiers.runtime import pricing
+from tiers.runtime import asgi, pricing
 from tiers.runtime.gateway import (
-    asgi,
+    asgi_io,
     budget,
     cache,
     config,
@@ -102,7 +102,7 @@ class ModelCalls:
             reply, shared = await self._flights.do(key, lambda: self._fetch(request, key))
             usage = _usage(reply.body) if reply.status == 200 and not shared else pricing.Usage()
             cost = self._cost(request, usage)
-            await asgi.send_bytes(
+            await asgi_io.send_bytes(
                 send,
                 reply.status,
                 reply.body,
@@ -153,12 +153,12 @@ class ModelCalls:
     ) -> None:
         headers = [(CACHE_HEADER, label), (COST_HEADER, cost)]
         if not request.stream:
-            await asgi.send_bytes(send, 200, cached, headers=headers)
+            await asgi_io.send_bytes(send, 200, cached, headers=headers)
             return
-        await asgi.start_stream(send, headers=headers)
+        await asgi_io.start_stream(send, headers=headers)
         for event in sse.replay(orjson.loads(cached), include_usage=request.include_usage):
-            await asgi.send_chunk(send, event)
-        await asgi.send_chunk(send, b"", more=False)
+            await asgi_io.send_chunk(send, event)
+        await asgi_io.send_chunk(send, b"", more=False)
 
     async def _stream(
         self, request: requests.ModelRequest, key: str, label: str, send: asgi.Send
@@ -168,9 +168,9 @@ class ModelCalls:
         try:
             if response.status != 200:
                 body = await response.read()
-                await asgi.send_bytes(send, response.status, body)
+                await asgi_io.send_bytes(send, response.status, body)
                 return pricing.Usage(), response.status
-            await asgi.start_stream(
+            await asgi_io.start_stream(
                 send, headers=[(CACHE_HEADER, label.encode()), (BACKEND_HEADER, backend.encode())]
             )
             splitter, whole = sse.EventSplitter(), sse.ChatAccumulator()
@@ -181,8 +181,8 @@ class ModelCalls:
                     if _take(event, whole, client_wants_usage=request.include_usage)
                 ]
                 if forward:
-                    await asgi.send_chunk(send, b"".join(forward))
-            await asgi.send_chunk(send, b"", more=False)
+                    await asgi_io.send_chunk(send, b"".join(forward))
+            await asgi_io.send_chunk(send, b"", more=False)
         finally:
             response.release()
         assembled = whole.response()

@@ -10,11 +10,11 @@ import hmac
 import random
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Callable
 
 import orjson
 
+from tiers.runtime import asgi
 from tiers.runtime.mockllm import (
     config,
     errors,
@@ -25,11 +25,6 @@ from tiers.runtime.mockllm import (
     tokens,
     validation,
 )
-
-Message = MutableMapping[str, Any]
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 # A prepared reply: a JSON body, or the events of an SSE stream.
 Body = bytes | list[bytes]
@@ -60,13 +55,13 @@ class MockApp:
             "embeddings": ("embeddings", self._embedding),
         }
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] == "http":
             await self._http(scope, receive, send)
         elif scope["type"] == "lifespan":
             await _lifespan(receive, send)
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _http(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         method: str = scope["method"]
         path: str = scope["path"]
         if method == "POST" and path.startswith("/v1/"):
@@ -93,9 +88,9 @@ class MockApp:
 
     async def _infer(
         self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
+        scope: asgi.Scope,
+        receive: asgi.Receive,
+        send: asgi.Send,
         operation: tuple[str, Prepare],
         *,
         deployment: str | None,
@@ -125,7 +120,7 @@ class MockApp:
         else:
             await self._stream(send, body)
 
-    async def _stream(self, send: Send, events: list[bytes]) -> None:
+    async def _stream(self, send: asgi.Send, events: list[bytes]) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
         await _sleep(self.latency.first_byte_s())
         delay = self.latency.chunk_delay_s
@@ -162,7 +157,7 @@ class MockApp:
         limit = request.max_tokens or self.config.max_reply_tokens
         return [tokens.reply_to(source, limit=limit) for source in request.sources]
 
-    async def _models(self, scope: Scope, send: Send) -> None:
+    async def _models(self, scope: asgi.Scope, send: asgi.Send) -> None:
         self.stats.request("models")
         try:
             self._authorize(scope, azure=False)
@@ -173,7 +168,7 @@ class MockApp:
         self.stats.outcome("models", "200")
         await _send_json(send, 200, self._models_body)
 
-    def _authorize(self, scope: Scope, *, azure: bool) -> None:
+    def _authorize(self, scope: asgi.Scope, *, azure: bool) -> None:
         """OpenAI paths take `Authorization: Bearer KEY`; Azure paths also take `api-key: KEY`."""
         if self._api_key is None:
             return
@@ -187,7 +182,9 @@ class MockApp:
                 return
         raise errors.unauthorized(provided=provided is not None)
 
-    async def _control(self, method: str, path: str, receive: Receive, send: Send) -> None:
+    async def _control(
+        self, method: str, path: str, receive: asgi.Receive, send: asgi.Send
+    ) -> None:
         """The `/_mock/*` endpoints tests use to steer faults and read counts."""
         if path == "/_mock/stats" and method == "GET":
             await _send_json(send, 200, orjson.dumps(self.stats.snapshot()))
@@ -213,7 +210,7 @@ async def _sleep(seconds: float) -> None:
         await asyncio.sleep(seconds)
 
 
-def _require_api_version(scope: Scope) -> None:
+def _require_api_version(scope: asgi.Scope) -> None:
     query = urllib.parse.parse_qs(scope["query_string"].decode("latin-1"))
     if not query.get("api-version"):
         raise errors.missing("api-version")
@@ -226,7 +223,7 @@ def _parse_json(raw: bytes) -> object:
         raise errors.invalid_request(f"Invalid JSON: {e}.", param=None) from None
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: asgi.Receive) -> bytes:
     message = await receive()
     body: bytes = message.get("body", b"")
     if not message.get("more_body"):
@@ -238,7 +235,7 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-async def _hang(receive: Receive, seconds: float) -> None:
+async def _hang(receive: asgi.Receive, seconds: float) -> None:
     """Wait `seconds`, or less if the client hangs up first (no point holding a dead request)."""
 
     async def disconnected() -> None:
@@ -250,18 +247,18 @@ async def _hang(receive: Receive, seconds: float) -> None:
 
 
 async def _send_json(
-    send: Send, status: int, body: bytes, extra: tuple[tuple[bytes, bytes], ...] = ()
+    send: asgi.Send, status: int, body: bytes, extra: tuple[tuple[bytes, bytes], ...] = ()
 ) -> None:
     headers = [_JSON, (b"content-length", str(len(body)).encode()), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-async def _send_error(send: Send, error: errors.ApiError) -> None:
+async def _send_error(send: asgi.Send, error: errors.ApiError) -> None:
     await _send_json(send, error.status, error.body(), error.headers)
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
+async def _lifespan(receive: asgi.Receive, send: asgi.Send) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":

@@ -16,16 +16,11 @@ import contextlib
 import threading
 import urllib.parse
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from tiers.runtime import asgi
 
 QUEUE_SIZE = 1000
 
@@ -67,7 +62,7 @@ class PushGateway:
         self._stop = threading.Event()
         self._consumer_thread: threading.Thread | None = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "websocket":
@@ -75,7 +70,7 @@ class PushGateway:
         elif scope["type"] == "http":
             await self._http(scope, receive, send)
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _http(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         path, method = scope["path"], scope["method"]
         if path == "/events" and method == "POST":
             await self._ingest(receive, send)
@@ -86,7 +81,7 @@ class PushGateway:
         else:
             await _send(send, 404, b'{"error":{"message":"not found"}}')
 
-    async def _ingest(self, receive: Receive, send: Send) -> None:
+    async def _ingest(self, receive: asgi.Receive, send: asgi.Send) -> None:
         body = b""
         while True:
             message = await receive()
@@ -111,7 +106,7 @@ class PushGateway:
         await asyncio.to_thread(self._producer.flush, 10)
         await _send(send, 202, orjson.dumps({"accepted": len(keys), "keys": keys}))
 
-    async def _sse(self, key: str | None, send: Send) -> None:
+    async def _sse(self, key: str | None, send: asgi.Send) -> None:
         assert self._hub is not None
         queue = self._hub.subscribe(key)
         headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
@@ -134,7 +129,7 @@ class PushGateway:
         finally:
             self._hub.unsubscribe(queue)
 
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _websocket(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         assert self._hub is not None
         if (await receive())["type"] != "websocket.connect":
             return
@@ -155,7 +150,7 @@ class PushGateway:
                 await forwarding
             self._hub.unsubscribe(queue)
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
+    async def _lifespan(self, receive: asgi.Receive, send: asgi.Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -205,7 +200,7 @@ def _end(consumer: Consumer, topic: str, partition: int) -> int:
     return int(consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1])
 
 
-def _key_filter(scope: Scope) -> str | None:
+def _key_filter(scope: asgi.Scope) -> str | None:
     query = urllib.parse.parse_qs(scope.get("query_string", b"").decode())
     keys: list[str] = query.get("key", [])
     return keys[0] if keys else None
@@ -215,7 +210,7 @@ def _error(message: str) -> bytes:
     return orjson.dumps({"error": {"message": message, "type": "invalid_request_error"}})
 
 
-async def _send(send: Send, status: int, body: bytes) -> None:
+async def _send(send: asgi.Send, status: int, body: bytes) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -1,30 +1,23 @@
-"""Small ASGI helpers: read a body, send JSON, send an error, stream events."""
+"""The gateway's ASGI input and output: read a header and a body, send JSON, send an OpenAI-style
+error, stream events. The ASGI types themselves are `tiers.runtime.asgi`'s."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
-
+from tiers.runtime import asgi
 from tiers.runtime.gateway import errors
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-Headers = Iterable[tuple[bytes, bytes]]
 
 JSON = b"application/json"
 EVENT_STREAM = b"text/event-stream"
 
 
-def header(scope: Scope, name: bytes) -> bytes | None:
+def header(scope: asgi.Scope, name: bytes) -> bytes | None:
     for key, value in scope["headers"]:
         if key == name:
             return bytes(value)
     return None
 
 
-async def read_body(receive: Receive, *, limit: int) -> bytes:
+async def read_body(receive: asgi.Receive, *, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -41,7 +34,12 @@ async def read_body(receive: Receive, *, limit: int) -> bytes:
 
 
 async def send_bytes(
-    send: Send, status: int, body: bytes, *, content_type: bytes = JSON, headers: Headers = ()
+    send: asgi.Send,
+    status: int,
+    body: bytes,
+    *,
+    content_type: bytes = JSON,
+    headers: asgi.Headers = (),
 ) -> None:
     await send(
         {
@@ -57,11 +55,13 @@ async def send_bytes(
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_error(send: Send, error: errors.GatewayError, *, headers: Headers = ()) -> None:
+async def send_error(
+    send: asgi.Send, error: errors.GatewayError, *, headers: asgi.Headers = ()
+) -> None:
     await send_bytes(send, error.status, error.body(), headers=[*error.headers, *headers])
 
 
-async def start_stream(send: Send, *, headers: Headers = ()) -> None:
+async def start_stream(send: asgi.Send, *, headers: asgi.Headers = ()) -> None:
     await send(
         {
             "type": "http.response.start",
@@ -75,5 +75,5 @@ async def start_stream(send: Send, *, headers: Headers = ()) -> None:
     )
 
 
-async def send_chunk(send: Send, data: bytes, *, more: bool = True) -> None:
+async def send_chunk(send: asgi.Send, data: bytes, *, more: bool = True) -> None:
     await send({"type": "http.response.body", "body": data, "more_body": more})
