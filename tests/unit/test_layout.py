@@ -1,7 +1,11 @@
 """The source tree keeps the shape DESIGN.md gives it."""
 
 import importlib
+import json
 import pathlib
+import subprocess
+import sys
+import tomllib
 
 import pytest
 
@@ -40,3 +44,33 @@ def test_the_two_portions_form_one_tiers_package() -> None:
 
     portions = {pathlib.Path(p).parent.name for p in tiers.__path__}
     assert portions == {"operator", "runtime"}
+
+
+def test_the_operator_loads_none_of_the_data_plane_its_contract_forbids() -> None:
+    """import-linter sees imports on paper; this is what importing every operator module loads.
+    The `modelcall` package's names load the client lazily, so only running it can tell."""
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    [forbidden] = [
+        contract["forbidden_modules"]
+        for contract in contracts["contracts"]
+        if contract["name"].startswith("The operator reads the data plane's contracts only")
+    ]
+    every_module = (
+        "import importlib, json, pkgutil, sys, tiers.operator\n"
+        "for found in pkgutil.walk_packages(tiers.operator.__path__, 'tiers.operator.'):\n"
+        "    if not found.name.endswith('__main__'):\n"
+        "        importlib.import_module(found.name)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", every_module], capture_output=True, text=True, check=True
+    )
+    loaded = json.loads(ran.stdout)
+    assert "tiers.runtime.modelcall.config" in loaded, (
+        "the operator renders the model client's config"
+    )
+    assert [
+        module
+        for module in loaded
+        if any(module == name or module.startswith(name + ".") for name in forbidden)
+    ] == []

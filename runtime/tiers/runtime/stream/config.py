@@ -10,7 +10,9 @@ from collections.abc import Mapping
 
 import pydantic
 
-from tiers.runtime import modelcall
+# The config module, not the package: the operator renders this config and must not reach the
+# model client through the package's (lazy) names, not even on paper (see pyproject's contracts).
+from tiers.runtime.modelcall.config import ModelCallConfig
 
 SPARK_CONF: Mapping[str, str] = types.MappingProxyType(
     {
@@ -37,7 +39,7 @@ class StreamJobConfig(pydantic.BaseModel):
     input_topic: str
     output_topic: str
     dead_letter_topic: str
-    model: modelcall.ModelCallConfig
+    model: ModelCallConfig
     checkpoint: str
     """A folder or URI where Spark keeps offsets: a restart resumes from it."""
     trigger_interval_ms: int = 500
