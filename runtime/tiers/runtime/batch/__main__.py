@@ -1,0 +1,3 @@
+from tiers.runtime.batch import cli
+
+cli.main()

@@ -1,0 +1,108 @@
+"""The batch job's configuration: what the operator renders into the job's ConfigMap, or what
+the command line's flags build for a run outside Kubernetes."""
+
+from __future__ import annotations
+
+import decimal
+import json
+import pathlib
+import types
+from collections.abc import Mapping
+from typing import Literal, Self
+
+import pydantic
+
+# The config module, not the package: the operator renders this config and must not reach the
+# model client through the package's (lazy) names.
+from tiers.runtime.modelcall.config import ModelCallConfig
+
+InputFormat = Literal["jsonl", "csv", "parquet", "openai"]
+OutputFormat = Literal["jsonl", "csv", "parquet"]
+
+SPARK_CONF: Mapping[str, str] = types.MappingProxyType(
+    {
+        "spark.ui.enabled": "false",
+        # The job draws its own progress line; Spark's stage bars would write over it.
+        "spark.ui.showConsoleProgress": "false",
+        # Shuffles are small (the ids an earlier attempt finished); Spark's 200 are too many.
+        "spark.sql.shuffle.partitions": "8",
+        # A speculative copy of a task would pay for the same model calls twice.
+        "spark.speculation": "false",
+        "spark.python.worker.reuse": "true",
+        "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1",
+        "spark.executor.extraJavaOptions": "-XX:TieredStopAtLevel=1",
+    }
+)
+"""What every run's session sets, whoever starts it (the job itself or spark-submit)."""
+
+WRITER_OPTIONS: Mapping[str, str] = types.MappingProxyType(
+    {
+        # Each task moves its own files into the output when it finishes (algorithm 2), so a run
+        # killed halfway keeps every finished task's results instead of none of them.
+        "mapreduce.fileoutputcommitter.algorithm.version": "2",
+        "mapreduce.fileoutputcommitter.cleanup-failures.ignored": "true",
+        # Spark's _SUCCESS marker says a whole write finished; a run's attempts write several.
+        "mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
+    }
+)
+"""Options of the results' write, which Spark hands to the Hadoop output committer."""
+
+
+class _Config(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+
+class InputConfig(_Config):
+    uri: str = pydantic.Field(min_length=1)
+    """A path, file:// URI, or any URI Spark's Hadoop file systems read (s3a://, abfss://)."""
+    format: InputFormat = "jsonl"
+    id_field: str = pydantic.Field(default="id", min_length=1)
+    """The field that keys each record's result (OpenAI files always use `custom_id`)."""
+
+
+class OutputConfig(_Config):
+    uri: str = pydantic.Field(min_length=1)
+    """The run's folder: every attempt of the run writes under it, and a rerun reads it back."""
+    format: OutputFormat = "jsonl"
+
+
+class BatchJobConfig(_Config):
+    job: str = "local/batch"
+    """namespace/name of the BatchJob: the key of its stats and progress."""
+    run: str = "local"
+    """The run's name (one per schedule time): the key of its progress."""
+    input: InputConfig
+    output: OutputConfig
+    model: ModelCallConfig
+    max_usd: decimal.Decimal | None = pydantic.Field(default=None, ge=0)
+    """Refuse to start when the estimate is above it, and stop once the run has spent it."""
+    stats_redis_url: str | None = None
+    """Where progress and stats go for the operator to read; None: the terminal only."""
+    master: str | None = "local[2]"
+    """None: the master spark-submit was given (the Spark Operator's driver pod)."""
+    spark_conf: dict[str, str] = pydantic.Field(default_factory=dict)
+    partition_bytes: int = pydantic.Field(default=2 * 1024 * 1024, ge=64 * 1024)
+    """Input bytes per Spark task. A task commits its results when it ends, so this bounds
+    what a kill can take back (and so the model calls a rerun repeats)."""
+    progress_interval_ms: int = pydantic.Field(default=2000, ge=100)
+    sample_records: int = pydantic.Field(default=1000, ge=1)
+    """Records read by the estimate to measure prompt tokens."""
+    assumed_latency_ms: int = pydantic.Field(default=1000, ge=1)
+    """The model's latency per request that the estimate assumes for its duration."""
+
+    @pydantic.model_validator(mode="after")
+    def _openai_files_keep_their_shape(self) -> Self:
+        if self.input.format == "openai" and self.output.format != "jsonl":
+            raise ValueError(
+                "output.format must be jsonl for an OpenAI batch input file: its results are "
+                "written as OpenAI's output and error files"
+            )
+        return self
+
+    @property
+    def id_field(self) -> str:
+        return "custom_id" if self.input.format == "openai" else self.input.id_field
+
+
+def load(path: pathlib.Path) -> BatchJobConfig:
+    return BatchJobConfig.model_validate(json.loads(path.read_text()))

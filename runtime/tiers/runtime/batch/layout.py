@@ -1,0 +1,49 @@
+"""Where a run's results live under its output URI. Pure.
+
+    <output>/attempt=<n>/outcome=ok/part-*      records scored, one line or row each
+    <output>/attempt=<n>/outcome=error/part-*   records that failed, with the reason
+
+Every attempt of a run (the first, and each rerun after a kill or a failure) writes a new
+`attempt=<n>` folder, and Spark's tasks commit their files into it one by one. A rerun scores
+only ids without an `ok` result; once an attempt has finished, the error folders of earlier
+attempts are dropped, since the records in them were tried again. So after a finished attempt
+every id appears exactly once: in some attempt's `ok` folder or in the last attempt's `error`.
+Reading `<output>` with Spark gives the `attempt` and `outcome` columns from the folder names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from tiers.runtime.batch import records
+
+_ATTEMPT = re.compile(r"^attempt=([0-9]+)$")
+
+
+def attempt_uri(output: str, attempt: int) -> str:
+    return f"{output.rstrip('/')}/attempt={attempt}"
+
+
+def outcome_uri(output: str, attempt: int, outcome: str) -> str:
+    return f"{attempt_uri(output, attempt)}/{records.OUTCOME}={outcome}"
+
+
+def ok_glob(output: str) -> str:
+    """Every attempt's good results."""
+    return f"{output.rstrip('/')}/attempt=*/{records.OUTCOME}=ok"
+
+
+def attempts(names: Iterable[str]) -> list[int]:
+    """The attempt numbers among the names of the folders under a run's output, in order."""
+    found = (_ATTEMPT.match(name) for name in names)
+    return sorted(int(match.group(1)) for match in found if match)
+
+
+def next_attempt(names: Iterable[str]) -> int:
+    return max(attempts(names), default=0) + 1
+
+
+def superseded_errors(output: str, names: Iterable[str], *, finished: int) -> list[str]:
+    """The error folders that a finished attempt made stale: those of every earlier attempt."""
+    return [outcome_uri(output, n, "error") for n in attempts(names) if n < finished]
