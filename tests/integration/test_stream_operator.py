@@ -17,8 +17,7 @@ from conftest import Kubectl, wait_for
 from tiers import api, devenv
 from tiers.devenv import spark_operator
 from tiers.operator import reconciliation
-from tiers.operator.manifests import labels, spark_application
-from tiers.operator.manifests import stream as stream_manifests
+from tiers.operator.manifests import labels, spark_application, stream_children
 
 
 @pytest.fixture
@@ -241,7 +240,7 @@ def test_with_the_spark_operator_the_job_is_a_spark_application_that_reports_its
     )  # fmt: skip
     app = json.loads(stored)
     owner = kubectl.get("spipe", "summaries", "-n", namespace)
-    rendered = stream_manifests.desired_children(
+    rendered = stream_children.desired_children(
         labels.Owner(api.API_VERSION, api.STREAM_PIPELINE.kind, "summaries", namespace,
                      owner["metadata"]["uid"]),
         api.StreamPipelineSpec.model_validate(json.loads(manifest)["spec"]),

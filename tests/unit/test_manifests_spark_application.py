@@ -14,8 +14,7 @@ import pytest
 
 from tiers import api
 from tiers.operator import stream_status
-from tiers.operator.manifests import labels, spark_application
-from tiers.operator.manifests import stream as stream_manifests
+from tiers.operator.manifests import labels, spark_application, stream_children
 from tiers.runtime.stream import config
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -49,7 +48,7 @@ def spec(**fields: Any) -> api.StreamPipelineSpec:
 
 
 def render(pipeline: api.StreamPipelineSpec) -> list[dict[str, Any]]:
-    return stream_manifests.desired_children(
+    return stream_children.desired_children(
         OWNER, pipeline, image=IMAGE, bootstrap="kafka:9092", stats_redis_url=None,
         endpoint_model=None,
     )  # fmt: skip
@@ -143,11 +142,11 @@ def test_the_driver_mounts_config_and_checkpoint_and_both_get_the_api_key() -> N
 
 
 def test_spark_submit_gives_master_and_jars_so_the_config_does_not() -> None:
-    settings = stream_manifests.job_config(
+    settings = stream_children.job_config(
         OWNER, spec(), bootstrap="kafka:9092", stats_redis_url=None, endpoint_model=None
     )
     assert (settings.master, settings.jars) == (None, ())
-    local = stream_manifests.job_config(
+    local = stream_children.job_config(
         OWNER, spec(engine="deployment"), bootstrap="kafka:9092", stats_redis_url=None,
         endpoint_model=None,
     )  # fmt: skip

@@ -15,11 +15,13 @@ import sys
 import urllib.request
 
 from tiers.devenv import jars, processes
+from tiers.operator.manifests import gateway, labels, stream_children
 
 
 def rendered_gateway_config(kubectl: list[str], namespace: str, endpoint: str) -> str:
     """The gateway.json the operator rendered for a RealtimeEndpoint."""
-    return _configmap_value(kubectl, namespace, f"{endpoint}-gateway", "gateway.json")
+    name = gateway.name(labels.Ref(endpoint, namespace))
+    return _configmap_value(kubectl, namespace, name, gateway.CONFIG_FILE)
 
 
 STARTED_LINE = "streaming "
@@ -69,7 +71,8 @@ def start_stream(
     the local gateways in `endpoint_urls`, and the stats Redis to the dev one. Returns the push
     gateway's base URL and the processes.
     """
-    settings = json.loads(_configmap_value(kubectl, namespace, f"{pipeline}-stream", "stream.json"))
+    name = stream_children.JOB.name(labels.Ref(pipeline, namespace))
+    settings = json.loads(_configmap_value(kubectl, namespace, name, stream_children.CONFIG_FILE))
     target = settings["model"]["target"]
     if "url" in target and target["url"] in endpoint_urls:
         target["url"] = endpoint_urls[target["url"]]

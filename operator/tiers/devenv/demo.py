@@ -21,6 +21,7 @@ import urllib.request
 from typing import Any
 
 from tiers.devenv import cluster, dataplane, paths, processes, progress
+from tiers.operator.manifests import gateway, labels
 
 NAMESPACE = "tiers-demo"
 ENDPOINT = "chat"
@@ -71,14 +72,14 @@ def main(argv: list[str] | None = None) -> int:
             )
         with progress.step("starting the realtime gateway from its rendered ConfigMap"):
             _wait_ready(kubectl)
-            url, gateway = dataplane.start_gateway(
+            url, gateway_process = dataplane.start_gateway(
                 kubectl,
                 namespace=NAMESPACE,
                 endpoint=ENDPOINT,
                 redis_url=env.redis_url,
                 work_dir=env.log_dir,
             )
-            started.append(gateway)
+            started.append(gateway_process)
         with progress.step("sending a little traffic and waiting for latency and cost in status"):
             _send_traffic(url)
             processes.wait_until(
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                 kubectl,
                 namespace=NAMESPACE,
                 pipeline=PIPELINE,
-                endpoint_urls={f"http://{ENDPOINT}-gateway.{NAMESPACE}.svc:8080/v1": url + "/v1"},
+                endpoint_urls={gateway.url(labels.Ref(ENDPOINT, NAMESPACE)): url + "/v1"},
                 redis_url=env.redis_url,
                 work_dir=env.log_dir,
             )
@@ -177,8 +178,9 @@ def _items(kubectl: list[str]) -> list[dict[str, object]]:
 
 def _wait_ready(kubectl: list[str]) -> None:
     def ready() -> bool:
+        configmap = gateway.name(labels.Ref(ENDPOINT, NAMESPACE))
         found = subprocess.run(
-            [*kubectl, "get", "configmap", f"{ENDPOINT}-gateway", "-n", NAMESPACE,
+            [*kubectl, "get", "configmap", configmap, "-n", NAMESPACE,
              "-o", "jsonpath={.data.gateway\\.json}"],
             capture_output=True, text=True,
         )  # fmt: skip

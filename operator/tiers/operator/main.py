@@ -8,9 +8,9 @@ import logging
 
 import kopf
 
-from tiers.operator import batch, metrics, realtime, settings, stream
+from tiers.operator import batch, metrics, realtime_handlers, settings, stream_handlers
 
-HANDLER_MODULES = (settings, realtime, stream, batch)
+HANDLER_MODULES = (settings, realtime_handlers, stream_handlers, batch)
 
 
 def run(

@@ -11,7 +11,7 @@ import lightkube
 
 from tiers.api import kinds, realtime
 from tiers.operator import kube, metrics, realtime_status, reconciliation, stats_reader, triggers
-from tiers.operator.manifests import realtime as manifests
+from tiers.operator.manifests import gateway, labels, realtime_children, redis
 
 KIND = kinds.REALTIME_ENDPOINT
 
@@ -23,30 +23,34 @@ async def reconcile_realtime_endpoint(body: kopf.Body, patch: kopf.Patch, **_: A
         if spec is None:
             return
         owner = reconciliation.owner_of(KIND, body)
-        observed = await observe(owner, spec)
+        apply_error = await apply_children(owner, spec)
+        observed = await observe(owner, spec, apply_error=apply_error)
         desired = realtime_status.desired_status(
             spec, observed, body=body, now=reconciliation.now()
         )
         reconciliation.write_status(patch, body, desired)
 
 
-async def observe(
-    owner: manifests.Owner, spec: realtime.RealtimeEndpointSpec
-) -> realtime_status.Observed:
-    """Applies the desired children, then reads back what the status is made of."""
-    apply_error = None
-    children = manifests.desired_children(owner, spec, image=reconciliation.IMAGE)
+async def apply_children(owner: labels.Owner, spec: realtime.RealtimeEndpointSpec) -> str | None:
+    """Applies the desired children and deletes the optional ones the spec no longer wants;
+    what went wrong, for ProxyReady, or None."""
+    children = realtime_children.desired_children(owner, spec, image=reconciliation.IMAGE)
     try:
         await kube.apply_all(children)
         await kube.delete_unlisted(children, optional_children(owner))
     except lightkube.ApiError as error:
-        apply_error = f"applying the gateway's objects failed: {error.status.message}"
+        return f"applying the gateway's objects failed: {error.status.message}"
+    return None
+
+
+async def observe(
+    owner: labels.Owner, spec: realtime.RealtimeEndpointSpec, *, apply_error: str | None
+) -> realtime_status.Observed:
+    """Reads back what the status is made of: the children, the Secrets, the stats and spend."""
     missing = await missing_secrets(owner.namespace, spec)
-    managed = manifests.runs_managed_redis(spec)
-    gateway = await kube.deployment_status(f"{owner.name}-gateway", owner.namespace)
-    redis = (
-        await kube.deployment_status(f"{owner.name}-redis", owner.namespace) if managed else None
-    )
+    managed = realtime_children.runs_managed_redis(spec)
+    proxy = await kube.deployment_status(gateway.name(owner), owner.namespace)
+    cache = await kube.deployment_status(redis.name(owner), owner.namespace) if managed else None
     url = stats_reader.stats_url(await redis_url(owner, spec))
     subject = f"{owner.namespace}/{owner.name}"
     summary = spend = None
@@ -57,23 +61,23 @@ async def observe(
         if spec.budget is not None:
             spend = await stats_reader.month_spend(url, subject)
     return realtime_status.Observed(
-        gateway=gateway,
-        redis=redis,
+        gateway=proxy,
+        redis=cache,
         managed_redis=managed,
         missing_secrets=missing,
         apply_error=apply_error,
         summary=summary,
-        url=manifests.gateway_url(owner),
+        url=realtime_children.gateway_url(owner),
         spend=spend,
     )
 
 
-def optional_children(owner: manifests.Owner) -> list[tuple[str, str, str]]:
+def optional_children(owner: labels.Owner) -> list[tuple[str, str, str]]:
     """Children that some specs have and others not: (apiVersion, kind, name)."""
     return [
-        ("apps/v1", "Deployment", f"{owner.name}-redis"),
-        ("v1", "Service", f"{owner.name}-redis"),
-        ("autoscaling/v2", "HorizontalPodAutoscaler", f"{owner.name}-gateway"),
+        ("apps/v1", "Deployment", redis.name(owner)),
+        ("v1", "Service", redis.name(owner)),
+        ("autoscaling/v2", "HorizontalPodAutoscaler", gateway.name(owner)),
     ]
 
 
@@ -98,10 +102,11 @@ async def missing_secrets(
     return tuple(missing)
 
 
-async def redis_url(owner: manifests.Owner, spec: realtime.RealtimeEndpointSpec) -> str | None:
+async def redis_url(owner: labels.Owner, spec: realtime.RealtimeEndpointSpec) -> str | None:
+    """The Redis the endpoint's gateways share: the referenced one, else the managed one."""
     ref = spec.cache.redis_url_secret_ref
     if ref is not None:
         return await kube.secret_value(ref.name, ref.key, owner.namespace)
-    if manifests.needs_redis(spec):
-        return f"redis://{owner.name}-redis.{owner.namespace}.svc:6379/0"
+    if realtime_children.needs_redis(spec):
+        return redis.url(owner)
     return None

@@ -22,9 +22,7 @@ from tiers.operator import (
     triggers,
     verdicts,
 )
-from tiers.operator.manifests import labels as manifests
-from tiers.operator.manifests import spark_application
-from tiers.operator.manifests import stream as stream_manifests
+from tiers.operator.manifests import labels, redis, spark_application, stream_children
 
 KIND = kinds.STREAM_PIPELINE
 
@@ -38,7 +36,9 @@ async def reconcile_stream_pipeline(body: kopf.Body, patch: kopf.Patch, **_: Any
         owner = reconciliation.owner_of(KIND, body)
         bootstrap = await bootstrap_servers(spec, owner.namespace)
         topics_verdict = await reconcile_topics(spec, bootstrap)
-        streaming_verdict = await reconcile_job(owner, spec, bootstrap)
+        streaming_verdict = await apply_children(owner, spec, bootstrap)
+        if streaming_verdict is None:
+            streaming_verdict = await job_verdict(owner, spec)
         stats_url = stats_reader.stats_url(default_stats_url(owner, spec))
         subject = f"{owner.namespace}/{owner.name}"
         summary, lag = None, None
@@ -74,11 +74,12 @@ async def delete_stream_pipeline(body: kopf.Body, **_: Any) -> None:
         raise kopf.TemporaryError(f"deleting topics {names} failed: {error}", delay=10) from error
 
 
-async def reconcile_job(
-    owner: manifests.Owner, spec: stream.StreamPipelineSpec, bootstrap: str | None
-) -> verdicts.Verdict:
-    """Applies the streaming job (a Deployment or a SparkApplication, by `spec.engine`) and the
-    push gateway; the verdict for StreamingReady."""
+async def apply_children(
+    owner: labels.Owner, spec: stream.StreamPipelineSpec, bootstrap: str | None
+) -> verdicts.Verdict | None:
+    """Applies the streaming job (a Deployment or a SparkApplication, by `spec.engine`), its
+    config and the push gateway; the StreamingReady verdict when that could not be done or the
+    job is suspended, None when the job's own state is what to judge."""
     if bootstrap is None:
         return verdicts.Verdict("Unknown", "WaitingForKafka", "the bootstrap servers are unknown")
     endpoint_model = None
@@ -92,7 +93,7 @@ async def reconcile_job(
                 "spec.model.endpointRef, does not exist",
             )
         endpoint_model = str(endpoint.get("model"))
-    children = stream_manifests.desired_children(
+    children = stream_children.desired_children(
         owner,
         spec,
         image=reconciliation.IMAGE,
@@ -112,13 +113,13 @@ async def reconcile_job(
         return verdicts.Verdict("False", "ApplyFailed", str(error.status.message))
     if spec.suspend:
         return verdicts.Verdict("False", "Suspended", "spec.suspend is true: the job is stopped")
-    return await job_verdict(owner, spec)
+    return None
 
 
-async def job_verdict(owner: manifests.Owner, spec: stream.StreamPipelineSpec) -> verdicts.Verdict:
+async def job_verdict(owner: labels.Owner, spec: stream.StreamPipelineSpec) -> verdicts.Verdict:
     """Whether the applied job runs: its Deployment has an available pod, or its
     SparkApplication's state (which the Spark Operator writes) says so."""
-    name = stream_manifests.JOB.name(owner)
+    name = stream_children.JOB.name(owner)
     if spec.engine == "spark-operator":
         app = await kube.spark_application(name, owner.namespace)
         return stream_status.spark_application_verdict(app)
@@ -130,11 +131,11 @@ async def job_verdict(owner: manifests.Owner, spec: stream.StreamPipelineSpec) -
     return verdicts.Verdict("False", "Unavailable", "the streaming job has no running pod")
 
 
-def default_stats_url(owner: manifests.Owner, spec: stream.StreamPipelineSpec) -> str | None:
+def default_stats_url(owner: labels.Owner, spec: stream.StreamPipelineSpec) -> str | None:
     """Where the job publishes its stats: the referenced RealtimeEndpoint's managed Redis."""
     if spec.model.endpoint_ref is None:
         return None
-    return f"redis://{spec.model.endpoint_ref.name}-redis.{owner.namespace}.svc:6379/0"
+    return redis.url(labels.Ref(spec.model.endpoint_ref.name, owner.namespace))
 
 
 async def input_lag(bootstrap: str, topic: str, stats_url: str, subject: str) -> int | None:

@@ -1,47 +1,39 @@
 """The gateway's Kubernetes objects: ConfigMap, Deployment, Service, PodDisruptionBudget and HPA.
 
-`manifests.realtime.desired_children()` calls these with the `GatewayConfig` it derived from a
-RealtimeEndpoint's spec; each returns a plain dict ready for server-side apply.
+`manifests.realtime_children.desired_children()` calls these with the `GatewayConfig` it derived
+from a RealtimeEndpoint's spec; each returns a plain dict ready for server-side apply. `name()` and
+`url()` are how everything else (handlers, a StreamPipeline's endpointRef) names the gateway.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
-from tiers.api import common
-from tiers.api import realtime as realtime_api
+from tiers.api import realtime
 from tiers.operator.manifests import labels, security, services
 from tiers.runtime import providers
 from tiers.runtime.gateway import config
 
-COMPONENT = labels.Component(app="tiers-gateway", role="gateway", suffix="gateway")
-CONTAINER = "gateway"
 PORT = 8080
+COMPONENT = labels.Component(app="tiers-gateway", role="gateway", suffix="gateway", port=PORT)
+CONTAINER = "gateway"
 PORT_NAME = "http"
 CONFIG_DIR = "/etc/tiers"
 CONFIG_FILE = "gateway.json"
 API_KEYS_DIR = "/var/run/tiers/api-keys"
-CONFIG_HASH_ANNOTATION = "tiers.dev/config-hash"
 REDIS_URL_ENV = "TIERS_REDIS_URL"
 """The variable the gateway reads its Redis URL from when its config file has none."""
 TMP_SIZE_LIMIT = "64Mi"
 
 
-def name(owner: labels.Owner) -> str:
+def name(owner: labels.Named) -> str:
     """Name of every gateway object of `owner`: ConfigMap, Deployment, Service, PDB and HPA."""
     return COMPONENT.name(owner)
 
 
-def url(owner: labels.Owner) -> str:
-    """The in-cluster OpenAI base URL that clients of `owner` call."""
-    return f"http://{name(owner)}.{owner.namespace}.svc:{PORT}/v1"
-
-
-def secret_env(variable: str, ref: common.SecretKeyRef) -> dict[str, Any]:
-    """An env entry read from a Secret key: the value stays in the Secret, never in a manifest."""
-    return {"name": variable, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+def url(owner: labels.Named) -> str:
+    """The in-cluster OpenAI base URL that clients of `owner` (a RealtimeEndpoint) call."""
+    return COMPONENT.url(owner, path="/v1")
 
 
 def render_configmap(owner: labels.Owner, settings: config.GatewayConfig) -> dict[str, Any]:
@@ -54,13 +46,7 @@ def render_configmap(owner: labels.Owner, settings: config.GatewayConfig) -> dic
     }
 
 
-def config_hash(configmap: dict[str, Any]) -> str:
-    """A short digest of the ConfigMap's data: put on the pod template, a change rolls the pods."""
-    canonical = json.dumps(configmap["data"], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def _replicas(spec: realtime_api.RealtimeEndpointSpec) -> int | None:
+def _replicas(spec: realtime.RealtimeEndpointSpec) -> int | None:
     """Zero when suspended; None (the field left to the HPA) when autoscaling."""
     if spec.suspend:
         return 0
@@ -70,10 +56,10 @@ def _replicas(spec: realtime_api.RealtimeEndpointSpec) -> int | None:
 
 
 def _env(
-    spec: realtime_api.RealtimeEndpointSpec, redis_url_env: dict[str, Any] | None
+    spec: realtime.RealtimeEndpointSpec, redis_url_env: dict[str, Any] | None
 ) -> list[dict[str, Any]]:
     env = [
-        secret_env(providers.backend_key_env(index), backend.api_key_secret_ref)
+        security.secret_env(providers.backend_key_env(index), backend.api_key_secret_ref)
         for index, backend in enumerate(spec.backends)
         if backend.api_key_secret_ref is not None
     ]
@@ -83,7 +69,7 @@ def _env(
 
 
 def _container(
-    spec: realtime_api.RealtimeEndpointSpec, *, image: str, redis_url_env: dict[str, Any] | None
+    spec: realtime.RealtimeEndpointSpec, *, image: str, redis_url_env: dict[str, Any] | None
 ) -> dict[str, Any]:
     mounts: list[dict[str, Any]] = [
         {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
@@ -121,7 +107,7 @@ def _container(
     }
 
 
-def _volumes(owner: labels.Owner, spec: realtime_api.RealtimeEndpointSpec) -> list[dict[str, Any]]:
+def _volumes(owner: labels.Owner, spec: realtime.RealtimeEndpointSpec) -> list[dict[str, Any]]:
     volumes: list[dict[str, Any]] = [
         {"name": "config", "configMap": {"name": name(owner)}},
         # The root filesystem is read-only; Python and uvicorn may still want a scratch folder.
@@ -135,7 +121,7 @@ def _volumes(owner: labels.Owner, spec: realtime_api.RealtimeEndpointSpec) -> li
 
 def render_deployment(
     owner: labels.Owner,
-    spec: realtime_api.RealtimeEndpointSpec,
+    spec: realtime.RealtimeEndpointSpec,
     *,
     image: str,
     config_hash: str,
@@ -156,7 +142,7 @@ def render_deployment(
         "template": {
             "metadata": {
                 "labels": COMPONENT.labels(owner),
-                "annotations": {CONFIG_HASH_ANNOTATION: config_hash},
+                "annotations": {labels.CONFIG_HASH_ANNOTATION: config_hash},
             },
             "spec": {
                 "automountServiceAccountToken": False,
@@ -184,7 +170,7 @@ def render_deployment(
 
 def render_service(owner: labels.Owner) -> dict[str, Any]:
     """The ClusterIP Service behind `url(owner)`."""
-    return services.render_cluster_ip_service(owner, COMPONENT, port=PORT, port_name=PORT_NAME)
+    return services.render_cluster_ip_service(owner, COMPONENT, port_name=PORT_NAME)
 
 
 def render_pod_disruption_budget(owner: labels.Owner) -> dict[str, Any]:
@@ -198,7 +184,7 @@ def render_pod_disruption_budget(owner: labels.Owner) -> dict[str, Any]:
 
 
 def render_horizontal_pod_autoscaler(
-    owner: labels.Owner, autoscaling: realtime_api.Autoscaling
+    owner: labels.Owner, autoscaling: realtime.Autoscaling
 ) -> dict[str, Any]:
     """Scales the gateway Deployment on CPU utilization between the spec's bounds."""
     return {

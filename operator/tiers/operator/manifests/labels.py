@@ -1,17 +1,35 @@
-"""Names, labels and owner references that every child of a custom resource carries.
+"""Names, URLs, labels and owner references that every child of a custom resource carries.
 
-The render modules (`gateway`, `redis`, `services`) call these so that all children of one object
-share one naming scheme; the handlers use `Owner` to say which object they reconcile.
+The render modules (`gateway`, `redis`, `stream_children`...) describe each part an owner runs
+as a `Component`, and take every child's name, in-cluster URL and port from it; handlers ask the
+same helpers (`gateway.name(owner)`), so that no name or port is written twice. `Owner` says
+which object is reconciled; `Ref` names another one a spec points at (an endpointRef).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 PART_OF = "tiers"
 MANAGED_BY = "tiers-operator"
 ENDPOINT_LABEL = "tiers.dev/endpoint"
+CONFIG_HASH_ANNOTATION = "tiers.dev/config-hash"
+"""On a pod template (or a SparkApplication's driver): a change of config rolls the pods."""
+CONFIG_HASH_LENGTH = 16
+
+
+class Named(Protocol):
+    """What a child's name and URL are made from: the owner's name and namespace."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def namespace(self) -> str: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +56,15 @@ def owner_reference(owner: Owner) -> dict[str, Any]:
 
 
 @dataclasses.dataclass(frozen=True)
+class Ref:
+    """Another custom resource, named by a spec (e.g. `spec.model.endpointRef`): enough to name
+    its children and reach their Services."""
+
+    name: str
+    namespace: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Component:
     """One part of what an owner runs (the gateway, its Redis): how its objects are named."""
 
@@ -47,9 +74,17 @@ class Component:
     """`app.kubernetes.io/component`, e.g. gateway or cache."""
     suffix: str
     """Objects are named `<owner>-<suffix>`."""
+    port: int | None = None
+    """The port its Service listens on; None for a component that serves nothing."""
 
-    def name(self, owner: Owner) -> str:
+    def name(self, owner: Named) -> str:
         return f"{owner.name}-{self.suffix}"
+
+    def url(self, owner: Named, *, scheme: str = "http", path: str = "") -> str:
+        """Its Service's in-cluster URL, `<scheme>://<name>.<namespace>.svc:<port><path>`."""
+        if self.port is None:
+            raise ValueError(f"{self.role} has no Service to call")
+        return f"{scheme}://{self.name(owner)}.{owner.namespace}.svc:{self.port}{path}"
 
     def selector(self, owner: Owner) -> dict[str, str]:
         """The subset of labels that selectors match on; it never changes once pods exist."""
@@ -73,3 +108,10 @@ class Component:
             "labels": self.labels(owner),
             "ownerReferences": [owner_reference(owner)],
         }
+
+
+def config_hash(data: Mapping[str, str]) -> str:
+    """A short digest of a ConfigMap's data: put on the pod template as `CONFIG_HASH_ANNOTATION`,
+    a change rolls the pods."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:CONFIG_HASH_LENGTH]

@@ -12,7 +12,7 @@ import pathlib
 from typing import Any
 
 from tiers import api
-from tiers.operator.manifests import backends, gateway, labels, redis
+from tiers.operator.manifests import backends, gateway, labels, redis, security
 from tiers.runtime import providers
 from tiers.runtime.gateway import config
 
@@ -122,7 +122,7 @@ def _redis_url_env(owner: Owner, spec: api.RealtimeEndpointSpec) -> dict[str, An
         return None
     ref = spec.cache.redis_url_secret_ref
     if ref is not None:
-        return gateway.secret_env(REDIS_URL_ENV, ref)
+        return security.secret_env(REDIS_URL_ENV, ref)
     return {"name": REDIS_URL_ENV, "value": redis.url(owner)}
 
 
@@ -149,7 +149,7 @@ def desired_children(
             owner,
             spec,
             image=image,
-            config_hash=gateway.config_hash(configmap),
+            config_hash=labels.config_hash(configmap["data"]),
             redis_url_env=redis_url_env,
         ),
         gateway.render_service(owner),

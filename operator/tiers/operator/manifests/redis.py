@@ -1,8 +1,8 @@
 """The Redis the operator runs for a RealtimeEndpoint that references none: Deployment + Service.
 
-`manifests.realtime.desired_children()` calls these when the endpoint needs Redis (cache or rate
-limits) and has no `cache.redisURLSecretRef`. It is a cache, not a store: nothing is persisted,
-and the gateway serves from its backends while Redis restarts.
+`manifests.realtime_children.desired_children()` calls these when the endpoint needs Redis (cache
+or rate limits) and has no `cache.redisURLSecretRef`. It is a cache, not a store: nothing is
+persisted, and the gateway serves from its backends while Redis restarts.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Any
 
 from tiers.operator.manifests import labels, security, services
 
-COMPONENT = labels.Component(app="tiers-redis", role="cache", suffix="redis")
+PORT = 6379
+COMPONENT = labels.Component(app="tiers-redis", role="cache", suffix="redis", port=PORT)
 CONTAINER = "redis"
 IMAGE = "redis:7.4-alpine"
-PORT = 6379
 PORT_NAME = "redis"
 # The `redis` user of the official image.
 UID = 999
@@ -32,14 +32,14 @@ ARGS = [
 ]
 
 
-def name(owner: labels.Owner) -> str:
+def name(owner: labels.Named) -> str:
     """Name of the managed Redis Deployment and Service of `owner`."""
     return COMPONENT.name(owner)
 
 
-def url(owner: labels.Owner) -> str:
-    """The URL gateway pods reach the managed Redis at."""
-    return f"redis://{name(owner)}.{owner.namespace}.svc:{PORT}/0"
+def url(owner: labels.Named) -> str:
+    """The URL gateway pods (and the operator, for stats) reach the managed Redis at."""
+    return COMPONENT.url(owner, scheme="redis", path="/0")
 
 
 def _tcp_probe(*, period_seconds: int) -> dict[str, Any]:
@@ -91,4 +91,4 @@ def render_deployment(owner: labels.Owner) -> dict[str, Any]:
 
 def render_service(owner: labels.Owner) -> dict[str, Any]:
     """The ClusterIP Service behind `url(owner)`."""
-    return services.render_cluster_ip_service(owner, COMPONENT, port=PORT, port_name=PORT_NAME)
+    return services.render_cluster_ip_service(owner, COMPONENT, port_name=PORT_NAME)

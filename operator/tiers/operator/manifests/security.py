@@ -1,12 +1,16 @@
-"""Security contexts for the pods the operator runs: Pod Security Standards "restricted".
+"""Security contexts for the pods the operator runs (Pod Security Standards "restricted"), and
+secrets handed to them by reference only.
 
-`gateway` and `redis` call these, so every rendered container is non-root, has a read-only root
-filesystem, no privilege escalation, no capabilities and the runtime's default seccomp profile.
+Every render module calls these, so every rendered container is non-root, has a read-only root
+filesystem, no privilege escalation, no capabilities and the runtime's default seccomp profile,
+and no secret value ever appears in a manifest.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from tiers.api import common
 
 # The distroless "nonroot" user, as the operator's own pod runs (charts/tiers).
 NONROOT_UID = 65532
@@ -37,3 +41,8 @@ def container_security_context(uid: int) -> dict[str, Any]:
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": _seccomp(),
     }
+
+
+def secret_env(variable: str, ref: common.SecretKeyRef) -> dict[str, Any]:
+    """An env entry read from a Secret key: the value stays in the Secret, never in a manifest."""
+    return {"name": variable, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}

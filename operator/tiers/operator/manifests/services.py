@@ -1,4 +1,5 @@
-"""The ClusterIP Service in front of a component's pods: `gateway` and `redis` render theirs."""
+"""The ClusterIP Service in front of a component's pods: `gateway`, `redis` and the stream's push
+gateway render theirs, on the port their `labels.Component` names."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from tiers.operator.manifests import labels
 
 
 def render_cluster_ip_service(
-    owner: labels.Owner, component: labels.Component, *, port: int, port_name: str
+    owner: labels.Owner, component: labels.Component, *, port_name: str
 ) -> dict[str, Any]:
-    """A Service at `<component name>.<namespace>.svc:<port>`, sending to the named pod port."""
+    """The Service behind `component.url(owner)`, sending to the named pod port."""
+    if component.port is None:
+        raise ValueError(f"{component.role} has no port to serve on")
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -19,7 +22,12 @@ def render_cluster_ip_service(
             "type": "ClusterIP",
             "selector": component.selector(owner),
             "ports": [
-                {"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP"}
+                {
+                    "name": port_name,
+                    "port": component.port,
+                    "targetPort": port_name,
+                    "protocol": "TCP",
+                }
             ],
         },
     }

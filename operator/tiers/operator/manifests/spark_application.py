@@ -5,8 +5,8 @@ pods. The driver runs the same command as the Deployment engine's pod, `python -
 tiers.runtime.stream job --config ...`, through a launcher script kept in the job's ConfigMap
 (spark-submit wants a Python file, and the image's site-packages path is not ours to know). The
 config and checkpoint volumes are mounted on the driver: a stateless query's checkpoint (offsets
-and commits) is written by the driver only, so a ReadWriteOnce claim is enough. `manifests.stream`
-renders the volumes and calls `render_spark_application()`.
+and commits) is written by the driver only, so a ReadWriteOnce claim is enough.
+`manifests.stream_children` renders the volumes and calls `render_spark_application()`.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def render_spark_application(
                 "memory": memory,
                 "serviceAccount": SERVICE_ACCOUNT,
                 # A new config changes the spec, and the Spark Operator resubmits the job.
-                "annotations": {"tiers.dev/config-hash": digest[:16]},
+                "annotations": {labels.CONFIG_HASH_ANNOTATION: digest},
                 "volumeMounts": list(driver_mounts),
             },
             "executor": {

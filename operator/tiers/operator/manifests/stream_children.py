@@ -5,69 +5,30 @@ its checkpoint (when the spec asks for a volume), the push gateway's Deployment 
 the job: with `engine: deployment` a Deployment (one pod running Spark `local[N]`; `Recreate`, so
 two jobs never share a checkpoint), with `engine: spark-operator` a SparkApplication
 (`manifests.spark_application`), last, so that everything else is in place should the cluster
-lack the Spark Operator. The StreamPipeline handler applies them in this order.
+lack the Spark Operator. The StreamPipeline handler applies them in this order. The job's model
+client is configured as every job's is (`model_client`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
-from tiers.api import common, stream
-from tiers.operator.manifests import backends, labels, security, services, spark_application
-from tiers.runtime import providers
-from tiers.runtime.modelcall import config as modelcall_config
+from tiers.api import stream
+from tiers.operator.manifests import labels, model_client, security, services, spark_application
 from tiers.runtime.stream import config
 
 JOB = labels.Component(app="tiers-stream-job", role="stream-job", suffix="stream")
-PUSH = labels.Component(app="tiers-push-gateway", role="push-gateway", suffix="push")
 PUSH_PORT = 8086
+PUSH = labels.Component(
+    app="tiers-push-gateway", role="push-gateway", suffix="push", port=PUSH_PORT
+)
 CONFIG_DIR = "/etc/tiers"
+CONFIG_FILE = "stream.json"
 CHECKPOINT_DIR = "/var/lib/tiers/checkpoint"
 JARS = ("/opt/tiers/jars/*.jar",)
 """Where the image keeps Spark's Kafka connector."""
-JOB_ARGS = ("job", "--config", f"{CONFIG_DIR}/stream.json")
+JOB_ARGS = ("job", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}")
 """What `python -m tiers.runtime.stream` is given, by either engine."""
-
-
-def endpoint_url(namespace: str, endpoint: str) -> str:
-    """The in-cluster OpenAI base URL of a RealtimeEndpoint (its gateway Service)."""
-    return f"http://{endpoint}-gateway.{namespace}.svc:8080/v1"
-
-
-def backend_key_env() -> str:
-    return "TIERS_MODEL_API_KEY"
-
-
-def model_call(
-    owner: labels.Owner, call: common.ModelCall, *, endpoint_model: str | None
-) -> modelcall_config.ModelCallConfig:
-    """The shared model client's config from the spec's `model` block; `endpoint_model` is the
-    model the referenced RealtimeEndpoint serves (its `spec.model`)."""
-    target: modelcall_config.EndpointTarget | providers.BackendConfig
-    if call.endpoint_ref is not None:
-        if endpoint_model is None:
-            raise ValueError(f"RealtimeEndpoint {call.endpoint_ref.name} not found")
-        target = modelcall_config.EndpointTarget(
-            url=endpoint_url(owner.namespace, call.endpoint_ref.name)
-        )
-        model = endpoint_model
-    else:
-        backend = call.backend
-        assert backend is not None, "the CRD requires endpointRef or backend"
-        target = backends.backend_config(backend, api_key_env=backend_key_env())
-        model = backend.model
-    return modelcall_config.ModelCallConfig(
-        target=target,
-        model=model,
-        prompt=call.prompt,
-        route=call.route,
-        rows_per_request=call.rows_per_request,
-        max_tokens=call.max_tokens,
-        max_in_flight=call.max_in_flight,
-        max_attempts=call.max_attempts,
-    )
 
 
 def job_config(
@@ -85,7 +46,7 @@ def job_config(
         input_topic=spec.topics.input.name,
         output_topic=spec.topics.output.name,
         dead_letter_topic=spec.topics.dead_letter.name,
-        model=model_call(owner, spec.model, endpoint_model=endpoint_model),
+        model=model_client.model_call(owner, spec.model, endpoint_model=endpoint_model),
         checkpoint=checkpoint,
         trigger_interval_ms=spec.trigger.interval_ms,
         max_offsets_per_trigger=spec.trigger.max_offsets_per_trigger,
@@ -112,7 +73,7 @@ def desired_children(
         stats_redis_url=stats_redis_url,
         endpoint_model=endpoint_model,
     )
-    data = {"stream.json": settings.model_dump_json(indent=2)}
+    data = {CONFIG_FILE: settings.model_dump_json(indent=2)}
     if spec.engine == "spark-operator":
         data[spark_application.LAUNCHER_KEY] = spark_application.LAUNCHER
     configmap = {
@@ -121,7 +82,7 @@ def desired_children(
         "metadata": JOB.metadata(owner),
         "data": data,
     }
-    digest = hashlib.sha256(json.dumps(configmap["data"], sort_keys=True).encode()).hexdigest()
+    digest = labels.config_hash(data)
     children = [configmap]
     if spec.checkpoint.volume_size is not None:
         children.append(_checkpoint_claim(owner, spec.checkpoint.volume_size))
@@ -129,16 +90,15 @@ def desired_children(
     if spec.engine == "deployment":
         children.append(_job_deployment(owner, spec, image=image, replicas=replicas, digest=digest))
     children.append(_push_deployment(owner, image=image, replicas=replicas, digest=digest))
-    children.append(
-        services.render_cluster_ip_service(owner, PUSH, port=PUSH_PORT, port_name="http")
-    )
+    children.append(services.render_cluster_ip_service(owner, PUSH, port_name="http"))
     if spec.engine == "spark-operator":
         children.append(_job_spark_application(owner, spec, image=image, digest=digest))
     return children
 
 
-def push_url(owner: labels.Owner) -> str:
-    return f"http://{PUSH.name(owner)}.{owner.namespace}.svc:{PUSH_PORT}/events"
+def push_url(owner: labels.Named) -> str:
+    """Where the push gateway of `owner` (a StreamPipeline) takes events."""
+    return PUSH.url(owner, path="/events")
 
 
 def _checkpoint_claim(owner: labels.Owner, size: str) -> dict[str, Any]:
@@ -179,7 +139,7 @@ def _job_spark_application(
     return spark_application.render_spark_application(
         owner, spec, JOB, image=image, arguments=JOB_ARGS, config_dir=CONFIG_DIR,
         volumes=volumes, driver_mounts=mounts, executor_mounts=[_tmp_mount()],
-        env=_model_key_env(spec.model), digest=digest,
+        env=model_client.key_env(spec.model), digest=digest,
     )  # fmt: skip
 
 
@@ -191,7 +151,7 @@ def _job_deployment(
         "name": "spark",
         "image": image,
         "command": ["python", "-m", "tiers.runtime.stream", *JOB_ARGS],
-        "env": _model_key_env(spec.model),
+        "env": model_client.key_env(spec.model),
         "resources": {
             "requests": {"cpu": str(spec.spark.cores), "memory": spec.spark.memory},
             "limits": {"memory": spec.spark.memory},
@@ -216,7 +176,7 @@ def _push_deployment(
             "tiers.runtime.stream",
             "push",
             "--config",
-            f"{CONFIG_DIR}/stream.json",
+            f"{CONFIG_DIR}/{CONFIG_FILE}",
             "--host",
             "0.0.0.0",
             "--port",
@@ -252,7 +212,7 @@ def _deployment(
         "template": {
             "metadata": {
                 "labels": component.labels(owner),
-                "annotations": {"tiers.dev/config-hash": digest[:16]},
+                "annotations": {labels.CONFIG_HASH_ANNOTATION: digest},
             },
             "spec": {
                 "automountServiceAccountToken": False,
@@ -270,15 +230,3 @@ def _deployment(
         "metadata": component.metadata(owner),
         "spec": spec,
     }
-
-
-def _model_key_env(call: common.ModelCall) -> list[dict[str, Any]]:
-    ref = call.backend.api_key_secret_ref if call.backend is not None else None
-    if ref is None:
-        return []
-    return [
-        {
-            "name": backend_key_env(),
-            "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
-        }
-    ]

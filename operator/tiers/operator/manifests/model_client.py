@@ -1,0 +1,59 @@
+"""A spec's `model` block (`common.ModelCall`) as the model client's config, and the env entry
+that carries its backend's key: what every job that calls a model renders the same way.
+
+The StreamPipeline's children (`stream_children`) and the BatchJob's call these, so that a
+stream and a batch job with the same `model` block call the model the same way. Pure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tiers.api import common
+from tiers.operator.manifests import backends, gateway, labels, security
+from tiers.runtime import providers
+from tiers.runtime.modelcall import config
+
+KEY_ENV = "TIERS_MODEL_API_KEY"
+"""The variable a job's pod gets its backend's key in, when the spec references one."""
+
+
+def endpoint_url(namespace: str, endpoint: str) -> str:
+    """The in-cluster OpenAI base URL of a RealtimeEndpoint (its gateway Service)."""
+    return gateway.url(labels.Ref(endpoint, namespace))
+
+
+def model_call(
+    owner: labels.Owner, call: common.ModelCall, *, endpoint_model: str | None
+) -> config.ModelCallConfig:
+    """The model client's config from the spec's `model` block; `endpoint_model` is the model the
+    referenced RealtimeEndpoint serves (its `spec.model`), None when it does not exist."""
+    target: config.EndpointTarget | providers.BackendConfig
+    if call.endpoint_ref is not None:
+        if endpoint_model is None:
+            raise ValueError(f"RealtimeEndpoint {call.endpoint_ref.name} not found")
+        target = config.EndpointTarget(url=endpoint_url(owner.namespace, call.endpoint_ref.name))
+        model = endpoint_model
+    else:
+        backend = call.backend
+        assert backend is not None, "the CRD requires endpointRef or backend"
+        target = backends.backend_config(backend, api_key_env=KEY_ENV)
+        model = backend.model
+    return config.ModelCallConfig(
+        target=target,
+        model=model,
+        prompt=call.prompt,
+        route=call.route,
+        rows_per_request=call.rows_per_request,
+        max_tokens=call.max_tokens,
+        max_in_flight=call.max_in_flight,
+        max_attempts=call.max_attempts,
+    )
+
+
+def key_env(call: common.ModelCall) -> list[dict[str, Any]]:
+    """The pod's env entry for the backend's key, read from its Secret; none without one."""
+    ref = call.backend.api_key_secret_ref if call.backend is not None else None
+    if ref is None:
+        return []
+    return [security.secret_env(KEY_ENV, ref)]

@@ -1,0 +1,243 @@
+"""A StreamPipeline's children with `engine: deployment`, and the model client's config that every
+job renders from a spec's `model` block: pure, no cluster. The SparkApplication engine has its own
+tests (`test_manifests_spark_application.py`)."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from tiers import api
+from tiers.operator.manifests import labels, model_client, stream_children
+from tiers.runtime import modelcall, providers
+from tiers.runtime.stream import config
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "02-stream" / "stream-pipeline.yaml"
+OWNER = labels.Owner(
+    api_version=api.API_VERSION,
+    kind=api.STREAM_PIPELINE.kind,
+    name="reviews",
+    namespace="shop",
+    uid="3c9e1f6a-2b4d-4e8f-9a0b-1c2d3e4f5a6b",
+)
+IMAGE = "tiers:0.1.0"
+BACKEND = {
+    "name": "openai",
+    "provider": "openai",
+    "model": "gpt-4o-mini",
+    "apiKeySecretRef": {"name": "keys", "key": "openai"},
+}
+
+
+def example_spec(**changes: Any) -> api.StreamPipelineSpec:
+    spec = yaml.safe_load(EXAMPLE.read_text())["spec"]
+    return api.StreamPipelineSpec.model_validate({**spec, **changes})
+
+
+def backend_spec(**changes: Any) -> api.StreamPipelineSpec:
+    """The example, calling a backend directly instead of a RealtimeEndpoint."""
+    model = {"backend": BACKEND, "prompt": "Summarize: {text}", "route": "chat"}
+    return example_spec(model=model, **changes)
+
+
+def render(
+    spec: api.StreamPipelineSpec, *, endpoint_model: str | None = "gpt-4o"
+) -> list[dict[str, Any]]:
+    return stream_children.desired_children(
+        OWNER, spec, image=IMAGE, bootstrap="kafka:9092",
+        stats_redis_url="redis://chat-redis.shop.svc:6379/0", endpoint_model=endpoint_model,
+    )  # fmt: skip
+
+
+def find(children: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    (found,) = [c for c in children if c["kind"] == kind and c["metadata"]["name"] == name]
+    return found
+
+
+def container(children: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    found: dict[str, Any]
+    (found,) = find(children, "Deployment", name)["spec"]["template"]["spec"]["containers"]
+    return found
+
+
+def job_config(children: list[dict[str, Any]]) -> config.StreamJobConfig:
+    data = find(children, "ConfigMap", "reviews-stream")["data"]
+    return config.StreamJobConfig.model_validate_json(data[stream_children.CONFIG_FILE])
+
+
+def config_hash(children: list[dict[str, Any]], name: str) -> str:
+    template = find(children, "Deployment", name)["spec"]["template"]
+    value: str = template["metadata"]["annotations"][labels.CONFIG_HASH_ANNOTATION]
+    return value
+
+
+def strings_in(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from strings_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings_in(item)
+    elif isinstance(value, str):
+        yield value
+
+
+def test_the_example_renders_its_children_in_apply_order() -> None:
+    assert [(c["kind"], c["metadata"]["name"]) for c in render(example_spec())] == [
+        ("ConfigMap", "reviews-stream"),
+        ("PersistentVolumeClaim", "reviews-stream"),
+        ("Deployment", "reviews-stream"),
+        ("Deployment", "reviews-push"),
+        ("Service", "reviews-push"),
+    ]
+
+
+def test_every_child_is_controlled_by_the_pipeline_in_its_namespace() -> None:
+    for child in render(example_spec()):
+        assert child["metadata"]["namespace"] == "shop"
+        assert child["metadata"]["ownerReferences"] == [labels.owner_reference(OWNER)]
+
+
+def test_without_a_checkpoint_volume_there_is_no_claim_and_nothing_mounted_for_it() -> None:
+    children = render(example_spec(checkpoint={"uri": "s3a://bucket/ckpt"}))
+    assert "PersistentVolumeClaim" not in [c["kind"] for c in children]
+    mounts = [m["name"] for m in container(children, "reviews-stream")["volumeMounts"]]
+    assert mounts == ["config", "tmp"]
+    assert job_config(children).checkpoint == "s3a://bucket/ckpt"
+
+
+def test_the_job_runs_one_pod_at_a_time_so_two_never_share_a_checkpoint() -> None:
+    job = find(render(example_spec()), "Deployment", "reviews-stream")["spec"]
+    assert job["replicas"] == 1 and job["strategy"] == {"type": "Recreate"}
+
+
+def test_the_job_runs_the_stream_module_on_its_mounted_config() -> None:
+    job = container(render(example_spec()), "reviews-stream")
+    assert job["command"] == [
+        "python", "-m", "tiers.runtime.stream", "job", "--config", "/etc/tiers/stream.json",
+    ]  # fmt: skip
+    mounts = {m["name"]: m["mountPath"] for m in job["volumeMounts"]}
+    assert mounts == {"config": "/etc/tiers", "tmp": "/tmp",
+                      "checkpoint": "/var/lib/tiers/checkpoint"}  # fmt: skip
+
+
+def test_the_job_asks_for_the_cores_and_memory_of_spec_spark() -> None:
+    job = container(render(example_spec(spark={"cores": 4, "memory": "3Gi"})), "reviews-stream")
+    assert job["resources"] == {
+        "requests": {"cpu": "4", "memory": "3Gi"},
+        "limits": {"memory": "3Gi"},
+    }
+    assert job_config(render(example_spec(spark={"cores": 4}))).master == "local[4]"
+
+
+def test_the_config_carries_the_topics_trigger_and_stats_of_the_pipeline() -> None:
+    settings = job_config(render(example_spec()))
+    assert settings.pipeline == "shop/reviews"
+    assert (settings.input_topic, settings.output_topic, settings.dead_letter_topic) == (
+        "reviews", "review-summaries", "reviews-dlq",
+    )  # fmt: skip
+    assert (settings.trigger_interval_ms, settings.max_offsets_per_trigger) == (500, 50000)
+    assert settings.checkpoint == "file:///var/lib/tiers/checkpoint"
+    assert settings.stats_redis_url == "redis://chat-redis.shop.svc:6379/0"
+    assert settings.jars == stream_children.JARS
+
+
+def test_an_endpoint_ref_calls_the_endpoints_gateway_service_with_the_model_it_serves() -> None:
+    model = job_config(render(example_spec(), endpoint_model="gpt-4o")).model
+    assert model.target == modelcall.EndpointTarget(url="http://chat-gateway.shop.svc:8080/v1")
+    assert (model.model, model.prompt) == (
+        "gpt-4o",
+        "Summarize this review in one sentence: {text}",
+    )
+    assert (model.max_tokens, model.max_in_flight) == (64, 128)
+
+
+def test_an_endpoint_that_does_not_exist_renders_no_job() -> None:
+    with pytest.raises(ValueError, match="RealtimeEndpoint chat not found"):
+        render(example_spec(), endpoint_model=None)
+
+
+def test_a_backend_is_called_directly_with_its_key_from_its_secret() -> None:
+    children = render(backend_spec())
+    target = job_config(children).model.target
+    assert isinstance(target, providers.BackendConfig)
+    assert (target.provider, target.model, target.api_key_env) == (
+        "openai", "gpt-4o-mini", model_client.KEY_ENV,
+    )  # fmt: skip
+    key = {"name": model_client.KEY_ENV,
+           "valueFrom": {"secretKeyRef": {"name": "keys", "key": "openai"}}}  # fmt: skip
+    assert container(children, "reviews-stream")["env"] == [key]
+    assert "env" not in container(children, "reviews-push"), "the push gateway calls no model"
+
+
+def test_an_endpoint_ref_needs_no_key_in_the_pod() -> None:
+    assert container(render(example_spec()), "reviews-stream")["env"] == []
+
+
+def test_many_events_per_request_reach_the_model_client() -> None:
+    model = {"backend": BACKEND, "prompt": "Classify: {text}", "route": "completions",
+             "rowsPerRequest": 64}  # fmt: skip
+    settings = job_config(render(example_spec(model=model))).model
+    assert (settings.route, settings.rows_per_request) == ("completions", 64)
+
+
+def test_the_push_gateway_serves_its_port_behind_a_service_at_its_url() -> None:
+    children = render(example_spec())
+    push = container(children, "reviews-push")
+    assert push["ports"] == [{"name": "http", "containerPort": 8086, "protocol": "TCP"}]
+    assert push["command"][-4:] == ["--host", "0.0.0.0", "--port", "8086"]
+    service = find(children, "Service", "reviews-push")["spec"]
+    assert service["ports"] == [{"name": "http", "port": 8086, "targetPort": "http",
+                                 "protocol": "TCP"}]  # fmt: skip
+    assert service["selector"] == stream_children.PUSH.selector(OWNER)
+    assert stream_children.push_url(OWNER) == "http://reviews-push.shop.svc:8086/events"
+
+
+def test_a_suspended_pipeline_scales_the_job_and_the_push_gateway_to_zero() -> None:
+    children = render(example_spec(suspend=True))
+    for name in ("reviews-stream", "reviews-push"):
+        assert find(children, "Deployment", name)["spec"]["replicas"] == 0
+
+
+def test_a_config_change_rolls_both_deployments_and_nothing_else_does() -> None:
+    before = render(example_spec())
+    changed = render(example_spec(trigger={"intervalMs": 1000}))
+    resized = render(example_spec(spark={"cores": 2, "memory": "4Gi"}))
+    for name in ("reviews-stream", "reviews-push"):
+        assert config_hash(changed, name) != config_hash(before, name)
+        assert config_hash(resized, name) == config_hash(before, name)
+    data = find(before, "ConfigMap", "reviews-stream")["data"]
+    assert config_hash(before, "reviews-stream") == labels.config_hash(data)
+
+
+def test_rendering_twice_gives_the_same_manifests() -> None:
+    assert render(example_spec()) == render(example_spec())
+
+
+def test_every_container_runs_restricted() -> None:
+    children = render(backend_spec())
+    for name in ("reviews-stream", "reviews-push"):
+        pod = find(children, "Deployment", name)["spec"]["template"]["spec"]
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        context = container(children, name)["securityContext"]
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["allowPrivilegeEscalation"] is False
+
+
+def test_secrets_reach_pods_by_reference_only() -> None:
+    assert not [text for text in strings_in(render(backend_spec())) if "sk-" in text]
+
+
+def test_children_are_named_and_reached_through_their_components() -> None:
+    ref = labels.Ref("chat", "shop")
+    assert model_client.endpoint_url("shop", "chat") == "http://chat-gateway.shop.svc:8080/v1"
+    assert stream_children.JOB.name(OWNER) == "reviews-stream"
+    with pytest.raises(ValueError, match="stream-job has no Service"):
+        stream_children.JOB.url(ref)
