@@ -96,14 +96,21 @@ def _add_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--max-usd", type=decimal.Decimal, help="the run's budget in USD")
     command.add_argument("--stats-redis", help="redis://... where progress and stats go")
     command.add_argument("--job", default="local/batch", help="namespace/name for progress")
-    command.add_argument("--run", default="local", help="the run's name for progress")
+    command.add_argument("--run", help="the run's name for progress (default: local)")
     command.add_argument("--master", default="local[2]")
     command.add_argument("--partition-mb", type=float, default=2.0, help="input MB per task")
 
 
 def job_settings(args: argparse.Namespace) -> config.BatchJobConfig:
     if args.config is not None:
-        return config.load(args.config)
+        # A Job per run shares its BatchJob's config and names the run and its output itself.
+        loaded = config.load(args.config)
+        changes: dict[str, object] = {}
+        if args.run is not None:
+            changes["run"] = args.run
+        if args.output is not None:
+            changes["output"] = loaded.output.model_copy(update={"uri": args.output})
+        return loaded.model_copy(update=changes)
     if (
         args.input is None
         or args.output is None
@@ -119,7 +126,7 @@ def job_settings(args: argparse.Namespace) -> config.BatchJobConfig:
     )
     return config.BatchJobConfig(
         job=args.job,
-        run=args.run,
+        run=args.run or "local",
         input=config.InputConfig(uri=args.input, format=args.format, id_field=args.id_field),
         output=config.OutputConfig(uri=args.output, format=args.output_format),
         model=modelcall.ModelCallConfig(
