@@ -12,26 +12,40 @@ from tiers.api import common
 # Five cron fields (minute hour day-of-month month day-of-week) or a macro such as @daily.
 CRON_RULE = (
     r"self.matches('^(@(yearly|annually|monthly|weekly|daily|hourly)"
-    r"|([0-9*/,?-]+ +){2}[0-9*/,?LW-]+ +[0-9A-Za-z*/,-]+ +[0-9A-Za-z*/,?L#-]+)$')"
+    r"|[0-9*/,-]+ +[0-9*/,-]+ +[0-9*/,?-]+ +[0-9A-Za-z*/,-]+ +[0-9A-Za-z*/,?-]+)$')"
 )
 
 BatchEngine = Literal["databricks", "spark"]
-DataFormat = Literal["jsonl", "parquet", "csv"]
+InputFormat = Literal["jsonl", "parquet", "csv", "openai"]
+OutputFormat = Literal["jsonl", "parquet", "csv"]
+URI_PATTERN = r"^((s3a?|gs|abfss|hdfs|file)://|dbfs:/)\S+$"
+URI_DESCRIPTION = "Data URI: s3://, s3a://, gs://, abfss://, hdfs://, file:// or dbfs:/"
+# IANA time zone names: Area/Location[/Sublocation], or UTC-like names such as UTC or Etc/GMT+5.
+TIME_ZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$"
 
 
-class Dataset(common.Model):
+class Input(common.Model):
+    uri: str = pydantic.Field(max_length=2048, pattern=URI_PATTERN, description=URI_DESCRIPTION)
+    format: InputFormat = pydantic.Field(
+        default="jsonl",
+        description="jsonl, csv, parquet, or openai: an OpenAI Batch API input file "
+        "(custom_id, method, url, body per line), answered by OpenAI's output and error files.",
+    )
+    id_field: str = pydantic.Field(
+        default="id",
+        min_length=1,
+        max_length=128,
+        description="Unique record key; reruns skip done ids (custom_id for openai files).",
+    )
+
+
+class Output(common.Model):
     uri: str = pydantic.Field(
         max_length=2048,
-        pattern=r"^((s3a?|gs|abfss|hdfs|file)://|dbfs:/)\S+$",
-        description="Data URI: s3://, s3a://, gs://, abfss://, hdfs://, file:// or dbfs:/",
+        pattern=URI_PATTERN,
+        description=URI_DESCRIPTION + ". A scheduled job writes each run under run=<run name>/.",
     )
-    format: DataFormat = "jsonl"
-
-
-class Input(Dataset):
-    id_field: str = pydantic.Field(
-        default="id", max_length=128, description="Unique record key; reruns skip done ids."
-    )
+    format: OutputFormat = "jsonl"
 
 
 class Databricks(common.Model):
@@ -54,16 +68,24 @@ class Spark(common.Model):
 
 
 class Budget(common.Model):
-    """Refuse to start a run whose cost estimate is above the cap."""
+    """A run whose estimate is above the cap does not start; one that spends it stops."""
 
     max_usd: common.DecimalUSD = pydantic.Field(alias="maxUSD")
 
 
 class Notification(common.Model):
-    """Where the completion notice goes."""
+    """Where the completion notice of each run goes, besides an Event on the BatchJob."""
 
     webhook_url: str = pydantic.Field(
-        alias="webhookURL", max_length=2048, pattern=r"^https?://\S+$"
+        alias="webhookURL",
+        max_length=2048,
+        pattern=r"^https?://[^/\s]+(/\S*)?$",
+        description="POSTed {name, namespace, run, state, records, failed, costUSD, "
+        "durationSeconds, outputURI} when a run ends; retried with backoff.",
+    )
+    signing_secret_ref: common.SecretKeyRef | None = pydantic.Field(
+        default=None,
+        description="Signs each notice: X-Tiers-Signature: sha256=HMAC(secret, timestamp.body).",
     )
 
 
@@ -79,6 +101,29 @@ class BatchJobSpec(common.Model):
                 "self.engine == 'databricks' || !has(self.databricks)",
                 "databricks is only allowed when engine is databricks",
             ),
+            common.cel(
+                "self.input.format != 'openai' || self.output.format == 'jsonl'",
+                "output.format must be jsonl when input.format is openai (OpenAI's output and "
+                "error files are JSON lines)",
+                reason="FieldValueInvalid",
+            ),
+            common.cel(
+                "self.engine == 'databricks' || (!self.input.uri.startsWith('dbfs:/')"
+                " && !self.output.uri.startsWith('dbfs:/'))",
+                "dbfs:/ URIs need engine databricks; engine spark reads file://, s3a://, "
+                "abfss://, gs:// or hdfs://",
+                reason="FieldValueInvalid",
+            ),
+            common.cel(
+                "self.input.uri != self.output.uri",
+                "output.uri must differ from input.uri",
+                reason="FieldValueInvalid",
+            ),
+            common.cel(
+                "has(self.schedule) || (!has(self.timeZone) && !has(self.startingDeadlineSeconds))",
+                "timeZone and startingDeadlineSeconds need a schedule",
+                reason="FieldValueInvalid",
+            ),
         )
     )
 
@@ -89,7 +134,7 @@ class BatchJobSpec(common.Model):
         ),
     )
     input: Input
-    output: Dataset
+    output: Output
     model: common.ModelCall
     schedule: str | None = pydantic.Field(
         default=None,
@@ -103,33 +148,111 @@ class BatchJobSpec(common.Model):
             )
         ),
     )
-    concurrency_policy: Literal["Forbid", "Allow", "Replace"] = "Forbid"
-    suspend: bool = False
+    time_zone: str | None = pydantic.Field(
+        default=None,
+        max_length=64,
+        pattern=TIME_ZONE_PATTERN,
+        description="IANA time zone of the schedule, e.g. Europe/Berlin; UTC when unset.",
+    )
+    concurrency_policy: Literal["Forbid", "Allow", "Replace"] = pydantic.Field(
+        default="Forbid",
+        description="When a run is due while another runs: Forbid skips it, Allow starts it, "
+        "Replace stops the running one first.",
+    )
+    starting_deadline_seconds: int | None = pydantic.Field(
+        default=None,
+        ge=10,
+        le=86400,
+        description="A run that could not start within this many seconds of its time is missed.",
+    )
+    successful_runs_history_limit: int = pydantic.Field(
+        default=3, ge=0, le=100, description="Finished runs kept (Jobs and status.runs)."
+    )
+    failed_runs_history_limit: int = pydantic.Field(default=1, ge=0, le=100)
+    suspend: bool = pydantic.Field(
+        default=False,
+        description="Stops a running run (its results so far are kept) and starts no new one; "
+        "false again resumes where it stopped.",
+    )
+    dry_run: bool = pydantic.Field(
+        default=False, description="Only estimate: records, tokens, cost and duration in status."
+    )
+    backoff_limit: int = pydantic.Field(
+        default=3,
+        ge=0,
+        le=100,
+        description="Retries of a failed run; each resumes where the last stopped.",
+    )
+    active_deadline_seconds: int | None = pydantic.Field(
+        default=None, ge=60, le=604800, description="A run still going after this long fails."
+    )
     databricks: Databricks | None = None
     spark: Spark = pydantic.Field(default_factory=Spark)
     budget: Budget | None = None
     notification: Notification | None = None
-    timeout_seconds: int | None = pydantic.Field(default=None, ge=60, le=604800)
 
 
 class Progress(common.Model):
-    records_total: int | None = pydantic.Field(default=None, ge=0)
-    records_done: int = pydantic.Field(ge=0)
-    records_failed: int = pydantic.Field(ge=0)
+    total: int | None = pydantic.Field(default=None, ge=0, description="Records in the input.")
+    done: int = pydantic.Field(ge=0, description="Records scored (earlier attempts included).")
+    failed: int = pydantic.Field(ge=0, description="Records that failed in the latest attempt.")
     percent: int = pydantic.Field(ge=0, le=100)
+    records_per_second: int = pydantic.Field(default=0, ge=0)
 
 
-class BatchCost(common.CostStatus):
+class BatchCost(common.Model):
+    total_usd: common.DecimalUSD = pydantic.Field(alias="totalUSD")
     per_record_usd: common.DecimalUSD = pydantic.Field(alias="perRecordUSD")
     estimate_usd: common.DecimalUSD | None = pydantic.Field(
         default=None, alias="estimateUSD", description="Estimated before the run started."
+    )
+    observed_at: datetime.datetime | None = None
+
+
+class Estimate(common.Model):
+    """Measured on a sample before the run: output tokens and cost are upper bounds."""
+
+    records: int = pydantic.Field(ge=0)
+    input_tokens: int = pydantic.Field(ge=0)
+    output_tokens: int = pydantic.Field(ge=0)
+    cost_usd: common.DecimalUSD = pydantic.Field(alias="costUSD")
+    duration_seconds: int = pydantic.Field(ge=0)
+    tokens_exact: bool = pydantic.Field(
+        description="Counted with the model's tokenizer; otherwise approximated."
+    )
+
+
+RunState = Literal[
+    "Pending", "Estimating", "Running", "Succeeded", "Failed", "Suspended", "Stopped"
+]
+
+
+class Run(common.Model):
+    """One run: the only one of a one-off job, or one scheduled time of a scheduled one."""
+
+    name: str = pydantic.Field(max_length=63, description="Its Kubernetes Job's name.")
+    scheduled_time: datetime.datetime | None = None
+    state: RunState
+    reason: str = pydantic.Field(default="", max_length=64)
+    start_time: datetime.datetime | None = None
+    completion_time: datetime.datetime | None = None
+    records: int | None = pydantic.Field(default=None, ge=0)
+    failed: int | None = pydantic.Field(default=None, ge=0)
+    cost_usd: common.DecimalUSD | None = pydantic.Field(default=None, alias="costUSD")
+    output_uri: str | None = pydantic.Field(default=None, alias="outputURI", max_length=2300)
+    notified: bool = pydantic.Field(
+        default=False, description="Its completion notice was sent (Event, and webhook if set)."
     )
 
 
 class BatchJobStatus(common.Status):
     progress: Progress | None = None
     cost: BatchCost | None = None
-    run_id: str | None = pydantic.Field(default=None, max_length=128)
+    estimate: Estimate | None = None
+    last_run: Run | None = None
+    runs: list[Run] = pydantic.Field(default_factory=list, max_length=202)
+    last_schedule_time: datetime.datetime | None = None
+    next_run: datetime.datetime | None = None
     start_time: datetime.datetime | None = None
     completion_time: datetime.datetime | None = None
-    next_run: datetime.datetime | None = None
+    duration_seconds: int | None = pydantic.Field(default=None, ge=0)

@@ -91,6 +91,8 @@ BATCH_JOB = Kind(
         PrinterColumn("Cost", ".status.cost.totalUSD"),
         PrinterColumn("Engine", ".spec.engine"),
         PrinterColumn("Schedule", ".spec.schedule", priority=1),
+        PrinterColumn("Next", ".status.nextRun", priority=1),
+        PrinterColumn("Records/s", ".status.progress.recordsPerSecond", "integer", priority=1),
         AGE,
     ),
 )

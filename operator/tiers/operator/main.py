@@ -8,9 +8,9 @@ import logging
 
 import kopf
 
-from tiers.operator import batch, metrics, realtime_handlers, settings, stream_handlers
+from tiers.operator import batch_handlers, metrics, realtime_handlers, settings, stream_handlers
 
-HANDLER_MODULES = (settings, realtime_handlers, stream_handlers, batch)
+HANDLER_MODULES = (settings, realtime_handlers, stream_handlers, batch_handlers)
 
 
 def run(

@@ -1,0 +1,361 @@
+"""Reconciles BatchJob (`engine: spark`): the batch job's config, a Kubernetes Job per run (once,
+or per scheduled time with a CronJob's semantics), each run's progress and cost from what its
+batch job publishes, history, and a completion notice (an Event, and a webhook when asked).
+
+`engine: databricks` is validated and reported as not run by this operator version yet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import decimal
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from tiers.api import batch, kinds
+from tiers.operator import (
+    batch_runs,
+    batch_status,
+    kube,
+    metrics,
+    notify,
+    reconciliation,
+    schedule,
+    stats_reader,
+    triggers,
+    verdicts,
+)
+from tiers.operator.manifests import batch_children, labels, redis
+
+KIND = kinds.BATCH_JOB
+DATABRICKS_PENDING = "engine databricks is not run by this operator version yet"
+WEBHOOK_ATTEMPTS = 3
+"""Tries per reconcile; a notice not delivered is tried again at the next one."""
+
+
+@dataclasses.dataclass
+class Plan:
+    """What a reconcile found and did, for the status."""
+
+    jobs: dict[str, dict[str, Any]]
+    waiting: verdicts.Verdict | None = None
+    next_run: datetime.datetime | None = None
+    last_schedule_time: datetime.datetime | None = None
+
+
+@triggers.reconciler(KIND)
+async def reconcile_batch_job(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    with metrics.reconciling(KIND.kind):
+        spec = reconciliation.parse_spec(KIND, batch.BatchJobSpec, body, patch)
+        if spec is None:
+            return
+        now = reconciliation.now()
+        if spec.engine == "databricks":
+            pending = reconciliation.desired_status(
+                KIND, body, pending_message=DATABRICKS_PENDING, now=now
+            )
+            reconciliation.write_status(patch, body, pending)
+            return
+        owner = reconciliation.owner_of(KIND, body)
+        try:
+            timing = _timing(spec)
+        except ValueError as error:
+            invalid = verdicts.Verdict("False", reconciliation.INVALID_SPEC, str(error))
+            reconciliation.write_status(
+                patch, body, verdicts.stamp(body, {"Succeeded": invalid}, now=now)
+            )
+            return
+        stats_url = stats_reader.stats_url(default_stats_url(owner, spec))
+        plan = await apply_runs(owner, spec, body, timing, stats_url=stats_url, now=now)
+        views = await observe_runs(owner, spec, body, plan, stats_url=stats_url)
+        notified, notify_error = await send_notices(owner, spec, body, views)
+        observed = batch_status.Observed(
+            runs=views,
+            waiting=plan.waiting,
+            next_run=plan.next_run,
+            last_schedule_time=plan.last_schedule_time,
+            notified=notified,
+            notify_error=notify_error,
+        )
+        desired = batch_status.desired_status(observed, spec=spec, body=body, now=now)
+        reconciliation.write_status(patch, body, desired)
+
+
+def _timing(spec: batch.BatchJobSpec) -> tuple[schedule.Cron, datetime.tzinfo] | None:
+    """The schedule and its time zone; ValueError naming the field when CEL let a bad one in."""
+    if spec.schedule is None:
+        return None
+    try:
+        return schedule.parse(spec.schedule), schedule.parse_time_zone(spec.time_zone)
+    except ValueError as error:
+        raise ValueError(f"spec.schedule or spec.timeZone: {error}") from None
+
+
+def default_stats_url(owner: labels.Owner, spec: batch.BatchJobSpec) -> str | None:
+    """Where the batch job publishes progress: the referenced RealtimeEndpoint's Redis."""
+    if spec.model.endpoint_ref is None:
+        return None
+    return redis.url(labels.Ref(spec.model.endpoint_ref.name, owner.namespace))
+
+
+async def apply_runs(
+    owner: labels.Owner,
+    spec: batch.BatchJobSpec,
+    body: kopf.Body,
+    timing: tuple[schedule.Cron, datetime.tzinfo] | None,
+    *,
+    stats_url: str | None,
+    now: datetime.datetime,
+) -> Plan:
+    """Applies the config, then starts, stops and prunes runs as the spec and schedule say."""
+    configmap, waiting = await _render_config(owner, spec, stats_url=stats_url)
+    plan = Plan(jobs={job["metadata"]["name"]: job for job in await batch_runs.owned_jobs(owner)})
+    if timing is None:
+        plan.waiting = waiting or await _run_once(owner, spec, body, plan, configmap)
+        return plan
+    cron, tz = timing
+    decision = schedule.decide(
+        cron=cron,
+        tz=tz,
+        now=now,
+        last_scheduled=_time(body.get("status", {}).get("lastScheduleTime")),
+        created=_time(body["metadata"]["creationTimestamp"]) or now,
+        active_runs=[_run_ref(job) for job in plan.jobs.values() if _job_state(job) == "Active"],
+        suspend=spec.suspend,
+        concurrency_policy=spec.concurrency_policy,
+        starting_deadline_seconds=spec.starting_deadline_seconds,
+    )
+    for stopping in decision.stop:
+        await batch_runs.stop(stopping.name, owner.namespace)
+        plan.jobs.pop(stopping.name, None)
+    if decision.start is not None and waiting is None and configmap is not None:
+        name = schedule.run_name(owner.name, decision.start)
+        job = batch_children.render_run_job(
+            owner, spec, configmap, run=name, image=reconciliation.IMAGE,
+            scheduled_time=decision.start.isoformat(),
+        )  # fmt: skip
+        await batch_runs.create(job)
+        plan.jobs[name] = job
+        for event in decision.events:
+            kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+    plan.last_schedule_time = decision.last_scheduled
+    plan.next_run = decision.next_run
+    _, removed = schedule.prune_history(
+        [_run_ref(job) for job in plan.jobs.values()],
+        successful_limit=spec.successful_runs_history_limit,
+        failed_limit=spec.failed_runs_history_limit,
+    )
+    for old in removed:
+        await batch_runs.stop(old.name, owner.namespace)
+        plan.jobs.pop(old.name, None)
+    if spec.suspend:
+        plan.waiting = _suspended()
+    elif waiting is not None:
+        plan.waiting = waiting
+    elif not plan.jobs and decision.next_run is not None:
+        plan.waiting = verdicts.Verdict(
+            "Unknown", "Scheduled", f"the first run is due at {_stamp(decision.next_run)}"
+        )
+    return plan
+
+
+async def _render_config(
+    owner: labels.Owner, spec: batch.BatchJobSpec, *, stats_url: str | None
+) -> tuple[dict[str, Any] | None, verdicts.Verdict | None]:
+    """Applies the batch job's ConfigMap; or why there is none to run with."""
+    endpoint_model = None
+    ref = spec.model.endpoint_ref
+    if ref is not None:
+        endpoint = await kube.realtime_endpoint_spec(ref.name, owner.namespace)
+        if endpoint is None:
+            return None, verdicts.Verdict(
+                "False",
+                "EndpointNotFound",
+                f"RealtimeEndpoint {ref.name}, named by spec.model.endpointRef, does not exist",
+            )
+        endpoint_model = str(endpoint.get("model"))
+    settings = batch_children.job_config(
+        owner, spec, stats_redis_url=stats_url, endpoint_model=endpoint_model
+    )
+    configmap = batch_children.render_config_map(owner, settings)
+    await kube.apply_all([configmap])
+    return configmap, None
+
+
+async def _run_once(
+    owner: labels.Owner,
+    spec: batch.BatchJobSpec,
+    body: Mapping[str, Any],
+    plan: Plan,
+    configmap: dict[str, Any] | None,
+) -> verdicts.Verdict | None:
+    """A one-off job's single run: started once, stopped by suspend, resumed by unsuspending.
+    Once it has finished it is not started again (delete and recreate the BatchJob to rerun:
+    the new run scores only what has no good result yet)."""
+    name = batch_children.one_off_run_name(owner)
+    job = plan.jobs.get(name)
+    if spec.suspend:
+        if job is not None and _job_state(job) == "Active":
+            await batch_runs.stop(name, owner.namespace)
+            plan.jobs.pop(name)
+        return _suspended()
+    if job is None and not _finished_before(body, name) and configmap is not None:
+        job = batch_children.render_run_job(
+            owner, spec, configmap, run=name, image=reconciliation.IMAGE
+        )
+        await batch_runs.create(job)
+        plan.jobs[name] = job
+    return None
+
+
+async def observe_runs(
+    owner: labels.Owner,
+    spec: batch.BatchJobSpec,
+    body: Mapping[str, Any],
+    plan: Plan,
+    *,
+    stats_url: str | None,
+) -> list[batch_status.RunView]:
+    """Every run's view, oldest first: from its Job and its progress, or for a finished run whose
+    Job is gone, from what status recorded of it."""
+    subject = f"{owner.namespace}/{owner.name}"
+    views = []
+    for name, job in plan.jobs.items():
+        found = await batch_runs.read_progress(stats_url, subject, name)
+        views.append(
+            batch_status.run_view(
+                name,
+                job.get("status"),
+                found,
+                scheduled_time=batch_runs.scheduled_time(job),
+                output_uri=batch_children.run_output_uri(spec, name),
+                dry_run=spec.dry_run,
+            )
+        )
+    if spec.schedule is None and not plan.jobs:
+        recorded = _recorded_run(body, batch_children.one_off_run_name(owner))
+        if recorded is not None:
+            views.append(recorded)
+    return sorted(views, key=lambda view: (view.scheduled_time or _EPOCH, view.name))
+
+
+async def send_notices(
+    owner: labels.Owner,
+    spec: batch.BatchJobSpec,
+    body: kopf.Body,
+    views: list[batch_status.RunView],
+) -> tuple[dict[str, bool], str | None]:
+    """The completion notice of each run that finished since the last reconcile: an Event, and
+    the webhook when one is set (tried again next time until it is delivered)."""
+    recorded = {run.get("name"): run for run in body.get("status", {}).get("runs") or []}
+    notified: dict[str, bool] = {}
+    error = None
+    for view in views:
+        before = recorded.get(view.name) or {}
+        if before.get("notified") or not view.finished:
+            notified[view.name] = bool(before.get("notified"))
+            continue
+        notice = _notice(owner, view)
+        if before.get("state") not in batch_status.TERMINAL:
+            type_, reason, message = notify.event_message(notice)
+            kopf.event(body, type=type_, reason=reason, message=message)
+        if spec.notification is None:
+            notified[view.name] = True
+            continue
+        secret = await _signing_secret(spec.notification, owner.namespace)
+        result = await notify.deliver(
+            spec.notification.webhook_url, notice, secret=secret, attempts=WEBHOOK_ATTEMPTS,
+            max_backoff_s=5.0,
+        )  # fmt: skip
+        notified[view.name] = result.delivered
+        if not result.delivered:
+            error = result.last_error
+    return notified, error
+
+
+def _notice(owner: labels.Owner, view: batch_status.RunView) -> notify.Notice:
+    found = view.progress
+    duration = 0
+    if view.start_time is not None and view.completion_time is not None:
+        duration = int((view.completion_time - view.start_time).total_seconds())
+    return notify.Notice(
+        name=owner.name,
+        namespace=owner.namespace,
+        run=view.name,
+        state="Succeeded" if view.state == "Succeeded" else "Failed",
+        records=(found.total or 0) if found is not None else 0,
+        failed=found.failed if found is not None else 0,
+        cost_usd=found.cost_usd if found is not None else decimal.Decimal(0),
+        duration_seconds=max(duration, 0),
+        output_uri=view.output_uri or "",
+    )
+
+
+async def _signing_secret(notification: batch.Notification, namespace: str) -> bytes | None:
+    ref = notification.signing_secret_ref
+    if ref is None:
+        return None
+    value = await kube.secret_value(ref.name, ref.key, namespace)
+    return None if value is None else value.encode()
+
+
+def _suspended() -> verdicts.Verdict:
+    return verdicts.Verdict(
+        "Unknown",
+        "Suspended",
+        "spec.suspend is true: no run goes; results so far are kept, and false again resumes",
+    )
+
+
+def _job_state(job: Mapping[str, Any]) -> schedule.RunState:
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("status") != "True":
+            continue
+        if condition.get("type") == "Complete":
+            return "Succeeded"
+        if condition.get("type") == "Failed":
+            return "Failed"
+    return "Active"
+
+
+def _run_ref(job: Mapping[str, Any]) -> schedule.RunRef:
+    scheduled = batch_runs.scheduled_time(dict(job)) or _EPOCH
+    return schedule.RunRef(job["metadata"]["name"], scheduled, _job_state(job))
+
+
+def _finished_before(body: Mapping[str, Any], name: str) -> bool:
+    recorded = _recorded_run(body, name)
+    return recorded is not None
+
+
+def _recorded_run(body: Mapping[str, Any], name: str) -> batch_status.RunView | None:
+    """A finished run as status recorded it (its Job may be gone)."""
+    for run in body.get("status", {}).get("runs") or []:
+        if run.get("name") == name and run.get("state") in batch_status.TERMINAL:
+            return batch_status.RunView(
+                name=name,
+                state=run["state"],
+                reason=run.get("reason", ""),
+                message="as recorded when it finished",
+                scheduled_time=_time(run.get("scheduledTime")),
+                start_time=_time(run.get("startTime")),
+                completion_time=_time(run.get("completionTime")),
+                output_uri=run.get("outputURI"),
+            )
+    return None
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
+def _time(text: str | None) -> datetime.datetime | None:
+    if not text:
+        return None
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _stamp(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,86 @@
+"""A BatchJob's runs on the cluster: its Jobs (listed, created, stopped) and the progress their
+batch jobs publish to Redis. I/O only; what to do with them is `batch_handlers`' and
+`batch_status`' business."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from typing import Any
+
+import lightkube
+import redis.asyncio as aioredis
+import redis.exceptions
+from lightkube import codecs
+from lightkube.resources.batch_v1 import Job
+from lightkube.types import CascadeType
+
+from tiers.operator import kube
+from tiers.operator.manifests import batch_children, labels
+from tiers.runtime.batch import progress
+
+log = logging.getLogger(__name__)
+
+_clients: dict[str, aioredis.Redis] = {}
+
+
+async def owned_jobs(owner: labels.Owner) -> list[dict[str, Any]]:
+    """The Jobs of the BatchJob's runs: labelled as its runs and owned by this very object (a
+    Job of the same name that it does not own is not its run)."""
+    selector: dict[str, Any] = dict(batch_children.RUN.selector(owner))
+    found = []
+    async for job in kube.client().list(Job, namespace=owner.namespace, labels=selector):
+        manifest: dict[str, Any] = job.to_dict()
+        owners = manifest["metadata"].get("ownerReferences") or []
+        if any(ref.get("uid") == owner.uid for ref in owners):
+            found.append(manifest)
+    return found
+
+
+def scheduled_time(job: dict[str, Any]) -> datetime.datetime | None:
+    annotations = job["metadata"].get("annotations") or {}
+    text = annotations.get(batch_children.SCHEDULED_ANNOTATION)
+    return None if text is None else datetime.datetime.fromisoformat(text)
+
+
+async def create(job: dict[str, Any]) -> None:
+    """Creates a run's Job; one that exists already (an operator restarted mid-reconcile made
+    it) is left as it is: a Job's pod template cannot change."""
+    try:
+        await kube.client().create(codecs.from_dict(job))
+    except lightkube.ApiError as error:
+        if error.status.code != 409:
+            raise
+
+
+async def stop(name: str, namespace: str) -> None:
+    """Deletes a run's Job and its pod: the batch job is killed, its committed results stay."""
+    try:
+        await kube.client().delete(Job, name, namespace=namespace, cascade=CascadeType.BACKGROUND)
+    except lightkube.ApiError as error:
+        if error.status.code != 404:
+            raise
+
+
+async def read_progress(url: str | None, job: str, run: str) -> progress.Progress | None:
+    """The run's progress as its batch job last published it; None when there is none or Redis
+    does not answer (status then keeps its last numbers)."""
+    if url is None:
+        return None
+    client = _clients.get(url)
+    if client is None:
+        client = _clients[url] = aioredis.Redis.from_url(
+            url, socket_timeout=1, socket_connect_timeout=1, decode_responses=True
+        )
+    try:
+        fields = await client.hgetall(progress.key(job, run))
+    except (redis.exceptions.RedisError, OSError) as error:
+        log.info("progress of %s/%s unavailable: %s", job, run, type(error).__name__)
+        return None
+    if not fields:
+        return None
+    try:
+        return progress.from_fields({str(k): str(v) for k, v in fields.items()})
+    except (KeyError, ValueError) as error:
+        log.warning("progress of %s/%s unreadable: %s", job, run, error)
+        return None

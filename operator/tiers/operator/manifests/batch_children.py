@@ -1,0 +1,153 @@
+"""The Kubernetes children of a BatchJob (`engine: spark`), rendered from its spec: pure.
+
+- a ConfigMap, `<name>-batch`, with `batch.json`: the batch job's config (a `BatchJobConfig`),
+  the same for every run;
+- a Job per run (`render_run_job`): one pod running the batch job with Spark in local mode, sized
+  from `spec.spark` (`executorCores` cores, `executorMemory`), given the run's name and output.
+  `backoffLimit` retries a failed pod, and each retry resumes where the last stopped; a pod
+  failure policy ends the Job at once when the job exits because of its budget, since a retry
+  would be refused again. A one-off BatchJob has one run, `<name>-run`, writing to
+  `spec.output.uri`; a scheduled one a run per time (`schedule.run_name`), each writing under
+  `<output.uri>/run=<run name>`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tiers.api import batch
+from tiers.operator.manifests import labels, model_client, security
+from tiers.runtime.batch import config, progress
+
+CONFIG = labels.Component(app="tiers-batch-job", role="batch-config", suffix="batch")
+RUN = labels.Component(app="tiers-batch-job", role="batch-run", suffix="run")
+RUN_LABEL = "tiers.dev/run"
+SCHEDULED_ANNOTATION = "tiers.dev/scheduled-time"
+CONTAINER = "batch"
+CONFIG_DIR = "/etc/tiers"
+CONFIG_FILE = "batch.json"
+BUDGET_EXIT_CODES = (progress.EXIT_CODES["OverBudget"], progress.EXIT_CODES["BudgetSpent"])
+
+
+def job_config(
+    owner: labels.Owner,
+    spec: batch.BatchJobSpec,
+    *,
+    stats_redis_url: str | None,
+    endpoint_model: str | None,
+) -> config.BatchJobConfig:
+    """The batch job's config; each run's Job names the run and its output on the command line."""
+    return config.BatchJobConfig(
+        job=f"{owner.namespace}/{owner.name}",
+        run=RUN.name(owner),
+        input=config.InputConfig(
+            uri=spec.input.uri, format=spec.input.format, id_field=spec.input.id_field
+        ),
+        output=config.OutputConfig(uri=spec.output.uri, format=spec.output.format),
+        model=model_client.model_call(owner, spec.model, endpoint_model=endpoint_model),
+        max_usd=None if spec.budget is None else spec.budget.max_usd,
+        stats_redis_url=stats_redis_url,
+        master=f"local[{spec.spark.executor_cores}]",
+    )
+
+
+def render_config_map(owner: labels.Owner, settings: config.BatchJobConfig) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": CONFIG.metadata(owner),
+        "data": {CONFIG_FILE: settings.model_dump_json(indent=2)},
+    }
+
+
+def one_off_run_name(owner: labels.Named) -> str:
+    return RUN.name(owner)
+
+
+def run_output_uri(spec: batch.BatchJobSpec, run: str) -> str:
+    """Where a run writes: the output itself for a one-off job, a folder per run otherwise."""
+    if spec.schedule is None:
+        return spec.output.uri
+    return f"{spec.output.uri.rstrip('/')}/run={run}"
+
+
+def run_arguments(spec: batch.BatchJobSpec, run: str) -> list[str]:
+    """What the batch job is told besides `run` or `estimate`: the config, the run, its output."""
+    return [
+        "--config", f"{CONFIG_DIR}/{CONFIG_FILE}", "--run", run,
+        "--output", run_output_uri(spec, run),
+    ]  # fmt: skip
+
+
+def render_run_job(
+    owner: labels.Owner,
+    spec: batch.BatchJobSpec,
+    configmap: dict[str, Any],
+    *,
+    run: str,
+    image: str,
+    scheduled_time: str | None = None,
+) -> dict[str, Any]:
+    """The Job of one run; `configmap` is `render_config_map`'s (its hash goes on the pod)."""
+    command = "estimate" if spec.dry_run else "run"
+    container = {
+        "name": CONTAINER,
+        "image": spec.spark.image or image,
+        "command": ["python", "-m", "tiers.runtime.batch", command, *run_arguments(spec, run)],
+        "env": model_client.key_env(spec.model),
+        "resources": {
+            "requests": {
+                "cpu": str(spec.spark.executor_cores),
+                "memory": spec.spark.executor_memory,
+            },
+            "limits": {"memory": spec.spark.executor_memory},
+        },
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+        "securityContext": security.container_security_context(security.NONROOT_UID),
+    }
+    metadata = RUN.metadata(owner)
+    metadata["name"] = run
+    metadata["labels"] = {**metadata["labels"], RUN_LABEL: run}
+    if scheduled_time is not None:
+        metadata["annotations"] = {SCHEDULED_ANNOTATION: scheduled_time}
+    job_spec: dict[str, Any] = {
+        "backoffLimit": spec.backoff_limit,
+        "podFailurePolicy": {
+            "rules": [
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {
+                        "containerName": CONTAINER,
+                        "operator": "In",
+                        "values": list(BUDGET_EXIT_CODES),
+                    },
+                },
+                # A pod evicted or preempted is not the run's fault: retried without counting.
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            ]
+        },
+        "template": {
+            "metadata": {
+                "labels": {**RUN.labels(owner), RUN_LABEL: run},
+                "annotations": {
+                    labels.CONFIG_HASH_ANNOTATION: labels.config_hash(configmap["data"])
+                },
+            },
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": False,
+                "securityContext": security.pod_security_context(security.NONROOT_UID),
+                "containers": [container],
+                "volumes": [
+                    {"name": "config", "configMap": {"name": CONFIG.name(owner)}},
+                    {"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}},
+                ],
+            },
+        },
+    }
+    if spec.active_deadline_seconds is not None:
+        job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job_spec}

@@ -1,0 +1,123 @@
+"""A BatchJob's status from its runs' Jobs and progress: pure, no cluster."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+from typing import Any
+
+from tiers.api import batch
+from tiers.operator import batch_status, verdicts
+from tiers.runtime.batch import progress
+
+NOW = datetime.datetime(2026, 11, 29, 12, 0, tzinfo=datetime.UTC)
+SPEC = batch.BatchJobSpec.model_validate(
+    {
+        "engine": "spark",
+        "input": {"uri": "file:///in"},
+        "output": {"uri": "file:///out"},
+        "model": {"endpointRef": {"name": "chat"}, "prompt": "{text}"},
+    }
+)
+
+
+def found(state: progress.State = "Running", **changes: Any) -> progress.Progress:
+    estimate = progress.Estimate(
+        records=1000, input_tokens=20000, output_tokens=16000,
+        cost_usd=decimal.Decimal("0.0126"), duration_seconds=40, tokens_exact=True,
+    )  # fmt: skip
+    base = progress.Progress.starting(
+        state=state, attempt=1, total=1000, skipped=0, skipped_cost_usd=decimal.Decimal(0),
+        now_s=NOW.timestamp() - 10, estimate=estimate,
+    )  # fmt: skip
+    fields = {**base.__dict__, "done": 400, "failed": 2, "cost_usd": decimal.Decimal("0.004"),
+              "updated_s": NOW.timestamp(), **changes}  # fmt: skip
+    return progress.Progress(**fields)
+
+
+def job_status(condition: str | None = None, message: str = "", **extra: Any) -> dict[str, Any]:
+    status: dict[str, Any] = {"startTime": "2026-11-29T11:59:00Z", **extra}
+    if condition is None:
+        status["active"] = 1
+    else:
+        status["conditions"] = [
+            {"type": condition, "status": "True", "reason": "BackoffLimitExceeded",
+             "message": message},
+        ]  # fmt: skip
+        status["completionTime"] = "2026-11-29T12:00:00Z"
+    return status
+
+
+def status_of(*views: batch_status.RunView, **observed: Any) -> dict[str, Any]:
+    return batch_status.desired_status(
+        batch_status.Observed(runs=views, **observed), spec=SPEC, body={}, now=NOW
+    )
+
+
+def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+def view(job: dict[str, Any] | None, progress_: progress.Progress | None) -> batch_status.RunView:
+    return batch_status.run_view(
+        "triage-run", job, progress_, scheduled_time=None, output_uri="file:///out"
+    )
+
+
+def test_a_running_run_shows_progress_cost_and_its_estimate() -> None:
+    status = status_of(view(job_status(), found()))
+    assert status["state"] == "Running"
+    assert condition(status, "Succeeded")["status"] == "Unknown"
+    assert "40% (402 of 1,000), 40 records/s" in condition(status, "Succeeded")["message"]
+    assert status["progress"] == {
+        "total": 1000, "done": 400, "failed": 2, "percent": 40, "recordsPerSecond": 40,
+    }  # fmt: skip
+    assert status["cost"]["totalUSD"] == "0.004000"
+    assert status["cost"]["estimateUSD"] == "0.012600"
+    assert status["estimate"]["inputTokens"] == 20000
+    assert condition(status, "Estimated")["status"] == "True"
+    assert condition(status, "Submitted")["reason"] == "JobCreated"
+
+
+def test_a_completed_job_is_a_succeeded_run_with_its_numbers() -> None:
+    status = status_of(view(job_status("Complete"), found("Succeeded", done=1000, failed=0)))
+    assert status["state"] == "Succeeded"
+    assert condition(status, "Succeeded")["status"] == "True"
+    assert status["durationSeconds"] == 60
+    assert status["lastRun"]["records"] == 1000
+    assert status["completionTime"] == "2026-11-29T12:00:00Z"
+
+
+def test_a_job_failed_by_its_budget_says_so() -> None:
+    spent = found("BudgetSpent", message="the run has spent $1.000000, its budget is $1.000000")
+    status = status_of(
+        view(job_status("Failed", "failed with exit code 4 matching FailJob"), spent)
+    )
+    assert status["state"] == "Failed"
+    verdict = condition(status, "Succeeded")
+    assert (verdict["status"], verdict["reason"]) == ("False", "BudgetSpent")
+    assert "its budget is $1.000000" in verdict["message"]
+
+
+def test_the_exit_code_alone_tells_a_refused_run_when_no_progress_came_back() -> None:
+    status = status_of(view(job_status("Failed", "Container batch exited with exit code 3"), None))
+    assert condition(status, "Succeeded")["reason"] == "OverBudget"
+
+
+def test_other_failures_keep_the_jobs_reason() -> None:
+    status = status_of(view(job_status("Failed", "Job has reached the backoff limit"), None))
+    assert condition(status, "Succeeded")["reason"] == "BackoffLimitExceeded"
+
+
+def test_no_run_yet_shows_why() -> None:
+    waiting = verdicts.Verdict("Unknown", "Scheduled", "the first run is due at X")
+    status = status_of(waiting=waiting)
+    assert status["state"] == "Pending"
+    assert condition(status, "Succeeded")["reason"] == "Scheduled"
+
+
+def test_a_suspended_job_says_suspended_and_keeps_its_last_run() -> None:
+    suspended = verdicts.Verdict("Unknown", "Suspended", "spec.suspend is true")
+    status = status_of(view(job_status("Complete"), None), waiting=suspended)
+    assert status["state"] == "Suspended"
+    assert condition(status, "Succeeded")["status"] == "True"

@@ -1,0 +1,108 @@
+"""The children a BatchJob renders: the batch job's config and a Job per run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tiers.api import batch
+from tiers.operator.manifests import batch_children, labels
+from tiers.runtime.batch import config
+
+OWNER = labels.Owner(
+    api_version="tiers.dev/v1alpha1", kind="BatchJob", name="triage", namespace="ops", uid="u-1"
+)
+
+
+def spec(**changes: Any) -> batch.BatchJobSpec:
+    fields: dict[str, Any] = {
+        "engine": "spark",
+        "input": {"uri": "s3a://b/tickets/", "format": "jsonl"},
+        "output": {"uri": "s3a://b/triage/", "format": "parquet"},
+        "model": {
+            "backend": {
+                "name": "openai", "provider": "openai", "model": "gpt-4o-mini",
+                "apiKeySecretRef": {"name": "openai", "key": "api-key"},
+            },
+            "prompt": "Classify: {body}",
+        },
+        "spark": {"executorCores": 3, "executorMemory": "6Gi"},
+        **changes,
+    }  # fmt: skip
+    return batch.BatchJobSpec.model_validate(fields)
+
+
+def rendered(
+    **changes: Any,
+) -> tuple[config.BatchJobConfig, dict[str, Any], dict[str, Any]]:
+    the_spec = spec(**changes)
+    settings = batch_children.job_config(
+        OWNER, the_spec, stats_redis_url="redis://r:6379/0", endpoint_model=None
+    )
+    configmap = batch_children.render_config_map(OWNER, settings)
+    job = batch_children.render_run_job(OWNER, the_spec, configmap, run="triage-run", image="t:1")
+    return settings, configmap, job
+
+
+def test_the_config_names_the_job_its_data_model_and_budget() -> None:
+    settings, configmap, _ = rendered(budget={"maxUSD": "25"})
+    assert settings.job == "ops/triage"
+    assert (settings.input.uri, settings.output.format) == ("s3a://b/tickets/", "parquet")
+    assert settings.model.model == "gpt-4o-mini"
+    assert str(settings.max_usd) == "25"
+    assert settings.master == "local[3]"
+    loaded = config.BatchJobConfig.model_validate_json(configmap["data"]["batch.json"])
+    assert loaded == settings
+    assert configmap["metadata"]["name"] == "triage-batch"
+
+
+def test_the_key_reaches_the_pod_by_reference_never_in_the_config() -> None:
+    _, configmap, job = rendered()
+    assert "api-key" not in configmap["data"]["batch.json"].replace('"TIERS_MODEL_API_KEY"', "")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    (env,) = container["env"]
+    assert env["valueFrom"]["secretKeyRef"] == {"name": "openai", "key": "api-key"}
+
+
+def test_a_run_job_runs_the_batch_job_for_its_run_and_output_sized_from_spark() -> None:
+    _, _, job = rendered()
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"][:4] == ["python", "-m", "tiers.runtime.batch", "run"]
+    assert container["command"][4:] == [
+        "--config", "/etc/tiers/batch.json", "--run", "triage-run", "--output", "s3a://b/triage/",
+    ]  # fmt: skip
+    assert container["resources"]["requests"] == {"cpu": "3", "memory": "6Gi"}
+    assert job["metadata"]["name"] == "triage-run"
+    assert job["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_a_budget_exit_ends_the_job_without_retries() -> None:
+    _, _, job = rendered(backoffLimit=5)
+    assert job["spec"]["backoffLimit"] == 5
+    rule = job["spec"]["podFailurePolicy"]["rules"][0]
+    assert rule["action"] == "FailJob"
+    assert rule["onExitCodes"]["values"] == [3, 4]
+
+
+def test_a_dry_run_only_estimates() -> None:
+    _, _, job = rendered(dryRun=True)
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"][3] == "estimate"
+
+
+def test_scheduled_runs_each_write_their_own_folder() -> None:
+    the_spec = spec(schedule="0 2 * * *")
+    assert batch_children.run_output_uri(the_spec, "triage-29000000") == (
+        "s3a://b/triage/run=triage-29000000"
+    )
+    assert batch_children.run_output_uri(spec(), "triage-run") == "s3a://b/triage/"
+
+
+def test_the_pod_is_locked_down_and_rolls_with_its_config() -> None:
+    _, configmap, job = rendered(activeDeadlineSeconds=3600)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["automountServiceAccountToken"] is False
+    annotations = job["spec"]["template"]["metadata"]["annotations"]
+    assert annotations[labels.CONFIG_HASH_ANNOTATION] == labels.config_hash(configmap["data"])
+    assert job["spec"]["activeDeadlineSeconds"] == 3600
