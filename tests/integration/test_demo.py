@@ -35,7 +35,7 @@ def test_demo_prints_the_three_resources_with_conditions(tmp_path: pathlib.Path)
     rows = {tuple(line.split()[:4]) for line in out.splitlines() if len(line.split()) >= 4}
     assert ("RealtimeEndpoint/chat", "Ready", "True", "Ready") in rows, out
     assert ("StreamPipeline/review-summaries", "Ready", "True", "Ready") in rows, out
-    assert any(row[0] == "BatchJob/ticket-triage" and row[3] == "Reconciling" for row in rows), out
+    assert ("BatchJob/ticket-triage", "Succeeded", "Unknown", "Suspended") in rows, out
     pushed = out.split("Summaries pushed to the browser channel (SSE):")[1].splitlines()[1:4]
     assert all(line.strip().startswith("review-") for line in pushed), out
     realtime_row = next(
@@ -51,6 +51,13 @@ def test_demo_prints_the_three_resources_with_conditions(tmp_path: pathlib.Path)
     lag, stream_p95, cost_per_event = int(stream_row[2]), int(stream_row[4]), float(stream_row[5])
     assert lag == 0, "every fed event was read"
     assert stream_p95 > 0 and cost_per_event > 0, "latency and cost per event come from the job"
+    batch_row = next(
+        line.split() for line in out.splitlines() if "batchjob.tiers.dev/ticket-scores" in line
+    )
+    assert batch_row[1:4] == ["True", "Succeeded", "100"], out  # Succeeded, State, Progress
+    assert float(batch_row[4]) > 0, "the batch run's cost shows"
+    assert "Batch run Succeeded: 2,000 records scored, 0 failed" in out
+    assert "2,000/2,000 done" in result.stderr, "the batch job's progress line"
     # Progress went to stderr, and everything was stopped afterwards.
     assert "✓ starting kube-apiserver" in result.stderr
     assert "✓ stopping the data plane, the operator and the local system" in result.stderr

@@ -15,7 +15,7 @@ import sys
 import urllib.request
 
 from tiers.devenv import jars, processes
-from tiers.operator.manifests import gateway, labels, stream_children
+from tiers.operator.manifests import batch_children, gateway, labels, stream_children
 
 
 def rendered_gateway_config(kubectl: list[str], namespace: str, endpoint: str) -> str:
@@ -110,6 +110,34 @@ def start_stream(
         interval_s=0.5,
     )
     return url, [job, push]
+
+
+def run_batch(
+    kubectl: list[str],
+    *,
+    namespace: str,
+    job: str,
+    run: str,
+    output_uri: str,
+    endpoint_urls: dict[str, str],
+    work_dir: pathlib.Path,
+) -> subprocess.CompletedProcess[str]:
+    """Runs one run of a BatchJob to its end, as its Job's pod would, from the rendered
+    batch.json (endpoint Service URLs mapped to the local gateways). Its progress line goes to
+    this process's terminal; its summary (a JSON line) comes back as stdout."""
+    name = batch_children.CONFIG.name(labels.Ref(job, namespace))
+    settings = json.loads(_configmap_value(kubectl, namespace, name, batch_children.CONFIG_FILE))
+    target = settings["model"]["target"]
+    if "url" in target and target["url"] in endpoint_urls:
+        target["url"] = endpoint_urls[target["url"]]
+    work_dir.mkdir(parents=True, exist_ok=True)
+    config = work_dir / f"{namespace}-{job}-batch.json"
+    config.write_text(json.dumps(settings, indent=2))
+    return subprocess.run(
+        [sys.executable, "-m", "tiers.runtime.batch", "run", "--config", str(config),
+         "--run", run, "--output", output_uri],
+        stdout=subprocess.PIPE, text=True, check=True, timeout=600,
+    )  # fmt: skip
 
 
 def _configmap_value(kubectl: list[str], namespace: str, name: str, key: str) -> str:
