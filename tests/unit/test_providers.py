@@ -144,6 +144,30 @@ def test_azure_backends_take_an_api_key_on_the_deployment_path(
     assert azure.headers["api-key"] == "az-1" and "authorization" not in azure.headers
 
 
+def test_a_key_with_a_trailing_newline_is_sent_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEY", "  sk-1\r\n")
+    assert backend(api_key_env="KEY").headers["authorization"] == "Bearer sk-1"
+    monkeypatch.setenv("KEY", "az-1\n")
+    azure = backend(
+        provider="azure-openai", base_url="https://x", deployment="d", api_version="v",
+        api_key_env="KEY",
+    )  # fmt: skip
+    assert azure.headers["api-key"] == "az-1"
+    monkeypatch.setenv("KEY", " \n")
+    assert "authorization" not in backend(api_key_env="KEY").headers, "a blank key is no key"
+
+
+def test_an_azure_deployment_name_cannot_reach_another_path_or_query() -> None:
+    azure = backend(
+        provider="azure-openai", base_url="https://x.openai.azure.com", deployment="../a/b?c=#d",
+        api_version="2024-10-21&x=1",
+    )  # fmt: skip
+    assert azure.url("chat") == (
+        "https://x.openai.azure.com/openai/deployments/..%2Fa%2Fb%3Fc%3D%23d/chat/completions"
+        "?api-version=2024-10-21%26x%3D1"
+    )
+
+
 def test_a_payload_names_the_backends_model_and_asks_a_stream_for_usage() -> None:
     pinned = backend(model="llama")
     assert orjson.loads(pinned.payload({"model": "chat", "prompt": "x"})) == {

@@ -11,6 +11,7 @@ as a 400 is a response, for the caller to pass on or report.
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,7 +28,9 @@ class Backend:
     def __init__(self, settings: config.BackendConfig) -> None:
         self.settings = settings
         self.name = settings.name
-        key = os.environ.get(settings.api_key_env) if settings.api_key_env else None
+        # A key written to a Secret with `echo` ends in a newline; sent raw, the header is
+        # malformed (or smuggles a second line), so whitespace around it is never part of it.
+        key = (os.environ.get(settings.api_key_env) or "").strip() if settings.api_key_env else ""
         if settings.provider == "azure-openai":
             self.headers = {"api-key": key} if key else {}
         else:
@@ -42,10 +45,10 @@ class Backend:
     def _url(self, path: str) -> str:
         base = self.settings.url_base
         if self.settings.provider == "azure-openai":
-            return (
-                f"{base}/openai/deployments/{self.settings.deployment}{path}"
-                f"?api-version={self.settings.api_version}"
-            )
+            # Escaped whole: a name with `/`, `?` or `#` must not reach another path or query.
+            deployment = urllib.parse.quote(self.settings.deployment or "", safe="")
+            version = urllib.parse.quote(self.settings.api_version or "", safe="")
+            return f"{base}/openai/deployments/{deployment}{path}?api-version={version}"
         return base + path
 
     def payload(self, body: dict[str, Any], *, stream: bool = False) -> bytes:
