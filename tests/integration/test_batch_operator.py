@@ -5,6 +5,7 @@ the real run published, with a completion Event and a signed webhook. A schedule
 
 from __future__ import annotations
 
+import datetime
 import decimal
 import http.server
 import json
@@ -194,12 +195,12 @@ def test_a_batch_job_runs_to_succeeded_with_the_progress_and_cost_of_its_real_ru
     assert "s3cret-signing-key" not in json.dumps(done) + json.dumps(configmap)
 
 
-def test_a_schedule_makes_a_run_at_its_next_minute(
+def test_a_schedule_makes_the_run_it_missed_with_time_injected_through_status(
     kubectl: Kubectl, operator: str, namespace: str, mock: str
 ) -> None:
     data = pathlib.Path(tempfile.mkdtemp(prefix="tiers-batch-"))
     kubectl.apply(
-        batch_job(mock, data, schedule="* * * * *", timeZone="Europe/Berlin"),
+        batch_job(mock, data, schedule="*/5 * * * *", timeZone="Europe/Berlin"),
         namespace=namespace,
     )
     scheduled = wait_for(
@@ -207,20 +208,28 @@ def test_a_schedule_makes_a_run_at_its_next_minute(
             "nextRun") and obj,
         timeout_s=30, what="the next run to be planned",
     )  # fmt: skip
-    assert (condition(scheduled, "Succeeded") or {}).get("reason") in ("Scheduled", "Succeeded",
-                                                                       "Pending", "Running")  # fmt: skip
+    assert (condition(scheduled, "Succeeded") or {}).get("reason") == "Scheduled"
+    assert not kubectl.get("jobs", "-n", namespace)["items"]
+    # Time is injected the way a CronJob controller reads it: the last schedule time recorded in
+    # status. Ten minutes back, the most recent five-minute mark was missed: it runs now.
+    past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=10)
+    kubectl.run("patch", "bjob", "triage", "-n", namespace, "--subresource=status",
+                "--type=merge", "-p", json.dumps(
+                    {"status": {"lastScheduleTime": past.strftime("%Y-%m-%dT%H:%M:%SZ")}}))  # fmt: skip
     jobs = wait_for(
         lambda: kubectl.get("jobs", "-n", namespace)["items"],
-        timeout_s=90, what="the first scheduled run's Job",
+        timeout_s=30, what="the missed run's Job",
     )  # fmt: skip
     name = jobs[0]["metadata"]["name"]
-    assert name.startswith("triage-") and name.removeprefix("triage-").isdigit()
     minute = int(name.removeprefix("triage-"))
+    assert minute % 5 == 0 and minute * 60 > past.timestamp()
     command = jobs[0]["spec"]["template"]["spec"]["containers"][0]["command"]
     assert command[-1] == f"file://{data}/out/run=triage-{minute}"
     recorded = wait_for(
         lambda: (obj := kubectl.get("bjob", "triage", "-n", namespace)).get("status", {}).get(
-            "lastScheduleTime") and obj,
-        timeout_s=30, what="lastScheduleTime",
+            "lastScheduleTime", "") >= datetime.datetime.fromtimestamp(minute * 60, datetime.UTC)
+        .strftime("%Y-%m-%dT%H:%M:%SZ") and obj,
+        timeout_s=30, what="lastScheduleTime to record the run",
     )  # fmt: skip
     assert recorded["status"]["runs"][0]["name"] == name
+    assert len(kubectl.get("jobs", "-n", namespace)["items"]) == 1, "one run per time"
