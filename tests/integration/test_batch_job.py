@@ -1,7 +1,9 @@
 """The batch job end to end: real Spark (local[2]), real Redis, the mock model over HTTP.
 Every record scored exactly once; a SIGKILL mid-run then a rerun loses nothing, doubles nothing
 and repeats few model calls; failed records are retried by the next attempt; the estimate matches
-the run's tokens; a budget refuses a run or stops it; progress reaches Redis."""
+the run's tokens; a budget refuses a run or stops it; progress reaches Redis; an OpenAI Batch API
+file runs unchanged, its output and error files read back with the `openai` SDK's types, and a
+rerun of it sends only what failed."""
 
 from __future__ import annotations
 
@@ -15,9 +17,12 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+import pydantic
 import pytest
 import redis
 from conftest import wait_for
+from openai.types import Completion, CreateEmbeddingResponse, ErrorObject
+from openai.types.chat import ChatCompletion
 
 from tiers.devenv import redis_server as redis_server_module
 from tiers.runtime import mockllm, modelcall, pricing
@@ -278,3 +283,174 @@ def test_result_columns_keep_the_input_id_name() -> None:
     schema = batch_records.spark_schema("ticket_id")
     assert schema.startswith("`ticket_id` string, `status` string")
     assert schema.endswith("`outcome` string")
+
+
+OPENAI_TYPES: dict[str, type[pydantic.BaseModel]] = {
+    "/v1/chat/completions": ChatCompletion,
+    "/v1/completions": Completion,
+    "/v1/embeddings": CreateEmbeddingResponse,
+}
+OUTPUT_LINE_KEYS = ["id", "custom_id", "response", "error"]
+
+
+def write_openai_batch(path: pathlib.Path, count: int) -> dict[str, str]:
+    """An OpenAI Batch API input file cycling through the three urls; custom_id -> url. The
+    completions bodies name no model (the config's is sent)."""
+    urls = list(OPENAI_TYPES)
+    requests = {}
+    with path.open("w") as out:
+        for i in range(count):
+            url, text = urls[i % 3], f"ticket {i}: " + " ".join(f"w{j}" for j in range(i % 7))
+            body: dict[str, Any] = {
+                "/v1/chat/completions": {
+                    "model": "gpt-4o-mini",
+                    "messages": [{"role": "system", "content": "Be brief."},
+                                 {"role": "user", "content": text}],
+                    "max_tokens": 8,
+                },
+                "/v1/completions": {"prompt": text, "max_tokens": 8},
+                "/v1/embeddings": {"model": "text-embedding-3-small", "input": text},
+            }[url]  # fmt: skip
+            line = {"custom_id": f"req-{i}", "method": "POST", "url": url, "body": body}
+            out.write(json.dumps(line) + "\n")
+            requests[f"req-{i}"] = url
+    return requests
+
+
+def read_openai_files(output: pathlib.Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The output and error files, as `client.files.content(...)` would hand them over."""
+
+    def lines(name: str) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in (output / name).read_text().splitlines()]
+
+    return lines("output.jsonl"), lines("errors.jsonl")
+
+
+def cost_of(body: dict[str, Any]) -> decimal.Decimal:
+    """What a reply costs at the default prices of the model it names, worked out here."""
+    usage = pricing.Usage.from_openai(body["usage"])
+    return pricing.cost(usage, pricing.price_for(body["model"]))
+
+
+def test_an_openai_batch_file_runs_unchanged_and_its_results_read_back_with_openais_types(
+    spark: Any, mock: str, tmp_path: pathlib.Path
+) -> None:
+    source = tmp_path / "batch.jsonl"
+    requests = write_openai_batch(source, 150)
+    broken = {  # line -> its custom_id in the error file
+        "not json": None,
+        json.dumps([1, 2]): None,
+        json.dumps({"method": "POST", "url": "/v1/completions", "body": {}}): None,
+        json.dumps({"custom_id": "get", "method": "GET", "url": "/v1/completions", "body": {}}): "get",
+        json.dumps({"custom_id": "responses", "method": "POST", "url": "/v1/responses", "body": {}}): "responses",
+        json.dumps({"custom_id": "no-body", "method": "POST", "url": "/v1/embeddings"}): "no-body",
+        json.dumps({"custom_id": "streamed", "method": "POST", "url": "/v1/completions",
+                    "body": {"prompt": "x", "stream": True}}): "streamed",
+    }  # fmt: skip
+    # A request the model itself refuses (chat without messages): a 400 with its error body.
+    refused = {"custom_id": "no-messages", "method": "POST", "url": "/v1/chat/completions",
+               "body": {"model": "gpt-4o-mini"}}  # fmt: skip
+    with source.open("a") as out:
+        out.writelines(line + "\n" for line in [*broken, json.dumps(refused)])
+    mockllm.control.fail_next(mock, 5, status=400)
+    settings = settings_for(source, tmp_path / "out", mock, input={"format": "openai"})
+
+    final = job.run(settings, spark=spark)
+
+    output, errors = read_openai_files(tmp_path / "out")
+    # Every custom_id exactly once across the two files; lines without one once each as null.
+    ids = [line["custom_id"] for line in output + errors]
+    expected = [*requests, "no-messages", *(i for i in broken.values() if i is not None)]
+    assert sorted(i for i in ids if i is not None) == sorted(expected)
+    assert ids.count(None) == 3
+    assert all(list(line) == OUTPUT_LINE_KEYS for line in output + errors)
+    assert len({line["id"] for line in output + errors}) == len(ids)
+    assert all(line["id"].startswith("batch_req_") for line in output + errors)
+    # The output file: 2xx answers whose bodies the SDK's own types read.
+    assert len(output) == 145
+    for line in output:
+        response = line["response"]
+        assert line["error"] is None and response["status_code"] == 200
+        assert response["request_id"].startswith("req_")
+        url = requests[line["custom_id"]]
+        parsed = OPENAI_TYPES[url].model_validate(response["body"])
+        if isinstance(parsed, ChatCompletion):
+            assert parsed.choices[0].message.content
+        elif isinstance(parsed, Completion):
+            assert parsed.model == "gpt-4o-mini"  # the config's model: the body named none
+            assert parsed.choices[0].text and parsed.usage is not None
+        else:
+            assert isinstance(parsed, CreateEmbeddingResponse)
+            assert parsed.model == "text-embedding-3-small" and parsed.data[0].embedding
+    # The error file: the model's refusals with their status and body, and the lines that got
+    # no answer (here: were not requests) with an error instead.
+    answered = [line for line in errors if line["response"] is not None]
+    assert len(answered) == 6
+    for line in answered:
+        assert line["error"] is None and line["response"]["status_code"] == 400
+        ErrorObject.model_validate(line["response"]["body"]["error"])
+    (refusal,) = [line for line in answered if line["custom_id"] == "no-messages"]
+    assert refusal["response"]["body"]["error"]["param"] == "messages"
+    unanswered = {line["custom_id"]: line["error"] for line in errors if line["response"] is None}
+    assert len(unanswered) == 5 and len(errors) - len(answered) == 7
+    assert unanswered["responses"]["code"] == "invalid_request"
+    assert unanswered["responses"]["message"].startswith(
+        "'url' must be one of /v1/chat/completions"
+    )
+    assert unanswered["streamed"]["message"].startswith("'body.stream' must be false or absent")
+    assert unanswered[None]["code"] in ("invalid_json_line", "invalid_request")
+    # Counted as the files say: each request sent once, and its cost is its reply's usage.
+    assert final.state == "Succeeded"
+    assert (final.total, final.done, final.failed) == (158, 145, 13)
+    assert mockllm.control.stats(mock)["total"] == 151
+    assert final.cost_usd == sum(cost_of(line["response"]["body"]) for line in output)
+    assert final.tokens_in == sum(
+        line["response"]["body"]["usage"]["prompt_tokens"] for line in output
+    )
+
+
+def test_a_rerun_of_an_openai_batch_sends_only_what_failed_and_writes_the_files_again(
+    spark: Any, mock: str, tmp_path: pathlib.Path
+) -> None:
+    source = tmp_path / "batch.jsonl"
+    requests = write_openai_batch(source, 90)
+    output_dir = tmp_path / "out"
+    settings = settings_for(source, output_dir, mock, input={"format": "openai"},
+                            model={"max_attempts": 1})  # fmt: skip
+    mockllm.control.fail_next(mock, 6, status=500)
+
+    first = job.run(settings, spark=spark)
+
+    output, errors = read_openai_files(output_dir)
+    assert (first.done, first.failed, len(output), len(errors)) == (84, 6, 84, 6)
+    for line in errors:  # a 500 that outlived its (one) attempt: its status, OpenAI's error body
+        assert line["response"]["status_code"] == 500 and line["error"] is None
+        assert line["response"]["body"]["error"]["type"] == "server_error"
+    calls_before = mockllm.control.stats(mock)["total"]
+    # The rerun as a user runs it: the command line, the same file and output.
+    second = subprocess.run(
+        [sys.executable, "-m", "tiers.runtime.batch", "run", "--format", "openai",
+         "--input", str(source), "--output", str(output_dir), "--endpoint", mock,
+         "--model", "gpt-4o-mini"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+    assert second.returncode == 0, second.stderr[-2000:]
+    summary = json.loads(second.stdout.strip().splitlines()[-1])
+    assert mockllm.control.stats(mock)["total"] - calls_before == 6  # only the failed ones
+    assert (summary["attempt"], summary["skipped"], summary["done"], summary["failed"]) == (
+        2,
+        84,
+        90,
+        0,
+    )
+    output, errors = read_openai_files(output_dir)
+    assert errors == []
+    assert sorted(line["custom_id"] for line in output) == sorted(requests)
+    assert not list(output_dir.glob("attempt=1/outcome=error/part-*"))  # superseded
+    # The skipped lines' cost, read back from their replies, is what the first attempt counted.
+    retried = [json.loads(line) for part in output_dir.glob("attempt=2/outcome=ok/part-*")
+               for line in part.read_text().splitlines()]  # fmt: skip
+    assert len(retried) == 6
+    retried_cost = sum(cost_of(line["response"]["body"]) for line in retried)
+    assert summary["costUSD"] == pricing.format_usd(first.cost_usd + retried_cost)

@@ -5,8 +5,13 @@ renders (`--config`) or from flags:
         --backend openai-compatible=http://127.0.0.1:9001/v1 --model gpt-4o-mini \\
         --prompt 'Classify: {text}' --route completions --rows-per-request 64
     python -m tiers.runtime.batch estimate --input tickets.jsonl --output out/ ... [--json]
+    python -m tiers.runtime.batch run --format openai --input batch_requests.jsonl --output out/ \\
+        --endpoint http://chat.team.svc:8080/v1
 
-A rerun with the same --output scores only the records that have no good result yet.
+A rerun with the same --output scores only the records that have no good result yet. An OpenAI
+Batch API input file (--format openai) needs no --prompt: each line's body is sent as it is
+(--model where it names none), and once a run has finished, out/output.jsonl and out/errors.jsonl
+hold its results as OpenAI's Batch API writes them.
 Exit codes: 0 done (failed records are in the output's error folder), 1 failed,
 2 bad usage, 3 refused: the estimate is above --max-usd, 4 stopped: the run spent --max-usd.
 """
@@ -86,7 +91,9 @@ def _add_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--output-format", choices=("jsonl", "csv", "parquet"), default="jsonl")
     command.add_argument("--backend", metavar="PROVIDER=URL", help="e.g. openai-compatible=URL")
     command.add_argument("--endpoint", metavar="URL", help="a Tiers RealtimeEndpoint's /v1 URL")
-    command.add_argument("--model", default="gpt-4o-mini")
+    command.add_argument(
+        "--model", default="gpt-4o-mini", help="--format openai: for bodies that name none"
+    )
     command.add_argument("--id-field", default="id")
     command.add_argument("--prompt", help="template with {field} placeholders")
     command.add_argument("--route", choices=("chat", "completions", "embeddings"), default="chat")

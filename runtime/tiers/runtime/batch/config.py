@@ -56,6 +56,8 @@ class InputConfig(_Config):
     uri: str = pydantic.Field(min_length=1)
     """A path, file:// URI, or any URI Spark's Hadoop file systems read (s3a://, abfss://)."""
     format: InputFormat = "jsonl"
+    """`openai`: an OpenAI Batch API input file, whose results are OpenAI's output and error
+    files (`<output>/output.jsonl`, `<output>/errors.jsonl`); the model's `prompt` is unused."""
     id_field: str = pydantic.Field(default="id", min_length=1)
     """The field that keys each record's result (OpenAI files always use `custom_id`)."""
 
@@ -92,7 +94,7 @@ class BatchJobConfig(_Config):
 
     @pydantic.model_validator(mode="after")
     def _openai_files_keep_their_shape(self) -> Self:
-        if self.input.format == "openai" and self.output.format != "jsonl":
+        if self.openai_batch and self.output.format != "jsonl":
             raise ValueError(
                 "output.format must be jsonl for an OpenAI batch input file: its results are "
                 "written as OpenAI's output and error files"
@@ -100,8 +102,14 @@ class BatchJobConfig(_Config):
         return self
 
     @property
+    def openai_batch(self) -> bool:
+        """The input is an OpenAI Batch API file: its bodies are sent as they are, and its
+        results are OpenAI's output and error lines (`openai_lines`)."""
+        return self.input.format == "openai"
+
+    @property
     def id_field(self) -> str:
-        return "custom_id" if self.input.format == "openai" else self.input.id_field
+        return "custom_id" if self.openai_batch else self.input.id_field
 
 
 def load(path: pathlib.Path) -> BatchJobConfig:

@@ -1,7 +1,8 @@
 """The batch job's driver: one attempt of a run, from reading the input to the last commit.
 
     estimate -> refuse when over budget -> skip what earlier attempts scored -> score the rest
-    in Spark tasks that each commit their own results -> drop superseded errors -> summary
+    in Spark tasks that each commit their own results -> drop superseded errors -> (an OpenAI
+    batch file: merge its output and error files) -> summary
 
 While the tasks run, a monitor thread reads the accumulator the tasks add to, shows a progress
 line, publishes progress and stats for the operator, and cancels the run once it has spent its
@@ -24,6 +25,7 @@ from tiers.runtime.batch import (
     config,
     estimate,
     layout,
+    openai_lines,
     progress,
     publisher,
     records,
@@ -90,10 +92,18 @@ def id_column(source: Any, shape: scoring.Shape, id_field: str) -> Any:
 
 
 def done_results(spark: Any, settings: config.BatchJobConfig, files: storage.FileSystem) -> Any:
-    """The good results of earlier attempts (id and cost), or None when there are none."""
+    """The good results of earlier attempts (id and cost), or None when there are none.
+
+    An OpenAI batch file's are output lines: their custom_id, and their replies priced again as
+    the run priced them (the lines keep OpenAI's shape, so there is no cost column to read)."""
     pattern = layout.ok_glob(settings.output.uri)
     if not files.matches(pattern):
         return None
+    if settings.openai_batch:
+        lines = spark.read.text(pattern).select("value")
+        return lines.mapInArrow(
+            scoring.done_costs(settings.model_dump_json()), "`custom_id` string, `cost_usd` string"
+        )
     schema = records.spark_schema(settings.id_field).rsplit(", ", 1)[0]  # less the outcome
     reader = spark.read.format(_spark_format(settings.output.format)).schema(schema)
     if settings.output.format == "csv":
@@ -135,6 +145,9 @@ def _sample_prompts(
     source: Any, shape: scoring.Shape, settings: config.BatchJobConfig
 ) -> list[str]:
     rows = source.limit(settings.sample_records).collect()
+    if settings.openai_batch:
+        requests = (openai_lines.read(row[0]).request for row in rows)
+        return [openai_lines.prompt_text(request) for request in requests if request is not None]
     if shape == "lines":
         sampled = records.from_lines([row[0] for row in rows], settings.id_field)
     else:
@@ -218,20 +231,23 @@ def _score(
     context = spark.sparkContext
     tally = context.accumulator(window.Counts(), scoring.CountsParam())
     monitor = Monitor(settings, start, tally, sink, out, cancel=context.cancelJobGroup)
-    scored = todo.mapInArrow(
-        score(settings.model_dump_json(), shape, tally), records.spark_schema(settings.id_field)
+    schema = (
+        openai_lines.SPARK_SCHEMA
+        if settings.openai_batch
+        else records.spark_schema(settings.id_field)
     )
+    scored = todo.mapInArrow(score(settings.model_dump_json(), shape, tally), schema)
     writer = (
         scored.write.mode("append").options(**config.WRITER_OPTIONS).partitionBy(records.OUTCOME)
     )
     if settings.output.format == "csv":
         writer = writer.option("header", "true")
-    if settings.output.format == "jsonl":
+    if settings.output.format == "jsonl" and not settings.openai_batch:
         writer = writer.option("ignoreNullFields", "false")  # every line has every field
     context.setJobGroup(JOB_GROUP, f"{settings.job} run {settings.run}", interruptOnCancel=True)
     monitor.start()
     try:
-        writer.format(_spark_format(settings.output.format)).save(
+        writer.format(_result_format(settings)).save(
             layout.attempt_uri(settings.output.uri, attempt.attempt)
         )
     except Exception as error:
@@ -248,6 +264,8 @@ def _score(
         settings.output.uri, files.children(settings.output.uri), finished=attempt.attempt
     ):
         files.delete(stale)
+    if settings.openai_batch:
+        write_openai_files(files, settings.output.uri)
     done = dataclasses.replace(final, state="Succeeded")
     sink.publish(done, final=True)
     return done
@@ -317,6 +335,18 @@ class Monitor:
             self._out.write(line + "\n")
             self._printed_s = now
         self._out.flush()
+
+
+def write_openai_files(files: storage.FileSystem, output: str) -> None:
+    """`output.jsonl` and `errors.jsonl` of a finished attempt, replacing the last ones: what
+    code written for OpenAI's Batch API reads (`layout`)."""
+    for outcome, name in layout.MERGED_FILES:
+        files.concatenate(layout.parts_glob(output, outcome), layout.merged_uri(output, name))
+
+
+def _result_format(settings: config.BatchJobConfig) -> str:
+    """How results are written: OpenAI's lines as they are (text), records in the output format."""
+    return "text" if settings.openai_batch else _spark_format(settings.output.format)
 
 
 def _spark_format(form: str) -> str:

@@ -9,6 +9,15 @@ only ids without an `ok` result; once an attempt has finished, the error folders
 attempts are dropped, since the records in them were tried again. So after a finished attempt
 every id appears exactly once: in some attempt's `ok` folder or in the last attempt's `error`.
 Reading `<output>` with Spark gives the `attempt` and `outcome` columns from the folder names.
+
+For an OpenAI batch input file the part files hold OpenAI's output lines (`openai_lines`: `ok`
+for 2xx answers, `error` for the rest), and each finished attempt also merges them, replacing
+the last merge, into the two files that code written for OpenAI's Batch API reads:
+
+    <output>/output.jsonl    every attempt's ok lines
+    <output>/errors.jsonl    the finished attempt's error lines
+
+so every custom_id is in exactly one of them.
 """
 
 from __future__ import annotations
@@ -19,6 +28,10 @@ from collections.abc import Iterable
 from tiers.runtime.batch import records
 
 _ATTEMPT = re.compile(r"^attempt=([0-9]+)$")
+OUTPUT_FILE = "output.jsonl"
+ERRORS_FILE = "errors.jsonl"
+MERGED_FILES: tuple[tuple[str, str], ...] = (("ok", OUTPUT_FILE), ("error", ERRORS_FILE))
+"""(outcome, file name): which part files each merged file of an OpenAI batch is made of."""
 
 
 def attempt_uri(output: str, attempt: int) -> str:
@@ -32,6 +45,15 @@ def outcome_uri(output: str, attempt: int, outcome: str) -> str:
 def ok_glob(output: str) -> str:
     """Every attempt's good results."""
     return f"{output.rstrip('/')}/attempt=*/{records.OUTCOME}=ok"
+
+
+def parts_glob(output: str, outcome: str) -> str:
+    """Every attempt's part files of one outcome."""
+    return f"{output.rstrip('/')}/attempt=*/{records.OUTCOME}={outcome}/part-*"
+
+
+def merged_uri(output: str, name: str) -> str:
+    return f"{output.rstrip('/')}/{name}"
 
 
 def attempts(names: Iterable[str]) -> list[int]:

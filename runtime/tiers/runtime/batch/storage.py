@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+_COPY_BUFFER_BYTES = 1 << 16
+
 
 class FileSystem:
     """Lists and deletes under one URI's file system, for a live Spark session."""
@@ -36,3 +38,29 @@ class FileSystem:
         """Bytes under `uri` (a file or a folder), for sizing Spark's input splits."""
         path = self._jvm.org.apache.hadoop.fs.Path(uri)
         return int(self._fs.getContentSummary(path).getLength())
+
+    def concatenate(self, pattern: str, target: str) -> int:
+        """Writes the files a glob matches, one after another in name order, into `target`,
+        replacing it; returns how many. The bytes stay in the JVM. It is written beside `target`
+        under a hidden name and then renamed, so a reader never sees half of it."""
+        hadoop = self._jvm.org.apache.hadoop
+        found = self._fs.globStatus(hadoop.fs.Path(pattern)) or []
+        sources = sorted(
+            (status.getPath() for status in found if status.isFile()), key=lambda p: p.toString()
+        )
+        final = hadoop.fs.Path(target)
+        temporary = hadoop.fs.Path(final.getParent(), f".{final.getName()}.tmp")
+        out = self._fs.create(temporary, True)
+        try:
+            for path in sources:
+                source = self._fs.open(path)
+                try:
+                    hadoop.io.IOUtils.copyBytes(source, out, _COPY_BUFFER_BYTES, False)
+                finally:
+                    source.close()
+        finally:
+            out.close()
+        self._fs.delete(final, False)
+        if not self._fs.rename(temporary, final):
+            raise OSError(f"could not rename {temporary.toString()} to {target}")
+        return len(sources)

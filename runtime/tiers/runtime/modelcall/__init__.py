@@ -9,6 +9,10 @@ raising for a model error. Spark workers, which call synchronously, use `score_b
     found = modelcall.score_batch(config_json, rows, keys)
     frame = pandas.DataFrame(modelcall.as_columns(found))
 
+A caller with request bodies of its own (an OpenAI Batch API file's) sends them as they are with
+`ModelClient.send_raw`, or `send_raw_batch` / `submit_raw_batch` from a Spark worker, and gets a
+`RawReply` per request: status, body, request id, tokens and cost (`raw`).
+
 The config and the results load at once; the client and its facade (with the HTTP client under
 them) load on first use of `ModelClient`, `score_batch` and the rest. The operator renders
 `config.ModelCallConfig` and imports `tiers.runtime.modelcall.config` only, which runs this
@@ -24,8 +28,16 @@ from tiers.runtime.modelcall.config import EndpointTarget, ModelCallConfig
 from tiers.runtime.modelcall.results import COLUMNS, SPARK_DDL, RowResult, as_columns
 
 if TYPE_CHECKING:
-    from tiers.runtime.modelcall.blocking import client_for, close_all, score_batch, submit_batch
+    from tiers.runtime.modelcall.blocking import (
+        client_for,
+        close_all,
+        score_batch,
+        send_raw_batch,
+        submit_batch,
+        submit_raw_batch,
+    )
     from tiers.runtime.modelcall.client import ModelClient
+    from tiers.runtime.modelcall.raw import RawReply, RawRequest
 
 __all__ = [
     "COLUMNS",
@@ -33,20 +45,28 @@ __all__ = [
     "EndpointTarget",
     "ModelCallConfig",
     "ModelClient",
+    "RawReply",
+    "RawRequest",
     "RowResult",
     "as_columns",
     "client_for",
     "close_all",
     "score_batch",
+    "send_raw_batch",
     "submit_batch",
+    "submit_raw_batch",
 ]
 
 _LOADED_ON_USE = {
     "ModelClient": "client",
+    "RawReply": "raw",
+    "RawRequest": "raw",
     "client_for": "blocking",
     "close_all": "blocking",
     "score_batch": "blocking",
+    "send_raw_batch": "blocking",
     "submit_batch": "blocking",
+    "submit_raw_batch": "blocking",
 }
 
 

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tiers.runtime.modelcall import client, config, results
+from tiers.runtime.modelcall import client, config, raw, results
 
 _CLOSE_TIMEOUT_S = 10.0
 
@@ -51,6 +51,21 @@ def submit_batch(
     """Start scoring and return at once, so a caller can read its next batch meanwhile."""
     model_client, loop = _client_and_loop(settings)
     return asyncio.run_coroutine_threadsafe(model_client.score(rows, keys=keys), loop)
+
+
+def send_raw_batch(
+    settings: config.ModelCallConfig | str, requests: Sequence[raw.RawRequest]
+) -> list[raw.RawReply]:
+    """`ModelClient.send_raw` from synchronous code; `settings` may be the config's JSON."""
+    return submit_raw_batch(settings, requests).result()
+
+
+def submit_raw_batch(
+    settings: config.ModelCallConfig | str, requests: Sequence[raw.RawRequest]
+) -> concurrent.futures.Future[list[raw.RawReply]]:
+    """Start sending prepared bodies and return at once, as `submit_batch` does for rows."""
+    model_client, loop = _client_and_loop(settings)
+    return asyncio.run_coroutine_threadsafe(model_client.send_raw(requests), loop)
 
 
 def client_for(settings: config.ModelCallConfig | str) -> client.ModelClient:

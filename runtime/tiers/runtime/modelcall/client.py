@@ -7,6 +7,9 @@ for completions and embeddings), all at once but at most `max_in_flight` open, o
 row in input order. A model error never raises: it is that row's error. How to reach the backend
 (URL, auth, payload) is the providers layer's; what this adds is rows.
 
+`ModelClient.send_raw(requests)` is its sibling for bodies the caller prepared (`raw`): each
+sent as it is to its own route, under the same limit and retries, and the whole answer returned.
+
 Async callers own a client (`async with ModelClient(config) as client`); Spark workers reach one
 through `blocking`, which keeps a client per config on a process-wide event loop.
 """
@@ -22,8 +25,8 @@ from types import TracebackType
 from typing import Any, Self
 
 from tiers.runtime import pricing
-from tiers.runtime.modelcall import config, prompts, results, wire
-from tiers.runtime.providers import backends, failures, http1, retries
+from tiers.runtime.modelcall import config, prompts, raw, results, wire
+from tiers.runtime.providers import backends, failures, http1, retries, routes
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -42,6 +45,7 @@ class ModelClient:
         self._cost_text = functools.lru_cache(maxsize=1024)(
             lambda usage: pricing.format_usd(pricing.cost(usage, price))
         )
+        self._prices = raw.ReplyPrices(settings)
         self._rng = random.Random()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: http1.Pool | None = None
@@ -116,20 +120,7 @@ class ModelClient:
             key = keys[0] if len(keys) == 1 else f"{keys[0]}+{len(keys) - 1}"
         else:
             body, key = wire.request_body(self.config, texts[0]), keys[0]
-        attempt = functools.partial(
-            self._backend.request,
-            pool,
-            self.config.route,
-            self._backend.payload(body),
-            headers={**self._backend.headers, IDEMPOTENCY_HEADER: key},
-        )
-        # A request keeps its slot while it backs off, so a throttled backend sees fewer of them.
-        async with slots:
-            started = time.perf_counter()
-            outcome, attempts = await retries.send_with_retries(
-                attempt, self._policy, rng=self._rng
-            )
-            latency_ms = _ms_since(started)
+        outcome, attempts, latency_ms = await self._send(pool, slots, self.config.route, body, key)
         if isinstance(outcome, failures.Failure):
             error = outcome.message
         elif outcome.status >= 400:
@@ -151,6 +142,48 @@ class ModelClient:
                     for k, reply in zip(keys, replies, strict=True)
                 ]
         return [results.failed(k, error, attempts=attempts, latency_ms=latency_ms) for k in keys]
+
+    async def send_raw(self, requests: Sequence[raw.RawRequest]) -> list[raw.RawReply]:
+        """One reply per request, in input order: each body sent as it is to its own route (the
+        config's model where the body names none), one request each, retried as `score` does."""
+        pool, slots = self._open()
+        return list(await asyncio.gather(*(self._send_raw(pool, slots, r) for r in requests)))
+
+    async def _send_raw(
+        self, pool: http1.Pool, slots: asyncio.Semaphore, request: raw.RawRequest
+    ) -> raw.RawReply:
+        body = raw.with_model(request.body, self.config.model)
+        outcome, attempts, latency_ms = await self._send(
+            pool, slots, request.route, body, request.key
+        )
+        return raw.reply(
+            request.key, outcome, attempts=attempts, latency_ms=latency_ms, prices=self._prices
+        )
+
+    async def _send(
+        self,
+        pool: http1.Pool,
+        slots: asyncio.Semaphore,
+        route: routes.Route,
+        body: dict[str, Any],
+        key: str,
+    ) -> tuple[http1.Response | failures.Failure, int, int]:
+        """One request with its retries: the last attempt's outcome, the attempts made, and the
+        milliseconds from the first attempt to the outcome."""
+        attempt = functools.partial(
+            self._backend.request,
+            pool,
+            route,
+            self._backend.payload(body),
+            headers={**self._backend.headers, IDEMPOTENCY_HEADER: key},
+        )
+        # A request keeps its slot while it backs off, so a throttled backend sees fewer of them.
+        async with slots:
+            started = time.perf_counter()
+            outcome, attempts = await retries.send_with_retries(
+                attempt, self._policy, rng=self._rng
+            )
+            return outcome, attempts, _ms_since(started)
 
     def _succeeded(
         self, key: str, reply: wire.Reply, attempts: int, latency_ms: int
