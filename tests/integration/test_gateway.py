@@ -329,6 +329,38 @@ def test_api_keys_are_required_when_configured(
     assert "sk-team-a-secret" not in log and "sk-wrong" not in log
 
 
+def test_auth_fails_closed_and_follows_the_key_files_without_a_restart(
+    services: Processes, mock: str, tmp_path: pathlib.Path
+) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "empty").write_text("")
+    (keys / "blank").write_text(" \n")
+    gateway = services.start(
+        "gateway", GATEWAY, "--backend", f"openai-compatible={mock}/v1", "--api-keys-dir", str(keys)
+    )
+    url = gateway + "/v1/chat/completions"
+    body = {"model": "gpt-4o-mini", "messages": HELLO}
+
+    def status_with(key: str | None) -> int:
+        return post(url, body, {"authorization": f"Bearer {key}"} if key else None)[0]
+
+    # Blank keys are no keys: nobody is served as anonymous, whatever they send.
+    assert [status_with(k) for k in (None, "", " ", "anything")] == [401] * 4
+    (keys / "team-a").write_text("sk-team-a\n")
+    wait_for(lambda: status_with("sk-team-a") == 200, timeout_s=10, what="a new key accepted")
+    (keys / "team-a").write_text("sk-team-a-rotated\n")
+    wait_for(lambda: status_with("sk-team-a") == 401, timeout_s=10, what="the old key refused")
+    assert status_with("sk-team-a-rotated") == 200
+    (keys / "team-a").unlink()
+    wait_for(
+        lambda: status_with("sk-team-a-rotated") == 401, timeout_s=10, what="a revoked key refused"
+    )
+    assert status_with(None) == 401
+    log = (services.log_dir / "gateway.log").read_text()
+    assert "sk-team-a" not in log
+
+
 def test_a_model_the_endpoint_does_not_serve_is_a_404(services: Processes, mock: str) -> None:
     gateway = services.start(
         "gateway", GATEWAY, "--backend", f"openai-compatible={mock}/v1", "--model", "gpt-4o-mini"

@@ -97,6 +97,36 @@ def test_a_missing_backend_secret_is_reported_by_field(
     wait_condition(kubectl, namespace, "Ready", "True")
 
 
+def test_a_missing_or_blank_auth_secret_is_a_condition_on_the_endpoint(
+    kubectl: Kubectl, operator: str, namespace: str
+) -> None:
+    create_azure_secret(kubectl, namespace)
+    kubectl.apply(
+        endpoint_manifest(auth={"apiKeysSecretRef": {"name": "chat-keys"}}), namespace=namespace
+    )
+    proxy = condition(wait_condition(kubectl, namespace, "ProxyReady", "False"), "ProxyReady")
+    assert proxy["reason"] == "SecretNotFound"
+    assert "spec.auth.apiKeysSecretRef" in proxy["message"] and "401" in proxy["message"]
+    kubectl.run(
+        "create", "secret", "generic", "chat-keys", "-n", namespace,
+        "--from-literal=team-a=", "--from-literal=team-b=  ",
+    )  # fmt: skip
+
+    def blank_reported() -> dict | None:
+        found = condition(kubectl.get("rte", "chat", "-n", namespace), "ProxyReady")
+        return found if found.get("reason") == "NoAPIKeys" else None
+
+    proxy = wait_for(blank_reported, timeout_s=30, what="ProxyReady reason NoAPIKeys")
+    assert proxy["status"] == "False"
+    assert "Secret chat-keys" in proxy["message"] and "no non-blank value" in proxy["message"]
+    kubectl.run(
+        "patch", "secret", "chat-keys", "-n", namespace, "--type=merge",
+        "-p", '{"stringData": {"team-a": "sk-team-a"}}',
+    )  # fmt: skip
+    obj = wait_condition(kubectl, namespace, "Ready", "True")
+    assert "sk-team-a" not in json.dumps(obj)
+
+
 def test_a_spent_monthly_budget_shows_in_status_and_leaves_the_endpoint_ready(
     kubectl: Kubectl, operator: str, namespace: str, dev_cluster: devenv.DevCluster
 ) -> None:

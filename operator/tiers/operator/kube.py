@@ -149,6 +149,18 @@ async def secret_value(name: str, key: str, namespace: str) -> str | None:
     return None if encoded is None else base64.b64decode(encoded).decode()
 
 
+async def secret_nonblank_values(name: str, namespace: str) -> int | None:
+    """How many values of a Secret hold more than whitespace; None when the Secret is missing.
+    The values themselves are only looked at, never returned."""
+    try:
+        secret = await client().get(Secret, name, namespace=namespace)
+    except lightkube.ApiError as error:
+        if error.status.code == 404:
+            return None
+        raise
+    return sum(1 for encoded in (secret.data or {}).values() if base64.b64decode(encoded).strip())
+
+
 async def secret_exists(name: str, namespace: str) -> bool:
     try:
         await client().get(Secret, name, namespace=namespace)

@@ -97,8 +97,11 @@ async def missing_secrets(
     ]
     if spec.auth is not None:
         name = spec.auth.api_keys_secret_ref.name
-        if not await kube.secret_exists(name, namespace):
-            missing.append(realtime_status.MissingSecret("spec.auth.apiKeysSecretRef", name))
+        keys = await kube.secret_nonblank_values(name, namespace)
+        if keys is None or keys == 0:
+            missing.append(
+                realtime_status.MissingSecret("spec.auth.apiKeysSecretRef", name, blank=keys == 0)
+            )
     return tuple(missing)
 
 

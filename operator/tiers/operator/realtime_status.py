@@ -28,15 +28,19 @@ BACKEND_ERROR_SHARE = 0.5
 
 @dataclasses.dataclass(frozen=True)
 class MissingSecret:
-    """A Secret (or one key of it) that the spec refers to but the namespace lacks."""
+    """A Secret (or one key of it) that the spec refers to but the namespace lacks, or one
+    whose values are all blank (`blank`: it exists but holds nothing usable)."""
 
     field: str
     name: str
     key: str | None = None
+    blank: bool = False
 
     @property
     def message(self) -> str:
         what = f"Secret {self.name}" + (f" with key {self.key}" if self.key else "")
+        if self.blank:
+            return f"{what}, named by {self.field}, holds no non-blank value"
         return f"{what}, named by {self.field}, does not exist"
 
 
@@ -99,7 +103,13 @@ def proxy_verdict(spec: realtime.RealtimeEndpointSpec, observed: Observed) -> Ve
         return Verdict("False", "Suspended", "spec.suspend is true: the gateway is scaled to zero")
     missing = _missing(observed, "spec.auth")
     if missing:
-        return Verdict("False", "SecretNotFound", missing)
+        # Auth fails closed: the gateways refuse every call (401) until a key is there.
+        blank = any(m.blank for m in observed.missing_secrets if m.field.startswith("spec.auth"))
+        return Verdict(
+            "False",
+            "NoAPIKeys" if blank else "SecretNotFound",
+            f"{missing}: every call is refused with 401 until it holds a key",
+        )
     if observed.gateway is None:
         return Verdict("Unknown", "Creating", "the gateway Deployment is being created")
     desired = observed.gateway.get("desiredReplicas") or spec.replicas

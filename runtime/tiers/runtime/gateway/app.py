@@ -6,6 +6,8 @@ opened at ASGI startup and closed at shutdown.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import decimal
 import functools
 import logging
@@ -57,6 +59,7 @@ class Gateway:
         """The lean client, for the commands of every request (limits, cache)."""
         self._pool: http1.Pool | None = None
         self._calls: calls.ModelCalls | None = None
+        self._keys_watch: asyncio.Task[None] | None = None
         self.redis = availability.Availability("redis", configured=bool(settings.redis_url))
         self.stats = stats.Recorder(settings.endpoint)
         self.budget = budget.Budget(settings.budget_usd, settings.endpoint)
@@ -76,6 +79,8 @@ class Gateway:
         return sorted({b.model for b in self.settings.backends if b.model != "*"})
 
     async def startup(self) -> None:
+        if self.keys.required:
+            self._keys_watch = asyncio.get_running_loop().create_task(self.keys.watch())
         if self.settings.redis_url:
             self._redis = aioredis.Redis.from_url(
                 self.settings.redis_url,
@@ -109,6 +114,10 @@ class Gateway:
             await self.budget.start(self._redis)
 
     async def shutdown(self) -> None:
+        if self._keys_watch is not None:
+            self._keys_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keys_watch
         if self._pool is not None:
             await self._pool.close()
         if self._redis is not None:
@@ -132,7 +141,10 @@ class Gateway:
         elif path in ("/healthz", "/readyz") and method == "GET":
             await asgi_io.send_bytes(send, 200, self._health())
         elif path == "/v1/models" and method == "GET":
-            await asgi_io.send_bytes(send, 200, self._models)
+            if self.keys.tenant(asgi_io.header(scope, b"authorization")) is None:
+                await asgi_io.send_error(send, errors.unauthorized())
+            else:
+                await asgi_io.send_bytes(send, 200, self._models)
         elif path == "/metrics" and method == "GET":
             await asgi_io.send_bytes(
                 send, 200, metrics.exposition(), content_type=b"text/plain; version=0.0.4"
