@@ -23,6 +23,7 @@ from tiers.devenv import redis_server as redis_server_module
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 _LOGS: list[pathlib.Path] = []  # the session's control plane and operator
 _TEST_LOGS: dict[str, list[pathlib.Path]] = {}  # by test id: what the test started itself
+ALLOWED_SPARK_IMAGES = "registry.test/spark/*"
 
 
 @pytest.fixture(scope="session")
@@ -110,6 +111,9 @@ def operator(
             "TIERS_RECHECK_SECONDS": "3",
             # Local mode: gateways run as local processes and publish stats to the dev Redis.
             "TIERS_STATS_REDIS_URL": dev_cluster.redis_url,
+            # Images that spec.spark.image may name besides the operator's own (chart value
+            # spark.allowedImages); test_workload_policy.py runs one and is refused another.
+            "TIERS_SPARK_ALLOWED_IMAGES": ALLOWED_SPARK_IMAGES,
         },
     )
     _LOGS.append(started.log)
@@ -123,6 +127,12 @@ def operator(
         yield f"http://127.0.0.1:{metrics}/metrics"
     finally:
         processes.stop(started.pid)
+
+
+@pytest.fixture(scope="session")
+def operator_log(operator: str) -> pathlib.Path:
+    """The log file of the session's operator (what it writes to stdout and stderr)."""
+    return next(log for log in _LOGS if log.name == "operator.log")
 
 
 @pytest.fixture

@@ -244,7 +244,7 @@ def test_with_the_spark_operator_the_job_is_a_spark_application_that_reports_its
         labels.Owner(api.API_VERSION, api.STREAM_PIPELINE.kind, "summaries", namespace,
                      owner["metadata"]["uid"]),
         api.StreamPipelineSpec.model_validate(json.loads(manifest)["spec"]),
-        image=reconciliation.IMAGE, bootstrap=dev_cluster.kafka_bootstrap,
+        image=reconciliation.IMAGE,
         stats_redis_url=dev_cluster.redis_url, endpoint_model=None,
     )[-1]  # fmt: skip
     # The Spark Operator's schema kept every field the operator set: nothing unknown was pruned.

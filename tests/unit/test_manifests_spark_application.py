@@ -49,7 +49,7 @@ def spec(**fields: Any) -> api.StreamPipelineSpec:
 
 def render(pipeline: api.StreamPipelineSpec) -> list[dict[str, Any]]:
     return stream_children.desired_children(
-        OWNER, pipeline, image=IMAGE, bootstrap="kafka:9092", stats_redis_url=None,
+        OWNER, pipeline, image=IMAGE, stats_redis_url=None,
         endpoint_model=None,
     )  # fmt: skip
 
@@ -142,12 +142,10 @@ def test_the_driver_mounts_config_and_checkpoint_and_both_get_the_api_key() -> N
 
 
 def test_spark_submit_gives_master_and_jars_so_the_config_does_not() -> None:
-    settings = stream_children.job_config(
-        OWNER, spec(), bootstrap="kafka:9092", stats_redis_url=None, endpoint_model=None
-    )
+    settings = stream_children.job_config(OWNER, spec(), stats_redis_url=None, endpoint_model=None)
     assert (settings.master, settings.jars) == (None, ())
     local = stream_children.job_config(
-        OWNER, spec(engine="deployment"), bootstrap="kafka:9092", stats_redis_url=None,
+        OWNER, spec(engine="deployment"), stats_redis_url=None,
         endpoint_model=None,
     )  # fmt: skip
     assert local.master == "local[3]" and local.jars

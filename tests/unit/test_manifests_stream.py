@@ -49,7 +49,7 @@ def render(
     spec: api.StreamPipelineSpec, *, endpoint_model: str | None = "gpt-4o"
 ) -> list[dict[str, Any]]:
     return stream_children.desired_children(
-        OWNER, spec, image=IMAGE, bootstrap="kafka:9092",
+        OWNER, spec, image=IMAGE,
         stats_redis_url="redis://chat-redis.shop.svc:6379/0", endpoint_model=endpoint_model,
     )  # fmt: skip
 
@@ -174,6 +174,32 @@ def test_a_backend_is_called_directly_with_its_key_from_its_secret() -> None:
            "valueFrom": {"secretKeyRef": {"name": "keys", "key": "openai"}}}  # fmt: skip
     assert container(children, "reviews-stream")["env"] == [key]
     assert "env" not in container(children, "reviews-push"), "the push gateway calls no model"
+
+
+def test_bootstrap_servers_in_a_secret_reach_the_pods_from_it_and_are_never_rendered() -> None:
+    kafka = {"bootstrapSecretRef": {"name": "kafka", "key": "brokers"}}
+    children = render(backend_spec(kafka=kafka))
+    settings = job_config(children)
+    assert (settings.bootstrap, settings.bootstrap_env) == (None, stream_children.BOOTSTRAP_ENV)
+    brokers = {"name": stream_children.BOOTSTRAP_ENV,
+               "valueFrom": {"secretKeyRef": {"name": "kafka", "key": "brokers"}}}  # fmt: skip
+    assert brokers in container(children, "reviews-stream")["env"]
+    assert container(children, "reviews-push")["env"] == [brokers]
+    in_spec = job_config(render(backend_spec()))
+    assert (in_spec.bootstrap, in_spec.bootstrap_env) == ("kafka.default.svc:9092", None)
+
+
+def test_the_job_reads_its_brokers_from_the_variable_its_config_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = job_config(
+        render(backend_spec(kafka={"bootstrapSecretRef": {"name": "k", "key": "b"}}))
+    )
+    monkeypatch.delenv(stream_children.BOOTSTRAP_ENV, raising=False)
+    with pytest.raises(RuntimeError, match=stream_children.BOOTSTRAP_ENV):
+        settings.bootstrap_servers()
+    monkeypatch.setenv(stream_children.BOOTSTRAP_ENV, "b1:9092,b2:9092\n")
+    assert settings.bootstrap_servers() == "b1:9092,b2:9092"
 
 
 def test_an_endpoint_ref_needs_no_key_in_the_pod() -> None:

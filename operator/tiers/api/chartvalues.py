@@ -97,6 +97,37 @@ class Rbac(common.Model):
     )
 
 
+class Spark(common.Model):
+    allowed_images: list[str] = pydantic.Field(
+        default_factory=list,
+        max_length=64,
+        description=(
+            "Images a StreamPipeline's or BatchJob's spec.spark.image may name, besides the"
+            " operator's own: exact references, or prefixes ending in * (registry.example/spark/*)."
+            " Any other image is refused with the condition reason ImageNotAllowed."
+        ),
+    )
+
+
+class NetworkPolicy(common.Model):
+    enabled: bool = pydantic.Field(
+        default=True,
+        description=(
+            "Render a NetworkPolicy per RealtimeEndpoint (its managed Redis: its gateways, the"
+            " jobs that call it and the operator only) and per StreamPipeline (its push gateway:"
+            " its own namespace only). Needs a network plugin that enforces them."
+        ),
+    )
+    push_gateway_from_namespaces: list[str] = pydantic.Field(
+        default_factory=list,
+        max_length=64,
+        description=(
+            "Namespaces whose pods may also reach every push gateway (e.g. an ingress"
+            " controller's, in front of browsers)."
+        ),
+    )
+
+
 class Resources(common.Model):
     requests: dict[str, Quantity] = pydantic.Field(
         default_factory=lambda: _quantities(cpu="100m", memory="128Mi"),
@@ -206,6 +237,13 @@ class Values(common.Model):
         default_factory=ServiceAccount, description="The identity the operator runs as."
     )
     rbac: Rbac = pydantic.Field(default_factory=Rbac, description="Cluster-wide permissions.")
+    spark: Spark = pydantic.Field(
+        default_factory=Spark, description="What the Spark jobs of the custom resources may run."
+    )
+    network_policy: NetworkPolicy = pydantic.Field(
+        default_factory=NetworkPolicy,
+        description="Who may reach what the operator runs for the custom resources.",
+    )
     resources: Resources = pydantic.Field(
         default_factory=Resources, description="CPU and memory of the operator's container."
     )

@@ -19,6 +19,7 @@ from tiers.api import batch, kinds
 from tiers.operator import (
     batch_runs,
     batch_status,
+    images,
     kube,
     metrics,
     notify,
@@ -51,6 +52,14 @@ async def reconcile_batch_job(body: kopf.Body, patch: kopf.Patch, **_: Any) -> N
     with metrics.reconciling(KIND.kind):
         spec = reconciliation.parse_spec(KIND, batch.BatchJobSpec, body, patch)
         if spec is None:
+            return
+        refused = images.refusal(
+            spec.spark.image,
+            operator_image=reconciliation.IMAGE,
+            patterns=images.allowed_patterns(),
+        )
+        if refused is not None:
+            reconciliation.refuse(KIND, body, patch, refused)
             return
         now = reconciliation.now()
         if spec.engine == "databricks":

@@ -1,10 +1,15 @@
 """Kafka's admin API for the operator: read, create, grow, configure and delete topics, and
-read offsets. confluent-kafka's client is blocking, so every call runs in a worker thread."""
+read offsets. confluent-kafka's client is blocking, so every call runs in a worker thread.
+
+Bootstrap servers may come from a Secret, so they never appear in what this module raises or
+logs: errors say "Kafka", and librdkafka's own log lines (which name brokers) go through a
+logger that puts `<brokers>` in their place (`scrub`)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
@@ -28,6 +33,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _admins: dict[str, AdminClient] = {}
+log = logging.getLogger(__name__)
 
 
 class AdminError(Exception):
@@ -37,25 +43,57 @@ class AdminError(Exception):
 class KafkaUnavailable(AdminError):
     """The brokers did not answer; reported as a condition, retried by the timer."""
 
+    def __init__(self, cause: str) -> None:
+        super().__init__(f"Kafka did not answer: {cause}")
+        self.cause = cause
+
 
 def _kafka_errors(function: Callable[P, R]) -> Callable[P, R]:
-    """Turns confluent-kafka's exceptions into AdminError, so callers handle one type."""
+    """Turns confluent-kafka's exceptions into AdminError, so callers handle one type; the
+    wrapped function's first argument is the bootstrap servers, kept out of the message."""
 
     @functools.wraps(function)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return function(*args, **kwargs)
         except KafkaException as error:
-            raise AdminError(str(error.args[0] if error.args else error)) from None
+            text = str(error.args[0] if error.args else error)
+            raise AdminError(scrub(text, str(args[0]))) from None
 
     return wrapper
+
+
+def scrub(text: str, bootstrap: str, *, replacement: str = "<brokers>") -> str:
+    """`text` with the bootstrap servers, each host:port and each host of them replaced."""
+    parts = {bootstrap}
+    for server in bootstrap.split(","):
+        parts |= {server.strip(), server.strip().rpartition(":")[0]}
+    for part in sorted(parts - {""}, key=len, reverse=True):
+        text = text.replace(part, replacement)
+    return text
+
+
+class _ScrubbingLogger:
+    """What librdkafka logs to (confluent-kafka calls `log`), at debug level and without the
+    brokers' names: by default it would write them to stderr, the operator's log."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+
+    def log(self, level: int, message: str, *args: object) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("librdkafka: %s", scrub(message % args, self._bootstrap))
+
+
+def _client_config(bootstrap: str) -> dict[str, Any]:
+    return {"bootstrap.servers": bootstrap, "logger": _ScrubbingLogger(bootstrap)}
 
 
 def _admin(bootstrap: str) -> AdminClient:
     admin = _admins.get(bootstrap)
     if admin is None:
         admin = _admins[bootstrap] = AdminClient(
-            {"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000}
+            {**_client_config(bootstrap), "socket.timeout.ms": 10000}
         )
     return admin
 
@@ -70,7 +108,7 @@ def _describe(bootstrap: str, names: Sequence[str]) -> dict[str, topics.ActualTo
     try:
         metadata = admin.list_topics(timeout=CONNECT_TIMEOUT_S)
     except KafkaException as error:
-        raise KafkaUnavailable(f"Kafka at {bootstrap} did not answer: {error}") from None
+        raise KafkaUnavailable(scrub(str(error), bootstrap)) from None
     present = [name for name in names if name in metadata.topics]
     configs: dict[str, dict[str, str]] = {name: {} for name in present}
     if present:
@@ -153,7 +191,7 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 
 @_kafka_errors
 def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "tiers-operator-offsets"})
+    consumer = Consumer({**_client_config(bootstrap), "group.id": "tiers-operator-offsets"})
     try:
         metadata = consumer.list_topics(topic, timeout=TIMEOUT_S)
         partitions = metadata.topics[topic].partitions if topic in metadata.topics else {}

@@ -85,6 +85,14 @@ def parse_spec(
         return None
 
 
+def refuse(
+    kind: kinds.Kind, body: Mapping[str, Any], patch: kopf.Patch, verdict: verdicts.Verdict
+) -> None:
+    """Reports, as the primary condition, why the spec is not acted on (an image not allowed,
+    a prompt that cannot be rendered): called before any side effect, so nothing is half made."""
+    write_status(patch, body, verdicts.stamp(body, {primary_condition(kind): verdict}, now=now()))
+
+
 def owner_of(kind: kinds.Kind, body: Mapping[str, Any]) -> labels.Owner:
     """The object as the owner of the children rendered for it."""
     metadata = body["metadata"]

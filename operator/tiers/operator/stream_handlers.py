@@ -4,6 +4,7 @@ decides whether the topics go too."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import kopf
@@ -12,6 +13,7 @@ import pydantic
 
 from tiers.api import kinds, stream
 from tiers.operator import (
+    images,
     kafka_admin,
     kube,
     metrics,
@@ -22,7 +24,13 @@ from tiers.operator import (
     triggers,
     verdicts,
 )
-from tiers.operator.manifests import labels, redis, spark_application, stream_children
+from tiers.operator.manifests import (
+    labels,
+    network_policies,
+    redis,
+    spark_application,
+    stream_children,
+)
 
 KIND = kinds.STREAM_PIPELINE
 
@@ -33,10 +41,18 @@ async def reconcile_stream_pipeline(body: kopf.Body, patch: kopf.Patch, **_: Any
         spec = reconciliation.parse_spec(KIND, stream.StreamPipelineSpec, body, patch)
         if spec is None:
             return
+        refused = images.refusal(
+            spec.spark.image,
+            operator_image=reconciliation.IMAGE,
+            patterns=images.allowed_patterns(),
+        )
+        if refused is not None:
+            reconciliation.refuse(KIND, body, patch, refused)
+            return
         owner = reconciliation.owner_of(KIND, body)
         bootstrap = await bootstrap_servers(spec, owner.namespace)
         topics_verdict = await reconcile_topics(spec, bootstrap)
-        streaming_verdict = await apply_children(owner, spec, bootstrap)
+        streaming_verdict = await apply_children(owner, spec, known_brokers=bootstrap is not None)
         if streaming_verdict is None:
             streaming_verdict = await job_verdict(owner, spec)
         stats_url = stats_reader.stats_url(default_stats_url(owner, spec))
@@ -75,12 +91,13 @@ async def delete_stream_pipeline(body: kopf.Body, **_: Any) -> None:
 
 
 async def apply_children(
-    owner: labels.Owner, spec: stream.StreamPipelineSpec, bootstrap: str | None
+    owner: labels.Owner, spec: stream.StreamPipelineSpec, *, known_brokers: bool
 ) -> verdicts.Verdict | None:
     """Applies the streaming job (a Deployment or a SparkApplication, by `spec.engine`), its
     config and the push gateway; the StreamingReady verdict when that could not be done or the
-    job is suspended, None when the job's own state is what to judge."""
-    if bootstrap is None:
+    job is suspended, None when the job's own state is what to judge. The job reads bootstrap
+    servers kept in a Secret from that Secret itself: they are never rendered."""
+    if not known_brokers:
         return verdicts.Verdict("Unknown", "WaitingForKafka", "the bootstrap servers are unknown")
     endpoint_model = None
     if spec.model.endpoint_ref is not None:
@@ -97,12 +114,19 @@ async def apply_children(
         owner,
         spec,
         image=reconciliation.IMAGE,
-        bootstrap=bootstrap,
         stats_redis_url=stats_reader.stats_url(default_stats_url(owner, spec)),
         endpoint_model=endpoint_model,
+        network_policy=network_policies.settings_from(os.environ),
     )
     try:
         await kube.apply_all(children)
+        # The push gateway's NetworkPolicy goes when the admin turns network policies off.
+        policy = (
+            network_policies.API_VERSION,
+            network_policies.KIND,
+            stream_children.PUSH.name(owner),
+        )
+        await kube.delete_unlisted(children, [policy])
     except kube.TypeNotServed as error:
         # The SparkApplication, applied last, is the only child whose type a cluster may lack:
         # its apply failing so finds a missing Spark Operator at no extra request.
@@ -151,11 +175,22 @@ async def input_lag(bootstrap: str, topic: str, stats_url: str, subject: str) ->
 
 
 async def bootstrap_servers(spec: stream.StreamPipelineSpec, namespace: str) -> str | None:
+    """The brokers, read into memory only: from a Secret, they are never written anywhere
+    (messages name them by `brokers_named`)."""
     if spec.kafka.bootstrap_servers is not None:
         return spec.kafka.bootstrap_servers
     ref = spec.kafka.bootstrap_secret_ref
     assert ref is not None, "the CRD requires one of bootstrapServers or bootstrapSecretRef"
     return await kube.secret_value(ref.name, ref.key, namespace)
+
+
+def brokers_named(spec: stream.StreamPipelineSpec) -> str:
+    """How status messages name the brokers: by address when the spec gives it, by their Secret
+    when they are kept in one."""
+    ref = spec.kafka.bootstrap_secret_ref
+    if ref is None:
+        return f"Kafka at {spec.kafka.bootstrap_servers}"
+    return f"Kafka (the brokers from Secret {ref.name}, key {ref.key})"
 
 
 async def reconcile_topics(
@@ -181,7 +216,9 @@ async def reconcile_topics(
         if not plan.is_noop:
             await kafka_admin.apply(bootstrap, plan)
     except kafka_admin.KafkaUnavailable as error:
-        return verdicts.Verdict("False", "KafkaUnavailable", str(error))
+        return verdicts.Verdict(
+            "False", "KafkaUnavailable", f"{brokers_named(spec)} did not answer: {error.cause}"
+        )
     except kafka_admin.AdminError as error:
         return verdicts.Verdict("False", "KafkaError", str(error))
     if plan.conflicts:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from tiers.api import batch
-from tiers.operator.manifests import labels, model_client, security
+from tiers.operator.manifests import labels, model_client, network_policies, security
 from tiers.runtime.batch import config, progress
 
 CONFIG = labels.Component(app="tiers-batch-job", role="batch-config", suffix="batch")
@@ -131,7 +131,11 @@ def render_run_job(
         },
         "template": {
             "metadata": {
-                "labels": {**RUN.labels(owner), RUN_LABEL: run},
+                "labels": {
+                    **RUN.labels(owner),
+                    RUN_LABEL: run,
+                    **network_policies.client_labels(spec.model),
+                },
                 "annotations": {
                     labels.CONFIG_HASH_ANNOTATION: labels.config_hash(configmap["data"])
                 },

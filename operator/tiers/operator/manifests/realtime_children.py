@@ -12,7 +12,14 @@ import pathlib
 from typing import Any
 
 from tiers import api
-from tiers.operator.manifests import backends, gateway, labels, redis, security
+from tiers.operator.manifests import (
+    backends,
+    gateway,
+    labels,
+    network_policies,
+    redis,
+    security,
+)
 from tiers.runtime import providers
 from tiers.runtime.gateway import config
 
@@ -127,14 +134,19 @@ def _redis_url_env(owner: Owner, spec: api.RealtimeEndpointSpec) -> dict[str, An
 
 
 def desired_children(
-    owner: Owner, spec: api.RealtimeEndpointSpec, *, image: str
+    owner: Owner,
+    spec: api.RealtimeEndpointSpec,
+    *,
+    image: str,
+    network_policy: network_policies.Settings | None = None,
 ) -> list[dict[str, Any]]:
     """Every object the endpoint should own, in apply order; `image` runs the gateway.
 
-    The order is stable: ConfigMap, the managed Redis (Deployment, Service) when the operator
-    runs it, the gateway Deployment, Service and PodDisruptionBudget, then the HPA when
-    autoscaling is set. A suspended endpoint scales to zero and has no HPA (one would scale it
-    back up). Objects absent from the list are the handler's to delete.
+    The order is stable: ConfigMap, the managed Redis (Deployment, Service, and its
+    NetworkPolicy when `network_policy` is enabled) when the operator runs it, the gateway
+    Deployment, Service and PodDisruptionBudget, then the HPA when autoscaling is set. A
+    suspended endpoint scales to zero and has no HPA (one would scale it back up). Objects
+    absent from the list are the handler's to delete.
     """
     redis_url_env = _redis_url_env(owner, spec)
     settings = gateway_config(
@@ -144,6 +156,12 @@ def desired_children(
     children = [configmap]
     if runs_managed_redis(spec):
         children += [redis.render_deployment(owner), redis.render_service(owner)]
+        if network_policy is not None and network_policy.enabled:
+            children.append(
+                network_policies.render_redis_policy(
+                    owner, redis=redis.COMPONENT, gateway=gateway.COMPONENT, settings=network_policy
+                )
+            )
     children += [
         gateway.render_deployment(
             owner,

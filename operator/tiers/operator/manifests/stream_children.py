@@ -7,6 +7,9 @@ two jobs never share a checkpoint), with `engine: spark-operator` a SparkApplica
 (`manifests.spark_application`), last, so that everything else is in place should the cluster
 lack the Spark Operator. The StreamPipeline handler applies them in this order. The job's model
 client is configured as every job's is (`model_client`).
+
+Bootstrap servers kept in a Secret (`kafka.bootstrapSecretRef`) reach the job and the push gateway
+as the `BOOTSTRAP_ENV` variable, read from that Secret: the ConfigMap names the variable only.
 """
 
 from __future__ import annotations
@@ -14,7 +17,14 @@ from __future__ import annotations
 from typing import Any
 
 from tiers.api import stream
-from tiers.operator.manifests import labels, model_client, security, services, spark_application
+from tiers.operator.manifests import (
+    labels,
+    model_client,
+    network_policies,
+    security,
+    services,
+    spark_application,
+)
 from tiers.runtime.stream import config
 
 JOB = labels.Component(app="tiers-stream-job", role="stream-job", suffix="stream")
@@ -29,20 +39,23 @@ JARS = ("/opt/tiers/jars/*.jar",)
 """Where the image keeps Spark's Kafka connector."""
 JOB_ARGS = ("job", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}")
 """What `python -m tiers.runtime.stream` is given, by either engine."""
+BOOTSTRAP_ENV = "TIERS_KAFKA_BOOTSTRAP"
+"""The variable the job's and push gateway's pods get bootstrap servers kept in a Secret in."""
 
 
 def job_config(
     owner: labels.Owner,
     spec: stream.StreamPipelineSpec,
     *,
-    bootstrap: str,
     stats_redis_url: str | None,
     endpoint_model: str | None,
 ) -> config.StreamJobConfig:
     checkpoint = spec.checkpoint.uri or f"file://{CHECKPOINT_DIR}"
+    from_secret = spec.kafka.bootstrap_secret_ref is not None
     return config.StreamJobConfig(
         pipeline=f"{owner.namespace}/{owner.name}",
-        bootstrap=bootstrap,
+        bootstrap=spec.kafka.bootstrap_servers,
+        bootstrap_env=BOOTSTRAP_ENV if from_secret else None,
         input_topic=spec.topics.input.name,
         output_topic=spec.topics.output.name,
         dead_letter_topic=spec.topics.dead_letter.name,
@@ -62,14 +75,15 @@ def desired_children(
     spec: stream.StreamPipelineSpec,
     *,
     image: str,
-    bootstrap: str,
     stats_redis_url: str | None,
     endpoint_model: str | None,
+    network_policy: network_policies.Settings | None = None,
 ) -> list[dict[str, Any]]:
+    """Every object the pipeline should own, in apply order (see the module's docstring); with
+    `network_policy` enabled, the push gateway's NetworkPolicy follows its Service."""
     settings = job_config(
         owner,
         spec,
-        bootstrap=bootstrap,
         stats_redis_url=stats_redis_url,
         endpoint_model=endpoint_model,
     )
@@ -89,8 +103,12 @@ def desired_children(
     replicas = 0 if spec.suspend else 1
     if spec.engine == "deployment":
         children.append(_job_deployment(owner, spec, image=image, replicas=replicas, digest=digest))
-    children.append(_push_deployment(owner, image=image, replicas=replicas, digest=digest))
+    children.append(_push_deployment(owner, spec, image=image, replicas=replicas, digest=digest))
     children.append(services.render_cluster_ip_service(owner, PUSH, port_name="http"))
+    if network_policy is not None and network_policy.enabled:
+        children.append(
+            network_policies.render_push_gateway_policy(owner, push=PUSH, settings=network_policy)
+        )
     if spec.engine == "spark-operator":
         children.append(_job_spark_application(owner, spec, image=image, digest=digest))
     return children
@@ -108,6 +126,16 @@ def _checkpoint_claim(owner: labels.Owner, size: str) -> dict[str, Any]:
         "metadata": JOB.metadata(owner),
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}},
     }
+
+
+def _bootstrap_env(spec: stream.StreamPipelineSpec) -> list[dict[str, Any]]:
+    """The env entry of bootstrap servers kept in a Secret; none when the spec gives them."""
+    ref = spec.kafka.bootstrap_secret_ref
+    return [] if ref is None else [security.secret_env(BOOTSTRAP_ENV, ref)]
+
+
+def _job_env(spec: stream.StreamPipelineSpec) -> list[dict[str, Any]]:
+    return [*_bootstrap_env(spec), *model_client.key_env(spec.model)]
 
 
 def _tmp_mount() -> dict[str, Any]:
@@ -137,9 +165,12 @@ def _job_spark_application(
 ) -> dict[str, Any]:
     volumes, mounts = _job_volumes(owner, spec)
     return spark_application.render_spark_application(
-        owner, spec, JOB, image=image, arguments=JOB_ARGS, config_dir=CONFIG_DIR,
+        owner, JOB, image=spec.spark.image or image, arguments=JOB_ARGS, config_dir=CONFIG_DIR,
         volumes=volumes, driver_mounts=mounts, executor_mounts=[_tmp_mount()],
-        env=model_client.key_env(spec.model), digest=digest,
+        env=_job_env(spec), digest=digest, executors=1,
+        cores=spec.spark.cores, memory=spec.spark.memory, suspend=spec.suspend,
+        restart_policy=spark_application.ALWAYS, spark_conf=config.SPARK_CONF,
+        extra_labels=network_policies.client_labels(spec.model),
     )  # fmt: skip
 
 
@@ -151,7 +182,7 @@ def _job_deployment(
         "name": "spark",
         "image": image,
         "command": ["python", "-m", "tiers.runtime.stream", *JOB_ARGS],
-        "env": model_client.key_env(spec.model),
+        "env": _job_env(spec),
         "resources": {
             "requests": {"cpu": str(spec.spark.cores), "memory": spec.spark.memory},
             "limits": {"memory": spec.spark.memory},
@@ -159,12 +190,22 @@ def _job_deployment(
         "volumeMounts": mounts,
         "securityContext": security.container_security_context(security.NONROOT_UID),
     }
-    return _deployment(owner, JOB, container, volumes, replicas=replicas, digest=digest,
-                       strategy={"type": "Recreate"})  # fmt: skip
+    deployment = _deployment(owner, JOB, container, volumes, replicas=replicas, digest=digest,
+                             strategy={"type": "Recreate"})  # fmt: skip
+    # The job publishes its stats to the Redis of the endpoint it calls: its policy admits this.
+    deployment["spec"]["template"]["metadata"]["labels"].update(
+        network_policies.client_labels(spec.model)
+    )
+    return deployment
 
 
 def _push_deployment(
-    owner: labels.Owner, *, image: str, replicas: int, digest: str
+    owner: labels.Owner,
+    spec: stream.StreamPipelineSpec,
+    *,
+    image: str,
+    replicas: int,
+    digest: str,
 ) -> dict[str, Any]:
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
     container = {
@@ -192,6 +233,8 @@ def _push_deployment(
         "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
         "securityContext": security.container_security_context(security.NONROOT_UID),
     }
+    if spec.kafka.bootstrap_secret_ref is not None:
+        container["env"] = _bootstrap_env(spec)
     volumes = [{"name": "config", "configMap": {"name": JOB.name(owner)}}]
     return _deployment(owner, PUSH, container, volumes, replicas=replicas, digest=digest)
 

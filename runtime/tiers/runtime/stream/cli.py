@@ -113,7 +113,7 @@ def serve_push(args: argparse.Namespace) -> None:
     if args.config is not None:
         settings = config.load(args.config)
         bootstrap, input_topic, output_topic = (
-            settings.bootstrap, settings.input_topic, settings.output_topic,
+            settings.bootstrap_servers(), settings.input_topic, settings.output_topic,
         )  # fmt: skip
     else:
         bootstrap, input_topic, output_topic = args.bootstrap, args.input, args.output

@@ -4,6 +4,7 @@ what flags build for a run outside Kubernetes."""
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import types
 from collections.abc import Mapping
@@ -35,7 +36,10 @@ class StreamJobConfig(pydantic.BaseModel):
 
     pipeline: str = "local/pipeline"
     """namespace/name of the StreamPipeline: the key of its stats."""
-    bootstrap: str
+    bootstrap: str | None = None
+    """Kafka's host:port[,host:port]; None: `bootstrap_env` names the variable that holds them
+    (the operator's pods read bootstrap servers kept in a Secret from it)."""
+    bootstrap_env: str | None = None
     input_topic: str
     output_topic: str
     dead_letter_topic: str
@@ -53,6 +57,22 @@ class StreamJobConfig(pydantic.BaseModel):
     spark_conf: dict[str, str] = pydantic.Field(default_factory=dict)
     async_progress: bool = True
     """Commit offsets off the critical path (Kafka sink only): halves the per-batch floor."""
+
+    @pydantic.model_validator(mode="after")
+    def _one_bootstrap(self) -> StreamJobConfig:
+        if (self.bootstrap is None) == (self.bootstrap_env is None):
+            raise ValueError("give exactly one of bootstrap or bootstrap_env")
+        return self
+
+    def bootstrap_servers(self) -> str:
+        """Kafka's bootstrap servers: the config's own, or those in `bootstrap_env`."""
+        if self.bootstrap is not None:
+            return self.bootstrap
+        assert self.bootstrap_env is not None
+        value = os.environ.get(self.bootstrap_env, "").strip()
+        if not value:
+            raise RuntimeError(f"${self.bootstrap_env} (Kafka's bootstrap servers) is not set")
+        return value
 
 
 def load(path: pathlib.Path) -> StreamJobConfig:

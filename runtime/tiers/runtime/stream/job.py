@@ -58,9 +58,10 @@ def start(spark: Any, settings: config.StreamJobConfig, score: Any = None) -> An
     stream benchmark gives a pass-through, to measure Spark's own floor)."""
     if score is None:
         score = scoring.score_batches(settings.model_dump_json())
+    bootstrap = settings.bootstrap_servers()
     reader = (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", settings.bootstrap)
+        .option("kafka.bootstrap.servers", bootstrap)
         .options(**SOURCE_CONSUMER)
         .option("subscribe", settings.input_topic)
         .option("startingOffsets", settings.starting_offsets)
@@ -83,7 +84,7 @@ def start(spark: Any, settings: config.StreamJobConfig, score: Any = None) -> An
     writer = (
         scored.writeStream.format("kafka")
         .options(**SINK_PRODUCER)
-        .option("kafka.bootstrap.servers", settings.bootstrap)
+        .option("kafka.bootstrap.servers", bootstrap)
         .option("checkpointLocation", settings.checkpoint)
         .trigger(processingTime=f"{settings.trigger_interval_ms} milliseconds")
         .queryName(settings.pipeline.replace("/", "_").replace("-", "_"))
