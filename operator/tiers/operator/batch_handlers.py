@@ -23,6 +23,7 @@ from tiers.operator import (
     kube,
     metrics,
     notify,
+    ownership,
     reconciliation,
     schedule,
     stats_reader,
@@ -78,7 +79,11 @@ async def reconcile_batch_job(body: kopf.Body, patch: kopf.Patch, **_: Any) -> N
             )
             return
         stats_url = stats_reader.stats_url(default_stats_url(owner, spec))
-        plan = await apply_runs(owner, spec, body, timing, stats_url=stats_url, now=now)
+        try:
+            plan = await apply_runs(owner, spec, body, timing, stats_url=stats_url, now=now)
+        except ownership.ChildConflict as error:
+            conflict = verdicts.Verdict("False", ownership.CHILD_CONFLICT, str(error))
+            plan = Plan(jobs={}, waiting=conflict)
         views = await observe_runs(owner, spec, body, plan, stats_url=stats_url)
         notified, notify_error = await send_notices(owner, spec, body, views)
         observed = batch_status.Observed(

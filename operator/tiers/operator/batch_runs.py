@@ -15,7 +15,7 @@ from lightkube import codecs
 from lightkube.resources.batch_v1 import Job
 from lightkube.types import CascadeType
 
-from tiers.operator import kube
+from tiers.operator import kube, ownership
 from tiers.operator.manifests import batch_children, labels
 from tiers.runtime.batch import progress
 
@@ -44,13 +44,19 @@ def scheduled_time(job: dict[str, Any]) -> datetime.datetime | None:
 
 
 async def create(job: dict[str, Any]) -> None:
-    """Creates a run's Job; one that exists already (an operator restarted mid-reconcile made
-    it) is left as it is: a Job's pod template cannot change."""
+    """Creates a run's Job; one of ours that exists already (an operator restarted
+    mid-reconcile made it) is left as it is: a Job's pod template cannot change. One of that
+    name that this BatchJob does not control raises `ownership.ChildConflict`."""
     try:
         await kube.client().create(codecs.from_dict(job))
     except lightkube.ApiError as error:
         if error.status.code != 409:
             raise
+        key = ownership.Key.of(job)
+        existing = await kube.read(key)
+        owner_uid = ownership.controller_uid(job)
+        if existing is not None and not ownership.is_ours(existing, owner_uid or ""):
+            raise ownership.ChildConflict(key, ownership.holder_of(existing)) from None
 
 
 async def stop(name: str, namespace: str) -> None:

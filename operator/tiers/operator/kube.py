@@ -3,6 +3,8 @@
 One lightkube AsyncClient per process (it reads $KUBECONFIG or the in-cluster account). Every
 write is a server-side apply with the `tiers-operator` field manager and `force=True`: the
 operator owns the fields it sets on its children and takes them back from anyone who edits them.
+It writes and deletes only children its custom resource controls (`ownership`): an object of a
+child's name that is not its child is reported, never adopted.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from lightkube import codecs, generic_resource
 from lightkube.core import resource_registry
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Secret
+
+from tiers.operator import ownership
 
 FIELD_MANAGER = "tiers-operator"
 
@@ -41,16 +45,64 @@ class TypeNotServed(Exception):
 
 async def apply_all(manifests: Sequence[dict[str, Any]]) -> None:
     """Applies each manifest in order (config before the pods that mount it); raises
-    `TypeNotServed` for an object whose type the cluster lacks."""
+    `TypeNotServed` for an object whose type the cluster lacks, and `ownership.ChildConflict`
+    (before writing it or anything after it) for a name taken by an object its owner does not
+    control."""
     for manifest in manifests:
         try:
-            await client().apply(
-                codecs.from_dict(manifest), field_manager=FIELD_MANAGER, force=True
-            )
+            await _apply_owned(manifest)
         except httpx2.HTTPStatusError as error:
             if _is_unserved_type(error):
                 raise TypeNotServed(manifest["apiVersion"], manifest["kind"]) from error
             raise
+
+
+async def _apply_owned(manifest: dict[str, Any]) -> None:
+    """Server-side applies a child with force, only onto an object its owner controls. A child
+    known to be ours is applied with its uid, which the apiserver checks (no read first); any
+    other is read once to see whose it is (absent: created by the apply)."""
+    key = ownership.Key.of(manifest)
+    owner_uid = ownership.controller_uid(manifest)
+    assert owner_uid is not None, "every child is rendered with its controller ownerReference"
+    known = ownership.recall(key, owner_uid)
+    if known is not None:
+        try:
+            await _apply(manifest, uid=known.uid)
+            return
+        except lightkube.ApiError as error:
+            # 409: no object of that name any more; 422: uid immutable, i.e. another object.
+            if error.status.code not in (409, 422):
+                raise
+            ownership.forget(key)
+    existing = await read(key)
+    if existing is not None and not ownership.is_ours(existing, owner_uid):
+        ownership.remember(key, None)
+        raise ownership.ChildConflict(key, ownership.holder_of(existing))
+    uid = None if existing is None else str(existing["metadata"]["uid"])
+    applied = await _apply(manifest, uid=uid)
+    ownership.remember(key, ownership.Known(applied, owner_uid))
+
+
+async def _apply(manifest: dict[str, Any], *, uid: str | None) -> str:
+    """One server-side apply; with `uid`, only onto the object of that uid. Its uid after."""
+    body = manifest
+    if uid is not None:
+        body = {**manifest, "metadata": {**manifest["metadata"], "uid": uid}}
+    applied = await client().apply(codecs.from_dict(body), field_manager=FIELD_MANAGER, force=True)
+    return str(applied.metadata.uid)  # type: ignore[union-attr]
+
+
+async def read(key: ownership.Key) -> dict[str, Any] | None:
+    """The object of that apiVersion, kind and name as a manifest, or None when absent."""
+    resource = resource_registry.resource_registry.load(key.api_version, key.kind)
+    try:
+        found = await client().get(resource, key.name, namespace=key.namespace)  # type: ignore[type-var]
+    except lightkube.ApiError as error:
+        if error.status.code == 404:
+            return None
+        raise
+    manifest: dict[str, Any] = found.to_dict()  # type: ignore[union-attr]
+    return manifest
 
 
 def _is_unserved_type(error: httpx2.HTTPStatusError) -> bool:
@@ -73,18 +125,45 @@ async def delete_unlisted(
     namespace: str | None = None,
 ) -> None:
     """Deletes the candidate children (apiVersion, kind, name) that `manifests` no longer lists,
-    e.g. the managed Redis once the spec turns the cache off."""
+    e.g. the managed Redis once the spec turns the cache off: only those the owner of
+    `manifests` controls; an object of that name that is not its child is left alone."""
+    if not manifests:
+        return
     listed = {(m["apiVersion"], m["kind"], m["metadata"]["name"]) for m in manifests}
-    namespace = namespace or (manifests[0]["metadata"]["namespace"] if manifests else None)
+    namespace = namespace or manifests[0]["metadata"]["namespace"]
+    owner_uid = ownership.controller_uid(manifests[0])
+    assert owner_uid is not None, "every child is rendered with its controller ownerReference"
     for api_version, kind, name in candidates:
         if (api_version, kind, name) in listed:
             continue
-        resource = resource_registry.resource_registry.load(api_version, kind)
-        try:
-            await client().delete(resource, name, namespace=namespace)  # type: ignore[type-var]
-        except lightkube.ApiError as error:
-            if error.status.code != 404:
-                raise
+        key = ownership.Key(api_version, kind, namespace, name)
+        if ownership.is_known_absent(key):
+            continue
+        known = ownership.recall(key, owner_uid)
+        uid = known.uid if known is not None else None
+        if uid is None:
+            existing = await read(key)
+            if existing is not None and ownership.is_ours(existing, owner_uid):
+                uid = str(existing["metadata"]["uid"])
+        if uid is not None:
+            await _delete(key, uid=uid)
+        ownership.remember(key, None)
+
+
+async def _delete(key: ownership.Key, *, uid: str) -> None:
+    """Deletes the object of that name only if it still has that uid (a DELETE with a uid
+    precondition, which lightkube's `delete` cannot send)."""
+    resource = resource_registry.resource_registry.load(key.api_version, key.kind)
+    http = client()._client  # lightkube's request layer: builds, sends and checks requests
+    request = http.prepare_request("delete", resource, name=key.name, namespace=key.namespace)
+    request.data = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
+    try:
+        sent = http.build_adapter_request(request)
+        http.handle_response("delete", await http.send(sent), request)  # type: ignore[no-untyped-call]
+    except lightkube.ApiError as error:
+        # 404: gone already; 409: the name now belongs to another object, which stays.
+        if error.status.code not in (404, 409):
+            raise
 
 
 async def deployment_status(name: str, namespace: str) -> dict[str, Any] | None:

@@ -10,7 +10,16 @@ import kopf
 import lightkube
 
 from tiers.api import kinds, realtime
-from tiers.operator import kube, metrics, realtime_status, reconciliation, stats_reader, triggers
+from tiers.operator import (
+    kube,
+    metrics,
+    ownership,
+    realtime_status,
+    reconciliation,
+    stats_reader,
+    triggers,
+    verdicts,
+)
 from tiers.operator.manifests import gateway, labels, realtime_children, redis
 
 KIND = kinds.REALTIME_ENDPOINT
@@ -31,20 +40,28 @@ async def reconcile_realtime_endpoint(body: kopf.Body, patch: kopf.Patch, **_: A
         reconciliation.write_status(patch, body, desired)
 
 
-async def apply_children(owner: labels.Owner, spec: realtime.RealtimeEndpointSpec) -> str | None:
+async def apply_children(
+    owner: labels.Owner, spec: realtime.RealtimeEndpointSpec
+) -> verdicts.Verdict | None:
     """Applies the desired children and deletes the optional ones the spec no longer wants;
     what went wrong, for ProxyReady, or None."""
     children = realtime_children.desired_children(owner, spec, image=reconciliation.IMAGE)
     try:
         await kube.apply_all(children)
         await kube.delete_unlisted(children, optional_children(owner))
+    except ownership.ChildConflict as error:
+        return verdicts.Verdict("False", ownership.CHILD_CONFLICT, str(error))
     except lightkube.ApiError as error:
-        return f"applying the gateway's objects failed: {error.status.message}"
+        message = f"applying the gateway's objects failed: {error.status.message}"
+        return verdicts.Verdict("False", "ApplyFailed", message)
     return None
 
 
 async def observe(
-    owner: labels.Owner, spec: realtime.RealtimeEndpointSpec, *, apply_error: str | None
+    owner: labels.Owner,
+    spec: realtime.RealtimeEndpointSpec,
+    *,
+    apply_error: verdicts.Verdict | None,
 ) -> realtime_status.Observed:
     """Reads back what the status is made of: the children, the Secrets, the stats and spend."""
     missing = await missing_secrets(owner.namespace, spec)

@@ -62,7 +62,8 @@ class Observed:
     """The managed Redis Deployment's status; None if absent or not managed."""
     managed_redis: bool
     missing_secrets: tuple[MissingSecret, ...] = ()
-    apply_error: str | None = None
+    apply_error: Verdict | None = None
+    """Why the children could not be applied (ApplyFailed, ChildConflict)."""
     summary: stats.Summary | None = None
     url: str | None = None
     spend: MonthSpend | None = None
@@ -98,7 +99,7 @@ def desired_status(
 
 def proxy_verdict(spec: realtime.RealtimeEndpointSpec, observed: Observed) -> Verdict:
     if observed.apply_error is not None:
-        return Verdict("False", "ApplyFailed", observed.apply_error)
+        return observed.apply_error
     if spec.suspend:
         return Verdict("False", "Suspended", "spec.suspend is true: the gateway is scaled to zero")
     missing = _missing(observed, "spec.auth")

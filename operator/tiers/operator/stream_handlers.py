@@ -17,6 +17,7 @@ from tiers.operator import (
     kafka_admin,
     kube,
     metrics,
+    ownership,
     reconciliation,
     stats_reader,
     stream_status,
@@ -133,6 +134,8 @@ async def apply_children(
         if error.kind != spark_application.KIND:
             raise
         return stream_status.spark_operator_missing(owner.namespace)
+    except ownership.ChildConflict as error:
+        return verdicts.Verdict("False", ownership.CHILD_CONFLICT, str(error))
     except lightkube.ApiError as error:
         return verdicts.Verdict("False", "ApplyFailed", str(error.status.message))
     if spec.suspend:
