@@ -108,7 +108,7 @@ def test_crds_enabled_false_renders_no_crds(helm: Helm) -> None:
     ("setting", "message"),
     [
         ("replicaCount=-1", "at '/replicaCount': minimum: got -1, want 0"),
-        ("replicaCount=2", "at '/replicaCount': maximum: got 2, want 1"),
+        ("replicaCount=3", "at '/replicaCount': maximum: got 3, want 2"),
         ("replicas=1", "additional properties 'replicas' not allowed"),
         ("crds.enabeld=false", "at '/crds': additional properties 'enabeld' not allowed"),
         ("image.pullPolicy=Sometimes", "at '/image/pullPolicy': value must be one of"),
@@ -202,7 +202,8 @@ def test_installed_operator_deployment_becomes_available(release: Release) -> No
         ("update", "jobs.batch", False),
         ("delete", "realtimeendpoints.tiers.dev", False),
         ("create", "realtimeendpoints.tiers.dev", False),
-        ("create", "secrets", False),
+        ("create", "secrets", True),
+        ("update", "secrets", False),
         ("delete", "namespaces", False),
         ("create", "clusterroles.rbac.authorization.k8s.io", False),
     ],
@@ -216,6 +217,41 @@ def test_operator_service_account_has_exactly_the_permissions_it_needs(
         "--as", release.service_account, check=False,
     )  # fmt: skip
     assert result.stdout.strip() == ("yes" if allowed else "no"), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("verb", "lease", "in_release_namespace", "allowed"),
+    [
+        ("create", "", True, True),
+        ("get", "/tiers-operator", True, True),
+        ("update", "/tiers-operator", True, True),
+        ("delete", "/tiers-operator", True, False),
+        ("update", "/someone-elses", True, False),
+        ("get", "/tiers-operator", False, False),
+        ("create", "", False, False),
+    ],
+)
+def test_operator_service_account_may_hold_its_leader_lease_and_no_other(
+    release: Release, kubectl: Kubectl, verb: str, lease: str, in_release_namespace: bool,
+    allowed: bool,
+) -> None:
+    namespace = release.namespace if in_release_namespace else "default"
+    result = kubectl.run(
+        "auth", "can-i", verb, f"leases.coordination.k8s.io{lease}", "--namespace", namespace,
+        "--as", release.service_account, check=False,
+    )  # fmt: skip
+    assert result.stdout.strip() == ("yes" if allowed else "no"), result.stderr
+
+
+def test_two_replicas_render_one_deployment_whose_pods_take_turns(helm: Helm) -> None:
+    deployments = [
+        doc for doc in helm.template("--set", "replicaCount=2") if doc["kind"] == "Deployment"
+    ]
+    assert [doc["spec"]["replicas"] for doc in deployments] == [2]
+    roles = [doc for doc in helm.template() if doc["kind"] == "Role"]
+    assert any(
+        "leases" in rule["resources"] for role in roles for rule in role.get("rules", [])
+    )
 
 
 @pytest.mark.parametrize(

@@ -108,7 +108,7 @@ def test_every_values_key_has_a_comment_that_says_what_the_schema_says() -> None
 @pytest.mark.parametrize(
     ("values", "key"),
     [
-        ({"replicaCount": 2}, "replicaCount"),
+        ({"replicaCount": 3}, "replicaCount"),
         ({"image": {"pullPolicy": "Sometimes"}}, "image.pullPolicy"),
         ({"crds": {"enabeld": False}}, "crds.enabeld"),
         ({"tolerations": [{"effect": "NoWhere"}]}, "tolerations.0.effect"),

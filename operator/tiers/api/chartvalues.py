@@ -223,10 +223,10 @@ class Values(common.Model):
     replica_count: int = pydantic.Field(
         default=1,
         ge=0,
-        le=1,
+        le=2,
         description=(
-            "Operator pods: 1 runs it, 0 pauses it. kopf has no leader election, so a second"
-            " replica would reconcile every object twice."
+            "Operator pods: 1 runs it, 2 keeps a standby that takes over within 15 s when the"
+            " leader dies (one holds the Lease and reconciles, the other waits), 0 pauses it."
         ),
     )
     image: Image = pydantic.Field(default_factory=Image, description="The operator's image.")
