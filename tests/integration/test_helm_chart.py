@@ -232,7 +232,11 @@ def test_operator_service_account_has_exactly_the_permissions_it_needs(
     ],
 )
 def test_operator_service_account_may_hold_its_leader_lease_and_no_other(
-    release: Release, kubectl: Kubectl, verb: str, lease: str, in_release_namespace: bool,
+    release: Release,
+    kubectl: Kubectl,
+    verb: str,
+    lease: str,
+    in_release_namespace: bool,
     allowed: bool,
 ) -> None:
     namespace = release.namespace if in_release_namespace else "default"
@@ -249,9 +253,7 @@ def test_two_replicas_render_one_deployment_whose_pods_take_turns(helm: Helm) ->
     ]
     assert [doc["spec"]["replicas"] for doc in deployments] == [2]
     roles = [doc for doc in helm.template() if doc["kind"] == "Role"]
-    assert any(
-        "leases" in rule["resources"] for role in roles for rule in role.get("rules", [])
-    )
+    assert any("leases" in rule["resources"] for role in roles for rule in role.get("rules", []))
 
 
 @pytest.mark.parametrize(

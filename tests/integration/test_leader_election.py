@@ -103,9 +103,7 @@ def test_one_replica_leads_and_the_standby_takes_over_when_it_is_killed(
     first = replicas("operator-a")
     leader = wait_for(lambda: holder(kubectl, namespace), timeout_s=60, what="a Lease holder")
     second = replicas("operator-b")
-    wait_for(
-        lambda: "waiting for Lease" in second.log(), timeout_s=60, what="the standby to wait"
-    )
+    wait_for(lambda: "waiting for Lease" in second.log(), timeout_s=60, what="the standby to wait")
 
     kubectl.apply(endpoint("before"), namespace=namespace)
     wait_for(lambda: reconciled(kubectl, namespace, "before"), timeout_s=30, what="a reconcile")
