@@ -125,6 +125,97 @@ def test_a_stream_is_rebuilt_into_the_response_it_replays() -> None:
     assert accumulator.response() == whole
 
 
+def rebuilt(events: list[bytes]) -> dict | None:
+    accumulator = sse.ChatAccumulator()
+    for event in events:
+        data = sse.event_data(event)
+        if data == b"[DONE]":
+            accumulator.mark_done()
+        elif data is not None:
+            accumulator.add(orjson.loads(data))
+    return accumulator.response()
+
+
+def test_streamed_tool_calls_are_rebuilt_and_replayed_as_tool_call_deltas() -> None:
+    def chunk(delta: dict, finish: str | None = None) -> bytes:
+        body = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+        return b"data: " + orjson.dumps(body) + b"\n\n"
+
+    call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}  # fmt: skip
+    events = [
+        chunk({"role": "assistant", "content": None}),
+        chunk({"tool_calls": [call]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"a":'}}]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": " 1}"}}]}),
+        chunk({}, "tool_calls"),
+        sse.DONE,
+    ]
+    whole = rebuilt(events)
+    assert whole is not None
+    message = whole["choices"][0]["message"]
+    assert message == {
+        "role": "assistant", "content": None,
+        "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}],
+    }  # fmt: skip
+    assert whole["choices"][0]["finish_reason"] == "tool_calls"
+    assert rebuilt(list(sse.replay(whole, include_usage=False))) == whole
+
+
+def test_a_cached_completion_is_replayed_as_completion_chunks() -> None:
+    whole = {
+        "id": "cmpl-1", "object": "text_completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "text": "one two", "finish_reason": "stop", "logprobs": None}],
+        "usage": {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4},
+    }  # fmt: skip
+    events = list(sse.replay(whole, include_usage=True))
+    chunks = [orjson.loads(data) for e in events if (data := sse.event_data(e)) != b"[DONE]"]
+    assert {c["object"] for c in chunks} == {"text_completion"}
+    assert all("delta" not in choice for c in chunks for choice in c["choices"])
+    assert "".join(choice["text"] for c in chunks for choice in c["choices"]) == "one two"
+    assert rebuilt(events) == whole
+
+
+def test_chunks_of_the_wrong_shape_are_skipped_and_a_huge_event_cuts_the_stream() -> None:
+    accumulator = sse.ChatAccumulator()
+    for odd in ([1], "x", {"choices": "x"}, {"choices": [1, {"index": "0"}]}, {"usage": [1]}):
+        accumulator.add(odd)
+    splitter = sse.EventSplitter(max_event_bytes=1024)
+    assert splitter.feed(b"data: 1\n\n") == [b"data: 1\n\n"]
+    with pytest.raises(sse.EventTooLarge):
+        splitter.feed(b"data: " + b"x" * 2000)
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"messages": [{"role": ["user"], "content": "x"}]}, "messages[0].role"),
+        ({"stream_options": [1]}, "stream_options"),
+        ({"stream_options": {"include_usage": 1}}, "stream_options.include_usage"),
+        ({"tool_choice": 3}, "tool_choice"),
+        ({"logit_bias": []}, "logit_bias"),
+        ({"presence_penalty": 3}, "presence_penalty"),
+        ({"seed": 1.5}, "seed"),
+    ],
+)
+def test_a_field_of_the_wrong_type_is_refused_by_name(fields: dict, param: str) -> None:
+    with pytest.raises(errors.GatewayError) as raised:
+        chat(**fields)
+    assert raised.value.status == 400 and raised.value.param == param
+
+
+def test_a_body_nested_deeper_than_the_bound_is_refused_before_anything_reads_it() -> None:
+    deep: object = "x"
+    for _ in range(requests.MAX_DEPTH + 1):
+        deep = [deep]
+    with pytest.raises(errors.GatewayError, match="deep"):
+        chat(extra=deep)
+    shallow: object = "x"
+    for _ in range(requests.MAX_DEPTH - 2):
+        shallow = [shallow]
+    assert chat(extra=shallow).model == "gpt-4o-mini"
+
+
 def test_an_unfinished_stream_is_not_cacheable() -> None:
     accumulator = sse.ChatAccumulator()
     accumulator.add(

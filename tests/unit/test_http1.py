@@ -231,6 +231,23 @@ def test_the_pool_bounds_connections_per_host() -> None:
     assert server.connections == 2
 
 
+def test_a_response_body_past_the_bound_is_an_error_not_memory() -> None:
+    server = Server(answer(b"x" * 5000))
+
+    async def scenario() -> None:
+        pool = http1.Pool(max_body_bytes=4096)
+        async with server as url:
+            with pytest.raises(http1.ClientError, match="exceeds 4096 bytes"):
+                await pool.request("POST", url, body=b"{}", timeout_s=5)
+            streamed = await pool.stream("POST", url, body=b"{}")
+            with pytest.raises(http1.ClientError, match="exceeds 4096 bytes"):
+                await streamed.read()
+            streamed.release()
+        await pool.close()
+
+    run(scenario())
+
+
 def test_only_http_urls_are_accepted() -> None:
     with pytest.raises(ValueError, match="ftp://host/x"):
         run(http1.Pool().request("GET", "ftp://host/x"))

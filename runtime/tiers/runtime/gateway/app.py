@@ -90,7 +90,10 @@ class Gateway:
                 retry_on_timeout=False,
             )
             self._wire = rediswire.Client(self.settings.redis_url, timeout_s=0.5)
-        self._pool = http1.Pool(max_per_host=UPSTREAM_CONNECTIONS_PER_HOST)
+        self._pool = http1.Pool(
+            max_per_host=UPSTREAM_CONNECTIONS_PER_HOST,
+            max_body_bytes=self.settings.limits.max_upstream_body_bytes,
+        )
         responses = cache.ResponseCache(self.settings.cache, self._wire, self.redis)
         self._calls = calls.ModelCalls(
             self.settings,

@@ -156,7 +156,10 @@ class ModelCalls:
             await asgi_io.send_bytes(send, 200, cached, headers=headers)
             return
         await asgi_io.start_stream(send, headers=headers)
-        for event in sse.replay(orjson.loads(cached), include_usage=request.include_usage):
+        whole = orjson.loads(cached)
+        for event in sse.replay(
+            whole if isinstance(whole, dict) else {}, include_usage=request.include_usage
+        ):
             await asgi_io.send_chunk(send, event)
         await asgi_io.send_chunk(send, b"", more=False)
 
@@ -173,15 +176,21 @@ class ModelCalls:
             await asgi_io.start_stream(
                 send, headers=[(CACHE_HEADER, label.encode()), (BACKEND_HEADER, backend.encode())]
             )
-            splitter, whole = sse.EventSplitter(), sse.ChatAccumulator()
-            async for data in response.iter_chunks():
-                forward = [
-                    event
-                    for event in splitter.feed(data)
-                    if _take(event, whole, client_wants_usage=request.include_usage)
-                ]
-                if forward:
-                    await asgi_io.send_chunk(send, b"".join(forward))
+            splitter = sse.EventSplitter(self._settings.limits.max_event_bytes)
+            whole = sse.ChatAccumulator()
+            try:
+                async for data in response.iter_chunks():
+                    forward = [
+                        event
+                        for event in splitter.feed(data)
+                        if _take(event, whole, client_wants_usage=request.include_usage)
+                    ]
+                    if forward:
+                        await asgi_io.send_chunk(send, b"".join(forward))
+            except sse.EventTooLarge as error:
+                # The stream is cut (the client sees no [DONE]) and nothing of it is cached.
+                log.warning("backend %s: %s; the stream is cut", backend, error)
+                whole = sse.ChatAccumulator()
             await asgi_io.send_chunk(send, b"", more=False)
         finally:
             response.release()
@@ -214,6 +223,8 @@ def _take(event: bytes, whole: sse.ChatAccumulator, *, client_wants_usage: bool)
     except orjson.JSONDecodeError:
         return True
     whole.add(chunk)
+    if not isinstance(chunk, dict):
+        return True
     # The gateway asked for usage on the client's behalf; a client that did not gets none.
     return client_wants_usage or not (chunk.get("usage") and not chunk.get("choices"))
 

@@ -52,6 +52,23 @@ class RateLimitConfig(_Config):
     tokens_per_minute: int | None = None
 
 
+class ServerLimits(_Config):
+    """What one client may hold of a gateway replica: time, header bytes, connections; and how
+    much of a backend's answer the gateway buffers. Past a limit the client gets a 4xx (or a
+    503 when the replica is full), never a hang."""
+
+    request_timeout_s: float = pydantic.Field(default=30.0, gt=0, le=3600)
+    """From a request's first byte (or a new connection) to its whole body: slow clients go."""
+    max_header_bytes: int = pydantic.Field(default=32 * 1024, ge=1024, le=1024 * 1024)
+    max_headers: int = pydantic.Field(default=100, ge=8, le=1000)
+    max_connections: int = pydantic.Field(default=4096, ge=1, le=1_000_000)
+    """Open client connections per replica; one more gets 503 and is closed."""
+    max_upstream_body_bytes: int = pydantic.Field(default=64 * 1024 * 1024, ge=1024)
+    """A backend's whole (non-streamed) answer; past it the call fails as a backend error."""
+    max_event_bytes: int = pydantic.Field(default=1024 * 1024, ge=1024)
+    """One server-sent event of a backend's stream; past it the stream is cut."""
+
+
 class GatewayConfig(_Config):
     endpoint: str = "local/gateway"
     """namespace/name of the RealtimeEndpoint: the key of its stats and cache entries."""
@@ -68,6 +85,7 @@ class GatewayConfig(_Config):
     prices: dict[str, providers.PriceConfig] = pydantic.Field(default_factory=dict)
     """Overrides of the default price table, by upstream model name."""
     max_body_bytes: int = 4 * 1024 * 1024
+    limits: ServerLimits = ServerLimits()
     budget_usd: decimal.Decimal | None = pydantic.Field(default=None, ge=0)
     """spec.budget.monthlyUSD: past this spend in a calendar month (UTC) calls get 429
     insufficient_quota; None: no budget. See `budget` for how replicas share the spend."""

@@ -14,7 +14,7 @@ import pathlib
 import uvicorn
 
 from tiers.runtime import providers
-from tiers.runtime.gateway import app, config
+from tiers.runtime.gateway import app, config, connections
 
 CONFIG_ENV = "TIERS_GATEWAY_CONFIG_JSON"
 
@@ -42,6 +42,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tpm", type=int, help="tokens per minute per key")
     parser.add_argument("--cache-ttl", type=int, default=3600, help="seconds (default 3600)")
     parser.add_argument("--no-cache", action="store_true")
+    parser.add_argument(
+        "--request-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="for a request's headers and body to arrive (default 30)",
+    )
+    parser.add_argument(
+        "--max-connections", type=int, help="open client connections (default 4096)"
+    )
     return parser.parse_args(argv)
 
 
@@ -49,6 +58,24 @@ REDIS_URL_ENV = "TIERS_REDIS_URL"
 
 
 def settings_from(args: argparse.Namespace) -> config.GatewayConfig:
+    settings = _settings(args)
+    limits = {
+        name: value
+        for name, value in (
+            ("request_timeout_s", args.request_timeout),
+            ("max_connections", args.max_connections),
+        )
+        if value is not None
+    }
+    if limits:
+        merged = settings.limits.model_dump() | limits
+        settings = settings.model_copy(
+            update={"limits": config.ServerLimits.model_validate(merged)}
+        )
+    return settings
+
+
+def _settings(args: argparse.Namespace) -> config.GatewayConfig:
     if args.config is not None:
         settings = config.load(args.config)
         # The operator keeps Redis URLs (they may hold a password) out of the ConfigMap.
@@ -73,7 +100,9 @@ def settings_from(args: argparse.Namespace) -> config.GatewayConfig:
 
 def app_from_env() -> app.Gateway:
     """The factory uvicorn's worker processes call: the config travels in the environment."""
-    return app.Gateway(config.GatewayConfig.model_validate_json(os.environ[CONFIG_ENV]))
+    settings = config.GatewayConfig.model_validate_json(os.environ[CONFIG_ENV])
+    connections.configure(settings.limits)
+    return app.Gateway(settings)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,7 +116,10 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        # uvicorn's httptools protocol with the limits of a public listener (see `connections`);
+        # no WebSocket support: the gateway refuses upgrades itself.
+        http=connections.GatewayProtocol,
+        ws="none",
         lifespan="on",
         access_log=False,
         log_level="warning",

@@ -44,9 +44,34 @@ def chat_completion(
             "logprobs": None,
             "finish_reason": r.finish_reason,
         }
+        if request.tool is None
+        else {
+            "index": i,
+            "message": {
+                "role": "assistant",
+                "content": None,
+                "refusal": None,
+                "tool_calls": [_tool_call(request.tool, i, _arguments(r))],
+            },
+            "logprobs": None,
+            "finish_reason": "tool_calls",
+        }
         for i, r in enumerate(replies)
     ]
     return _completion("chatcmpl", "chat.completion", request, replies, choices, created)
+
+
+def _arguments(reply: tokens.Reply) -> str:
+    """A forced tool's arguments: the reply's text as a JSON object."""
+    return orjson.dumps({"text": reply.text}).decode()
+
+
+def _tool_call(name: str, index: int, arguments: str) -> dict[str, Any]:
+    return {
+        "id": f"call_{_ID_PREFIX}{index}",
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }
 
 
 def text_completion(
@@ -69,6 +94,28 @@ def chat_stream(
 
     choices: list[dict[str, Any]] = []
     for i, r in enumerate(replies):
+        if request.tool is not None:
+            # As OpenAI streams a call: id and name first, then the arguments in pieces.
+            arguments = _arguments(r)
+            third = max(1, len(arguments) // 3)
+            choices.append(choice(i, {"role": "assistant", "content": None}, None))
+            choices.append(
+                choice(i, {"tool_calls": [{**_tool_call(request.tool, i, ""), "index": 0}]}, None)
+            )
+            choices.extend(
+                choice(
+                    i,
+                    {
+                        "tool_calls": [
+                            {"index": 0, "function": {"arguments": arguments[k : k + third]}}
+                        ]
+                    },
+                    None,
+                )
+                for k in range(0, len(arguments), third)
+            )
+            choices.append(choice(i, {}, "tool_calls"))
+            continue
         choices.append(choice(i, {"role": "assistant", "content": "", "refusal": None}, None))
         choices.extend(choice(i, {"content": piece}, None) for piece in r.pieces)
         choices.append(choice(i, {}, r.finish_reason))

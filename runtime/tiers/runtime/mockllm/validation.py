@@ -26,6 +26,8 @@ class GenerationRequest:
     max_tokens: int | None
     stream: bool
     include_usage: bool
+    tool: str | None = None
+    """The function a chat's `tool_choice` forces: the reply is a call to it, not text."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +66,15 @@ def chat(body: bytes, *, default_model: str | None = None) -> GenerationRequest:
         max_tokens=max_tokens,
         stream=stream,
         include_usage=include_usage,
+        tool=_forced_tool(data),
     )
+
+
+def _forced_tool(data: dict[str, Any]) -> str | None:
+    choice = data.get("tool_choice")
+    function = choice.get("function") if isinstance(choice, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 def completion(body: bytes, *, default_model: str | None = None) -> GenerationRequest:

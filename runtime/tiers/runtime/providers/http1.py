@@ -37,6 +37,8 @@ import httptools
 __all__ = ["ClientError", "Pool", "Response", "StreamingResponse"]
 
 IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "OPTIONS", "TRACE"})
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+"""A whole response read into memory (`request`, `StreamingResponse.read`); past it, ClientError."""
 _PAUSE_ABOVE_BYTES = 256 * 1024
 """A streamed body buffered past this stops reading from the socket until the reader catches up."""
 
@@ -279,7 +281,16 @@ class StreamingResponse:
             yield data
 
     async def read(self) -> bytes:
-        return b"".join([chunk async for chunk in self.iter_chunks()])
+        """The rest of the body, at most the pool's `max_body_bytes` (else ClientError)."""
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in self.iter_chunks():
+            size += len(chunk)
+            if size > self._pool.max_body_bytes:
+                self._connection.close()
+                raise _too_large(self._pool.max_body_bytes)
+            parts.append(chunk)
+        return b"".join(parts)
 
     def release(self) -> None:
         if not self._released:
@@ -302,8 +313,10 @@ class Pool:
         max_per_host: int = 256,
         idle_timeout_s: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self._max_per_host = max_per_host
+        self.max_body_bytes = max_body_bytes
         self._idle_timeout_s = idle_timeout_s
         self._ssl_context = ssl_context
         self._hosts: dict[tuple[str, str, int], _HostPool] = {}
@@ -324,7 +337,11 @@ class Pool:
         async with asyncio.timeout(timeout_s):
             connection = await self._send(method, target, data)
             try:
+                size = 0
                 while (chunk := await connection.next_chunk()) is not None:
+                    size += len(chunk)
+                    if size > self.max_body_bytes:
+                        raise _too_large(self.max_body_bytes)
                     parts.append(chunk)
             except BaseException:
                 connection.close()
@@ -449,3 +466,7 @@ class Pool:
             connection.idle_since = -1.0
             host.open -= 1
         host.wake_one()
+
+
+def _too_large(limit: int) -> ClientError:
+    return ClientError(f"the response body exceeds {limit} bytes")
