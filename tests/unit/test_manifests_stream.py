@@ -267,3 +267,28 @@ def test_children_are_named_and_reached_through_their_components() -> None:
     assert stream_children.JOB.name(OWNER) == "reviews-stream"
     with pytest.raises(ValueError, match="stream-job has no Service"):
         stream_children.JOB.url(ref)
+
+
+def test_push_auth_mounts_the_key_secret_and_allowed_origins_reach_the_config() -> None:
+    push = {"auth": {"apiKeysSecretRef": {"name": "push-keys"}},
+            "allowedOrigins": ["https://console.example"]}  # fmt: skip
+    children = render(backend_spec(push=push))
+    settings = job_config(children).push
+    assert settings.api_keys_dir == pathlib.Path(stream_children.PUSH_KEYS_DIR)
+    assert settings.allowed_origins == ("https://console.example",)
+    pod = find(children, "Deployment", "reviews-push")["spec"]["template"]["spec"]
+    assert {"name": "push-keys", "secret": {"secretName": "push-keys"}} in pod["volumes"]
+    mount = {"name": "push-keys", "mountPath": stream_children.PUSH_KEYS_DIR, "readOnly": True}
+    assert mount in container(children, "reviews-push")["volumeMounts"]
+    assert "push-keys" not in str(container(children, "reviews-stream")), "the job needs no keys"
+    open_push = job_config(render(backend_spec())).push
+    assert (open_push.api_keys_dir, open_push.allowed_origins) == (None, ())
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["https://a.example/", "a.example", "javascript:alert(1)", "https://a.example/path", "*"],
+)
+def test_an_allowed_origin_is_a_scheme_and_host_only(origin: str) -> None:
+    with pytest.raises(ValueError, match=r"allowed_?[oO]rigins"):
+        backend_spec(push={"allowedOrigins": [origin]})

@@ -72,6 +72,14 @@ class ObjectRef(Model):
     name: ResourceName = pydantic.Field(description="Name of the referenced object.")
 
 
+class Auth(Model):
+    """Client API keys; the gateway compares hashes and never logs a key."""
+
+    api_keys_secret_ref: ObjectRef = pydantic.Field(
+        alias="apiKeysSecretRef", description="A Secret whose values are the accepted keys."
+    )
+
+
 class Pricing(Model):
     """Prices per million tokens; overrides the built-in table for the model."""
 

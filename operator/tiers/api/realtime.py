@@ -53,12 +53,7 @@ class Cache(common.Model):
     semantic: SemanticCache | None = None
 
 
-class Auth(common.Model):
-    """Client API keys; the gateway compares hashes and never logs a key."""
-
-    api_keys_secret_ref: common.ObjectRef = pydantic.Field(
-        alias="apiKeysSecretRef", description="A Secret whose values are the accepted keys."
-    )
+Auth = common.Auth
 
 
 class RateLimits(common.Model):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import pydantic
 
@@ -110,6 +110,30 @@ class SparkResources(common.Model):
     memory: str = pydantic.Field(default="2Gi", pattern=r"^[0-9]+(Mi|Gi)$", max_length=16)
 
 
+ORIGIN = r"^https?://[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$"
+"""A web page's origin as browsers send it: scheme, host and an optional port, no path."""
+
+
+class Push(common.Model):
+    """Who may call the push gateway (events in, results out to browsers)."""
+
+    auth: common.Auth | None = pydantic.Field(
+        default=None,
+        description="Keys a caller must send (Authorization: Bearer, or the WebSocket"
+        " subprotocol bearer.<key>); each key sees only its own events. Without it anyone who"
+        " reaches the push gateway may post events and read every result.",
+    )
+    allowed_origins: list[Annotated[str, pydantic.Field(pattern=ORIGIN, max_length=2048)]] = (
+        pydantic.Field(
+            default_factory=list,
+            max_length=32,
+            description="Web pages (https://host[:port]) whose scripts may call the push gateway"
+            " (CORS and the WebSocket Origin); requests from other pages are refused.",
+            json_schema_extra={"x-kubernetes-list-type": "set"},
+        )
+    )
+
+
 class StreamPipelineSpec(common.Model):
     kafka: Kafka
     topics: Topics
@@ -128,6 +152,7 @@ class StreamPipelineSpec(common.Model):
         default="Retain", description="Retain keeps topics and checkpoints on delete; Delete drops."
     )
     suspend: bool = False
+    push: Push = pydantic.Field(default_factory=Push)
 
 
 class Throughput(common.Model):

@@ -14,6 +14,7 @@ as the `BOOTSTRAP_ENV` variable, read from that Secret: the ConfigMap names the 
 
 from __future__ import annotations
 
+import pathlib
 from typing import Any
 
 from tiers.api import stream
@@ -39,6 +40,8 @@ JARS = ("/opt/tiers/jars/*.jar",)
 """Where the image keeps Spark's Kafka connector."""
 JOB_ARGS = ("job", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}")
 """What `python -m tiers.runtime.stream` is given, by either engine."""
+PUSH_KEYS_DIR = "/var/run/tiers/push-keys"
+"""Where the push gateway's pods mount spec.push.auth's Secret (one accepted key per file)."""
 BOOTSTRAP_ENV = "TIERS_KAFKA_BOOTSTRAP"
 """The variable the job's and push gateway's pods get bootstrap servers kept in a Secret in."""
 
@@ -67,6 +70,10 @@ def job_config(
         # Under the Spark Operator, spark-submit gives the master and the connector's classpath.
         master=f"local[{spec.spark.cores}]" if spec.engine == "deployment" else None,
         jars=JARS if spec.engine == "deployment" else (),
+        push=config.PushConfig(
+            api_keys_dir=None if spec.push.auth is None else pathlib.Path(PUSH_KEYS_DIR),
+            allowed_origins=tuple(spec.push.allowed_origins),
+        ),
     )
 
 
@@ -205,6 +212,7 @@ def _push_deployment(
     digest: str,
 ) -> dict[str, Any]:
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
+    mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]
     container = {
         "name": "push",
         "image": image,
@@ -227,12 +235,21 @@ def _push_deployment(
             "requests": {"cpu": "100m", "memory": "128Mi"},
             "limits": {"memory": "256Mi"},
         },
-        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
+        "volumeMounts": mounts,
         "securityContext": security.container_security_context(security.NONROOT_UID),
     }
     if spec.kafka.bootstrap_secret_ref is not None:
         container["env"] = _bootstrap_env(spec)
-    volumes = [{"name": "config", "configMap": {"name": JOB.name(owner)}}]
+    volumes: list[dict[str, Any]] = [{"name": "config", "configMap": {"name": JOB.name(owner)}}]
+    if spec.push.auth is not None:
+        # Mounted, not an env var: the kubelet updates the files when the Secret changes, and
+        # the push gateway re-reads them (a revoked key stops working without a restart).
+        secret = spec.push.auth.api_keys_secret_ref.name
+        volumes.append({"name": "push-keys", "secret": {"secretName": secret}})
+        container["volumeMounts"] = [
+            *mounts,
+            {"name": "push-keys", "mountPath": PUSH_KEYS_DIR, "readOnly": True},
+        ]
     return _deployment(owner, PUSH, container, volumes, replicas=replicas, digest=digest)
 
 

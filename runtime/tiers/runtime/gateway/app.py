@@ -16,10 +16,9 @@ import time
 import orjson
 import redis.asyncio as aioredis
 
-from tiers.runtime import asgi, stats
+from tiers.runtime import apikeys, asgi, stats
 from tiers.runtime.gateway import (
     asgi_io,
-    auth,
     availability,
     budget,
     cache,
@@ -52,7 +51,7 @@ UPSTREAM_CONNECTIONS_PER_HOST = 512
 class Gateway:
     def __init__(self, settings: config.GatewayConfig) -> None:
         self.settings = settings
-        self.keys = auth.KeyRing.from_dir(settings.api_keys_dir)
+        self.keys = apikeys.KeyRing.from_dir(settings.api_keys_dir)
         self._redis: aioredis.Redis | None = None
         """redis-py, for what runs once a second (stats, budget) or needs its commands (vectors)."""
         self._wire: rediswire.Client | None = None

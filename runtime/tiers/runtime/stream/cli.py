@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> None:
     push.add_argument("--output")
     push.add_argument("--host", default="127.0.0.1")
     push.add_argument("--port", type=int, default=8086)
+    push.add_argument("--api-keys-dir", type=pathlib.Path, help="folder of files, one key each")
+    push.add_argument(
+        "--allowed-origin", action="append", default=[], help="a web page's origin (repeatable)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     if args.command == "job":
@@ -115,8 +119,16 @@ def serve_push(args: argparse.Namespace) -> None:
         bootstrap, input_topic, output_topic = (
             settings.bootstrap_servers(), settings.input_topic, settings.output_topic,
         )  # fmt: skip
+        push_settings = settings.push
     else:
         bootstrap, input_topic, output_topic = args.bootstrap, args.input, args.output
-    app = push.PushGateway(bootstrap=bootstrap, input_topic=input_topic, output_topic=output_topic)
+        push_settings = config.PushConfig(
+            api_keys_dir=args.api_keys_dir, allowed_origins=tuple(args.allowed_origin)
+        )
+    app = push.PushGateway(
+        bootstrap=bootstrap, input_topic=input_topic, output_topic=output_topic,
+        settings=push_settings,
+    )  # fmt: skip
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
-                lifespan="on")  # fmt: skip
+                lifespan="on", ws_max_size=push_settings.max_message_bytes,
+                limit_concurrency=4096, timeout_keep_alive=75)  # fmt: skip

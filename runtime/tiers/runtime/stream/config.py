@@ -31,6 +31,23 @@ SPARK_CONF: Mapping[str, str] = types.MappingProxyType(
 SparkApplication (where spark-submit starts the JVM before the job's code runs)."""
 
 
+class PushConfig(pydantic.BaseModel):
+    """Who may use the push gateway, and how much one request may carry."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    api_keys_dir: pathlib.Path | None = None
+    """A mounted Secret, one accepted key per file (see `tiers.runtime.apikeys`). None: no auth;
+    set: every call needs `Authorization: Bearer <key>`, and each key sees only its own events."""
+    allowed_origins: tuple[str, ...] = ()
+    """Web pages (`https://host[:port]`) whose scripts may call it (CORS, WebSocket Origin);
+    a request from any other page is refused. Clients that send no Origin are not browsers."""
+    max_body_bytes: int = pydantic.Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_events_per_request: int = pydantic.Field(default=1000, ge=1, le=100_000)
+    max_message_bytes: int = pydantic.Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    """The largest WebSocket message a client may send."""
+
+
 class StreamJobConfig(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
 
@@ -55,6 +72,7 @@ class StreamJobConfig(pydantic.BaseModel):
     jars: tuple[str, ...] = ()
     """Spark's Kafka connector jars (globs allowed), unless the image has them on its classpath."""
     spark_conf: dict[str, str] = pydantic.Field(default_factory=dict)
+    push: PushConfig = PushConfig()
     async_progress: bool = True
     """Commit offsets off the critical path (Kafka sink only): halves the per-batch floor."""
 

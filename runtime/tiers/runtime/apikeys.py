@@ -1,4 +1,5 @@
-"""API keys: hashed once when loaded, compared as hashes, never logged or kept in clear.
+"""API keys: hashed once when loaded, compared as hashes, never logged or kept in clear; the
+realtime gateway and the push gateway each hold one `KeyRing`.
 
 The keys come from a mounted Secret (one key per file). The kubelet rewrites the files when the
 Secret changes, so the gateway re-reads them every `RELOAD_INTERVAL_S`: a revoked key stops
