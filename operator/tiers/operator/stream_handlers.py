@@ -4,7 +4,9 @@ decides whether the topics go too."""
 
 from __future__ import annotations
 
+import datetime
 import os
+import time
 from typing import Any
 
 import kopf
@@ -34,6 +36,8 @@ from tiers.operator.manifests import (
 )
 
 KIND = kinds.STREAM_PIPELINE
+TOPIC_DELETION_TIMEOUT_S = float(os.environ.get("TIERS_TOPIC_DELETION_TIMEOUT_SECONDS", "300"))
+"""How long deleting a pipeline's topics is retried before the pipeline goes without it."""
 
 
 @triggers.reconciler(KIND)
@@ -72,23 +76,50 @@ async def reconcile_stream_pipeline(body: kopf.Body, patch: kopf.Patch, **_: Any
         reconciliation.write_status(patch, body, desired)
 
 
-@kopf.on.delete(kinds.GROUP, kinds.VERSION, KIND.plural)
-async def delete_stream_pipeline(body: kopf.Body, **_: Any) -> None:
-    """Deletes the topics when `deletionPolicy: Delete`; `Retain` (the default) keeps them."""
+def deletes_topics(spec: kopf.Spec, **_: Any) -> bool:
+    """Whether deleting the pipeline has topics to delete: kopf puts its finalizer only on such
+    pipelines (and takes it off again when the policy turns `Retain`)."""
+    return spec.get("deletionPolicy") == "Delete"
+
+
+@kopf.on.delete(kinds.GROUP, kinds.VERSION, KIND.plural, when=deletes_topics)
+async def delete_stream_pipeline(body: kopf.Body, runtime: datetime.timedelta, **_: Any) -> None:
+    """Deletes the topics of a pipeline with `deletionPolicy: Delete`. While Kafka does not
+    answer (or the bootstrap Secret is gone) it retries for `TOPIC_DELETION_TIMEOUT_S`, then lets
+    the pipeline (and its namespace) go, with a Warning Event naming the topics left in Kafka."""
     try:
         spec = stream.StreamPipelineSpec.model_validate(body.get("spec", {}))
     except pydantic.ValidationError:
         return
-    if spec.deletion_policy != "Delete":
-        return
+    names = [topic.name for _, topic in topics.desired_topics(spec)]
+    began = time.monotonic()
     bootstrap = await bootstrap_servers(spec, body["metadata"]["namespace"])
     if bootstrap is None:
-        return
-    names = [topic.name for _, topic in topics.desired_topics(spec)]
-    try:
-        await kafka_admin.delete(bootstrap, names)
-    except kafka_admin.AdminError as error:
-        raise kopf.TemporaryError(f"deleting topics {names} failed: {error}", delay=10) from error
+        failure = "the Secret named by spec.kafka.bootstrapSecretRef is missing"
+    else:
+        try:
+            await kafka_admin.delete(bootstrap, names)
+            return
+        except kafka_admin.KafkaUnavailable:
+            failure = "Kafka did not answer"
+        except kafka_admin.AdminError as error:
+            failure = f"Kafka refused: {error}"
+    waited = runtime.total_seconds() + time.monotonic() - began
+    left = TOPIC_DELETION_TIMEOUT_S - waited
+    if left > 0:
+        raise kopf.TemporaryError(
+            f"deleting topics {', '.join(names)} failed ({failure}); retrying for {int(left)} s",
+            delay=min(10.0, max(1.0, left)),
+        )
+    kopf.event(
+        body,
+        type="Warning",
+        reason="TopicsLeftBehind",
+        message=(
+            f"gave up deleting topics {', '.join(names)} from {brokers_named(spec)} after "
+            f"{int(waited)} s ({failure}): they are left in Kafka; delete them there"
+        ),
+    )
 
 
 async def apply_children(

@@ -1,6 +1,7 @@
 """When a kind's reconcile runs: on create, on spec change, on operator start, and on a timer.
 
-The timer makes reconciliation level-based: drift is corrected even when no event arrives.
+The periodic re-check (`rechecks`) makes reconciliation level-based: drift is corrected even
+when no event arrives. None of these puts a finalizer on the object.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 import kopf
 
 from tiers.api import kinds
+from tiers.operator import rechecks
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
@@ -27,7 +29,8 @@ def reconciler(kind: kinds.Kind) -> Callable[[Handler], Handler]:
         kopf.on.resume(*resource)(handler)
         kopf.on.create(*resource)(handler)
         kopf.on.update(*resource, field="spec")(handler)
-        kopf.timer(*resource, interval=RECHECK_SECONDS, initial_delay=RECHECK_SECONDS)(handler)
+        # Not kopf.timer: that would put a finalizer on every object (see `rechecks`).
+        rechecks.Rechecks(kind, handler, interval=RECHECK_SECONDS).register()
         return handler
 
     return register
