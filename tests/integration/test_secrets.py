@@ -65,7 +65,7 @@ def manifests(data: pathlib.Path) -> list[dict[str, Any]]:
         "apiVersion": "tiers.dev/v1alpha1", "kind": "BatchJob",
         "metadata": {"name": "databricks"},
         "spec": {**batch_spec, "engine": "databricks",
-                 "databricks": {"host": "http://127.0.0.1:9",
+                 "databricks": {"host": "https://adb-0.invalid",
                                 "tokenSecretRef": {"name": "databricks", "key": "token"}}},
     }  # fmt: skip
     return [endpoint, direct, on_spark, on_databricks]

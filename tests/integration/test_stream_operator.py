@@ -191,31 +191,6 @@ def test_deletion_policy_decides_whether_topics_outlive_the_pipeline(
 SPARK_CRD = spark_application.CRD_NAME
 
 
-def remove_spark_operator_crd(kubectl: Kubectl) -> None:
-    """The CRD is cluster-wide: removed (with every SparkApplication) before the next test."""
-    kubectl.run("delete", "crd", SPARK_CRD, "--ignore-not-found", "--wait", "--timeout=60s")
-
-
-@pytest.fixture
-def spark_operator_crd(kubectl: Kubectl) -> Iterator[None]:
-    crd = spark_operator.sparkapplication_crd()
-    # Server-side: the CRD is too large for client-side apply's last-applied annotation.
-    kubectl.run("apply", "--server-side", "--field-manager=tiers-tests", "-f", str(crd))
-    try:
-        # Not `kubectl wait`: it fails outright while the new CRD has no conditions at all.
-        wait_for(
-            lambda: any(
-                c["type"] == "Established" and c["status"] == "True"
-                for c in kubectl.get("crd", SPARK_CRD).get("status", {}).get("conditions") or ()
-            ),
-            timeout_s=30,
-            what=f"{SPARK_CRD} to be established",
-        )
-        yield
-    finally:
-        remove_spark_operator_crd(kubectl)
-
-
 def set_application_state(kubectl: Kubectl, namespace: str, state: dict[str, str]) -> None:
     """What the Spark Operator does: writes the state through the status subresource (whose
     schema requires `driverInfo`)."""

@@ -59,8 +59,9 @@ def test_the_key_reaches_the_pod_by_reference_never_in_the_config() -> None:
     _, configmap, job = rendered()
     assert "api-key" not in configmap["data"]["batch.json"].replace('"TIERS_MODEL_API_KEY"', "")
     (container,) = job["spec"]["template"]["spec"]["containers"]
-    (env,) = container["env"]
-    assert env["valueFrom"]["secretKeyRef"] == {"name": "openai", "key": "api-key"}
+    key, stats = container["env"]
+    assert key["valueFrom"]["secretKeyRef"] == {"name": "openai", "key": "api-key"}
+    assert stats["valueFrom"]["secretKeyRef"] == {"name": "triage-batch-stats", "key": "password"}
 
 
 def test_a_run_job_runs_the_batch_job_for_its_run_and_output_sized_from_spark() -> None:

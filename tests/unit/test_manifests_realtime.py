@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import pathlib
@@ -14,6 +15,7 @@ import yaml
 
 from tiers import api
 from tiers.operator import manifests
+from tiers.operator.manifests import redis as redis_manifests
 from tiers.runtime.gateway import config
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -431,6 +433,33 @@ def test_the_managed_redis_is_an_ephemeral_lru_cache() -> None:
     assert "emptyDir" in deployment["template"]["spec"]["volumes"][0]
 
 
+def test_the_managed_redis_and_the_gateway_get_its_password_from_its_secret_only() -> None:
+    children = render(example_spec())
+    password = {"secretKeyRef": {"name": "chat-redis", "key": "password"}}
+    (redis,) = find(children, "Deployment", "chat-redis")["spec"]["template"]["spec"]["containers"]
+    assert redis["env"] == [{"name": "REDIS_PASSWORD", "valueFrom": password}]
+    # Fed to redis-server on stdin by the shell: in no process's arguments, and no literal here.
+    assert (
+        redis["command"][:2] == ["sh", "-c"]
+        and "requirepass $REDIS_PASSWORD" in redis["command"][2]
+    )
+    assert env_by_name(children)["TIERS_REDIS_PASSWORD"]["valueFrom"] == password
+    settings = rendered_config(children)
+    assert settings.redis_password_env == "TIERS_REDIS_PASSWORD" and settings.redis_url is None
+    assert "Secret" not in {kind for kind, _ in kinds_and_names(children)}, (
+        "created once, by the handler"
+    )
+
+
+def test_the_password_secret_is_owned_by_the_endpoint_and_holds_a_new_random_password() -> None:
+    first, second = redis_manifests.new_password(), redis_manifests.new_password()
+    assert first != second and len(first) >= 40
+    secret = redis_manifests.render_password_secret(OWNER, first)
+    assert secret["metadata"]["name"] == "chat-redis"
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == OWNER.uid
+    assert base64.b64decode(secret["data"]["password"]).decode() == first
+
+
 def test_a_referenced_redis_replaces_the_managed_one() -> None:
     children = render(
         example_spec(cache={"redisURLSecretRef": {"name": "shared-redis", "key": "url"}})
@@ -441,6 +470,8 @@ def test_a_referenced_redis_replaces_the_managed_one() -> None:
         "valueFrom": {"secretKeyRef": {"name": "shared-redis", "key": "url"}},
     }
     assert rendered_config(children).redis_url is None
+    assert rendered_config(children).redis_password_env is None, "its URL carries its password"
+    assert "TIERS_REDIS_PASSWORD" not in env_by_name(children)
 
 
 def test_no_cache_no_limits_and_no_budget_means_no_redis() -> None:

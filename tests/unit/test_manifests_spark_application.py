@@ -65,6 +65,8 @@ def test_the_job_is_a_spark_application_applied_last_and_the_push_gateway_a_depl
         ("PersistentVolumeClaim", "reviews-stream"),
         ("Deployment", "reviews-push"),
         ("Service", "reviews-push"),
+        ("Deployment", "reviews-stream-stats"),
+        ("Service", "reviews-stream-stats"),
         ("SparkApplication", "reviews-stream"),
     ]
     app = children[-1]
@@ -74,7 +76,7 @@ def test_the_job_is_a_spark_application_applied_last_and_the_push_gateway_a_depl
 
 def test_the_deployment_engine_renders_no_spark_application() -> None:
     kinds = [c["kind"] for c in render(spec(engine="deployment"))]
-    assert "SparkApplication" not in kinds and kinds.count("Deployment") == 2
+    assert "SparkApplication" not in kinds and kinds.count("Deployment") == 3
 
 
 def test_the_driver_runs_the_same_command_as_the_deployment_engine(tmp_path: pathlib.Path) -> None:
@@ -137,7 +139,8 @@ def test_the_driver_mounts_config_and_checkpoint_and_both_get_the_api_key() -> N
     assert [m["name"] for m in app["executor"]["volumeMounts"]] == ["tmp"]
     key = {"secretKeyRef": {"name": "keys", "key": "openai"}}
     for role in ("driver", "executor"):
-        assert [e["valueFrom"] for e in app[role]["env"]] == [key]
+        stats = {"secretKeyRef": {"name": "reviews-stream-stats", "key": "password"}}
+        assert [e["valueFrom"] for e in app[role]["env"]] == [key, stats]
         assert app[role]["securityContext"]["readOnlyRootFilesystem"] is True
 
 

@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from tiers import api
-from tiers.operator.manifests import labels, model_client, stream_children
+from tiers.operator.manifests import labels, model_client, stats_store, stream_children
 from tiers.runtime import modelcall, providers
+from tiers.runtime.stats import address
 from tiers.runtime.stream import config
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -95,6 +96,8 @@ def test_the_example_renders_its_children_in_apply_order() -> None:
         ("Deployment", "reviews-stream"),
         ("Deployment", "reviews-push"),
         ("Service", "reviews-push"),
+        ("Deployment", "reviews-stream-stats"),
+        ("Service", "reviews-stream-stats"),
     ]
 
 
@@ -172,7 +175,11 @@ def test_a_backend_is_called_directly_with_its_key_from_its_secret() -> None:
     )  # fmt: skip
     key = {"name": model_client.KEY_ENV,
            "valueFrom": {"secretKeyRef": {"name": "keys", "key": "openai"}}}  # fmt: skip
-    assert container(children, "reviews-stream")["env"] == [key]
+    stats = {
+        "name": "TIERS_STATS_REDIS_PASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": "reviews-stream-stats", "key": "password"}},
+    }
+    assert container(children, "reviews-stream")["env"] == [key, stats]
     assert "env" not in container(children, "reviews-push"), "the push gateway calls no model"
 
 
@@ -202,8 +209,41 @@ def test_the_job_reads_its_brokers_from_the_variable_its_config_names(
     assert settings.bootstrap_servers() == "b1:9092,b2:9092"
 
 
+@pytest.mark.parametrize("spec", [example_spec(), backend_spec()], ids=["endpoint", "backend"])
+def test_a_pipeline_keeps_its_stats_in_a_redis_of_its_own_whatever_it_calls(
+    spec: api.StreamPipelineSpec,
+) -> None:
+    children = render(spec)
+    redis = find(children, "Deployment", "reviews-stream-stats")
+    assert redis["metadata"]["labels"]["app.kubernetes.io/component"] == "stats"
+    (server,) = redis["spec"]["template"]["spec"]["containers"]
+    assert server["args"][server["args"].index("--maxmemory") + 1] == "16mb"
+    password = {"secretKeyRef": {"name": "reviews-stream-stats", "key": "password"}}
+    assert server["env"] == [{"name": "REDIS_PASSWORD", "valueFrom": password}]
+    assert find(children, "Service", "reviews-stream-stats")["spec"]["ports"][0]["port"] == 6379
+    settings = job_config(children)
+    assert settings.stats_redis_password_env == "TIERS_STATS_REDIS_PASSWORD"
+    env = {e["name"]: e for e in container(children, "reviews-stream")["env"]}
+    assert env["TIERS_STATS_REDIS_PASSWORD"]["valueFrom"] == password
+    assert stats_store.managed(OWNER, stream_children.STATS).url == (
+        "redis://reviews-stream-stats.shop.svc:6379/0"
+    )
+
+
+def test_a_job_finds_its_stats_password_in_the_variable_its_config_names() -> None:
+    environ = {"PW": "s3cret\n"}
+    assert address.resolve("redis://r:6379/0", password_env="PW", environ=environ) == (
+        "redis://r:6379/0", "s3cret",
+    )  # fmt: skip
+    assert address.resolve("redis://r:6379/0", password_env="UNSET", environ=environ) == (
+        "redis://r:6379/0", None,
+    )  # fmt: skip
+    assert address.resolve(None, password_env="PW", environ=environ) is None
+
+
 def test_an_endpoint_ref_needs_no_key_in_the_pod() -> None:
-    assert container(render(example_spec()), "reviews-stream")["env"] == []
+    env = container(render(example_spec()), "reviews-stream")["env"]
+    assert [e["name"] for e in env] == ["TIERS_STATS_REDIS_PASSWORD"]
 
 
 def test_many_events_per_request_reach_the_model_client() -> None:

@@ -30,7 +30,7 @@ from tiers.operator import (
     triggers,
     verdicts,
 )
-from tiers.operator.manifests import batch_children, labels, redis
+from tiers.operator.manifests import batch_children, labels, redis, stats_store
 
 KIND = kinds.BATCH_JOB
 DATABRICKS_PENDING = "engine databricks is not run by this operator version yet"
@@ -78,13 +78,16 @@ async def reconcile_batch_job(body: kopf.Body, patch: kopf.Patch, **_: Any) -> N
                 patch, body, verdicts.stamp(body, {"Succeeded": invalid}, now=now)
             )
             return
-        stats_url = stats_reader.stats_url(default_stats_url(owner, spec))
+        stats_url = stats_reader.stats_url(default_stats_url(owner))
         try:
             plan = await apply_runs(owner, spec, body, timing, stats_url=stats_url, now=now)
-        except ownership.ChildConflict as error:
+        except (ownership.ChildConflict, kube.SecretNotOurs) as error:
             conflict = verdicts.Verdict("False", ownership.CHILD_CONFLICT, str(error))
             plan = Plan(jobs={}, waiting=conflict)
-        views = await observe_runs(owner, spec, body, plan, stats_url=stats_url)
+        where = await stats_reader.target(
+            stats_store.managed(owner, batch_children.STATS), owner.namespace
+        )
+        views = await observe_runs(owner, spec, body, plan, where=where)
         notified, notify_error = await send_notices(owner, spec, body, views)
         observed = batch_status.Observed(
             runs=views,
@@ -108,11 +111,10 @@ def _timing(spec: batch.BatchJobSpec) -> tuple[schedule.Cron, datetime.tzinfo] |
         raise ValueError(f"spec.schedule or spec.timeZone: {error}") from None
 
 
-def default_stats_url(owner: labels.Owner, spec: batch.BatchJobSpec) -> str | None:
-    """Where the batch job publishes progress: the referenced RealtimeEndpoint's Redis."""
-    if spec.model.endpoint_ref is None:
-        return None
-    return redis.url(labels.Ref(spec.model.endpoint_ref.name, owner.namespace))
+def default_stats_url(owner: labels.Owner) -> str:
+    """Where the batch job publishes progress and stats: the BatchJob's own Redis, however it
+    calls its model."""
+    return redis.url(owner, batch_children.STATS)
 
 
 async def apply_runs(
@@ -195,7 +197,12 @@ async def _render_config(
         owner, spec, stats_redis_url=stats_url, endpoint_model=endpoint_model
     )
     configmap = batch_children.render_config_map(owner, settings)
-    await kube.apply_all([configmap])
+    # Created once, then only read: a new password would lock a running job out.
+    password = redis.new_password()
+    await kube.generated_secret(
+        redis.render_password_secret(owner, password, component=batch_children.STATS)
+    )
+    await kube.apply_all([configmap, *batch_children.render_stats_redis(owner)])
     return configmap, None
 
 
@@ -231,14 +238,14 @@ async def observe_runs(
     body: Mapping[str, Any],
     plan: Plan,
     *,
-    stats_url: str | None,
+    where: stats_reader.Target | None,
 ) -> list[batch_status.RunView]:
     """Every run's view, oldest first: from its Job and its progress, or for a finished run whose
     Job is gone, from what status recorded of it."""
     subject = f"{owner.namespace}/{owner.name}"
     views = []
     for name, job in plan.jobs.items():
-        found = await batch_runs.read_progress(stats_url, subject, name)
+        found = await batch_runs.read_progress(where, subject, name)
         views.append(
             batch_status.run_view(
                 name,

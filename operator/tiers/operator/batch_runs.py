@@ -15,13 +15,13 @@ from lightkube import codecs
 from lightkube.resources.batch_v1 import Job
 from lightkube.types import CascadeType
 
-from tiers.operator import kube, ownership
+from tiers.operator import kube, ownership, stats_reader
 from tiers.operator.manifests import batch_children, labels
 from tiers.runtime.batch import progress
 
 log = logging.getLogger(__name__)
 
-_clients: dict[str, aioredis.Redis] = {}
+_clients: dict[stats_reader.Target, aioredis.Redis] = {}
 
 
 async def owned_jobs(owner: labels.Owner) -> list[dict[str, Any]]:
@@ -68,15 +68,21 @@ async def stop(name: str, namespace: str) -> None:
             raise
 
 
-async def read_progress(url: str | None, job: str, run: str) -> progress.Progress | None:
+async def read_progress(
+    where: stats_reader.Target | None, job: str, run: str
+) -> progress.Progress | None:
     """The run's progress as its batch job last published it; None when there is none or Redis
     does not answer (status then keeps its last numbers)."""
-    if url is None:
+    if where is None:
         return None
-    client = _clients.get(url)
+    client = _clients.get(where)
     if client is None:
-        client = _clients[url] = aioredis.Redis.from_url(
-            url, socket_timeout=1, socket_connect_timeout=1, decode_responses=True
+        client = _clients[where] = aioredis.Redis.from_url(
+            where.url,
+            password=where.password,
+            socket_timeout=1,
+            socket_connect_timeout=1,
+            decode_responses=True,
         )
     try:
         fields = await client.hgetall(progress.key(job, run))

@@ -240,6 +240,46 @@ async def secret_nonblank_values(name: str, namespace: str) -> int | None:
     return sum(1 for encoded in (secret.data or {}).values() if base64.b64decode(encoded).strip())
 
 
+class SecretNotOurs(Exception):
+    """A Secret the operator generates has a name that an object it does not control holds."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"Secret {name} already exists and was not made by this resource: it is left alone; "
+            "delete or rename it, or rename this resource"
+        )
+        self.name = name
+
+
+async def generated_secret(manifest: dict[str, Any]) -> dict[str, str]:
+    """The data of a Secret the operator generates (a password, a key): created from `manifest`
+    when absent, and otherwise read, never rewritten, so that its value outlives reconciles and
+    restarts. Raises `SecretNotOurs` when its owner (`manifest`'s controller) does not control it.
+    The values are returned to the caller only: never logged."""
+    metadata = manifest["metadata"]
+    name, namespace = metadata["name"], metadata["namespace"]
+    owner_uid = metadata["ownerReferences"][0]["uid"]
+    try:
+        secret = await client().get(Secret, name, namespace=namespace)
+    except lightkube.ApiError as error:
+        if error.status.code != 404:
+            raise
+        try:
+            new = Secret.from_dict(manifest)
+            assert isinstance(new, Secret)
+            secret = await client().create(new)
+        except lightkube.ApiError as create_error:
+            if create_error.status.code != 409:
+                raise
+            secret = await client().get(Secret, name, namespace=namespace)
+    refs = (secret.metadata.ownerReferences if secret.metadata else None) or []
+    controllers = [ref.uid for ref in refs if ref.controller]
+    if controllers != [owner_uid]:
+        raise SecretNotOurs(name)
+    data = secret.data or {}
+    return {key: base64.b64decode(value).decode() for key, value in data.items()}
+
+
 async def secret_exists(name: str, namespace: str) -> bool:
     try:
         await client().get(Secret, name, namespace=namespace)

@@ -20,7 +20,7 @@ from tiers.operator import (
     triggers,
     verdicts,
 )
-from tiers.operator.manifests import gateway, labels, realtime_children, redis
+from tiers.operator.manifests import gateway, labels, realtime_children, redis, stats_store
 
 KIND = kinds.REALTIME_ENDPOINT
 
@@ -47,9 +47,14 @@ async def apply_children(
     what went wrong, for ProxyReady, or None."""
     children = realtime_children.desired_children(owner, spec, image=reconciliation.IMAGE)
     try:
+        if realtime_children.runs_managed_redis(spec):
+            # Created once, then only read: a new password would lock every client out.
+            await kube.generated_secret(redis.render_password_secret(owner, redis.new_password()))
         await kube.apply_all(children)
         await kube.delete_unlisted(children, optional_children(owner))
     except ownership.ChildConflict as error:
+        return verdicts.Verdict("False", ownership.CHILD_CONFLICT, str(error))
+    except kube.SecretNotOurs as error:
         return verdicts.Verdict("False", ownership.CHILD_CONFLICT, str(error))
     except lightkube.ApiError as error:
         message = f"applying the gateway's objects failed: {error.status.message}"
@@ -68,15 +73,15 @@ async def observe(
     managed = realtime_children.runs_managed_redis(spec)
     proxy = await kube.deployment_status(gateway.name(owner), owner.namespace)
     cache = await kube.deployment_status(redis.name(owner), owner.namespace) if managed else None
-    url = stats_reader.stats_url(await redis_url(owner, spec))
+    where = await stats_reader.target(stats_store.of_endpoint(owner, spec), owner.namespace)
     subject = f"{owner.namespace}/{owner.name}"
     summary = spend = None
-    if url is not None:
+    if where is not None:
         summary = await stats_reader.summary(
-            url, subject, minutes=realtime_status.WINDOW_SECONDS // 60
+            where, subject, minutes=realtime_status.WINDOW_SECONDS // 60
         )
         if spec.budget is not None:
-            spend = await stats_reader.month_spend(url, subject)
+            spend = await stats_reader.month_spend(where, subject)
     return realtime_status.Observed(
         gateway=proxy,
         redis=cache,
@@ -120,13 +125,3 @@ async def missing_secrets(
                 realtime_status.MissingSecret("spec.auth.apiKeysSecretRef", name, blank=keys == 0)
             )
     return tuple(missing)
-
-
-async def redis_url(owner: labels.Owner, spec: realtime.RealtimeEndpointSpec) -> str | None:
-    """The Redis the endpoint's gateways share: the referenced one, else the managed one."""
-    ref = spec.cache.redis_url_secret_ref
-    if ref is not None:
-        return await kube.secret_value(ref.name, ref.key, owner.namespace)
-    if realtime_children.needs_redis(spec):
-        return redis.url(owner)
-    return None

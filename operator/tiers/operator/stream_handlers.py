@@ -32,6 +32,7 @@ from tiers.operator.manifests import (
     network_policies,
     redis,
     spark_application,
+    stats_store,
     stream_children,
 )
 
@@ -60,15 +61,17 @@ async def reconcile_stream_pipeline(body: kopf.Body, patch: kopf.Patch, **_: Any
         streaming_verdict = await apply_children(owner, spec, known_brokers=bootstrap is not None)
         if streaming_verdict is None:
             streaming_verdict = await job_verdict(owner, spec)
-        stats_url = stats_reader.stats_url(default_stats_url(owner, spec))
+        where = await stats_reader.target(
+            stats_store.managed(owner, stream_children.STATS), owner.namespace
+        )
         subject = f"{owner.namespace}/{owner.name}"
         summary, lag = None, None
-        if stats_url is not None:
+        if where is not None:
             summary = await stats_reader.summary(
-                stats_url, subject, minutes=verdicts.WINDOW_SECONDS // 60
+                where, subject, minutes=verdicts.WINDOW_SECONDS // 60
             )
             if bootstrap is not None and topics_verdict.status == "True":
-                lag = await input_lag(bootstrap, spec.topics.input.name, stats_url, subject)
+                lag = await input_lag(bootstrap, spec.topics.input.name, where, subject)
         observed = stream_status.Observed(
             topics=topics_verdict, streaming=streaming_verdict, lag=lag, summary=summary
         )
@@ -146,11 +149,15 @@ async def apply_children(
         owner,
         spec,
         image=reconciliation.IMAGE,
-        stats_redis_url=stats_reader.stats_url(default_stats_url(owner, spec)),
+        stats_redis_url=stats_reader.stats_url(default_stats_url(owner)),
         endpoint_model=endpoint_model,
         network_policy=network_policies.settings_from(os.environ),
     )
     try:
+        # Created once, then only read: a new password would lock the running job out.
+        password = redis.new_password()
+        stats = redis.render_password_secret(owner, password, component=stream_children.STATS)
+        await kube.generated_secret(stats)
         await kube.apply_all(children)
         # The push gateway's NetworkPolicy goes when the admin turns network policies off.
         policy = (
@@ -165,7 +172,7 @@ async def apply_children(
         if error.kind != spark_application.KIND:
             raise
         return stream_status.spark_operator_missing(owner.namespace)
-    except ownership.ChildConflict as error:
+    except (ownership.ChildConflict, kube.SecretNotOurs) as error:
         return verdicts.Verdict("False", ownership.CHILD_CONFLICT, str(error))
     except lightkube.ApiError as error:
         return verdicts.Verdict("False", "ApplyFailed", str(error.status.message))
@@ -189,16 +196,16 @@ async def job_verdict(owner: labels.Owner, spec: stream.StreamPipelineSpec) -> v
     return verdicts.Verdict("False", "Unavailable", "the streaming job has no running pod")
 
 
-def default_stats_url(owner: labels.Owner, spec: stream.StreamPipelineSpec) -> str | None:
-    """Where the job publishes its stats: the referenced RealtimeEndpoint's managed Redis."""
-    if spec.model.endpoint_ref is None:
-        return None
-    return redis.url(labels.Ref(spec.model.endpoint_ref.name, owner.namespace))
+def default_stats_url(owner: labels.Owner) -> str:
+    """Where the job publishes its stats: the pipeline's own Redis, however it calls its model."""
+    return redis.url(owner, stream_children.STATS)
 
 
-async def input_lag(bootstrap: str, topic: str, stats_url: str, subject: str) -> int | None:
+async def input_lag(
+    bootstrap: str, topic: str, where: stats_reader.Target, subject: str
+) -> int | None:
     """Events in the input topic that the job has not read yet."""
-    processed = await stats_reader.processed_offsets(stats_url, subject)
+    processed = await stats_reader.processed_offsets(where, subject)
     if processed is None:
         return None
     try:

@@ -16,11 +16,20 @@ from __future__ import annotations
 from typing import Any
 
 from tiers.api import batch
-from tiers.operator.manifests import labels, model_client, network_policies, security
+from tiers.operator.manifests import (
+    labels,
+    model_client,
+    network_policies,
+    redis,
+    security,
+    stats_store,
+)
 from tiers.runtime.batch import config, progress
 
 CONFIG = labels.Component(app="tiers-batch-job", role="batch-config", suffix="batch")
 RUN = labels.Component(app="tiers-batch-job", role="batch-run", suffix="run")
+STATS = labels.Component(app="tiers-redis", role="stats", suffix="batch-stats", port=redis.PORT)
+"""The BatchJob's own Redis for its runs' progress and stats, however it calls its model."""
 RUN_LABEL = "tiers.dev/run"
 SCHEDULED_ANNOTATION = "tiers.dev/scheduled-time"
 CONTAINER = "batch"
@@ -47,6 +56,7 @@ def job_config(
         model=model_client.model_call(owner, spec.model, endpoint_model=endpoint_model),
         max_usd=None if spec.budget is None else spec.budget.max_usd,
         stats_redis_url=stats_redis_url,
+        stats_redis_password_env=None if stats_redis_url is None else stats_store.PASSWORD_ENV,
         master=f"local[{spec.spark.executor_cores}]",
     )
 
@@ -58,6 +68,21 @@ def render_config_map(owner: labels.Owner, settings: config.BatchJobConfig) -> d
         "metadata": CONFIG.metadata(owner),
         "data": {CONFIG_FILE: settings.model_dump_json(indent=2)},
     }
+
+
+def render_stats_redis(owner: labels.Owner) -> list[dict[str, Any]]:
+    """The Redis that keeps the runs' progress and stats; its password is in a Secret that the
+    handler generates once (`redis.render_password_secret(..., component=STATS)`)."""
+    return [
+        redis.render_deployment(owner, component=STATS, size=redis.STATS),
+        redis.render_service(owner, component=STATS),
+    ]
+
+
+def run_env(owner: labels.Owner, spec: batch.BatchJobSpec) -> list[dict[str, Any]]:
+    """A run's env: the backend's key and the stats Redis's password, both by reference."""
+    stats = redis.password_env(owner, stats_store.PASSWORD_ENV, component=STATS)
+    return [*model_client.key_env(spec.model), stats]
 
 
 def one_off_run_name(owner: labels.Named) -> str:
@@ -94,7 +119,7 @@ def render_run_job(
         "name": CONTAINER,
         "image": spec.spark.image or image,
         "command": ["python", "-m", "tiers.runtime.batch", command, *run_arguments(spec, run)],
-        "env": model_client.key_env(spec.model),
+        "env": run_env(owner, spec),
         "resources": {
             "requests": {
                 "cpu": str(spec.spark.executor_cores),

@@ -7,6 +7,7 @@ from a RealtimeEndpoint's spec; each returns a plain dict ready for server-side 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from tiers.api import realtime
@@ -23,6 +24,8 @@ CONFIG_FILE = "gateway.json"
 API_KEYS_DIR = "/var/run/tiers/api-keys"
 REDIS_URL_ENV = "TIERS_REDIS_URL"
 """The variable the gateway reads its Redis URL from when its config file has none."""
+REDIS_PASSWORD_ENV = "TIERS_REDIS_PASSWORD"
+"""The variable that gives the gateway the managed Redis's password (its config names it)."""
 TMP_SIZE_LIMIT = "64Mi"
 
 
@@ -56,20 +59,19 @@ def _replicas(spec: realtime.RealtimeEndpointSpec) -> int | None:
 
 
 def _env(
-    spec: realtime.RealtimeEndpointSpec, redis_url_env: dict[str, Any] | None
+    spec: realtime.RealtimeEndpointSpec, redis_env: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     env = [
         security.secret_env(providers.backend_key_env(index), backend.api_key_secret_ref)
         for index, backend in enumerate(spec.backends)
         if backend.api_key_secret_ref is not None
     ]
-    if redis_url_env is not None:
-        env.append(redis_url_env)
+    env.extend(redis_env)
     return env
 
 
 def _container(
-    spec: realtime.RealtimeEndpointSpec, *, image: str, redis_url_env: dict[str, Any] | None
+    spec: realtime.RealtimeEndpointSpec, *, image: str, redis_env: Sequence[dict[str, Any]]
 ) -> dict[str, Any]:
     mounts: list[dict[str, Any]] = [
         {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
@@ -83,7 +85,7 @@ def _container(
         "image": image,
         "command": [*command, "--host", "0.0.0.0", "--port", str(PORT)],
         "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
-        "env": _env(spec, redis_url_env),
+        "env": _env(spec, redis_env),
         "readinessProbe": {
             "httpGet": {"path": "/readyz", "port": PORT_NAME},
             "periodSeconds": 5,
@@ -125,9 +127,9 @@ def render_deployment(
     *,
     image: str,
     config_hash: str,
-    redis_url_env: dict[str, Any] | None,
+    redis_env: Sequence[dict[str, Any]],
 ) -> dict[str, Any]:
-    """The gateway pods; `redis_url_env` is the env entry carrying the Redis URL, if any."""
+    """The gateway pods; `redis_env` are the env entries that carry the Redis URL and password."""
     deployment_spec: dict[str, Any] = {}
     replicas = _replicas(spec)
     if replicas is not None:
@@ -155,7 +157,7 @@ def render_deployment(
                         "labelSelector": {"matchLabels": COMPONENT.selector(owner)},
                     }
                 ],
-                "containers": [_container(spec, image=image, redis_url_env=redis_url_env)],
+                "containers": [_container(spec, image=image, redis_env=redis_env)],
                 "volumes": _volumes(owner, spec),
             },
         },

@@ -98,11 +98,13 @@ def gateway_config(
     if redis_url_env not in (None, REDIS_URL_ENV):
         raise ValueError(f"redis_url_env must be None or {REDIS_URL_ENV!r}, not {redis_url_env!r}")
     limits = spec.rate_limits
+    managed = runs_managed_redis(spec)
     return config.GatewayConfig(
         endpoint=f"{owner.namespace}/{owner.name}",
         model=spec.model,
         backends=_backends(spec),
         redis_url=None,
+        redis_password_env=gateway.REDIS_PASSWORD_ENV if managed else None,
         api_keys_dir=None if spec.auth is None else pathlib.Path(gateway.API_KEYS_DIR),
         cache=config.CacheConfig(
             enabled=spec.cache.enabled,
@@ -123,14 +125,18 @@ def gateway_config(
     )
 
 
-def _redis_url_env(owner: Owner, spec: api.RealtimeEndpointSpec) -> dict[str, Any] | None:
-    """The gateway's `TIERS_REDIS_URL` entry: from the referenced Secret, or the managed Redis."""
+def _redis_env(owner: Owner, spec: api.RealtimeEndpointSpec) -> list[dict[str, Any]]:
+    """The gateway's `TIERS_REDIS_URL` entry, from the referenced Secret, or the managed Redis's
+    URL and its password (by reference); none without a Redis."""
     if not needs_redis(spec):
-        return None
+        return []
     ref = spec.cache.redis_url_secret_ref
     if ref is not None:
-        return security.secret_env(REDIS_URL_ENV, ref)
-    return {"name": REDIS_URL_ENV, "value": redis.url(owner)}
+        return [security.secret_env(REDIS_URL_ENV, ref)]
+    return [
+        {"name": REDIS_URL_ENV, "value": redis.url(owner)},
+        redis.password_env(owner, gateway.REDIS_PASSWORD_ENV),
+    ]
 
 
 def desired_children(
@@ -148,10 +154,8 @@ def desired_children(
     suspended endpoint scales to zero and has no HPA (one would scale it back up). Objects
     absent from the list are the handler's to delete.
     """
-    redis_url_env = _redis_url_env(owner, spec)
-    settings = gateway_config(
-        owner, spec, redis_url_env=None if redis_url_env is None else REDIS_URL_ENV
-    )
+    redis_env = _redis_env(owner, spec)
+    settings = gateway_config(owner, spec, redis_url_env=REDIS_URL_ENV if redis_env else None)
     configmap = gateway.render_configmap(owner, settings)
     children = [configmap]
     if runs_managed_redis(spec):
@@ -168,7 +172,7 @@ def desired_children(
             spec,
             image=image,
             config_hash=labels.config_hash(configmap["data"]),
-            redis_url_env=redis_url_env,
+            redis_env=redis_env,
         ),
         gateway.render_service(owner),
         gateway.render_pod_disruption_budget(owner),

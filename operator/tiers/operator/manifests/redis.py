@@ -3,10 +3,18 @@
 `manifests.realtime_children.desired_children()` calls these when the endpoint needs Redis (cache
 or rate limits) and has no `cache.redisURLSecretRef`. It is a cache, not a store: nothing is
 persisted, and the gateway serves from its backends while Redis restarts.
+
+It takes no command without its password: a random one that the operator generates once into
+the Secret `name(owner)` (owned by the same resource, never rewritten: `render_password_secret`).
+Redis reads it from its environment through a config fed on stdin, so the password is on no
+command line; its clients get it by reference too (`password_env`), never inside a URL.
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import secrets
 from typing import Any
 
 from tiers.operator.manifests import labels, security, services
@@ -18,28 +26,72 @@ IMAGE = "redis:7.4-alpine"
 PORT_NAME = "redis"
 # The `redis` user of the official image.
 UID = 999
-MAX_MEMORY = "256mb"
-ARGS = [
-    # No snapshots, no append-only file: a restart starts with an empty cache.
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-    "--maxmemory",
-    MAX_MEMORY,
-    "--maxmemory-policy",
-    "allkeys-lru",
-]
+PASSWORD_KEY = "password"
+PASSWORD_ENV = "REDIS_PASSWORD"
+"""The variable Redis's own container reads its password from."""
+PASSWORD_BYTES = 32
+# `requirepass` as a config line on stdin (`redis-server -`): a shell builtin writes it, so the
+# password is in no process's arguments. `exec` leaves Redis as the container's process 1.
+SHELL = 'exec redis-server - "$@" <<EOF\nrequirepass $REDIS_PASSWORD\nEOF\n'
+
+
+@dataclasses.dataclass(frozen=True)
+class Size:
+    max_memory: str
+    """Redis's own bound, past which it evicts least recently used keys."""
+    memory_request: str
+    memory_limit: str
+    """Leaves room above `max_memory` for Redis's own overhead."""
+    cpu_request: str
+
+
+CACHE = Size(max_memory="256mb", memory_request="320Mi", memory_limit="384Mi", cpu_request="100m")
+"""A RealtimeEndpoint's cache, limits and budget."""
+STATS = Size(max_memory="16mb", memory_request="48Mi", memory_limit="64Mi", cpu_request="20m")
+"""A job's stats and progress: a few hashes per minute of its window."""
+
+
+def args(size: Size) -> list[str]:
+    # No snapshots, no append-only file: a restart starts empty.
+    return ["--save", "", "--appendonly", "no", "--maxmemory", size.max_memory,
+            "--maxmemory-policy", "allkeys-lru"]  # fmt: skip
 
 
 def name(owner: labels.Named) -> str:
-    """Name of the managed Redis Deployment and Service of `owner`."""
+    """Name of the managed Redis Deployment, Service and password Secret of `owner`."""
     return COMPONENT.name(owner)
 
 
-def url(owner: labels.Named) -> str:
-    """The URL gateway pods (and the operator, for stats) reach the managed Redis at."""
-    return COMPONENT.url(owner, scheme="redis", path="/0")
+def url(owner: labels.Named, component: labels.Component = COMPONENT) -> str:
+    """The URL gateway pods (and the operator, for stats) reach the managed Redis at; it
+    carries no password (clients get it by `password_env`)."""
+    return component.url(owner, scheme="redis", path="/0")
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(PASSWORD_BYTES)
+
+
+def render_password_secret(
+    owner: labels.Owner, password: str, *, component: labels.Component = COMPONENT
+) -> dict[str, Any]:
+    """The Secret that holds the managed Redis's password: created once, never applied again
+    (a new password would lock out every client until it restarts)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": component.metadata(owner),
+        "type": "Opaque",
+        "data": {PASSWORD_KEY: base64.b64encode(password.encode()).decode()},
+    }
+
+
+def password_env(
+    owner: labels.Named, variable: str, *, component: labels.Component = COMPONENT
+) -> dict[str, Any]:
+    """An env entry that gives a client pod the managed Redis's password, by reference."""
+    secret = {"name": component.name(owner), "key": PASSWORD_KEY}
+    return {"name": variable, "valueFrom": {"secretKeyRef": secret}}
 
 
 def _tcp_probe(*, period_seconds: int) -> dict[str, Any]:
@@ -51,19 +103,22 @@ def _tcp_probe(*, period_seconds: int) -> dict[str, Any]:
     }
 
 
-def render_deployment(owner: labels.Owner) -> dict[str, Any]:
-    """One Redis pod, evicting least recently used keys once `MAX_MEMORY` is reached."""
+def render_deployment(
+    owner: labels.Owner, *, component: labels.Component = COMPONENT, size: Size = CACHE
+) -> dict[str, Any]:
+    """One Redis pod, evicting least recently used keys once `size.max_memory` is reached."""
     container = {
         "name": CONTAINER,
         "image": IMAGE,
-        "args": list(ARGS),
+        "command": ["sh", "-c", SHELL, "redis-server"],
+        "args": args(size),
+        "env": [password_env(owner, PASSWORD_ENV, component=component)],
         "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
         "readinessProbe": _tcp_probe(period_seconds=5),
         "livenessProbe": _tcp_probe(period_seconds=10),
-        # The memory limit leaves room above maxmemory for Redis's own overhead.
         "resources": {
-            "requests": {"cpu": "100m", "memory": "320Mi"},
-            "limits": {"memory": "384Mi"},
+            "requests": {"cpu": size.cpu_request, "memory": size.memory_request},
+            "limits": {"memory": size.memory_limit},
         },
         "securityContext": security.container_security_context(UID),
         "volumeMounts": [{"name": "data", "mountPath": "/data"}],
@@ -71,12 +126,12 @@ def render_deployment(owner: labels.Owner) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": COMPONENT.metadata(owner),
+        "metadata": component.metadata(owner),
         "spec": {
             "replicas": 1,
-            "selector": {"matchLabels": COMPONENT.selector(owner)},
+            "selector": {"matchLabels": component.selector(owner)},
             "template": {
-                "metadata": {"labels": COMPONENT.labels(owner)},
+                "metadata": {"labels": component.labels(owner)},
                 "spec": {
                     "automountServiceAccountToken": False,
                     "securityContext": security.pod_security_context(UID),
@@ -89,6 +144,8 @@ def render_deployment(owner: labels.Owner) -> dict[str, Any]:
     }
 
 
-def render_service(owner: labels.Owner) -> dict[str, Any]:
-    """The ClusterIP Service behind `url(owner)`."""
-    return services.render_cluster_ip_service(owner, COMPONENT, port_name=PORT_NAME)
+def render_service(
+    owner: labels.Owner, *, component: labels.Component = COMPONENT
+) -> dict[str, Any]:
+    """The ClusterIP Service behind `url(owner, component)`."""
+    return services.render_cluster_ip_service(owner, component, port_name=PORT_NAME)

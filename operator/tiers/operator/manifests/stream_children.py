@@ -5,8 +5,10 @@ its checkpoint (when the spec asks for a volume), the push gateway's Deployment 
 the job: with `engine: deployment` a Deployment (one pod running Spark `local[N]`; `Recreate`, so
 two jobs never share a checkpoint), with `engine: spark-operator` a SparkApplication
 (`manifests.spark_application`), last, so that everything else is in place should the cluster
-lack the Spark Operator. The StreamPipeline handler applies them in this order. The job's model
-client is configured as every job's is (`model_client`).
+lack the Spark Operator. The StreamPipeline handler applies them in this order; the Redis that
+keeps the job's stats (`STATS`: a Deployment and a Service, its password in a Secret that the
+handler generates once, given to the job by reference) comes after the push gateway. The job's
+model client is configured as every job's is (`model_client`).
 
 Bootstrap servers kept in a Secret (`kafka.bootstrapSecretRef`) reach the job and the push gateway
 as the `BOOTSTRAP_ENV` variable, read from that Secret: the ConfigMap names the variable only.
@@ -22,9 +24,11 @@ from tiers.operator.manifests import (
     labels,
     model_client,
     network_policies,
+    redis,
     security,
     services,
     spark_application,
+    stats_store,
 )
 from tiers.runtime.stream import config
 
@@ -40,6 +44,8 @@ JARS = ("/opt/tiers/jars/*.jar",)
 """Where the image keeps Spark's Kafka connector."""
 JOB_ARGS = ("job", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}")
 """What `python -m tiers.runtime.stream` is given, by either engine."""
+STATS = labels.Component(app="tiers-redis", role="stats", suffix="stream-stats", port=redis.PORT)
+"""The pipeline's own Redis for its stats, whatever its model is called through."""
 PUSH_KEYS_DIR = "/var/run/tiers/push-keys"
 """Where the push gateway's pods mount spec.push.auth's Secret (one accepted key per file)."""
 BOOTSTRAP_ENV = "TIERS_KAFKA_BOOTSTRAP"
@@ -67,6 +73,7 @@ def job_config(
         trigger_interval_ms=spec.trigger.interval_ms,
         max_offsets_per_trigger=spec.trigger.max_offsets_per_trigger,
         stats_redis_url=stats_redis_url,
+        stats_redis_password_env=None if stats_redis_url is None else stats_store.PASSWORD_ENV,
         # Under the Spark Operator, spark-submit gives the master and the connector's classpath.
         master=f"local[{spec.spark.cores}]" if spec.engine == "deployment" else None,
         jars=JARS if spec.engine == "deployment" else (),
@@ -112,6 +119,8 @@ def desired_children(
         children.append(_job_deployment(owner, spec, image=image, replicas=replicas, digest=digest))
     children.append(_push_deployment(owner, spec, image=image, replicas=replicas, digest=digest))
     children.append(services.render_cluster_ip_service(owner, PUSH, port_name="http"))
+    children.append(redis.render_deployment(owner, component=STATS, size=redis.STATS))
+    children.append(redis.render_service(owner, component=STATS))
     if network_policy is not None and network_policy.enabled:
         children.append(
             network_policies.render_push_gateway_policy(owner, push=PUSH, settings=network_policy)
@@ -141,8 +150,9 @@ def _bootstrap_env(spec: stream.StreamPipelineSpec) -> list[dict[str, Any]]:
     return [] if ref is None else [security.secret_env(BOOTSTRAP_ENV, ref)]
 
 
-def _job_env(spec: stream.StreamPipelineSpec) -> list[dict[str, Any]]:
-    return [*_bootstrap_env(spec), *model_client.key_env(spec.model)]
+def _job_env(owner: labels.Owner, spec: stream.StreamPipelineSpec) -> list[dict[str, Any]]:
+    stats = redis.password_env(owner, stats_store.PASSWORD_ENV, component=STATS)
+    return [*_bootstrap_env(spec), *model_client.key_env(spec.model), stats]
 
 
 def _tmp_mount() -> dict[str, Any]:
@@ -174,7 +184,7 @@ def _job_spark_application(
     return spark_application.render_spark_application(
         owner, spec, JOB, image=image, arguments=JOB_ARGS, config_dir=CONFIG_DIR,
         volumes=volumes, driver_mounts=mounts, executor_mounts=[_tmp_mount()],
-        env=_job_env(spec), digest=digest,
+        env=_job_env(owner, spec), digest=digest,
     )  # fmt: skip
 
 
@@ -186,7 +196,7 @@ def _job_deployment(
         "name": "spark",
         "image": image,
         "command": ["python", "-m", "tiers.runtime.stream", *JOB_ARGS],
-        "env": _job_env(spec),
+        "env": _job_env(owner, spec),
         "resources": {
             "requests": {"cpu": str(spec.spark.cores), "memory": spec.spark.memory},
             "limits": {"memory": spec.spark.memory},

@@ -80,6 +80,8 @@ class BatchJobConfig(_Config):
     """Refuse to start when the estimate is above it, and stop once the run has spent it."""
     stats_redis_url: str | None = None
     """Where progress and stats go for the operator to read; None: the terminal only."""
+    stats_redis_password_env: str | None = None
+    """The variable holding that Redis's password (from a Secret); the URL carries none."""
     master: str | None = "local[2]"
     """None: the master spark-submit was given (the Spark Operator's driver pod)."""
     spark_conf: dict[str, str] = pydantic.Field(default_factory=dict)

@@ -11,18 +11,23 @@ from typing import Any
 import redis
 
 from tiers.runtime.batch import config, progress
-from tiers.runtime.stats import store, window
+from tiers.runtime.stats import address, store, window
 
 log = logging.getLogger(__name__)
 
 
 class Publisher:
     def __init__(self, settings: config.BatchJobConfig) -> None:
-        url = settings.stats_redis_url
+        target = address.resolve(
+            settings.stats_redis_url,
+            password_env=settings.stats_redis_password_env,
+        )
         self._client = (
             None
-            if url is None
-            else redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+            if target is None
+            else redis.Redis.from_url(
+                target.url, password=target.password, socket_timeout=2, socket_connect_timeout=2
+            )
         )
         self._subject = settings.job
         self._key = progress.key(settings.job, settings.run)

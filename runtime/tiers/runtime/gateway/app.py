@@ -11,6 +11,7 @@ import contextlib
 import decimal
 import functools
 import logging
+import os
 import time
 
 import orjson
@@ -81,14 +82,17 @@ class Gateway:
         if self.keys.required:
             self._keys_watch = asyncio.get_running_loop().create_task(self.keys.watch())
         if self.settings.redis_url:
+            env = self.settings.redis_password_env
+            password = (os.environ.get(env, "").strip() or None) if env else None
             self._redis = aioredis.Redis.from_url(
                 self.settings.redis_url,
+                password=password,
                 socket_timeout=0.5,
                 socket_connect_timeout=0.5,
                 health_check_interval=0,
                 retry_on_timeout=False,
             )
-            self._wire = rediswire.Client(self.settings.redis_url, timeout_s=0.5)
+            self._wire = rediswire.Client(self.settings.redis_url, password=password, timeout_s=0.5)
         self._pool = http1.Pool(
             max_per_host=UPSTREAM_CONNECTIONS_PER_HOST,
             max_body_bytes=self.settings.limits.max_upstream_body_bytes,

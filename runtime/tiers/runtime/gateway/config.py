@@ -76,6 +76,8 @@ class GatewayConfig(_Config):
     """The model name clients ask for; None serves any name and passes it upstream."""
     backends: tuple[providers.BackendConfig, ...] = pydantic.Field(min_length=1)
     redis_url: str | None = None
+    redis_password_env: str | None = None
+    """The variable that holds Redis's password (from a Secret); the URL carries none."""
     api_keys_dir: pathlib.Path | None = None
     """A mounted Secret: every file's content is an accepted key. None: no auth."""
     cache: CacheConfig = CacheConfig()

@@ -116,9 +116,17 @@ class _Protocol(asyncio.Protocol):
 
 
 class Client:
-    """`redis://[user:password@]host[:port][/db]` (or `rediss://` for TLS)."""
+    """`redis://[user:password@]host[:port][/db]` (or `rediss://` for TLS); `password`, when
+    given, is the password of a URL that carries none."""
 
-    def __init__(self, url: str, *, timeout_s: float = 0.5, reconnect_after_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        password: str | None = None,
+        timeout_s: float = 0.5,
+        reconnect_after_s: float = 0.5,
+    ) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("redis", "rediss") or not parts.hostname:
             raise ValueError(f"redis URL {url!r}: give redis://host:port/db or rediss://...")
@@ -126,8 +134,9 @@ class Client:
         self._tls = parts.scheme == "rediss"
         self._hello: list[tuple[Arg, ...]] = []
         if parts.password is not None:
-            user = urllib.parse.unquote(parts.username or "")
             password = urllib.parse.unquote(parts.password)
+        if password is not None:
+            user = urllib.parse.unquote(parts.username or "")
             self._hello.append(("AUTH", user, password) if user else ("AUTH", password))
         db = parts.path.strip("/")
         if db and db != "0":

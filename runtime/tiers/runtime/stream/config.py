@@ -67,6 +67,8 @@ class StreamJobConfig(pydantic.BaseModel):
     max_offsets_per_trigger: int | None = None
     starting_offsets: str = "earliest"
     stats_redis_url: str | None = None
+    stats_redis_password_env: str | None = None
+    """The variable holding the stats Redis's password (from a Secret); the URL carries none."""
     master: str | None = "local[2]"
     """None: the master spark-submit was given (the Spark Operator's driver pod)."""
     jars: tuple[str, ...] = ()

@@ -17,7 +17,7 @@ from typing import Any
 import redis
 
 from tiers.runtime import modelcall
-from tiers.runtime.stats import store, window
+from tiers.runtime.stats import address, store, window
 from tiers.runtime.stream import config, events
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 OUTPUT_SCHEMA = "key string, value binary, topic string"
 """What the Kafka sink writes: one row per record, to the topic the row names."""
 
-_redis_clients: dict[str, redis.Redis] = {}
+_redis_clients: dict[address.RedisAddress, redis.Redis] = {}
 
 
 def score_batches(settings_json: str) -> Any:
@@ -129,15 +129,19 @@ def score_frame(
 def _publish(
     settings: config.StreamJobConfig, counts: window.Counts, batch: list[events.Event]
 ) -> None:
-    if settings.stats_redis_url is None or not batch:
+    target = address.resolve(
+        settings.stats_redis_url,
+        password_env=settings.stats_redis_password_env,
+    )
+    if target is None or not batch:
         return
     next_offsets: dict[int, int] = {}
     for event in batch:
         next_offsets[event.partition] = max(next_offsets.get(event.partition, 0), event.offset + 1)
-    client = _redis_clients.get(settings.stats_redis_url)
+    client = _redis_clients.get(target)
     if client is None:
-        client = _redis_clients[settings.stats_redis_url] = redis.Redis.from_url(
-            settings.stats_redis_url, socket_timeout=1, socket_connect_timeout=1
+        client = _redis_clients[target] = redis.Redis.from_url(
+            target.url, password=target.password, socket_timeout=1, socket_connect_timeout=1
         )
     try:
         store.publish_blocking(
