@@ -22,7 +22,11 @@ def spec(input_partitions: int = 6, **input_config: str) -> stream.StreamPipelin
 
 
 def actual(name: str, partitions: int, replication: int = 1, **config: str) -> topics.ActualTopic:
-    return topics.ActualTopic(name, partitions, replication, config)
+    return topics.ActualTopic(name, partitions, replication, config, topic_id=f"id-{name}")
+
+
+OURS = {"in": "id-in", "out": "id-out", "dlq": "id-dlq"}
+"""The ids recorded when this pipeline created the three topics."""
 
 
 def test_missing_topics_are_created() -> None:
@@ -33,7 +37,7 @@ def test_missing_topics_are_created() -> None:
 
 def test_partitions_grow_to_the_spec() -> None:
     present = {"in": actual("in", 3), "out": actual("out", 6), "dlq": actual("dlq", 1)}
-    assert topics.plan(spec(), present).grow == (("in", 6),)
+    assert topics.plan(spec(), present, OURS).grow == (("in", 6),)
 
 
 def test_a_topic_with_more_partitions_is_a_conflict_never_a_shrink() -> None:
@@ -62,7 +66,36 @@ def test_only_configs_that_differ_are_set() -> None:
         "dlq": actual("dlq", 1),
     }
     desired = spec(**{"retention.ms": "5000", "cleanup.policy": "delete"})
-    assert topics.plan(desired, present).configure == (("in", {"retention.ms": "5000"}),)
+    assert topics.plan(desired, present, OURS).configure == (("in", {"retention.ms": "5000"}),)
+
+
+def test_a_topic_someone_else_made_is_never_grown_or_reconfigured() -> None:
+    present = {
+        "in": actual("in", 3, **{"retention.ms": "1000"}),
+        "out": actual("out", 6),
+        "dlq": actual("dlq", 1),
+    }
+    plan = topics.plan(spec(**{"retention.ms": "5000"}), present, {"out": "id-out"})
+    assert plan.is_noop
+    assert [(c.topic, c.reason) for c in plan.conflicts] == [
+        ("in", "TopicNotOwned"),
+        ("in", "TopicNotOwned"),
+    ]
+    assert "spec.topics.input.partitions" in plan.conflicts[0].message
+    assert "retention.ms" in plan.conflicts[1].message
+
+
+def test_a_topic_made_again_by_someone_else_under_its_name_is_not_owned_any_more() -> None:
+    present = {"in": actual("in", 3), "out": actual("out", 6), "dlq": actual("dlq", 1)}
+    plan = topics.plan(spec(), present, {**OURS, "in": "id-of-the-topic-that-was-deleted"})
+    assert plan.grow == ()
+    assert [c.reason for c in plan.conflicts] == ["TopicNotOwned"]
+
+
+def test_ownership_keeps_what_was_created_and_what_still_has_its_id() -> None:
+    present = {"in": actual("in", 6), "out": actual("out", 6), "dlq": actual("dlq", 1)}
+    owned = topics.ownership(spec(), present, owned={"out": "id-out"}, created=["dlq"])
+    assert owned == {"out": "id-out", "dlq": "id-dlq"}
 
 
 def test_a_matching_cluster_needs_nothing() -> None:

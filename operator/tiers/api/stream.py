@@ -165,7 +165,23 @@ class StreamCost(common.CostStatus):
     per_event_usd: common.DecimalUSD = pydantic.Field(alias="perEventUSD")
 
 
+class OwnedTopic(common.Model):
+    """A topic this pipeline created, by the id Kafka gave it."""
+
+    name: str = pydantic.Field(min_length=1, max_length=249)
+    id: str = pydantic.Field(min_length=1, max_length=64, description="Kafka's topic id.")
+
+
 class StreamPipelineStatus(common.Status):
     lag: int | None = pydantic.Field(default=None, ge=0, description="Input events not yet read.")
     throughput: Throughput | None = None
     cost: StreamCost | None = None
+    topics: list[OwnedTopic] | None = pydantic.Field(
+        default=None,
+        max_length=3,
+        description=(
+            "The topics this pipeline created (name and Kafka topic id): the only ones it grows,"
+            " reconfigures or (deletionPolicy Delete) deletes. A topic that existed before, or"
+            " was made again under its name by someone else, is used as it is."
+        ),
+    )

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicCollection, TopicPartition
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -118,14 +118,26 @@ def _describe(bootstrap: str, names: Sequence[str]) -> dict[str, topics.ActualTo
             configs[resource.name] = {
                 key: entry.value for key, entry in entries.items() if not entry.is_default
             }
+    ids = _topic_ids(admin, present)
     return {
         name: topics.ActualTopic(
             name=name,
             partitions=len(metadata.topics[name].partitions),
             replication_factor=len(next(iter(metadata.topics[name].partitions.values())).replicas),
             config=configs[name],
+            topic_id=ids[name],
         )
         for name in present
+    }
+
+
+def _topic_ids(admin: AdminClient, names: Sequence[str]) -> dict[str, str]:
+    """Kafka's id of each topic: a topic deleted and made again under its name has a new one."""
+    if not names:
+        return {}
+    futures = admin.describe_topics(TopicCollection(list(names)))
+    return {
+        name: str(future.result(timeout=TIMEOUT_S).topic_id) for name, future in futures.items()
     }
 
 
@@ -182,6 +194,26 @@ def _delete(bootstrap: str, names: Sequence[str]) -> None:
     doomed = [name for name in names if name in existing]
     for future in admin.delete_topics(doomed).values() if doomed else ():
         future.result(timeout=TIMEOUT_S)
+
+
+async def delete_owned(bootstrap: str, owned: Mapping[str, str]) -> list[str]:
+    """Deletes each topic (name: topic id) that still has the id recorded for it; the names of
+    the others, which are someone else's now (or gone), are returned and left alone."""
+    return await asyncio.to_thread(_delete_owned, bootstrap, owned)
+
+
+@_kafka_errors
+def _delete_owned(bootstrap: str, owned: Mapping[str, str]) -> list[str]:
+    admin = _admin(bootstrap)
+    try:
+        existing = admin.list_topics(timeout=CONNECT_TIMEOUT_S).topics
+    except KafkaException as error:
+        raise KafkaUnavailable(scrub(str(error), bootstrap)) from None
+    ids = _topic_ids(admin, [name for name in owned if name in existing])
+    doomed = [name for name, topic_id in ids.items() if owned[name] == topic_id]
+    for future in admin.delete_topics(doomed).values() if doomed else ():
+        future.result(timeout=TIMEOUT_S)
+    return sorted(set(ids) - set(doomed))
 
 
 async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:

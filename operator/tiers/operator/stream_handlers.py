@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -57,7 +58,9 @@ async def reconcile_stream_pipeline(body: kopf.Body, patch: kopf.Patch, **_: Any
             return
         owner = reconciliation.owner_of(KIND, body)
         bootstrap = await bootstrap_servers(spec, owner.namespace)
-        topics_verdict = await reconcile_topics(spec, bootstrap)
+        topics_verdict, owned_topics = await reconcile_topics(
+            spec, bootstrap, owned=recorded_topics(body)
+        )
         streaming_verdict = await apply_children(owner, spec, known_brokers=bootstrap is not None)
         if streaming_verdict is None:
             streaming_verdict = await job_verdict(owner, spec)
@@ -73,10 +76,20 @@ async def reconcile_stream_pipeline(body: kopf.Body, patch: kopf.Patch, **_: Any
             if bootstrap is not None and topics_verdict.status == "True":
                 lag = await input_lag(bootstrap, spec.topics.input.name, where, subject)
         observed = stream_status.Observed(
-            topics=topics_verdict, streaming=streaming_verdict, lag=lag, summary=summary
+            topics=topics_verdict,
+            streaming=streaming_verdict,
+            lag=lag,
+            summary=summary,
+            owned_topics=owned_topics,
         )
         desired = stream_status.desired_status(observed, body=body, now=reconciliation.now())
         reconciliation.write_status(patch, body, desired)
+
+
+def recorded_topics(body: Mapping[str, Any]) -> dict[str, str]:
+    """The topics the pipeline owns, as its status records them: name to Kafka topic id."""
+    records = (body.get("status") or {}).get("topics") or []
+    return {str(r["name"]): str(r["id"]) for r in records if r.get("name") and r.get("id")}
 
 
 def deletes_topics(spec: kopf.Spec, **_: Any) -> bool:
@@ -101,7 +114,19 @@ async def delete_stream_pipeline(body: kopf.Body, runtime: datetime.timedelta, *
         failure = "the Secret named by spec.kafka.bootstrapSecretRef is missing"
     else:
         try:
-            await kafka_admin.delete(bootstrap, names)
+            owned = recorded_topics(body)
+            kept = await kafka_admin.delete_owned(bootstrap, owned)
+            kept += [name for name in names if name not in owned]
+            if kept:
+                kopf.event(
+                    body,
+                    type="Normal",
+                    reason="TopicsKept",
+                    message=(
+                        f"topics {', '.join(sorted(set(kept)))} were not created by this "
+                        "pipeline (another pipeline or team did): they are left in Kafka"
+                    ),
+                )
             return
         except kafka_admin.KafkaUnavailable:
             failure = "Kafka did not answer"
@@ -235,9 +260,12 @@ def brokers_named(spec: stream.StreamPipelineSpec) -> str:
 
 
 async def reconcile_topics(
-    spec: stream.StreamPipelineSpec, bootstrap: str | None
-) -> verdicts.Verdict:
-    """Brings the topics in line with the spec; the verdict for TopicsReady."""
+    spec: stream.StreamPipelineSpec, bootstrap: str | None, *, owned: Mapping[str, str]
+) -> tuple[verdicts.Verdict, dict[str, str] | None]:
+    """Brings the topics this pipeline owns (`owned`: name to Kafka topic id, as recorded in
+    status) in line with the spec, and creates the missing ones; uses others' topics as they
+    are. The verdict for TopicsReady, and the topics owned afterwards (None: not known, keep the
+    record)."""
     if bootstrap is None:
         ref = spec.kafka.bootstrap_secret_ref
         return verdicts.Verdict(
@@ -245,25 +273,31 @@ async def reconcile_topics(
             "SecretNotFound",
             f"Secret {ref.name if ref else '?'} with the bootstrap servers, named by "
             "spec.kafka.bootstrapSecretRef, does not exist",
-        )
+        ), None
     duplicates = topics.duplicate_names(spec)
     if duplicates:
         return verdicts.Verdict(
             "False", "InvalidSpec", f"topic names used for more than one role: {duplicates}"
-        )
+        ), None
     names = [topic.name for _, topic in topics.desired_topics(spec)]
     try:
-        plan = topics.plan(spec, await kafka_admin.describe(bootstrap, names))
+        actual = await kafka_admin.describe(bootstrap, names)
+        plan = topics.plan(spec, actual, owned)
         if not plan.is_noop:
             await kafka_admin.apply(bootstrap, plan)
+        if plan.create:
+            actual = await kafka_admin.describe(bootstrap, names)
     except kafka_admin.KafkaUnavailable as error:
         return verdicts.Verdict(
             "False", "KafkaUnavailable", f"{brokers_named(spec)} did not answer: {error.cause}"
-        )
+        ), None
     except kafka_admin.AdminError as error:
-        return verdicts.Verdict("False", "KafkaError", str(error))
+        return verdicts.Verdict("False", "KafkaError", str(error)), None
+    created = [topic.name for topic in plan.create]
+    now_owned = topics.ownership(spec, actual, owned=owned, created=created)
     if plan.conflicts:
         first = plan.conflicts[0]
         message = "; ".join(conflict.message for conflict in plan.conflicts)
-        return verdicts.Verdict("False", first.reason, message)
-    return verdicts.Verdict("True", "Ready", f"topics {', '.join(names)} match the spec")
+        return verdicts.Verdict("False", first.reason, message), now_owned
+    ready = verdicts.Verdict("True", "Ready", f"topics {', '.join(names)} match the spec")
+    return ready, now_owned

@@ -71,6 +71,8 @@ class Observed:
     streaming: verdicts.Verdict
     lag: int | None = None
     summary: stats.Summary | None = None
+    owned_topics: Mapping[str, str] | None = None
+    """The topics the pipeline created (name: Kafka topic id); None when Kafka was not read."""
 
 
 def desired_status(
@@ -81,6 +83,13 @@ def desired_status(
     status = verdicts.stamp(body, {**dependencies, "Ready": ready}, now=now)
     if observed.lag is not None:
         status["lag"] = observed.lag
+    if observed.owned_topics is None:
+        status.update(verdicts.kept(body, "topics"))
+    else:
+        status["topics"] = [
+            {"name": name, "id": topic_id}
+            for name, topic_id in sorted(observed.owned_topics.items())
+        ]
     summary = observed.summary
     if summary is None or summary.units == 0:
         status.update(verdicts.kept(body, "latency", "throughput", "cost"))

@@ -19,12 +19,14 @@ class ActualTopic:
     partitions: int
     replication_factor: int
     config: Mapping[str, str]
+    topic_id: str = ""
+    """Kafka's id of the topic (a topic made again under the same name gets a new one)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Conflict:
     topic: str
-    reason: str  # a condition reason: ResourceConflict or NotSupported
+    reason: str  # a condition reason: ResourceConflict, NotSupported or TopicNotOwned
     message: str
 
 
@@ -51,7 +53,15 @@ def desired_topics(spec: stream.StreamPipelineSpec) -> tuple[tuple[str, stream.T
     )
 
 
-def plan(spec: stream.StreamPipelineSpec, actual: Mapping[str, ActualTopic]) -> Plan:
+def plan(
+    spec: stream.StreamPipelineSpec,
+    actual: Mapping[str, ActualTopic],
+    owned: Mapping[str, str] | None = None,
+) -> Plan:
+    """What to do to the topics; `owned` maps each topic this pipeline made to its Kafka id. A
+    topic that exists and is not owned (someone else's, or made again by someone else) is used
+    as it is: a change the spec asks of it is a `TopicNotOwned` conflict, never applied."""
+    owned = owned or {}
     create: list[stream.Topic] = []
     grow: list[tuple[str, int]] = []
     configure: list[tuple[str, Mapping[str, str]]] = []
@@ -71,7 +81,16 @@ def plan(spec: stream.StreamPipelineSpec, actual: Mapping[str, ActualTopic]) -> 
                 )
             )
         elif existing.partitions < topic.partitions:
-            grow.append((topic.name, topic.partitions))
+            if is_owned(existing, owned):
+                grow.append((topic.name, topic.partitions))
+            else:
+                conflicts.append(
+                    _not_owned(
+                        topic.name,
+                        f"has {existing.partitions} partitions where {field}.partitions asks "
+                        f"for {topic.partitions}",
+                    )
+                )
         if existing.replication_factor != topic.replication_factor:
             conflicts.append(
                 Conflict(
@@ -83,8 +102,14 @@ def plan(spec: stream.StreamPipelineSpec, actual: Mapping[str, ActualTopic]) -> 
                 )
             )
         changed = {k: v for k, v in topic.config.items() if existing.config.get(k) != v}
-        if changed:
+        if changed and is_owned(existing, owned):
             configure.append((topic.name, changed))
+        elif changed:
+            conflicts.append(
+                _not_owned(
+                    topic.name, f"differs from {field}.config in {', '.join(sorted(changed))}"
+                )
+            )
     return Plan(tuple(create), tuple(grow), tuple(configure), tuple(conflicts))
 
 
@@ -92,3 +117,37 @@ def duplicate_names(spec: stream.StreamPipelineSpec) -> Sequence[str]:
     """Topic names used for more than one role (the input cannot also be the output)."""
     names = [topic.name for _, topic in desired_topics(spec)]
     return sorted({name for name in names if names.count(name) > 1})
+
+
+def is_owned(topic: ActualTopic, owned: Mapping[str, str]) -> bool:
+    """Whether this pipeline made the topic: the id it recorded is the topic's id now."""
+    return bool(topic.topic_id) and owned.get(topic.name) == topic.topic_id
+
+
+def ownership(
+    spec: stream.StreamPipelineSpec,
+    actual: Mapping[str, ActualTopic],
+    *,
+    owned: Mapping[str, str],
+    created: Sequence[str],
+) -> dict[str, str]:
+    """The topics (name: id) the pipeline owns after a reconcile: those it created now, and those
+    it owned before that still carry the id it recorded. What the spec no longer names is
+    dropped (and so never deleted by it)."""
+    result = {}
+    for _, topic in desired_topics(spec):
+        existing = actual.get(topic.name)
+        if existing is None or not existing.topic_id:
+            continue
+        if topic.name in created or is_owned(existing, owned):
+            result[topic.name] = existing.topic_id
+    return result
+
+
+def _not_owned(name: str, difference: str) -> Conflict:
+    return Conflict(
+        name,
+        "TopicNotOwned",
+        f"topic {name} {difference}, but this pipeline did not create it (another pipeline or "
+        "team did): it is used as it is, never changed or deleted by this pipeline",
+    )

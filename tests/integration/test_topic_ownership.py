@@ -1,0 +1,158 @@
+"""Kafka topics belong to the pipeline that created them (their Kafka topic ids recorded in its
+status): a pipeline in another namespace that names the same topics uses them as they are, and
+never grows, reconfigures or deletes them. Real Kafka, the operator as its own process."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from conftest import Kubectl, wait_for
+
+from tiers import devenv
+
+
+@pytest.fixture
+def admin(dev_cluster: devenv.DevCluster) -> AdminClient:
+    return AdminClient({"bootstrap.servers": dev_cluster.kafka_bootstrap})
+
+
+@pytest.fixture
+def other_namespace(kubectl: Kubectl, namespace: str) -> Iterator[str]:
+    name = f"{namespace[:50]}-b"
+    kubectl.run("create", "namespace", name)
+    yield name
+    kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+def pipeline(bootstrap: str, names: dict[str, str], **spec: Any) -> str:
+    input_partitions = spec.pop("input_partitions", 3)
+    retention = spec.pop("retention", "3600000")
+    return json.dumps(
+        {
+            "apiVersion": "tiers.dev/v1alpha1",
+            "kind": "StreamPipeline",
+            "metadata": {"name": "summaries"},
+            "spec": {
+                "kafka": {"bootstrapServers": bootstrap},
+                "topics": {
+                    "input": {"name": names["in"], "partitions": input_partitions},
+                    "output": {
+                        "name": names["out"],
+                        "partitions": 1,
+                        "config": {"retention.ms": retention},
+                    },
+                    "deadLetter": {"name": names["dlq"], "partitions": 1},
+                },
+                "model": {
+                    "backend": {
+                        "name": "mock",
+                        "provider": "openai-compatible",
+                        "baseURL": "http://127.0.0.1:9/v1",
+                        "model": "gpt-4o-mini",
+                    },
+                    "prompt": "Summarize: {text}",
+                },
+                "checkpoint": {"volumeSize": "1Gi"},
+                **spec,
+            },
+        }
+    )
+
+
+def topics_ready(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
+    found = kubectl.get("spipe", "summaries", "-n", namespace)
+    conditions = found.get("status", {}).get("conditions", [])
+    return next((c for c in conditions if c["type"] == "TopicsReady"), {})
+
+
+def wait_topics(kubectl: Kubectl, namespace: str, status: str) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        found = topics_ready(kubectl, namespace)
+        return found if found.get("status") == status else None
+
+    result: dict[str, Any] = wait_for(reached, timeout_s=60, what=f"TopicsReady={status}")
+    return result
+
+
+def partitions(admin: AdminClient, name: str) -> int | None:
+    found = admin.list_topics(timeout=10).topics.get(name)
+    return None if found is None else len(found.partitions)
+
+
+def retention(admin: AdminClient, name: str) -> str:
+    resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+    entries = admin.describe_configs([resource])[resource].result(timeout=10)
+    return str(entries["retention.ms"].value)
+
+
+def test_a_pipeline_never_grows_reconfigures_or_deletes_topics_another_pipeline_made(
+    kubectl: Kubectl,
+    operator: str,
+    dev_cluster: devenv.DevCluster,
+    admin: AdminClient,
+    namespace: str,
+    other_namespace: str,
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    names = {role: f"{role}-{suffix}" for role in ("in", "out", "dlq")}
+    bootstrap = dev_cluster.kafka_bootstrap
+    kubectl.apply(pipeline(bootstrap, names), namespace=namespace)
+    wait_topics(kubectl, namespace, "True")
+    owned = kubectl.get("spipe", "summaries", "-n", namespace)["status"]["topics"]
+    assert sorted(topic["name"] for topic in owned) == sorted(names.values())
+
+    # Another team's pipeline names the same topics, wants more partitions and another
+    # retention, and would delete its topics with it.
+    kubectl.apply(
+        pipeline(bootstrap, names, input_partitions=6, retention="60000", deletionPolicy="Delete"),
+        namespace=other_namespace,
+    )
+    refused = wait_topics(kubectl, other_namespace, "False")
+
+    assert refused["reason"] == "TopicNotOwned"
+    assert names["in"] in refused["message"] and "did not create it" in refused["message"]
+    assert partitions(admin, names["in"]) == 3
+    assert retention(admin, names["out"]) == "3600000"
+    assert not kubectl.get("spipe", "summaries", "-n", other_namespace)["status"].get("topics")
+
+    kubectl.run("delete", "spipe", "summaries", "-n", other_namespace, "--timeout=60s")
+    assert all(partitions(admin, name) is not None for name in names.values())
+    events = kubectl.get("events", "-n", other_namespace)["items"]
+    kept = [e for e in events if e.get("reason") == "TopicsKept"]
+    assert kept and names["out"] in kept[0]["message"]
+    # The pipeline that made them still finds them as it left them, its own.
+    assert topics_ready(kubectl, namespace)["status"] == "True"
+
+
+def test_a_pipeline_deletes_only_the_topics_it_created(
+    kubectl: Kubectl,
+    operator: str,
+    dev_cluster: devenv.DevCluster,
+    admin: AdminClient,
+    namespace: str,
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    names = {role: f"{role}-{suffix}" for role in ("in", "out", "dlq")}
+    existing = NewTopic(names["out"], num_partitions=1, config={"retention.ms": "3600000"})
+    admin.create_topics([existing])[names["out"]].result(timeout=30)
+
+    kubectl.apply(
+        pipeline(dev_cluster.kafka_bootstrap, names, deletionPolicy="Delete"), namespace=namespace
+    )
+    wait_topics(kubectl, namespace, "True")
+    owned = kubectl.get("spipe", "summaries", "-n", namespace)["status"]["topics"]
+    assert sorted(topic["name"] for topic in owned) == sorted([names["in"], names["dlq"]])
+
+    kubectl.run("delete", "spipe", "summaries", "-n", namespace, "--timeout=60s")
+
+    wait_for(
+        lambda: partitions(admin, names["in"]) is None and partitions(admin, names["dlq"]) is None,
+        timeout_s=30,
+        what="the pipeline's own topics to be deleted",
+    )
+    assert partitions(admin, names["out"]) == 1
