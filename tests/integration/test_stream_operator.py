@@ -168,6 +168,38 @@ def test_a_missing_realtime_endpoint_is_reported(
     )
 
 
+def test_a_missing_or_blank_push_key_secret_is_reported(
+    kubectl: Kubectl,
+    operator: str,
+    namespace: str,
+    dev_cluster: devenv.DevCluster,
+    names: dict[str, str],
+) -> None:
+    push = {"auth": {"apiKeysSecretRef": {"name": "push-keys"}}}
+    kubectl.apply(pipeline(dev_cluster.kafka_bootstrap, names, push=push), namespace=namespace)
+
+    def streaming_reason(reason: str) -> dict[str, Any] | None:
+        found = condition(kubectl, namespace, "StreamingReady")
+        return found if found.get("reason") == reason else None
+
+    missing = wait_for(lambda: streaming_reason("SecretNotFound"), timeout_s=40, what="missing")
+    assert missing["status"] == "False" and "spec.push.auth.apiKeysSecretRef" in missing["message"]
+    kubectl.run("create", "secret", "generic", "push-keys", "-n", namespace, "--from-literal=a= ")
+    blank = wait_for(lambda: streaming_reason("NoAPIKeys"), timeout_s=40, what="blank keys")
+    assert "401" in blank["message"]
+    kubectl.run(
+        "patch", "secret", "push-keys", "-n", namespace, "--type=merge",
+        "-p", '{"stringData": {"a": "sk-push"}}',
+    )  # fmt: skip
+    wait_for(
+        lambda: condition(kubectl, namespace, "Ready").get("status") == "True",
+        timeout_s=60,
+        what="Ready once a key is there",
+    )
+    pod = kubectl.get("deployment", "summaries-push", "-n", namespace)["spec"]["template"]["spec"]
+    assert [v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v] == ["push-keys"]
+
+
 @pytest.mark.parametrize(("policy", "kept"), [("Retain", True), ("Delete", False)])
 def test_deletion_policy_decides_whether_topics_outlive_the_pipeline(
     kubectl: Kubectl, operator: str, namespace: str, dev_cluster: devenv.DevCluster, admin: AdminClient,

@@ -63,6 +63,8 @@ async def reconcile_stream_pipeline(body: kopf.Body, patch: kopf.Patch, **_: Any
         )
         streaming_verdict = await apply_children(owner, spec, known_brokers=bootstrap is not None)
         if streaming_verdict is None:
+            streaming_verdict = await push_keys_verdict(spec, owner.namespace)
+        if streaming_verdict is None:
             streaming_verdict = await job_verdict(owner, spec)
         where = await stats_reader.target(
             stats_store.managed(owner, stream_children.STATS), owner.namespace
@@ -204,6 +206,29 @@ async def apply_children(
     if spec.suspend:
         return verdicts.Verdict("False", "Suspended", "spec.suspend is true: the job is stopped")
     return None
+
+
+async def push_keys_verdict(
+    spec: stream.StreamPipelineSpec, namespace: str
+) -> verdicts.Verdict | None:
+    """StreamingReady when spec.push.auth names a Secret that is missing or holds only blank
+    values: the push gateway fails closed (every call 401), so the pipeline is not ready."""
+    if spec.push.auth is None:
+        return None
+    name = spec.push.auth.api_keys_secret_ref.name
+    keys = await kube.secret_nonblank_values(name, namespace)
+    if keys is None:
+        problem, reason = "does not exist", "SecretNotFound"
+    elif keys == 0:
+        problem, reason = "holds no non-blank value", "NoAPIKeys"
+    else:
+        return None
+    return verdicts.Verdict(
+        "False",
+        reason,
+        f"Secret {name}, named by spec.push.auth.apiKeysSecretRef, {problem}: the push gateway"
+        " refuses every call with 401 until it holds a key",
+    )
 
 
 async def job_verdict(owner: labels.Owner, spec: stream.StreamPipelineSpec) -> verdicts.Verdict:
