@@ -124,7 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         for record in pushed[:3]:
             print(f"  {record['key']}: {record['output']}")
         print(f"\nCall the gateway with the openai client:\n  {_openai_command(url)}")
-        print(f'Send events: curl -d \'{{"text": "great product"}}\' {push_url}/events')
+        print(
+            "Send events: curl -H 'content-type: application/json'"
+            f' -d \'{{"text": "great product"}}\' {push_url}/events'
+        )
         print(f"Watch results: curl -N {push_url}/events/results")
         print(
             f"\nBatch run {summary['state']}: {summary['done']:,} records scored, "
