@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from tiers import devenv
-from tiers.devenv import processes
+from tiers.devenv import processes, spark_operator
 from tiers.devenv import redis_server as redis_server_module
+from tiers.operator.manifests import spark_application
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 _LOGS: list[pathlib.Path] = []  # the session's control plane and operator
@@ -225,3 +226,35 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         tails = "\n".join(f"--- {log.name} ---\n{processes.tail(log, 25)}" for log in logs)
         report.sections.append(("component logs (tail)", tails))
     return report
+
+
+def remove_spark_operator_crd(kubectl: Kubectl) -> None:
+    """The Spark Operator's CRD is cluster-wide: removed (with every SparkApplication) before the
+    next test."""
+    kubectl.run(
+        "delete", "crd", spark_application.CRD_NAME, "--ignore-not-found", "--wait",
+        "--timeout=60s",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def spark_operator_crd(kubectl: Kubectl) -> Iterator[None]:
+    """The Kubeflow Spark Operator's real SparkApplication CRD (no controller runs: tests write
+    the status it would)."""
+    crd = spark_operator.sparkapplication_crd()
+    # Server-side: the CRD is too large for client-side apply's last-applied annotation.
+    kubectl.run("apply", "--server-side", "--field-manager=tiers-tests", "-f", str(crd))
+    try:
+        # Not `kubectl wait`: it fails outright while the new CRD has no conditions at all.
+        wait_for(
+            lambda: any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in kubectl.get("crd", spark_application.CRD_NAME).get("status", {}).get(
+                    "conditions") or ()
+            ),
+            timeout_s=30,
+            what=f"{spark_application.CRD_NAME} to be established",
+        )  # fmt: skip
+        yield
+    finally:
+        remove_spark_operator_crd(kubectl)

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
-from conftest import Kubectl, wait_for
+from conftest import Kubectl, remove_spark_operator_crd, wait_for
 
 from tiers import api, devenv
-from tiers.devenv import spark_operator
 from tiers.operator import reconciliation
 from tiers.operator.manifests import labels, spark_application, stream_children
 
@@ -311,4 +309,5 @@ def test_without_the_spark_operator_the_pipeline_says_what_to_install_and_runs_n
     assert SPARK_CRD in streaming["message"] and "Helm chart" in streaming["message"]
     assert condition(kubectl, namespace, "Ready")["reason"] == "SparkOperatorMissing"
     deployments = kubectl.get("deployments", "-n", namespace)["items"]
-    assert [d["metadata"]["name"] for d in deployments] == ["summaries-push"]
+    names = sorted(d["metadata"]["name"] for d in deployments)
+    assert names == ["summaries-push", "summaries-stream-stats"], "no job Deployment"
