@@ -50,6 +50,12 @@ def manifests(data: pathlib.Path) -> list[dict[str, Any]]:
         "spec": {**pipeline_spec,
                  "model": {"backend": backend("pipeline-backend"), "prompt": "Sum up: {text}"}},
     }  # fmt: skip
+    via_endpoint = {
+        "apiVersion": "tiers.dev/v1alpha1", "kind": "StreamPipeline",
+        "metadata": {"name": "via-endpoint"},
+        "spec": {**pipeline_spec,
+                 "model": {"endpointRef": {"name": "chat"}, "prompt": "Sum up: {text}"}},
+    }  # fmt: skip
     batch_spec = {
         "input": {"uri": f"file://{data}/in.jsonl"},
         "output": {"uri": f"file://{data}/out"},
@@ -68,12 +74,16 @@ def manifests(data: pathlib.Path) -> list[dict[str, Any]]:
                  "databricks": {"host": "https://adb-0.invalid",
                                 "tokenSecretRef": {"name": "databricks", "key": "token"}}},
     }  # fmt: skip
-    return [endpoint, direct, on_spark, on_databricks]
+    return [endpoint, direct, via_endpoint, on_spark, on_databricks]
 
 
 def conditions(kubectl: Kubectl, namespace: str, kind: str, name: str) -> dict[str, Any]:
     found = kubectl.get(kind, name, "-n", namespace).get("status", {}).get("conditions", [])
     return {c["type"]: c for c in found}
+
+
+def secret_names(kubectl: Kubectl, namespace: str) -> set[str]:
+    return {s["metadata"]["name"] for s in kubectl.get("secrets", "-n", namespace)["items"]}
 
 
 def secret_values(kubectl: Kubectl, namespace: str) -> set[str]:
@@ -118,6 +128,13 @@ def test_no_secret_value_reaches_a_configmap_status_event_child_or_the_log(
             timeout_s=30,
             what=f"BatchJob {name}'s conditions",
         )
+    wait_for(
+        lambda: secret_names(kubectl, namespace).issuperset(
+            {"via-endpoint-stream-key", "chat-client-keys", "direct-stream-stats"}
+        ),
+        timeout_s=30,
+        what="the Secrets the operator generates",
+    )
     message = conditions(kubectl, namespace, "spipe", "direct")["TopicsReady"]["message"]
     assert "the brokers from Secret kafka" in message, message
 

@@ -387,10 +387,14 @@ def test_autoscaling_adds_an_hpa_and_leaves_replicas_to_it() -> None:
     }
 
 
-def test_auth_mounts_the_api_keys_secret_read_only() -> None:
+def test_auth_mounts_the_api_keys_secret_and_the_callers_digests_read_only() -> None:
     children = render(example_spec(auth={"apiKeysSecretRef": {"name": "client-keys"}}))
     volumes = {volume["name"]: volume for volume in pod_spec(children)["volumes"]}
-    assert volumes["api-keys"] == {"name": "api-keys", "secret": {"secretName": "client-keys"}}
+    sources = [
+        {"secret": {"name": "client-keys"}},
+        {"secret": {"name": "chat-client-keys", "optional": True}},
+    ]
+    assert volumes["api-keys"] == {"name": "api-keys", "projected": {"sources": sources}}
     mounts = {mount["name"]: mount for mount in gateway_container(children)["volumeMounts"]}
     assert mounts["api-keys"] == {
         "name": "api-keys",

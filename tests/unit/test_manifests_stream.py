@@ -4,6 +4,8 @@ tests (`test_manifests_spark_application.py`)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import pathlib
 from collections.abc import Iterator
 from typing import Any
@@ -12,8 +14,14 @@ import pytest
 import yaml
 
 from tiers import api
-from tiers.operator.manifests import labels, model_client, stats_store, stream_children
-from tiers.runtime import modelcall, providers
+from tiers.operator.manifests import (
+    client_keys,
+    labels,
+    model_client,
+    stats_store,
+    stream_children,
+)
+from tiers.runtime import apikeys, modelcall, providers
 from tiers.runtime.stats import address
 from tiers.runtime.stream import config
 
@@ -153,7 +161,9 @@ def test_the_config_carries_the_topics_trigger_and_stats_of_the_pipeline() -> No
 
 def test_an_endpoint_ref_calls_the_endpoints_gateway_service_with_the_model_it_serves() -> None:
     model = job_config(render(example_spec(), endpoint_model="gpt-4o")).model
-    assert model.target == modelcall.EndpointTarget(url="http://chat-gateway.shop.svc:8080/v1")
+    assert model.target == modelcall.EndpointTarget(
+        url="http://chat-gateway.shop.svc:8080/v1", api_key_env=model_client.KEY_ENV
+    )
     assert (model.model, model.prompt) == (
         "gpt-4o",
         "Summarize this review in one sentence: {text}",
@@ -241,9 +251,29 @@ def test_a_job_finds_its_stats_password_in_the_variable_its_config_names() -> No
     assert address.resolve(None, password_env="PW", environ=environ) is None
 
 
-def test_an_endpoint_ref_needs_no_key_in_the_pod() -> None:
-    env = container(render(example_spec()), "reviews-stream")["env"]
-    assert [e["name"] for e in env] == ["TIERS_STATS_REDIS_PASSWORD"]
+def test_an_endpoint_ref_calls_with_the_pipelines_own_key_from_its_own_secret() -> None:
+    env = {e["name"]: e for e in container(render(example_spec()), "reviews-stream")["env"]}
+    assert env[model_client.KEY_ENV]["valueFrom"] == {
+        "secretKeyRef": {"name": "reviews-stream-key", "key": "key"}
+    }
+
+
+def test_an_endpoint_accepts_its_callers_by_digest_only() -> None:
+    endpoint = labels.Owner(api.API_VERSION, api.REALTIME_ENDPOINT.kind, "chat", "shop", "u-1")
+    key = client_keys.new_key()
+    secret = client_keys.render_key_secret(OWNER, key)
+    assert (secret["metadata"]["name"], secret["metadata"]["ownerReferences"][0]["uid"]) == (
+        "reviews-stream-key", OWNER.uid,
+    )  # fmt: skip
+    entry = client_keys.entry_name("StreamPipeline", "reviews")
+    accepted = client_keys.render_accepted(endpoint, {entry: client_keys.digest(key)})
+    assert accepted["metadata"]["name"] == "chat-client-keys"
+    (value,) = accepted["data"].values()
+    written = base64.b64decode(value).decode()
+    assert written == "sha256:" + hashlib.sha256(key.encode()).hexdigest() and key not in written
+    # The gateway reads such an entry as the digest of the key it stands for.
+    assert apikeys.digest_of(written) == apikeys.hash_key(key)
+    assert apikeys.digest_of("sha256:not-hex") == apikeys.hash_key("sha256:not-hex")
 
 
 def test_many_events_per_request_reach_the_model_client() -> None:

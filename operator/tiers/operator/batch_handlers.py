@@ -19,6 +19,7 @@ from tiers.api import batch, kinds
 from tiers.operator import (
     batch_runs,
     batch_status,
+    caller_keys,
     images,
     kube,
     metrics,
@@ -202,6 +203,10 @@ async def _render_config(
     await kube.generated_secret(
         redis.render_password_secret(owner, password, component=batch_children.STATS)
     )
+    if ref is not None:
+        # A key of its own for the endpoint, let in at once rather than at its next turn.
+        await caller_keys.ensure_key(owner)
+        await caller_keys.sync(ref.name, owner.namespace)
     await kube.apply_all([configmap, *batch_children.render_stats_redis(owner)])
     return configmap, None
 

@@ -184,6 +184,33 @@ _REALTIME_ENDPOINT = generic_resource.create_namespaced_resource(
 )
 
 
+_CALLERS = {
+    plural: generic_resource.create_namespaced_resource("tiers.dev", "v1alpha1", kind, plural)
+    for kind, plural in (("StreamPipeline", "streampipelines"), ("BatchJob", "batchjobs"))
+}
+
+
+async def custom_objects(plural: str, namespace: str) -> list[dict[str, Any]]:
+    """Every StreamPipeline or BatchJob (by `plural`) in the namespace."""
+    found = []
+    async for item in client().list(_CALLERS[plural], namespace=namespace):
+        manifest: dict[str, Any] = item.to_dict()  # type: ignore[no-untyped-call]
+        found.append(manifest)
+    return found
+
+
+async def realtime_endpoint(name: str, namespace: str) -> dict[str, Any] | None:
+    """A RealtimeEndpoint, or None when there is none of that name."""
+    try:
+        endpoint = await client().get(_REALTIME_ENDPOINT, name, namespace=namespace)
+    except lightkube.ApiError as error:
+        if error.status.code == 404:
+            return None
+        raise
+    found: dict[str, Any] = endpoint.to_dict()  # type: ignore[no-untyped-call]
+    return found
+
+
 async def realtime_endpoint_spec(name: str, namespace: str) -> dict[str, Any] | None:
     """The spec of a RealtimeEndpoint, or None when there is none of that name."""
     try:

@@ -11,6 +11,7 @@ import lightkube
 
 from tiers.api import kinds, realtime
 from tiers.operator import (
+    caller_keys,
     kube,
     metrics,
     ownership,
@@ -50,6 +51,9 @@ async def apply_children(
         if realtime_children.runs_managed_redis(spec):
             # Created once, then only read: a new password would lock every client out.
             await kube.generated_secret(redis.render_password_secret(owner, redis.new_password()))
+        if spec.auth is not None:
+            # The digests of the keys of the pipelines and batch jobs that call this endpoint.
+            await caller_keys.sync(owner.name, owner.namespace)
         await kube.apply_all(children)
         await kube.delete_unlisted(children, optional_children(owner))
     except ownership.ChildConflict as error:

@@ -16,6 +16,7 @@ import pydantic
 
 from tiers.api import kinds, stream
 from tiers.operator import (
+    caller_keys,
     images,
     kafka_admin,
     kube,
@@ -185,6 +186,10 @@ async def apply_children(
         password = redis.new_password()
         stats = redis.render_password_secret(owner, password, component=stream_children.STATS)
         await kube.generated_secret(stats)
+        if spec.model.endpoint_ref is not None:
+            # A key of its own for the endpoint, let in at once rather than at its next turn.
+            await caller_keys.ensure_key(owner)
+            await caller_keys.sync(spec.model.endpoint_ref.name, owner.namespace)
         await kube.apply_all(children)
         # The push gateway's NetworkPolicy goes when the admin turns network policies off.
         policy = (

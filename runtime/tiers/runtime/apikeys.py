@@ -5,6 +5,10 @@ The keys come from a mounted Secret (one key per file). The kubelet rewrites the
 Secret changes, so the gateway re-reads them every `RELOAD_INTERVAL_S`: a revoked key stops
 working within seconds, without a restart. Auth fails closed: once a folder is configured, a
 folder that is missing, unreadable or holds only blank files accepts no key at all.
+
+A file may hold a key's digest instead of the key, as `sha256:<64 hex digits>`: that is how the
+operator lets the StreamPipelines and BatchJobs that call an endpoint in (each has a key of its
+own; the endpoint's gateway sees only its digest).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import hashlib
 import hmac
 import logging
 import pathlib
+import re
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +26,8 @@ RELOAD_INTERVAL_S = 2.0
 MAX_KEY_FILE_BYTES = 64 * 1024
 """A key is far shorter; a larger file is not a key and is skipped."""
 _BLANK = hashlib.sha256(b"").hexdigest()
+DIGEST_PREFIX = "sha256:"
+_DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
 
 
 def hash_key(key: str) -> str:
@@ -36,8 +43,14 @@ def read_hashes(directory: pathlib.Path) -> frozenset[str]:
             continue
         if path.stat().st_size > MAX_KEY_FILE_BYTES:
             continue
-        hashes.add(hash_key(path.read_text(errors="replace").strip()))
+        hashes.add(digest_of(path.read_text(errors="replace").strip()))
     return frozenset(hashes - {_BLANK})
+
+
+def digest_of(entry: str) -> str:
+    """The digest an entry stands for: its own when written `sha256:<hex>`, else the key's."""
+    written = _DIGEST.fullmatch(entry)
+    return written.group(1) if written else hash_key(entry)
 
 
 class KeyRing:

@@ -82,7 +82,7 @@ def render_stats_redis(owner: labels.Owner) -> list[dict[str, Any]]:
 def run_env(owner: labels.Owner, spec: batch.BatchJobSpec) -> list[dict[str, Any]]:
     """A run's env: the backend's key and the stats Redis's password, both by reference."""
     stats = redis.password_env(owner, stats_store.PASSWORD_ENV, component=STATS)
-    return [*model_client.key_env(spec.model), stats]
+    return [*model_client.key_env(owner, spec.model), stats]
 
 
 def one_off_run_name(owner: labels.Named) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tiers.api import realtime
-from tiers.operator.manifests import labels, security, services
+from tiers.operator.manifests import client_keys, labels, security, services
 from tiers.runtime import providers
 from tiers.runtime.gateway import config
 
@@ -116,8 +116,15 @@ def _volumes(owner: labels.Owner, spec: realtime.RealtimeEndpointSpec) -> list[d
         {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}},
     ]
     if spec.auth is not None:
+        # The endpoint's keys, and the digests of the keys of the pipelines and batch jobs that
+        # call it (`client_keys`), in one folder; the kubelet keeps both up to date.
         secret = spec.auth.api_keys_secret_ref.name
-        volumes.append({"name": "api-keys", "secret": {"secretName": secret}})
+        callers = client_keys.ACCEPTED.name(owner)
+        sources = [
+            {"secret": {"name": secret}},
+            {"secret": {"name": callers, "optional": True}},
+        ]
+        volumes.append({"name": "api-keys", "projected": {"sources": sources}})
     return volumes
 
 

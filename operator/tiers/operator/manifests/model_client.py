@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tiers.api import common
-from tiers.operator.manifests import backends, gateway, labels, security
+from tiers.operator.manifests import backends, client_keys, gateway, labels, security
 from tiers.runtime import providers
 from tiers.runtime.modelcall import config
 
@@ -32,7 +32,8 @@ def model_call(
     if call.endpoint_ref is not None:
         if endpoint_model is None:
             raise ValueError(f"RealtimeEndpoint {call.endpoint_ref.name} not found")
-        target = config.EndpointTarget(url=endpoint_url(owner.namespace, call.endpoint_ref.name))
+        url = endpoint_url(owner.namespace, call.endpoint_ref.name)
+        target = config.EndpointTarget(url=url, api_key_env=KEY_ENV)
         model = endpoint_model
     else:
         backend = call.backend
@@ -51,8 +52,11 @@ def model_call(
     )
 
 
-def key_env(call: common.ModelCall) -> list[dict[str, Any]]:
-    """The pod's env entry for the backend's key, read from its Secret; none without one."""
+def key_env(owner: labels.Owner, call: common.ModelCall) -> list[dict[str, Any]]:
+    """The pod's env entry for the key it calls with, read from its Secret: the backend's, or
+    for an endpoint the caller's own (`client_keys`); none for a backend without one."""
+    if call.endpoint_ref is not None:
+        return [security.secret_env(KEY_ENV, client_keys.key_ref(owner))]
     ref = call.backend.api_key_secret_ref if call.backend is not None else None
     if ref is None:
         return []

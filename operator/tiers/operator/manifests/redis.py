@@ -12,7 +12,6 @@ command line; its clients get it by reference too (`password_env`), never inside
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import secrets
 from typing import Any
@@ -77,13 +76,7 @@ def render_password_secret(
 ) -> dict[str, Any]:
     """The Secret that holds the managed Redis's password: created once, never applied again
     (a new password would lock out every client until it restarts)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": component.metadata(owner),
-        "type": "Opaque",
-        "data": {PASSWORD_KEY: base64.b64encode(password.encode()).decode()},
-    }
+    return security.render_secret(owner, component, {PASSWORD_KEY: password})
 
 
 def password_env(

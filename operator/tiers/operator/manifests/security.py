@@ -8,9 +8,12 @@ and no secret value ever appears in a manifest.
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Mapping
 from typing import Any
 
 from tiers.api import common
+from tiers.operator.manifests import labels
 
 # The distroless "nonroot" user, as the operator's own pod runs (charts/tiers).
 NONROOT_UID = 65532
@@ -40,6 +43,20 @@ def container_security_context(uid: int) -> dict[str, Any]:
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": _seccomp(),
+    }
+
+
+def render_secret(
+    owner: labels.Owner, component: labels.Component, data: Mapping[str, str]
+) -> dict[str, Any]:
+    """A Secret that `owner` owns, holding what the operator generated or derived for it."""
+    encoded = {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": component.metadata(owner),
+        "type": "Opaque",
+        "data": encoded,
     }
 
 

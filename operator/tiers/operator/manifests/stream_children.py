@@ -152,7 +152,7 @@ def _bootstrap_env(spec: stream.StreamPipelineSpec) -> list[dict[str, Any]]:
 
 def _job_env(owner: labels.Owner, spec: stream.StreamPipelineSpec) -> list[dict[str, Any]]:
     stats = redis.password_env(owner, stats_store.PASSWORD_ENV, component=STATS)
-    return [*_bootstrap_env(spec), *model_client.key_env(spec.model), stats]
+    return [*_bootstrap_env(spec), *model_client.key_env(owner, spec.model), stats]
 
 
 def _tmp_mount() -> dict[str, Any]:
