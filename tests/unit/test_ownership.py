@@ -1,0 +1,57 @@
+"""Which children the operator may write or delete, decided from ownerReferences and the uids it
+has seen: pure, no cluster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tiers.operator import ownership
+
+
+def child(*refs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "chat-gateway", "namespace": "ns", "ownerReferences": list(refs)},
+    }
+
+
+def ref(uid: str, *, controller: bool = True, kind: str = "RealtimeEndpoint") -> dict[str, Any]:
+    return {"kind": kind, "name": "chat", "uid": uid, "controller": controller}
+
+
+def test_only_the_controller_reference_makes_a_child_ours() -> None:
+    assert ownership.is_ours(child(ref("endpoint-uid")), "endpoint-uid")
+    assert not ownership.is_ours(child(ref("endpoint-uid", controller=False)), "endpoint-uid")
+    assert not ownership.is_ours(child(ref("another-uid")), "endpoint-uid")
+    assert not ownership.is_ours(child(), "endpoint-uid")
+
+
+def test_the_conflict_names_the_object_and_who_holds_it() -> None:
+    key = ownership.Key.of(child())
+    taken = ownership.ChildConflict(key, ownership.holder_of(child(ref("x", kind="BatchJob"))))
+    assert "Deployment chat-gateway" in str(taken)
+    assert "controlled by BatchJob chat" in str(taken)
+    unowned = ownership.ChildConflict(key, ownership.holder_of(child()))
+    assert "was not made by this resource" in str(unowned) and "left alone" in str(unowned)
+
+
+def test_a_child_known_under_one_owner_is_not_known_under_its_namesake() -> None:
+    key = ownership.Key("apps/v1", "Deployment", "ns-recall", "chat-gateway")
+    ownership.remember(key, ownership.Known("child-uid", "old-endpoint-uid"))
+    assert ownership.recall(key, "old-endpoint-uid") == ownership.Known(
+        "child-uid", "old-endpoint-uid"
+    )
+    # An endpoint deleted and made again under the same name has a new uid: it reads first.
+    assert ownership.recall(key, "new-endpoint-uid") is None
+    ownership.forget(key)
+    assert ownership.recall(key, "old-endpoint-uid") is None
+
+
+def test_a_name_found_absent_or_foreign_has_nothing_of_ours_to_delete() -> None:
+    key = ownership.Key("v1", "Service", "ns-absent", "chat-redis")
+    assert not ownership.is_known_absent(key)
+    ownership.remember(key, None)
+    assert ownership.is_known_absent(key)
+    ownership.remember(key, ownership.Known("uid", "owner"))
+    assert not ownership.is_known_absent(key)
