@@ -183,19 +183,6 @@ def _config_resource(name: str, changed: Mapping[str, str]) -> ConfigResource:
     )
 
 
-async def delete(bootstrap: str, names: Sequence[str]) -> None:
-    await asyncio.to_thread(_delete, bootstrap, names)
-
-
-@_kafka_errors
-def _delete(bootstrap: str, names: Sequence[str]) -> None:
-    admin = _admin(bootstrap)
-    existing = admin.list_topics(timeout=TIMEOUT_S).topics
-    doomed = [name for name in names if name in existing]
-    for future in admin.delete_topics(doomed).values() if doomed else ():
-        future.result(timeout=TIMEOUT_S)
-
-
 async def delete_owned(bootstrap: str, owned: Mapping[str, str]) -> list[str]:
     """Deletes each topic (name: topic id) that still has the id recorded for it; the names of
     the others, which are someone else's now (or gone), are returned and left alone."""
