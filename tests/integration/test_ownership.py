@@ -5,11 +5,13 @@ was, and survives the custom resource."""
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import yaml
 from conftest import Kubectl, wait_for
 
+from tiers import devenv
 from tiers.operator.manifests import batch_children, labels
 
 FOREIGN_IMAGE = "registry.invalid/someone-else:1"
@@ -163,3 +165,41 @@ def test_a_job_that_has_a_batch_runs_name_is_a_conflict_not_a_silent_skip(
     found = kubectl.get("job", run_name, "-n", namespace)
     assert not found["metadata"].get("ownerReferences")
     assert found["spec"]["template"]["spec"]["containers"][0]["image"] == FOREIGN_IMAGE
+
+
+def test_a_deployment_that_has_the_stream_jobs_name_is_reported_and_never_adopted(
+    kubectl: Kubectl, operator: str, namespace: str, dev_cluster: devenv.DevCluster
+) -> None:
+    kubectl.apply(foreign_deployment("summaries-stream"), namespace=namespace)
+    suffix = uuid.uuid4().hex[:8]
+    pipeline = {
+        "apiVersion": "tiers.dev/v1alpha1",
+        "kind": "StreamPipeline",
+        "metadata": {"name": "summaries"},
+        "spec": {
+            "kafka": {"bootstrapServers": dev_cluster.kafka_bootstrap},
+            "topics": {
+                "input": {"name": f"in-{suffix}"},
+                "output": {"name": f"out-{suffix}"},
+                "deadLetter": {"name": f"dlq-{suffix}"},
+            },
+            "model": {
+                "backend": {
+                    "name": "mock",
+                    "provider": "openai-compatible",
+                    "baseURL": "http://127.0.0.1:9/v1",
+                    "model": "gpt-4o-mini",
+                },
+                "prompt": "Summarize: {text}",
+            },
+            "checkpoint": {"volumeSize": "1Gi"},
+        },
+    }
+    kubectl.apply(json.dumps(pipeline), namespace=namespace)
+
+    streaming = wait_reason(
+        kubectl, namespace, "spipe", "summaries", "StreamingReady", "ChildConflict"
+    )
+
+    assert "Deployment summaries-stream" in streaming["message"]
+    assert_untouched(kubectl, namespace, "summaries-stream")
