@@ -19,7 +19,9 @@ from lightkube import codecs, generic_resource
 from lightkube.core import resource_registry
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Secret
+from lightkube.types import PatchType
 
+from tiers.api import kinds
 from tiers.operator import ownership
 
 FIELD_MANAGER = "tiers-operator"
@@ -163,6 +165,26 @@ async def _delete(key: ownership.Key, *, uid: str) -> None:
     except lightkube.ApiError as error:
         # 404: gone already; 409: the name now belongs to another object, which stays.
         if error.status.code not in (404, 409):
+            raise
+
+
+_status_resources: dict[str, Any] = {}
+
+
+async def patch_status(kind: kinds.Kind, name: str, namespace: str, status: dict[str, Any]) -> None:
+    """A merge patch of a custom resource's status, written at once rather than at the end of a
+    kopf handler; an object deleted meanwhile is no error."""
+    resource = _status_resources.get(kind.kind)
+    if resource is None:
+        resource = _status_resources[kind.kind] = generic_resource.create_namespaced_resource(
+            kinds.GROUP, kinds.VERSION, kind.kind, kind.plural
+        ).Status
+    try:
+        await client().patch(
+            resource, name, {"status": status}, namespace=namespace, patch_type=PatchType.MERGE
+        )
+    except lightkube.ApiError as error:
+        if error.status.code != 404:
             raise
 
 

@@ -20,9 +20,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kopf
-import lightkube
-from lightkube import generic_resource
-from lightkube.types import PatchType
 
 from tiers.api import kinds
 from tiers.operator import kube
@@ -41,9 +38,6 @@ class Rechecks:
         self.interval = interval
         self.bodies: dict[str, kopf.RawBody] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
-        self.status = generic_resource.create_namespaced_resource(
-            kinds.GROUP, kinds.VERSION, kind.kind, kind.plural
-        ).Status
 
     def register(self) -> None:
         kopf.on.event(kinds.GROUP, kinds.VERSION, self.kind.plural)(self.on_event)
@@ -87,17 +81,7 @@ class Rechecks:
         if not status:
             return
         metadata = raw["metadata"]
-        try:
-            await kube.client().patch(
-                self.status,
-                metadata["name"],
-                {"status": status},
-                namespace=metadata["namespace"],
-                patch_type=PatchType.MERGE,
-            )
-        except lightkube.ApiError as error:
-            if error.status.code != 404:
-                raise
+        await kube.patch_status(self.kind, metadata["name"], metadata["namespace"], status)
 
 
 def _named(body: kopf.RawBody) -> str:

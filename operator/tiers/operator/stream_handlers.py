@@ -60,7 +60,7 @@ async def reconcile_stream_pipeline(body: kopf.Body, patch: kopf.Patch, **_: Any
         owner = reconciliation.owner_of(KIND, body)
         bootstrap = await bootstrap_servers(spec, owner.namespace)
         topics_verdict, owned_topics = await reconcile_topics(
-            spec, bootstrap, owned=recorded_topics(body)
+            spec, bootstrap, owned=recorded_topics(body), owner=owner
         )
         streaming_verdict = await apply_children(owner, spec, known_brokers=bootstrap is not None)
         if streaming_verdict is None:
@@ -87,6 +87,10 @@ async def reconcile_stream_pipeline(body: kopf.Body, patch: kopf.Patch, **_: Any
         )
         desired = stream_status.desired_status(observed, body=body, now=reconciliation.now())
         reconciliation.write_status(patch, body, desired)
+
+
+def plan_created(plan: topics.Plan) -> list[str]:
+    return [topic.name for topic in plan.create]
 
 
 def recorded_topics(body: Mapping[str, Any]) -> dict[str, str]:
@@ -290,7 +294,11 @@ def brokers_named(spec: stream.StreamPipelineSpec) -> str:
 
 
 async def reconcile_topics(
-    spec: stream.StreamPipelineSpec, bootstrap: str | None, *, owned: Mapping[str, str]
+    spec: stream.StreamPipelineSpec,
+    bootstrap: str | None,
+    *,
+    owned: Mapping[str, str],
+    owner: labels.Owner,
 ) -> tuple[verdicts.Verdict, dict[str, str] | None]:
     """Brings the topics this pipeline owns (`owned`: name to Kafka topic id, as recorded in
     status) in line with the spec, and creates the missing ones; uses others' topics as they
@@ -317,14 +325,19 @@ async def reconcile_topics(
             await kafka_admin.apply(bootstrap, plan)
         if plan.create:
             actual = await kafka_admin.describe(bootstrap, names)
+            # Recorded at once, not with the rest of status when the reconcile ends: an operator
+            # killed in between would find the topics it has just made someone else's.
+            made = topics.ownership(spec, actual, owned=owned, created=plan_created(plan))
+            await kube.patch_status(
+                KIND, owner.name, owner.namespace, {"topics": stream_status.owned_records(made)}
+            )
     except kafka_admin.KafkaUnavailable as error:
         return verdicts.Verdict(
             "False", "KafkaUnavailable", f"{brokers_named(spec)} did not answer: {error.cause}"
         ), None
     except kafka_admin.AdminError as error:
         return verdicts.Verdict("False", "KafkaError", str(error)), None
-    created = [topic.name for topic in plan.create]
-    now_owned = topics.ownership(spec, actual, owned=owned, created=created)
+    now_owned = topics.ownership(spec, actual, owned=owned, created=plan_created(plan))
     if plan.conflicts:
         first = plan.conflicts[0]
         message = "; ".join(conflict.message for conflict in plan.conflicts)

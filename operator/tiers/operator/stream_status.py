@@ -86,10 +86,7 @@ def desired_status(
     if observed.owned_topics is None:
         status.update(verdicts.kept(body, "topics"))
     else:
-        status["topics"] = [
-            {"name": name, "id": topic_id}
-            for name, topic_id in sorted(observed.owned_topics.items())
-        ]
+        status["topics"] = owned_records(observed.owned_topics)
     summary = observed.summary
     if summary is None or summary.units == 0:
         status.update(verdicts.kept(body, "latency", "throughput", "cost"))
@@ -102,3 +99,8 @@ def desired_status(
     }
     status["cost"] = verdicts.cost_block(summary, per_unit_field="perEventUSD", now=now)
     return status
+
+
+def owned_records(owned: Mapping[str, str]) -> list[dict[str, str]]:
+    """`status.topics`: the topics the pipeline created, by name and Kafka topic id."""
+    return [{"name": name, "id": topic_id} for name, topic_id in sorted(owned.items())]
