@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tiers import devenv
-from tiers.devenv import processes, spark_operator
+from tiers.devenv import pki, processes, spark_operator, toolchain
 from tiers.devenv import redis_server as redis_server_module
 from tiers.operator.manifests import spark_application
 
@@ -87,12 +87,62 @@ def crds(kubectl: Kubectl) -> None:
     )
 
 
+OPERATOR_RELEASE = "tiers"
+OPERATOR_NAMESPACE = "tiers-system"
+OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_RELEASE}"
+"""Who the operator is to the apiserver in the tests: the chart's ServiceAccount."""
+RBAC_TEMPLATES = (
+    "templates/operator-serviceaccount.yaml",
+    "templates/operator-clusterrole.yaml",
+    "templates/operator-clusterrolebinding.yaml",
+    "templates/leader-election-role.yaml",
+    "templates/leader-election-rolebinding.yaml",
+)
+
+
+def render_chart(*args: str) -> str:
+    """`helm template` of the chart as the release the tests' operator runs as."""
+    helm = toolchain.ensure_built(toolchain.HELM) / "helm"
+    return subprocess.run(
+        [str(helm), "template", OPERATOR_RELEASE, str(ROOT / "charts" / "tiers"),
+         "--namespace", OPERATOR_NAMESPACE, "--kube-version", "1.36.0", *args],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+
+
+def operator_kubeconfig(
+    dev_cluster: devenv.DevCluster, kubectl: Kubectl, directory: pathlib.Path
+) -> pathlib.Path:
+    """A kubeconfig of the chart's ServiceAccount, holding exactly the chart's RBAC: every test
+    of the operator also tests that the chart grants what it does (a request it refuses fails
+    the test), and test_rbac.py compares what it did with what the chart grants."""
+    kubectl.run("create", "namespace", OPERATOR_NAMESPACE)
+    rbac = render_chart(*(f"--show-only={template}" for template in RBAC_TEMPLATES))
+    kubectl.run("apply", "-f", "-", stdin=rbac)
+    token = kubectl.run(
+        "create", "token", OPERATOR_RELEASE, "-n", OPERATOR_NAMESPACE, "--duration=48h"
+    ).stdout.strip()
+    kubeconfig = directory / "kubeconfig"
+    kubeconfig.write_text(
+        pki.kubeconfig(
+            server=dev_cluster.server, ca_cert=dev_cluster.state_dir / "pki" / "ca.crt", token=token
+        )
+    )
+    kubeconfig.chmod(0o600)
+    return kubeconfig
+
+
 @pytest.fixture(scope="session")
 def operator(
-    dev_cluster: devenv.DevCluster, crds: None, tmp_path_factory: pytest.TempPathFactory
+    dev_cluster: devenv.DevCluster,
+    kubectl: Kubectl,
+    crds: None,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
-    """`python -m tiers.operator` as its own process; yields the URL of its metrics."""
+    """`python -m tiers.operator` as its own process, as the chart's ServiceAccount; yields the
+    URL of its metrics."""
     log_dir = tmp_path_factory.mktemp("operator")
+    kubeconfig = operator_kubeconfig(dev_cluster, kubectl, log_dir)
     health, metrics = processes.free_port(), processes.free_port()
     started = processes.start(
         "operator",
@@ -109,6 +159,9 @@ def operator(
         env={
             **os.environ,
             **dev_cluster.env(),
+            "KUBECONFIG": str(kubeconfig),
+            # As the chart's pod has it: where its leader-election Lease lives.
+            "TIERS_OPERATOR_NAMESPACE": OPERATOR_NAMESPACE,
             "TIERS_RECHECK_SECONDS": "3",
             # Local mode: gateways run as local processes and publish stats to the dev Redis.
             "TIERS_STATS_REDIS_URL": dev_cluster.redis_url,

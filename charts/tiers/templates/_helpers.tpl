@@ -54,3 +54,71 @@ app.kubernetes.io/component: operator
 {{- define "tiers.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+
+{{/*
+What the operator does in a namespace it watches: exactly the verbs it calls (test_rbac.py
+compares them with the requests it makes against a real apiserver). The ClusterRole grants them
+in every namespace; with watchNamespaces, a Role grants them in each listed namespace only.
+*/}}
+{{- define "tiers.operator.namespacedRules" -}}
+# The three kinds: kopf lists and watches them and patches their metadata (finalizers, its
+# annotations); the RealtimeEndpoint a StreamPipeline's or BatchJob's endpointRef names is read.
+- apiGroups: ["tiers.dev"]
+  resources: ["realtimeendpoints"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["tiers.dev"]
+  resources: ["streampipelines", "batchjobs"]
+  verbs: ["list", "watch", "patch"]
+# Their status: observedGeneration, conditions, latency and cost.
+- apiGroups: ["tiers.dev"]
+  resources: ["realtimeendpoints/status", "streampipelines/status", "batchjobs/status"]
+  verbs: ["patch"]
+# Events about the objects it handles.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+# What the kinds become, server-side applied (an apply that creates needs create as well as
+# patch), each read once to tell its own from another's: ConfigMaps and a StreamPipeline's
+# checkpoint claim, never deleted (garbage collection does, with their owner),
+- apiGroups: [""]
+  resources: ["configmaps", "persistentvolumeclaims"]
+  verbs: ["get", "create", "patch"]
+# ... Services and Deployments (gateway, Redis, stream job, push gateway; their status is read),
+# a managed Redis's deleted when the spec no longer wants it,
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "create", "patch", "delete"]
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "create", "patch", "delete"]
+# ... with `engine: spark-operator`, the stream job's SparkApplication (its status is read);
+# garbage collection deletes it with its owner,
+- apiGroups: ["sparkoperator.k8s.io"]
+  resources: ["sparkapplications"]
+  verbs: ["get", "create", "patch"]
+# ... a BatchJob's runs: a Job each, created, listed and stopped (deleted with its pod), and
+# read when its name is taken, to tell its own run from someone else's Job (ChildConflict),
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "create", "delete"]
+# ... the NetworkPolicies of a managed Redis and a push gateway (deleted when turned off),
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "create", "patch", "delete"]
+# ... the gateway's PodDisruptionBudget,
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "create", "patch"]
+# ... and its optional HorizontalPodAutoscaler.
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["get", "create", "patch", "delete"]
+# Secrets named by secretRefs (API keys, backend credentials, a webhook's signing key) are read
+# one by one, never listed or watched; the ones the operator generates (a managed Redis's
+# password, a pipeline's key for its endpoint) are created once and never updated; an endpoint's
+# Secret of its callers' key digests is server-side applied (create, patch). None is deleted:
+# garbage collection removes them with their owner.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "create", "patch"]
+{{- end }}

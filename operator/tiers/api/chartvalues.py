@@ -91,8 +91,9 @@ class Rbac(common.Model):
     create: bool = pydantic.Field(
         default=True,
         description=(
-            "Create the ClusterRole and ClusterRoleBinding the operator needs: exactly the verbs it"
-            " uses on the three kinds and on the objects it makes of them."
+            "Create the ClusterRole and ClusterRoleBinding the operator needs (a Role and"
+            " RoleBinding per namespace with watchNamespaces): exactly the verbs it uses on the"
+            " three kinds and on the objects it makes of them."
         ),
     )
 
@@ -236,7 +237,16 @@ class Values(common.Model):
     service_account: ServiceAccount = pydantic.Field(
         default_factory=ServiceAccount, description="The identity the operator runs as."
     )
-    rbac: Rbac = pydantic.Field(default_factory=Rbac, description="Cluster-wide permissions.")
+    rbac: Rbac = pydantic.Field(default_factory=Rbac, description="The operator's permissions.")
+    watch_namespaces: list[common.ResourceName] = pydantic.Field(
+        default_factory=list,
+        max_length=256,
+        description=(
+            "Namespaces the operator watches; empty means every namespace. When set, the operator"
+            " runs with --namespace for each, and Roles in those namespaces replace the"
+            " ClusterRole: it can read and write nothing elsewhere."
+        ),
+    )
     spark: Spark = pydantic.Field(
         default_factory=Spark, description="What the Spark jobs of the custom resources may run."
     )

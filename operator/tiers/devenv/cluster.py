@@ -20,6 +20,18 @@ from tiers.devenv import jars, paths, pki, processes, progress, redis_server, to
 from tiers.devenv import kafka as kafka_broker
 
 STATE_FILE = "state.json"
+AUDIT_LOG = "audit.jsonl"
+# Every request by a ServiceAccount, at Metadata level (who, verb, resource, answer; no bodies):
+# the operator runs as one in the integration tests, which compare what it did with its RBAC.
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
+  - level: None
+"""
 # PersistentVolumes for claims to bind to (a stream job's checkpoint): there is no provisioner.
 VOLUMES = 32
 
@@ -39,6 +51,11 @@ class DevCluster:
     @property
     def log_dir(self) -> pathlib.Path:
         return self.state_dir / "logs"
+
+    @property
+    def audit_log(self) -> pathlib.Path:
+        """The apiserver's audit log: JSON lines, one per request by a ServiceAccount."""
+        return self.state_dir / AUDIT_LOG
 
     @property
     def kubectl(self) -> pathlib.Path:
@@ -178,6 +195,8 @@ def _start(
     with progress.step("starting kube-apiserver"):
         port = processes.free_port()
         server = f"https://127.0.0.1:{port}"
+        audit_policy = state_dir / "audit-policy.yaml"
+        audit_policy.write_text(AUDIT_POLICY)
         apiserver = processes.start(
             "kube-apiserver",
             [k8s.path("kube-apiserver"), f"--etcd-servers={etcd_url}",
@@ -197,6 +216,8 @@ def _start(
              "--requestheader-extra-headers-prefix=X-Remote-Extra-",
              # The `kubernetes` Service cannot point at a loopback address; nothing here needs it.
              "--endpoint-reconciler-type=none",
+             f"--audit-policy-file={audit_policy}", f"--audit-log-path={state_dir / AUDIT_LOG}",
+             "--audit-log-maxsize=512", "--audit-log-maxbackup=0",
              "--profiling=false"],
             log_dir=logs,
         )  # fmt: skip

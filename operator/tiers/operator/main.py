@@ -45,6 +45,7 @@ def run(
             standalone=True,
             clusterwide=not namespaces,
             namespaces=namespaces,
+            settings=_scoped_settings(namespaces),
             liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz",
             stop_flag=stop,
         )
@@ -89,6 +90,15 @@ async def _serve_standby_health(port: int) -> aiohttp.web.AppRunner:
     await runner.setup()
     await aiohttp.web.TCPSite(runner, "0.0.0.0", port).start()
     return runner
+
+
+def _scoped_settings(namespaces: list[str]) -> kopf.OperatorSettings:
+    """kopf's settings before the startup handler (`settings.configure`) adds its own. Watching
+    named namespaces, kopf neither lists namespaces nor watches CRDs (both cluster-wide reads):
+    Roles in those namespaces are all the operator needs (chart value watchNamespaces)."""
+    scoped = kopf.OperatorSettings()
+    scoped.scanning.disabled = bool(namespaces)
+    return scoped
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

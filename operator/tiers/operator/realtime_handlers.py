@@ -4,6 +4,7 @@ month's spend against the budget into status."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import kopf
@@ -21,7 +22,14 @@ from tiers.operator import (
     triggers,
     verdicts,
 )
-from tiers.operator.manifests import gateway, labels, realtime_children, redis, stats_store
+from tiers.operator.manifests import (
+    gateway,
+    labels,
+    network_policies,
+    realtime_children,
+    redis,
+    stats_store,
+)
 
 KIND = kinds.REALTIME_ENDPOINT
 
@@ -46,7 +54,12 @@ async def apply_children(
 ) -> verdicts.Verdict | None:
     """Applies the desired children and deletes the optional ones the spec no longer wants;
     what went wrong, for ProxyReady, or None."""
-    children = realtime_children.desired_children(owner, spec, image=reconciliation.IMAGE)
+    children = realtime_children.desired_children(
+        owner,
+        spec,
+        image=reconciliation.IMAGE,
+        network_policy=network_policies.settings_from(os.environ),
+    )
     try:
         if realtime_children.runs_managed_redis(spec):
             # Created once, then only read: a new password would lock every client out.
@@ -103,6 +116,7 @@ def optional_children(owner: labels.Owner) -> list[tuple[str, str, str]]:
     return [
         ("apps/v1", "Deployment", redis.name(owner)),
         ("v1", "Service", redis.name(owner)),
+        (network_policies.API_VERSION, network_policies.KIND, redis.name(owner)),
         ("autoscaling/v2", "HorizontalPodAutoscaler", gateway.name(owner)),
     ]
 
