@@ -455,6 +455,24 @@ def test_the_managed_redis_and_the_gateway_get_its_password_from_its_secret_only
     )
 
 
+def test_a_remade_password_rolls_the_redis_and_the_gateways_together() -> None:
+    def digests(password: str) -> set[str]:
+        children = manifests.desired_children(
+            OWNER, example_spec(), image=IMAGE, redis_password=password
+        )
+        assert password not in json.dumps(children)
+        return {
+            find(children, "Deployment", name)["spec"]["template"]["metadata"]["annotations"][
+                "tiers.dev/secret-hash"
+            ]
+            for name in ("chat-redis", "chat-gateway")
+        }
+
+    (first,) = digests("first-password")
+    (second,) = digests("second-password")
+    assert first != second
+
+
 def test_the_password_secret_is_owned_by_the_endpoint_and_holds_a_new_random_password() -> None:
     first, second = redis_manifests.new_password(), redis_manifests.new_password()
     assert first != second and len(first) >= 40

@@ -240,6 +240,20 @@ def test_a_pipeline_keeps_its_stats_in_a_redis_of_its_own_whatever_it_calls(
     )
 
 
+def test_a_remade_stats_password_rolls_the_stats_redis_and_the_job_together() -> None:
+    children = stream_children.desired_children(
+        OWNER, backend_spec(), image=IMAGE, stats_redis_url=None, endpoint_model=None,
+        stats_password="pw-1",
+    )  # fmt: skip
+    hashes = {
+        find(children, "Deployment", name)["spec"]["template"]["metadata"]["annotations"][
+            "tiers.dev/secret-hash"
+        ]
+        for name in ("reviews-stream-stats", "reviews-stream")
+    }
+    assert len(hashes) == 1 and "pw-1" not in str(children)
+
+
 def test_a_job_finds_its_stats_password_in_the_variable_its_config_names() -> None:
     environ = {"PW": "s3cret\n"}
     assert address.resolve("redis://r:6379/0", password_env="PW", environ=environ) == (

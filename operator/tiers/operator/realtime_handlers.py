@@ -54,16 +54,19 @@ async def apply_children(
 ) -> verdicts.Verdict | None:
     """Applies the desired children and deletes the optional ones the spec no longer wants;
     what went wrong, for ProxyReady, or None."""
-    children = realtime_children.desired_children(
-        owner,
-        spec,
-        image=reconciliation.IMAGE,
-        network_policy=network_policies.settings_from(os.environ),
-    )
     try:
+        password = None
         if realtime_children.runs_managed_redis(spec):
             # Created once, then only read: a new password would lock every client out.
-            await kube.generated_secret(redis.render_password_secret(owner, redis.new_password()))
+            made = redis.render_password_secret(owner, redis.new_password())
+            password = (await kube.generated_secret(made)).get(redis.PASSWORD_KEY)
+        children = realtime_children.desired_children(
+            owner,
+            spec,
+            image=reconciliation.IMAGE,
+            network_policy=network_policies.settings_from(os.environ),
+            redis_password=password,
+        )
         if spec.auth is not None:
             # The digests of the keys of the pipelines and batch jobs that call this endpoint.
             await caller_keys.sync(owner.name, owner.namespace)

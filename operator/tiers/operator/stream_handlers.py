@@ -177,19 +177,21 @@ async def apply_children(
                 "spec.model.endpointRef, does not exist",
             )
         endpoint_model = str(endpoint.get("model"))
-    children = stream_children.desired_children(
-        owner,
-        spec,
-        image=reconciliation.IMAGE,
-        stats_redis_url=stats_reader.stats_url(default_stats_url(owner)),
-        endpoint_model=endpoint_model,
-        network_policy=network_policies.settings_from(os.environ),
-    )
     try:
         # Created once, then only read: a new password would lock the running job out.
-        password = redis.new_password()
-        stats = redis.render_password_secret(owner, password, component=stream_children.STATS)
-        await kube.generated_secret(stats)
+        made = redis.render_password_secret(
+            owner, redis.new_password(), component=stream_children.STATS
+        )
+        password = (await kube.generated_secret(made)).get(redis.PASSWORD_KEY)
+        children = stream_children.desired_children(
+            owner,
+            spec,
+            image=reconciliation.IMAGE,
+            stats_redis_url=stats_reader.stats_url(default_stats_url(owner)),
+            endpoint_model=endpoint_model,
+            network_policy=network_policies.settings_from(os.environ),
+            stats_password=password,
+        )
         if spec.model.endpoint_ref is not None:
             # A key of its own for the endpoint, let in at once rather than at its next turn.
             await caller_keys.ensure_key(owner)

@@ -20,6 +20,9 @@ ENDPOINT_LABEL = "tiers.dev/endpoint"
 CONFIG_HASH_ANNOTATION = "tiers.dev/config-hash"
 """On a pod template (or a SparkApplication's driver): a change of config rolls the pods."""
 CONFIG_HASH_LENGTH = 16
+SECRET_HASH_ANNOTATION = "tiers.dev/secret-hash"
+"""On a pod template: the digest of a generated Secret its pods read (a Redis password). Should
+the Secret be made again (someone deleted it), the server and its clients roll together."""
 
 
 class Named(Protocol):
@@ -108,6 +111,14 @@ class Component:
             "labels": self.labels(owner),
             "ownerReferences": [owner_reference(owner)],
         }
+
+
+def stamp_secret_hash(deployment: dict[str, Any], secret_value: str) -> dict[str, Any]:
+    """`deployment` with `SECRET_HASH_ANNOTATION` on its pod template: a digest, not the value."""
+    digest = hashlib.sha256(secret_value.encode()).hexdigest()[:CONFIG_HASH_LENGTH]
+    template = deployment["spec"]["template"]
+    template["metadata"].setdefault("annotations", {})[SECRET_HASH_ANNOTATION] = digest
+    return deployment
 
 
 def config_hash(data: Mapping[str, str]) -> str:

@@ -145,8 +145,11 @@ def desired_children(
     *,
     image: str,
     network_policy: network_policies.Settings | None = None,
+    redis_password: str | None = None,
 ) -> list[dict[str, Any]]:
     """Every object the endpoint should own, in apply order; `image` runs the gateway.
+    `redis_password` (the managed Redis's, as its Secret holds it) goes on the Redis and
+    gateway pods as a digest only, so that a re-made Secret rolls both together.
 
     The order is stable: ConfigMap, the managed Redis (Deployment, Service, and its
     NetworkPolicy when `network_policy` is enabled) when the operator runs it, the gateway
@@ -158,22 +161,28 @@ def desired_children(
     settings = gateway_config(owner, spec, redis_url_env=REDIS_URL_ENV if redis_env else None)
     configmap = gateway.render_configmap(owner, settings)
     children = [configmap]
+    server = redis.render_deployment(owner)
+    if redis_password is not None:
+        labels.stamp_secret_hash(server, redis_password)
     if runs_managed_redis(spec):
-        children += [redis.render_deployment(owner), redis.render_service(owner)]
+        children += [server, redis.render_service(owner)]
         if network_policy is not None and network_policy.enabled:
             children.append(
                 network_policies.render_redis_policy(
                     owner, redis=redis.COMPONENT, gateway=gateway.COMPONENT, settings=network_policy
                 )
             )
+    proxy = gateway.render_deployment(
+        owner,
+        spec,
+        image=image,
+        config_hash=labels.config_hash(configmap["data"]),
+        redis_env=redis_env,
+    )
+    if redis_password is not None and runs_managed_redis(spec):
+        labels.stamp_secret_hash(proxy, redis_password)
     children += [
-        gateway.render_deployment(
-            owner,
-            spec,
-            image=image,
-            config_hash=labels.config_hash(configmap["data"]),
-            redis_env=redis_env,
-        ),
+        proxy,
         gateway.render_service(owner),
         gateway.render_pod_disruption_budget(owner),
     ]

@@ -92,9 +92,12 @@ def desired_children(
     stats_redis_url: str | None,
     endpoint_model: str | None,
     network_policy: network_policies.Settings | None = None,
+    stats_password: str | None = None,
 ) -> list[dict[str, Any]]:
     """Every object the pipeline should own, in apply order (see the module's docstring); with
-    `network_policy` enabled, the push gateway's NetworkPolicy follows its Service."""
+    `network_policy` enabled, the push gateway's NetworkPolicy follows its Service.
+    `stats_password` (as its Secret holds it) goes on the stats Redis's and the job's pods as a
+    digest only, so that a re-made Secret rolls both together."""
     settings = job_config(
         owner,
         spec,
@@ -116,10 +119,16 @@ def desired_children(
         children.append(_checkpoint_claim(owner, spec.checkpoint.volume_size))
     replicas = 0 if spec.suspend else 1
     if spec.engine == "deployment":
-        children.append(_job_deployment(owner, spec, image=image, replicas=replicas, digest=digest))
+        job = _job_deployment(owner, spec, image=image, replicas=replicas, digest=digest)
+        if stats_password is not None:
+            labels.stamp_secret_hash(job, stats_password)
+        children.append(job)
     children.append(_push_deployment(owner, spec, image=image, replicas=replicas, digest=digest))
     children.append(services.render_cluster_ip_service(owner, PUSH, port_name="http"))
-    children.append(redis.render_deployment(owner, component=STATS, size=redis.STATS))
+    stats = redis.render_deployment(owner, component=STATS, size=redis.STATS)
+    if stats_password is not None:
+        labels.stamp_secret_hash(stats, stats_password)
+    children.append(stats)
     children.append(redis.render_service(owner, component=STATS))
     if network_policy is not None and network_policy.enabled:
         children.append(
