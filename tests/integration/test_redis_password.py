@@ -24,10 +24,12 @@ from tiers.devenv import processes
 from tiers.operator import batch_runs, stats_reader
 from tiers.operator.manifests import labels, stats_store
 from tiers.operator.manifests import redis as managed_redis
-from tiers.runtime import modelcall
+from tiers.runtime import mockllm, modelcall, providers
 from tiers.runtime.batch import config as batch_config
 from tiers.runtime.batch import progress, publisher
 from tiers.runtime.stats import window
+from tiers.runtime.stream import config as stream_config
+from tiers.runtime.stream import scoring
 
 OWNER = labels.Owner(api.API_VERSION, api.REALTIME_ENDPOINT.kind, "chat", "ns", "uid-1")
 PASSWORD = managed_redis.new_password()
@@ -150,3 +152,34 @@ def test_a_job_publishes_with_its_password_and_the_operator_reads_it_back(
     assert found is not None and (found.state, found.total) == ("Running", 10)
     assert summary is not None and summary.units == 1
     assert refused is None, "without the password the operator reads nothing"
+
+
+def test_the_stream_job_publishes_its_stats_with_its_password(
+    locked: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(stats_store.PASSWORD_ENV, PASSWORD)
+    with mockllm.running() as mock:
+        backend = providers.BackendConfig(
+            name="mock", provider="openai-compatible", model="*", base_url=mock
+        )
+        settings = stream_config.StreamJobConfig(
+            pipeline="ns/summaries", bootstrap="unused:9092", input_topic="in",
+            output_topic="out", dead_letter_topic="dlq", checkpoint="/tmp/unused",
+            model=modelcall.ModelCallConfig(target=backend, model="gpt-4o-mini", prompt="{text}"),
+            stats_redis_url=locked, stats_redis_password_env=stats_store.PASSWORD_ENV,
+        )  # fmt: skip
+        rows = scoring.score_frame(
+            {"key": ["k0"], "value": ['{"text": "hi"}'], "partition": [0], "offset": [41],
+             "ts_ms": [1_700_000_000_000]},
+            settings,
+        )  # fmt: skip
+    assert rows[0][2] == "out"
+
+    async def read_back() -> tuple[Any, Any]:
+        where = stats_reader.Target(locked, PASSWORD)
+        summary = await stats_reader.summary(where, "ns/summaries", minutes=5)
+        return summary, await stats_reader.processed_offsets(where, "ns/summaries")
+
+    summary, offsets = asyncio.run(read_back())
+    assert summary is not None and summary.units == 1
+    assert offsets == {0: 42}
