@@ -16,6 +16,7 @@ from typing import Any
 from conftest import Kubectl, Processes, wait_for
 
 from tiers import devenv
+from tiers.devenv import dataplane
 
 
 def secret_data(kubectl: Kubectl, namespace: str, name: str) -> dict[str, str]:
@@ -95,6 +96,9 @@ def test_a_pipeline_calls_an_endpoint_with_auth_with_a_key_of_its_own(
         "TIERS_MODEL_API_KEY"
     )
     assert secret_data(kubectl, namespace, "summaries-stream-key")["key"] == key, "made once"
+    # Local mode runs the job with the environment its pod gets: the key, read from its Secret.
+    local = [str(dev_cluster.kubectl), f"--kubeconfig={dev_cluster.kubeconfig}"]
+    assert dataplane.pod_env(local, namespace, "summaries-stream")["TIERS_MODEL_API_KEY"] == key
 
     # The gateway as its pod runs it, its key folder as the projected volume fills it.
     keys = tmp_path / "api-keys"

@@ -7,6 +7,7 @@ environment, on a loopback port.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import pathlib
@@ -71,16 +72,19 @@ def start_stream(
     the local gateways in `endpoint_urls`, and the stats Redis to the dev one. Returns the push
     gateway's base URL and the processes.
     """
-    name = stream_children.JOB.name(labels.Ref(pipeline, namespace))
+    ref = labels.Ref(pipeline, namespace)
+    name = stream_children.JOB.name(ref)
     settings = json.loads(_configmap_value(kubectl, namespace, name, stream_children.CONFIG_FILE))
     target = settings["model"]["target"]
     if "url" in target and target["url"] in endpoint_urls:
         target["url"] = endpoint_urls[target["url"]]
     checkpoint = work_dir / f"{namespace}-{pipeline}-checkpoint"
+    # The dev Redis stands for the pipeline's own stats Redis, and has no password.
     settings.update(
         checkpoint=checkpoint.as_uri(),
         jars=[str(jar) for jar in jars.connector_jars()],
         stats_redis_url=redis_url,
+        stats_redis_password_env=None,
     )
     work_dir.mkdir(parents=True, exist_ok=True)
     config = work_dir / f"{namespace}-{pipeline}-stream.json"
@@ -89,6 +93,7 @@ def start_stream(
         f"stream-job-{namespace}-{pipeline}",
         [sys.executable, "-m", "tiers.runtime.stream", "job", "--config", config],
         log_dir=work_dir,
+        env={**os.environ, **pod_env(kubectl, namespace, name)},
     )
     port = processes.free_port()
     push = processes.start(
@@ -96,6 +101,7 @@ def start_stream(
         [sys.executable, "-m", "tiers.runtime.stream", "push", "--config", config,
          "--port", str(port)],
         log_dir=work_dir,
+        env={**os.environ, **pod_env(kubectl, namespace, stream_children.PUSH.name(ref))},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     processes.wait_until(
@@ -138,6 +144,32 @@ def run_batch(
          "--run", run, "--output", output_uri],
         stdout=subprocess.PIPE, text=True, check=True, timeout=600,
     )  # fmt: skip
+
+
+def pod_env(kubectl: list[str], namespace: str, deployment: str) -> dict[str, str]:
+    """The environment a Deployment's pods get (its first container's), Secrets read as the
+    kubelet reads them; empty when there is no such Deployment (a SparkApplication's job)."""
+    found = subprocess.run(
+        [*kubectl, "get", "deployment", deployment, "-n", namespace, "-o", "json"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if found.returncode != 0:
+        return {}
+    container = json.loads(found.stdout)["spec"]["template"]["spec"]["containers"][0]
+    env = {}
+    for entry in container.get("env") or []:
+        ref = (entry.get("valueFrom") or {}).get("secretKeyRef")
+        if ref is None:
+            env[entry["name"]] = entry.get("value", "")
+            continue
+        secret = subprocess.run(
+            [*kubectl, "get", "secret", ref["name"], "-n", namespace, "-o", "json"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        data = json.loads(secret.stdout).get("data") or {} if secret.returncode == 0 else {}
+        if ref["key"] in data:
+            env[entry["name"]] = base64.b64decode(data[ref["key"]]).decode()
+    return env
 
 
 def _configmap_value(kubectl: list[str], namespace: str, name: str, key: str) -> str:
