@@ -6,11 +6,18 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import pathlib
 import re
+import uuid
 from typing import Any
 
 import pytest
-from conftest import Kubectl
+from confluent_kafka.admin import AdminClient
+from conftest import Kubectl, wait_for
+
+from tiers import devenv
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 REMOVE = object()
 
@@ -112,7 +119,7 @@ CASES = [
          "spec.backends[1]", "Duplicate value"),
     Case("autoscaling-max-below-min",
          changed(ENDPOINT, spec__autoscaling={"minReplicas": 5, "maxReplicas": 2}),
-         "spec.autoscaling", "maxReplicas must be greater than or equal to minReplicas"),
+         "spec.autoscaling.maxReplicas", "maxReplicas must be greater than or equal to minReplicas"),
     Case("negative-partitions", changed(PIPELINE, spec__topics__input__partitions=-3),
          "spec.topics.input.partitions", "greater than or equal to 1"),
     Case("partition-decrease-on-update", changed(PIPELINE, spec__topics__input__partitions=3),
@@ -149,6 +156,99 @@ CASES = [
          "spec.input.format", 'supported values: "jsonl", "parquet", "csv"'),
     Case("unsupported-input-uri-scheme", changed(JOB, spec__input__uri="ftp://host/data"),
          "spec.input.uri", "should match"),
+    # Mistakes that need two fields, or a value's content, to be seen (issue 14, item 15).
+    Case("base-url-ending-in-the-api-path",
+         changed(ENDPOINT, spec__backends__0__baseURL="http://mockllm:9001/v1/chat/completions"),
+         "spec.backends[0].baseURL", "baseURL must end before the API path"),
+    Case("base-url-without-a-host", changed(ENDPOINT, spec__backends__0__baseURL="http:///v1"),
+         "spec.backends[0].baseURL", "should match"),
+    Case("base-url-with-credentials",
+         changed(ENDPOINT, spec__backends__0__baseURL="http://user:pw@mockllm:9001/v1"),
+         "spec.backends[0].baseURL", "should match"),
+    Case("deployment-on-a-non-azure-backend", changed(ENDPOINT, spec__backends__0__deployment="d"),
+         "spec.backends[0].deployment", "deployment is only for provider azure-openai"),
+    Case("azure-base-url-naming-the-deployment",
+         changed(ENDPOINT, spec__backends=[{**AZURE, "deployment": "d", "apiVersion": "2024-10-21",
+                                            "baseURL": "https://r.openai.azure.com/openai/deployments/d"}]),
+         "spec.backends[0].baseURL", "the resource's URL"),
+    Case("blank-model-name", changed(ENDPOINT, spec__model=" "),
+         "spec.model", "should match"),
+    Case("cached-input-price-above-input-price",
+         changed(ENDPOINT, spec__pricing={"inputPerMTokUSD": "0.15", "cachedInputPerMTokUSD": "0.30",
+                                          "outputPerMTokUSD": "0.60"}),
+         "spec.pricing.cachedInputPerMTokUSD", "must not be above inputPerMTokUSD"),
+    Case("zero-monthly-budget", changed(ENDPOINT, spec__budget={"monthlyUSD": "0"}),
+         "spec.budget.monthlyUSD", "must be above 0"),
+    Case("semantic-cache-with-the-cache-off",
+         changed(ENDPOINT, spec__cache={"enabled": False, "semantic": {"enabled": True}}),
+         "spec.cache.semantic.enabled", "needs cache.enabled"),
+    Case("max-backoff-below-initial-backoff",
+         changed(ENDPOINT, spec__retries={"initialBackoffMs": 1000, "maxBackoffMs": 10}),
+         "spec.retries.maxBackoffMs", "must be greater than or equal to initialBackoffMs"),
+    Case("blank-embedding-model",
+         changed(ENDPOINT, spec__cache={"semantic": {"enabled": True, "embeddingModel": ""}}),
+         "spec.cache.semantic.embeddingModel", "at least 1 chars"),
+    Case("empty-rate-limits", changed(ENDPOINT, spec__rateLimits={}),
+         "spec.rateLimits", "needs requestsPerMinute or tokensPerMinute"),
+    Case("file-checkpoint-on-the-spark-operator",
+         changed(PIPELINE, spec__engine="spark-operator", spec__checkpoint={"uri": "file:///ckpt"}),
+         "spec.checkpoint.uri", "lost when the Spark Operator restarts the driver"),
+    Case("webhook-url-with-credentials",
+         changed(JOB, spec__notification={"webhookURL": "https://user:pw@hooks.example.com/x"}),
+         "spec.notification.webhookURL", "should match"),
+    Case("bootstrap-servers-written-as-a-url",
+         changed(PIPELINE, spec__kafka={"bootstrapServers": "PLAINTEXT://kafka:9092"}),
+         "spec.kafka.bootstrapServers", "not a URL"),
+    Case("bootstrap-server-with-an-impossible-port",
+         changed(PIPELINE, spec__kafka={"bootstrapServers": "kafka:9092,kafka-2:70000"}),
+         "spec.kafka.bootstrapServers", "should match"),
+    Case("output-topic-equal-to-input-topic", changed(PIPELINE, spec__topics__output__name="in"),
+         "spec.topics.output.name", "must differ from topics.input.name"),
+    Case("dead-letter-topic-equal-to-output-topic",
+         changed(PIPELINE, spec__topics__deadLetter__name="out"),
+         "spec.topics.deadLetter.name", "must differ from topics.input.name and topics.output.name"),
+    Case("prompt-without-a-placeholder", changed(PIPELINE, spec__model__prompt="Summarize this."),
+         "spec.model.prompt", "needs at least one placeholder"),
+    Case("prompt-with-only-escaped-braces",
+         changed(PIPELINE, spec__model__prompt="Summarize {{text}}"),
+         "spec.model.prompt", "needs at least one placeholder"),
+    Case("prompt-with-an-unclosed-brace", changed(PIPELINE, spec__model__prompt="Summarize: {text"),
+         "spec.model.prompt", "not a valid template"),
+    Case("prompt-with-a-stray-closing-brace",
+         changed(JOB, spec__model__prompt="Classify: {body} }"),
+         "spec.model.prompt", "not a valid template"),
+    Case("prompt-with-a-positional-placeholder",
+         changed(PIPELINE, spec__model__prompt="Summarize: {0}"),
+         "spec.model.prompt", "not a valid template"),
+    Case("zero-size-checkpoint-volume", changed(PIPELINE, spec__checkpoint={"volumeSize": "0Gi"}),
+         "spec.checkpoint.volumeSize", "should match"),
+    Case("checkpoint-uri-without-a-bucket",
+         changed(PIPELINE, spec__checkpoint={"uri": "s3a:///checkpoints"}),
+         "spec.checkpoint.uri", "should match"),
+    Case("zero-spark-memory", changed(PIPELINE, spec__spark={"memory": "0Gi"}),
+         "spec.spark.memory", "should match"),
+    Case("blank-spark-image", changed(PIPELINE, spec__spark={"image": " spark"}),
+         "spec.spark.image", "should match"),
+    Case("cron-minute-out-of-range", changed(JOB, spec__schedule="60 2 * * *"),
+         "spec.schedule", "each within its range"),
+    Case("cron-month-out-of-range", changed(JOB, spec__schedule="0 2 * 13 *"),
+         "spec.schedule", "each within its range"),
+    Case("cron-day-of-week-out-of-range", changed(JOB, spec__schedule="0 2 * * 8"),
+         "spec.schedule", "each within its range"),
+    Case("zero-batch-budget", changed(JOB, spec__budget={"maxUSD": "0.0"}),
+         "spec.budget.maxUSD", "must be above 0"),
+    Case("zero-executor-memory", changed(JOB, spec__spark={"executorMemory": "0Mi"}),
+         "spec.spark.executorMemory", "should match"),
+    Case("input-uri-without-a-bucket", changed(JOB, spec__input__uri="s3a:///in/"),
+         "spec.input.uri", "should match"),
+    Case("blank-id-field", changed(JOB, spec__input__idField=" "),
+         "spec.input.idField", "should match"),
+    Case("dbfs-uri-on-the-spark-engine", changed(JOB, spec__input__uri="dbfs:/data/in"),
+         "spec", "dbfs:/ URIs need engine databricks"),
+    Case("databricks-host-with-an-api-path",
+         changed(JOB, spec__engine="databricks", spec__databricks={
+             **DATABRICKS, "host": "https://x.cloud.databricks.com/api/2.1/jobs"}),
+         "spec.databricks.host", "should match"),
 ]  # fmt: skip
 
 
@@ -169,9 +269,77 @@ def test_there_are_at_least_fifteen_rejection_cases() -> None:
     assert len(CASES) >= 15
 
 
+@pytest.mark.parametrize(
+    ("base", "changes"),
+    [
+        (PIPELINE, {"spec__model__prompt": "Say {{hi}} to {name}: {text!r:>10} {a.b} {c[0]}"}),
+        (PIPELINE, {"spec__kafka": {"bootstrapServers": "k-0.kafka.svc:9092,10.0.0.7:65535"}}),
+        (JOB, {"spec__schedule": "*/15 0-6,22-23 ? JAN-MAR mon-fri"}),
+        (JOB, {"spec__input__uri": "file:///data/in.jsonl", "spec__output__uri": "gs://b/out/"}),
+        (ENDPOINT, {"spec__backends__0__baseURL": "https://api.example.com/openai/v1"}),
+    ],
+    ids=["template", "brokers", "cron", "uris", "base-url"],
+)
+def test_values_close_to_a_rejected_one_are_accepted(
+    base: dict[str, Any], changes: dict[str, Any], kubectl: Kubectl, crds: None, namespace: str
+) -> None:
+    # The rules above refuse mistakes, not the unusual but correct.
+    kubectl.apply(json.dumps(changed(base, **changes)), namespace=namespace)
+
+
 @pytest.mark.parametrize("base", [ENDPOINT, PIPELINE, JOB], ids=lambda b: b["kind"])
 def test_the_valid_bases_are_accepted(
     base: dict[str, Any], kubectl: Kubectl, crds: None, namespace: str
 ) -> None:
     # Guards the cases above: each fails for its one change, not for a broken base.
     kubectl.apply(json.dumps(base), namespace=namespace)
+
+
+PROMPT_RULES = (
+    "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/model/properties/prompt"
+    "/x-kubernetes-validations"
+)
+
+
+def test_a_stored_prompt_the_operator_cannot_render_is_invalid_spec_before_any_topic_is_made(
+    kubectl: Kubectl, operator: str, namespace: str, dev_cluster: devenv.DevCluster
+) -> None:
+    # An object stored before the apiserver checked prompts (an older CRD): the rule is taken
+    # out for the time of one create, then the generated CRD is applied again.
+    crd = "streampipelines.tiers.dev"
+    kubectl.run("patch", "crd", crd, "--type=json",
+                "-p", json.dumps([{"op": "remove", "path": PROMPT_RULES}]))  # fmt: skip
+    suffix = uuid.uuid4().hex[:8]
+    topics = {"input": f"bad-in-{suffix}", "output": f"bad-out-{suffix}",
+              "deadLetter": f"bad-dlq-{suffix}"}  # fmt: skip
+    try:
+        obj = changed(
+            PIPELINE,
+            spec__kafka={"bootstrapServers": dev_cluster.kafka_bootstrap},
+            spec__topics={role: {"name": name} for role, name in topics.items()},
+            spec__model__prompt="Summarize: {0}",
+        )
+        wait_for(
+            lambda: (
+                kubectl.apply(json.dumps(obj), namespace=namespace, check=False).returncode == 0
+            ),
+            timeout_s=30,
+            what="the apiserver to take the CRD without the prompt's rules",
+        )
+    finally:
+        kubectl.run("apply", "--server-side", "--force-conflicts", "-f",
+                    str(ROOT / "crds" / "streampipeline.yaml"))  # fmt: skip
+
+    def ready() -> Any:
+        found = kubectl.get("spipe", "invalid", "-n", namespace).get("status", {})
+        return next((c for c in found.get("conditions", []) if c["type"] == "Ready"), None)
+
+    condition = wait_for(ready, timeout_s=30, what="the pipeline's Ready condition")
+    assert (condition["status"], condition["reason"]) == ("False", "InvalidSpec")
+    assert condition["message"].startswith("spec.model.prompt: placeholder {0} is positional")
+    admin = AdminClient({"bootstrap.servers": dev_cluster.kafka_bootstrap})
+    assert not set(topics.values()) & set(admin.list_topics(timeout=10).topics)
+    made = kubectl.get("deployments,configmaps", "-n", namespace)["items"]
+    assert [
+        o["metadata"]["name"] for o in made if o["metadata"]["name"].startswith("invalid")
+    ] == []

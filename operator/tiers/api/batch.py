@@ -9,17 +9,35 @@ import pydantic
 
 from tiers.api import common
 
-# Five cron fields (minute hour day-of-month month day-of-week) or a macro such as @daily.
+
+def _cron_field(value: str, *, day: bool = False) -> str:
+    """One cron field as a regular expression: lists of `*`, values or ranges, each with an
+    optional step; `?` in the day fields. `value` matches one value of the field's range."""
+    item = rf"(\\*|{value}(-{value})?)(/[1-9][0-9]{{0,2}})?"
+    any_day = "[?]|" if day else ""
+    return rf"({any_day}{item}(,{item})*)"
+
+
+_MINUTE = _cron_field("[0-5]?[0-9]")
+_HOUR = _cron_field("([01]?[0-9]|2[0-3])")
+_DAY_OF_MONTH = _cron_field("(0?[1-9]|[12][0-9]|3[01])", day=True)
+_MONTH = _cron_field("(0?[1-9]|1[0-2]|(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec))")
+_DAY_OF_WEEK = _cron_field("([0-7]|(?i:sun|mon|tue|wed|thu|fri|sat))", day=True)
+# Five cron fields (minute hour day-of-month month day-of-week), each value within its field's
+# range, or a macro such as @daily.
 CRON_RULE = (
     r"self.matches('^(@(yearly|annually|monthly|weekly|daily|hourly)"
-    r"|[0-9*/,-]+ +[0-9*/,-]+ +[0-9*/,?-]+ +[0-9A-Za-z*/,-]+ +[0-9A-Za-z*/,?-]+)$')"
+    rf"|{_MINUTE} +{_HOUR} +{_DAY_OF_MONTH} +{_MONTH} +{_DAY_OF_WEEK})$')"
 )
 
 BatchEngine = Literal["databricks", "spark"]
 InputFormat = Literal["jsonl", "parquet", "csv", "openai"]
 OutputFormat = Literal["jsonl", "parquet", "csv"]
-URI_PATTERN = r"^((s3a?|gs|abfss|hdfs|file)://|dbfs:/)\S+$"
-URI_DESCRIPTION = "Data URI: s3://, s3a://, gs://, abfss://, hdfs://, file:// or dbfs:/"
+URI_PATTERN = r"^((s3a?|gs|abfss|hdfs)://[^/\s]+(/\S*)?|file:///\S*|dbfs:/[^/\s]\S*)$"
+URI_DESCRIPTION = (
+    "Data URI: s3://, s3a://, gs://, abfss:// or hdfs:// with a bucket or host, file:///path"
+    " or dbfs:/path"
+)
 # IANA time zone names: Area/Location[/Sublocation], or UTC-like names such as UTC or Etc/GMT+5.
 TIME_ZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$"
 
@@ -35,6 +53,7 @@ class Input(common.Model):
         default="id",
         min_length=1,
         max_length=128,
+        pattern=common.TRIMMED_PATTERN,
         description="Unique record key; reruns skip done ids (custom_id for openai files).",
     )
 
@@ -51,26 +70,40 @@ class Output(common.Model):
 class Databricks(common.Model):
     """Where and on what the Databricks job runs."""
 
-    host: str = pydantic.Field(max_length=2048, pattern=r"^https?://\S+$")
+    host: str = pydantic.Field(
+        max_length=2048,
+        pattern=r"^https://[^/\s?#@]+/?$",
+        description="The workspace URL, https://NAME.cloud.databricks.com (no API path).",
+    )
     token_secret_ref: common.SecretKeyRef
-    spark_version: str = pydantic.Field(default="15.4.x-scala2.12", max_length=64)
-    node_type_id: str = pydantic.Field(default="i3.xlarge", max_length=64)
+    spark_version: str = pydantic.Field(
+        default="15.4.x-scala2.12", min_length=1, max_length=64, pattern=common.TRIMMED_PATTERN
+    )
+    node_type_id: str = pydantic.Field(
+        default="i3.xlarge", min_length=1, max_length=64, pattern=common.TRIMMED_PATTERN
+    )
     num_workers: int = pydantic.Field(default=2, ge=0, le=10000)
 
 
 class Spark(common.Model):
     """A Spark batch job on this cluster."""
 
-    image: str | None = pydantic.Field(default=None, max_length=512)
+    image: str | None = pydantic.Field(
+        default=None, min_length=1, max_length=512, pattern=common.IMAGE_PATTERN
+    )
     executors: int = pydantic.Field(default=2, ge=1, le=10000)
     executor_cores: int = pydantic.Field(default=2, ge=1, le=256)
-    executor_memory: str = pydantic.Field(default="4Gi", pattern=r"^[0-9]+(Mi|Gi)$", max_length=16)
+    executor_memory: str = pydantic.Field(
+        default="4Gi", pattern=common.MEMORY_PATTERN, max_length=16
+    )
 
 
 class Budget(common.Model):
     """A run whose estimate is above the cap does not start; one that spends it stops."""
 
-    max_usd: common.DecimalUSD = pydantic.Field(alias="maxUSD")
+    max_usd: common.DecimalUSD = pydantic.Field(
+        alias="maxUSD", json_schema_extra=common.validations(common.POSITIVE_AMOUNT_RULE)
+    )
 
 
 class Notification(common.Model):
@@ -79,7 +112,7 @@ class Notification(common.Model):
     webhook_url: str = pydantic.Field(
         alias="webhookURL",
         max_length=2048,
-        pattern=r"^https?://[^/\s]+(/\S*)?$",
+        pattern=common.HTTP_URL_PATTERN,
         description="POSTed {name, namespace, run, state, records, failed, costUSD, "
         "durationSeconds, outputURI} when a run ends; retried with backoff.",
     )
@@ -143,8 +176,10 @@ class BatchJobSpec(common.Model):
         json_schema_extra=common.validations(
             common.cel(
                 CRON_RULE,
-                "schedule must be a cron expression of five fields, e.g. '0 2 * * *',"
-                " or one of @hourly, @daily, @weekly, @monthly, @yearly",
+                "schedule must be a cron expression of five fields, e.g. '0 2 * * *', each within"
+                " its range (minute 0-59, hour 0-23, day of month 1-31, month 1-12 or JAN-DEC,"
+                " day of week 0-7 or SUN-SAT), or one of @hourly, @daily, @weekly, @monthly,"
+                " @yearly",
             )
         ),
     )

@@ -18,14 +18,48 @@ DECIMAL_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,9})?$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # Kafka topic names: letters, digits, '.', '_' and '-'.
 TOPIC_PATTERN = r"^[a-zA-Z0-9._-]{1,249}$"
+# Memory for a Spark process, in Kubernetes units: at least 1Mi.
+MEMORY_PATTERN = r"^[1-9][0-9]*(Mi|Gi)$"
+# A container image reference: not blank, no spaces.
+IMAGE_PATTERN = r"^[A-Za-z0-9]\S*$"
+# A name given as free text (a model, a deployment, a field): not blank, no surrounding spaces.
+TRIMMED_PATTERN = r"^\S(.*\S)?$"
+# An http(s) URL with a host: no `http:///path`, and no user:password@ (it would land in a
+# ConfigMap; credentials go in Secrets).
+HTTP_URL_PATTERN = r"^https?://[^/\s?#@]+(/\S*)?$"
+# An OpenAI API path the client appends itself: a base URL that already ends in one is a mistake.
+API_PATH_RULE = (
+    r"!self.matches('/(chat/completions|completions|embeddings|responses|models|batches|files)/*$')"
+)
+# A prompt template: text, `{{` and `}}` for literal braces, and `{field}` placeholders (a field
+# name, then optional .attribute or [key] parts, a !conversion and a :format without braces).
+TEMPLATE_RULE = (
+    r"self.matches('^([^{}]|[{][{]|[}][}]|[{][A-Za-z_][A-Za-z0-9_]*"
+    r"([.][A-Za-z_][A-Za-z0-9_]*|\\[[^\\]{}]+\\])*(![rsa])?(:[^{}]*)?[}])*$')"
+)
+# ... with at least one placeholder (a `{` that opens a field, not one of a `{{` escape).
+PLACEHOLDER_RULE = r"self.matches('(^|[^{])([{][{])*[{][A-Za-z_]')"
 
 
-def cel(rule: str, message: str, *, reason: str | None = None) -> dict[str, str]:
-    """One `x-kubernetes-validations` entry; `message` must name the field and what is allowed."""
+def cel(
+    rule: str, message: str, *, reason: str | None = None, field_path: str | None = None
+) -> dict[str, str]:
+    """One `x-kubernetes-validations` entry; `message` must name the field and what is allowed.
+    On a rule over several fields, `field_path` (".maxReplicas") is the one the apiserver blames:
+    its path leads the error."""
     entry = {"rule": rule, "message": message}
     if reason is not None:
         entry["reason"] = reason
+    if field_path is not None:
+        entry["fieldPath"] = field_path
     return entry
+
+
+POSITIVE_AMOUNT_RULE = cel(
+    "double(self) > 0.0",
+    "must be above 0: a budget of nothing refuses every request",
+    reason="FieldValueInvalid",
+)
 
 
 def validations(*rules: dict[str, str]) -> dict[str, Any]:
@@ -83,6 +117,19 @@ class Auth(Model):
 class Pricing(Model):
     """Prices per million tokens; overrides the built-in table for the model."""
 
+    model_config = pydantic.ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!has(self.cachedInputPerMTokUSD)"
+                " || double(self.cachedInputPerMTokUSD) <= double(self.inputPerMTokUSD)",
+                "pricing.cachedInputPerMTokUSD must not be above inputPerMTokUSD"
+                " (a cached input token is a discounted input token)",
+                reason="FieldValueInvalid",
+                field_path=".cachedInputPerMTokUSD",
+            )
+        )
+    )
+
     input_per_m_tok_usd: DecimalUSD = pydantic.Field(alias="inputPerMTokUSD")
     cached_input_per_m_tok_usd: DecimalUSD | None = pydantic.Field(
         default=None, alias="cachedInputPerMTokUSD"
@@ -108,6 +155,26 @@ class Backend(Model):
                 "baseURL is required when provider is azure-openai or openai-compatible",
                 reason="FieldValueRequired",
             ),
+            cel(
+                "self.provider == 'azure-openai' || !has(self.deployment)",
+                "deployment is only for provider azure-openai (other providers take model)",
+                reason="FieldValueForbidden",
+                field_path=".deployment",
+            ),
+            cel(
+                "self.provider == 'azure-openai' || !has(self.apiVersion)",
+                "apiVersion is only for provider azure-openai",
+                reason="FieldValueForbidden",
+                field_path=".apiVersion",
+            ),
+            cel(
+                "self.provider != 'azure-openai' || !has(self.baseURL)"
+                " || !self.baseURL.contains('/openai/deployments')",
+                "baseURL of an azure-openai backend is the resource's URL"
+                " (https://NAME.openai.azure.com); deployment names the deployment",
+                reason="FieldValueInvalid",
+                field_path=".baseURL",
+            ),
         )
     )
 
@@ -116,17 +183,32 @@ class Backend(Model):
         description="Wire dialect: openai, azure-openai or openai-compatible (any base URL)."
     )
     model: str = pydantic.Field(
-        min_length=1, max_length=128, description="Model name sent upstream, e.g. gpt-4o-mini."
+        min_length=1,
+        max_length=128,
+        pattern=TRIMMED_PATTERN,
+        description="Model name sent upstream, e.g. gpt-4o-mini.",
     )
     base_url: str | None = pydantic.Field(
         default=None,
         alias="baseURL",
         max_length=2048,
-        pattern=r"^https?://[^\s]+$",
+        pattern=HTTP_URL_PATTERN,
         description="Base URL ending before /chat/completions; defaults to OpenAI's for openai.",
+        json_schema_extra=validations(
+            cel(
+                API_PATH_RULE,
+                "baseURL must end before the API path the client adds, e.g."
+                " https://api.example.com/v1 (not .../v1/chat/completions)",
+                reason="FieldValueInvalid",
+            )
+        ),
     )
     deployment: str | None = pydantic.Field(
-        default=None, min_length=1, max_length=128, description="Azure OpenAI deployment name."
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Azure OpenAI deployment name.",
     )
     api_version: str | None = pydantic.Field(
         default=None,
@@ -185,6 +267,20 @@ class ModelCall(Model):
         min_length=1,
         max_length=16384,
         description="Prompt template; {field} is replaced by the event or record field.",
+        json_schema_extra=validations(
+            cel(
+                TEMPLATE_RULE,
+                "prompt is not a valid template: each { must open a placeholder such as {text}"
+                " and each } close one; write {{ and }} for literal braces",
+                reason="FieldValueInvalid",
+            ),
+            cel(
+                PLACEHOLDER_RULE,
+                "prompt needs at least one placeholder such as {text}, the field of each event"
+                " or record that fills it",
+                reason="FieldValueInvalid",
+            ),
+        ),
     )
     route: ModelRoute = pydantic.Field(
         default="chat",

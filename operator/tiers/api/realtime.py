@@ -15,6 +15,7 @@ class Autoscaling(common.Model):
             common.cel(
                 "self.maxReplicas >= self.minReplicas",
                 "autoscaling.maxReplicas must be greater than or equal to minReplicas",
+                field_path=".maxReplicas",
             )
         )
     )
@@ -31,7 +32,12 @@ class SemanticCache(common.Model):
     similarity_percent: int = pydantic.Field(
         default=95, ge=50, le=100, description="Cosine similarity threshold, in percent."
     )
-    embedding_model: str = pydantic.Field(default="text-embedding-3-small", max_length=128)
+    embedding_model: str = pydantic.Field(
+        default="text-embedding-3-small",
+        min_length=1,
+        max_length=128,
+        pattern=common.TRIMMED_PATTERN,
+    )
     max_entries: int = pydantic.Field(
         default=256,
         ge=1,
@@ -42,6 +48,18 @@ class SemanticCache(common.Model):
 
 class Cache(common.Model):
     """Exact-match response cache in Redis, with an in-process L1 in front."""
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra=common.validations(
+            common.cel(
+                "self.enabled || !has(self.semantic) || !self.semantic.enabled",
+                "cache.semantic.enabled needs cache.enabled: a semantic hit serves an answer"
+                " from the exact cache",
+                reason="FieldValueInvalid",
+                field_path=".semantic.enabled",
+            )
+        )
+    )
 
     enabled: bool = True
     ttl_seconds: int = pydantic.Field(default=3600, ge=1, le=2592000)
@@ -59,12 +77,33 @@ Auth = common.Auth
 class RateLimits(common.Model):
     """Per-key limits, shared by all gateway replicas through Redis."""
 
+    model_config = pydantic.ConfigDict(
+        json_schema_extra=common.validations(
+            common.cel(
+                "has(self.requestsPerMinute) || has(self.tokensPerMinute)",
+                "rateLimits needs requestsPerMinute or tokensPerMinute (or leave it out)",
+                reason="FieldValueRequired",
+            )
+        )
+    )
+
     requests_per_minute: int | None = pydantic.Field(default=None, ge=1, le=100_000_000)
     tokens_per_minute: int | None = pydantic.Field(default=None, ge=1, le=10_000_000_000)
 
 
 class Retries(common.Model):
     """Retries on 429/5xx with jittered backoff; Retry-After is honoured."""
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra=common.validations(
+            common.cel(
+                "self.maxBackoffMs >= self.initialBackoffMs",
+                "retries.maxBackoffMs must be greater than or equal to initialBackoffMs",
+                reason="FieldValueInvalid",
+                field_path=".maxBackoffMs",
+            )
+        )
+    )
 
     max_attempts: int = pydantic.Field(default=3, ge=1, le=10)
     initial_backoff_ms: int = pydantic.Field(default=100, ge=1, le=60000)
@@ -74,13 +113,17 @@ class Retries(common.Model):
 class Budget(common.Model):
     """A monthly spending cap; past it the endpoint answers 429 insufficient_quota."""
 
-    monthly_usd: common.DecimalUSD = pydantic.Field(alias="monthlyUSD")
+    monthly_usd: common.DecimalUSD = pydantic.Field(
+        alias="monthlyUSD",
+        json_schema_extra=common.validations(common.POSITIVE_AMOUNT_RULE),
+    )
 
 
 class RealtimeEndpointSpec(common.Model):
     model: str = pydantic.Field(
         min_length=1,
         max_length=128,
+        pattern=common.TRIMMED_PATTERN,
         description="The model name clients ask for; requests for other names get 404.",
     )
     backends: list[common.Backend] = pydantic.Field(

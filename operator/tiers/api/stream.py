@@ -42,9 +42,33 @@ class Topic(common.Model):
 
 
 class Topics(common.Model):
+    model_config = pydantic.ConfigDict(
+        json_schema_extra=common.validations(
+            common.cel(
+                "self.output.name != self.input.name",
+                "topics.output.name must differ from topics.input.name (the job would read its"
+                " own results)",
+                reason="FieldValueInvalid",
+                field_path=".output.name",
+            ),
+            common.cel(
+                "self.deadLetter.name != self.input.name"
+                " && self.deadLetter.name != self.output.name",
+                "topics.deadLetter.name must differ from topics.input.name and topics.output.name",
+                reason="FieldValueInvalid",
+                field_path=".deadLetter.name",
+            ),
+        )
+    )
+
     input: Topic
     output: Topic
     dead_letter: Topic = pydantic.Field(description="Events that could not be scored, with reason.")
+
+
+# One broker: a DNS name or IPv4 address, or an [IPv6] address, and a port from 1 to 65535.
+PORT = r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+BROKER = rf"([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):{PORT}"
 
 
 class Kafka(common.Model):
@@ -62,8 +86,16 @@ class Kafka(common.Model):
     bootstrap_servers: str | None = pydantic.Field(
         default=None,
         max_length=2048,
-        pattern=r"^[^\s,]+:[0-9]{1,5}(,[^\s,]+:[0-9]{1,5})*$",
+        pattern=f"^{BROKER}(,{BROKER})*$",
         description="host:port[,host:port...]",
+        json_schema_extra=common.validations(
+            common.cel(
+                "!self.contains('://')",
+                "bootstrapServers is host:port[,host:port...], not a URL: drop the scheme,"
+                " e.g. kafka.kafka.svc:9092",
+                reason="FieldValueInvalid",
+            )
+        ),
     )
     bootstrap_secret_ref: common.SecretKeyRef | None = None
 
@@ -90,12 +122,12 @@ class Checkpoint(common.Model):
     uri: str | None = pydantic.Field(
         default=None,
         max_length=2048,
-        pattern=r"^(s3a|gs|abfss|hdfs|file)://\S+$",
-        description="Checkpoint location on shared storage.",
+        pattern=r"^((s3a|gs|abfss|hdfs)://[^/\s]+(/\S*)?|file:///\S*)$",
+        description="Checkpoint location on shared storage: a bucket or host, or file:///path.",
     )
     volume_size: str | None = pydantic.Field(
         default=None,
-        pattern=r"^[0-9]+(Mi|Gi|Ti)$",
+        pattern=r"^[1-9][0-9]*(Mi|Gi|Ti)$",
         max_length=16,
         description="Size of a PersistentVolumeClaim the operator creates, e.g. 1Gi.",
     )
@@ -105,9 +137,11 @@ StreamEngine = Literal["deployment", "spark-operator"]
 
 
 class SparkResources(common.Model):
-    image: str | None = pydantic.Field(default=None, max_length=512)
+    image: str | None = pydantic.Field(
+        default=None, min_length=1, max_length=512, pattern=common.IMAGE_PATTERN
+    )
     cores: int = pydantic.Field(default=2, ge=1, le=256)
-    memory: str = pydantic.Field(default="2Gi", pattern=r"^[0-9]+(Mi|Gi)$", max_length=16)
+    memory: str = pydantic.Field(default="2Gi", pattern=common.MEMORY_PATTERN, max_length=16)
 
 
 ORIGIN = r"^https?://[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$"
@@ -135,6 +169,19 @@ class Push(common.Model):
 
 
 class StreamPipelineSpec(common.Model):
+    model_config = pydantic.ConfigDict(
+        json_schema_extra=common.validations(
+            common.cel(
+                "self.engine != 'spark-operator' || !has(self.checkpoint.uri)"
+                " || !self.checkpoint.uri.startsWith('file:')",
+                "checkpoint.uri file:// is lost when the Spark Operator restarts the driver: with"
+                " engine spark-operator use s3a://, gs://, abfss:// or hdfs://, or volumeSize",
+                reason="FieldValueInvalid",
+                field_path=".checkpoint.uri",
+            )
+        )
+    )
+
     kafka: Kafka
     topics: Topics
     model: common.ModelCall

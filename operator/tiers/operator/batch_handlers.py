@@ -60,6 +60,8 @@ async def reconcile_batch_job(body: kopf.Body, patch: kopf.Patch, **_: Any) -> N
             operator_image=reconciliation.IMAGE,
             patterns=images.allowed_patterns(),
         )
+        if refused is None:
+            refused = reconciliation.unrenderable(reconciliation.owner_of(KIND, body), spec.model)
         if refused is not None:
             reconciliation.refuse(KIND, body, patch, refused)
             return

@@ -13,10 +13,11 @@ from typing import Any, TypeVar
 
 import kopf
 import pydantic
+import pydantic.alias_generators
 
-from tiers.api import kinds
+from tiers.api import common, kinds
 from tiers.operator import metrics, verdicts
-from tiers.operator.manifests import labels
+from tiers.operator.manifests import labels, model_client
 
 RECONCILING = "Reconciling"
 INVALID_SPEC = "InvalidSpec"
@@ -91,6 +92,20 @@ def refuse(
     """Reports, as the primary condition, why the spec is not acted on (an image not allowed,
     a prompt that cannot be rendered): called before any side effect, so nothing is half made."""
     write_status(patch, body, verdicts.stamp(body, {primary_condition(kind): verdict}, now=now()))
+
+
+def unrenderable(owner: labels.Owner, call: common.ModelCall) -> verdicts.Verdict | None:
+    """InvalidSpec when the model client's config cannot be made from `spec.model` (a prompt
+    that is not a template: objects stored before the apiserver checked it), None when it can.
+    Called before any side effect, so that nothing is made for a spec that cannot run."""
+    try:
+        model_client.model_call(owner, call, endpoint_model="*")
+    except pydantic.ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(pydantic.alias_generators.to_camel(str(part)) for part in first["loc"])
+        message = str(first["msg"]).removeprefix("Value error, ")
+        return verdicts.Verdict("False", INVALID_SPEC, f"spec.model.{field}: {message}")
+    return None
 
 
 def owner_of(kind: kinds.Kind, body: Mapping[str, Any]) -> labels.Owner:

@@ -54,6 +54,8 @@ async def reconcile_stream_pipeline(body: kopf.Body, patch: kopf.Patch, **_: Any
             operator_image=reconciliation.IMAGE,
             patterns=images.allowed_patterns(),
         )
+        if refused is None:
+            refused = reconciliation.unrenderable(reconciliation.owner_of(KIND, body), spec.model)
         if refused is not None:
             reconciliation.refuse(KIND, body, patch, refused)
             return
