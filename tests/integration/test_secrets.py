@@ -48,7 +48,8 @@ def manifests(data: pathlib.Path) -> list[dict[str, Any]]:
         "apiVersion": "tiers.dev/v1alpha1", "kind": "StreamPipeline",
         "metadata": {"name": "direct"},
         "spec": {**pipeline_spec,
-                 "model": {"backend": backend("pipeline-backend"), "prompt": "Sum up: {text}"}},
+                 "model": {"backend": backend("pipeline-backend"), "prompt": "Sum up: {text}"},
+                 "push": {"auth": {"apiKeysSecretRef": {"name": "push-callers"}}}},
     }  # fmt: skip
     via_endpoint = {
         "apiVersion": "tiers.dev/v1alpha1", "kind": "StreamPipeline",
@@ -104,6 +105,7 @@ def test_no_secret_value_reaches_a_configmap_status_event_child_or_the_log(
     create_secret(kubectl, namespace, "callers", alice=f"{canary}-caller")
     create_secret(kubectl, namespace, "kafka", bootstrap=f"{canary}-broker.invalid:9092")
     create_secret(kubectl, namespace, "pipeline-backend", **{"api-key": f"{canary}-pipeline-key"})
+    create_secret(kubectl, namespace, "push-callers", browser=f"{canary}-push-caller")
     create_secret(kubectl, namespace, "batch-backend", **{"api-key": f"{canary}-batch-key"})
     create_secret(kubectl, namespace, "signing", secret=f"{canary}-signing")
     create_secret(kubectl, namespace, "databricks", token=f"{canary}-databricks")
