@@ -107,3 +107,20 @@ def test_the_pod_is_locked_down_and_rolls_with_its_config() -> None:
     annotations = job["spec"]["template"]["metadata"]["annotations"]
     assert annotations[labels.CONFIG_HASH_ANNOTATION] == labels.config_hash(configmap["data"])
     assert job["spec"]["activeDeadlineSeconds"] == 3600
+
+
+def test_a_batch_job_keeps_progress_in_a_password_protected_redis_of_its_own() -> None:
+    server, service = batch_children.render_stats_redis(OWNER, password="pw-1")
+    assert (server["kind"], server["metadata"]["name"]) == ("Deployment", "triage-batch-stats")
+    (container,) = server["spec"]["template"]["spec"]["containers"]
+    assert container["env"][0]["valueFrom"]["secretKeyRef"] == {
+        "name": "triage-batch-stats", "key": "password",
+    }  # fmt: skip
+    assert "tiers.dev/secret-hash" in server["spec"]["template"]["metadata"]["annotations"]
+    assert "pw-1" not in str(server)
+    assert service["spec"]["ports"][0]["port"] == 6379
+    settings = batch_children.job_config(
+        OWNER, spec(), stats_redis_url="redis://triage-batch-stats.ns.svc:6379/0",
+        endpoint_model=None,
+    )  # fmt: skip
+    assert settings.stats_redis_password_env == "TIERS_STATS_REDIS_PASSWORD"

@@ -201,15 +201,14 @@ async def _render_config(
     )
     configmap = batch_children.render_config_map(owner, settings)
     # Created once, then only read: a new password would lock a running job out.
-    password = redis.new_password()
-    await kube.generated_secret(
-        redis.render_password_secret(owner, password, component=batch_children.STATS)
-    )
+    made = redis.render_password_secret(owner, redis.new_password(), component=batch_children.STATS)
+    password = (await kube.generated_secret(made)).get(redis.PASSWORD_KEY)
     if ref is not None:
         # A key of its own for the endpoint, let in at once rather than at its next turn.
         await caller_keys.ensure_key(owner)
         await caller_keys.sync(ref.name, owner.namespace)
-    await kube.apply_all([configmap, *batch_children.render_stats_redis(owner)])
+    stats = batch_children.render_stats_redis(owner, password=password)
+    await kube.apply_all([configmap, *stats])
     return configmap, None
 
 

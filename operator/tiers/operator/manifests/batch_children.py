@@ -70,13 +70,14 @@ def render_config_map(owner: labels.Owner, settings: config.BatchJobConfig) -> d
     }
 
 
-def render_stats_redis(owner: labels.Owner) -> list[dict[str, Any]]:
+def render_stats_redis(owner: labels.Owner, *, password: str | None) -> list[dict[str, Any]]:
     """The Redis that keeps the runs' progress and stats; its password is in a Secret that the
-    handler generates once (`redis.render_password_secret(..., component=STATS)`)."""
-    return [
-        redis.render_deployment(owner, component=STATS, size=redis.STATS),
-        redis.render_service(owner, component=STATS),
-    ]
+    handler generates once (`redis.render_password_secret(..., component=STATS)`), and goes on
+    its pods as a digest only, so that a re-made Secret restarts it with the new one."""
+    server = redis.render_deployment(owner, component=STATS, size=redis.STATS)
+    if password is not None:
+        labels.stamp_secret_hash(server, password)
+    return [server, redis.render_service(owner, component=STATS)]
 
 
 def run_env(owner: labels.Owner, spec: batch.BatchJobSpec) -> list[dict[str, Any]]:
