@@ -107,6 +107,12 @@ def test_a_batch_job_runs_an_allowed_image_and_is_refused_any_other(
     assert {c["image"] for c in pod["containers"]} == {"registry.test/spark/tiers-spark:4.2"}
 
 
+def pods_of(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    """The peers a NetworkPolicy's one ingress rule admits."""
+    peers: list[dict[str, Any]] = policy["spec"]["ingress"][0]["from"]
+    return peers
+
+
 def endpoint(**spec: Any) -> str:
     return json.dumps(
         {
@@ -137,21 +143,29 @@ def test_the_managed_redis_and_the_push_gateway_get_network_policies_that_admit_
 
     redis = wait_for(lambda: policy("chat-redis"), timeout_s=30, what="the Redis's policy")
     assert redis["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "tiers-redis"
-    admitted = [peer["podSelector"]["matchLabels"] for peer in redis["spec"]["ingress"][0]["from"]]
-    assert {"tiers.dev/calls-endpoint": "chat"} in admitted
+    admitted = [
+        p["podSelector"]["matchLabels"] for p in pods_of(redis) if "namespaceSelector" not in p
+    ]
+    assert [peer["app.kubernetes.io/name"] for peer in admitted] == ["tiers-gateway"]
+    # ... and the operator, in the namespace it runs in.
+    assert {"kubernetes.io/metadata.name": "tiers-system"} in [
+        p["namespaceSelector"]["matchLabels"] for p in pods_of(redis) if "namespaceSelector" in p
+    ]
     assert redis["metadata"]["ownerReferences"][0]["kind"] == "RealtimeEndpoint"
     push = wait_for(lambda: policy("imaged-push"), timeout_s=60, what="the push gateway's policy")
     assert push["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 8086}]
-    job = wait_for(
-        lambda: kubectl.run(
-            "get", "deployment", "imaged-stream", "-n", namespace, "-o", "json",
-            "--ignore-not-found",
-        ).stdout.strip(),
+    stats = wait_for(
+        lambda: policy("imaged-stream-stats"), timeout_s=60, what="the stats Redis's policy"
+    )
+    (job,) = [
+        p["podSelector"]["matchLabels"] for p in pods_of(stats) if "namespaceSelector" not in p
+    ]
+    assert job["app.kubernetes.io/name"] == "tiers-stream-job"
+    # The job's pods are the ones the stats Redis admits: its selector matches them.
+    selector = ",".join(f"{key}={value}" for key, value in job.items())
+    pods = wait_for(
+        lambda: kubectl.get("pods", "-n", namespace, "-l", selector)["items"],
         timeout_s=60,
-        what="the stream job's Deployment",
-    )  # fmt: skip
-    pod_labels = json.loads(job)["spec"]["template"]["metadata"]["labels"]
-    assert pod_labels["tiers.dev/calls-endpoint"] == "chat"
-    # The stream job's pods are the Redis policy's clients: its selector matches them.
-    pods = kubectl.get("pods", "-n", namespace, "-l", "tiers.dev/calls-endpoint=chat")["items"]
-    assert all(pod["metadata"]["name"].startswith("imaged-stream") for pod in pods)
+        what="the stream job's pod",
+    )
+    assert all(pod["metadata"]["name"].startswith("imaged-stream-") for pod in pods)

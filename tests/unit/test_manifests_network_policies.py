@@ -10,7 +10,6 @@ import yaml
 
 from tiers import api
 from tiers.operator.manifests import (
-    batch_children,
     gateway,
     labels,
     network_policies,
@@ -22,7 +21,6 @@ from tiers.operator.manifests import (
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ENDPOINT = labels.Owner(api.API_VERSION, api.REALTIME_ENDPOINT.kind, "chat", "shop", "uid-1")
 PIPELINE = labels.Owner(api.API_VERSION, api.STREAM_PIPELINE.kind, "reviews", "shop", "uid-2")
-BATCH = labels.Owner(api.API_VERSION, api.BATCH_JOB.kind, "triage", "shop", "uid-3")
 IMAGE = "tiers:0.1.0"
 ON = network_policies.Settings()
 IN_CLUSTER = network_policies.Settings(
@@ -75,19 +73,35 @@ def test_a_managed_redis_gets_a_policy_that_selects_only_its_own_pods_on_its_por
     assert policy["metadata"]["name"] == "chat-redis"
     assert policy["metadata"]["namespace"] == "shop"
     assert policy["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
-    assert policy["spec"]["podSelector"]["matchLabels"] == redis.COMPONENT.selector(ENDPOINT)
+    assert (
+        redis.COMPONENT.selector(ENDPOINT).items()
+        <= policy["spec"]["podSelector"]["matchLabels"].items()
+    )
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     (rule,) = policy["spec"]["ingress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": redis.PORT}]
 
 
-def test_the_redis_admits_its_gateways_and_the_jobs_that_call_its_endpoint_only() -> None:
+def test_the_redis_admits_its_gateways_only_not_the_jobs_that_call_the_endpoint() -> None:
+    # Jobs call the endpoint through its gateway; their stats go to a Redis of their own.
     (policy,) = policies(endpoint_children(endpoint_spec(), ON))
     (rule,) = policy["spec"]["ingress"]
     assert rule["from"] == [
-        {"podSelector": {"matchLabels": gateway.COMPONENT.selector(ENDPOINT)}},
-        {"podSelector": {"matchLabels": {"tiers.dev/calls-endpoint": "chat"}}},
+        {
+            "podSelector": {
+                "matchLabels": {
+                    **gateway.COMPONENT.selector(ENDPOINT),
+                    "app.kubernetes.io/component": "gateway",
+                }
+            }
+        },
     ]
+
+
+def test_a_policy_selects_its_redis_by_role_not_every_redis_of_that_name() -> None:
+    (policy,) = policies(endpoint_children(endpoint_spec(), ON))
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector["app.kubernetes.io/component"] == "cache"
 
 
 def test_the_redis_admits_the_operator_pod_that_reads_its_stats_in_its_own_namespace() -> None:
@@ -115,9 +129,12 @@ def test_no_policy_without_a_managed_redis_or_when_the_admin_turns_them_off() ->
 
 
 def test_a_push_gateway_admits_its_own_namespace_and_the_namespaces_the_admin_named() -> None:
-    (policy,) = policies(pipeline_children(pipeline_spec(), IN_CLUSTER))
-    assert policy["metadata"]["name"] == "reviews-push"
-    assert policy["spec"]["podSelector"]["matchLabels"] == stream_children.PUSH.selector(PIPELINE)
+    (policy,) = [p for p in policies(pipeline_children(pipeline_spec(), IN_CLUSTER))
+                 if p["metadata"]["name"] == "reviews-push"]  # fmt: skip
+    assert (
+        stream_children.PUSH.selector(PIPELINE).items()
+        <= policy["spec"]["podSelector"]["matchLabels"].items()
+    )
     (rule,) = policy["spec"]["ingress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": stream_children.PUSH_PORT}]
     assert rule["from"] == [
@@ -126,40 +143,22 @@ def test_a_push_gateway_admits_its_own_namespace_and_the_namespaces_the_admin_na
     ]
 
 
+def test_a_pipelines_stats_redis_admits_its_job_and_the_operator_only() -> None:
+    (policy,) = [p for p in policies(pipeline_children(pipeline_spec(), IN_CLUSTER))
+                 if p["metadata"]["name"] == "reviews-stream-stats"]  # fmt: skip
+    assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "stats"
+    (rule,) = policy["spec"]["ingress"]
+    job = {**stream_children.JOB.selector(PIPELINE), "app.kubernetes.io/component": "stream-job"}
+    assert rule["from"][0] == {"podSelector": {"matchLabels": job}}
+    assert rule["from"][1]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "tiers-system"
+    }
+    assert len(rule["from"]) == 2
+
+
 def test_a_pipeline_has_no_policy_when_they_are_off() -> None:
     off = network_policies.Settings(enabled=False)
     assert policies(pipeline_children(pipeline_spec(), off)) == []
-
-
-def test_a_stream_job_that_calls_an_endpoint_is_labelled_so_its_redis_admits_it() -> None:
-    spec = pipeline_spec()
-    assert spec.model.endpoint_ref is not None
-    children = pipeline_children(spec, ON)
-    (job,) = [
-        c
-        for c in children
-        if c["kind"] == "Deployment" and c["metadata"]["name"] == "reviews-stream"
-    ]
-    pod_labels = job["spec"]["template"]["metadata"]["labels"]
-    assert pod_labels[network_policies.CLIENT_LABEL] == spec.model.endpoint_ref.name
-    (push,) = [
-        c for c in children if c["kind"] == "Deployment" and c["metadata"]["name"] == "reviews-push"
-    ]
-    assert network_policies.CLIENT_LABEL not in push["spec"]["template"]["metadata"]["labels"]
-
-
-def test_a_batch_run_that_calls_an_endpoint_is_labelled_so_its_redis_admits_it() -> None:
-    spec = api.BatchJobSpec.model_validate(
-        {
-            "engine": "spark",
-            "input": {"uri": "s3a://in/x.jsonl"},
-            "output": {"uri": "s3a://out/x/"},
-            "model": {"endpointRef": {"name": "chat"}, "prompt": "Classify: {text}"},
-        }
-    )
-    configmap = {"data": {"batch.json": "{}"}}
-    job = batch_children.render_run_job(BATCH, spec, configmap, run="triage", image=IMAGE)
-    assert job["spec"]["template"]["metadata"]["labels"][network_policies.CLIENT_LABEL] == "chat"
 
 
 def test_settings_are_read_from_the_operators_environment() -> None:

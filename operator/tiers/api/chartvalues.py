@@ -114,9 +114,9 @@ class NetworkPolicy(common.Model):
     enabled: bool = pydantic.Field(
         default=True,
         description=(
-            "Render a NetworkPolicy per RealtimeEndpoint (its managed Redis: its gateways, the"
-            " jobs that call it and the operator only) and per StreamPipeline (its push gateway:"
-            " its own namespace only). Needs a network plugin that enforces them."
+            "Render NetworkPolicies: a RealtimeEndpoint's managed Redis admits its gateways and"
+            " the operator only, a StreamPipeline's stats Redis its job and the operator only,"
+            " its push gateway its own namespace only. Needs a network plugin that enforces them."
         ),
     )
     push_gateway_from_namespaces: list[str] = pydantic.Field(

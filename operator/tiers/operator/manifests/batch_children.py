@@ -19,7 +19,6 @@ from tiers.api import batch
 from tiers.operator.manifests import (
     labels,
     model_client,
-    network_policies,
     redis,
     security,
     stats_store,
@@ -157,11 +156,7 @@ def render_run_job(
         },
         "template": {
             "metadata": {
-                "labels": {
-                    **RUN.labels(owner),
-                    RUN_LABEL: run,
-                    **network_policies.client_labels(spec.model),
-                },
+                "labels": {**RUN.labels(owner), RUN_LABEL: run},
                 "annotations": {
                     labels.CONFIG_HASH_ANNOTATION: labels.config_hash(configmap["data"])
                 },

@@ -1,13 +1,13 @@
-"""NetworkPolicies of the children that serve something only their own pods should reach: the
-managed Redis of a RealtimeEndpoint and the push gateway of a StreamPipeline. Pure.
+"""NetworkPolicies of the children that serve something only their own pods should reach: a
+RealtimeEndpoint's managed Redis, a StreamPipeline's stats Redis and its push gateway. Pure.
 
-`realtime_children.desired_children()` and `stream_children.desired_children()` append the one
-of their owner when `Settings.enabled` (chart value `networkPolicy.enabled`, on by default). A
+`realtime_children.desired_children()` and `stream_children.desired_children()` append those of
+their owner when `Settings.enabled` (chart value `networkPolicy.enabled`, on by default). A
 policy selects its component's pods and admits, on the component's port only:
 
-- the managed Redis: the endpoint's gateway pods; the pods of stream and batch jobs that call the
-  endpoint (they carry `CLIENT_LABEL`: they publish their stats to its Redis); and the operator's
-  pod, which reads those stats (when the operator runs in the cluster and knows where it is);
+- a Redis (`render_redis_policy`): the pods of its owner that use it (an endpoint's gateways, a
+  pipeline's job), and the operator's pod, which reads the stats in it (when the operator runs
+  in the cluster and knows where it is);
 - the push gateway: pods of the pipeline's own namespace (the apps that send it events and the
   proxy in front of browsers), and of the namespaces the admin lists (an ingress controller's).
 
@@ -18,16 +18,13 @@ NetworkPolicy; without one they change nothing).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tiers.api import common
 from tiers.operator.manifests import labels
 
 API_VERSION = "networking.k8s.io/v1"
 KIND = "NetworkPolicy"
-CLIENT_LABEL = "tiers.dev/calls-endpoint"
-"""On a stream or batch job's pods: the RealtimeEndpoint (same namespace) it calls."""
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 """Set by the apiserver on every namespace: selects one namespace by its name."""
 
@@ -65,25 +62,17 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
     )
 
 
-def client_labels(model: common.ModelCall) -> dict[str, str]:
-    """The label a job's pods carry when they call a RealtimeEndpoint: admits them to its Redis."""
-    if model.endpoint_ref is None:
-        return {}
-    return {CLIENT_LABEL: model.endpoint_ref.name}
-
-
 def render_redis_policy(
     owner: labels.Owner,
     *,
     redis: labels.Component,
-    gateway: labels.Component,
+    clients: Sequence[labels.Component],
     settings: Settings,
 ) -> dict[str, Any]:
-    """The managed Redis of `owner` (a RealtimeEndpoint): its gateways, the jobs that call it
-    and the operator only."""
+    """A Redis of `owner`: admits the pods of `clients` (its components that use it) and the
+    operator only."""
     peers: list[dict[str, Any]] = [
-        {"podSelector": {"matchLabels": gateway.selector(owner)}},
-        {"podSelector": {"matchLabels": {CLIENT_LABEL: owner.name}}},
+        {"podSelector": {"matchLabels": _pod_selector(owner, client)}} for client in clients
     ]
     if settings.operator_namespace is not None:
         peers.append(
@@ -120,8 +109,14 @@ def _policy(
         "kind": KIND,
         "metadata": component.metadata(owner),
         "spec": {
-            "podSelector": {"matchLabels": component.selector(owner)},
+            "podSelector": {"matchLabels": _pod_selector(owner, component)},
             "policyTypes": ["Ingress"],
             "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": component.port}]}],
         },
     }
+
+
+def _pod_selector(owner: labels.Owner, component: labels.Component) -> dict[str, str]:
+    """The pods of one component of `owner`: its selector and its role, since two components
+    may share an app name (a managed Redis and a stats Redis are both tiers-redis)."""
+    return {**component.selector(owner), "app.kubernetes.io/component": component.role}

@@ -169,7 +169,10 @@ def desired_children(
         if network_policy is not None and network_policy.enabled:
             children.append(
                 network_policies.render_redis_policy(
-                    owner, redis=redis.COMPONENT, gateway=gateway.COMPONENT, settings=network_policy
+                    owner,
+                    redis=redis.COMPONENT,
+                    clients=(gateway.COMPONENT,),
+                    settings=network_policy,
                 )
             )
     proxy = gateway.render_deployment(

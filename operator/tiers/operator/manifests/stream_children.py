@@ -95,7 +95,7 @@ def desired_children(
     stats_password: str | None = None,
 ) -> list[dict[str, Any]]:
     """Every object the pipeline should own, in apply order (see the module's docstring); with
-    `network_policy` enabled, the push gateway's NetworkPolicy follows its Service.
+    `network_policy` enabled, NetworkPolicies of the stats Redis and the push gateway follow.
     `stats_password` (as its Secret holds it) goes on the stats Redis's and the job's pods as a
     digest only, so that a re-made Secret rolls both together."""
     settings = job_config(
@@ -131,6 +131,11 @@ def desired_children(
     children.append(stats)
     children.append(redis.render_service(owner, component=STATS))
     if network_policy is not None and network_policy.enabled:
+        children.append(
+            network_policies.render_redis_policy(
+                owner, redis=STATS, clients=(JOB,), settings=network_policy
+            )
+        )
         children.append(
             network_policies.render_push_gateway_policy(owner, push=PUSH, settings=network_policy)
         )
@@ -213,13 +218,8 @@ def _job_deployment(
         "volumeMounts": mounts,
         "securityContext": security.container_security_context(security.NONROOT_UID),
     }
-    deployment = _deployment(owner, JOB, container, volumes, replicas=replicas, digest=digest,
-                             strategy={"type": "Recreate"})  # fmt: skip
-    # The job publishes its stats to the Redis of the endpoint it calls: its policy admits this.
-    deployment["spec"]["template"]["metadata"]["labels"].update(
-        network_policies.client_labels(spec.model)
-    )
-    return deployment
+    return _deployment(owner, JOB, container, volumes, replicas=replicas, digest=digest,
+                       strategy={"type": "Recreate"})  # fmt: skip
 
 
 def _push_deployment(
