@@ -203,3 +203,17 @@ def test_a_missing_spark_operator_names_the_crd_and_how_to_install_it() -> None:
     assert (verdict.status, verdict.reason) == ("False", "SparkOperatorMissing")
     assert "sparkapplications.sparkoperator.k8s.io" in verdict.message
     assert "Helm chart" in verdict.message and "spark.jobNamespaces={shop}" in verdict.message
+
+
+def test_a_remade_stats_password_resubmits_the_job() -> None:
+    def driver_hash(password: str) -> str:
+        app = the_app(
+            stream_children.desired_children(
+                OWNER, spec(), image=IMAGE, stats_redis_url=None, endpoint_model=None,
+                stats_password=password,
+            )
+        )  # fmt: skip
+        assert password not in str(app)
+        return str(app["spec"]["driver"]["annotations"]["tiers.dev/config-hash"])
+
+    assert driver_hash("pw-1") != driver_hash("pw-2")

@@ -140,6 +140,9 @@ def desired_children(
             network_policies.render_push_gateway_policy(owner, push=PUSH, settings=network_policy)
         )
     if spec.engine == "spark-operator":
+        # The driver rolls on its config hash: a re-made stats password counts as a change.
+        if stats_password is not None:
+            digest = labels.config_hash({**data, "stats-password": stats_password})
         children.append(_job_spark_application(owner, spec, image=image, digest=digest))
     return children
 
