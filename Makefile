@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SRC := operator runtime tests
 
-.PHONY: install system-deps build crds verify lint test demo dev-up dev-down bench-realtime bench-stream
+.PHONY: install system-deps build crds verify lint test demo dev-up dev-down bench-realtime bench-stream bench-batch
 
 install: $(VENV)/.installed  ## the Python environment, editable
 $(VENV)/.installed: pyproject.toml
@@ -58,3 +58,6 @@ bench-realtime: system-deps install  ## the gateway beside its mock floor and th
 
 bench-stream: system-deps install  ## the stream tier: Kafka -> Spark job -> mock model -> Kafka beside Kafka's own ceiling, chat and completions variants (under 10 min; BENCH_ARGS="--quick" for a 2-min smoke run)
 	$(PY) bench/stream.py $(BENCH_ARGS)
+
+bench-batch: system-deps install  ## the batch tier: 1,000,000 records through the Spark job and the mock model beside Spark's own pass-through and a plain asyncio loop (under 10 min; BENCH_ARGS="--quick" for a 3-min smoke run)
+	$(PY) bench/batch.py $(BENCH_ARGS)

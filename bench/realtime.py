@@ -21,13 +21,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import pathlib
-import platform
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
@@ -271,11 +268,7 @@ def median_of(runs: Sequence[T]) -> T:
 def machine_facts(settings: Settings, wrk: str, litellm_version: str | None) -> dict[str, str]:
     load = settings.load
     return {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cpu": machine.cpu_model(),
-        "cores (nproc)": str(len(os.sched_getaffinity(0))),
-        "load average before the run": machine.load_average(),
-        "python": platform.python_version(),
+        **machine.common_facts(),
         "wrk": loadgen.wrk_version(wrk),
         "redis": machine.first_line(["redis-server", "--version"]),
         "litellm": litellm_version or "skipped",

@@ -24,13 +24,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import importlib.metadata
 import math
 import os
 import pathlib
-import platform
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from typing import Literal
@@ -42,6 +39,7 @@ from tiers.runtime.stream import config as stream_config
 
 import kafka_load
 import machine
+import options
 import servers
 import spark_progress
 import table
@@ -212,8 +210,10 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         ceiling_events=args.ceiling_events or (100_000 if args.quick else 500_000),
         events=args.events or (20_000 if args.quick else 400_000),
         partitions=args.partitions,
-        mock_latencies_ms=_numbers(parser, "--mock-latency-ms", args.mock_latency_ms, minimum=0),
-        rates=_numbers(
+        mock_latencies_ms=options.numbers(
+            parser, "--mock-latency-ms", args.mock_latency_ms, minimum=0
+        ),
+        rates=options.numbers(
             parser,
             "--rates",
             args.rates or ("500,2000" if args.quick else "1000,10000,20000"),
@@ -224,7 +224,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         trigger_ms=args.trigger_ms,
         max_offsets=args.max_offsets,
         max_in_flight=args.max_in_flight,
-        rows_per_request=_numbers(parser, "--rows-per-request", args.rows_per_request, minimum=1),
+        rows_per_request=options.numbers(
+            parser, "--rows-per-request", args.rows_per_request, minimum=1
+        ),
         out=args.out,
         workdir=args.workdir,
         spark_conf=dict(pair.split("=", 1) for pair in args.spark_conf),
@@ -233,29 +235,6 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     if min(settings.events, settings.ceiling_events, settings.partitions) < 1:
         parser.error("--events, --ceiling-events and --partitions must be at least 1")
     return settings
-
-
-def _numbers(
-    parser: argparse.ArgumentParser, flag: str, text: str, *, minimum: int
-) -> tuple[int, ...]:
-    try:
-        numbers = tuple(int(number) for number in text.split(",") if number.strip())
-    except ValueError:
-        parser.error(f"{flag} {text!r}: give whole numbers, comma-separated")
-    if not numbers or min(numbers) < minimum:
-        parser.error(f"{flag} needs at least one number of {minimum} or more")
-    # A repeated number would repeat a run under the same topic and checkpoint names.
-    return tuple(dict.fromkeys(numbers))
-
-
-class Clock:
-    """Progress lines on stderr, each with the seconds since the bench began."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-
-    def say(self, text: str) -> None:
-        print(f"[{time.monotonic() - self.started:6.1f} s] {text}", file=sys.stderr, flush=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,7 +277,7 @@ def cpu_now(job: servers.Server, mock: servers.Server, broker: servers.Server) -
     """The CPU time so far of each part. The job is a process tree, not one process group:
     PySpark's daemon makes a group of its own for the workers it forks."""
     jvm = workers = driver = 0.0
-    for pid, command, seconds in _process_tree(job.pid):
+    for pid, command, seconds in machine.process_tree(job.pid):
         if pid == job.pid:
             driver += seconds
         elif command == "java":
@@ -313,31 +292,6 @@ def cpu_now(job: servers.Server, mock: servers.Server, broker: servers.Server) -
         kafka=servers.cpu_seconds(broker),
         bench=_own_cpu(),
     )
-
-
-def _process_tree(root: int) -> list[tuple[int, str, float]]:
-    """(pid, command, CPU seconds) of `root` and its descendants; a process's CPU includes
-    that of the children it has reaped (PySpark's daemon reaps its finished workers)."""
-    parents: dict[int, int] = {}
-    found: dict[int, tuple[str, float]] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        name_end = text.rfind(")")
-        command = text[text.find("(") + 1 : name_end]
-        # After the name: state, ppid, ..., utime (12th), stime, cutime, cstime.
-        fields = text[name_end + 1 :].split()
-        pid = int(stat.parent.name)
-        parents[pid] = int(fields[1])
-        found[pid] = (command, sum(int(value) for value in fields[11:15]) / tick)
-    tree, frontier = set(), {root}
-    while frontier:
-        tree |= frontier
-        frontier = {pid for pid, parent in parents.items() if parent in frontier} - tree
-    return [(pid, *found[pid]) for pid in sorted(tree) if pid in found]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -382,7 +336,7 @@ class PipelineRun:
         return self.counted.last_s - self.launched_s
 
 
-def kafka_ceiling(bootstrap: str, settings: Settings, clock: Clock) -> Ceiling:
+def kafka_ceiling(bootstrap: str, settings: Settings, clock: machine.Clock) -> Ceiling:
     topic = "bench-ceiling"
     kafka_load.create_topics(bootstrap, [topic], settings.partitions)
     clock.say(f"Kafka ceiling: producing {settings.ceiling_events:,} events")
@@ -406,7 +360,7 @@ def pipeline(
     settings: Settings,
     variant: Variant,
     workdir: pathlib.Path,
-    clock: Clock,
+    clock: machine.Clock,
 ) -> PipelineRun:
     name = variant.name
     events = settings.events_for(variant)
@@ -573,7 +527,7 @@ def _own_cpu() -> float:
     return times.user + times.system
 
 
-def measure_all(settings: Settings, workdir: pathlib.Path, clock: Clock) -> tuple[
+def measure_all(settings: Settings, workdir: pathlib.Path, clock: machine.Clock) -> tuple[
     Ceiling, list[PipelineRun]
 ]:  # fmt: skip
     clock.say("starting a Kafka broker (KRaft, one node)")
@@ -589,15 +543,11 @@ def measure_all(settings: Settings, workdir: pathlib.Path, clock: Clock) -> tupl
 
 def machine_facts() -> dict[str, str]:
     return {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cpu": machine.cpu_model(),
-        "cores (nproc)": str(len(os.sched_getaffinity(0))),
-        "load average before the run": machine.load_average(),
-        "python": platform.python_version(),
-        "pyspark": _version("pyspark"),
+        **machine.common_facts(),
+        "pyspark": machine.package_version("pyspark"),
         "java": machine.first_line(["java", "-version"], stderr=True),
         "kafka broker": f"{jars.KAFKA.version} (KRaft, 1 node, 127.0.0.1)",
-        "confluent-kafka (bench client)": _version("confluent-kafka"),
+        "confluent-kafka (bench client)": machine.package_version("confluent-kafka"),
     }
 
 
@@ -856,30 +806,16 @@ def _versus(value: float, target: int) -> str:
     return f"{value / target:.2f}x of {target:,} ({verdict})"
 
 
-def _version(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-@contextlib.contextmanager
-def _workdir(kept: pathlib.Path | None) -> Iterator[pathlib.Path]:
-    if kept is not None:
-        kept.mkdir(parents=True, exist_ok=True)
-        yield kept.resolve()
-        return
-    with tempfile.TemporaryDirectory(prefix="tiers-bench-stream-") as tmp:
-        yield pathlib.Path(tmp)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_args(argv)
-    clock = Clock()
+    clock = machine.Clock()
     facts = machine_facts()
     print(table.facts(facts), file=sys.stderr, flush=True)
     try:
-        with machine.sigterm_unwinds(), _workdir(settings.workdir) as workdir:
+        with (
+            machine.sigterm_unwinds(),
+            options.workdir(settings.workdir, prefix="tiers-bench-stream-") as workdir,
+        ):
             ceiling, runs = measure_all(settings, workdir, clock)
     except servers.ServerFailed as failed:
         print(f"a process did not start or died: {failed}", file=sys.stderr)
