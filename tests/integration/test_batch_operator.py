@@ -233,3 +233,46 @@ def test_a_schedule_makes_the_run_it_missed_with_time_injected_through_status(
     )  # fmt: skip
     assert recorded["status"]["runs"][0]["name"] == name
     assert len(kubectl.get("jobs", "-n", namespace)["items"]) == 1, "one run per time"
+
+
+def test_with_the_spark_operator_a_run_is_a_spark_application_whose_state_is_the_runs(
+    kubectl: Kubectl, operator: str, namespace: str, mock: str, spark_operator_crd: None
+) -> None:
+    data = pathlib.Path(tempfile.mkdtemp(prefix="tiers-batch-"))
+    spark = {"mode": "spark-operator", "executors": 3, "executorCores": 2, "executorMemory": "2Gi"}
+    kubectl.apply(batch_job(mock, data, spark=spark), namespace=namespace)
+    stored = wait_for(
+        lambda: kubectl.run("get", "sparkapplication", "triage-run", "-n", namespace, "-o", "json",
+                            "--ignore-not-found").stdout,
+        timeout_s=30, what="the run's SparkApplication",
+    )  # fmt: skip
+    app = json.loads(stored)
+    # The Spark Operator's schema kept what the operator set: nothing was pruned.
+    assert app["spec"]["executor"]["instances"] == 3
+    assert app["spec"]["arguments"][:1] == ["run"]
+    assert app["spec"]["restartPolicy"]["type"] == "OnFailure"
+    assert app["metadata"]["ownerReferences"][0]["kind"] == "BatchJob"
+    assert not kubectl.get("jobs", "-n", namespace)["items"]
+
+    def set_state(state: dict[str, str]) -> None:
+        status = {"applicationState": state, "driverInfo": {"podName": "triage-run-driver"},
+                  "lastSubmissionAttemptTime": "2026-11-29T12:00:00Z",
+                  "terminationTime": "2026-11-29T12:01:00Z"}  # fmt: skip
+        kubectl.run("patch", "sparkapplication", "triage-run", "-n", namespace,
+                    "--subresource=status", "--type=merge",
+                    "-p", json.dumps({"status": status}))  # fmt: skip
+
+    set_state({"state": "RUNNING"})
+    wait_for(
+        lambda: kubectl.get("bjob", "triage", "-n", namespace).get("status", {}).get("state")
+        == "Running",
+        timeout_s=30, what="state Running",
+    )  # fmt: skip
+    set_state({"state": "FAILED", "errorMessage": "driver container OOMKilled"})
+    failed = wait_for(
+        lambda: (obj := kubectl.get("bjob", "triage", "-n", namespace)).get("status", {}).get(
+            "state") == "Failed" and obj,
+        timeout_s=30, what="state Failed",
+    )  # fmt: skip
+    verdict = condition(failed, "Succeeded") or {}
+    assert verdict.get("status") == "False" and "driver container OOMKilled" in verdict["message"]

@@ -121,3 +121,17 @@ def test_a_suspended_job_says_suspended_and_keeps_its_last_run() -> None:
     status = status_of(view(job_status("Complete"), None), waiting=suspended)
     assert status["state"] == "Suspended"
     assert condition(status, "Succeeded")["status"] == "True"
+
+
+def test_a_spark_applications_state_reads_as_the_job_status_it_amounts_to() -> None:
+    def app(state: str, **status: str) -> dict[str, Any]:
+        return {"status": {"applicationState": {"state": state, "errorMessage": "OOMKilled"},
+                           "lastSubmissionAttemptTime": "2026-11-29T11:59:00Z", **status}}  # fmt: skip
+
+    done = batch_status.job_status_of(app("COMPLETED", terminationTime="2026-11-29T12:00:00Z"))
+    assert view(done, None).state == "Succeeded"
+    assert view(done, None).completion_time == NOW
+    failed = view(batch_status.job_status_of(app("FAILED")), None)
+    assert (failed.state, failed.message) == ("Failed", "OOMKilled")
+    assert view(batch_status.job_status_of(app("RUNNING")), None).state == "Running"
+    assert view(batch_status.job_status_of({}), None).state == "Pending"

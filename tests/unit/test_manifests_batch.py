@@ -38,7 +38,7 @@ def rendered(
     settings = batch_children.job_config(
         OWNER, the_spec, stats_redis_url="redis://r:6379/0", endpoint_model=None
     )
-    configmap = batch_children.render_config_map(OWNER, settings)
+    configmap = batch_children.render_config_map(OWNER, the_spec, settings)
     job = batch_children.render_run_job(OWNER, the_spec, configmap, run="triage-run", image="t:1")
     return settings, configmap, job
 
@@ -107,6 +107,37 @@ def test_the_pod_is_locked_down_and_rolls_with_its_config() -> None:
     annotations = job["spec"]["template"]["metadata"]["annotations"]
     assert annotations[labels.CONFIG_HASH_ANNOTATION] == labels.config_hash(configmap["data"])
     assert job["spec"]["activeDeadlineSeconds"] == 3600
+
+
+def test_with_the_spark_operator_a_run_is_a_spark_application_of_the_same_command() -> None:
+    the_spec = spec(spark={"mode": "spark-operator", "executors": 4, "executorCores": 2,
+                           "executorMemory": "6Gi"}, backoffLimit=2)  # fmt: skip
+    settings = batch_children.job_config(OWNER, the_spec, stats_redis_url=None, endpoint_model=None)
+    assert settings.master is None  # spark-submit gives it
+    configmap = batch_children.render_config_map(OWNER, the_spec, settings)
+    assert "tiers.runtime.batch" in configmap["data"]["launch.py"]
+    app = batch_children.render_run(
+        OWNER, the_spec, configmap, run="triage-29000000", image="t:1",
+        scheduled_time="2025-02-21T02:00:00+00:00",
+    )  # fmt: skip
+    assert (app["kind"], app["metadata"]["name"]) == ("SparkApplication", "triage-29000000")
+    assert app["metadata"]["labels"][batch_children.RUN_LABEL] == "triage-29000000"
+    assert app["metadata"]["annotations"][batch_children.SCHEDULED_ANNOTATION].startswith("2025")
+    assert app["spec"]["arguments"][:2] == ["run", "--config"]
+    assert app["spec"]["executor"]["instances"] == 4
+    assert (app["spec"]["executor"]["cores"], app["spec"]["executor"]["memory"]) == (2, "6g")
+    assert app["spec"]["restartPolicy"]["type"] == "OnFailure"
+    assert app["spec"]["restartPolicy"]["onFailureRetries"] == 2
+    assert app["spec"]["driver"]["env"][0]["valueFrom"]["secretKeyRef"]["name"] == "openai"
+
+
+def test_locally_a_run_is_a_job() -> None:
+    the_spec = spec()
+    settings = batch_children.job_config(OWNER, the_spec, stats_redis_url=None, endpoint_model=None)
+    configmap = batch_children.render_config_map(OWNER, the_spec, settings)
+    assert "launch.py" not in configmap["data"]
+    run = batch_children.render_run(OWNER, the_spec, configmap, run="triage-run", image="t:1")
+    assert run["kind"] == "Job"
 
 
 def test_a_batch_job_keeps_progress_in_a_password_protected_redis_of_its_own() -> None:

@@ -86,12 +86,20 @@ class Databricks(common.Model):
 
 
 class Spark(common.Model):
-    """A Spark batch job on this cluster."""
+    """How a run uses Spark on this cluster."""
 
+    mode: Literal["local", "spark-operator"] = pydantic.Field(
+        default="local",
+        description="local: each run is a Job, one pod running Spark in local mode with "
+        "executorCores cores; spark-operator: each run is a SparkApplication (the Kubeflow Spark "
+        "Operator must be installed) with `executors` executor pods.",
+    )
     image: str | None = pydantic.Field(
         default=None, min_length=1, max_length=512, pattern=common.IMAGE_PATTERN
     )
-    executors: int = pydantic.Field(default=2, ge=1, le=10000)
+    executors: int = pydantic.Field(
+        default=2, ge=1, le=10000, description="Executor pods (spark-operator mode)."
+    )
     executor_cores: int = pydantic.Field(default=2, ge=1, le=256)
     executor_memory: str = pydantic.Field(
         default="4Gi", pattern=common.MEMORY_PATTERN, max_length=16

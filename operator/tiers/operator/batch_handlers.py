@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import decimal
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,7 +32,14 @@ from tiers.operator import (
     triggers,
     verdicts,
 )
-from tiers.operator.manifests import batch_children, labels, redis, stats_store
+from tiers.operator.manifests import (
+    batch_children,
+    labels,
+    network_policies,
+    redis,
+    spark_application,
+    stats_store,
+)
 
 KIND = kinds.BATCH_JOB
 DATABRICKS_PENDING = "engine databricks is not run by this operator version yet"
@@ -131,7 +139,13 @@ async def apply_runs(
 ) -> Plan:
     """Applies the config, then starts, stops and prunes runs as the spec and schedule say."""
     configmap, waiting = await _render_config(owner, spec, stats_url=stats_url)
-    plan = Plan(jobs={job["metadata"]["name"]: job for job in await batch_runs.owned_jobs(owner)})
+    try:
+        owned = await batch_runs.owned_runs(
+            owner, spark_operator=spec.spark.mode == "spark-operator"
+        )
+    except kube.TypeNotServed:
+        return Plan(jobs={}, waiting=_spark_operator_missing(owner.namespace))
+    plan = Plan(jobs={job["metadata"]["name"]: job for job in owned})
     if timing is None:
         plan.waiting = waiting or await _run_once(owner, spec, body, plan, configmap)
         return plan
@@ -148,11 +162,11 @@ async def apply_runs(
         starting_deadline_seconds=spec.starting_deadline_seconds,
     )
     for stopping in decision.stop:
-        await batch_runs.stop(stopping.name, owner.namespace)
+        await batch_runs.stop(plan.jobs.get(stopping.name), stopping.name, owner.namespace)
         plan.jobs.pop(stopping.name, None)
     if decision.start is not None and waiting is None and configmap is not None:
         name = schedule.run_name(owner.name, decision.start)
-        job = batch_children.render_run_job(
+        job = batch_children.render_run(
             owner, spec, configmap, run=name, image=reconciliation.IMAGE,
             scheduled_time=decision.start.isoformat(),
         )  # fmt: skip
@@ -168,7 +182,7 @@ async def apply_runs(
         failed_limit=spec.failed_runs_history_limit,
     )
     for old in removed:
-        await batch_runs.stop(old.name, owner.namespace)
+        await batch_runs.stop(plan.jobs.get(old.name), old.name, owner.namespace)
         plan.jobs.pop(old.name, None)
     if spec.suspend:
         plan.waiting = _suspended()
@@ -199,7 +213,7 @@ async def _render_config(
     settings = batch_children.job_config(
         owner, spec, stats_redis_url=stats_url, endpoint_model=endpoint_model
     )
-    configmap = batch_children.render_config_map(owner, settings)
+    configmap = batch_children.render_config_map(owner, spec, settings)
     # Created once, then only read: a new password would lock a running job out.
     made = redis.render_password_secret(owner, redis.new_password(), component=batch_children.STATS)
     password = (await kube.generated_secret(made)).get(redis.PASSWORD_KEY)
@@ -207,8 +221,14 @@ async def _render_config(
         # A key of its own for the endpoint, let in at once rather than at its next turn.
         await caller_keys.ensure_key(owner)
         await caller_keys.sync(ref.name, owner.namespace)
-    stats = batch_children.render_stats_redis(owner, password=password)
+    network_policy = network_policies.settings_from(os.environ)
+    stats = batch_children.render_stats_redis(
+        owner, password=password, network_policy=network_policy
+    )
     await kube.apply_all([configmap, *stats])
+    # The stats Redis's NetworkPolicy goes when the admin turns network policies off.
+    policy = (network_policies.API_VERSION, network_policies.KIND, batch_children.STATS.name(owner))
+    await kube.delete_unlisted(stats, [policy])
     return configmap, None
 
 
@@ -226,11 +246,11 @@ async def _run_once(
     job = plan.jobs.get(name)
     if spec.suspend:
         if job is not None and _job_state(job) == "Active":
-            await batch_runs.stop(name, owner.namespace)
+            await batch_runs.stop(job, name, owner.namespace)
             plan.jobs.pop(name)
         return _suspended()
     if job is None and not _finished_before(body, name) and configmap is not None:
-        job = batch_children.render_run_job(
+        job = batch_children.render_run(
             owner, spec, configmap, run=name, image=reconciliation.IMAGE
         )
         await batch_runs.create(job)
@@ -327,6 +347,17 @@ async def _signing_secret(notification: batch.Notification, namespace: str) -> b
         return None
     value = await kube.secret_value(ref.name, ref.key, namespace)
     return None if value is None else value.encode()
+
+
+def _spark_operator_missing(namespace: str) -> verdicts.Verdict:
+    return verdicts.Verdict(
+        "False",
+        "SparkOperatorMissing",
+        f"spec.spark.mode is spark-operator, but the cluster serves no "
+        f"{spark_application.CRD_NAME} (v1beta2): install the Kubeflow Spark Operator with its "
+        f"Helm chart (chart spark-operator, --set 'spark.jobNamespaces={{{namespace}}}'), or "
+        "set spec.spark.mode to local",
+    )
 
 
 def _suspended() -> verdicts.Verdict:

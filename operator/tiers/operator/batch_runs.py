@@ -1,6 +1,7 @@
-"""A BatchJob's runs on the cluster: its Jobs (listed, created, stopped) and the progress their
-batch jobs publish to Redis. I/O only; what to do with them is `batch_handlers`' and
-`batch_status`' business."""
+"""A BatchJob's runs on the cluster: its Jobs or SparkApplications (listed, created, stopped) and
+the progress their batch jobs publish to Redis. I/O only; what to do with them is
+`batch_handlers`' and `batch_status`' business. A SparkApplication's state is read as the Job
+status it amounts to (`batch_status.job_status_of`), so that the rest sees one kind of run."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import datetime
 import logging
 from typing import Any
 
+import httpx2
 import lightkube
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -15,8 +17,8 @@ from lightkube import codecs
 from lightkube.resources.batch_v1 import Job
 from lightkube.types import CascadeType
 
-from tiers.operator import kube, ownership, stats_reader
-from tiers.operator.manifests import batch_children, labels
+from tiers.operator import batch_status, kube, ownership, stats_reader
+from tiers.operator.manifests import batch_children, labels, spark_application
 from tiers.runtime.batch import progress
 
 log = logging.getLogger(__name__)
@@ -24,16 +26,28 @@ log = logging.getLogger(__name__)
 _clients: dict[stats_reader.Target, aioredis.Redis] = {}
 
 
-async def owned_jobs(owner: labels.Owner) -> list[dict[str, Any]]:
-    """The Jobs of the BatchJob's runs: labelled as its runs and owned by this very object (a
-    Job of the same name that it does not own is not its run)."""
+async def owned_runs(owner: labels.Owner, *, spark_operator: bool) -> list[dict[str, Any]]:
+    """The Jobs (or SparkApplications) of the BatchJob's runs: labelled as its runs and owned by
+    this very object (one of the same name that it does not own is not its run). A
+    SparkApplication's `status` is replaced by the Job status it amounts to."""
     selector: dict[str, Any] = dict(batch_children.RUN.selector(owner))
+    kind: Any = kube.SPARK_APPLICATION if spark_operator else Job
     found = []
-    async for job in kube.client().list(Job, namespace=owner.namespace, labels=selector):
-        manifest: dict[str, Any] = job.to_dict()
-        owners = manifest["metadata"].get("ownerReferences") or []
-        if any(ref.get("uid") == owner.uid for ref in owners):
-            found.append(manifest)
+    try:
+        async for run in kube.client().list(kind, namespace=owner.namespace, labels=selector):
+            manifest: dict[str, Any] = run.to_dict()
+            owners = manifest["metadata"].get("ownerReferences") or []
+            if any(ref.get("uid") == owner.uid for ref in owners):
+                found.append(manifest)
+    except httpx2.HTTPStatusError as error:
+        if spark_operator and error.response.status_code == 404:
+            raise kube.TypeNotServed(
+                spark_application.API_VERSION, spark_application.KIND
+            ) from error
+        raise
+    if spark_operator:
+        for manifest in found:
+            manifest["status"] = batch_status.job_status_of(manifest)
     return found
 
 
@@ -59,10 +73,14 @@ async def create(job: dict[str, Any]) -> None:
             raise ownership.ChildConflict(key, ownership.holder_of(existing)) from None
 
 
-async def stop(name: str, namespace: str) -> None:
-    """Deletes a run's Job and its pod: the batch job is killed, its committed results stay."""
+async def stop(run: dict[str, Any] | None, name: str, namespace: str) -> None:
+    """Deletes a run's Job (or SparkApplication) and its pods: the batch job is killed, its
+    committed results stay."""
+    kind: Any = Job
+    if run is not None and run.get("kind") == spark_application.KIND:
+        kind = kube.SPARK_APPLICATION
     try:
-        await kube.client().delete(Job, name, namespace=namespace, cascade=CascadeType.BACKGROUND)
+        await kube.client().delete(kind, name, namespace=namespace, cascade=CascadeType.BACKGROUND)
     except lightkube.ApiError as error:
         if error.status.code != 404:
             raise

@@ -123,6 +123,32 @@ def _running_message(found: progress.Progress | None) -> str:
     )
 
 
+_SPARK_DONE = {"COMPLETED": "Complete", "FAILED": "Failed", "SUBMISSION_FAILED": "Failed"}
+
+
+def job_status_of(app: Mapping[str, Any]) -> dict[str, Any]:
+    """A SparkApplication's state (as the Spark Operator writes it) as the Job status it amounts
+    to: a finished application a Complete or Failed condition, a started one an active pod."""
+    status = app.get("status") or {}
+    state = status.get("applicationState") or {}
+    name = str(state.get("state") or "")
+    found: dict[str, Any] = {}
+    if status.get("lastSubmissionAttemptTime"):
+        found["startTime"] = status["lastSubmissionAttemptTime"]
+    done = _SPARK_DONE.get(name)
+    if done is not None:
+        message = str(state.get("errorMessage") or f"the SparkApplication is {name}")
+        found["conditions"] = [
+            {"type": done, "status": "True", "reason": f"SparkApplication{name.title()}",
+             "message": message},
+        ]  # fmt: skip
+        if status.get("terminationTime"):
+            found["completionTime"] = status["terminationTime"]
+    elif name:
+        found["active"] = 1
+    return found
+
+
 @dataclasses.dataclass(frozen=True)
 class Observed:
     runs: Sequence[RunView]
@@ -207,7 +233,7 @@ def _numbers(found: progress.Progress, *, now: datetime.datetime) -> dict[str, A
 def _submitted(latest: RunView | None, waiting: verdicts.Verdict | None) -> verdicts.Verdict:
     if latest is None:
         return waiting or verdicts.Verdict("Unknown", "Pending", "no run has been submitted yet")
-    return verdicts.Verdict("True", "JobCreated", f"run {latest.name} is the Job {latest.name}")
+    return verdicts.Verdict("True", "JobCreated", f"run {latest.name} was submitted")
 
 
 def _estimated(found: progress.Progress | None) -> verdicts.Verdict:

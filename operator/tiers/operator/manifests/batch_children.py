@@ -2,13 +2,17 @@
 
 - a ConfigMap, `<name>-batch`, with `batch.json`: the batch job's config (a `BatchJobConfig`),
   the same for every run;
-- a Job per run (`render_run_job`): one pod running the batch job with Spark in local mode, sized
-  from `spec.spark` (`executorCores` cores, `executorMemory`), given the run's name and output.
-  `backoffLimit` retries a failed pod, and each retry resumes where the last stopped; a pod
-  failure policy ends the Job at once when the job exits because of its budget, since a retry
-  would be refused again. A one-off BatchJob has one run, `<name>-run`, writing to
-  `spec.output.uri`; a scheduled one a run per time (`schedule.run_name`), each writing under
-  `<output.uri>/run=<run name>`.
+- a Job per run (`render_run_job`; `spark.mode: local`): one pod running the batch job with Spark
+  in local mode, sized from `spec.spark` (`executorCores` cores, `executorMemory`), given the
+  run's name and output. `backoffLimit` retries a failed pod, and each retry resumes where the
+  last stopped; a pod failure policy ends the Job at once when the job exits because of its
+  budget, since a retry would be refused again;
+- or a SparkApplication per run (`spark.mode: spark-operator`): the same command on the driver,
+  `executors` executor pods, `backoffLimit` driver retries (a retry refused by the budget exits
+  at once, before any model call).
+
+A one-off BatchJob has one run, `<name>-run`, writing to `spec.output.uri`; a scheduled one a run
+per time (`schedule.run_name`), each writing under `<output.uri>/run=<run name>`.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from tiers.api import batch
 from tiers.operator.manifests import (
     labels,
     model_client,
+    network_policies,
     redis,
     security,
+    spark_application,
     stats_store,
 )
 from tiers.runtime.batch import config, progress
@@ -56,27 +62,108 @@ def job_config(
         max_usd=None if spec.budget is None else spec.budget.max_usd,
         stats_redis_url=stats_redis_url,
         stats_redis_password_env=None if stats_redis_url is None else stats_store.PASSWORD_ENV,
-        master=f"local[{spec.spark.executor_cores}]",
+        # Under the Spark Operator, spark-submit gives the master.
+        master=f"local[{spec.spark.executor_cores}]" if spec.spark.mode == "local" else None,
     )
 
 
-def render_config_map(owner: labels.Owner, settings: config.BatchJobConfig) -> dict[str, Any]:
+def render_config_map(
+    owner: labels.Owner, spec: batch.BatchJobSpec, settings: config.BatchJobConfig
+) -> dict[str, Any]:
+    data = {CONFIG_FILE: settings.model_dump_json(indent=2)}
+    if spec.spark.mode == "spark-operator":
+        data[spark_application.LAUNCHER_KEY] = spark_application.launcher("tiers.runtime.batch")
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": CONFIG.metadata(owner),
-        "data": {CONFIG_FILE: settings.model_dump_json(indent=2)},
+        "data": data,
     }
 
 
-def render_stats_redis(owner: labels.Owner, *, password: str | None) -> list[dict[str, Any]]:
+def render_run(
+    owner: labels.Owner,
+    spec: batch.BatchJobSpec,
+    configmap: dict[str, Any],
+    *,
+    run: str,
+    image: str,
+    scheduled_time: str | None = None,
+) -> dict[str, Any]:
+    """The run's Job, or its SparkApplication with `spark.mode: spark-operator`."""
+    if spec.spark.mode == "spark-operator":
+        return render_run_spark_application(
+            owner, spec, configmap, run=run, image=image, scheduled_time=scheduled_time
+        )
+    return render_run_job(
+        owner, spec, configmap, run=run, image=image, scheduled_time=scheduled_time
+    )
+
+
+def render_run_spark_application(
+    owner: labels.Owner,
+    spec: batch.BatchJobSpec,
+    configmap: dict[str, Any],
+    *,
+    run: str,
+    image: str,
+    scheduled_time: str | None = None,
+) -> dict[str, Any]:
+    volumes, mounts = _volumes(owner)
+    app = spark_application.render_spark_application(
+        owner, RUN, name=run, image=spec.spark.image or image,
+        extra_labels={RUN_LABEL: run},
+        arguments=[_command(spec), *run_arguments(spec, run)], config_dir=CONFIG_DIR,
+        volumes=volumes, driver_mounts=mounts, executor_mounts=[mounts[1]],
+        env=run_env(owner, spec), digest=labels.config_hash(configmap["data"]),
+        executors=spec.spark.executors, cores=spec.spark.executor_cores,
+        memory=spec.spark.executor_memory, memory_field="spec.spark.executorMemory",
+        suspend=False, restart_policy=spark_application.on_failure(spec.backoff_limit),
+        spark_conf=config.SPARK_CONF,
+    )  # fmt: skip
+    if scheduled_time is not None:
+        app["metadata"]["annotations"] = {SCHEDULED_ANNOTATION: scheduled_time}
+    return app
+
+
+def _command(spec: batch.BatchJobSpec) -> str:
+    return "estimate" if spec.dry_run else "run"
+
+
+def _volumes(owner: labels.Owner) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The config (read-only) and a writable /tmp (the root filesystem is read-only)."""
+    volumes: list[dict[str, Any]] = [
+        {"name": "config", "configMap": {"name": CONFIG.name(owner)}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    return volumes, mounts
+
+
+def render_stats_redis(
+    owner: labels.Owner,
+    *,
+    password: str | None,
+    network_policy: network_policies.Settings | None = None,
+) -> list[dict[str, Any]]:
     """The Redis that keeps the runs' progress and stats; its password is in a Secret that the
     handler generates once (`redis.render_password_secret(..., component=STATS)`), and goes on
-    its pods as a digest only, so that a re-made Secret restarts it with the new one."""
+    its pods as a digest only, so that a re-made Secret restarts it with the new one. With
+    `network_policy` enabled, a NetworkPolicy admits the runs' pods and the operator only."""
     server = redis.render_deployment(owner, component=STATS, size=redis.STATS)
     if password is not None:
         labels.stamp_secret_hash(server, password)
-    return [server, redis.render_service(owner, component=STATS)]
+    children = [server, redis.render_service(owner, component=STATS)]
+    if network_policy is not None and network_policy.enabled:
+        children.append(
+            network_policies.render_redis_policy(
+                owner, redis=STATS, clients=(RUN,), settings=network_policy
+            )
+        )
+    return children
 
 
 def run_env(owner: labels.Owner, spec: batch.BatchJobSpec) -> list[dict[str, Any]]:
@@ -114,7 +201,8 @@ def render_run_job(
     scheduled_time: str | None = None,
 ) -> dict[str, Any]:
     """The Job of one run; `configmap` is `render_config_map`'s (its hash goes on the pod)."""
-    command = "estimate" if spec.dry_run else "run"
+    command = _command(spec)
+    volumes, mounts = _volumes(owner)
     container = {
         "name": CONTAINER,
         "image": spec.spark.image or image,
@@ -127,10 +215,7 @@ def render_run_job(
             },
             "limits": {"memory": spec.spark.executor_memory},
         },
-        "volumeMounts": [
-            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
+        "volumeMounts": mounts,
         "securityContext": security.container_security_context(security.NONROOT_UID),
     }
     metadata = RUN.metadata(owner)
@@ -166,10 +251,7 @@ def render_run_job(
                 "automountServiceAccountToken": False,
                 "securityContext": security.pod_security_context(security.NONROOT_UID),
                 "containers": [container],
-                "volumes": [
-                    {"name": "config", "configMap": {"name": CONFIG.name(owner)}},
-                    {"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}},
-                ],
+                "volumes": volumes,
             },
         },
     }

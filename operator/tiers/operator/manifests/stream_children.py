@@ -199,9 +199,11 @@ def _job_spark_application(
 ) -> dict[str, Any]:
     volumes, mounts = _job_volumes(owner, spec)
     return spark_application.render_spark_application(
-        owner, spec, JOB, image=image, arguments=JOB_ARGS, config_dir=CONFIG_DIR,
+        owner, JOB, image=spec.spark.image or image, arguments=JOB_ARGS, config_dir=CONFIG_DIR,
         volumes=volumes, driver_mounts=mounts, executor_mounts=[_tmp_mount()],
-        env=_job_env(owner, spec), digest=digest,
+        env=_job_env(owner, spec), digest=digest, executors=1,
+        cores=spec.spark.cores, memory=spec.spark.memory, suspend=spec.suspend,
+        restart_policy=spark_application.ALWAYS, spark_conf=config.SPARK_CONF,
     )  # fmt: skip
 
 
