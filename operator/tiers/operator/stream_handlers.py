@@ -199,13 +199,12 @@ async def apply_children(
             await caller_keys.ensure_key(owner)
             await caller_keys.sync(spec.model.endpoint_ref.name, owner.namespace)
         await kube.apply_all(children)
-        # The push gateway's NetworkPolicy goes when the admin turns network policies off.
-        policy = (
-            network_policies.API_VERSION,
-            network_policies.KIND,
-            stream_children.PUSH.name(owner),
-        )
-        await kube.delete_unlisted(children, [policy])
+        # The NetworkPolicies go when the admin turns network policies off.
+        policies = [
+            (network_policies.API_VERSION, network_policies.KIND, component.name(owner))
+            for component in (stream_children.STATS, stream_children.PUSH)
+        ]
+        await kube.delete_unlisted(children, policies)
     except kube.TypeNotServed as error:
         # The SparkApplication, applied last, is the only child whose type a cluster may lack:
         # its apply failing so finds a missing Spark Operator at no extra request.
