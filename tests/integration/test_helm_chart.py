@@ -264,7 +264,16 @@ def test_two_replicas_render_one_deployment_whose_pods_take_turns(helm: Helm) ->
 
 
 @pytest.mark.parametrize(
-    ("verb", "allowed"), [("create", True), ("patch", True), ("get", True), ("delete", False)]
+    ("verb", "allowed"),
+    [
+        ("create", True),
+        ("patch", True),
+        ("get", True),
+        ("list", True),
+        ("delete", True),
+        ("update", False),
+        ("watch", False),
+    ],
 )
 def test_operator_service_account_may_apply_and_read_spark_applications(
     release: Release, kubectl: Kubectl, verb: str, allowed: bool

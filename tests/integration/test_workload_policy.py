@@ -105,6 +105,9 @@ def test_a_batch_job_runs_an_allowed_image_and_is_refused_any_other(
     assert [job["metadata"]["name"].startswith("allowed") for job in jobs] == [True]
     pod = jobs[0]["spec"]["template"]["spec"]
     assert {c["image"] for c in pod["containers"]} == {"registry.test/spark/tiers-spark:4.2"}
+    # Its stats Redis admits its runs (and the operator) only.
+    policies = kubectl.get("networkpolicies", "-n", namespace)["items"]
+    assert "allowed-batch-stats" in {policy["metadata"]["name"] for policy in policies}
 
 
 def pods_of(policy: dict[str, Any]) -> list[dict[str, Any]]:

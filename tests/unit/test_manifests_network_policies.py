@@ -10,6 +10,7 @@ import yaml
 
 from tiers import api
 from tiers.operator.manifests import (
+    batch_children,
     gateway,
     labels,
     network_policies,
@@ -177,3 +178,13 @@ def test_settings_are_read_from_the_operators_environment() -> None:
         push_gateway_from_namespaces=("x", "y"),
     )
     assert network_policies.settings_from({}) == network_policies.Settings()
+
+
+def test_a_batch_jobs_stats_redis_admits_its_runs_and_the_operator_only() -> None:
+    owner = labels.Owner(api.API_VERSION, api.BATCH_JOB.kind, "triage", "shop", "uid-3")
+    children = batch_children.render_stats_redis(owner, password=None, network_policy=IN_CLUSTER)
+    (policy,) = policies(children)
+    assert policy["metadata"]["name"] == "triage-batch-stats"
+    runs = {**batch_children.RUN.selector(owner), "app.kubernetes.io/component": "batch-run"}
+    assert policy["spec"]["ingress"][0]["from"][0] == {"podSelector": {"matchLabels": runs}}
+    assert policies(batch_children.render_stats_redis(owner, password=None)) == []

@@ -91,11 +91,12 @@ in every namespace; with watchNamespaces, a Role grants them in each listed name
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "create", "patch", "delete"]
-# ... with `engine: spark-operator`, the stream job's SparkApplication (its status is read);
-# garbage collection deletes it with its owner,
+# ... with the Spark Operator, the stream job's SparkApplication (its status is read; garbage
+# collection deletes it with its owner), and a BatchJob's runs (spark.mode: spark-operator),
+# listed and stopped like its Jobs,
 - apiGroups: ["sparkoperator.k8s.io"]
   resources: ["sparkapplications"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 # ... a BatchJob's runs: a Job each, created, listed and stopped (deleted with its pod), and
 # read when its name is taken, to tell its own run from someone else's Job (ChildConflict),
 - apiGroups: ["batch"]
