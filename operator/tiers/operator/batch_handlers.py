@@ -21,7 +21,6 @@ from tiers.operator import (
     batch_runs,
     batch_status,
     caller_keys,
-    images,
     kube,
     metrics,
     notify,
@@ -63,15 +62,9 @@ async def reconcile_batch_job(body: kopf.Body, patch: kopf.Patch, **_: Any) -> N
         spec = reconciliation.parse_spec(KIND, batch.BatchJobSpec, body, patch)
         if spec is None:
             return
-        refused = images.refusal(
-            spec.spark.image,
-            operator_image=reconciliation.IMAGE,
-            patterns=images.allowed_patterns(),
-        )
-        if refused is None:
-            refused = reconciliation.unrenderable(reconciliation.owner_of(KIND, body), spec.model)
-        if refused is not None:
-            reconciliation.refuse(KIND, body, patch, refused)
+        if reconciliation.refused_to_run(
+            KIND, body, patch, image=spec.spark.image, call=spec.model
+        ):
             return
         now = reconciliation.now()
         if spec.engine == "databricks":

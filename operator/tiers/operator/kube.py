@@ -235,13 +235,10 @@ async def realtime_endpoint(name: str, namespace: str) -> dict[str, Any] | None:
 
 async def realtime_endpoint_spec(name: str, namespace: str) -> dict[str, Any] | None:
     """The spec of a RealtimeEndpoint, or None when there is none of that name."""
-    try:
-        endpoint = await client().get(_REALTIME_ENDPOINT, name, namespace=namespace)
-    except lightkube.ApiError as error:
-        if error.status.code == 404:
-            return None
-        raise
-    spec: dict[str, Any] = endpoint.to_dict().get("spec") or {}  # type: ignore[no-untyped-call]
+    endpoint = await realtime_endpoint(name, namespace)
+    if endpoint is None:
+        return None
+    spec: dict[str, Any] = endpoint.get("spec") or {}
     return spec
 
 

@@ -16,7 +16,7 @@ import pydantic
 import pydantic.alias_generators
 
 from tiers.api import common, kinds
-from tiers.operator import metrics, verdicts
+from tiers.operator import images, metrics, verdicts
 from tiers.operator.manifests import labels, model_client
 
 RECONCILING = "Reconciling"
@@ -92,6 +92,25 @@ def refuse(
     """Reports, as the primary condition, why the spec is not acted on (an image not allowed,
     a prompt that cannot be rendered): called before any side effect, so nothing is half made."""
     write_status(patch, body, verdicts.stamp(body, {primary_condition(kind): verdict}, now=now()))
+
+
+def refused_to_run(
+    kind: kinds.Kind,
+    body: Mapping[str, Any],
+    patch: kopf.Patch,
+    *,
+    image: str | None,
+    call: common.ModelCall,
+) -> bool:
+    """Whether a stream or batch job's spec is one the operator will not run (its Spark image
+    is not allowed, or its prompt cannot be rendered); if so, reported before any side effect."""
+    verdict = images.refusal(image, operator_image=IMAGE, patterns=images.allowed_patterns())
+    if verdict is None:
+        verdict = unrenderable(owner_of(kind, body), call)
+    if verdict is None:
+        return False
+    refuse(kind, body, patch, verdict)
+    return True
 
 
 def unrenderable(owner: labels.Owner, call: common.ModelCall) -> verdicts.Verdict | None:

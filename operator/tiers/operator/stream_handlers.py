@@ -17,7 +17,6 @@ import pydantic
 from tiers.api import kinds, stream
 from tiers.operator import (
     caller_keys,
-    images,
     kafka_admin,
     kube,
     metrics,
@@ -49,15 +48,9 @@ async def reconcile_stream_pipeline(body: kopf.Body, patch: kopf.Patch, **_: Any
         spec = reconciliation.parse_spec(KIND, stream.StreamPipelineSpec, body, patch)
         if spec is None:
             return
-        refused = images.refusal(
-            spec.spark.image,
-            operator_image=reconciliation.IMAGE,
-            patterns=images.allowed_patterns(),
-        )
-        if refused is None:
-            refused = reconciliation.unrenderable(reconciliation.owner_of(KIND, body), spec.model)
-        if refused is not None:
-            reconciliation.refuse(KIND, body, patch, refused)
+        if reconciliation.refused_to_run(
+            KIND, body, patch, image=spec.spark.image, call=spec.model
+        ):
             return
         owner = reconciliation.owner_of(KIND, body)
         bootstrap = await bootstrap_servers(spec, owner.namespace)
