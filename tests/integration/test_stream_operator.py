@@ -5,6 +5,7 @@ Spark Operator controller runs here: the tests write its status as it would)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from typing import Any
@@ -221,6 +222,13 @@ def test_deletion_policy_decides_whether_topics_outlive_the_pipeline(
 SPARK_CRD = spark_application.CRD_NAME
 
 
+def stats_password(kubectl: Kubectl, namespace: str) -> str:
+    """The password the operator generated for the pipeline's stats Redis (its digest is part of
+    the driver's config hash)."""
+    secret = kubectl.get("secret", "summaries-stream-stats", "-n", namespace)
+    return base64.b64decode(secret["data"]["password"]).decode()
+
+
 def set_application_state(kubectl: Kubectl, namespace: str, state: dict[str, str]) -> None:
     """What the Spark Operator does: writes the state through the status subresource (whose
     schema requires `driverInfo`)."""
@@ -251,6 +259,7 @@ def test_with_the_spark_operator_the_job_is_a_spark_application_that_reports_its
         api.StreamPipelineSpec.model_validate(json.loads(manifest)["spec"]),
         image=reconciliation.IMAGE,
         stats_redis_url=dev_cluster.redis_url, endpoint_model=None,
+        stats_password=stats_password(kubectl, namespace),
     )[-1]  # fmt: skip
     # The Spark Operator's schema kept every field the operator set: nothing unknown was pruned.
     assert app["spec"] == rendered["spec"]
