@@ -59,8 +59,11 @@ def send(
 
     async def run() -> retries.Tried[http1.Response]:
         return await retries.send_with_retries(
-            lambda: target.request(pool, "chat", b"{}"),  # type: ignore[arg-type]
-            policy,
+            target.request,
+            pool,  # type: ignore[arg-type]
+            "chat",
+            b"{}",
+            policy=policy,
             rng=random.Random(1),
             sleep=sleep,
             breaker=breaker,

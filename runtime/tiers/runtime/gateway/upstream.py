@@ -115,7 +115,7 @@ class Backends:
         for member in self.plan():
             tried = await retries.send_with_retries(
                 attempt(member.backend),
-                self._policy,
+                policy=self._policy,
                 rng=self._rng,
                 sleep=self._sleep,
                 breaker=member.breaker,

@@ -70,21 +70,34 @@ class ModelClient:
             raise ValueError(f"score: {len(rows)} rows but {len(keys)} keys")
         pool, slots = self._open()
         found: list[results.RowResult | None] = [None] * len(rows)
-        ready: list[tuple[int, str]] = []
+        positions: list[int] = []
+        """Where each row that rendered sits in `rows`."""
+        texts: list[str] = []
+        sent_keys: list[str] = []
         for i, row in enumerate(rows):
             try:
-                ready.append((i, prompts.render(self.config.prompt, row)))
+                texts.append(prompts.render(self.config.prompt, row))
             except prompts.PromptError as error:
                 found[i] = results.failed(keys[i], str(error))
+                continue
+            positions.append(i)
+            sent_keys.append(keys[i])
+        # Each request gets its rows as a range of these lists, not lists of its own: thousands
+        # of requests are in flight at once, and every object each keeps alive makes the garbage
+        # collector run more often.
         size = self.config.rows_per_request
-        groups = [ready[start : start + size] for start in range(0, len(ready), size)]
-        calls = (
-            self._score_group(pool, slots, [p for _, p in g], [keys[i] for i, _ in g])
-            for g in groups
+        starts = range(0, len(texts), size)
+        scored = await asyncio.gather(
+            *(
+                self._score_group(
+                    pool, slots, texts, sent_keys, start, min(start + size, len(texts))
+                )
+                for start in starts
+            )
         )
-        for group, scored in zip(groups, await asyncio.gather(*calls), strict=True):
-            for (i, _), result in zip(group, scored, strict=True):
-                found[i] = result
+        for start, group in zip(starts, scored, strict=True):
+            for offset, result in enumerate(group):
+                found[positions[start + offset]] = result
         return [result for result in found if result is not None]
 
     async def close(self) -> None:
@@ -111,16 +124,19 @@ class ModelClient:
         slots: asyncio.Semaphore,
         texts: Sequence[str],
         keys: Sequence[str],
+        start: int,
+        stop: int,
     ) -> list[results.RowResult]:
-        """One request for the group's rows (one row unless rows_per_request > 1), retried as a
-        whole; the rows share its attempts and latency."""
+        """One request for rows `start` to `stop` of `texts` (one row unless rows_per_request >
+        1), retried as a whole; the rows share its attempts and latency."""
         batched = self.config.rows_per_request > 1
         if batched:
-            body = wire.batch_body(self.config, texts)
-            key = keys[0] if len(keys) == 1 else f"{keys[0]}+{len(keys) - 1}"
+            body = wire.batch_body(self.config, texts[start:stop])
+            key = keys[start] if stop - start == 1 else f"{keys[start]}+{stop - start - 1}"
         else:
-            body, key = wire.request_body(self.config, texts[0]), keys[0]
+            body, key = wire.request_body(self.config, texts[start]), keys[start]
         outcome, attempts, latency_ms = await self._send(pool, slots, self.config.route, body, key)
+        row_keys = keys[start:stop]
         if isinstance(outcome, failures.Failure):
             error = outcome.message
         elif outcome.status >= 400:
@@ -128,7 +144,7 @@ class ModelClient:
         else:
             try:
                 replies: list[wire.Reply | str] = (
-                    wire.parse_batch_reply(self.config.route, outcome.body, len(keys))
+                    wire.parse_batch_reply(self.config.route, outcome.body, len(row_keys))
                     if batched
                     else [wire.parse_reply(self.config.route, outcome.body)]
                 )
@@ -139,9 +155,11 @@ class ModelClient:
                     self._succeeded(k, reply, attempts, latency_ms)
                     if isinstance(reply, wire.Reply)
                     else results.failed(k, reply, attempts=attempts, latency_ms=latency_ms)
-                    for k, reply in zip(keys, replies, strict=True)
+                    for k, reply in zip(row_keys, replies, strict=True)
                 ]
-        return [results.failed(k, error, attempts=attempts, latency_ms=latency_ms) for k in keys]
+        return [
+            results.failed(k, error, attempts=attempts, latency_ms=latency_ms) for k in row_keys
+        ]
 
     async def send_raw(self, requests: Sequence[raw.RawRequest]) -> list[raw.RawReply]:
         """One reply per request, in input order: each body sent as it is to its own route (the
@@ -170,19 +188,15 @@ class ModelClient:
     ) -> tuple[http1.Response | failures.Failure, int, int]:
         """One request with its retries: the last attempt's outcome, the attempts made, and the
         milliseconds from the first attempt to the outcome."""
-        attempt = functools.partial(
-            self._backend.request,
-            pool,
-            route,
-            self._backend.payload(body),
-            headers={**self._backend.headers, IDEMPOTENCY_HEADER: key},
-        )
+        payload = self._backend.payload(body)
+        headers = {**self._backend.headers, IDEMPOTENCY_HEADER: key}
         # A request keeps its slot while it backs off, so a throttled backend sees fewer of them.
         async with slots:
             started = time.perf_counter()
             outcome, attempts = await retries.send_with_retries(
-                attempt, self._policy, rng=self._rng
-            )
+                self._backend.request, pool, route, payload, headers,
+                policy=self._policy, rng=self._rng,
+            )  # fmt: skip
             return outcome, attempts, _ms_since(started)
 
     def _succeeded(

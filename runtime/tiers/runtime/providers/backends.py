@@ -68,7 +68,6 @@ class Backend:
         pool: http1.Pool,
         route: routes.Route,
         payload: bytes,
-        *,
         headers: Mapping[str, str] | None = None,
     ) -> http1.Response | failures.Failure:
         """One attempt at a whole response; `headers` replace the backend's own."""
