@@ -168,6 +168,9 @@ def operator(
             # Images that spec.spark.image may name besides the operator's own (chart value
             # spark.allowedImages); test_workload_policy.py runs one and is refused another.
             "TIERS_SPARK_ALLOWED_IMAGES": ALLOWED_SPARK_IMAGES,
+            # The tests' webhook receivers listen on loopback (chart value
+            # notifications.allowedNetworks); the operator refuses it otherwise.
+            "TIERS_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
         },
     )
     _LOGS.append(started.log)

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import decimal
 import http.server
+import ipaddress
 import json
 import random
 import socket
@@ -123,9 +124,15 @@ class Sleeps(list[float]):
         self.append(seconds)
 
 
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
+"""The test receivers listen on loopback, which the operator posts to only when allowed."""
+
+
 def deliver(url: str, **options: Any) -> tuple[notify.DeliveryResult, Sleeps]:
     sleeps = Sleeps()
-    options = {"secret": None, "sleep": sleeps, "rng": random.Random(1), **options}
+    options = {
+        "secret": None, "sleep": sleeps, "rng": random.Random(1), "allowed": LOOPBACK, **options,
+    }  # fmt: skip
     return asyncio.run(notify.deliver(url, options.pop("notice", NOTICE), **options)), sleeps
 
 
@@ -264,8 +271,51 @@ def test_an_unreachable_webhook_is_retried_and_reported_without_raising() -> Non
 @pytest.mark.parametrize("url", ["ftp://example.com/hook", "http://", "not a url"])
 def test_a_url_that_cannot_be_posted_to_is_reported_at_once(url: str) -> None:
     result, sleeps = deliver(url)
-    assert (result.delivered, result.attempts, sleeps) == (False, 1, [])
-    assert result.last_error is not None and "cannot be posted to" in result.last_error
+    assert (result.delivered, result.attempts, sleeps) == (False, 0, [])
+    assert (
+        result.last_error is not None and "is not an http(s) URL with a host" in result.last_error
+    )
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",  # the operator's own pod
+        "169.254.169.254",  # the cloud metadata service
+        "10.96.0.1",  # a cluster Service
+        "192.168.1.10",
+        "100.64.0.1",  # carrier-grade NAT
+        "0.0.0.0",
+        "::1",
+        "fe80::1",
+        "fd00::1",
+        "::ffff:169.254.169.254",  # IPv4-mapped
+    ],
+)
+def test_a_notice_is_never_posted_to_a_non_public_address_unless_allowed(address: str) -> None:
+    async def resolves_to(host: str, port: int) -> list[str]:
+        return ["93.184.215.14", address]  # one public answer does not make the other safe
+
+    result, sleeps = deliver("https://hooks.example.com/x", allowed=(), resolve=resolves_to)
+    assert (result.delivered, result.attempts, sleeps) == (False, 0, [])
+    assert result.last_error is not None and "is not a public address" in result.last_error
+    assert "notifications.allowedNetworks" in result.last_error
+
+
+def test_a_refused_webhook_is_never_connected_to(webhook: Webhook) -> None:
+    result, _ = deliver(webhook.url, allowed=())
+    assert not result.delivered and webhook.received == []
+
+
+def test_allowed_networks_come_from_the_environment_and_reject_typos() -> None:
+    allowed = notify.allowed_networks({notify.ALLOWED_NETWORKS_ENV: "10.0.0.0/8, fd00::/8"})
+    assert notify.refused_address("10.1.2.3", allowed) is None
+    assert notify.refused_address("fd00::5", allowed) is None
+    assert notify.refused_address("192.168.0.1", allowed) is not None
+    assert notify.refused_address("93.184.215.14", ()) is None
+    assert notify.allowed_networks({}) == ()
+    with pytest.raises(ValueError, match="TIERS_WEBHOOK_ALLOWED_NETWORKS"):
+        notify.allowed_networks({notify.ALLOWED_NETWORKS_ENV: "10.0.0.0/33"})
 
 
 def test_a_signed_notice_verifies_with_the_secret(webhook: Webhook) -> None:

@@ -110,6 +110,18 @@ class Spark(common.Model):
     )
 
 
+class Notifications(common.Model):
+    allowed_networks: list[str] = pydantic.Field(
+        default_factory=list,
+        max_length=64,
+        description=(
+            "Networks (CIDRs) besides public addresses that a BatchJob's completion webhook may"
+            " be posted to, e.g. an in-cluster relay's Service range. Loopback, link-local (the"
+            " cloud metadata service) and private addresses are refused otherwise."
+        ),
+    )
+
+
 class NetworkPolicy(common.Model):
     enabled: bool = pydantic.Field(
         default=True,
@@ -249,6 +261,10 @@ class Values(common.Model):
     )
     spark: Spark = pydantic.Field(
         default_factory=Spark, description="What the Spark jobs of the custom resources may run."
+    )
+    notifications: Notifications = pydantic.Field(
+        default_factory=Notifications,
+        description="Where the operator may post BatchJob completion notices.",
     )
     network_policy: NetworkPolicy = pydantic.Field(
         default_factory=NetworkPolicy,

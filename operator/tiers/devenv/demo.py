@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                 **env.env(),
                 "TIERS_STATS_REDIS_URL": env.redis_url,
                 "TIERS_RECHECK_SECONDS": "5",  # a snappy demo; production re-checks each minute
+                "TIERS_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",  # webhooks to local receivers
             }
             started.append(_serve(env, "operator", "tiers.operator", "--metrics-port",
                                   str(processes.free_port()), port_flag="--health-port",

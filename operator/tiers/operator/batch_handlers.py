@@ -44,6 +44,8 @@ KIND = kinds.BATCH_JOB
 DATABRICKS_PENDING = "engine databricks is not run by this operator version yet"
 WEBHOOK_ATTEMPTS = 3
 """Tries per reconcile; a notice not delivered is tried again at the next one."""
+WEBHOOK_ALLOWED_NETWORKS = notify.allowed_networks()
+"""Non-public networks that notices may go to (chart value notifications.allowedNetworks)."""
 
 
 @dataclasses.dataclass
@@ -308,7 +310,7 @@ async def send_notices(
         secret = await _signing_secret(spec.notification, owner.namespace)
         result = await notify.deliver(
             spec.notification.webhook_url, notice, secret=secret, attempts=WEBHOOK_ATTEMPTS,
-            max_backoff_s=5.0,
+            max_backoff_s=5.0, allowed=WEBHOOK_ALLOWED_NETWORKS,
         )  # fmt: skip
         notified[view.name] = result.delivered
         if not result.delivered:
