@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SRC := operator runtime tests
 
-.PHONY: install system-deps build crds verify lint test demo dev-up dev-down bench-realtime bench-stream bench-batch
+.PHONY: install system-deps build crds argocd manifests generate verify lint test demo dev-up dev-down kind-up kind-deploy kind-down bench-realtime bench-stream bench-batch
 
 install: $(VENV)/.installed  ## the Python environment, editable
 $(VENV)/.installed: pyproject.toml
@@ -20,17 +20,26 @@ system-deps:  ## Debian packages the dev environment runs (redis-server, openssl
 build: install  ## the local control plane's binaries and helm, from the Go module proxy (cached)
 	$(PY) -m tiers.cli dev build
 
-# Files generated from tiers.api: the CRDs, the chart's copies of them, the chart's values schema.
-GENERATED := crds/ charts/tiers/templates/crds/ charts/tiers/values.schema.json
+# Generated files: from tiers.api the CRDs, the chart's copies of them and its values schema; from
+# the operator's status functions the Argo CD health samples; from the chart dist/install.yaml.
+GENERATED := crds/ charts/tiers/templates/crds/ charts/tiers/values.schema.json examples/argocd/ dist/
 
 crds: install  ## regenerate crds/, the chart's CRD templates and its values schema from tiers.api
 	$(PY) -m tiers.api.crdgen crds --chart charts/tiers
 	$(PY) -m tiers.api.chartvalues charts/tiers/values.schema.json
 
-verify: crds  ## fail when generated files drift from their sources
+argocd: install  ## examples/argocd/: the health checks' samples (from the operator's status functions) and argocd-cm.yaml
+	$(PY) -m tiers.devenv.argocd examples/argocd
+
+manifests: crds  ## dist/install.yaml: the chart rendered with its defaults, CRDs first (builds helm once)
+	$(PY) -m tiers.devenv.plain_manifests dist/install.yaml
+
+generate: crds argocd manifests  ## every generated file
+
+verify: generate  ## fail when generated files drift from their sources
 	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
 	  git status --short -- $(GENERATED); \
-	  echo "generated files drifted from tiers.api: run 'make crds' and commit the result"; exit 1; fi
+	  echo "generated files drifted from their sources: run 'make generate' and commit the result"; exit 1; fi
 
 lint: install
 	$(VENV)/bin/ruff check $(SRC)

@@ -313,3 +313,30 @@ def test_uninstall_removes_the_operator(helm: Helm, kubectl: Kubectl, crds: None
         assert roles.strip() == ""
     finally:
         release.delete_namespace()
+
+
+def test_plain_manifests_install_an_operator_that_becomes_available(
+    kubectl: Kubectl, operator: str
+) -> None:
+    """dist/install.yaml (`make manifests`) applied as its header says. Its ServiceAccount, RBAC
+    and Namespace are the ones the session's operator already runs as (the same chart, release
+    and namespace), so applying them changes nothing; only what it adds is removed after."""
+    install = CHART.parents[1] / "dist" / "install.yaml"
+    kinds = [doc["kind"] for doc in yaml.safe_load_all(install.read_text()) if doc]
+    assert kinds[: len(api.ALL) + 1] == [*["CustomResourceDefinition"] * len(api.ALL), "Namespace"]
+    try:
+        kubectl.run("apply", "--server-side", "-f", str(install))
+        wait_for(
+            lambda: (
+                kubectl.get("deployment", "tiers", "-n", "tiers-system")
+                .get("status", {})
+                .get("availableReplicas")
+            ),
+            timeout_s=60,
+            what="the operator's Deployment from dist/install.yaml to be available",
+        )
+    finally:
+        kubectl.run(
+            "delete", "deployment,service", "-l", "app.kubernetes.io/instance=tiers",
+            "-n", "tiers-system", "--ignore-not-found",
+        )  # fmt: skip

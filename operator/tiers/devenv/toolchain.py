@@ -107,8 +107,15 @@ HELM = GoTool(
     ldflags=("-X helm.sh/helm/v3/internal/version.version={version}",),
 )
 
+GOPHER_LUA = GoTool(
+    name="gopher-lua",
+    module="github.com/yuin/gopher-lua",
+    binaries=(("glua", "github.com/yuin/gopher-lua/cmd/glua"),),
+)
+"""The Lua 5.1 interpreter Argo CD runs health checks in: the tests run examples/argocd/'s."""
+
 CONTROL_PLANE: tuple[GoTool, ...] = (ETCD, KUBERNETES, KWOK)
-ALL: tuple[GoTool, ...] = (*CONTROL_PLANE, HELM)
+ALL: tuple[GoTool, ...] = (*CONTROL_PLANE, HELM, GOPHER_LUA)
 
 _DONE_MARKER = ".complete"
 
