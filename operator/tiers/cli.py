@@ -1,4 +1,5 @@
-"""The `tiers` command: `tiers dev up|down|env|status|logs`, `tiers operator`, `tiers crds`."""
+"""The `tiers` command: `tiers dev up|down|env|status|logs`, `tiers operator`, `tiers console`,
+`tiers crds`."""
 
 from __future__ import annotations
 
@@ -35,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         commands.add_parser("operator", help="run the operator against $KUBECONFIG")
     )
 
+    from tiers.console import server as console_server
+
+    console_server.add_arguments(
+        commands.add_parser("console", help="serve the web console on :8088 against $KUBECONFIG")
+    )
+
     crds = commands.add_parser("crds", help="write the CRDs generated from tiers.api")
     crds.add_argument("directory", type=pathlib.Path, nargs="?", default=pathlib.Path("crds"))
 
@@ -43,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         return _dev(args)
     if args.command == "operator":
         operator_main.run_from_arguments(args)
+        return 0
+    if args.command == "console":
+        console_server.run_from_arguments(args)
         return 0
     from tiers.api import crdgen
 

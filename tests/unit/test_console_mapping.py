@@ -1,0 +1,168 @@
+"""The console's pure parts: a custom resource as a Summary, status as series points, the rings
+that keep them, and the caller's token as the console reads it."""
+
+from __future__ import annotations
+
+import datetime
+import pathlib
+from typing import Any
+
+import pytest
+
+from tiers.console import errors, identity, series, summaries
+
+NOW = datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.UTC)
+
+
+def endpoint(**status: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "tiers.dev/v1alpha1",
+        "kind": "RealtimeEndpoint",
+        "metadata": {"name": "chat", "namespace": "demo", "uid": "u1", "generation": 3,
+                     "creationTimestamp": "2026-11-30T11:00:00Z"},
+        "spec": {"model": "gpt-4o-mini"},
+        "status": status,
+    }  # fmt: skip
+
+
+READY = {"type": "Ready", "status": "True", "reason": "Serving", "message": "2/2 replicas"}
+LATENCY = {
+    "p50Ms": 3,
+    "p95Ms": 9,
+    "p99Ms": 14,
+    "window": "5m",
+    "observedAt": "2026-11-30T11:59:00Z",
+}
+
+
+def test_a_ready_endpoint_reads_as_ready_with_its_latency_throughput_and_cost() -> None:
+    found = summaries.summarize(
+        endpoint(
+            observedGeneration=3, conditions=[READY], url="http://chat-gateway.demo:8080",
+            latency=LATENCY, requestsPerSecond=7, errors=0,
+            traffic={"requests": 120, "requestsPerSecond": 12, "errors": 1},
+            cost={"totalUSD": "0.001200", "perRequestUSD": "0.000010", "window": "5m",
+                  "observedAt": "2026-11-30T11:59:00Z"},
+        ),
+        now=NOW,
+    )  # fmt: skip
+    shown = found.model_dump(by_alias=True)
+    assert shown["ready"] == "True"
+    assert shown["reason"] == "Serving"
+    assert shown["latency"] == {"p50Ms": 3, "p95Ms": 9, "p99Ms": 14}
+    assert shown["throughputPerSecond"] == 12.0
+    assert shown["costUsd"] == "0.001200"
+    assert shown["costWindow"] == "5m"
+    assert shown["url"] == "http://chat-gateway.demo:8080"
+    assert shown["stale"] is False
+    assert shown["columns"]["Ready"] == "True"
+    assert shown["columns"]["P95"] == "9"
+    assert shown["columns"]["Cost/req"] == "0.000010"
+    assert shown["columns"]["Model"] == "gpt-4o-mini"
+    assert shown["observedGeneration"] == 3 and shown["generation"] == 3
+
+
+def test_an_object_without_status_is_unknown_with_no_numbers() -> None:
+    found = summaries.summarize(endpoint(), now=NOW)
+    assert found.ready == "Unknown"
+    assert found.latency is None and found.cost_usd is None and found.throughput_per_second is None
+    assert found.columns["P95"] == ""
+
+
+def test_numbers_observed_long_ago_are_marked_stale() -> None:
+    old = {**LATENCY, "observedAt": "2026-11-30T11:00:00Z"}
+    assert summaries.summarize(endpoint(latency=old), now=NOW).stale is True
+
+
+def test_a_failed_batch_job_reads_its_succeeded_condition_and_progress() -> None:
+    job = {
+        "kind": "BatchJob",
+        "metadata": {"name": "scores", "namespace": "demo", "uid": "u2"},
+        "spec": {"engine": "spark"},
+        "status": {
+            "state": "Failed",
+            "conditions": [{"type": "Succeeded", "status": "False", "reason": "OverBudget",
+                            "message": "spent over spec.budget.maxUSD"}],
+            "progress": {"total": 2000, "done": 1200, "failed": 3, "percent": 60,
+                         "recordsPerSecond": 400},
+            "cost": {"totalUSD": "0.5", "perRecordUSD": "0.0004"},
+        },
+    }  # fmt: skip
+    found = summaries.summarize(job, now=NOW)
+    assert (found.ready, found.reason, found.state) == ("False", "OverBudget", "Failed")
+    assert found.progress == summaries.Progress(done=1200, total=2000)
+    assert found.cost_window == "run"
+    assert found.columns["Progress"] == "60"
+    assert found.columns["Engine"] == "spark"
+
+
+def test_a_status_observation_becomes_one_series_point() -> None:
+    point = series.point_of(
+        endpoint(latency=LATENCY, traffic={"requests": 200, "requestsPerSecond": 4, "errors": 10},
+                 cost={"totalUSD": "0.0300", "window": "5m", "observedAt": LATENCY["observedAt"]})
+    )  # fmt: skip
+    assert point is not None
+    assert point.model_dump(by_alias=True) == {
+        "t": "2026-11-30T11:59:00Z", "p50Ms": 3, "p95Ms": 9, "p99Ms": 14,
+        "throughputPerSecond": 4.0, "costUsd": "0.0300", "errorRatio": 0.05,
+    }  # fmt: skip
+
+
+def test_a_status_without_observation_gives_no_point() -> None:
+    assert series.point_of(endpoint(conditions=[READY])) is None
+
+
+def test_a_ring_keeps_each_observation_once_and_at_most_its_bound() -> None:
+    rings = series.Rings(max_points=3)
+    for minute in range(5):
+        observed = f"2026-11-30T11:5{minute}:00Z"
+        assert rings.record(endpoint(latency={**LATENCY, "observedAt": observed}))
+        assert not rings.record(endpoint(latency={**LATENCY, "observedAt": observed}))
+    kept = rings.points(
+        ("realtimeendpoints", "demo", "chat"), since=NOW - datetime.timedelta(hours=1)
+    )
+    assert [point.t for point in kept] == [f"2026-11-30T11:5{m}:00Z" for m in (2, 3, 4)]
+    recent = rings.points(
+        ("realtimeendpoints", "demo", "chat"),
+        since=datetime.datetime(2026, 11, 30, 11, 54, tzinfo=datetime.UTC),
+    )
+    assert [point.t for point in recent] == ["2026-11-30T11:54:00Z"]
+
+
+def test_rings_survive_a_restart_through_their_file(tmp_path: pathlib.Path) -> None:
+    rings = series.Rings()
+    rings.record(endpoint(latency=LATENCY))
+    rings.save(tmp_path / "series.json")
+    again = series.Rings()
+    again.load(tmp_path / "series.json")
+    since = NOW - datetime.timedelta(hours=1)
+    key = ("realtimeendpoints", "demo", "chat")
+    assert again.points(key, since=since) == rings.points(key, since=since) != []
+
+
+def test_points_older_than_a_day_are_pruned() -> None:
+    rings = series.Rings()
+    rings.record(endpoint(latency={**LATENCY, "observedAt": "2026-11-28T11:00:00Z"}))
+    rings.prune(now=NOW)
+    assert (
+        rings.points(("realtimeendpoints", "demo", "chat"), since=NOW - datetime.timedelta(days=9))
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "token"),
+    [(None, None), ("", None), ("Bearer abc.def", "abc.def"), ("bearer  x ", "x")],
+)
+def test_the_callers_bearer_token_is_read_from_the_authorization_header(
+    header: str | None, token: str | None
+) -> None:
+    assert identity.bearer_token(header) == token
+
+
+@pytest.mark.parametrize("header", ["Basic dXNlcg==", "Bearer", "Bearer a b"])
+def test_a_malformed_authorization_header_is_refused_with_401(header: str) -> None:
+    with pytest.raises(errors.ConsoleError) as refused:
+        identity.bearer_token(header)
+    assert refused.value.status == 401
+    assert "Bearer <token>" in refused.value.message
