@@ -25,8 +25,11 @@ def condition(obj: dict, type_: str) -> dict | None:
 
 @pytest.mark.parametrize("path", example_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_example_is_accepted_and_reconciled(
-    path: pathlib.Path, kubectl: Kubectl, operator: str, namespace: str
+    path: pathlib.Path, kubectl: Kubectl, operator_log: pathlib.Path, namespace: str
 ) -> None:
+    # The session's operator runs as the chart's ServiceAccount (a TokenRequest token): what it
+    # logs while reconciling the example says whether the chart's RBAC let it do all of it.
+    logged_before = operator_log.stat().st_size
     kubectl.run("apply", "-n", namespace, "-f", str(path))
     for document in yaml.safe_load_all(path.read_text()):
         kind, name = document["kind"], document["metadata"]["name"]
@@ -56,6 +59,14 @@ def test_example_is_accepted_and_reconciled(
             assert "RealtimeEndpoint chat" in primary["message"]
         assert not any(key.startswith("kopf") for key in obj["status"]), "no kopf clutter in status"
         assert not any("kopf.zalando.org" in key for key in obj["metadata"].get("annotations", {}))
+    with operator_log.open("rb") as log:
+        log.seek(logged_before)
+        logged = log.read().decode(errors="replace")
+    # Lines about this namespace only: other tests' namespaces being deleted refuse Events with
+    # a 403 of their own (admission's, not RBAC's).
+    refused = [line for line in logged.splitlines()
+               if namespace in line and "forbidden" in line.lower()]  # fmt: skip
+    assert refused == [], "the chart's RBAC refused the operator"
 
 
 def test_kubectl_get_tiers_lists_all_three_kinds(
