@@ -16,7 +16,7 @@ SPECS = {kind.kind: kind.spec for kind in api.ALL}
 def example_objects() -> list[dict]:
     return [
         document
-        for path in sorted(EXAMPLES.glob("*/*.yaml"))
+        for path in sorted(EXAMPLES.glob("[0-9][0-9]-*/*.yaml"))
         for document in yaml.safe_load_all(path.read_text())
         if document
     ]
