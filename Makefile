@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SRC := operator runtime tests
 
-.PHONY: install system-deps build crds argocd manifests generate verify lint test demo dev-up dev-down kind-up kind-deploy kind-down bench-realtime bench-stream bench-batch
+.PHONY: install system-deps build crds argocd manifests generate verify lint test demo frontend frontend-test dev-up dev-down kind-up kind-deploy kind-down bench-realtime bench-stream bench-batch
 
 install: $(VENV)/.installed  ## the Python environment, editable
 $(VENV)/.installed: pyproject.toml
@@ -47,7 +47,19 @@ lint: install
 	$(VENV)/bin/mypy operator/tiers runtime/tiers
 	$(VENV)/bin/lint-imports
 
-test: system-deps verify lint build  ## everything: generated-file drift, lint, types, unit and integration tests
+# The console's frontend: npm ci from the committed lockfile, then Vite builds frontend/dist
+# (the console backend serves it).
+frontend/node_modules/.installed: frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+frontend: frontend/node_modules/.installed  ## build the console's frontend into frontend/dist
+	cd frontend && npm run --silent build
+
+frontend-test: frontend/node_modules/.installed  ## the frontend's types and unit tests (vitest)
+	cd frontend && npx tsc -b && npx vitest run
+
+test: system-deps verify lint build frontend frontend-test  ## everything: generated-file drift, lint, types, unit, frontend and integration tests (browser tests drive Chromium against frontend/dist)
 	$(PY) -m pytest
 
 demo: system-deps install  ## the whole system on this machine; Ctrl-C stops it

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the dev environment and tests run, when they are missing:
-# Redis, openssl for the control plane's certificates, Java and Maven for Kafka and Spark.
+# Redis, openssl for the control plane's certificates, Java and Maven for Kafka and Spark,
+# Node and npm for the console's frontend, Chromium for its browser tests.
 set -euo pipefail
 
 missing=()
@@ -8,6 +9,8 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
+command -v npm >/dev/null || missing+=(nodejs npm)
+command -v chromium >/dev/null || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

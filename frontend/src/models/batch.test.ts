@@ -1,0 +1,21 @@
+import { expect, it } from "vitest";
+import { summary } from "../testing/fixtures";
+import { detectFormat, phase, progressPercent } from "./batch";
+
+it("tells the input format from the name and first line", () => {
+  expect(detectFormat("t.csv", "id,text")).toBe("csv");
+  expect(detectFormat("t.jsonl", '{"id": 1, "text": "x"}')).toBe("jsonl");
+  expect(detectFormat("b.jsonl", '{"custom_id": "1", "method": "POST", "url": "/v1/chat/completions", "body": {}}')).toBe(
+    "openai",
+  );
+});
+
+it("reads the run's phase and progress from the BatchJob's summary", () => {
+  const running = summary({ plural: "batchjobs", state: "Running", progress: { done: 50, total: 200 } });
+  expect(phase(running)).toBe("running");
+  expect(progressPercent(running)).toBe(25);
+  expect(phase(summary({ plural: "batchjobs", state: "Succeeded" }))).toBe("succeeded");
+  expect(progressPercent(summary({ plural: "batchjobs", state: "Succeeded" }))).toBe(100);
+  expect(phase(summary({ plural: "batchjobs", state: "Failed", ready: "False" }))).toBe("failed");
+  expect(phase(undefined)).toBe("idle");
+});

@@ -1,0 +1,83 @@
+/** The batch page's model: which format a file is, its upload with progress (XMLHttpRequest, since
+ * fetch reports no upload progress), and the run's phase from the BatchJob's summary. */
+import { authHeaders, paths } from "../api/client";
+import { ApiError } from "../api/client";
+import type { Summary, Upload } from "../api/types";
+import { percent } from "./format";
+
+export type InputFormat = "jsonl" | "csv" | "openai";
+
+/** The format from the file's name and first line: an OpenAI batch line has custom_id and body. */
+export function detectFormat(fileName: string, firstLine: string): InputFormat {
+  const lower = fileName.toLowerCase();
+  if (lower.endsWith(".csv")) return "csv";
+  try {
+    const first: unknown = JSON.parse(firstLine);
+    if (typeof first === "object" && first !== null && "custom_id" in first && "body" in first) {
+      return "openai";
+    }
+  } catch {
+    // not JSON
+  }
+  return "jsonl";
+}
+
+export const ACCEPT = ".jsonl,.json,.ndjson,.csv";
+
+export function uploadInput(
+  ns: string,
+  name: string,
+  file: File,
+  format: InputFormat,
+  onProgress: (loaded: number, total: number) => void,
+  xhr: XMLHttpRequest = new XMLHttpRequest(),
+): Promise<Upload> {
+  return new Promise((resolve, reject) => {
+    const form = new FormData();
+    form.append("format", format);
+    form.append("file", file, file.name);
+    xhr.open("POST", paths.batchInput(ns, name));
+    for (const [header, value] of Object.entries(authHeaders())) xhr.setRequestHeader(header, value);
+    xhr.upload.onprogress = (event) => {
+      if (event.lengthComputable) onProgress(event.loaded, event.total);
+    };
+    xhr.onerror = () => reject(new ApiError("The upload failed: the console backend cannot be reached"));
+    xhr.onload = () => {
+      let body: unknown = null;
+      try {
+        body = JSON.parse(xhr.responseText);
+      } catch {
+        // keep null
+      }
+      if (xhr.status >= 200 && xhr.status < 300 && body) {
+        onProgress(file.size, file.size);
+        resolve(body as Upload);
+        return;
+      }
+      const message =
+        (body as { error?: { message?: string } } | null)?.error?.message ??
+        `${xhr.status} ${xhr.statusText}`;
+      reject(new ApiError(`The upload failed: ${message}`, { status: xhr.status }));
+    };
+    xhr.send(form);
+  });
+}
+
+export type Phase = "idle" | "running" | "succeeded" | "failed";
+
+const SUCCEEDED = new Set(["Succeeded", "Completed", "Complete", "Done"]);
+const FAILED = new Set(["Failed", "SubmissionFailed", "BudgetExceeded", "InvalidSpec"]);
+const RUNNING = new Set(["Running", "Starting", "Submitted", "Pending", "Estimating"]);
+
+export function phase(summary: Summary | undefined): Phase {
+  if (!summary) return "idle";
+  if (SUCCEEDED.has(summary.state) || SUCCEEDED.has(summary.reason)) return "succeeded";
+  if (FAILED.has(summary.state) || FAILED.has(summary.reason)) return "failed";
+  if (RUNNING.has(summary.state) || RUNNING.has(summary.reason)) return "running";
+  return "idle";
+}
+
+export function progressPercent(summary: Summary | undefined): number {
+  if (!summary?.progress) return phase(summary) === "succeeded" ? 100 : 0;
+  return percent(summary.progress.done, summary.progress.total);
+}
