@@ -30,7 +30,9 @@ export interface Summary {
   url: string | null;
   latency: Latency | null;
   throughputPerSecond: number | null;
-  costTodayUsd: string | null;
+  /** status.cost.totalUSD over costWindow: the stats window (endpoints, pipelines) or the run (BatchJob) */
+  costUsd: string | null;
+  costWindow: string | null;
   progress: Progress | null;
   columns: Record<string, string>;
   window: string | null;

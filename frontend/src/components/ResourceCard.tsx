@@ -2,7 +2,7 @@
  * detail page and to the page that tries it. Memoised: a watch event re-renders only its own card. */
 import { memo } from "react";
 import type { Summary } from "../api/types";
-import { ms, percent, rate, usd } from "../models/format";
+import { costLabel, ms, percent, rate, usd } from "../models/format";
 import { kindInfo } from "../models/kinds";
 import { href } from "../models/route";
 import { health } from "../models/summaries";
@@ -31,7 +31,7 @@ export const ResourceCard = memo(function ResourceCard({ summary }: { summary: S
       <Metrics>
         <Metric label="p95 latency" value={ms(summary.latency?.p95Ms)} />
         <Metric label="Throughput" value={rate(summary.throughputPerSecond)} />
-        <Metric label="Cost today" value={usd(summary.costTodayUsd)} />
+        <Metric label={costLabel(summary.costWindow)} value={usd(summary.costUsd)} />
         {summary.progress ? (
           <Metric label="Progress" value={`${percent(summary.progress.done, summary.progress.total)}%`} />
         ) : null}

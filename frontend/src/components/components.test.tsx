@@ -16,12 +16,13 @@ function watching(state: Partial<WatchState>): WatchState {
 }
 
 describe("ResourceCard", () => {
-  it("shows status, p95, throughput and cost today, with links to details and to try it", () => {
+  it("shows status, p95, throughput and cost over its window, with links to details and to try it", () => {
     render(<ResourceCard summary={summary({ name: "chat" })} />);
     const card = screen.getByRole("article", { name: "chat" });
     expect(within(card).getByText("9 ms")).toBeTruthy();
     expect(within(card).getByText("121/s")).toBeTruthy();
     expect(within(card).getByText("$0.0012")).toBeTruthy();
+    expect(within(card).getByText("Cost (5m)")).toBeTruthy();
     expect(within(card).getByRole("link", { name: "chat" }).getAttribute("href")).toBe(
       "#/k/realtimeendpoints/default/chat",
     );

@@ -40,6 +40,12 @@ export function WatchProvider({ namespace, children }: { namespace: string; chil
     };
     const subscription = follow(paths.watch(namespace || undefined), {
       onEvent: (event) => {
+        if (event.event === "error") {
+          // the backend's watch broke; it ends the stream and `follow` reconnects
+          const message = parseMessage(event.data);
+          setState((previous) => ({ ...previous, connected: false, error: message }));
+          return;
+        }
         if (event.event !== "upsert" && event.event !== "delete") return;
         let summary: Summary;
         try {
@@ -65,6 +71,16 @@ export function WatchProvider({ namespace, children }: { namespace: string; chil
     };
   }, [namespace]);
   return <WatchContext.Provider value={state}>{children}</WatchContext.Provider>;
+}
+
+function parseMessage(data: string): string {
+  try {
+    const body = JSON.parse(data) as { message?: unknown };
+    if (typeof body.message === "string") return body.message;
+  } catch {
+    // not JSON: show it as it came
+  }
+  return data || "The watch broke";
 }
 
 /** For tests and stories: a fixed state without a backend. */

@@ -1,11 +1,17 @@
 import { expect, it } from "vitest";
-import { age, bytes, ms, percent, rate, usd } from "./format";
+import { age, bytes, costLabel, ms, percent, rate, usd } from "./format";
 
 it("shows money from decimal strings with cents, or two significant places below a cent", () => {
   expect(usd("12.3456")).toBe("$12.35");
   expect(usd("0.001234")).toBe("$0.0012");
   expect(usd("0")).toBe("$0.00");
   expect(usd(null)).toBe("—");
+});
+
+it("names the window a cost covers", () => {
+  expect(costLabel("5m")).toBe("Cost (5m)");
+  expect(costLabel("run")).toBe("Cost (run)");
+  expect(costLabel(null)).toBe("Cost");
 });
 
 it("shows latency in ms, and seconds from 10 s", () => {

@@ -25,6 +25,11 @@ export function usd(value: string | null | undefined): string {
   return `$${amount.toFixed(2)}`;
 }
 
+/** "Cost (5m)", "Cost (run)": what a cost figure covers. */
+export function costLabel(window: string | null | undefined): string {
+  return window ? `Cost (${window})` : "Cost";
+}
+
 export function percent(done: number, total: number): number {
   if (total <= 0) return 0;
   return Math.max(0, Math.min(100, Math.round((done / total) * 100)));

@@ -137,7 +137,7 @@ export default function Batch({ ns, name }: { ns?: string | undefined; name?: st
             <ProgressBar value={progressPercent(summary)} label="Run progress" />
             {summary?.progress ? (
               <p className="muted small">
-                {summary.progress.done} of {summary.progress.total} records · cost so far {usd(summary.costTodayUsd)}
+                {summary.progress.done} of {summary.progress.total} records · cost so far {usd(summary.costUsd)}
               </p>
             ) : null}
             {runPhase === "succeeded" ? (

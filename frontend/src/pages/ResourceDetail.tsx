@@ -16,7 +16,7 @@ import {
   StatusBadge,
 } from "../components/ui";
 import { useWatch } from "../components/watch";
-import { age, ms, rate, usd } from "../models/format";
+import { age, costLabel, ms, rate, usd } from "../models/format";
 import { kindInfo } from "../models/kinds";
 import { href } from "../models/route";
 import { RANGES, toChartData } from "../models/series";
@@ -28,7 +28,7 @@ const LATENCY = [
   { label: "p99", color: COLORS.p99 },
 ];
 const THROUGHPUT = [{ label: "per second", color: COLORS.throughput }];
-const COST = [{ label: "cost (USD, cumulative)", color: COLORS.cost }];
+const COST = [{ label: "cost over the stats window (USD)", color: COLORS.cost }];
 
 export default function ResourceDetail({ plural, ns, name }: { plural: Plural; ns: string; name: string }) {
   const key = `${plural}/${ns}/${name}`;
@@ -74,7 +74,7 @@ export default function ResourceDetail({ plural, ns, name }: { plural: Plural; n
           <Metric label="p95" value={ms(summary.latency?.p95Ms)} />
           <Metric label="p99" value={ms(summary.latency?.p99Ms)} />
           <Metric label="Throughput" value={rate(summary.throughputPerSecond)} />
-          <Metric label="Cost today" value={usd(summary.costTodayUsd)} />
+          <Metric label={costLabel(summary.costWindow)} value={usd(summary.costUsd)} />
           <Metric label="Stats" value={summary.observedAt ? age(summary.observedAt) : "—"} hint={summary.window ?? ""} />
         </Metrics>
       ) : (
