@@ -41,6 +41,11 @@ NOT_EXERCISED_HERE: set[Access] = {
     # like its Jobs; test_batch_operator's Spark Operator test runs one.
     ("sparkoperator.k8s.io", "sparkapplications", "list"),
     ("sparkoperator.k8s.io", "sparkapplications", "delete"),
+    # An endpoint's HTTPRoute (spec.expose.httpRoute) needs the Gateway API's CRDs, which
+    # test_exposure.py installs; here the operator only looks for one to delete (get).
+    ("gateway.networking.k8s.io", "httproutes", "create"),
+    ("gateway.networking.k8s.io", "httproutes", "patch"),
+    ("gateway.networking.k8s.io", "httproutes", "delete"),
 }
 """Granted, and used by the operator, but not in the life below: each with why."""
 
@@ -135,6 +140,7 @@ def live_a_realtime_endpoint(kubectl: Kubectl, namespace: str) -> None:
             "backends": [BACKEND],
             "cache": {"ttlSeconds": 60},
             "autoscaling": {"minReplicas": 1, "maxReplicas": 3},
+            "expose": {"host": "chat.example.com", "ingress": {}},
         },
     }
     kubectl.apply(json.dumps(endpoint), namespace=namespace)
@@ -142,20 +148,22 @@ def live_a_realtime_endpoint(kubectl: Kubectl, namespace: str) -> None:
         lambda: (
             exists(kubectl, "hpa", "chat-gateway", namespace)
             and exists(kubectl, "networkpolicy", "chat-redis", namespace)
+            and exists(kubectl, "ingress", "chat-gateway", namespace)
         ),
         timeout_s=60,
-        what="the endpoint's autoscaler and its Redis's NetworkPolicy",
+        what="the endpoint's autoscaler, Ingress and its Redis's NetworkPolicy",
     )
     endpoint["spec"] = {"model": "gpt-4o-mini", "backends": [BACKEND], "cache": {"enabled": False}}
     kubectl.apply(json.dumps(endpoint), namespace=namespace)
     wait_for(
         lambda: (
             not exists(kubectl, "hpa", "chat-gateway", namespace)
+            and not exists(kubectl, "ingress", "chat-gateway", namespace)
             and not exists(kubectl, "deployment", "chat-redis", namespace)
             and not exists(kubectl, "networkpolicy", "chat-redis", namespace)
         ),
         timeout_s=60,
-        what="the autoscaler, Redis and NetworkPolicy to be deleted",
+        what="the autoscaler, Ingress, Redis and NetworkPolicy to be deleted",
     )
 
 

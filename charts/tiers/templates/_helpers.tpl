@@ -102,9 +102,13 @@ in every namespace; with watchNamespaces, a Role grants them in each listed name
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "create", "delete"]
-# ... the NetworkPolicies of a managed Redis and a push gateway (deleted when turned off),
+# ... the NetworkPolicies of a managed Redis and a push gateway (deleted when turned off), and
+# the Ingress or Gateway API HTTPRoute of spec.expose (deleted when it goes or switches kind),
 - apiGroups: ["networking.k8s.io"]
-  resources: ["networkpolicies"]
+  resources: ["networkpolicies", "ingresses"]
+  verbs: ["get", "create", "patch", "delete"]
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
   verbs: ["get", "create", "patch", "delete"]
 # ... the gateway's PodDisruptionBudget,
 - apiGroups: ["policy"]

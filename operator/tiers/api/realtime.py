@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pydantic
 
-from tiers.api import common
+from tiers.api import common, exposure
 
 
 class Autoscaling(common.Model):
@@ -143,6 +143,11 @@ class RealtimeEndpointSpec(common.Model):
     )
     budget: Budget | None = None
     suspend: bool = pydantic.Field(default=False, description="Scale the gateway to zero.")
+    expose: exposure.Expose | None = pydantic.Field(
+        default=None,
+        description="Reach the gateway from outside the cluster through an Ingress or a"
+        " Gateway API HTTPRoute that the operator makes and owns.",
+    )
 
 
 class Traffic(common.Model):

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import pydantic
 
-from tiers.api import common
+from tiers.api import common, exposure
 
 
 class Topic(common.Model):
@@ -165,6 +165,11 @@ class Push(common.Model):
             " (CORS and the WebSocket Origin); requests from other pages are refused.",
             json_schema_extra={"x-kubernetes-list-type": "set"},
         )
+    )
+    expose: exposure.Expose | None = pydantic.Field(
+        default=None,
+        description="Reach the push gateway from outside the cluster (browsers) through an"
+        " Ingress or a Gateway API HTTPRoute that the operator makes and owns.",
     )
 
 

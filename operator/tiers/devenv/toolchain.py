@@ -8,6 +8,7 @@ read from there, so go.mod is the single place to bump it. Binaries land in
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pathlib
 import re
@@ -154,6 +155,43 @@ def ensure_built(tool: GoTool) -> pathlib.Path:
     shutil.rmtree(tool.out_dir, ignore_errors=True)
     staging.rename(tool.out_dir)
     return tool.out_dir
+
+
+def module_source(module_dir: pathlib.Path, module: str) -> pathlib.Path:
+    """The source folder of the version of `module` that the wrapper module in `module_dir`
+    pins, fetched from the Go module proxy into Go's module cache (its go.sum entry verifies it;
+    its own dependencies are never fetched). For files read from a module, not built."""
+    go = shutil.which("go")
+    if go is None:
+        raise RuntimeError(f"go is not on PATH: install Go 1.26 to fetch {module}")
+    result = subprocess.run(
+        [go, "mod", "download", "-json", module],
+        cwd=module_dir,
+        env={**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=readonly"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"go mod download {module} failed:\n{(result.stdout + result.stderr)[-4000:]}"
+        )
+    return pathlib.Path(json.loads(result.stdout)["Dir"])
+
+
+def module_file(module_dir: pathlib.Path, module: str, file: str) -> pathlib.Path:
+    """One file of the pinned version of `module` (e.g. a CRD), copied once into
+    `~/.cache/tiers/crds/<wrapper>-<version>/`."""
+    version = pinned_version(module_dir / "go.mod", module)
+    target = paths.cache_dir() / "crds" / f"{module_dir.name}-{version}" / pathlib.Path(file).name
+    if target.exists():
+        return target
+    source = module_source(module_dir, module) / file
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    shutil.copyfile(source, partial)
+    partial.rename(target)
+    return target
 
 
 def _ldflags(tool: GoTool) -> str:

@@ -95,12 +95,13 @@ async def _apply(manifest: dict[str, Any], *, uid: str | None) -> str:
 
 
 async def read(key: ownership.Key) -> dict[str, Any] | None:
-    """The object of that apiVersion, kind and name as a manifest, or None when absent."""
+    """The object of that apiVersion, kind and name as a manifest, or None when absent (also
+    when the cluster serves no such kind: nothing of it can exist)."""
     resource = resource_registry.resource_registry.load(key.api_version, key.kind)
     try:
         found = await client().get(resource, key.name, namespace=key.namespace)  # type: ignore[type-var]
-    except lightkube.ApiError as error:
-        if error.status.code == 404:
+    except httpx2.HTTPStatusError as error:
+        if error.response.status_code == 404:
             return None
         raise
     manifest: dict[str, Any] = found.to_dict()  # type: ignore[union-attr]
@@ -245,6 +246,10 @@ async def realtime_endpoint_spec(name: str, namespace: str) -> dict[str, Any] | 
 SPARK_APPLICATION = generic_resource.create_namespaced_resource(
     "sparkoperator.k8s.io", "v1beta2", "SparkApplication", "sparkapplications"
 )
+HTTP_ROUTE = generic_resource.create_namespaced_resource(
+    "gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes"
+)
+"""Registered so that an endpoint's or pipeline's HTTPRoute can be applied, read and deleted."""
 
 
 async def spark_application(name: str, namespace: str) -> dict[str, Any] | None:

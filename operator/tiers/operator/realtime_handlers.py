@@ -23,6 +23,7 @@ from tiers.operator import (
     verdicts,
 )
 from tiers.operator.manifests import (
+    exposure,
     gateway,
     labels,
     network_policies,
@@ -72,6 +73,11 @@ async def apply_children(
             await caller_keys.sync(owner.name, owner.namespace)
         await kube.apply_all(children)
         await kube.delete_unlisted(children, optional_children(owner))
+    except kube.TypeNotServed as error:
+        # The HTTPRoute, applied last, is the only child whose type a cluster may lack.
+        if error.kind != exposure.HTTP_ROUTE:
+            raise
+        return exposure.gateway_api_missing("spec.expose")
     except ownership.ChildConflict as error:
         return verdicts.Verdict("False", ownership.CHILD_CONFLICT, str(error))
     except kube.SecretNotOurs as error:
@@ -121,6 +127,7 @@ def optional_children(owner: labels.Owner) -> list[tuple[str, str, str]]:
         ("v1", "Service", redis.name(owner)),
         (network_policies.API_VERSION, network_policies.KIND, redis.name(owner)),
         ("autoscaling/v2", "HorizontalPodAutoscaler", gateway.name(owner)),
+        *exposure.candidates(owner, gateway.COMPONENT),
     ]
 
 

@@ -29,6 +29,7 @@ from tiers.operator import (
     verdicts,
 )
 from tiers.operator.manifests import (
+    exposure,
     labels,
     network_policies,
     redis,
@@ -192,15 +193,21 @@ async def apply_children(
             await caller_keys.ensure_key(owner)
             await caller_keys.sync(spec.model.endpoint_ref.name, owner.namespace)
         await kube.apply_all(children)
-        # The NetworkPolicies go when the admin turns network policies off.
-        policies = [
-            (network_policies.API_VERSION, network_policies.KIND, component.name(owner))
-            for component in (stream_children.STATS, stream_children.PUSH)
+        # The NetworkPolicies go when the admin turns network policies off, the push gateway's
+        # Ingress or HTTPRoute when spec.push.expose goes or switches to the other.
+        optional = [
+            *(
+                (network_policies.API_VERSION, network_policies.KIND, component.name(owner))
+                for component in (stream_children.STATS, stream_children.PUSH)
+            ),
+            *exposure.candidates(owner, stream_children.PUSH),
         ]
-        await kube.delete_unlisted(children, policies)
+        await kube.delete_unlisted(children, optional)
     except kube.TypeNotServed as error:
-        # The SparkApplication, applied last, is the only child whose type a cluster may lack:
-        # its apply failing so finds a missing Spark Operator at no extra request.
+        # The SparkApplication and the HTTPRoute, applied last, are the only children whose type
+        # a cluster may lack: their apply failing so finds it out at no extra request.
+        if error.kind == exposure.HTTP_ROUTE:
+            return exposure.gateway_api_missing("spec.push.expose")
         if error.kind != spark_application.KIND:
             raise
         return stream_status.spark_operator_missing(owner.namespace)

@@ -14,6 +14,7 @@ from typing import Any
 from tiers import api
 from tiers.operator.manifests import (
     backends,
+    exposure,
     gateway,
     labels,
     network_policies,
@@ -153,7 +154,8 @@ def desired_children(
 
     The order is stable: ConfigMap, the managed Redis (Deployment, Service, and its
     NetworkPolicy when `network_policy` is enabled) when the operator runs it, the gateway
-    Deployment, Service and PodDisruptionBudget, then the HPA when autoscaling is set. A
+    Deployment, Service and PodDisruptionBudget, then the HPA when autoscaling is set, and last
+    the Ingress or HTTPRoute of `spec.expose` (a cluster may lack the HTTPRoute's CRD). A
     suspended endpoint scales to zero and has no HPA (one would scale it back up). Objects
     absent from the list are the handler's to delete.
     """
@@ -191,4 +193,6 @@ def desired_children(
     ]
     if spec.autoscaling is not None and not spec.suspend:
         children.append(gateway.render_horizontal_pod_autoscaler(owner, spec.autoscaling))
+    if spec.expose is not None:
+        children.append(exposure.render(owner, gateway.COMPONENT, spec.expose))
     return children

@@ -4,10 +4,12 @@ The streaming job's ConfigMap (`stream.json`, a `StreamJobConfig`), a Persistent
 its checkpoint (when the spec asks for a volume), the push gateway's Deployment and Service, and
 the job: with `engine: deployment` a Deployment (one pod running Spark `local[N]`; `Recreate`, so
 two jobs never share a checkpoint), with `engine: spark-operator` a SparkApplication
-(`manifests.spark_application`), last, so that everything else is in place should the cluster
-lack the Spark Operator. The StreamPipeline handler applies them in this order; the Redis that
-keeps the job's stats (`STATS`: a Deployment and a Service, its password in a Secret that the
-handler generates once, given to the job by reference) comes after the push gateway. The job's
+(`manifests.spark_application`), late, so that everything else is in place should the cluster
+lack the Spark Operator; the push gateway's Ingress or HTTPRoute (`spec.push.expose`) comes
+last, since a cluster may lack the HTTPRoute's CRD too. The StreamPipeline handler applies them
+in this order; the Redis that keeps the job's stats (`STATS`: a Deployment and a Service, its
+password in a Secret that the handler generates once, given to the job by reference) comes after
+the push gateway. The job's
 model client is configured as every job's is (`model_client`).
 
 Bootstrap servers kept in a Secret (`kafka.bootstrapSecretRef`) reach the job and the push gateway
@@ -21,6 +23,7 @@ from typing import Any
 
 from tiers.api import stream
 from tiers.operator.manifests import (
+    exposure,
     labels,
     model_client,
     network_policies,
@@ -144,6 +147,8 @@ def desired_children(
         if stats_password is not None:
             digest = labels.config_hash({**data, "stats-password": stats_password})
         children.append(_job_spark_application(owner, spec, image=image, digest=digest))
+    if spec.push.expose is not None:
+        children.append(exposure.render(owner, PUSH, spec.push.expose))
     return children
 
 

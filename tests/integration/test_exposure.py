@@ -1,0 +1,150 @@
+"""spec.expose and spec.push.expose against the real apiserver: the operator (as the chart's
+ServiceAccount) makes the Ingress, or the HTTPRoute validated by the Gateway API's own published
+CRDs (fetched from the Go module proxy), corrects drift in it, deletes it when expose goes or
+switches kind, and says so in a condition when the cluster does not serve HTTPRoutes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import Kubectl, wait_for
+
+from tiers.devenv import gateway_api
+
+BACKEND = {"name": "a", "provider": "openai-compatible", "model": "gpt-4o-mini",
+           "baseURL": "http://127.0.0.1:9/v1"}  # fmt: skip
+INGRESS = {"host": "chat.example.com", "ingress": {"tls": {"secretName": "chat-tls"}}}
+ROUTE = {"host": "chat.example.com", "path": "/v1",
+         "httpRoute": {"parentRefs": [{"name": "public", "sectionName": "https"}]}}  # fmt: skip
+
+
+def endpoint(expose: dict[str, Any] | None) -> str:
+    spec: dict[str, Any] = {
+        "model": "gpt-4o-mini",
+        "backends": [BACKEND],
+        "cache": {"enabled": False},
+    }
+    if expose is not None:
+        spec["expose"] = expose
+    return json.dumps({"apiVersion": "tiers.dev/v1alpha1", "kind": "RealtimeEndpoint",
+                       "metadata": {"name": "chat"}, "spec": spec})  # fmt: skip
+
+
+def found(kubectl: Kubectl, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+    out = kubectl.run("get", kind, name, "-n", namespace, "-o", "json", "--ignore-not-found")
+    return json.loads(out.stdout) if out.stdout.strip() else None
+
+
+def ready(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
+    obj = kubectl.get("rte", "chat", "-n", namespace)
+    conditions = obj.get("status", {}).get("conditions", [])
+    return next((c for c in conditions if c["type"] == "Ready"), {})
+
+
+@pytest.fixture
+def gateway_api_crds(kubectl: Kubectl) -> Iterator[None]:
+    """The Gateway API's standard CRDs (cluster-wide), removed after the test."""
+    for crd in gateway_api.standard_crds():
+        kubectl.run("apply", "--server-side", "--field-manager=tiers-tests", "-f", str(crd))
+    try:
+        for name in gateway_api.CRD_NAMES:
+            kubectl.run("wait", "--for=condition=Established", f"crd/{name}", "--timeout=30s")
+        yield
+    finally:
+        kubectl.run("delete", "crd", *gateway_api.CRD_NAMES, "--ignore-not-found", "--wait",
+                    "--timeout=60s")  # fmt: skip
+
+
+def test_an_ingress_is_made_corrected_and_deleted_with_expose(
+    kubectl: Kubectl, operator: str, namespace: str
+) -> None:
+    kubectl.apply(endpoint(INGRESS), namespace=namespace)
+    ingress = wait_for(lambda: found(kubectl, "ingress", "chat-gateway", namespace),
+                       timeout_s=30, what="the endpoint's Ingress")  # fmt: skip
+    rule = ingress["spec"]["rules"][0]
+    assert rule["host"] == "chat.example.com"
+    assert rule["http"]["paths"][0]["backend"]["service"]["name"] == "chat-gateway"
+    assert ingress["spec"]["tls"] == [{"hosts": ["chat.example.com"], "secretName": "chat-tls"}]
+
+    kubectl.run("patch", "ingress", "chat-gateway", "-n", namespace, "--type=json", "-p",
+                '[{"op": "replace", "path": "/spec/rules/0/host", "value": "evil.example.com"}]')  # fmt: skip
+    wait_for(
+        lambda: (
+            (found(kubectl, "ingress", "chat-gateway", namespace) or {})["spec"]["rules"][0]["host"]
+            == "chat.example.com"
+        ),
+        timeout_s=30,
+        what="the Ingress's host to be put back",
+    )
+
+    kubectl.apply(endpoint(None), namespace=namespace)
+    wait_for(lambda: found(kubectl, "ingress", "chat-gateway", namespace) is None,
+             timeout_s=30, what="the Ingress to be deleted with spec.expose")  # fmt: skip
+
+
+def test_an_http_route_without_the_gateway_api_is_a_condition_naming_the_way_out(
+    kubectl: Kubectl, operator: str, namespace: str
+) -> None:
+    kubectl.apply(endpoint(ROUTE), namespace=namespace)
+    condition = wait_for(
+        lambda: (c := ready(kubectl, namespace)).get("reason") == "GatewayAPIMissing" and c,
+        timeout_s=30,
+        what="Ready=False GatewayAPIMissing",
+    )
+    assert condition["status"] == "False"
+    assert "spec.expose.httpRoute" in condition["message"]
+    assert "spec.expose.ingress" in condition["message"]
+    # The rest of the endpoint is made all the same.
+    assert found(kubectl, "deployment", "chat-gateway", namespace) is not None
+
+
+def test_an_http_route_is_validated_by_the_gateway_api_and_switches_to_an_ingress(
+    kubectl: Kubectl, operator: str, namespace: str, gateway_api_crds: None
+) -> None:
+    kubectl.apply(endpoint(ROUTE), namespace=namespace)
+    route = wait_for(lambda: found(kubectl, "httproute", "chat-gateway", namespace),
+                     timeout_s=30, what="the endpoint's HTTPRoute")  # fmt: skip
+    assert route["spec"]["hostnames"] == ["chat.example.com"]
+    assert route["spec"]["parentRefs"][0]["name"] == "public"
+    backend = route["spec"]["rules"][0]["backendRefs"][0]
+    assert (backend["name"], backend["kind"]) == ("chat-gateway", "Service")  # kind defaulted
+    wait_for(lambda: ready(kubectl, namespace).get("reason") != "GatewayAPIMissing",
+             timeout_s=30, what="a Ready condition past the HTTPRoute")  # fmt: skip
+
+    kubectl.apply(endpoint(INGRESS), namespace=namespace)
+    wait_for(
+        lambda: (
+            found(kubectl, "httproute", "chat-gateway", namespace) is None
+            and found(kubectl, "ingress", "chat-gateway", namespace) is not None
+        ),
+        timeout_s=30,
+        what="the HTTPRoute replaced by an Ingress",
+    )
+
+
+def test_the_push_gateway_of_a_pipeline_is_exposed_in_front_of_its_service(
+    kubectl: Kubectl, operator: str, namespace: str
+) -> None:
+    pipeline = {
+        "apiVersion": "tiers.dev/v1alpha1",
+        "kind": "StreamPipeline",
+        "metadata": {"name": "reviews"},
+        "spec": {
+            "kafka": {"bootstrapServers": "127.0.0.1:9"},
+            "topics": {"input": {"name": "in"}, "output": {"name": "out"},
+                       "deadLetter": {"name": "dlq"}},
+            "model": {"backend": BACKEND, "prompt": "Summarize: {text}"},
+            "checkpoint": {"volumeSize": "1Gi"},
+            "push": {"expose": {"host": "events.example.com", "ingress": {"className": "nginx"}}},
+        },
+    }  # fmt: skip
+    kubectl.apply(json.dumps(pipeline), namespace=namespace)
+    ingress = wait_for(lambda: found(kubectl, "ingress", "reviews-push", namespace),
+                       timeout_s=60, what="the push gateway's Ingress")  # fmt: skip
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend["name"] == "reviews-push"
+    assert found(kubectl, "service", "reviews-push", namespace) is not None
