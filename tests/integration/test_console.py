@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import queue
 import sys
 import threading
@@ -15,10 +16,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Kubectl, wait_for
+from conftest import (
+    OPERATOR_NAMESPACE,
+    OPERATOR_RELEASE,
+    Kubectl,
+    Processes,
+    render_chart,
+    wait_for,
+)
 
 from tiers import devenv
-from tiers.devenv import processes
+from tiers.devenv import pki, processes
 
 pytestmark = pytest.mark.integration
 
@@ -36,43 +44,97 @@ ENDPOINT: dict[str, Any] = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def console(
-    dev_cluster: devenv.DevCluster, crds: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """`python -m tiers.console` with the admin's kubeconfig and --allow-anonymous-read (as the
-    demo runs it); no frontend build."""
-    work = tmp_path_factory.mktemp("console")
+CONSOLE_RBAC = (
+    "templates/console-serviceaccount.yaml",
+    "templates/console-clusterrole.yaml",
+    "templates/console-clusterrolebinding.yaml",
+)
+CONSOLE_VALUES = ("--set", "console.enabled=true", "--set", "console.allowAnonymousRead=true")
+
+
+def console_kubeconfig(
+    dev_cluster: devenv.DevCluster, kubectl: Kubectl, directory: pathlib.Path
+) -> pathlib.Path:
+    """A kubeconfig of the chart's console ServiceAccount, holding exactly the chart's RBAC."""
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}}
+    kubectl.run("apply", "-f", "-", stdin=json.dumps(namespace))
+    rbac = render_chart(*CONSOLE_VALUES, *(f"--show-only={template}" for template in CONSOLE_RBAC))
+    kubectl.run("apply", "-f", "-", stdin=rbac)
+    token = kubectl.run(
+        "create", "token", f"{OPERATOR_RELEASE}-console", "-n", OPERATOR_NAMESPACE
+    ).stdout.strip()
+    kubeconfig = directory / "kubeconfig"
+    kubeconfig.write_text(
+        pki.kubeconfig(
+            server=dev_cluster.server, ca_cert=dev_cluster.state_dir / "pki" / "ca.crt", token=token
+        )
+    )
+    kubeconfig.chmod(0o600)
+    return kubeconfig
+
+
+def start_console(
+    dev_cluster: devenv.DevCluster, kubectl: Kubectl, work: pathlib.Path, *args: str
+) -> tuple[str, processes.Started]:
+    """`python -m tiers.console` as the chart's console ServiceAccount with
+    --allow-anonymous-read, once it lists the three kinds."""
+    kubeconfig = console_kubeconfig(dev_cluster, kubectl, work)
     port = processes.free_port()
     started = processes.start(
         "console",
         [sys.executable, "-m", "tiers.console", "--port", str(port), "--host", "127.0.0.1",
-         "--allow-anonymous-read", "--frontend-dir", str(work / "dist"),
-         "--series-file", str(work / "series.json")],
+         "--allow-anonymous-read", "--frontend-dir", str(work / "dist"), *args],
         log_dir=work,
-        env={**os.environ, **dev_cluster.env()},
+        env={**os.environ, **dev_cluster.env(), "KUBECONFIG": str(kubeconfig)},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
+    # Just after the CRDs are established the apiserver may still answer 429 for them.
+    processes.wait_until(
+        lambda: _get(url + "/api/v1/resources")[0] == 200, what="the console", timeout_s=30,
+        watch=started,
+    )  # fmt: skip
+    return url, started
+
+
+@pytest.fixture(scope="module")
+def console(
+    dev_cluster: devenv.DevCluster, kubectl: Kubectl, crds: None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:  # fmt: skip
+    """The console with no frontend build, keeping its series in a file."""
+    work = tmp_path_factory.mktemp("console")
+    url, started = start_console(
+        dev_cluster, kubectl, work, "--series-file", str(work / "series.json")
+    )
     try:
-        # Just after the CRDs are established the apiserver may still answer 429 for them.
-        processes.wait_until(
-            lambda: _get(url + "/api/v1/resources")[0] == 200, what="the console", timeout_s=30,
-            watch=started,
-        )  # fmt: skip
         yield url
     finally:
         processes.stop(started.pid)
 
 
-def _get(url: str, token: str | None = None) -> tuple[int, Any]:
-    headers = {"authorization": f"Bearer {token}"} if token else {}
+def _call(
+    url: str, token: str | None = None, *, body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], Any]:  # fmt: skip
+    headers = dict(headers or {})
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    if body is not None:
+        headers.setdefault("content-type", "application/json")
+    request = urllib.request.Request(url, data=body, headers=headers)
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
-            body = r.read()
+        with urllib.request.urlopen(request, timeout=30) as r:
+            raw = r.read()
             kind = r.headers.get("content-type", "")
-            return r.status, json.loads(body) if "json" in kind else body.decode()
+            found = {k.lower(): v for k, v in r.headers.items()}
+            return r.status, found, json.loads(raw) if kind == "application/json" else raw.decode()
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+        return error.code, dict(error.headers), json.loads(error.read())
+
+
+def _get(url: str, token: str | None = None) -> tuple[int, Any]:
+    status, _, body = _call(url, token)
+    return status, body
 
 
 def _token_of(kubectl: Kubectl, namespace: str, account: str) -> str:
@@ -183,7 +245,8 @@ def test_the_callers_token_is_passed_through_never_a_wider_identity(
     console: str, kubectl: Kubectl, namespace: str
 ) -> None:
     kubectl.apply(json.dumps(ENDPOINT), namespace=namespace)
-    # Without a token the console (started with --allow-anonymous-read) reads with its own account.
+    # Without a token the console (started with --allow-anonymous-read) reads with its own
+    # account: the chart's console ServiceAccount, which may read the three kinds everywhere.
     status, listed = _get(f"{console}/api/v1/resources?namespace={namespace}")
     assert (status, len(listed["items"])) == (200, 1)
 
@@ -221,3 +284,142 @@ def test_a_page_says_how_to_build_the_frontend_when_it_is_not_built(console: str
         assert error.headers["cache-control"] == "no-store"
     else:
         pytest.fail("an unbuilt frontend must not answer 200")
+
+
+def test_the_playground_passes_a_chat_through_the_endpoints_gateway(
+    dev_cluster: devenv.DevCluster, crds: None, kubectl: Kubectl, namespace: str,
+    services: Processes, redis_server: Any, tmp_path: pathlib.Path,
+) -> None:  # fmt: skip
+    mock = services.start("mockllm", "tiers.runtime.mockllm")
+    gateway = services.start("gateway", "tiers.runtime.gateway",
+                             "--backend", f"openai-compatible={mock}/v1", "--redis", redis_server.url)  # fmt: skip
+    kubectl.apply(json.dumps(ENDPOINT), namespace=namespace)
+    in_cluster = f"http://chat-gateway.{namespace}.svc:8080/v1"
+    kubectl.run("patch", "rte", "chat", "-n", namespace, "--subresource=status", "--type=merge",
+                "-p", json.dumps({"status": {"url": in_cluster, "requestsPerSecond": 0, "errors": 0}}))  # fmt: skip
+    url, started = start_console(
+        dev_cluster, kubectl, tmp_path, "--url-override", f"{in_cluster}={gateway}/v1"
+    )
+    try:
+        chat = f"{url}/api/v1/realtime/{namespace}/chat/chat/completions"
+        question = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello."}]}
+        first = _call(chat, body=json.dumps(question).encode())
+        again = _call(chat, body=json.dumps(question).encode())
+        assert first[0] == again[0] == 200
+        assert first[2]["choices"][0]["message"]["content"]
+        assert (first[1]["x-tiers-cache"], again[1]["x-tiers-cache"]) == ("miss", "hit")
+        assert float(first[1]["x-tiers-cost-usd"]) > 0 == float(again[1]["x-tiers-cost-usd"])
+        assert int(first[1]["x-tiers-latency-ms"]) >= 0
+
+        streamed = _call(chat, body=json.dumps({**question, "stream": True,
+                                                "messages": [{"role": "user", "content": "Stream."}]}).encode())  # fmt: skip
+        assert streamed[0] == 200
+        lines = streamed[2].splitlines()
+        assert "data: [DONE]" in lines
+        assert lines.index("event: tiers") > lines.index("data: [DONE]")
+        timings = json.loads(lines[lines.index("event: tiers") + 1].removeprefix("data: "))
+        assert timings["latencyMs"] >= timings["ttftMs"] >= 0
+
+        nobody = _token_of(kubectl, namespace, "nobody")
+        status, _, refused = _call(chat, nobody, body=json.dumps(question).encode())
+        assert status == 403 and refused["error"]["reason"] == "Forbidden"
+        status, _, missing = _call(f"{url}/api/v1/realtime/{namespace}/other/chat/completions",
+                                   body=b"{}")  # fmt: skip
+        assert status == 404 and "no RealtimeEndpoint 'other'" in missing["error"]["message"]
+    finally:
+        processes.stop(started.pid)
+
+
+def _multipart(name: str, content: bytes) -> tuple[bytes, str]:
+    boundary = "tiers-console-test"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()  # fmt: skip
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def test_a_batch_jobs_input_is_uploaded_estimated_started_and_its_results_downloaded(
+    dev_cluster: devenv.DevCluster, crds: None, kubectl: Kubectl, namespace: str,
+    tmp_path: pathlib.Path,
+) -> None:  # fmt: skip
+    root = tmp_path / "batch"
+    job = {
+        "apiVersion": "tiers.dev/v1alpha1", "kind": "BatchJob", "metadata": {"name": "scores"},
+        "spec": {
+            "engine": "spark", "suspend": True,
+            "input": {"uri": (root / "in" / "tickets.jsonl").as_uri(), "format": "jsonl"},
+            "output": {"uri": (root / "out").as_uri()},
+            "model": {"endpointRef": {"name": "chat"}, "prompt": "Classify: {body}"},
+            "budget": {"maxUSD": "2"},
+        },
+    }  # fmt: skip
+    kubectl.apply(json.dumps(job), namespace=namespace)
+    url, started = start_console(
+        dev_cluster, kubectl, tmp_path, "--batch-root", str(root), "--max-upload-mb", "1"
+    )
+    writer = _token_of(kubectl, namespace, "writer")
+    kubectl.run("create", "role", "writer", "-n", namespace, "--verb=get,update,patch",
+                "--resource=batchjobs.tiers.dev")  # fmt: skip
+    kubectl.run("create", "rolebinding", "writer", "-n", namespace, "--role=writer",
+                f"--serviceaccount={namespace}:writer")  # fmt: skip
+    try:
+        base = f"{url}/api/v1/batch/{namespace}/scores"
+        tickets = b"".join(
+            json.dumps({"id": i, "body": f"ticket {i}"}).encode() + b"\n" for i in range(5)
+        )
+        body, kind = _multipart("tickets.jsonl", tickets)
+        status, _, refused = _call(f"{base}/input", body=body, headers={"content-type": kind})
+        assert status == 401, "without a token, only reads (--allow-anonymous-read)"
+        status, _, stored = _call(
+            f"{base}/input", writer, body=body, headers={"content-type": kind}
+        )
+        assert status == 200, stored
+        assert stored == {
+            "bytes": len(tickets),
+            "records": 5,
+            "uri": (root / "in" / "tickets.jsonl").as_uri(),
+        }
+        assert (root / "in" / "tickets.jsonl").read_bytes() == tickets
+
+        body, kind = _multipart("big.jsonl", b"x" * (1024 * 1024 + 1))
+        status, _, refused = _call(
+            f"{base}/input", writer, body=body, headers={"content-type": kind}
+        )
+        assert status == 413 and "1,048,576 bytes" in refused["error"]["message"]
+        body, kind = _multipart("bad.jsonl", b"not json\n")
+        status, _, refused = _call(
+            f"{base}/input", writer, body=body, headers={"content-type": kind}
+        )
+        assert status == 422 and "line 1 is not a JSON object" in refused["error"]["message"]
+        assert (root / "in" / "tickets.jsonl").read_bytes() == tickets
+
+        status, estimate = _get(f"{base}/estimate")
+        assert (status, estimate["records"], estimate["budgetUsd"]) == (200, 5, "2")
+
+        # A reader may look but not upload or start.
+        reader = _token_of(kubectl, namespace, "reader")
+        kubectl.run("create", "role", "reader", "-n", namespace, "--verb=get,list,watch",
+                    "--resource=batchjobs.tiers.dev")  # fmt: skip
+        kubectl.run("create", "rolebinding", "reader", "-n", namespace, "--role=reader",
+                    f"--serviceaccount={namespace}:reader")  # fmt: skip
+        assert _get(f"{base}/estimate", reader)[0] == 200
+        status, _, refused = _call(f"{base}/start", reader, body=b"")
+        assert status == 403 and "may not update BatchJob 'scores'" in refused["error"]["message"]
+
+        status, _, answer = _call(f"{base}/start", writer, body=b"")
+        assert (status, answer) == (200, {"started": True})
+        assert kubectl.get("bjob", "scores", "-n", namespace)["spec"]["suspend"] is False
+        status, _, again = _call(f"{base}/start", writer, body=b"")
+        assert status == 409 and again["error"]["reason"] == "AlreadyStarted"
+
+        # What a run leaves under its output (tiers.runtime.batch.layout), downloaded whole.
+        for part, line in (("part-0", b'{"id": 0}\n'), ("part-1", b'{"id": 1}\n')):
+            folder = root / "out" / "attempt=1" / "outcome=ok"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / part).write_bytes(line)
+        status, headers, output = _call(f"{base}/results?file=output")
+        assert status == 200 and output == '{"id": 0}\n{"id": 1}\n'
+        assert headers["content-disposition"] == 'attachment; filename="scores-output.jsonl"'
+        status, _, _ = _call(f"{base}/results?file=errors")
+        assert status == 404
+    finally:
+        processes.stop(started.pid)

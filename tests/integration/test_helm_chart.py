@@ -340,3 +340,47 @@ def test_plain_manifests_install_an_operator_that_becomes_available(
             "delete", "deployment,service", "-l", "app.kubernetes.io/instance=tiers",
             "-n", "tiers-system", "--ignore-not-found",
         )  # fmt: skip
+
+
+def test_the_console_is_off_by_default(helm: Helm) -> None:
+    documents = helm.template()
+    assert not [doc for doc in documents if "console" in doc["metadata"]["name"]]
+
+
+def test_the_console_renders_a_deployment_service_and_a_read_only_identity(helm: Helm) -> None:
+    documents = helm.template("--set", "console.enabled=true")
+    by_kind = {doc["kind"]: doc for doc in documents if "console" in doc["metadata"]["name"]}
+    assert set(by_kind) == {
+        "Deployment", "Service", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"
+    }  # fmt: skip
+    pod = by_kind["Deployment"]["spec"]["template"]["spec"]
+    assert (
+        pod["serviceAccountName"]
+        == by_kind["ServiceAccount"]["metadata"]["name"]
+        == "t-tiers-console"
+    )
+    [container] = pod["containers"]
+    assert container["command"] == ["python", "-m", "tiers.console"]
+    assert "--allow-anonymous-read" not in container["args"], "users sign in with their token"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert by_kind["Service"]["spec"]["ports"][0]["port"] == 8088
+    # Read the three kinds, nothing else: users act with their own tokens.
+    assert by_kind["ClusterRole"]["rules"] == [
+        {"apiGroups": ["tiers.dev"], "resources": ["realtimeendpoints", "streampipelines", "batchjobs"],
+         "verbs": ["get", "list", "watch"]},
+    ]  # fmt: skip
+
+
+def test_the_console_with_watch_namespaces_reads_only_those(helm: Helm) -> None:
+    documents = helm.template(
+        "--set", "console.enabled=true", "--set", "console.allowAnonymousRead=true",
+        "--set", "watchNamespaces={a,b}",
+    )  # fmt: skip
+    console = [doc for doc in documents if "console" in doc["metadata"]["name"]]
+    assert "ClusterRole" not in {doc["kind"] for doc in console}
+    roles = {doc["metadata"]["namespace"]: doc["rules"] for doc in console if doc["kind"] == "Role"}
+    assert set(roles) == {"a", "b"}
+    assert {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]} in roles["a"]
+    [deployment] = [doc for doc in console if doc["kind"] == "Deployment"]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert {"--namespace=a", "--namespace=b", "--allow-anonymous-read"} <= set(args)

@@ -127,3 +127,48 @@ in every namespace; with watchNamespaces, a Role grants them in each listed name
   resources: ["secrets"]
   verbs: ["get", "create", "patch"]
 {{- end }}
+
+{{/* Labels that select the console's pods; never change them, a Deployment's selector is immutable. */}}
+{{- define "tiers.console.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tiers.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: console
+{{- end }}
+
+{{/* Labels of the console's objects. */}}
+{{- define "tiers.console.labels" -}}
+{{ include "tiers.labels" . }}
+app.kubernetes.io/component: console
+{{- end }}
+
+{{/* The console's objects' name. */}}
+{{- define "tiers.console.fullname" -}}
+{{- printf "%s-console" (include "tiers.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The ServiceAccount the console runs as. */}}
+{{- define "tiers.console.serviceAccountName" -}}
+{{- if .Values.console.serviceAccount.create }}
+{{- default (include "tiers.console.fullname" .) .Values.console.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.console.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+What the console's own ServiceAccount may do: read the three kinds (its watch keeps each
+resource's latency, throughput and cost series from their status). Everything a user does is
+sent with the user's own token, so this is all it needs; with allowAnonymousRead it also shows
+Events to users without a token. Cluster-wide like the operator (a ClusterRole), or a Role in
+each of watchNamespaces.
+*/}}
+{{- define "tiers.console.rules" -}}
+- apiGroups: ["tiers.dev"]
+  resources: ["realtimeendpoints", "streampipelines", "batchjobs"]
+  verbs: ["get", "list", "watch"]
+{{- if .Values.console.allowAnonymousRead }}
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["list"]
+{{- end }}
+{{- end }}

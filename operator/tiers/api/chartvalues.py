@@ -218,6 +218,82 @@ class Metrics(common.Model):
     )
 
 
+class ConsoleService(common.Model):
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = pydantic.Field(
+        default="ClusterIP", description="Type of the console's Service."
+    )
+    port: int = pydantic.Field(
+        default=8088, ge=1, le=65535, description="Port of the console's Service."
+    )
+
+
+class ConsoleServiceAccount(common.Model):
+    create: bool = pydantic.Field(
+        default=True,
+        description=(
+            "Create the ServiceAccount the console runs as (its own: it may only read the three"
+            " kinds, and their Events with allowAnonymousRead)."
+        ),
+    )
+    name: str = pydantic.Field(
+        default="",
+        description="Name of the ServiceAccount; empty means the release's full name + -console.",
+    )
+    annotations: dict[str, str] = pydantic.Field(
+        default_factory=dict, description="Annotations of the console's ServiceAccount."
+    )
+
+
+class ConsoleResources(common.Model):
+    requests: dict[str, Quantity] = pydantic.Field(
+        default_factory=lambda: _quantities(cpu="50m", memory="128Mi"),
+        description="What the scheduler reserves for the console.",
+    )
+    limits: dict[str, Quantity] = pydantic.Field(
+        default_factory=lambda: _quantities(cpu="1", memory="512Mi"),
+        description="The most the console may use.",
+    )
+
+
+class Console(common.Model):
+    enabled: bool = pydantic.Field(
+        default=False,
+        description=(
+            "Run the web console (a Deployment and a Service on port 8088): every"
+            " RealtimeEndpoint, StreamPipeline and BatchJob live, read with each user's own"
+            " Kubernetes bearer token."
+        ),
+    )
+    allow_anonymous_read: bool = pydantic.Field(
+        default=False,
+        description=(
+            "Show users without a token what the console's own ServiceAccount reads (the three"
+            " kinds and their Events, read-only). Off: every user signs in with their token."
+        ),
+    )
+    service: ConsoleService = pydantic.Field(
+        default_factory=ConsoleService, description="The console's Service."
+    )
+    service_account: ConsoleServiceAccount = pydantic.Field(
+        default_factory=ConsoleServiceAccount, description="The identity the console runs as."
+    )
+    batch_claim_name: str = pydantic.Field(
+        default="",
+        max_length=253,
+        description=(
+            "A PersistentVolumeClaim the BatchJobs' pods also mount, at /data/batch: the console"
+            " uploads inputs to and downloads results from the file:// URIs under it. Empty:"
+            " no uploads."
+        ),
+    )
+    max_upload_mb: int = pydantic.Field(
+        default=512, ge=1, le=102400, description="The largest BatchJob input upload, in MiB."
+    )
+    resources: ConsoleResources = pydantic.Field(
+        default_factory=ConsoleResources, description="CPU and memory of the console's container."
+    )
+
+
 class Values(common.Model):
     """Values of the Tiers Helm chart."""
 
@@ -291,6 +367,9 @@ class Values(common.Model):
     )
     metrics: Metrics = pydantic.Field(
         default_factory=Metrics, description="Prometheus metrics of the operator."
+    )
+    console: Console = pydantic.Field(
+        default_factory=Console, description="The web console (issue 12), off by default."
     )
 
 

@@ -11,7 +11,19 @@ from collections.abc import AsyncIterator
 import fastapi
 from starlette.middleware import gzip
 
-from tiers.console import errors, frontend, identity, limits, recorder, resources, series, state
+from tiers.console import (
+    batch,
+    errors,
+    frontend,
+    identity,
+    limits,
+    realtime,
+    recorder,
+    resources,
+    series,
+    state,
+    stream,
+)
 
 
 def create_app(settings: state.Settings, identities: identity.Identities) -> limits.Limits:
@@ -44,7 +56,8 @@ def create_app(settings: state.Settings, identities: identity.Identities) -> lim
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    app.include_router(resources.router)
+    for router in (resources.router, realtime.router, stream.router, batch.router):
+        app.include_router(router)
     frontend.mount(app, settings.frontend_dir)
     app.add_middleware(gzip.GZipMiddleware, minimum_size=1024)
     return limits.Limits(app, max_upload_bytes=settings.max_upload_bytes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import pathlib
 
 import uvicorn
@@ -12,7 +13,12 @@ import uvicorn
 from tiers.console import app, identity, state
 
 PORT = 8088
-DEFAULT_FRONTEND = pathlib.Path(__file__).resolve().parents[3] / "frontend" / "dist"
+FRONTEND_ENV = "TIERS_CONSOLE_FRONTEND_DIR"
+"""Where the built frontend is (the image's copy); else the source tree's frontend/dist."""
+DEFAULT_FRONTEND = pathlib.Path(
+    os.environ.get(FRONTEND_ENV)
+    or pathlib.Path(__file__).resolve().parents[3] / "frontend" / "dist"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
