@@ -71,6 +71,29 @@ dev-up: system-deps install
 dev-down: install
 	$(PY) -m tiers.cli dev down
 
+# A kind cluster for users with Docker and kind (the machines these tests run on have neither:
+# nothing here runs these three targets).
+KIND_CLUSTER := tiers
+VERSION := $(shell sed -n 's/^appVersion: //p' charts/tiers/Chart.yaml)
+
+kind-up:  ## a kind cluster from kind-config.yaml (needs Docker and kind)
+	kind create cluster --config kind-config.yaml
+
+kind-deploy:  ## build the image, load it into kind, helm install the chart, apply the examples
+	docker build -t tiers:$(VERSION) .
+	kind load docker-image tiers:$(VERSION) --name $(KIND_CLUSTER)
+	helm upgrade --install tiers charts/tiers --namespace tiers-system --create-namespace --wait
+	kubectl apply -f examples/kind/mockllm.yaml
+	kubectl create namespace demo --dry-run=client -o yaml | kubectl apply -f -
+	@# The example's fallback backend reads its key from this Secret: a placeholder until you set yours.
+	kubectl -n demo create secret generic azure-openai --from-literal=api-key=replace-me --dry-run=client -o yaml | kubectl apply -f -
+	kubectl -n demo apply -f examples/01-realtime/ -f examples/02-stream/ -f examples/03-batch/ -f examples/kind/chat-nodeport.yaml
+	kubectl get tiers -n demo
+	@echo "the example endpoint: OPENAI_BASE_URL=http://127.0.0.1:8080/v1 (once chat is Ready)"
+
+kind-down:  ## delete the kind cluster
+	kind delete cluster --name $(KIND_CLUSTER)
+
 bench-realtime: system-deps install  ## the gateway beside its mock floor and the LiteLLM proxy (about 3 min; BENCH_ARGS="--quick --skip-litellm" for a smoke run)
 	@command -v wrk >/dev/null || { sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
 	  echo "installing: wrk" >&2; export DEBIAN_FRONTEND=noninteractive; \
