@@ -198,6 +198,8 @@ def test_installed_operator_deployment_becomes_available(release: Release) -> No
         ("list", "deployments.apps", False),
         ("create", "poddisruptionbudgets.policy", True),
         ("create", "networkpolicies.networking.k8s.io", True),
+        ("patch", "ingresses.networking.k8s.io", True),
+        ("list", "ingresses.networking.k8s.io", False),
         ("get", "secrets", True),
         ("list", "secrets", False),
         ("watch", "secrets", False),

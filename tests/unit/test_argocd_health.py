@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tiers.api import kinds
-from tiers.devenv import argocd, toolchain
+from tiers.devenv import argocd, argocd_samples, toolchain
 
 ROOT = pathlib.Path(__file__).resolve().parents[2] / "examples" / "argocd"
 HEALTH = ("Healthy", "Progressing", "Degraded", "Suspended")
@@ -75,11 +75,11 @@ def test_the_health_check_gives_every_sample_its_expected_health(
 
 @pytest.mark.parametrize("kind", kinds.ALL, ids=lambda kind: kind.kind)
 def test_every_kind_has_samples_of_every_health(kind: kinds.Kind) -> None:
-    assert {sample.health for sample in argocd.SAMPLES[kind]()} == set(HEALTH)
+    assert {sample.health for sample in argocd_samples.SAMPLES[kind]()} == set(HEALTH)
 
 
 def test_a_batch_job_succeeded_is_healthy_failed_degraded_and_suspended_suspended() -> None:
-    health = {sample.name: sample.health for sample in argocd.batch_samples()}
+    health = {sample.name: sample.health for sample in argocd_samples.batch_samples()}
     assert health["healthy_succeeded"] == "Healthy"
     assert health["degraded_failed"] == "Degraded"
     assert health["suspended"] == "Suspended"
