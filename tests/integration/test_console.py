@@ -127,7 +127,11 @@ def _call(
             raw = r.read()
             kind = r.headers.get("content-type", "")
             found = {k.lower(): v for k, v in r.headers.items()}
-            return r.status, found, json.loads(raw) if kind == "application/json" else raw.decode()
+            return (
+                r.status,
+                found,
+                json.loads(raw) if kind == "application/json" else raw.decode(errors="replace"),
+            )
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), json.loads(error.read())
 
@@ -319,6 +323,14 @@ def test_the_playground_passes_a_chat_through_the_endpoints_gateway(
         assert lines.index("event: tiers") > lines.index("data: [DONE]")
         timings = json.loads(lines[lines.index("event: tiers") + 1].removeprefix("data: "))
         assert timings["latencyMs"] >= timings["ttftMs"] >= 0
+        assert float(timings["costUsd"]) > 0, "a streamed miss is priced from its usage chunk"
+        assert timings["usage"]["completion_tokens"] > 0
+        replayed = _call(chat, body=json.dumps({**question, "stream": True,
+                                                "messages": [{"role": "user", "content": "Stream."}]}).encode())  # fmt: skip
+        assert replayed[1]["x-tiers-cache"] == "hit"
+        lines = replayed[2].splitlines()
+        timings = json.loads(lines[lines.index("event: tiers") + 1].removeprefix("data: "))
+        assert float(timings["costUsd"]) == 0, "a cache hit costs nothing"
 
         nobody = _token_of(kubectl, namespace, "nobody")
         status, _, refused = _call(chat, nobody, body=json.dumps(question).encode())
@@ -421,5 +433,33 @@ def test_a_batch_jobs_input_is_uploaded_estimated_started_and_its_results_downlo
         assert headers["content-disposition"] == 'attachment; filename="scores-output.jsonl"'
         status, _, _ = _call(f"{base}/results?file=errors")
         assert status == 404
+    finally:
+        processes.stop(started.pid)
+
+
+def test_the_built_frontend_is_served_with_caching_by_content_hash(
+    dev_cluster: devenv.DevCluster, crds: None, kubectl: Kubectl, tmp_path: pathlib.Path
+) -> None:
+    dist = tmp_path / "dist"
+    (dist / "assets").mkdir(parents=True)
+    (dist / "index.html").write_text("<!doctype html><title>Tiers</title>" + " " * 2000)
+    (dist / "assets" / "index-3f2a1b.js").write_text("console.log('tiers');" * 100)
+    (tmp_path / "secret.txt").write_text("not to be served")
+    url, started = start_console(dev_cluster, kubectl, tmp_path, "--frontend-dir", str(dist))
+    try:
+        status, headers, page = _call(url + "/")
+        assert (status, headers["cache-control"]) == (200, "no-cache") and "<title>Tiers" in page
+        # A client-side route gets the page; the API's unknown paths do not.
+        status, headers, page = _call(url + "/resources/realtimeendpoints/demo/chat")
+        assert (status, headers["cache-control"]) == (200, "no-cache") and "<title>Tiers" in page
+        status, _, missing = _call(url + "/api/v1/nothing")
+        assert status == 404 and missing["error"]["reason"] == "NotFound"
+        status, headers, _ = _call(
+            url + "/assets/index-3f2a1b.js", headers={"accept-encoding": "gzip"}
+        )
+        assert headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert headers["content-encoding"] == "gzip"
+        status, _, page = _call(url + "/..%2Fsecret.txt")
+        assert "not to be served" not in page
     finally:
         processes.stop(started.pid)

@@ -8,6 +8,7 @@ message; the details go to the log, never a token) the same way.
 
 from __future__ import annotations
 
+import http
 import logging
 
 import fastapi
@@ -59,7 +60,8 @@ def install(app: fastapi.FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(_: fastapi.Request, error: HTTPException) -> responses.JSONResponse:
-        return body(error.status_code, "HTTPError", str(error.detail))
+        reason = http.HTTPStatus(error.status_code).phrase.replace(" ", "")
+        return body(error.status_code, reason, str(error.detail))
 
     @app.exception_handler(fastapi.exceptions.RequestValidationError)
     async def _invalid(
