@@ -340,7 +340,7 @@ def test_plain_manifests_install_an_operator_that_becomes_available(
     finally:
         kubectl.run(
             "delete", "deployment,service", "-l", "app.kubernetes.io/instance=tiers",
-            "-n", "tiers-system", "--ignore-not-found",
+            "-n", "tiers-system", "--ignore-not-found", "--wait=false",
         )  # fmt: skip
 
 
