@@ -1,9 +1,10 @@
 """The `tiers` command: `tiers dev up|down|env|status|logs`, `tiers operator`, `tiers console`,
-`tiers crds`."""
+`tiers crds`, `tiers version`."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import shlex
 import sys
@@ -45,7 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     crds = commands.add_parser("crds", help="write the CRDs generated from tiers.api")
     crds.add_argument("directory", type=pathlib.Path, nargs="?", default=pathlib.Path("crds"))
 
+    version = commands.add_parser("version", help="what is inside: tiers, Python, Java, Spark")
+    version.add_argument("--json", action="store_true", help="print JSON")
+
     args = parser.parse_args(argv)
+    if args.command == "version":
+        from tiers import versions
+
+        found = versions.collect()
+        print(json.dumps(found, indent=2) if args.json else versions.render(found))
+        return 0
     if args.command == "dev":
         return _dev(args)
     if args.command == "operator":

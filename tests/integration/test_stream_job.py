@@ -26,8 +26,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from conftest import Processes, wait_for
 
 from tiers import devenv
-from tiers.devenv import jars, kafka, processes
-from tiers.runtime import mockllm
+from tiers.devenv import kafka, processes
+from tiers.runtime import mockllm, sparkjars
 
 EVENTS = 300
 
@@ -113,7 +113,8 @@ def start_job(
          "--prompt", "Summarize: {text}", "--checkpoint", str(checkpoint), "--trigger-ms", "500",
          *stats, *flags],
         log_dir=log_dir,
-        env={**os.environ, "TIERS_SPARK_JARS": ",".join(str(j) for j in jars.connector_jars())},
+        # As the README runs it: the job finds the connector in the cache `tiers dev up` fills.
+        env={name: value for name, value in os.environ.items() if name != sparkjars.ENV},
     )  # fmt: skip
 
 

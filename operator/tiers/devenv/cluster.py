@@ -18,6 +18,7 @@ import urllib.request
 
 from tiers.devenv import jars, paths, pki, processes, progress, redis_server, toolchain
 from tiers.devenv import kafka as kafka_broker
+from tiers.runtime import sparkjars
 
 STATE_FILE = "state.json"
 AUDIT_LOG = "audit.jsonl"
@@ -62,13 +63,18 @@ class DevCluster:
         return toolchain.KUBERNETES.path("kubectl")
 
     def env(self) -> dict[str, str]:
-        """What a shell (or a test) needs to reach this environment."""
-        return {
+        """What a shell (or a test) needs to reach this environment, and where Spark's Kafka
+        connector is (`python -m tiers.runtime.stream job` finds it there by itself too)."""
+        env = {
             "KUBECONFIG": str(self.kubeconfig),
             "REDIS_URL": self.redis_url,
             "KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "TIERS_DEV_PATH": ":".join(self.bin_path),
         }
+        connector = jars.SPARK_KAFKA.jars()
+        if connector:
+            env[sparkjars.ENV] = ",".join(str(jar) for jar in connector)
+        return env
 
     def log_tails(self, lines: int = 20) -> str:
         """The end of every component's log, for a failing test's report."""

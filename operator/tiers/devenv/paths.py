@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import pathlib
 
+from tiers.runtime import sparkjars
+
 
 def cache_dir() -> pathlib.Path:
-    """Built binaries, one folder per tool and version; kept across runs and clones."""
-    root = os.environ.get("TIERS_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tiers"
-    )
-    return pathlib.Path(root)
+    """Built binaries, one folder per tool and version; kept across runs and clones. The
+    runtime's own lookup of the Kafka connector's jars knows it too (it may not import this)."""
+    return sparkjars.cache_root()
 
 
 def default_state_dir() -> pathlib.Path:

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tiers.operator.manifests import labels, security
+from tiers.runtime import sparkjars
 
 API_VERSION = "sparkoperator.k8s.io/v1beta2"
 KIND = "SparkApplication"
@@ -39,7 +40,7 @@ def launcher(module: str) -> str:
 
 
 LAUNCHER = launcher("tiers.runtime.stream")
-JARS_CLASSPATH = "/opt/tiers/jars/*"
+JARS_CLASSPATH = f"{sparkjars.IMAGE_DIR}/*"
 """Spark's Kafka connector in the image, on the JVM classpath from the start: `spark.jars` set by
 the job itself would come after spark-submit started the driver's JVM."""
 RETRY_INTERVAL_S = 10

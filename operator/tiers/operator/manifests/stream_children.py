@@ -33,6 +33,7 @@ from tiers.operator.manifests import (
     spark_application,
     stats_store,
 )
+from tiers.runtime import sparkjars
 from tiers.runtime.stream import config
 
 JOB = labels.Component(app="tiers-stream-job", role="stream-job", suffix="stream")
@@ -43,7 +44,7 @@ PUSH = labels.Component(
 CONFIG_DIR = "/etc/tiers"
 CONFIG_FILE = "stream.json"
 CHECKPOINT_DIR = "/var/lib/tiers/checkpoint"
-JARS = ("/opt/tiers/jars/*.jar",)
+JARS = (f"{sparkjars.IMAGE_DIR}/*.jar",)
 """Where the image keeps Spark's Kafka connector."""
 JOB_ARGS = ("job", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}")
 """What `python -m tiers.runtime.stream` is given, by either engine."""

@@ -11,16 +11,24 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import pathlib
 
-from tiers.runtime import modelcall, providers
+from tiers.runtime import modelcall, providers, sparkjars
 from tiers.runtime.stream import config
-
-JARS_ENV = "TIERS_SPARK_JARS"
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    if args.command == "job":
+        from tiers.runtime.stream import job as streaming
+
+        streaming.run(job_settings(args))
+    else:
+        serve_push(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tiers.runtime.stream",
         description=__doc__,
@@ -48,7 +56,11 @@ def main(argv: list[str] | None = None) -> None:
     job.add_argument("--stats-redis", help="redis://... for status stats")
     job.add_argument("--pipeline", default="local/pipeline", help="namespace/name for stats")
     job.add_argument("--master", default="local[2]")
-    job.add_argument("--jars", help=f"comma-separated connector jars (default ${JARS_ENV})")
+    job.add_argument(
+        "--jars",
+        help=f"comma-separated connector jars (default: ${sparkjars.ENV}, else the image's "
+        f"{sparkjars.IMAGE_DIR}, else the cache `tiers dev up` fills)",
+    )
     push = commands.add_parser("push", help="the push gateway (HTTP in, SSE/WebSocket out)")
     push.add_argument("--config", type=pathlib.Path)
     push.add_argument("--bootstrap")
@@ -60,14 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     push.add_argument(
         "--allowed-origin", action="append", default=[], help="a web page's origin (repeatable)"
     )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    if args.command == "job":
-        from tiers.runtime.stream import job as streaming
-
-        streaming.run(job_settings(args))
-    else:
-        serve_push(args)
+    return parser
 
 
 def job_settings(args: argparse.Namespace) -> config.StreamJobConfig:
@@ -85,7 +90,7 @@ def job_settings(args: argparse.Namespace) -> config.StreamJobConfig:
         if args.backend
         else modelcall.EndpointTarget(url=args.endpoint)
     )
-    jars = args.jars or os.environ.get(JARS_ENV, "")
+    jars = tuple(jar for jar in args.jars.split(",") if jar) if args.jars else sparkjars.find()
     return config.StreamJobConfig(
         pipeline=args.pipeline,
         bootstrap=args.bootstrap,
@@ -105,7 +110,7 @@ def job_settings(args: argparse.Namespace) -> config.StreamJobConfig:
         max_offsets_per_trigger=args.max_offsets,
         stats_redis_url=args.stats_redis,
         master=args.master,
-        jars=tuple(jar for jar in jars.split(",") if jar),
+        jars=jars,
     )
 
 
