@@ -184,6 +184,22 @@ def test_a_client_sending_its_head_or_body_slowly_is_cut_off(gateway: str) -> No
         assert statuses(read_until_closed(idle, timeout_s=6)) == [408]
 
 
+def test_the_deadline_counts_from_each_requests_first_byte(gateway: str) -> None:
+    """A keep-alive connection older than the deadline still gets a full deadline for each new
+    request (the connection's one timer, set for the first, moves on to the later one)."""
+    body = orjson.dumps({"model": "m", "messages": HELLO})
+    request = post_bytes("/v1/chat/completions", body, close=False)
+    head, rest = request[: request.index(b"\r\n\r\n")], request[request.index(b"\r\n\r\n") :]
+    with socket.create_connection(address(gateway), timeout=ANSWER_WITHIN_S) as sock:
+        sock.sendall(request)
+        assert read_one_response(sock) == 200
+        time.sleep(1.2)
+        sock.sendall(head)  # 1.2 s after the first request; its own deadline ends at 3.2 s
+        time.sleep(1.2)  # past the first request's deadline, within this one's
+        sock.sendall(rest)
+        assert read_one_response(sock) == 200
+
+
 def test_headers_too_large_or_too_many_get_431(gateway: str) -> None:
     health = b"GET /healthz HTTP/1.1\r\nhost: gateway\r\nconnection: close\r\n"
     raw = exchange(gateway, health + b"x-big: " + b"a" * 100_000 + b"\r\n\r\n")

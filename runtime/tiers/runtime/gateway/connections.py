@@ -56,30 +56,40 @@ def _refusal_bytes(error: errors.GatewayError) -> bytes:
 
 
 class GatewayProtocol(httptools_impl.HttpToolsProtocol):
-    """One client connection (see the module's docstring for what it refuses)."""
+    """One client connection (see the module's docstring for what it refuses).
+
+    Its checks cost a normal request no call per header and no timer of its own: a head is
+    measured header by header only when the bytes it arrived in could exceed the limit, and one
+    timer per connection watches the deadline of whichever request is in progress, re-armed
+    when it fires early rather than set and cancelled for every request.
+    """
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._limits = _LIMITS
-        self._deadline: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline_at: float | None = None
+        """When the request in progress (or the first one) must have arrived; None between."""
         self._in_head = False
-        self._head_bytes = 0
-        """Of the request line and headers parsed so far."""
-        self._partial_head_bytes = 0
-        """Received while the head is incomplete (what the parser buffers before a callback)."""
-        self._header_count = 0
+        self._chunk_bytes = 0
+        """Of the data being parsed now."""
+        self._head_bound = 0
+        """Received since the head began: its size or more (its first chunk counts whole)."""
         self._pending: errors.GatewayError | None = None
         self._refused = False
         super().connection_made(transport)
-        self._arm_deadline()
+        self._start_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_deadline()
+        self._stop_deadline()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # the answer is given or queued; nothing more is read
         self._unset_keepalive_if_required()
+        self._chunk_bytes = size = len(data)
+        if self._in_head:
+            self._head_bound += size
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -92,39 +102,35 @@ class GatewayProtocol(httptools_impl.HttpToolsProtocol):
             else:
                 self._refuse(errors.GatewayError(400, "The request is not valid HTTP/1.1."))
             return
-        if self._in_head:
-            self._partial_head_bytes += len(data)
-            if self._partial_head_bytes > self._limits.max_header_bytes:
-                self._refuse(_headers_too_large(self._limits))
+        if self._in_head and self._head_bound > self._limits.max_header_bytes:
+            self._refuse(_headers_too_large(self._limits))
 
     # parser callbacks
 
     def on_message_begin(self) -> None:
         self._in_head = True
-        self._head_bytes = self._partial_head_bytes = self._header_count = 0
-        self._arm_deadline()
+        self._head_bound = self._chunk_bytes
+        if self._deadline_at is None:
+            self._start_deadline()
         super().on_message_begin()
-
-    def on_url(self, url: bytes) -> None:
-        self._count_head_bytes(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_head_bytes(len(name) + len(value) + 4)
-        self._header_count += 1
-        if self._header_count > self._limits.max_headers:
-            raise _Refused(
-                errors.GatewayError(
-                    431, f"A request may carry at most {self._limits.max_headers} headers."
-                )
-            )
-        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        limits = self._limits
+        if len(self.headers) > limits.max_headers:
+            raise _Refused(
+                errors.GatewayError(
+                    431, f"A request may carry at most {limits.max_headers} headers."
+                )
+            )
+        if (
+            self._head_bound > limits.max_header_bytes
+            and self._head_bytes() > limits.max_header_bytes
+        ):
+            raise _Refused(_headers_too_large(limits))
         if self.parser.should_upgrade():
             raise _Refused(_upgrade_refused())
-        if len(self.connections) > self._limits.max_connections:
+        if len(self.connections) > limits.max_connections:
             raise _Refused(
                 errors.GatewayError(
                     503,
@@ -137,7 +143,7 @@ class GatewayProtocol(httptools_impl.HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self._disarm_deadline()
+        self._deadline_at = None  # the timer, when it fires, finds nothing to cut
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
@@ -148,24 +154,30 @@ class GatewayProtocol(httptools_impl.HttpToolsProtocol):
 
     # limits
 
-    def _count_head_bytes(self, size: int) -> None:
-        self._head_bytes += size
-        if self._head_bytes > self._limits.max_header_bytes:
-            raise _Refused(_headers_too_large(self._limits))
+    def _head_bytes(self) -> int:
+        """The request line's target and the headers, as parsed (each header's `: ` and CRLF
+        counted)."""
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
-    def _arm_deadline(self) -> None:
-        if self._deadline is None:
-            self._deadline = self.loop.call_later(
-                self._limits.request_timeout_s, self._deadline_passed
-            )
+    def _start_deadline(self) -> None:
+        self._deadline_at = self.loop.time() + self._limits.request_timeout_s
+        if self._timer is None:
+            self._timer = self.loop.call_at(self._deadline_at, self._deadline_reached)
 
-    def _disarm_deadline(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+    def _stop_deadline(self) -> None:
+        self._deadline_at = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
-    def _deadline_passed(self) -> None:
-        self._deadline = None
+    def _deadline_reached(self) -> None:
+        self._timer = None
+        if self._deadline_at is None:
+            return  # no request in progress: the next one starts a timer again
+        if self._deadline_at > self.loop.time():
+            # A later request's deadline: this timer was set for an earlier one.
+            self._timer = self.loop.call_at(self._deadline_at, self._deadline_reached)
+            return
         self._refuse(
             errors.GatewayError(
                 408,
@@ -178,7 +190,7 @@ class GatewayProtocol(httptools_impl.HttpToolsProtocol):
         """Answers `error` and closes the connection: at once when no earlier request is still
         being answered, else after the last of them."""
         self._refused = True
-        self._disarm_deadline()
+        self._stop_deadline()
         self._unset_keepalive_if_required()
         cycle = self.cycle
         queued = [queued for queued, _ in self.pipeline]
@@ -200,7 +212,7 @@ class GatewayProtocol(httptools_impl.HttpToolsProtocol):
     def _send_refusal(self, error: errors.GatewayError) -> None:
         self._pending = None
         self._refused = True
-        self._disarm_deadline()
+        self._stop_deadline()
         if not self.transport.is_closing():
             self.transport.write(_refusal_bytes(error))
             self.transport.close()

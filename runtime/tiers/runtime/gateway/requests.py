@@ -4,6 +4,7 @@ anyway, and answer an OpenAI-style 400 that names the field instead of a 502 fro
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -26,31 +27,113 @@ key's serialiser (like every JSON encoder) stops at a few hundred levels."""
 MAX_MODEL_NAME = 256
 MAX_OUTPUT_TOKENS = 10_000_000
 MAX_CHOICES = 128
-# The type of each optional field a backend reads, as Python types after JSON parsing.
-_OBJECT, _ARRAY, _STRING, _BOOL = dict, list, str, bool
-_FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "stream_options": (_OBJECT,),
-    "metadata": (_OBJECT,),
-    "logit_bias": (_OBJECT,),
-    "response_format": (_OBJECT,),
-    "tools": (_ARRAY,),
-    "functions": (_ARRAY,),
-    "tool_choice": (_STRING, _OBJECT),
-    "function_call": (_STRING, _OBJECT),
-    "parallel_tool_calls": (_BOOL,),
-    "logprobs": (_BOOL, int),
-    "echo": (_BOOL,),
-    "store": (_BOOL,),
-    "user": (_STRING,),
-    "suffix": (_STRING,),
-    "service_tier": (_STRING,),
-    "reasoning_effort": (_STRING,),
-    "encoding_format": (_STRING,),
-    "stop": (_STRING, _ARRAY),
-    "modalities": (_ARRAY,),
-}
+Check = Callable[[str, Any], None]
+"""Raises `errors.invalid(name, ...)` when a field's value (present, not null) is not allowed."""
 _TYPE_NAMES = {dict: "an object", list: "an array", str: "a string", bool: "true or false",
                int: "an integer"}  # fmt: skip
+
+
+def _typed(*kinds: type) -> Check:
+    allowed = " or ".join(_TYPE_NAMES[kind] for kind in kinds)
+    # JSON's true is no integer, though Python's bool is an int.
+    refuses_bool = bool not in kinds
+
+    def check(name: str, value: Any) -> None:
+        if not isinstance(value, kinds) or (refuses_bool and value.__class__ is bool):
+            raise errors.invalid(name, f"must be {allowed}")
+
+    return check
+
+
+def _number_from(low: float, high: float) -> Check:
+    def check(name: str, value: Any) -> None:
+        if not _is_number(value) or not low <= value <= high:
+            raise errors.invalid(name, f"must be a number from {low:g} to {high:g}")
+
+    return check
+
+
+def _integer_from(low: int, high: int | None = None) -> Check:
+    def check(name: str, value: Any) -> None:
+        if not _is_int(value) or value < low or (high is not None and value > high):
+            range_ = f" from {low} to {high}" if high is not None else f" of at least {low}"
+            raise errors.invalid(name, f"must be an integer{range_}")
+
+    return check
+
+
+def _integer(name: str, value: Any) -> None:
+    if not _is_int(value):
+        raise errors.invalid(name, "must be an integer")
+
+
+def _objects(name: str, value: Any) -> None:
+    """An array of objects (tools, functions)."""
+    _ARRAY(name, value)
+    for j, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise errors.invalid(f"{name}[{j}]", "must be an object")
+
+
+def _stop(name: str, value: Any) -> None:
+    _STRING_OR_ARRAY(name, value)
+    if isinstance(value, list) and not all(isinstance(item, str) for item in value):
+        raise errors.invalid(name, "must be a string or an array of strings")
+
+
+def _stream_options(name: str, value: Any) -> None:
+    _OBJECT(name, value)
+    if not isinstance(value.get("include_usage", False), bool):
+        raise errors.invalid(f"{name}.include_usage", "must be true or false")
+
+
+_OBJECT, _ARRAY, _STRING, _BOOL = _typed(dict), _typed(list), _typed(str), _typed(bool)
+_STRING_OR_ARRAY, _STRING_OR_OBJECT = _typed(str, list), _typed(str, dict)
+_COMMON_FIELDS: dict[str, Check] = {
+    "temperature": _number_from(0, 2),
+    "top_p": _number_from(0, 1),
+    "max_tokens": _integer_from(1, MAX_OUTPUT_TOKENS),
+    "max_completion_tokens": _integer_from(1, MAX_OUTPUT_TOKENS),
+    "n": _integer_from(1, MAX_CHOICES),
+    "best_of": _integer_from(1, MAX_CHOICES),
+    "presence_penalty": _number_from(-2, 2),
+    "frequency_penalty": _number_from(-2, 2),
+    "seed": _integer,
+    "top_logprobs": _integer,
+    "stream_options": _stream_options,
+    "metadata": _OBJECT,
+    "logit_bias": _OBJECT,
+    "response_format": _OBJECT,
+    "tools": _objects,
+    "functions": _objects,
+    "tool_choice": _STRING_OR_OBJECT,
+    "function_call": _STRING_OR_OBJECT,
+    "parallel_tool_calls": _BOOL,
+    "logprobs": _typed(bool, int),
+    "echo": _BOOL,
+    "store": _BOOL,
+    "user": _STRING,
+    "suffix": _STRING,
+    "service_tier": _STRING,
+    "reasoning_effort": _STRING,
+    "encoding_format": _STRING,
+    "stop": _stop,
+    "modalities": _ARRAY,
+}
+_FIELDS: dict[routes.Route, dict[str, Check]] = {
+    "chat": _COMMON_FIELDS,
+    "completions": _COMMON_FIELDS,
+    "embeddings": {**_COMMON_FIELDS, "dimensions": _integer_from(1)},
+}
+"""The optional fields a backend reads, by route: each present one is checked in one pass over
+the body, so a request pays for the fields it sends, not for every field there is."""
+_MESSAGE_FIELDS: dict[str, Check] = {
+    "name": _STRING,
+    "tool_call_id": _STRING,
+    "tool_calls": _objects,
+    "function_call": _OBJECT,
+    "refusal": _STRING,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +160,8 @@ def parse(route: routes.Route, raw: bytes) -> ModelRequest:
         raise errors.GatewayError(400, f"The body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
         raise errors.GatewayError(400, "The body must be a JSON object.")
-    if _depth_exceeds(body, MAX_DEPTH):
+    # Nesting needs as many brackets: a body with few of them is walked no further.
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _depth_exceeds(body, MAX_DEPTH):
         raise errors.GatewayError(400, f"The body nests arrays and objects over {MAX_DEPTH} deep.")
     model = body.get("model")
     if not isinstance(model, str) or not model or len(model) > MAX_MODEL_NAME:
@@ -87,35 +171,29 @@ def parse(route: routes.Route, raw: bytes) -> ModelRequest:
         raise errors.invalid("stream", "must be true or false")
     if stream and route == "embeddings":
         raise errors.invalid("stream", "embeddings cannot be streamed")
-    _check_route_fields(route, body)
-    _check_field_types(body)
-    options = body.get("stream_options") or {}
-    include_usage = options.get("include_usage", False)
-    if not isinstance(include_usage, bool):
-        raise errors.invalid("stream_options.include_usage", "must be true or false")
+    _check_required(route, body)
+    fields = _FIELDS[route]
+    for name, value in body.items():
+        check = fields.get(name)
+        if check is not None and value is not None:
+            check(name, value)
+    options = body.get("stream_options")
     return ModelRequest(
         route=route,
         body=body,
         model=model,
         stream=stream,
-        include_usage=include_usage,
+        include_usage=options.get("include_usage", False) if options else False,
         max_output_tokens=_max_output_tokens(body),
     )
 
 
-def _check_route_fields(route: routes.Route, body: dict[str, Any]) -> None:
+def _check_required(route: routes.Route, body: dict[str, Any]) -> None:
     if route == "chat":
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise errors.invalid("messages", "required, a non-empty array of messages")
         for i, message in enumerate(messages):
-            if not isinstance(message, dict):
-                raise errors.invalid(f"messages[{i}]", "must be an object with role and content")
-            role = message.get("role")
-            if not isinstance(role, str) or role not in ROLES:
-                raise errors.invalid(
-                    f"messages[{i}].role", f"must be one of {', '.join(sorted(ROLES))}"
-                )
             _check_message(i, message)
     elif route == "completions":
         if not _is_prompt(body.get("prompt")):
@@ -126,37 +204,14 @@ def _check_route_fields(route: routes.Route, body: dict[str, Any]) -> None:
         value = body.get("input")
         if not _is_prompt(value) or not value:
             raise errors.invalid("input", "required, a non-empty string or array")
-        dimensions = body.get("dimensions")
-        if dimensions is not None and (not _is_int(dimensions) or dimensions < 1):
-            raise errors.invalid("dimensions", "must be an integer of at least 1")
-    for name, low, high in (("temperature", 0, 2), ("top_p", 0, 1)):
-        value = body.get(name)
-        if value is not None and (
-            not isinstance(value, int | float)
-            or isinstance(value, bool)
-            or not low <= value <= high
-        ):
-            raise errors.invalid(name, f"must be a number from {low} to {high}")
-    for name, high in (
-        ("max_tokens", MAX_OUTPUT_TOKENS),
-        ("max_completion_tokens", MAX_OUTPUT_TOKENS),
-        ("n", MAX_CHOICES),
-        ("best_of", MAX_CHOICES),
-    ):
-        value = body.get(name)
-        if value is not None and (not _is_int(value) or not 1 <= value <= high):
-            raise errors.invalid(name, f"must be an integer from 1 to {high}")
-    for name in ("presence_penalty", "frequency_penalty"):
-        value = body.get(name)
-        if value is not None and (not _is_number(value) or not -2 <= value <= 2):
-            raise errors.invalid(name, "must be a number from -2 to 2")
-    for name in ("seed", "top_logprobs"):
-        value = body.get(name)
-        if value is not None and not _is_int(value):
-            raise errors.invalid(name, "must be an integer")
 
 
-def _check_message(i: int, message: dict[str, Any]) -> None:
+def _check_message(i: int, message: object) -> None:
+    if not isinstance(message, dict):
+        raise errors.invalid(f"messages[{i}]", "must be an object with role and content")
+    role = message.get("role")
+    if not isinstance(role, str) or role not in ROLES:
+        raise errors.invalid(f"messages[{i}].role", f"must be one of {', '.join(sorted(ROLES))}")
     content = message.get("content")
     if isinstance(content, list):
         for j, part in enumerate(content):
@@ -168,40 +223,11 @@ def _check_message(i: int, message: dict[str, Any]) -> None:
                 )
     elif content is not None and not isinstance(content, str):
         raise errors.invalid(f"messages[{i}].content", "must be a string or an array of parts")
-    for name, kinds in (
-        ("name", (str,)),
-        ("tool_call_id", (str,)),
-        ("tool_calls", (list,)),
-        ("function_call", (dict,)),
-        ("refusal", (str,)),
-    ):
-        value = message.get(name)
-        if value is not None and not isinstance(value, kinds):
-            raise errors.invalid(f"messages[{i}].{name}", f"must be {_TYPE_NAMES[kinds[0]]}")
-    for j, call in enumerate(message.get("tool_calls") or ()):
-        if not isinstance(call, dict):
-            raise errors.invalid(f"messages[{i}].tool_calls[{j}]", "must be an object")
-
-
-def _check_field_types(body: dict[str, Any]) -> None:
-    for name, kinds in _FIELD_TYPES.items():
-        value = body.get(name)
-        if value is None or (isinstance(value, kinds) and not _bool_as_int(value, kinds)):
-            continue
-        allowed = " or ".join(_TYPE_NAMES[kind] for kind in kinds)
-        raise errors.invalid(name, f"must be {allowed}")
-    stop = body.get("stop")
-    if isinstance(stop, list) and not all(isinstance(item, str) for item in stop):
-        raise errors.invalid("stop", "must be a string or an array of strings")
-    for name in ("tools", "functions"):
-        for j, tool in enumerate(body.get(name) or ()):
-            if not isinstance(tool, dict):
-                raise errors.invalid(f"{name}[{j}]", "must be an object")
-
-
-def _bool_as_int(value: object, kinds: tuple[type, ...]) -> bool:
-    """Whether `value` is an int only by being a bool (JSON's true is no integer)."""
-    return isinstance(value, bool) and bool not in kinds and int in kinds
+    if len(message) > 2 or content is None:  # more than role and content
+        for name, value in message.items():
+            check = _MESSAGE_FIELDS.get(name)
+            if check is not None and value is not None:
+                check(f"messages[{i}].{name}", value)
 
 
 def _is_prompt(value: object) -> bool:
