@@ -85,8 +85,10 @@ export interface Series {
 
 export interface Estimate {
   records: number;
-  estimatedCostUsd: string;
+  estimatedCostUsd: string | null;
   budgetUsd: string | null;
+  /** status: the job's own estimate; input: records counted in the upload, no cost yet */
+  source?: "status" | "input";
 }
 
 export interface Upload {

@@ -56,6 +56,36 @@ export function useAsync<T>(load: () => Promise<T>, key: string, refreshMs = 0):
   return { ...state, reload };
 }
 
+/** Shows a long list a page at a time: the first `step` items, and `step` more each time the
+ * returned sentinel scrolls into view. A new list starts again from the first page, so a
+ * keystroke in a filter never renders hundreds of items at once. Without IntersectionObserver
+ * (tests, old browsers) everything is shown. */
+export function useIncremental<T>(items: readonly T[], step = 60): {
+  shown: readonly T[];
+  sentinel: (element: HTMLElement | null) => void;
+} {
+  const [limit, setLimit] = useState(step);
+  const [source, setSource] = useState(items);
+  if (source !== items) {
+    setSource(items);
+    setLimit(step);
+  }
+  const observer = useRef<IntersectionObserver | null>(null);
+  const sentinel = useCallback(
+    (element: HTMLElement | null) => {
+      observer.current?.disconnect();
+      if (!element || typeof IntersectionObserver === "undefined") return;
+      observer.current = new IntersectionObserver((entries) => {
+        if (entries.some((entry) => entry.isIntersecting)) setLimit((current) => current + step);
+      });
+      observer.current.observe(element);
+    },
+    [step],
+  );
+  const all = typeof IntersectionObserver === "undefined";
+  return { shown: all ? items : items.slice(0, limit), sentinel };
+}
+
 export function useNow(everyMs = 1000): number {
   const [now, setNow] = useState(() => Date.now());
   useEffect(() => {

@@ -1,4 +1,5 @@
-/** The batch page's model: which format a file is, its upload with progress (XMLHttpRequest, since
+/** The batch page's model: which format a file looks like (the backend checks it against the
+ * job's spec.input.format), its upload with progress (XMLHttpRequest, since
  * fetch reports no upload progress), and the run's phase from the BatchJob's summary. */
 import { authHeaders, paths } from "../api/client";
 import { ApiError } from "../api/client";
@@ -28,13 +29,11 @@ export function uploadInput(
   ns: string,
   name: string,
   file: File,
-  format: InputFormat,
   onProgress: (loaded: number, total: number) => void,
   xhr: XMLHttpRequest = new XMLHttpRequest(),
 ): Promise<Upload> {
   return new Promise((resolve, reject) => {
     const form = new FormData();
-    form.append("format", format);
     form.append("file", file, file.name);
     xhr.open("POST", paths.batchInput(ns, name));
     for (const [header, value] of Object.entries(authHeaders())) xhr.setRequestHeader(header, value);

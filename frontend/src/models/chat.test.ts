@@ -26,17 +26,17 @@ function streamOf(chunks: string[], headers: Record<string, string>): Response {
 }
 
 describe("sendChat", () => {
-  it("streams the text, measures first token and total latency, and reads cache and cost", async () => {
+  it("streams the text and takes cost and timings from the console's closing event", async () => {
     const fetch = vi.fn().mockResolvedValue(
       streamOf(
         [
           'data: {"choices":[{"delta":{"content":"Hello"}}]}\n\n',
           'data: {"choices":[{"delta":{"content":" there"}}]}\n\n',
           'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n',
-          'event: cost\ndata: {"costUsd":"0.000042"}\n\n',
           "data: [DONE]\n\n",
+          'event: tiers\ndata: {"latencyMs":812,"ttftMs":95,"costUsd":"0.000042","usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n',
         ],
-        { "x-tiers-cache": "miss" },
+        { "x-tiers-cache": "miss", "x-tiers-cost-usd": "0.000000" },
       ),
     );
     vi.stubGlobal("fetch", fetch);
@@ -51,15 +51,15 @@ describe("sendChat", () => {
     expect(partials).toContain("Hello");
     expect(answer.cache).toBe("miss");
     expect(answer.costUsd).toBe("0.000042");
-    expect(answer.ttftMs).toBe(10);
-    expect(answer.latencyMs).toBe(20);
+    expect(answer.ttftMs).toBe(95);
+    expect(answer.latencyMs).toBe(812);
     expect(answer.completionTokens).toBe(2);
     const [url, init] = fetch.mock.calls[0] as [string, RequestInit];
     expect(url).toBe("/api/v1/realtime/default/chat/chat/completions");
     expect(JSON.parse(init.body as string)).toMatchObject({ stream: true, stream_options: { include_usage: true } });
   });
 
-  it("takes a replayed answer's cost from the gateway's header", async () => {
+  it("measures the timings itself and takes the header's cost without a closing event", async () => {
     vi.stubGlobal(
       "fetch",
       vi.fn().mockResolvedValue(
@@ -69,7 +69,12 @@ describe("sendChat", () => {
         }),
       ),
     );
-    const answer = await sendChat("default", "chat", [{ role: "user", content: "hi" }]);
+    let t = 0;
+    const answer = await sendChat("default", "chat", [{ role: "user", content: "hi" }], {
+      clock: { now: () => (t += 10) },
+    });
+    expect(answer.ttftMs).toBe(10);
+    expect(answer.latencyMs).toBe(20);
     expect(isCacheHit(answer.cache)).toBe(true);
     expect(answer.costUsd).toBe("0.000000");
   });

@@ -72,10 +72,11 @@ export async function sendChat(
   messages: ChatMessage[],
   {
     model = "",
+    apiKey = "",
     onText = () => {},
     signal,
     clock = performanceClock,
-  }: { model?: string; onText?: (text: string) => void; signal?: AbortSignal; clock?: Clock } = {},
+  }: { model?: string; apiKey?: string; onText?: (text: string) => void; signal?: AbortSignal; clock?: Clock } = {},
 ): Promise<Answer> {
   const started = clock.now();
   const body: Record<string, unknown> = {
@@ -86,10 +87,16 @@ export async function sendChat(
   if (model) body.model = model;
   const response = await request(paths.chat(ns, name), {
     method: "POST",
-    headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+    headers: {
+      "Content-Type": "application/json",
+      Accept: "text/event-stream",
+      // an endpoint's own key (spec.auth); Authorization carries the Kubernetes token
+      ...(apiKey ? { "x-tiers-api-key": apiKey } : {}),
+    },
     body: JSON.stringify(body),
     ...(signal ? { signal } : {}),
   });
+  const closed: { event: Closing | null } = { event: null };
   const answer: Answer = {
     content: "",
     cache: response.headers.get("x-tiers-cache") ?? "unknown",
@@ -108,9 +115,8 @@ export async function sendChat(
     await readSse(
       response,
       (event) => {
-        if (event.event === "cost") {
-          const delta = parseChunk(event.data);
-          if (delta && delta !== "done" && delta.costUsd) answer.costUsd = delta.costUsd;
+        if (event.event === "tiers") {
+          closed.event = parseClosing(event.data);
           return;
         }
         const delta = parseChunk(event.data);
@@ -123,6 +129,15 @@ export async function sendChat(
     );
   }
   const measured = clock.now() - started;
+  if (closed.event) {
+    const { latencyMs, ttftMs, costUsd, usage } = closed.event;
+    if (costUsd !== null) answer.costUsd = costUsd;
+    if (usage) merge(answer, { text: "", ...usage });
+    if (latencyMs !== null) answer.latencyMs = latencyMs;
+    if (ttftMs !== null) answer.ttftMs = ttftMs;
+    onText(answer.content);
+    return answer;
+  }
   // A streamed reply's headers leave before its last token, so its latency is the page's own
   // measurement; a whole reply's is the gateway's header when it sent one.
   const header = isStream ? Number.NaN : Number(response.headers.get("x-tiers-latency-ms"));
@@ -130,6 +145,40 @@ export async function sendChat(
   if (answer.ttftMs !== null) answer.ttftMs = Math.round(answer.ttftMs);
   onText(answer.content);
   return answer;
+}
+
+/** The console's closing `event: tiers` after `[DONE]`: its own timings, and the cost priced from
+ * the usage chunk (a streamed miss's header cannot know it). */
+interface Closing {
+  latencyMs: number | null;
+  ttftMs: number | null;
+  costUsd: string | null;
+  usage: { promptTokens?: number; completionTokens?: number } | null;
+}
+
+export function parseClosing(data: string): Closing | null {
+  let body: unknown;
+  try {
+    body = JSON.parse(data);
+  } catch {
+    return null;
+  }
+  if (typeof body !== "object" || body === null) return null;
+  const raw = body as { latencyMs?: unknown; ttftMs?: unknown; costUsd?: unknown; usage?: unknown };
+  const num = (value: unknown) => (typeof value === "number" && Number.isFinite(value) ? value : null);
+  const usage = raw.usage as { prompt_tokens?: unknown; completion_tokens?: unknown } | null | undefined;
+  return {
+    latencyMs: num(raw.latencyMs),
+    ttftMs: num(raw.ttftMs),
+    costUsd: typeof raw.costUsd === "string" ? raw.costUsd : null,
+    usage:
+      usage && typeof usage === "object"
+        ? {
+            ...(typeof usage.prompt_tokens === "number" ? { promptTokens: usage.prompt_tokens } : {}),
+            ...(typeof usage.completion_tokens === "number" ? { completionTokens: usage.completion_tokens } : {}),
+          }
+        : null,
+  };
 }
 
 function merge(answer: Answer, delta: Delta): void {
@@ -141,5 +190,5 @@ function merge(answer: Answer, delta: Delta): void {
 
 /** A cache hit is any label the gateway gives for an answer served without a model call. */
 export function isCacheHit(cache: string): boolean {
-  return cache === "hit" || cache === "l1" || cache === "semantic-hit";
+  return cache === "hit" || cache === "semantic" || cache === "semantic-hit";
 }

@@ -29,6 +29,11 @@ describe("the watch's map", () => {
     expect(map.size).toBe(1);
   });
 
+  it("keeps the same map and object when an upsert changes nothing", () => {
+    const map = fromList([summary({ name: "a" })]);
+    expect(apply(map, { type: "upsert", summary: summary({ name: "a" }) })).toBe(map);
+  });
+
   it("puts failures first, then orders by kind and name", () => {
     const items = ordered(fromList(many(20)));
     expect(items.slice(0, 2).map((item) => item.name)).toEqual(["r-017", "r-007"]); // a BatchJob, then a StreamPipeline

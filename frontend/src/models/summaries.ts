@@ -42,10 +42,15 @@ export function fromList(items: readonly Summary[]): SummaryMap {
 
 export type WatchEvent = { type: "upsert"; summary: Summary } | { type: "delete"; summary: Summary };
 
+/** The map after one event. An upsert equal to what is there keeps the old object (a reconnect
+ * re-sends the whole list), so the cards that did not change do not render again. */
 export function apply(map: SummaryMap, event: WatchEvent): SummaryMap {
+  const key = keyOf(event.summary);
+  const old = map.get(key);
+  if (event.type === "upsert" && old && JSON.stringify(old) === JSON.stringify(event.summary)) return map;
   const next = new Map(map);
-  if (event.type === "upsert") next.set(keyOf(event.summary), event.summary);
-  else next.delete(keyOf(event.summary));
+  if (event.type === "upsert") next.set(key, event.summary);
+  else next.delete(key);
   return next;
 }
 

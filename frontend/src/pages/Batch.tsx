@@ -11,6 +11,8 @@ import { ACCEPT, detectFormat, phase, progressPercent, uploadInput, type InputFo
 import { bytes, usd } from "../models/format";
 import { keyOf } from "../models/summaries";
 
+const FORMAT_NAMES: Record<InputFormat, string> = { jsonl: "JSON lines", csv: "CSV", openai: "an OpenAI batch file" };
+
 async function download(ns: string, name: string, file: "output" | "errors") {
   const response = await request(paths.results(ns, name, file));
   const blob = await response.blob();
@@ -47,7 +49,7 @@ export default function Batch({ ns, name }: { ns?: string | undefined; name?: st
     setError(null);
     setSentPercent(0);
     try {
-      const result = await uploadInput(ns, name, file, format, (loaded, total) =>
+      const result = await uploadInput(ns, name, file, (loaded, total) =>
         setSentPercent(total ? Math.round((loaded / total) * 100) : 0),
       );
       setUploaded(result);
@@ -71,7 +73,9 @@ export default function Batch({ ns, name }: { ns?: string | undefined; name?: st
   }
 
   const overBudget =
-    estimate.data?.budgetUsd != null && Number(estimate.data.estimatedCostUsd) > Number(estimate.data.budgetUsd);
+    estimate.data?.budgetUsd != null &&
+    estimate.data.estimatedCostUsd !== null &&
+    Number(estimate.data.estimatedCostUsd) > Number(estimate.data.budgetUsd);
 
   return (
     <div className="page">
@@ -90,19 +94,16 @@ export default function Batch({ ns, name }: { ns?: string | undefined; name?: st
                 File (JSONL, CSV or an OpenAI batch file){" "}
                 <input type="file" accept={ACCEPT} onChange={(event) => void choose(event.target.files?.[0] ?? null)} />
               </label>
-              <label>
-                Format{" "}
-                <select value={format} onChange={(event) => setFormat(event.target.value as InputFormat)}>
-                  <option value="jsonl">JSON lines</option>
-                  <option value="csv">CSV</option>
-                  <option value="openai">OpenAI batch</option>
-                </select>
-              </label>
               <button type="button" disabled={!file || (sentPercent !== null && !uploaded)} onClick={() => void upload()}>
                 Upload
               </button>
             </div>
-            {file ? <p className="muted small">{file.name} · {bytes(file.size)}</p> : null}
+            {file ? (
+              <p className="muted small">
+                {file.name} · {bytes(file.size)} · looks like {FORMAT_NAMES[format]} (the job checks it against
+                its spec.input.format)
+              </p>
+            ) : null}
             {sentPercent !== null ? <ProgressBar value={sentPercent} label="Upload" /> : null}
             {uploaded ? (
               <p role="status">
@@ -115,7 +116,10 @@ export default function Batch({ ns, name }: { ns?: string | undefined; name?: st
             {estimate.data ? (
               <Metrics>
                 <Metric label="Records" value={estimate.data.records} />
-                <Metric label="Estimated cost (upper bound)" value={usd(estimate.data.estimatedCostUsd)} />
+                <Metric
+                  label="Estimated cost (upper bound)"
+                  value={estimate.data.estimatedCostUsd === null ? "after the job estimates" : usd(estimate.data.estimatedCostUsd)}
+                />
                 <Metric label="Budget" value={estimate.data.budgetUsd ? usd(estimate.data.budgetUsd) : "none"} />
               </Metrics>
             ) : null}

@@ -1,5 +1,7 @@
-/** Overview: every resource as a card, live from the watch, failures first and counted on top. */
+/** Overview: every resource as a card, live from the watch, failures first and counted on top;
+ * long lists render a page at a time as they scroll (hundreds of resources stay responsive). */
 import { useDeferredValue, useMemo, useState } from "react";
+import { useIncremental } from "../components/hooks";
 import { ResourceCard } from "../components/ResourceCard";
 import { ErrorMessage, Loading } from "../components/ui";
 import { useWatch } from "../components/watch";
@@ -11,6 +13,7 @@ export default function Overview() {
   const deferred = useDeferredValue(query);
   const items = useMemo(() => ordered(summaries), [summaries]);
   const shown = useMemo(() => items.filter((item) => matches(item, deferred)), [items, deferred]);
+  const { shown: page, sentinel } = useIncremental(shown);
   const tally = counts(items);
   return (
     <div className="page">
@@ -43,9 +46,15 @@ export default function Overview() {
         </p>
       ) : (
         <div className="cards" aria-label="Resources">
-          {shown.map((summary) => (
+          {page.map((summary) => (
             <ResourceCard key={`${summary.plural}/${summary.namespace}/${summary.name}`} summary={summary} />
           ))}
+          {page.length < shown.length ? (
+            // keyed by the count: a new sentinel is observed afresh, even if it is still in view
+            <p key={page.length} ref={sentinel} className="muted more" role="status">
+              Showing {page.length} of {shown.length}; more as you scroll.
+            </p>
+          ) : null}
         </div>
       )}
     </div>

@@ -19,6 +19,7 @@ export default function Playground({ ns, name }: { ns?: string | undefined; name
   const [turns, setTurns] = useState<Turn[]>([]);
   const [prompt, setPrompt] = useState("");
   const [busy, setBusy] = useState(false);
+  const [apiKey, setApiKey] = useState("");
   const nextId = useRef(1);
 
   async function ask(text: string, replay: boolean) {
@@ -31,7 +32,7 @@ export default function Playground({ ns, name }: { ns?: string | undefined; name
     try {
       // Each prompt is sent on its own (one user message): the same prompt is the same cache key.
       const messages: ChatMessage[] = [{ role: "user", content: text }];
-      const answer = await sendChat(ns, name, messages, { onText: (partial) => update({ partial }) });
+      const answer = await sendChat(ns, name, messages, { apiKey, onText: (partial) => update({ partial }) });
       update({ answer, partial: answer.content });
     } catch (error) {
       update({ error: (error as Error).message });
@@ -45,6 +46,10 @@ export default function Playground({ ns, name }: { ns?: string | undefined; name
       <div className="page-head">
         <h1>Realtime playground</h1>
         <PickResource plural="realtimeendpoints" page="playground" ns={ns} name={name} />
+        <label className="small">
+          Endpoint API key (only with spec.auth){" "}
+          <input type="password" autoComplete="off" value={apiKey} onChange={(event) => setApiKey(event.target.value)} />
+        </label>
       </div>
       {!ns || !name ? (
         <p className="muted">Choose a RealtimeEndpoint to chat with.</p>

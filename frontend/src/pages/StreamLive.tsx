@@ -17,14 +17,12 @@ const RATE = [{ label: "results/s", color: COLORS.throughput }];
 const LAG = [{ label: "max lag", color: COLORS.lag }];
 
 interface DeadLetter {
-  key?: string;
-  reason?: string;
-  error?: string;
-  failed_ts?: number;
+  timestampMs?: number;
+  value?: { key?: string; reason?: string; error?: string };
 }
 
 function deadLetterRows(body: unknown): DeadLetter[] {
-  const items = Array.isArray(body) ? body : (body as { items?: unknown } | null)?.items;
+  const items = (body as { items?: unknown } | null)?.items;
   return Array.isArray(items) ? (items as DeadLetter[]) : [];
 }
 
@@ -140,12 +138,12 @@ export default function StreamLive({ ns, name }: { ns?: string | undefined; name
             <DataTable<DeadLetter>
               caption="Dead letters"
               rows={deadLetterRows(deadLetters.data)}
-              rowKey={(row) => `${row.key ?? ""}/${row.failed_ts ?? ""}`}
+              rowKey={(row) => `${row.value?.key ?? ""}/${row.timestampMs ?? ""}`}
               columns={[
-                { header: "Id", cell: (row) => row.key ?? "" },
-                { header: "Reason", cell: (row) => <span className="warn">{row.reason ?? ""}</span> },
-                { header: "Error", cell: (row) => <span className="clip">{row.error ?? ""}</span> },
-                { header: "When", cell: (row) => (row.failed_ts ? new Date(row.failed_ts).toLocaleTimeString() : "") },
+                { header: "Id", cell: (row) => row.value?.key ?? "" },
+                { header: "Reason", cell: (row) => <span className="warn">{row.value?.reason ?? ""}</span> },
+                { header: "Error", cell: (row) => <span className="clip">{row.value?.error ?? ""}</span> },
+                { header: "When", cell: (row) => (row.timestampMs ? new Date(row.timestampMs).toLocaleTimeString() : "") },
               ]}
               empty="No dead letters: a poison event lands here."
             />
