@@ -19,7 +19,7 @@ from conftest import Processes, wait_for
 
 from tiers.devenv import redis_server as redis_server_module
 from tiers.runtime.mockllm import control
-from tiers.runtime.stats import spend
+from tiers.runtime.stats import spend, store, window
 
 GATEWAY = "tiers.runtime.gateway"
 MOCK = "tiers.runtime.mockllm"
@@ -72,12 +72,16 @@ def test_the_openai_sdk_gets_a_chat_completion_with_usage_and_cost(gateway: str)
     assert completion.choices[0].message.content
     assert completion.usage is not None and completion.usage.prompt_tokens > 0
     assert raw.headers["x-tiers-cache"] == "miss"
-    # gpt-4o-mini: $0.15 per million prompt tokens, $0.60 per million completion tokens.
-    expected = (
-        Decimal(completion.usage.prompt_tokens) * Decimal("0.15")
-        + Decimal(completion.usage.completion_tokens) * Decimal("0.60")
-    ) / 1_000_000
+    expected = gpt_4o_mini_usd(completion.usage.prompt_tokens, completion.usage.completion_tokens)
     assert Decimal(raw.headers["x-tiers-cost-usd"]) == expected
+
+
+def gpt_4o_mini_usd(prompt_tokens: int, completion_tokens: int) -> Decimal:
+    """OpenAI's published price: $0.15 per million prompt tokens, $0.60 per million completion
+    tokens (none cached here)."""
+    return (
+        Decimal(prompt_tokens) * Decimal("0.15") + Decimal(completion_tokens) * Decimal("0.60")
+    ) / 1_000_000
 
 
 def test_streaming_passes_chunks_through_and_reports_usage_when_asked(
@@ -98,11 +102,107 @@ def test_streaming_passes_chunks_through_and_reports_usage_when_asked(
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == expected
     assert len(chunks) > 3, "the stream arrives in pieces"
+    from_the_backend = direct.chat.completions.create(
+        model="gpt-4o-mini", messages=HELLO, stream=True, stream_options={"include_usage": True}
+    )
+    assert [deltas(c) for c in chunks] == [deltas(c) for c in from_the_backend], "unchanged"
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
     without_usage = list(
         sdk.chat.completions.create(model="gpt-4o-mini", messages=HELLO, stream=True)
     )
     assert all(c.usage is None for c in without_usage), "usage only for clients that asked"
+
+
+def deltas(chunk: Any) -> tuple[Any, ...]:
+    """What a streamed chunk says, without the id and time that differ between two calls."""
+    return (
+        chunk.object,
+        chunk.model,
+        [(c.index, c.delta.role, c.delta.content, c.finish_reason) for c in chunk.choices],
+        chunk.usage,
+    )
+
+
+def sse_events(url: str, body: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """A raw streamed call: its headers and its events as the bytes on the wire say them."""
+    request = urllib.request.Request(
+        url + "/v1/chat/completions",
+        data=json.dumps({**body, "stream": True}).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        text = response.read().decode()
+        return _lower(response.headers), [e for e in text.split("\n\n") if e]
+
+
+def cost_comment(events: list[str]) -> Decimal:
+    """The cost a stream's comment carries; it must come just before [DONE] and only once."""
+    comments = [e for e in events if e.startswith(": tiers-cost-usd=")]
+    assert comments == [events[-2]] and events[-1] == "data: [DONE]", events[-3:]
+    return Decimal(comments[0].removeprefix(": tiers-cost-usd="))
+
+
+def test_a_streamed_answer_carries_its_cost_in_a_comment_before_done(
+    services: Processes,
+    mock: str,
+    redis_server: redis_server_module.RedisServer,
+    tmp_path: pathlib.Path,
+) -> None:
+    subject = "tests/streamed-cost"
+    config_file = tmp_path / "gateway.json"
+    config_file.write_text(
+        json.dumps(
+            {
+                "endpoint": subject,
+                "backends": [
+                    {
+                        "name": "mock",
+                        "provider": "openai-compatible",
+                        "model": "*",
+                        "base_url": f"{mock}/v1",
+                    }
+                ],
+                "redis_url": redis_server.url,
+            }
+        )
+    )
+    gateway = services.start("gateway", GATEWAY, "--config", str(config_file))
+    ask = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "What does it cost?"}]}
+
+    headers, events = sse_events(gateway, {**ask, "stream_options": {"include_usage": True}})
+    assert headers["x-tiers-cache"] == "miss" and "x-tiers-cost-usd" not in headers
+    usage = json.loads(events[-3].removeprefix("data: "))["usage"]
+    first = gpt_4o_mini_usd(usage["prompt_tokens"], usage["completion_tokens"])
+    assert cost_comment(events) == first > 0
+
+    # A client that did not ask for usage gets the cost all the same: the gateway asked for it.
+    other = {**ask, "messages": [{"role": "user", "content": "And this one?"}]}
+    _, events = sse_events(gateway, other)
+    assert all('"usage":{' not in e for e in events)
+    backend = client(mock).chat.completions.create(**other).usage
+    assert backend is not None
+    second = gpt_4o_mini_usd(backend.prompt_tokens, backend.completion_tokens)
+    assert cost_comment(events) == second
+
+    # A replay from the cache says what it cost: nothing.
+    headers, events = sse_events(gateway, ask)
+    assert headers["x-tiers-cache"] == "hit" and cost_comment(events) == 0
+
+    # The endpoint's stats (what status reads) count the streamed spend to the nano-dollar.
+    stats = redis.Redis.from_url(redis_server.url)
+
+    def counted() -> tuple[int, int]:
+        minute = int(time.time() // 60)
+        rows = [stats.hgetall(store.key(subject, m)) for m in (minute - 1, minute)]
+        counts = [
+            window.Counts.from_fields({k.decode(): int(v) for k, v in r.items()}) for r in rows
+        ]
+        return sum(c.units for c in counts), sum(c.cost_nano_usd for c in counts)
+
+    spent = int((first + second) * 1_000_000_000)
+    wait_for(
+        lambda: counted() == (3, spent), timeout_s=10, what=f"3 calls and {spent} nano-USD in stats"
+    )
 
 
 def test_a_repeated_request_is_served_from_the_cache(gateway: str, mock: str) -> None:

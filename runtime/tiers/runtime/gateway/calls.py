@@ -96,8 +96,7 @@ class ModelCalls:
         estimate = request.estimated_tokens()
         await self._limiter.admit_tokens(tenant, estimate)
         if request.stream:
-            usage, status = await self._stream(request, key, label, send)
-            cost = self._cost(request, usage)
+            usage, cost, status = await self._stream(request, key, label, send)
         else:
             reply, shared = await self._flights.do(key, lambda: self._fetch(request, key))
             usage = _usage(reply.body) if reply.status == 200 and not shared else pricing.Usage()
@@ -157,34 +156,41 @@ class ModelCalls:
             return
         await asgi_io.start_stream(send, headers=headers)
         whole = orjson.loads(cached)
-        for event in sse.replay(
-            whole if isinstance(whole, dict) else {}, include_usage=request.include_usage
-        ):
-            await asgi_io.send_chunk(send, event)
-        await asgi_io.send_chunk(send, b"", more=False)
+        events = list(
+            sse.replay(
+                whole if isinstance(whole, dict) else {}, include_usage=request.include_usage
+            )
+        )
+        events.insert(-1, sse.cost_comment(cost.decode()))  # before [DONE], as a miss has it
+        await asgi_io.send_chunk(send, b"".join(events), more=False)
 
     async def _stream(
         self, request: requests.ModelRequest, key: str, label: str, send: asgi.Send
-    ) -> tuple[pricing.Usage, int]:
-        """Passes the upstream stream through event by event while rebuilding it for the cache."""
+    ) -> tuple[pricing.Usage, decimal.Decimal, int]:
+        """Passes the upstream stream through event by event while rebuilding it for the cache;
+        the call's cost goes out as a comment just before [DONE] (its usage has come by then)."""
         response, backend = await self._backends.open_stream(request)
         try:
             if response.status != 200:
                 body = await response.read()
                 await asgi_io.send_bytes(send, response.status, body)
-                return pricing.Usage(), response.status
+                return pricing.Usage(), decimal.Decimal(0), response.status
             await asgi_io.start_stream(
                 send, headers=[(CACHE_HEADER, label.encode()), (BACKEND_HEADER, backend.encode())]
             )
             splitter = sse.EventSplitter(self._settings.limits.max_event_bytes)
             whole = sse.ChatAccumulator()
+            cost: decimal.Decimal | None = None
             try:
                 async for data in response.iter_chunks():
-                    forward = [
-                        event
-                        for event in splitter.feed(data)
-                        if _take(event, whole, client_wants_usage=request.include_usage)
-                    ]
+                    forward = []
+                    for event in splitter.feed(data):
+                        if not _take(event, whole, client_wants_usage=request.include_usage):
+                            continue
+                        if whole.complete and cost is None:  # this event is the [DONE]
+                            cost = self._cost(request, pricing.Usage.from_openai(whole.usage))
+                            forward.append(sse.cost_comment(pricing.format_usd(cost)))
+                        forward.append(event)
                     if forward:
                         await asgi_io.send_chunk(send, b"".join(forward))
             except sse.EventTooLarge as error:
@@ -197,7 +203,8 @@ class ModelCalls:
         assembled = whole.response()
         if assembled is not None and self._cache.enabled:
             self._cache.put(key, orjson.dumps(assembled))
-        return pricing.Usage.from_openai(whole.usage), 200
+        usage = pricing.Usage.from_openai(whole.usage)
+        return usage, self._cost(request, usage) if cost is None else cost, 200
 
     def _cost(self, request: requests.ModelRequest, usage: pricing.Usage) -> decimal.Decimal:
         price = self._price_of.get(request.model)

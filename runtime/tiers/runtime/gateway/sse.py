@@ -10,6 +10,10 @@ from typing import Any
 import orjson
 
 DONE = b"data: [DONE]\n\n"
+COST_COMMENT = b": tiers-cost-usd="
+"""Starts the comment that carries a streamed answer's cost just before its [DONE]: the headers
+leave before a backend's usage arrives, and SSE clients (the openai SDK's among them) skip
+comments."""
 
 
 class EventTooLarge(ValueError):
@@ -30,6 +34,10 @@ class EventSplitter:
         if len(self._buffer) > self._max:
             raise EventTooLarge(f"an event of the stream exceeds {self._max} bytes")
         return [event + b"\n\n" for event in events if event.strip()]
+
+
+def cost_comment(cost_usd: str) -> bytes:
+    return COST_COMMENT + cost_usd.encode() + b"\n\n"
 
 
 def event_data(event: bytes) -> bytes | None:
