@@ -211,13 +211,22 @@ class Processes:
         self.logs = logs
         self.started: list[processes.Started] = []
 
-    def start(self, name: str, module: str, *args: str, health_path: str = "/healthz") -> str:
-        """Starts the module with `--port <free port>` and returns its base URL once healthy."""
+    def start(
+        self,
+        name: str,
+        module: str,
+        *args: str,
+        health_path: str = "/healthz",
+        env: dict[str, str] | None = None,
+    ) -> str:
+        """Starts the module with `--port <free port>` and returns its base URL once healthy;
+        `env` is added to this process's environment."""
         port = processes.free_port()
         started = processes.start(
             name,
             [sys.executable, "-m", module, *args, "--port", str(port)],
             log_dir=self.log_dir,
+            env={**os.environ, **env} if env else None,
         )
         self.started.append(started)
         self.logs.append(started.log)

@@ -155,3 +155,20 @@ def test_a_batch_job_keeps_progress_in_a_password_protected_redis_of_its_own() -
         endpoint_model=None,
     )  # fmt: skip
     assert settings.stats_redis_password_env == "TIERS_STATS_REDIS_PASSWORD"
+
+
+def test_a_volume_is_mounted_in_the_run_pod_and_every_spark_pod() -> None:
+    volume = {"claimName": "batches", "mountPath": "/var/lib/tiers/batch"}
+    _, configmap, job = rendered(volume=volume)
+    pod = job["spec"]["template"]["spec"]
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": "batches"}} in pod["volumes"]
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert {"name": "data", "mountPath": "/var/lib/tiers/batch"} in mounts
+    the_spec = spec(volume=volume, spark={"mode": "spark-operator"})
+    app = batch_children.render_run(OWNER, the_spec, configmap, run="triage-run", image="t:1")
+    for role in ("driver", "executor"):
+        assert {"name": "data", "mountPath": "/var/lib/tiers/batch"} in app["spec"][role][
+            "volumeMounts"
+        ]
+    # The config is the driver's alone, as before.
+    assert all(m["name"] != "config" for m in app["spec"]["executor"]["volumeMounts"])

@@ -605,3 +605,60 @@ def test_without_a_semantic_block_the_semantic_cache_stays_off() -> None:
     declared_off = minimal_spec(cache={"semantic": {"enabled": False}})
     semantic = rendered_config(render(declared_off)).cache.semantic
     assert semantic is not None and not semantic.enabled
+
+
+BATCH = {"storage": {"claimName": "batches"}, "maxFileMB": 50}
+
+
+def test_without_the_batch_api_the_gateway_has_no_kubernetes_identity() -> None:
+    children = render(minimal_spec())
+    assert pod_spec(children)["automountServiceAccountToken"] is False
+    assert "serviceAccountName" not in pod_spec(children)
+    assert not [c for c in children if c["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
+    assert json.loads(find(children, "ConfigMap")["data"]["gateway.json"])["batch"] is None
+
+
+def test_the_batch_api_gives_the_gateway_exactly_the_batchjob_verbs_it_calls() -> None:
+    children = render(minimal_spec(batch=BATCH))
+    account = find(children, "ServiceAccount")
+    role = find(children, "Role")
+    binding = find(children, "RoleBinding")
+    assert role["rules"] == [
+        {"apiGroups": ["tiers.dev"], "resources": ["batchjobs"],
+         "verbs": ["get", "list", "create", "patch"]},
+    ]  # fmt: skip
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "chat-gateway",
+    }  # fmt: skip
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "chat-gateway", "namespace": "prod"}
+    ]
+    for child in (account, role, binding):
+        assert child["metadata"]["ownerReferences"][0]["uid"] == OWNER.uid
+    pod = pod_spec(children)
+    assert pod["serviceAccountName"] == "chat-gateway"
+    assert pod["automountServiceAccountToken"] is True
+
+
+def test_the_batch_api_mounts_its_claim_and_tells_the_gateway_what_each_batch_becomes() -> None:
+    children = render(minimal_spec(batch={**BATCH, "spark": {"executorCores": 3}}))
+    pod = pod_spec(children)
+    assert {"name": "batch", "persistentVolumeClaim": {"claimName": "batches"}} in pod["volumes"]
+    mounts = gateway_container(children)["volumeMounts"]
+    assert {"name": "batch", "mountPath": "/var/lib/tiers/batch"} in mounts
+    settings = config.GatewayConfig.model_validate_json(
+        find(children, "ConfigMap")["data"]["gateway.json"]
+    )
+    assert settings.batch is not None
+    assert (settings.batch.namespace, settings.batch.endpoint_name) == ("prod", "chat")
+    assert settings.batch.endpoint_uid == OWNER.uid
+    assert settings.batch.claim_name == "batches"
+    assert settings.batch.max_file_bytes == 50 * 1024 * 1024
+    assert settings.batch.spark["executorCores"] == 3
+    assert str(settings.batch.storage_dir) == "/var/lib/tiers/batch"
+
+
+def test_a_disabled_batch_api_renders_nothing_for_it() -> None:
+    children = render(minimal_spec(batch={**BATCH, "enabled": False}))
+    assert not [c for c in children if c["kind"] == "Role"]
+    assert pod_spec(children)["automountServiceAccountToken"] is False

@@ -67,8 +67,13 @@ in every namespace; with watchNamespaces, a Role grants them in each listed name
   resources: ["realtimeendpoints"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["tiers.dev"]
-  resources: ["streampipelines", "batchjobs"]
+  resources: ["streampipelines"]
   verbs: ["list", "watch", "patch"]
+# BatchJobs as well, and get and create: the Role of a gateway with the Batch API grants them
+# (with list and patch), and Kubernetes lets the operator grant only what it holds itself.
+- apiGroups: ["tiers.dev"]
+  resources: ["batchjobs"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 # Their status: observedGeneration, conditions, latency and cost.
 - apiGroups: ["tiers.dev"]
   resources: ["realtimeendpoints/status", "streampipelines/status", "batchjobs/status"]
@@ -117,6 +122,14 @@ in every namespace; with watchNamespaces, a Role grants them in each listed name
 # ... and its optional HorizontalPodAutoscaler.
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
+  verbs: ["get", "create", "patch", "delete"]
+# ... and, with the Batch API, the gateway's ServiceAccount, Role and RoleBinding (deleted when
+# it is turned off).
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  verbs: ["get", "create", "patch", "delete"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["roles", "rolebindings"]
   verbs: ["get", "create", "patch", "delete"]
 # Secrets named by secretRefs (API keys, backend credentials, a webhook's signing key) are read
 # one by one, never listed or watched; the ones the operator generates (a managed Redis's

@@ -106,6 +106,18 @@ class Spark(common.Model):
     )
 
 
+class Volume(common.Model):
+    """A PersistentVolumeClaim mounted read-write in every pod of a run (the driver and, with the
+    Spark Operator, the executors), for file:// input and output on it."""
+
+    claim_name: common.ResourceName = pydantic.Field(description="The claim, in this namespace.")
+    mount_path: str = pydantic.Field(
+        max_length=1024,
+        pattern=r"^/[A-Za-z0-9._/-]*$",
+        description="Where the pods see it, e.g. /var/lib/tiers/batch.",
+    )
+
+
 class Budget(common.Model):
     """A run whose estimate is above the cap does not start; one that spends it stops."""
 
@@ -231,6 +243,7 @@ class BatchJobSpec(common.Model):
     )
     databricks: Databricks | None = None
     spark: Spark = pydantic.Field(default_factory=Spark)
+    volume: Volume | None = None
     budget: Budget | None = None
     notification: Notification | None = None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pydantic
 
-from tiers.api import common, exposure
+from tiers.api import batch, common, exposure
 
 
 class Autoscaling(common.Model):
@@ -119,6 +119,41 @@ class Budget(common.Model):
     )
 
 
+class BatchStorage(common.Model):
+    """Where the Batch API keeps uploaded files and each batch's output and error files."""
+
+    claim_name: common.ResourceName = pydantic.Field(
+        description="A PersistentVolumeClaim in this namespace, mounted by the gateway pods and "
+        "by every batch's run pods (ReadWriteMany where they may share no node)."
+    )
+
+
+class BatchAPI(common.Model):
+    """OpenAI's Batch API on this endpoint: POST /v1/files (purpose batch) and /v1/batches.
+    Each batch becomes a BatchJob (engine spark) owned by the endpoint, labelled with its id,
+    whose requests call this endpoint (auth, cache, limits and budget as any call)."""
+
+    enabled: bool = True
+    storage: BatchStorage
+    spark: batch.Spark = pydantic.Field(
+        default_factory=batch.Spark, description="How each batch's run uses Spark."
+    )
+    max_file_mb: int = pydantic.Field(
+        default=200,
+        ge=1,
+        le=10240,
+        alias="maxFileMB",
+        description="The largest file POST /v1/files takes, in MiB (OpenAI's limit is 200); "
+        "uploads are streamed to the volume, never held in memory.",
+    )
+    backoff_limit: int = pydantic.Field(
+        default=3,
+        ge=0,
+        le=100,
+        description="Retries of a failed batch run (BatchJob backoffLimit).",
+    )
+
+
 class RealtimeEndpointSpec(common.Model):
     model: str = pydantic.Field(
         min_length=1,
@@ -142,6 +177,7 @@ class RealtimeEndpointSpec(common.Model):
         default=None, description="Overrides the built-in price table for this model."
     )
     budget: Budget | None = None
+    batch: BatchAPI | None = None
     suspend: bool = pydantic.Field(default=False, description="Scale the gateway to zero.")
     expose: exposure.Expose | None = pydantic.Field(
         default=None,

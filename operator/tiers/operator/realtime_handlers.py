@@ -25,6 +25,7 @@ from tiers.operator import (
 from tiers.operator.manifests import (
     exposure,
     gateway,
+    gateway_access,
     labels,
     network_policies,
     realtime_children,
@@ -128,6 +129,7 @@ def optional_children(owner: labels.Owner) -> list[tuple[str, str, str]]:
         (network_policies.API_VERSION, network_policies.KIND, redis.name(owner)),
         ("autoscaling/v2", "HorizontalPodAutoscaler", gateway.name(owner)),
         *exposure.candidates(owner, gateway.COMPONENT),
+        *gateway_access.optional_children(owner),
     ]
 
 

@@ -109,12 +109,12 @@ def render_run_spark_application(
     image: str,
     scheduled_time: str | None = None,
 ) -> dict[str, Any]:
-    volumes, mounts = _volumes(owner)
+    volumes, mounts = _volumes(owner, spec)
     app = spark_application.render_spark_application(
         owner, RUN, name=run, image=spec.spark.image or image,
         extra_labels={RUN_LABEL: run},
         arguments=[_command(spec), *run_arguments(spec, run)], config_dir=CONFIG_DIR,
-        volumes=volumes, driver_mounts=mounts, executor_mounts=[mounts[1]],
+        volumes=volumes, driver_mounts=mounts, executor_mounts=mounts[1:],
         env=run_env(owner, spec), digest=labels.config_hash(configmap["data"]),
         executors=spec.spark.executors, cores=spec.spark.executor_cores,
         memory=spec.spark.executor_memory, memory_field="spec.spark.executorMemory",
@@ -130,8 +130,11 @@ def _command(spec: batch.BatchJobSpec) -> str:
     return "estimate" if spec.dry_run else "run"
 
 
-def _volumes(owner: labels.Owner) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The config (read-only) and a writable /tmp (the root filesystem is read-only)."""
+def _volumes(
+    owner: labels.Owner, spec: batch.BatchJobSpec
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The config (read-only; the driver's only), a writable /tmp (the root filesystem is
+    read-only) and `spec.volume`, where the input and output may live."""
     volumes: list[dict[str, Any]] = [
         {"name": "config", "configMap": {"name": CONFIG.name(owner)}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}},
@@ -140,6 +143,10 @@ def _volumes(owner: labels.Owner) -> tuple[list[dict[str, Any]], list[dict[str, 
         {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
+    if spec.volume is not None:
+        claim = {"claimName": spec.volume.claim_name}
+        volumes.append({"name": "data", "persistentVolumeClaim": claim})
+        mounts.append({"name": "data", "mountPath": spec.volume.mount_path})
     return volumes, mounts
 
 
@@ -202,7 +209,7 @@ def render_run_job(
 ) -> dict[str, Any]:
     """The Job of one run; `configmap` is `render_config_map`'s (its hash goes on the pod)."""
     command = _command(spec)
-    volumes, mounts = _volumes(owner)
+    volumes, mounts = _volumes(owner, spec)
     container = {
         "name": CONTAINER,
         "image": spec.spark.image or image,

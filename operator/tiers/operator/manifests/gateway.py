@@ -27,6 +27,8 @@ REDIS_URL_ENV = "TIERS_REDIS_URL"
 REDIS_PASSWORD_ENV = "TIERS_REDIS_PASSWORD"
 """The variable that gives the gateway the managed Redis's password (its config names it)."""
 TMP_SIZE_LIMIT = "64Mi"
+BATCH_STORAGE_DIR = "/var/lib/tiers/batch"
+"""Where the Batch API's claim is mounted, in the gateway's pods and in each batch's run pods."""
 
 
 def name(owner: labels.Named) -> str:
@@ -79,6 +81,8 @@ def _container(
     ]
     if spec.auth is not None:
         mounts.append({"name": "api-keys", "mountPath": API_KEYS_DIR, "readOnly": True})
+    if _serves_batches(spec):
+        mounts.append({"name": "batch", "mountPath": BATCH_STORAGE_DIR})
     command = ["python", "-m", "tiers.runtime.gateway", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}"]
     return {
         "name": CONTAINER,
@@ -125,7 +129,22 @@ def _volumes(owner: labels.Owner, spec: realtime.RealtimeEndpointSpec) -> list[d
             {"secret": {"name": callers, "optional": True}},
         ]
         volumes.append({"name": "api-keys", "projected": {"sources": sources}})
+    if spec.batch is not None and spec.batch.enabled:
+        claim = {"claimName": spec.batch.storage.claim_name}
+        volumes.append({"name": "batch", "persistentVolumeClaim": claim})
     return volumes
+
+
+def _serves_batches(spec: realtime.RealtimeEndpointSpec) -> bool:
+    return spec.batch is not None and spec.batch.enabled
+
+
+def _identity(owner: labels.Owner, spec: realtime.RealtimeEndpointSpec) -> dict[str, Any]:
+    """The pods' ServiceAccount: with the Batch API their own, whose token creates BatchJobs
+    (`gateway_access`); otherwise none is mounted, as the gateway calls no Kubernetes API."""
+    if not _serves_batches(spec):
+        return {"automountServiceAccountToken": False}
+    return {"serviceAccountName": name(owner), "automountServiceAccountToken": True}
 
 
 def render_deployment(
@@ -154,7 +173,7 @@ def render_deployment(
                 "annotations": {labels.CONFIG_HASH_ANNOTATION: config_hash},
             },
             "spec": {
-                "automountServiceAccountToken": False,
+                **_identity(owner, spec),
                 "securityContext": security.pod_security_context(security.NONROOT_UID),
                 "topologySpreadConstraints": [
                     {

@@ -16,6 +16,7 @@ from tiers.operator.manifests import (
     backends,
     exposure,
     gateway,
+    gateway_access,
     labels,
     network_policies,
     redis,
@@ -87,6 +88,22 @@ def _backends(spec: api.RealtimeEndpointSpec) -> tuple[providers.BackendConfig, 
     )
 
 
+def _batch(owner: Owner, spec: api.RealtimeEndpointSpec) -> config.BatchConfig | None:
+    found = spec.batch
+    if found is None or not found.enabled:
+        return None
+    return config.BatchConfig(
+        namespace=owner.namespace,
+        endpoint_name=owner.name,
+        endpoint_uid=owner.uid,
+        storage_dir=pathlib.Path(gateway.BATCH_STORAGE_DIR),
+        claim_name=found.storage.claim_name,
+        spark=found.spark.model_dump(mode="json", by_alias=True, exclude_none=True),
+        backoff_limit=found.backoff_limit,
+        max_file_bytes=found.max_file_mb * 1024 * 1024,
+    )
+
+
 def gateway_config(
     owner: Owner, spec: api.RealtimeEndpointSpec, *, redis_url_env: str | None
 ) -> config.GatewayConfig:
@@ -123,6 +140,7 @@ def gateway_config(
         ),
         prices=_prices(spec),
         budget_usd=None if spec.budget is None else decimal.Decimal(spec.budget.monthly_usd),
+        batch=_batch(owner, spec),
     )
 
 
@@ -153,9 +171,10 @@ def desired_children(
     gateway pods as a digest only, so that a re-made Secret rolls both together.
 
     The order is stable: ConfigMap, the managed Redis (Deployment, Service, and its
-    NetworkPolicy when `network_policy` is enabled) when the operator runs it, the gateway
-    Deployment, Service and PodDisruptionBudget, then the HPA when autoscaling is set, and last
-    the Ingress or HTTPRoute of `spec.expose` (a cluster may lack the HTTPRoute's CRD). A
+    NetworkPolicy when `network_policy` is enabled) when the operator runs it, with the Batch
+    API the gateway's ServiceAccount, Role and RoleBinding, the gateway Deployment, Service and
+    PodDisruptionBudget, then the HPA when autoscaling is set, and last the Ingress or HTTPRoute
+    of `spec.expose` (a cluster may lack the HTTPRoute's CRD). A
     suspended endpoint scales to zero and has no HPA (one would scale it back up). Objects
     absent from the list are the handler's to delete.
     """
@@ -186,6 +205,9 @@ def desired_children(
     )
     if redis_password is not None and runs_managed_redis(spec):
         labels.stamp_secret_hash(proxy, redis_password)
+    if settings.batch is not None:
+        # The pods' ServiceAccount exists before the Deployment that names it.
+        children += gateway_access.render_batch_access(owner)
     children += [
         proxy,
         gateway.render_service(owner),

@@ -21,6 +21,7 @@ from tiers.runtime import apikeys, asgi, stats
 from tiers.runtime.gateway import (
     asgi_io,
     availability,
+    batches,
     budget,
     cache,
     calls,
@@ -63,6 +64,14 @@ class Gateway:
         self.redis = availability.Availability("redis", configured=bool(settings.redis_url))
         self.stats = stats.Recorder(settings.endpoint)
         self.budget = budget.Budget(settings.budget_usd, settings.endpoint)
+        self.batches: batches.BatchAPI | None = None
+        if settings.batch is not None:
+            self.batches = batches.BatchAPI(
+                settings.batch,
+                keys=self.keys,
+                spend=self.budget,
+                max_body_bytes=settings.max_body_bytes,
+            )
         self._models = orjson.dumps(
             {
                 "object": "list",
@@ -118,6 +127,8 @@ class Gateway:
         if self._redis is not None:
             self.stats.start(self._redis)
             await self.budget.start(self._redis)
+        if self.batches is not None:
+            self.batches.start()
 
     async def shutdown(self) -> None:
         if self._keys_watch is not None:
@@ -132,6 +143,8 @@ class Gateway:
             await self._redis.aclose()
         if self._wire is not None:
             await self._wire.close()
+        if self.batches is not None:
+            await self.batches.close()
 
     async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] == "http":
@@ -155,6 +168,8 @@ class Gateway:
             await asgi_io.send_bytes(
                 send, 200, metrics.exposition(), content_type=b"text/plain; version=0.0.4"
             )
+        elif self.batches is not None and path.startswith(batches.PREFIXES):
+            await self.batches(scope, receive, send)
         else:
             await asgi_io.send_error(
                 send, errors.GatewayError(404, f"No route {method} {path}.", code="not_found")

@@ -69,6 +69,26 @@ class ServerLimits(_Config):
     """One server-sent event of a backend's stream; past it the stream is cut."""
 
 
+class BatchConfig(_Config):
+    """OpenAI's Batch API (`batches`): where its files go and the BatchJob each batch becomes.
+
+    The gateway creates that BatchJob in `namespace`, owned by the endpoint (`endpoint_uid`), its
+    input and output under `storage_dir`, which the BatchJob's pods mount from the same claim."""
+
+    namespace: str
+    endpoint_name: str
+    endpoint_uid: str
+    storage_dir: pathlib.Path
+    """Where the claim is mounted: `files/` holds uploads, `batches/` each batch's results."""
+    claim_name: str
+    spark: dict[str, object] = pydantic.Field(default_factory=dict)
+    """The BatchJob's `spec.spark`, as the API writes it."""
+    backoff_limit: int = pydantic.Field(default=3, ge=0, le=100)
+    max_file_bytes: int = pydantic.Field(default=200 * 1024 * 1024, ge=1024)
+    completion_window_s: int = pydantic.Field(default=24 * 3600, ge=60)
+    """OpenAI's only window, "24h": a batch still running after it expires."""
+
+
 class GatewayConfig(_Config):
     endpoint: str = "local/gateway"
     """namespace/name of the RealtimeEndpoint: the key of its stats and cache entries."""
@@ -91,6 +111,8 @@ class GatewayConfig(_Config):
     budget_usd: decimal.Decimal | None = pydantic.Field(default=None, ge=0)
     """spec.budget.monthlyUSD: past this spend in a calendar month (UTC) calls get 429
     insufficient_quota; None: no budget. See `budget` for how replicas share the spend."""
+    batch: BatchConfig | None = None
+    """spec.batch: serve /v1/files and /v1/batches; None: those paths are 404."""
 
     def price_overrides(self) -> dict[str, pricing.Price]:
         return providers.price_overrides(self.prices)
