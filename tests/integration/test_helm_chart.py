@@ -215,6 +215,10 @@ def test_installed_operator_deployment_becomes_available(release: Release) -> No
         ("update", "secrets", False),
         ("delete", "namespaces", False),
         ("create", "clusterroles.rbac.authorization.k8s.io", False),
+        # A Batch API gateway's Role: granted only verbs the operator holds, never escalated.
+        ("create", "roles.rbac.authorization.k8s.io", True),
+        ("escalate", "roles.rbac.authorization.k8s.io", False),
+        ("bind", "roles.rbac.authorization.k8s.io", False),
     ],
 )
 def test_operator_service_account_has_exactly_the_permissions_it_needs(
