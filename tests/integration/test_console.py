@@ -10,12 +10,16 @@ import pathlib
 import queue
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 from conftest import (
     OPERATOR_NAMESPACE,
     OPERATOR_RELEASE,
@@ -461,5 +465,85 @@ def test_the_built_frontend_is_served_with_caching_by_content_hash(
         assert headers["content-encoding"] == "gzip"
         status, _, page = _call(url + "/..%2Fsecret.txt")
         assert "not to be served" not in page
+    finally:
+        processes.stop(started.pid)
+
+
+def test_the_live_view_passes_the_push_gateway_through_and_reads_dead_letters(
+    dev_cluster: devenv.DevCluster, crds: None, kubectl: Kubectl, namespace: str,
+    services: Processes, tmp_path: pathlib.Path,
+) -> None:  # fmt: skip
+    suffix = uuid.uuid4().hex[:8]
+    topics = {role: f"console-{role}-{suffix}" for role in ("in", "out", "dlq")}
+    admin = AdminClient({"bootstrap.servers": dev_cluster.kafka_bootstrap})
+    for future in admin.create_topics([NewTopic(t, num_partitions=1) for t in topics.values()]).values():  # fmt: skip
+        future.result(10)
+    push = services.start(
+        "push", "tiers.runtime.stream", "push", "--bootstrap", dev_cluster.kafka_bootstrap,
+        "--input", topics["in"], "--output", topics["out"],
+    )  # fmt: skip
+    pipeline = {
+        "apiVersion": "tiers.dev/v1alpha1", "kind": "StreamPipeline", "metadata": {"name": "reviews"},
+        "spec": {
+            "kafka": {"bootstrapServers": dev_cluster.kafka_bootstrap},
+            "topics": {"input": {"name": topics["in"]}, "output": {"name": topics["out"]},
+                       "deadLetter": {"name": topics["dlq"]}},
+            "model": {"endpointRef": {"name": "chat"}, "prompt": "Summarize: {text}"},
+            "checkpoint": {"volumeSize": "1Gi"},
+        },
+    }  # fmt: skip
+    kubectl.apply(json.dumps(pipeline), namespace=namespace)
+    in_cluster = f"http://reviews-push.{namespace}.svc:8086"
+    url, started = start_console(
+        dev_cluster, kubectl, tmp_path, "--url-override", f"{in_cluster}={push}"
+    )
+    try:
+        base = f"{url}/api/v1/stream/{namespace}/reviews"
+        received: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        threading.Thread(target=_watch, args=(f"{base}/live", received), daemon=True).start()
+        # The push gateway has subscribed once a record sent after a moment arrives.
+        producer = Producer({"bootstrap.servers": dev_cluster.kafka_bootstrap})
+
+        def result_arrives() -> bool:
+            producer.produce(
+                topics["out"],
+                key=b"r1",
+                value=json.dumps({"key": "r1", "output": "short"}).encode(),
+            )
+            producer.flush(5)
+            try:
+                return received.get(timeout=1)[1]["output"] == "short"
+            except queue.Empty:
+                return False
+
+        wait_for(result_arrives, timeout_s=30, what="a result through the live view")
+
+        status, _, sent = _call(f"{base}/events", body=json.dumps(
+            {"events": [{"id": "e1", "text": "great"}], "poison": True}).encode())  # fmt: skip
+        assert (status, sent) == (200, {"sent": 2})
+        consumer = Consumer({"bootstrap.servers": dev_cluster.kafka_bootstrap, "group.id": suffix,
+                             "auto.offset.reset": "earliest"})  # fmt: skip
+        consumer.subscribe([topics["in"]])
+        values = []
+        deadline = time.monotonic() + 20
+        while len(values) < 2 and time.monotonic() < deadline:
+            message = consumer.poll(1)
+            if message is not None and message.error() is None:
+                values.append(json.loads(message.value()))
+        consumer.close()
+        assert values[0] == {"id": "e1", "text": "great"}
+        assert values[1]["id"].startswith("poison-") and "text" not in values[1]
+
+        for i in range(3):
+            producer.produce(
+                topics["dlq"],
+                value=json.dumps({"key": f"d{i}", "reason": "invalid_event"}).encode(),
+            )
+        producer.flush(5)
+        status, letters = _get(f"{base}/deadletters?limit=2")
+        assert status == 200
+        assert [item["value"]["key"] for item in letters["items"]] == ["d2", "d1"]
+        status, _, refused = _call(f"{base}/events", body=b'{"events": []}')
+        assert status == 422 and "at least one event" in refused["error"]["message"]
     finally:
         processes.stop(started.pid)

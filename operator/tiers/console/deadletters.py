@@ -48,16 +48,21 @@ def latest(bootstrap: str, topic: str, *, limit: int) -> list[dict[str, Any]]:
             message = consumer.poll(0.5)
             if message is None or message.error() is not None:
                 continue
-            records.append(_record(message.value(), message.timestamp()[1]))
-        records.sort(key=lambda record: record["timestampMs"], reverse=True)
+            records.append(
+                _record(message.value(), message.timestamp()[1], message.partition(),
+                        message.offset())
+            )  # fmt: skip
+        records.sort(key=lambda r: (r["timestampMs"], r["partition"], r["offset"]), reverse=True)
         return records[:limit]
     finally:
         consumer.close()
 
 
-def _record(value: bytes | None, timestamp_ms: int) -> dict[str, Any]:
+def _record(
+    value: bytes | None, timestamp_ms: int, partition: int | None, offset: int | None
+) -> dict[str, Any]:
     try:
         parsed: Any = json.loads(value or b"null")
     except ValueError:
         parsed = (value or b"").decode(errors="replace")
-    return {"timestampMs": timestamp_ms, "value": parsed}
+    return {"timestampMs": timestamp_ms, "partition": partition, "offset": offset, "value": parsed}
