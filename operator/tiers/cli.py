@@ -23,6 +23,15 @@ def main(argv: list[str] | None = None) -> int:
     dev_commands = dev.add_subparsers(dest="dev_command", required=True)
     dev_up = dev_commands.add_parser("up", help="build what is missing and start everything")
     dev_up.add_argument("--nodes", type=int, default=3, help="kwok fake nodes (default 3)")
+    dev_up.add_argument(
+        "--node-cpu", default="1000", help="CPU each fake node offers (default 1000 cores)"
+    )
+    dev_up.add_argument(
+        "--node-pods", type=int, default=4000, help="pods each fake node takes (default 4000)"
+    )
+    dev_up.add_argument(
+        "--volumes", type=int, default=32, help="PersistentVolumes for claims (default 32)"
+    )
     dev_commands.add_parser("down", help="stop everything `up` started")
     dev_commands.add_parser("env", help='print shell exports: eval "$(tiers dev env)"')
     dev_commands.add_parser("status", help="what runs, where, and its logs folder")
@@ -79,7 +88,8 @@ def _dev(args: argparse.Namespace) -> int:
         cluster.build(with_helm=not args.no_helm)
         return 0
     if args.dev_command == "up":
-        running = devenv.up(state_dir, nodes=args.nodes)
+        size = cluster.NodeSize(cpu=args.node_cpu, pods=args.node_pods)
+        running = devenv.up(state_dir, nodes=args.nodes, node_size=size, volumes=args.volumes)
         print(f"tiers dev environment is up: {running.server}", file=sys.stderr)
         print('  eval "$(tiers dev env)"; kubectl get nodes', file=sys.stderr)
         return 0

@@ -38,6 +38,17 @@ VOLUMES = 32
 
 
 @dataclasses.dataclass(frozen=True)
+class NodeSize:
+    """What each fake Node offers the scheduler. No container runs on a kwok Node, so it can be
+    as large as the workloads under test need: at the default, the three nodes take a thousand
+    custom resources' pods (a gateway's 250m, a stream job's Spark cores, 3,000 pods and more)."""
+
+    cpu: str = "1000"
+    memory: str = "4Ti"
+    pods: int = 4000
+
+
+@dataclasses.dataclass(frozen=True)
 class DevCluster:
     """A running local environment, as recorded in its state file."""
 
@@ -121,11 +132,15 @@ def up(
     state_dir: pathlib.Path | None = None,
     *,
     nodes: int = 3,
+    node_size: NodeSize = NodeSize(),
+    volumes: int = VOLUMES,
     redis: bool = True,
     kafka: bool = True,
     with_helm: bool = True,
 ) -> DevCluster:
-    """Starts the environment, or returns the one already running from `state_dir`."""
+    """Starts the environment, or returns the one already running from `state_dir`. `nodes` of
+    `node_size` and `volumes` PersistentVolumes size it for what is to run (`bench/operator.py`
+    asks for room for a thousand objects)."""
     state_dir = (state_dir or paths.default_state_dir()).resolve()
     existing = DevCluster.load(state_dir)
     if existing is not None:
@@ -139,8 +154,9 @@ def up(
     started: dict[str, int] = {}
     try:
         cluster = _start(
-            state_dir, logs, started, nodes=nodes, redis=redis, kafka=kafka, with_helm=with_helm
-        )
+            state_dir, logs, started, nodes=nodes, node_size=node_size, volumes=volumes,
+            redis=redis, kafka=kafka, with_helm=with_helm,
+        )  # fmt: skip
     except BaseException:
         for pid in reversed(started.values()):
             processes.stop(pid, grace_s=3)
@@ -169,6 +185,8 @@ def _start(
     started: dict[str, int],
     *,
     nodes: int,
+    node_size: NodeSize,
+    volumes: int,
     redis: bool,
     kafka: bool,
     with_helm: bool,
@@ -284,8 +302,8 @@ def _start(
         subprocess.run(
             [*kubectl, "apply", "-f", "-"],
             input="\n---\n".join(
-                [_fake_node(f"kwok-node-{i}") for i in range(nodes)]
-                + [_volume(f"tiers-dev-pv-{i}", state_dir) for i in range(VOLUMES)]
+                [_fake_node(f"kwok-node-{i}", node_size) for i in range(nodes)]
+                + [_volume(f"tiers-dev-pv-{i}", state_dir) for i in range(volumes)]
             ),
             text=True,
             check=True,
@@ -362,8 +380,9 @@ def _volume(name: str, state_dir: pathlib.Path) -> str:
     )
 
 
-def _fake_node(name: str) -> str:
+def _fake_node(name: str, size: NodeSize) -> str:
     """A Node that kwok manages: ready, schedulable, with room for many pods."""
+    room = {"cpu": size.cpu, "memory": size.memory, "pods": str(size.pods)}
     return json.dumps(
         {
             "apiVersion": "v1",
@@ -378,9 +397,6 @@ def _fake_node(name: str) -> str:
                     "type": "kwok",
                 },
             },
-            "status": {
-                "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "1000"},
-                "capacity": {"cpu": "64", "memory": "256Gi", "pods": "1000"},
-            },
+            "status": {"allocatable": room, "capacity": room},
         }
     )
