@@ -83,19 +83,23 @@ in every namespace; with watchNamespaces, a Role grants them in each listed name
   resources: ["events"]
   verbs: ["create"]
 # What the kinds become, server-side applied (an apply that creates needs create as well as
-# patch), each read once to tell its own from another's: ConfigMaps and a StreamPipeline's
-# checkpoint claim, never deleted (garbage collection does, with their owner),
+# patch), each read once to tell its own from another's, and watched (list, watch) where the
+# operator puts back what drifts: ConfigMaps and a StreamPipeline's checkpoint claim, never
+# deleted (garbage collection does, with their owner),
 - apiGroups: [""]
-  resources: ["configmaps", "persistentvolumeclaims"]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
   verbs: ["get", "create", "patch"]
 # ... Services and Deployments (gateway, Redis, stream job, push gateway; their status is read),
 # a managed Redis's deleted when the spec no longer wants it,
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # ... with the Spark Operator, the stream job's SparkApplication (its status is read; garbage
 # collection deletes it with its owner), and a BatchJob's runs (spark.mode: spark-operator),
 # listed and stopped like its Jobs,
@@ -110,7 +114,10 @@ in every namespace; with watchNamespaces, a Role grants them in each listed name
 # ... the NetworkPolicies of a managed Redis and a push gateway (deleted when turned off), and
 # the Ingress or Gateway API HTTPRoute of spec.expose (deleted when it goes or switches kind),
 - apiGroups: ["networking.k8s.io"]
-  resources: ["networkpolicies", "ingresses"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["ingresses"]
   verbs: ["get", "create", "patch", "delete"]
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
@@ -118,11 +125,11 @@ in every namespace; with watchNamespaces, a Role grants them in each listed name
 # ... the gateway's PodDisruptionBudget,
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 # ... and its optional HorizontalPodAutoscaler.
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # ... and, with the Batch API, the gateway's ServiceAccount, Role and RoleBinding (deleted when
 # it is turned off).
 - apiGroups: [""]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
@@ -33,6 +34,11 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _admins: dict[str, AdminClient] = {}
+_consumers: dict[str, tuple[Consumer, threading.Lock]] = {}
+"""One admin client and one offsets consumer per set of brokers, for the process's life (not
+one per pipeline or per call). A consumer is not thread-safe: its lock serializes its calls."""
+_making = threading.Lock()
+"""Held while a client is made: calls run in worker threads, two must not make two clients."""
 log = logging.getLogger(__name__)
 
 
@@ -90,11 +96,12 @@ def _client_config(bootstrap: str) -> dict[str, Any]:
 
 
 def _admin(bootstrap: str) -> AdminClient:
-    admin = _admins.get(bootstrap)
-    if admin is None:
-        admin = _admins[bootstrap] = AdminClient(
-            {**_client_config(bootstrap), "socket.timeout.ms": 10000}
-        )
+    with _making:
+        admin = _admins.get(bootstrap)
+        if admin is None:
+            admin = _admins[bootstrap] = AdminClient(
+                {**_client_config(bootstrap), "socket.timeout.ms": 10000}
+            )
     return admin
 
 
@@ -208,15 +215,22 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     return await asyncio.to_thread(_end_offsets, bootstrap, topic)
 
 
+def _consumer(bootstrap: str) -> tuple[Consumer, threading.Lock]:
+    with _making:
+        found = _consumers.get(bootstrap)
+        if found is None:
+            config = {**_client_config(bootstrap), "group.id": "tiers-operator-offsets"}
+            found = _consumers[bootstrap] = (Consumer(config), threading.Lock())
+    return found
+
+
 @_kafka_errors
 def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = Consumer({**_client_config(bootstrap), "group.id": "tiers-operator-offsets"})
-    try:
+    consumer, lock = _consumer(bootstrap)
+    with lock:
         metadata = consumer.list_topics(topic, timeout=TIMEOUT_S)
         partitions = metadata.topics[topic].partitions if topic in metadata.topics else {}
         return {
             p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=TIMEOUT_S)[1]
             for p in partitions
         }
-    finally:
-        consumer.close()

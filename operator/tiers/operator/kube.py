@@ -9,8 +9,11 @@ child's name that is not its child is reported, never adopted.
 
 from __future__ import annotations
 
+import asyncio
 import base64
-from collections.abc import Sequence
+import os
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx2
@@ -22,9 +25,17 @@ from lightkube.resources.core_v1 import Secret
 from lightkube.types import PatchType
 
 from tiers.api import kinds
-from tiers.operator import ownership
+from tiers.operator import children, ownership
 
 FIELD_MANAGER = "tiers-operator"
+QPS = float(os.environ.get("TIERS_API_QPS", "100"))
+BURST = int(os.environ.get("TIERS_API_BURST", "200"))
+"""The client's rate limit (requests per second, and how many may go at once after a quiet
+spell), as client-go's QPS and Burst: a thousand objects created at once reach the apiserver
+at this pace, beside the controllers and scheduler that make their pods."""
+TIMEOUT_S = 30.0
+"""How long one request may take: the apiserver's own limit is 60 s, and a busy one takes more
+than lightkube's 10 s default to create a Service (its cluster IP) now and then."""
 
 _client: lightkube.AsyncClient | None = None
 
@@ -32,8 +43,39 @@ _client: lightkube.AsyncClient | None = None
 def client() -> lightkube.AsyncClient:
     global _client
     if _client is None:
-        _client = lightkube.AsyncClient(field_manager=FIELD_MANAGER)
+        _client = lightkube.AsyncClient(
+            field_manager=FIELD_MANAGER, timeout=httpx2.Timeout(TIMEOUT_S, connect=10.0)
+        )
+        # lightkube's request layer wraps one httpx AsyncClient: one connection pool per process.
+        bucket = TokenBucket(rate=QPS, burst=BURST)
+        _client._client._client.event_hooks["request"].append(bucket.take)
     return _client
+
+
+class TokenBucket:
+    """Paces requests to `rate` per second, letting `burst` through at once after a pause."""
+
+    def __init__(
+        self, *, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.clock = clock
+        self.last = clock()
+
+    def delay(self) -> float:
+        """Takes a token; how long to wait before sending (0 when one was at hand)."""
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        self.tokens -= 1
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+    async def take(self, _: object = None) -> None:
+        wait = self.delay()
+        if wait > 0:
+            await asyncio.sleep(wait)
 
 
 class TypeNotServed(Exception):
@@ -66,32 +108,45 @@ async def _apply_owned(manifest: dict[str, Any]) -> None:
     key = ownership.Key.of(manifest)
     owner_uid = ownership.controller_uid(manifest)
     assert owner_uid is not None, "every child is rendered with its controller ownerReference"
+    digest = children.digest(manifest)
     known = ownership.recall(key, owner_uid)
     if known is not None:
+        if children.is_current(key, digest):
+            return  # applied from this very manifest, and nobody changed it since
         try:
-            await _apply(manifest, uid=known.uid)
+            metadata = await _apply(manifest, uid=known.uid)
+            children.record_applied(key, digest, {"metadata": metadata})
             return
         except lightkube.ApiError as error:
             # 409: no object of that name any more; 422: uid immutable, i.e. another object.
             if error.status.code not in (409, 422):
                 raise
             ownership.forget(key)
+            children.forget(key)
     existing = await read(key)
     if existing is not None and not ownership.is_ours(existing, owner_uid):
         ownership.remember(key, None)
         raise ownership.ChildConflict(key, ownership.holder_of(existing))
     uid = None if existing is None else str(existing["metadata"]["uid"])
-    applied = await _apply(manifest, uid=uid)
-    ownership.remember(key, ownership.Known(applied, owner_uid))
+    metadata = await _apply(manifest, uid=uid)
+    ownership.remember(key, ownership.Known(str(metadata["uid"]), owner_uid))
+    children.record_applied(key, digest, {"metadata": metadata})
 
 
-async def _apply(manifest: dict[str, Any], *, uid: str | None) -> str:
-    """One server-side apply; with `uid`, only onto the object of that uid. Its uid after."""
+async def _apply(manifest: dict[str, Any], *, uid: str | None) -> dict[str, Any]:
+    """One server-side apply; with `uid`, only onto the object of that uid. Its uid, generation
+    and resourceVersion after."""
     body = manifest
     if uid is not None:
         body = {**manifest, "metadata": {**manifest["metadata"], "uid": uid}}
     applied = await client().apply(codecs.from_dict(body), field_manager=FIELD_MANAGER, force=True)
-    return str(applied.metadata.uid)  # type: ignore[union-attr]
+    metadata = applied.metadata
+    assert metadata is not None, "the apiserver answers an apply with the object"
+    return {
+        "uid": metadata.uid,
+        "generation": metadata.generation,
+        "resourceVersion": metadata.resourceVersion,
+    }
 
 
 async def read(key: ownership.Key) -> dict[str, Any] | None:
@@ -190,7 +245,11 @@ async def patch_status(kind: kinds.Kind, name: str, namespace: str, status: dict
 
 
 async def deployment_status(name: str, namespace: str) -> dict[str, Any] | None:
-    """The status of a Deployment, or None when it does not exist."""
+    """The status of a Deployment, or None when it does not exist: as last watched when the
+    operator applied it (`children`), else read."""
+    watched = children.deployment_status(ownership.Key("apps/v1", "Deployment", namespace, name))
+    if watched is not None:
+        return dict(watched)
     try:
         deployment = await client().get(Deployment, name, namespace=namespace)
     except lightkube.ApiError as error:
@@ -267,28 +326,46 @@ async def spark_application(name: str, namespace: str) -> dict[str, Any] | None:
     return found
 
 
-async def secret_value(name: str, key: str, namespace: str) -> str | None:
-    """One decoded value of a Secret; None when the Secret or the key is missing."""
+_secrets: dict[tuple[str, str], tuple[Secret, float]] = {}
+"""Secrets read, with when to stop trusting them: Secrets are never watched (the operator may
+not list them), so a Secret found as the spec needs it is read again only after a resync
+period; one missing, or lacking what is needed, is read again at every re-check."""
+
+
+async def _secret(
+    name: str, namespace: str, *, usable: Callable[[Secret], bool] = lambda _: True
+) -> Secret | None:
+    """A Secret, or None when missing: the one read before while it is trusted and `usable`."""
+    cached = _secrets.get((namespace, name))
+    if cached is not None and time.monotonic() < cached[1] and usable(cached[0]):
+        return cached[0]
     try:
         secret = await client().get(Secret, name, namespace=namespace)
     except lightkube.ApiError as error:
         if error.status.code == 404:
+            _secrets.pop((namespace, name), None)
             return None
         raise
-    encoded = (secret.data or {}).get(key)
+    _secrets[(namespace, name)] = (secret, time.monotonic() + children.jittered(children.RESYNC_S))
+    return secret
+
+
+async def secret_value(name: str, key: str, namespace: str) -> str | None:
+    """One decoded value of a Secret; None when the Secret or the key is missing."""
+    secret = await _secret(name, namespace, usable=lambda found: key in (found.data or {}))
+    encoded = None if secret is None else (secret.data or {}).get(key)
     return None if encoded is None else base64.b64decode(encoded).decode()
+
+
+def _nonblank(secret: Secret) -> int:
+    return sum(1 for encoded in (secret.data or {}).values() if base64.b64decode(encoded).strip())
 
 
 async def secret_nonblank_values(name: str, namespace: str) -> int | None:
     """How many values of a Secret hold more than whitespace; None when the Secret is missing.
     The values themselves are only looked at, never returned."""
-    try:
-        secret = await client().get(Secret, name, namespace=namespace)
-    except lightkube.ApiError as error:
-        if error.status.code == 404:
-            return None
-        raise
-    return sum(1 for encoded in (secret.data or {}).values() if base64.b64decode(encoded).strip())
+    secret = await _secret(name, namespace, usable=lambda found: _nonblank(found) > 0)
+    return None if secret is None else _nonblank(secret)
 
 
 class SecretNotOurs(Exception):
@@ -310,11 +387,8 @@ async def generated_secret(manifest: dict[str, Any]) -> dict[str, str]:
     metadata = manifest["metadata"]
     name, namespace = metadata["name"], metadata["namespace"]
     owner_uid = metadata["ownerReferences"][0]["uid"]
-    try:
-        secret = await client().get(Secret, name, namespace=namespace)
-    except lightkube.ApiError as error:
-        if error.status.code != 404:
-            raise
+    secret = await _secret(name, namespace)
+    if secret is None:
         try:
             new = Secret.from_dict(manifest)
             assert isinstance(new, Secret)
@@ -323,6 +397,7 @@ async def generated_secret(manifest: dict[str, Any]) -> dict[str, str]:
             if create_error.status.code != 409:
                 raise
             secret = await client().get(Secret, name, namespace=namespace)
+        _secrets[(namespace, name)] = (secret, time.monotonic() + children.RESYNC_S)
     refs = (secret.metadata.ownerReferences if secret.metadata else None) or []
     controllers = [ref.uid for ref in refs if ref.controller]
     if controllers != [owner_uid]:
@@ -332,10 +407,4 @@ async def generated_secret(manifest: dict[str, Any]) -> dict[str, str]:
 
 
 async def secret_exists(name: str, namespace: str) -> bool:
-    try:
-        await client().get(Secret, name, namespace=namespace)
-    except lightkube.ApiError as error:
-        if error.status.code == 404:
-            return False
-        raise
-    return True
+    return await _secret(name, namespace) is not None

@@ -8,15 +8,24 @@ handler (which needs no finalizer) keeps the latest body of each object and one 
 that calls the reconcile every `interval` seconds and patches the status it wrote. The DELETED
 event, which every watcher sees, ends the task.
 
+A child that drifts or whose Deployment's pods come and go wakes its owner's task at once
+(`nudge`, from `children`). One lock per object keeps kopf's handlers and the task from
+reconciling the same object at once, and `CONCURRENCY` bounds how many objects are reconciled
+together (like controller-runtime's MaxConcurrentReconciles); first re-checks are spread over
+the interval, so that objects created together are not re-checked together.
+
 `triggers.reconciler` registers this for every kind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
-from collections.abc import Awaitable, Callable
+import os
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import kopf
@@ -28,6 +37,31 @@ log = logging.getLogger(__name__)
 
 Reconcile = Callable[..., Awaitable[None]]
 
+CONCURRENCY = int(os.environ.get("TIERS_CONCURRENT_RECONCILES", "16"))
+"""How many objects are reconciled at once, of all kinds: the rest wait their turn."""
+SETTLE_S = 0.3
+"""How long a woken re-check waits for more news (a burst of child events) before it runs."""
+
+_turns: asyncio.Semaphore | None = None
+_by_kind: dict[str, Rechecks] = {}
+
+
+def nudge(kind: str, uid: str) -> None:
+    """Re-checks the object soon: one of its children changed (`children`)."""
+    rechecks = _by_kind.get(kind)
+    if rechecks is not None:
+        rechecks.wake(uid)
+
+
+@contextlib.asynccontextmanager
+async def turn() -> AsyncIterator[None]:
+    """One of the `CONCURRENCY` places for a reconcile."""
+    global _turns
+    if _turns is None:
+        _turns = asyncio.Semaphore(CONCURRENCY)
+    async with _turns:
+        yield
+
 
 class Rechecks:
     """The re-check tasks of one kind, keyed by object uid."""
@@ -38,9 +72,24 @@ class Rechecks:
         self.interval = interval
         self.bodies: dict[str, kopf.RawBody] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.woken: dict[str, asyncio.Event] = {}
+        self.locks: dict[str, asyncio.Lock] = {}
 
     def register(self) -> None:
         kopf.on.event(kinds.GROUP, kinds.VERSION, self.kind.plural)(self.on_event)
+        _by_kind[self.kind.kind] = self
+
+    def wake(self, uid: str) -> None:
+        woken = self.woken.get(uid)
+        if woken is not None:
+            woken.set()
+
+    @contextlib.asynccontextmanager
+    async def reconciling(self, uid: str) -> AsyncIterator[None]:
+        """The object's own lock, then a place among the `CONCURRENCY` reconciles."""
+        lock = self.locks.setdefault(uid, asyncio.Lock())
+        async with lock, turn():
+            yield
 
     async def on_event(self, event: kopf.RawEvent, **_: Any) -> None:
         body = event["object"]
@@ -49,24 +98,34 @@ class Rechecks:
             return
         if event["type"] == "DELETED":
             self.bodies.pop(uid, None)
+            self.woken.pop(uid, None)
+            self.locks.pop(uid, None)
             task = self.tasks.pop(uid, None)
             if task is not None:
                 task.cancel()
             return
         self.bodies[uid] = body
         if uid not in self.tasks:
+            self.woken[uid] = asyncio.Event()
             self.tasks[uid] = asyncio.create_task(self._every_interval(uid))
 
     async def _every_interval(self, uid: str) -> None:
+        woken = self.woken[uid]
+        wait = self.interval * random.random()
         while True:
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), timeout=wait)
+                await asyncio.sleep(SETTLE_S)
+            woken.clear()
+            wait = self.interval
             body = self.bodies.get(uid)
             if body is None:
                 return
             if body.get("metadata", {}).get("deletionTimestamp"):
                 continue  # deletion is kopf's delete handler's business
             try:
-                await self.recheck(body)
+                async with self.reconciling(uid):
+                    await self.recheck(self.bodies.get(uid, body))
             except asyncio.CancelledError:
                 raise
             except Exception:

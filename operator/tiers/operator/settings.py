@@ -1,14 +1,19 @@
-"""How kopf behaves for Tiers: storage names under tiers.dev, quiet events, a liveness probe."""
+"""How kopf behaves for Tiers: storage names under tiers.dev, quiet events, bounded workers, a
+liveness probe."""
 
 from __future__ import annotations
 
 import datetime
 import logging
+import os
 from typing import Any
 
 import kopf
 
 _started = datetime.datetime.now(datetime.UTC)
+WORKERS = int(os.environ.get("TIERS_WORKERS", "100"))
+"""kopf's object workers at once, of all watched kinds: the reconciles among them wait their
+turn (`rechecks.CONCURRENCY`) holding a worker, while child events still flow."""
 
 
 @kopf.on.startup()
@@ -25,6 +30,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.client_timeout = 300
     settings.watching.connect_timeout = 10
     settings.batching.error_delays = (1, 2, 5, 10, 30, 60)
+    settings.queueing.worker_limit = WORKERS
 
 
 @kopf.on.probe(id="uptimeSeconds")

@@ -1,0 +1,86 @@
+"""The operator re-applies a child only when it drifted or its manifest changed, and wakes an
+owner when a watched child moves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tiers.operator import children, kube, ownership
+
+KEY = ownership.Key("apps/v1", "Deployment", "team", "chat-gateway")
+OWNER = {"apiVersion": "tiers.dev/v1alpha1", "kind": "RealtimeEndpoint", "uid": "u-1"}
+
+
+@pytest.fixture(autouse=True)
+def fresh() -> Iterator[None]:
+    yield
+    children._applied.clear()
+    children._deployments.clear()
+
+
+def deployment(*, generation: int, resource_version: str = "1", **status: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "chat-gateway",
+            "namespace": "team",
+            "generation": generation,
+            "resourceVersion": resource_version,
+            "ownerReferences": [{**OWNER, "controller": True}],
+        },
+        "spec": {"replicas": 2},
+        "status": status,
+    }
+
+
+def test_a_child_applied_from_the_same_manifest_is_not_applied_again() -> None:
+    children.record_applied(KEY, "d1", deployment(generation=1))
+    assert children.is_current(KEY, "d1")
+    assert not children.is_current(KEY, "d2"), "a changed manifest is applied"
+
+
+def test_an_edit_by_someone_else_is_drift_and_wakes_the_owner() -> None:
+    children.record_applied(KEY, "d1", deployment(generation=1))
+    assert children.observe("MODIFIED", deployment(generation=2))
+    assert not children.is_current(KEY, "d1")
+
+
+def test_status_updates_are_not_drift_but_wake_the_owner_once() -> None:
+    children.record_applied(KEY, "d1", deployment(generation=1))
+    assert children.observe("MODIFIED", deployment(generation=1, resource_version="7", ready=1))
+    assert not children.observe("MODIFIED", deployment(generation=1, resource_version="8", ready=1))
+    assert children.is_current(KEY, "d1")
+    assert children.deployment_status(KEY) == {"ready": 1, "desiredReplicas": 2}
+
+
+def test_a_deleted_child_is_applied_again() -> None:
+    children.record_applied(KEY, "d1", deployment(generation=1))
+    assert children.observe("DELETED", deployment(generation=1))
+    assert not children.is_current(KEY, "d1")
+    assert children.deployment_status(KEY) is None
+
+
+def test_kinds_not_watched_are_applied_again_after_the_resync_period() -> None:
+    claim = ownership.Key("v1", "PersistentVolumeClaim", "team", "pipe-checkpoint")
+    children.record_applied(claim, "d1", {"metadata": {"resourceVersion": "3"}})
+    assert children.is_current(claim, "d1")
+    assert not children.is_current(claim, "d1", now=children._applied[claim].expires + 1)
+
+
+def test_objects_not_controlled_by_a_tiers_kind_have_no_owner() -> None:
+    foreign = deployment(generation=1)
+    foreign["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet"}]
+    assert children.owner_of(foreign) is None
+    assert children.owner_of(deployment(generation=1)) == ("RealtimeEndpoint", "u-1")
+
+
+def test_the_client_is_paced_at_its_rate_after_its_burst() -> None:
+    now = [0.0]
+    bucket = kube.TokenBucket(rate=10, burst=2, clock=lambda: now[0])
+    assert [bucket.delay() for _ in range(4)] == [0.0, 0.0, pytest.approx(0.1), pytest.approx(0.2)]
+    now[0] = 10.0
+    assert bucket.delay() == 0.0, "a quiet spell refills the burst"
