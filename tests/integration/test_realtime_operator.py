@@ -66,7 +66,7 @@ def test_an_endpoint_becomes_ready_with_its_children_owned(
     assert obj["status"]["url"] == f"http://chat-gateway.{namespace}.svc:8080/v1"
     assert {c["type"]: c["status"] for c in obj["status"]["conditions"]} == {
         "Ready": "True", "ProxyReady": "True", "CacheReady": "True", "BackendReady": "True",
-        "BudgetExceeded": "False",
+        "BudgetExceeded": "False", "Reconciling": "False", "Stalled": "False",
     }  # fmt: skip
     uid = obj["metadata"]["uid"]
     for kind, name in [

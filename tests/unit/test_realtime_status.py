@@ -92,4 +92,6 @@ def test_removing_the_budget_removes_its_status_and_condition() -> None:
         "ProxyReady",
         "CacheReady",
         "BackendReady",
+        "Reconciling",
+        "Stalled",
     }

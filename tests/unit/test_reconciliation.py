@@ -19,8 +19,10 @@ def test_a_valid_spec_is_reconciling_at_its_generation() -> None:
         api.REALTIME_ENDPOINT, endpoint(), pending_message="pending", now=NOW
     )
     assert status["observedGeneration"] == 3
-    (ready,) = status["conditions"]
+    ready, reconciling, stalled = status["conditions"]
     assert (ready["type"], ready["status"], ready["reason"]) == ("Ready", "Unknown", "Reconciling")
+    assert (reconciling["type"], reconciling["status"]) == ("Reconciling", "True")
+    assert (stalled["type"], stalled["status"]) == ("Stalled", "False")
 
 
 def test_batch_jobs_report_succeeded_not_ready() -> None:
@@ -34,7 +36,7 @@ def test_batch_jobs_report_succeeded_not_ready() -> None:
         },
     }
     status = reconciliation.desired_status(api.BATCH_JOB, job, pending_message="p", now=NOW)
-    assert [c["type"] for c in status["conditions"]] == ["Succeeded"]
+    assert [c["type"] for c in status["conditions"]] == ["Succeeded", "Reconciling", "Stalled"]
 
 
 def test_a_spec_the_apiserver_let_through_but_the_model_refuses_is_reported() -> None:
@@ -42,9 +44,14 @@ def test_a_spec_the_apiserver_let_through_but_the_model_refuses_is_reported() ->
     status = reconciliation.desired_status(
         api.REALTIME_ENDPOINT, endpoint(replicas=0), pending_message="p", now=NOW
     )
-    (ready,) = status["conditions"]
+    ready, reconciling, stalled = status["conditions"]
     assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
     assert ready["message"].startswith("spec.replicas:")
+    assert (reconciling["status"], stalled["status"], stalled["reason"]) == (
+        "False",
+        "True",
+        "InvalidSpec",
+    ), "kstatus reads a spec only the user can fix as Failed, not as still in progress"
 
 
 def test_reconciling_twice_changes_nothing() -> None:

@@ -114,6 +114,14 @@ GOPHER_LUA = GoTool(
     binaries=(("glua", "github.com/yuin/gopher-lua/cmd/glua"),),
 )
 """The Lua 5.1 interpreter Argo CD runs health checks in: the tests run examples/argocd/'s."""
+KSTATUS = GoTool(
+    name="kstatus",
+    module="sigs.k8s.io/cli-utils",
+    # The wrapper module's own main package: kstatus.Compute on objects read from stdin.
+    binaries=(("kstatus", "tiers.dev/tools/kstatus"),),
+)
+"""How kstatus (and with it kubectl wait, Flux, Argo CD's checks) reads objects' status: the
+tests hold the three kinds' conditions to it."""
 
 CONTROL_PLANE: tuple[GoTool, ...] = (ETCD, KUBERNETES, KWOK)
 ALL: tuple[GoTool, ...] = (*CONTROL_PLANE, HELM, GOPHER_LUA)

@@ -178,7 +178,7 @@ def desired_status(
     }
     if spec.notification is not None:
         conditions["Notified"] = _notified(latest, observed)
-    status = verdicts.stamp(body, conditions, now=now)
+    status = verdicts.stamp(body, conditions, now=now, scheduled=spec.schedule is not None)
     status["state"] = _state(latest, observed.waiting)
     status["runs"] = [_run_record(run, observed) for run in observed.runs]
     if latest is not None:

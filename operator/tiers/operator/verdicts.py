@@ -15,6 +15,28 @@ from tiers.runtime import pricing, stats
 WINDOW = "5m"
 WINDOW_SECONDS = 300
 
+RECONCILING = "Reconciling"
+STALLED = "Stalled"
+STALLED_REASONS = frozenset(
+    {
+        "InvalidSpec",
+        "ChildConflict",
+        "ImageNotAllowed",
+        "SecretNotFound",
+        "NoAPIKeys",
+        "EndpointNotFound",
+        "SparkOperatorMissing",
+        "TopicNotOwned",
+        "ResourceConflict",
+        "NotSupported",
+        "Failed",
+    }
+)
+"""Reasons that only the user can clear (a spec, a Secret, a name, an install, a SparkApplication
+its operator gave up on): `Stalled`."""
+RESTING_REASONS = frozenset({"Suspended", "Scheduled"})
+"""Reasons of an object that is as its spec asks, with nothing under way: neither condition."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
@@ -35,11 +57,47 @@ def ready(dependencies: Mapping[str, Verdict], *, ready_message: str) -> Verdict
     return Verdict(verdict.status, verdict.reason, f"{type_}: {verdict.message}")
 
 
+def progress(primary_type: str, primary: Verdict, *, scheduled: bool = False) -> dict[str, Verdict]:
+    """`Reconciling` and `Stalled`, the conditions kstatus reads (and with it `kubectl wait`,
+    Flux and Argo CD's checks): Reconciling=True while the operator works toward the spec,
+    Stalled=True when it cannot get there without the user (a reason in `STALLED_REASONS`, or
+    a BatchJob's failed run). Both False once the object is Ready or Succeeded, suspended or
+    waiting for its schedule; and on a schedule (`scheduled`), while a run goes, as kstatus and
+    Argo CD judge a CronJob. Together with observedGeneration they give kstatus InProgress,
+    Failed or Current."""
+    if primary.status == "True":
+        done = f"{primary_type} is True"
+        return {
+            RECONCILING: Verdict("False", primary.reason, done),
+            STALLED: Verdict("False", primary.reason, done),
+        }
+    failed_run = primary_type == "Succeeded" and primary.status == "False"
+    if primary.reason in STALLED_REASONS or failed_run:
+        return {
+            RECONCILING: Verdict("False", primary.reason, "waiting for a change by the user"),
+            STALLED: Verdict("True", primary.reason, primary.message),
+        }
+    if primary.reason in RESTING_REASONS or scheduled:
+        return {
+            RECONCILING: Verdict("False", primary.reason, primary.message),
+            STALLED: Verdict("False", primary.reason, primary.message),
+        }
+    return {
+        RECONCILING: Verdict("True", primary.reason, primary.message),
+        STALLED: Verdict("False", primary.reason, "not stalled: the operator is working on it"),
+    }
+
+
 def stamp(
-    body: Mapping[str, Any], verdicts: Mapping[str, Verdict], *, now: datetime.datetime
+    body: Mapping[str, Any],
+    verdicts: Mapping[str, Verdict],
+    *,
+    now: datetime.datetime,
+    scheduled: bool = False,
 ) -> dict[str, Any]:
-    """observedGeneration, conditions and a printable state from the verdicts, keeping each
-    condition's lastTransitionTime while its status holds."""
+    """observedGeneration, conditions (with `progress`' from the primary one) and a printable
+    state from the verdicts, keeping each condition's lastTransitionTime while its status
+    holds."""
     generation = body.get("metadata", {}).get("generation")
     current = conditions.parse(body.get("status", {}).get("conditions"))
     for type_, verdict in verdicts.items():
@@ -52,7 +110,19 @@ def stamp(
             generation=generation,
             now=now,
         )
-    primary = verdicts.get("Ready") or verdicts.get("Succeeded")
+    primary_type = "Ready" if "Ready" in verdicts else "Succeeded"
+    primary = verdicts.get(primary_type)
+    if primary is not None:
+        for type_, verdict in progress(primary_type, primary, scheduled=scheduled).items():
+            current = conditions.set_condition(
+                current,
+                type=type_,
+                status=verdict.status,
+                reason=verdict.reason,
+                message=verdict.message,
+                generation=generation,
+                now=now,
+            )
     state = None if primary is None else primary.reason
     return {
         "observedGeneration": generation,
