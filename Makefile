@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SRC := operator runtime tests
 
-.PHONY: install system-deps build crds argocd manifests generate verify lint test demo frontend frontend-test dev-up dev-down kind-up kind-deploy kind-down bench-realtime bench-stream bench-batch
+.PHONY: install system-deps build crds argocd manifests generate verify lint test demo frontend frontend-test dev-up dev-down kind-up kind-deploy kind-down bench-realtime bench-stream bench-batch bench-operator
 
 install: $(VENV)/.installed  ## the Python environment, editable
 $(VENV)/.installed: pyproject.toml
@@ -105,3 +105,6 @@ bench-stream: system-deps install  ## the stream tier: Kafka -> Spark job -> moc
 
 bench-batch: system-deps install  ## the batch tier: 1,000,000 records through the Spark job and the mock model beside Spark's own pass-through and a plain asyncio loop (under 10 min; BENCH_ARGS="--quick" for a 3-min smoke run)
 	$(PY) bench/batch.py $(BENCH_ARGS)
+
+bench-operator: system-deps install  ## the operator at 1,000 objects on the local control plane beside a kopf operator that only stamps a condition (about 10 min; BENCH_ARGS="--quick" for 100 objects)
+	$(PY) bench/operator_scale.py $(BENCH_ARGS)

@@ -114,6 +114,7 @@ GOPHER_LUA = GoTool(
     binaries=(("glua", "github.com/yuin/gopher-lua/cmd/glua"),),
 )
 """The Lua 5.1 interpreter Argo CD runs health checks in: the tests run examples/argocd/'s."""
+
 KSTATUS = GoTool(
     name="kstatus",
     module="sigs.k8s.io/cli-utils",
