@@ -19,6 +19,8 @@ def fresh() -> Iterator[None]:
     yield
     children._applied.clear()
     children._deployments.clear()
+    children._runs.clear()
+    children._runs_listed.clear()
 
 
 def deployment(*, generation: int, resource_version: str = "1", **status: Any) -> dict[str, Any]:
@@ -84,3 +86,28 @@ def test_the_client_is_paced_at_its_rate_after_its_burst() -> None:
     assert [bucket.delay() for _ in range(4)] == [0.0, 0.0, pytest.approx(0.1), pytest.approx(0.2)]
     now[0] = 10.0
     assert bucket.delay() == 0.0, "a quiet spell refills the burst"
+
+
+def job(name: str, *, owner_uid: str = "b-1", **status: Any) -> dict[str, Any]:
+    ref = {"apiVersion": "tiers.dev/v1alpha1", "kind": "BatchJob", "uid": owner_uid}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": "team",
+            "ownerReferences": [{**ref, "controller": True}],
+        },
+        "status": status,
+    }
+
+
+def test_a_batch_jobs_runs_are_listed_once_then_kept_by_the_watch() -> None:
+    assert children.runs("b-1") is None, "never listed: list them"
+    children.record_runs("b-1", [job("triage-1", active=1)])
+    assert children.observe("MODIFIED", job("triage-1", succeeded=1)), "a finished run wakes it"
+    assert children.observe("ADDED", job("triage-2", active=1))
+    assert [j["status"] for j in children.runs("b-1") or []] == [{"succeeded": 1}, {"active": 1}]
+    assert children.observe("DELETED", job("triage-1"))
+    assert [j["metadata"]["name"] for j in children.runs("b-1") or []] == ["triage-2"]
+    assert children.runs("b-1", now=children._runs_listed["b-1"] + 1) is None, "listed again"

@@ -106,11 +106,12 @@ in every namespace; with watchNamespaces, a Role grants them in each listed name
 - apiGroups: ["sparkoperator.k8s.io"]
   resources: ["sparkapplications"]
   verbs: ["get", "list", "create", "patch", "delete"]
-# ... a BatchJob's runs: a Job each, created, listed and stopped (deleted with its pod), and
-# read when its name is taken, to tell its own run from someone else's Job (ChildConflict),
+# ... a BatchJob's runs: a Job each, created, listed and watched (a finished run is seen at
+# once) and stopped (deleted with its pod), and read when its name is taken, to tell its own
+# run from someone else's Job (ChildConflict),
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "create", "delete"]
+  verbs: ["get", "list", "watch", "create", "delete"]
 # ... the NetworkPolicies of a managed Redis and a push gateway (deleted when turned off), and
 # the Ingress or Gateway API HTTPRoute of spec.expose (deleted when it goes or switches kind),
 - apiGroups: ["networking.k8s.io"]

@@ -17,7 +17,7 @@ from lightkube import codecs
 from lightkube.resources.batch_v1 import Job
 from lightkube.types import CascadeType
 
-from tiers.operator import batch_status, kube, ownership, stats_reader
+from tiers.operator import batch_status, children, kube, ownership, stats_reader
 from tiers.operator.manifests import batch_children, labels, spark_application
 from tiers.runtime.batch import progress
 
@@ -29,7 +29,12 @@ _clients: dict[stats_reader.Target, aioredis.Redis] = {}
 async def owned_runs(owner: labels.Owner, *, spark_operator: bool) -> list[dict[str, Any]]:
     """The Jobs (or SparkApplications) of the BatchJob's runs: labelled as its runs and owned by
     this very object (one of the same name that it does not own is not its run). A
-    SparkApplication's `status` is replaced by the Job status it amounts to."""
+    SparkApplication's `status` is replaced by the Job status it amounts to. Jobs are listed
+    once, then kept by the watch (`children.runs`)."""
+    if not spark_operator:
+        watched = children.runs(owner.uid)
+        if watched is not None:
+            return watched
     selector: dict[str, Any] = dict(batch_children.RUN.selector(owner))
     kind: Any = kube.SPARK_APPLICATION if spark_operator else Job
     found = []
@@ -48,6 +53,8 @@ async def owned_runs(owner: labels.Owner, *, spark_operator: bool) -> list[dict[
     if spark_operator:
         for manifest in found:
             manifest["status"] = batch_status.job_status_of(manifest)
+    else:
+        children.record_runs(owner.uid, found)
     return found
 
 

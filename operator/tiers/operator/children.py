@@ -7,7 +7,8 @@ whose manifest is unchanged since it applied it and that nobody changed since: a
 object at rest sends no request. An event whose version is not the applied one is drift (an
 edit, a deletion): the child is marked so and its owner re-checked at once (`rechecks.nudge`),
 which applies it again. A Deployment's status is kept too, so that conditions follow its pods
-without polling (`deployment_status`).
+without polling (`deployment_status`). A BatchJob's runs (its Jobs) are listed once, then kept
+by the watch (`runs`), and a run that finishes wakes its BatchJob.
 
 Children of kinds not watched here (claims, generated Secrets, SparkApplications) are applied
 again once their record is older than `RESYNC_S`, as every child is after a restart.
@@ -15,6 +16,7 @@ again once their record is older than `RESYNC_S`, as every child is after a rest
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -41,6 +43,7 @@ WATCHED = (
     ("policy", "v1", "poddisruptionbudgets"),
     ("autoscaling", "v2", "horizontalpodautoscalers"),
     ("networking.k8s.io", "v1", "networkpolicies"),
+    ("batch", "v1", "jobs"),
 )
 _WATCHED_KINDS = {
     ("apps/v1", "Deployment"),
@@ -65,6 +68,10 @@ class Applied:
 
 _applied: dict[ownership.Key, Applied] = {}
 _deployments: dict[ownership.Key, dict[str, Any]] = {}
+_runs: dict[str, dict[str, dict[str, Any]]] = {}
+"""Per BatchJob uid, its Jobs by name, as watched."""
+_runs_listed: dict[str, float] = {}
+"""Per BatchJob uid, until when `_runs` is known to hold all its Jobs (listed, then watched)."""
 
 Nudge = Callable[[str, str], None]
 """Wakes the re-check of an owner: its kind and uid."""
@@ -117,6 +124,21 @@ def deployment_status(key: ownership.Key) -> dict[str, Any] | None:
     return _deployments.get(key)
 
 
+def runs(owner_uid: str, *, now: float | None = None) -> list[dict[str, Any]] | None:
+    """The Jobs of a BatchJob's runs, as watched since they were last listed; None when they
+    must be listed (never since this process started, or longer ago than `RESYNC_S`)."""
+    until = _runs_listed.get(owner_uid)
+    if until is None or (time.monotonic() if now is None else now) >= until:
+        return None
+    return [copy.deepcopy(job) for job in _runs.get(owner_uid, {}).values()]
+
+
+def record_runs(owner_uid: str, jobs: list[dict[str, Any]]) -> None:
+    """The Jobs just listed of a BatchJob: from now on the watch keeps them."""
+    _runs[owner_uid] = {job["metadata"]["name"]: job for job in jobs}
+    _runs_listed[owner_uid] = time.monotonic() + jittered(RESYNC_S)
+
+
 def owner_of(body: Mapping[str, Any]) -> tuple[str, str] | None:
     """The kind and uid of the custom resource that controls the object, if one of ours does."""
     for ref in (body.get("metadata") or {}).get("ownerReferences") or []:
@@ -144,6 +166,8 @@ def observe(event_type: str | None, body: Mapping[str, Any]) -> bool:
         str(metadata.get("namespace")),
         str(metadata.get("name")),
     )
+    if key.kind == "Job":
+        return _observe_run(event_type, body)
     record = _applied.get(key)
     if event_type == "DELETED":
         _deployments.pop(key, None)
@@ -161,6 +185,19 @@ def observe(event_type: str | None, body: Mapping[str, Any]) -> bool:
         moved = _deployments.get(key) != status
         _deployments[key] = status
     return drifted or moved
+
+
+def _observe_run(event_type: str | None, body: Mapping[str, Any]) -> bool:
+    owner = owner_of(body)
+    if owner is None:
+        return False
+    jobs = _runs.setdefault(owner[1], {})
+    name = str(body["metadata"]["name"])
+    if event_type == "DELETED":
+        return jobs.pop(name, None) is not None
+    before = jobs.get(name)
+    jobs[name] = dict(body)
+    return before is None or before.get("status") != body.get("status")
 
 
 def jittered(seconds: float) -> float:
