@@ -10,8 +10,9 @@ which applies it again. A Deployment's status is kept too, so that conditions fo
 without polling (`deployment_status`). A BatchJob's runs (its Jobs) are listed once, then kept
 by the watch (`runs`), and a run that finishes wakes its BatchJob.
 
-Children of kinds not watched here (claims, generated Secrets, SparkApplications) are applied
-again once their record is older than `RESYNC_S`, as every child is after a restart.
+Children of kinds not watched here (claims, generated Secrets, SparkApplications, HTTPRoutes:
+kinds a cluster may not serve, or Secrets, which the operator may not list) are applied again
+once their record is older than `RESYNC_S`, as every child is after a restart.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ WATCHED = (
     ("policy", "v1", "poddisruptionbudgets"),
     ("autoscaling", "v2", "horizontalpodautoscalers"),
     ("networking.k8s.io", "v1", "networkpolicies"),
+    ("networking.k8s.io", "v1", "ingresses"),
     ("batch", "v1", "jobs"),
 )
 _WATCHED_KINDS = {
@@ -52,6 +54,7 @@ _WATCHED_KINDS = {
     ("policy/v1", "PodDisruptionBudget"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("networking.k8s.io/v1", "Ingress"),
 }
 
 
