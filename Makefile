@@ -62,7 +62,7 @@ frontend-test: frontend/node_modules/.installed  ## the frontend's types and uni
 test: system-deps verify lint build frontend frontend-test  ## everything: generated-file drift, lint, types, unit, frontend and integration tests (browser tests drive Chromium against frontend/dist)
 	$(PY) -m pytest
 
-demo: system-deps install  ## the whole system on this machine; Ctrl-C stops it
+demo: system-deps install frontend  ## the whole system on this machine, with the console; Ctrl-C stops it
 	$(PY) -m tiers.devenv.demo
 
 dev-up: system-deps install

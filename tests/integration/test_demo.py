@@ -1,4 +1,5 @@
-"""`make demo` (here with --once) brings the system up and prints the three resources."""
+"""`make demo` (here with --once) brings the system up, with the console, and prints the three
+resources and the console's URL."""
 
 from __future__ import annotations
 
@@ -45,6 +46,9 @@ def test_demo_prints_the_three_resources_with_conditions(tmp_path: pathlib.Path)
     assert int(p95) >= 30, "the mock's 30 ms latency shows in P95"
     assert float(cost) > 0, "cost per request shows"
     assert "openai.OpenAI(base_url='http://127.0.0.1:" in out
+    # The console was up (the demo waits until it lists the namespace) and its URL is printed.
+    assert "Console:  http://127.0.0.1:" in out
+    assert "✓ starting the console" in result.stderr
     stream_row = next(
         line.split() for line in out.splitlines() if line.startswith("streampipeline")
     )

@@ -3,8 +3,10 @@
 Starts the dev environment, installs the CRDs, runs the operator, applies `examples/` into the
 `tiers-demo` namespace, runs the data plane that the kwok pods stand for as local processes
 (the realtime gateway in front of mockllm, the Spark stream job and its push gateway, and a
-batch job over a local file, all from the ConfigMaps the operator rendered), sends a little
-traffic and a few events, and prints the resources with their status, latency and cost.
+batch job over a local file, all from the ConfigMaps the operator rendered), starts the console
+(`console_demo`), sends a little traffic and a few events, and prints the resources with their
+status, latency and cost and the console's URL; until Ctrl-C, a trickle of traffic keeps the
+console's charts moving.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from typing import Any
 
 import yaml
 
-from tiers.devenv import cluster, dataplane, paths, processes, progress
-from tiers.operator.manifests import batch_children, gateway, labels
+from tiers.devenv import cluster, console_demo, dataplane, paths, processes, progress
+from tiers.operator.manifests import batch_children, gateway, labels, stream_children
 
 NAMESPACE = "tiers-demo"
 ENDPOINT = "chat"
@@ -36,6 +38,14 @@ REVIEWS = tuple(
 )
 BATCH_JOB = "ticket-scores"
 BATCH_RECORDS = 2000
+TICKET_MODEL = {
+    "endpointRef": {"name": ENDPOINT},
+    "prompt": "Classify this ticket as bug, billing or question: {body}",
+    "route": "completions",
+    "rowsPerRequest": 16,
+    "maxTokens": 8,
+}
+"""How the demo's BatchJobs call the model (`ticket-scores`, and `uploads` from the console)."""
 PROMPTS = ("What is Tiers?", "Summarize Kubernetes in one line.", "Say hello.", "Name a colour.")
 
 
@@ -50,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     env = cluster.up(state_dir, with_helm=False)
     kubectl = [str(env.kubectl), f"--kubeconfig={env.kubeconfig}"]
     started: list[processes.Started] = []
+    threads: list[console_demo.Traffic | console_demo.UploadRunner] = []
+    batch_root = env.log_dir.parent / "batch-demo"
     try:
         with progress.step("installing the CRDs"):
             _run([*kubectl, "apply", "-f", str(paths.repo_root() / "crds")])
@@ -101,6 +113,18 @@ def main(argv: list[str] | None = None) -> int:
                 work_dir=env.log_dir,
             )
             started.extend(stream_processes)
+        local_endpoints = {gateway.url(labels.Ref(ENDPOINT, NAMESPACE)): url + "/v1"}
+        with progress.step("starting the console"):
+            console_url, console_process = console_demo.start(
+                env, namespace=NAMESPACE, batch_root=batch_root,
+                url_overrides={
+                    **local_endpoints,
+                    stream_children.PUSH.url(labels.Ref(PIPELINE, NAMESPACE)): push_url,
+                },
+            )  # fmt: skip
+            started.append(console_process)
+            uploads = console_demo.uploads_job(NAMESPACE, model=TICKET_MODEL, batch_root=batch_root)
+            _run([*kubectl, "apply", "-f", "-"], stdin=json.dumps(uploads))
         with progress.step("feeding reviews to the pipeline and waiting for their summaries"):
             pushed = _feed_pipeline(push_url)
             processes.wait_until(
@@ -108,7 +132,6 @@ def main(argv: list[str] | None = None) -> int:
                 what="waiting for the pipeline's status",
                 timeout_s=60,
             )
-        local_endpoints = {gateway.url(labels.Ref(ENDPOINT, NAMESPACE)): url + "/v1"}
         # The batch job draws its own progress line (records, rate, cost, ETA) under this one.
         print(f"  … scoring {BATCH_RECORDS:,} tickets with BatchJob {BATCH_JOB} (Spark)",
               file=sys.stderr, flush=True)  # fmt: skip
@@ -135,12 +158,24 @@ def main(argv: list[str] | None = None) -> int:
             f"{summary['failed']:,} failed, ${summary['costUSD']}, "
             f"in {summary['durationSeconds']:.1f} s; results in {summary['outputURI']}"
         )
-        print(f'\nExplore:  eval "$(tiers dev env)"; kubectl get tiers -n {NAMESPACE} -o yaml')
+        print(f"\nConsole:  {console_url}/  (every resource live; chat, stream and batch pages)")
+        print(f'Explore:  eval "$(tiers dev env)"; kubectl get tiers -n {NAMESPACE} -o yaml')
         print(f"Logs:     {env.log_dir}")
         if not args.once:
+            # A trickle of traffic keeps the console's charts moving; a BatchJob the console
+            # starts runs here (kwok's pods run nothing).
+            threads.append(console_demo.Traffic(gateway=url, push=push_url, prompts=PROMPTS))
+            threads.append(console_demo.UploadRunner(
+                kubectl, env, namespace=NAMESPACE, batch_root=batch_root,
+                endpoint_urls=local_endpoints,
+            ))  # fmt: skip
+            for thread in threads:
+                thread.start()
             print("Running; press Ctrl-C to stop everything.", flush=True)
             _wait_for_interrupt()
     finally:
+        for thread in threads:
+            thread.stopped.set()
         with progress.step("stopping the data plane, the operator and the local system"):
             for process in reversed(started):
                 processes.stop(process.pid)
@@ -209,7 +244,7 @@ def _run_batch_job(
     """A one-off BatchJob over a local file of tickets, through the `chat` endpoint: applied
     suspended (kwok would complete its Job's pod at once), run here from its rendered config
     with its progress on the terminal, then let go so that the operator reports the run."""
-    data = env.log_dir.parent / "batch-demo"
+    data = env.log_dir.parent / "batch-demo"  # the console's --batch-root
     data.mkdir(parents=True, exist_ok=True)
     tickets = data / "tickets.jsonl"
     with tickets.open("w") as out:
@@ -227,13 +262,7 @@ def _run_batch_job(
             "suspend": True,
             "input": {"uri": tickets.as_uri(), "format": "jsonl"},
             "output": {"uri": output, "format": "jsonl"},
-            "model": {
-                "endpointRef": {"name": ENDPOINT},
-                "prompt": "Classify this ticket as bug, billing or question: {body}",
-                "route": "completions",
-                "rowsPerRequest": 16,
-                "maxTokens": 8,
-            },
+            "model": TICKET_MODEL,
             "budget": {"maxUSD": "1"},
         },
     }
