@@ -4,12 +4,14 @@ that keep them, and the caller's token as the console reads it."""
 from __future__ import annotations
 
 import datetime
+import io
 import pathlib
 from typing import Any
 
 import pytest
 
-from tiers.console import errors, identity, series, summaries
+from tiers.console import batch, errors, identity, realtime, series, summaries
+from tiers.runtime import pricing
 
 NOW = datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.UTC)
 
@@ -166,3 +168,40 @@ def test_a_malformed_authorization_header_is_refused_with_401(header: str) -> No
         identity.bearer_token(header)
     assert refused.value.status == 401
     assert "Bearer <token>" in refused.value.message
+
+
+def test_a_streamed_replys_usage_is_its_last_usage_chunk() -> None:
+    lines = [
+        b'data: {"choices": [{"delta": {"content": "Hi"}}], "usage": null}',
+        b"",
+        b'data: {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 3}}',
+        b"data: [DONE]",
+    ]
+    assert realtime.last_usage(lines) == {"prompt_tokens": 9, "completion_tokens": 3}
+    assert realtime.last_usage(lines[:2]) is None
+
+
+def test_the_playground_prices_as_the_endpoints_gateway_does() -> None:
+    obj = endpoint()
+    obj["spec"]["pricing"] = {"inputPerMTokUSD": "1", "outputPerMTokUSD": "2"}
+    assert realtime.price_of(obj, "gpt-4o-mini") == pricing.Price.of("1", "2")
+    assert realtime.price_of(obj, "gpt-4o") == pricing.DEFAULT_PRICES["gpt-4o"]
+    assert realtime.price_of(endpoint(), "gpt-4o-mini") == pricing.DEFAULT_PRICES["gpt-4o-mini"]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "content", "records"),
+    [("jsonl", b'{"a": 1}\n\n{"a": 2}\n', 2), ("openai", b'{"custom_id": "x"}\n', 1),
+     ("csv", b"id,body\n1,x\n2,y\n", 2), ("csv", b"id,body\n", 0)],
+)  # fmt: skip
+def test_an_uploaded_input_is_counted_in_its_jobs_format(
+    fmt: str, content: bytes, records: int
+) -> None:
+    assert batch.count_records(io.BytesIO(content), fmt) == records
+
+
+def test_an_upload_not_in_the_jobs_format_is_refused_naming_the_line() -> None:
+    with pytest.raises(errors.ConsoleError) as refused:
+        batch.count_records(io.BytesIO(b"\n[1, 2]\n"), "jsonl")
+    assert refused.value.status == 422
+    assert refused.value.message.startswith("line 2 is not a JSON object")
