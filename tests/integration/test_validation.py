@@ -59,6 +59,8 @@ JOB: dict[str, Any] = {
         "model": {"endpointRef": {"name": "chat"}, "prompt": "Classify: {body}"},
     },
 }
+JWT = {"issuer": "https://login.microsoftonline.com/t/v2.0", "audience": "api://tiers",
+       "jwksURL": "https://login.microsoftonline.com/t/discovery/v2.0/keys"}  # fmt: skip
 DATABRICKS = {"host": "https://x.cloud.databricks.com", "tokenSecretRef": {"name": "d", "key": "t"}}
 
 
@@ -120,6 +122,12 @@ CASES = [
     Case("autoscaling-max-below-min",
          changed(ENDPOINT, spec__autoscaling={"minReplicas": 5, "maxReplicas": 2}),
          "spec.autoscaling.maxReplicas", "maxReplicas must be greater than or equal to minReplicas"),
+    Case("jwt-jwks-url-in-clear", changed(ENDPOINT, spec__auth={"jwt": {**JWT, "jwksURL": "http://idp.example/keys"}}),
+         "spec.auth.jwt.jwksURL", "must be an https:// URL (http:// only to localhost"),
+    Case("jwt-hmac-algorithm", changed(ENDPOINT, spec__auth={"jwt": {**JWT, "algorithms": ["HS256"]}}),
+         "spec.auth.jwt.algorithms[0]", 'supported values: "RS256"'),
+    Case("auth-with-neither-keys-nor-jwt", changed(ENDPOINT, spec__auth={}),
+         "spec.auth", "auth needs apiKeysSecretRef or jwt"),
     Case("negative-partitions", changed(PIPELINE, spec__topics__input__partitions=-3),
          "spec.topics.input.partitions", "greater than or equal to 1"),
     Case("partition-decrease-on-update", changed(PIPELINE, spec__topics__input__partitions=3),
@@ -287,8 +295,9 @@ def test_there_are_at_least_fifteen_rejection_cases() -> None:
         (JOB, {"spec__schedule": "*/15 0-6,22-23 ? JAN-MAR mon-fri"}),
         (JOB, {"spec__input__uri": "file:///data/in.jsonl", "spec__output__uri": "gs://b/out/"}),
         (ENDPOINT, {"spec__backends__0__baseURL": "https://api.example.com/openai/v1"}),
+        (ENDPOINT, {"spec__auth": {"jwt": {**JWT, "jwksURL": "http://127.0.0.1:8080/keys"}}}),
     ],
-    ids=["template", "brokers", "cron", "uris", "base-url"],
+    ids=["template", "brokers", "cron", "uris", "base-url", "jwt-loopback-jwks"],
 )
 def test_values_close_to_a_rejected_one_are_accepted(
     base: dict[str, Any], changes: dict[str, Any], kubectl: Kubectl, crds: None, namespace: str

@@ -404,6 +404,42 @@ def test_auth_mounts_the_api_keys_secret_and_the_callers_digests_read_only() -> 
     assert rendered_config(children).api_keys_dir == pathlib.Path("/var/run/tiers/api-keys")
 
 
+ENTRA = {
+    "issuer": "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0",
+    "audience": "api://tiers-chat",
+    "jwksURL": "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/discovery/v2.0/keys",
+    "tenantClaim": "azp",
+    "algorithms": ["RS256"],
+    "jwksRefreshSeconds": 20,
+}
+
+
+def test_jwt_callers_reach_the_gateway_config_with_their_checks() -> None:
+    auth = {"apiKeysSecretRef": {"name": "client-keys"}, "jwt": ENTRA}
+    settings = rendered_config(render(example_spec(auth=auth)))
+    assert settings.jwt == config.JwtConfig(
+        issuer=ENTRA["issuer"],
+        audience="api://tiers-chat",
+        jwks_url=ENTRA["jwksURL"],
+        tenant_claim="azp",
+        algorithms=("RS256",),
+        clock_skew_s=60,
+        jwks_refresh_s=20,
+        jwks_min_refetch_s=20,
+    )
+    assert settings.api_keys_dir == pathlib.Path("/var/run/tiers/api-keys")
+
+
+def test_jwt_callers_alone_still_admit_the_pipelines_and_jobs_that_call_by_key() -> None:
+    children = render(example_spec(auth={"jwt": {**ENTRA, "jwksRefreshSeconds": 300}}))
+    volumes = {volume["name"]: volume for volume in pod_spec(children)["volumes"]}
+    sources = [{"secret": {"name": "chat-client-keys", "optional": True}}]
+    assert volumes["api-keys"] == {"name": "api-keys", "projected": {"sources": sources}}
+    settings = rendered_config(children)
+    assert settings.jwt is not None and settings.jwt.jwks_min_refetch_s == 30
+    assert settings.api_keys_dir == pathlib.Path("/var/run/tiers/api-keys")
+
+
 def test_without_auth_no_keys_are_mounted() -> None:
     children = render(example_spec())
     assert "api-keys" not in {volume["name"] for volume in pod_spec(children)["volumes"]}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pydantic
 
 from tiers.api import batch, common, exposure
@@ -71,7 +73,103 @@ class Cache(common.Model):
     semantic: SemanticCache | None = None
 
 
-Auth = common.Auth
+JwtAlgorithm = Literal[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
+]
+
+LOOPBACK_HTTP = r"^http://(localhost|127\\.0\\.0\\.1|\\[::1\\])(:[0-9]+)?(/.*)?$"
+
+
+def _default_algorithms() -> list[JwtAlgorithm]:
+    return ["RS256", "ES256"]
+
+
+class JWT(common.Model):
+    """Callers with a JWT from an OpenID Connect provider (Entra ID, Okta, Keycloak, Dex...),
+    sent as `Authorization: Bearer <token>`. The gateway checks its signature against the
+    provider's JWKS (re-fetched every jwksRefreshSeconds, and at once on an unknown key id, so
+    rotated keys are picked up), its iss, aud, exp and nbf; the claim tenantClaim names the
+    caller's tenant for rate limits, cache scope and budget, as a key does."""
+
+    issuer: str = pydantic.Field(
+        min_length=1,
+        max_length=1024,
+        pattern=common.TRIMMED_PATTERN,
+        description="The exact iss of accepted tokens; Entra ID (v2): "
+        "https://login.microsoftonline.com/<tenant id>/v2.0.",
+    )
+    audience: str = pydantic.Field(
+        min_length=1,
+        max_length=1024,
+        pattern=common.TRIMMED_PATTERN,
+        description="The aud accepted tokens carry (Entra ID: the application's client id or "
+        "its Application ID URI, api://...).",
+    )
+    jwks_url: str = pydantic.Field(
+        alias="jwksURL",
+        min_length=1,
+        max_length=2048,
+        description="Where the provider publishes its signing keys (Entra ID: "
+        "https://login.microsoftonline.com/<tenant id>/discovery/v2.0/keys). https only; "
+        "http only to localhost, 127.0.0.1 or [::1] (a sidecar or local testing): keys fetched "
+        "in clear elsewhere could be swapped on the way.",
+        json_schema_extra=common.validations(
+            common.cel(
+                f"self.startsWith('https://') || self.matches('{LOOPBACK_HTTP}')",
+                "auth.jwt.jwksURL must be an https:// URL (http:// only to localhost, "
+                "127.0.0.1 or [::1]): signing keys fetched in clear could be swapped",
+                reason="FieldValueInvalid",
+            )
+        ),
+    )
+    tenant_claim: str = pydantic.Field(
+        default="sub",
+        min_length=1,
+        max_length=256,
+        pattern=common.TRIMMED_PATTERN,
+        description="The claim whose value names the caller's tenant (Entra ID: tid for the "
+        "directory, azp for the calling application, oid for the user).",
+    )
+    algorithms: list[JwtAlgorithm] = pydantic.Field(
+        default_factory=_default_algorithms,
+        min_length=1,
+        max_length=10,
+        description="Accepted signature algorithms: public-key ones only (never none, never "
+        "HS*, whose secret would be the public JWKS).",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    clock_skew_seconds: int = pydantic.Field(
+        default=60, ge=0, le=600, description="Leeway on exp and nbf."
+    )
+    jwks_refresh_seconds: int = pydantic.Field(
+        default=300,
+        ge=10,
+        le=86400,
+        description="How often the JWKS is fetched again: a key the provider removed is "
+        "refused after this long at most.",
+    )
+
+
+class Auth(common.Model):
+    """Who may call: API keys, JWTs from an identity provider, or both (either one serves)."""
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra=common.validations(
+            common.cel(
+                "has(self.apiKeysSecretRef) || has(self.jwt)",
+                "auth needs apiKeysSecretRef or jwt (or both); leave auth out for no auth",
+                reason="FieldValueRequired",
+            )
+        )
+    )
+
+    api_keys_secret_ref: common.ObjectRef | None = pydantic.Field(
+        default=None,
+        alias="apiKeysSecretRef",
+        description="A Secret whose values are the accepted keys; the gateway compares hashes "
+        "and never logs a key.",
+    )
+    jwt: JWT | None = None
 
 
 class RateLimits(common.Model):

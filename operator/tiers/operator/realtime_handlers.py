@@ -147,7 +147,7 @@ async def missing_secrets(
         for field, ref in refs
         if ref is not None and await kube.secret_value(ref.name, ref.key, namespace) is None
     ]
-    if spec.auth is not None:
+    if spec.auth is not None and spec.auth.api_keys_secret_ref is not None:
         name = spec.auth.api_keys_secret_ref.name
         keys = await kube.secret_nonblank_values(name, namespace)
         if keys is None or keys == 0:

@@ -56,24 +56,32 @@ def digest_of(entry: str) -> str:
 class KeyRing:
     """The accepted keys of an endpoint, as SHA-256 digests.
 
-    Without a folder (`required` false) every caller is `anonymous`; with one, only a caller
+    Without a folder (and `required` false) every caller is `anonymous`; with one, only a caller
     whose key is in the folder now is served, and an empty folder serves no one.
     """
 
-    def __init__(self, hashes: frozenset[str], *, directory: pathlib.Path | None = None) -> None:
+    def __init__(
+        self,
+        hashes: frozenset[str],
+        *,
+        directory: pathlib.Path | None = None,
+        required: bool = False,
+    ) -> None:
         self._hashes = hashes
         self._directory = directory
+        self._required = required
         self._problem: str | None = None
 
     @classmethod
-    def from_dir(cls, directory: pathlib.Path | None) -> KeyRing:
-        ring = cls(frozenset(), directory=directory)
+    def from_dir(cls, directory: pathlib.Path | None, *, required: bool = False) -> KeyRing:
+        """`required`: refuse keyless callers even without a folder (another auth serves)."""
+        ring = cls(frozenset(), directory=directory, required=required)
         ring.reload()
         return ring
 
     @property
     def required(self) -> bool:
-        return self._directory is not None or bool(self._hashes)
+        return self._required or self._directory is not None or bool(self._hashes)
 
     def reload(self) -> None:
         """Re-reads the folder; what cannot be read accepts no key (never `anonymous`)."""

@@ -122,12 +122,11 @@ def _volumes(owner: labels.Owner, spec: realtime.RealtimeEndpointSpec) -> list[d
     if spec.auth is not None:
         # The endpoint's keys, and the digests of the keys of the pipelines and batch jobs that
         # call it (`client_keys`), in one folder; the kubelet keeps both up to date.
-        secret = spec.auth.api_keys_secret_ref.name
+        # With JWT callers only, the folder holds the callers' digests alone (or nothing).
+        ref = spec.auth.api_keys_secret_ref
         callers = client_keys.ACCEPTED.name(owner)
-        sources = [
-            {"secret": {"name": secret}},
-            {"secret": {"name": callers, "optional": True}},
-        ]
+        sources: list[dict[str, Any]] = [{"secret": {"name": ref.name}}] if ref else []
+        sources.append({"secret": {"name": callers, "optional": True}})
         volumes.append({"name": "api-keys", "projected": {"sources": sources}})
     if spec.batch is not None and spec.batch.enabled:
         claim = {"claimName": spec.batch.storage.claim_name}

@@ -141,6 +141,24 @@ def gateway_config(
         prices=_prices(spec),
         budget_usd=None if spec.budget is None else decimal.Decimal(spec.budget.monthly_usd),
         batch=_batch(owner, spec),
+        jwt=_jwt(spec),
+    )
+
+
+def _jwt(spec: api.RealtimeEndpointSpec) -> config.JwtConfig | None:
+    """spec.auth.jwt as the gateway reads it; the JWKS is public, so it is no secret."""
+    found = None if spec.auth is None else spec.auth.jwt
+    if found is None:
+        return None
+    return config.JwtConfig(
+        issuer=found.issuer,
+        audience=found.audience,
+        jwks_url=found.jwks_url,
+        tenant_claim=found.tenant_claim,
+        algorithms=tuple(found.algorithms),
+        clock_skew_s=found.clock_skew_seconds,
+        jwks_refresh_s=found.jwks_refresh_seconds,
+        jwks_min_refetch_s=min(config.JWKS_MIN_REFETCH_S, found.jwks_refresh_seconds),
     )
 
 

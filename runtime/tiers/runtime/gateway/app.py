@@ -6,8 +6,6 @@ opened at ASGI startup and closed at shutdown.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import decimal
 import functools
 import logging
@@ -17,13 +15,14 @@ import time
 import orjson
 import redis.asyncio as aioredis
 
-from tiers.runtime import apikeys, asgi, stats
+from tiers.runtime import asgi, stats
 from tiers.runtime.gateway import (
     asgi_io,
     availability,
     batches,
     budget,
     cache,
+    callers,
     calls,
     config,
     errors,
@@ -53,14 +52,14 @@ UPSTREAM_CONNECTIONS_PER_HOST = 512
 class Gateway:
     def __init__(self, settings: config.GatewayConfig) -> None:
         self.settings = settings
-        self.keys = apikeys.KeyRing.from_dir(settings.api_keys_dir)
+        self.callers = callers.Callers(settings)
+        self.keys = self.callers.keys
         self._redis: aioredis.Redis | None = None
         """redis-py, for what runs once a second (stats, budget) or needs its commands (vectors)."""
         self._wire: rediswire.Client | None = None
         """The lean client, for the commands of every request (limits, cache)."""
         self._pool: http1.Pool | None = None
         self._calls: calls.ModelCalls | None = None
-        self._keys_watch: asyncio.Task[None] | None = None
         self.redis = availability.Availability("redis", configured=bool(settings.redis_url))
         self.stats = stats.Recorder(settings.endpoint)
         self.budget = budget.Budget(settings.budget_usd, settings.endpoint)
@@ -68,7 +67,7 @@ class Gateway:
         if settings.batch is not None:
             self.batches = batches.BatchAPI(
                 settings.batch,
-                keys=self.keys,
+                auth=self.callers,
                 spend=self.budget,
                 max_body_bytes=settings.max_body_bytes,
             )
@@ -88,8 +87,7 @@ class Gateway:
         return sorted({b.model for b in self.settings.backends if b.model != "*"})
 
     async def startup(self) -> None:
-        if self.keys.required:
-            self._keys_watch = asyncio.get_running_loop().create_task(self.keys.watch())
+        self.callers.start()
         if self.settings.redis_url:
             env = self.settings.redis_password_env
             password = (os.environ.get(env, "").strip() or None) if env else None
@@ -131,10 +129,7 @@ class Gateway:
             self.batches.start()
 
     async def shutdown(self) -> None:
-        if self._keys_watch is not None:
-            self._keys_watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keys_watch
+        await self.callers.close()
         if self._pool is not None:
             await self._pool.close()
         if self._redis is not None:
@@ -160,8 +155,10 @@ class Gateway:
         elif path in ("/healthz", "/readyz") and method == "GET":
             await asgi_io.send_bytes(send, 200, self._health())
         elif path == "/v1/models" and method == "GET":
-            if self.keys.tenant(asgi_io.header(scope, b"authorization")) is None:
-                await asgi_io.send_error(send, errors.unauthorized())
+            try:
+                await self.callers.tenant(asgi_io.header(scope, b"authorization"))
+            except errors.GatewayError as error:
+                await asgi_io.send_error(send, error)
             else:
                 await asgi_io.send_bytes(send, 200, self._models)
         elif path == "/metrics" and method == "GET":
@@ -182,9 +179,11 @@ class Gateway:
         assert self._calls is not None, "the ASGI lifespan startup did not run"
         status, label, outcome = 500, "none", None
         try:
-            tenant = self.keys.tenant(asgi_io.header(scope, b"authorization"))
-            if tenant is None:
-                raise errors.unauthorized()
+            authorization = asgi_io.header(scope, b"authorization")
+            # A key costs what it always did; only a bearer that is no key is tried as a JWT.
+            tenant = self.keys.tenant(authorization) or await self.callers.token_tenant(
+                authorization
+            )
             body = await asgi_io.read_body(receive, limit=self.settings.max_body_bytes)
             outcome = await self._calls.handle(requests.parse(route, body), tenant, send)
             status, label = outcome.status, outcome.cache

@@ -28,8 +28,16 @@ import orjson
 from lightkube import generic_resource
 from lightkube.types import PatchType
 
-from tiers.runtime import apikeys, asgi
-from tiers.runtime.gateway import asgi_io, batch_files, batch_objects, budget, config, errors
+from tiers.runtime import asgi
+from tiers.runtime.gateway import (
+    asgi_io,
+    batch_files,
+    batch_objects,
+    budget,
+    callers,
+    config,
+    errors,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +58,7 @@ class BatchAPI:
         self,
         settings: config.BatchConfig,
         *,
-        keys: apikeys.KeyRing,
+        auth: callers.Callers,
         spend: budget.Budget,
         max_body_bytes: int,
     ) -> None:
@@ -58,7 +66,7 @@ class BatchAPI:
         self.files = batch_files.FileStore(
             settings.storage_dir, max_file_bytes=settings.max_file_bytes
         )
-        self._keys = keys
+        self._callers = auth
         self._budget = spend
         self._max_body_bytes = max_body_bytes
         self._client: lightkube.AsyncClient | None = None
@@ -77,9 +85,7 @@ class BatchAPI:
 
     async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         try:
-            tenant = self._keys.tenant(asgi_io.header(scope, b"authorization"))
-            if tenant is None:
-                raise errors.unauthorized()
+            tenant = await self._callers.tenant(asgi_io.header(scope, b"authorization"))
             await self._route(scope, receive, send, tenant)
         except errors.GatewayError as error:
             await asgi_io.send_error(send, error)

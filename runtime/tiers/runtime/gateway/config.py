@@ -11,6 +11,7 @@ from __future__ import annotations
 import decimal
 import json
 import pathlib
+from typing import Literal
 
 import pydantic
 import yaml
@@ -89,6 +90,36 @@ class BatchConfig(_Config):
     """OpenAI's only window, "24h": a batch still running after it expires."""
 
 
+JwtAlgorithm = Literal[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
+]
+"""The signatures a JWT caller's token may carry: public-key ones only (never `none`, never an
+HMAC, whose secret would be the public key anyone can fetch)."""
+
+
+JWKS_MIN_REFETCH_S = 30.0
+
+
+class JwtConfig(_Config):
+    """spec.auth.jwt: callers that present a JWT from an OIDC provider (Entra ID or any other)
+    instead of an API key; its `tenant_claim` names the tenant, as a key's digest does (`jwts`)."""
+
+    issuer: str = pydantic.Field(min_length=1)
+    audience: str = pydantic.Field(min_length=1)
+    jwks_url: str = pydantic.Field(pattern=r"^https?://")
+    tenant_claim: str = pydantic.Field(default="sub", min_length=1)
+    algorithms: tuple[JwtAlgorithm, ...] = pydantic.Field(default=("RS256", "ES256"), min_length=1)
+    clock_skew_s: int = pydantic.Field(default=60, ge=0, le=600)
+    """Leeway on `exp` and `nbf` for clocks that disagree."""
+    jwks_refresh_s: float = pydantic.Field(default=300.0, gt=0)
+    """How often the signing keys are fetched again: a key the provider removed is refused after
+    this long at most."""
+    jwks_min_refetch_s: float = pydantic.Field(default=JWKS_MIN_REFETCH_S, ge=0)
+    """A token signed by a key the gateway does not hold (a rotation) fetches the keys again,
+    at most once per this long, so that tokens with made-up key ids cannot flood the provider."""
+    jwks_timeout_s: float = pydantic.Field(default=5.0, gt=0, le=60)
+
+
 class GatewayConfig(_Config):
     endpoint: str = "local/gateway"
     """namespace/name of the RealtimeEndpoint: the key of its stats and cache entries."""
@@ -99,7 +130,9 @@ class GatewayConfig(_Config):
     redis_password_env: str | None = None
     """The variable that holds Redis's password (from a Secret); the URL carries none."""
     api_keys_dir: pathlib.Path | None = None
-    """A mounted Secret: every file's content is an accepted key. None: no auth."""
+    """A mounted Secret: every file's content is an accepted key. None (and no `jwt`): no auth."""
+    jwt: JwtConfig | None = None
+    """spec.auth.jwt: JWT callers beside the keys; with it, a caller with neither gets 401."""
     cache: CacheConfig = CacheConfig()
     rate_limits: RateLimitConfig = RateLimitConfig()
     retries: providers.RetryConfig = providers.RetryConfig()
