@@ -22,11 +22,13 @@ build: install  ## the local control plane's binaries and helm, from the Go modu
 
 # Generated files: from tiers.api the CRDs, the chart's copies of them and its values schema; from
 # the operator's status functions the Argo CD health samples; from the chart dist/install.yaml.
-GENERATED := crds/ charts/tiers/templates/crds/ charts/tiers/values.schema.json examples/argocd/ dist/
+GENERATED := crds/ charts/tiers/templates/crds/ charts/tiers/values.schema.json \
+  charts/tiers/files/dashboards/ examples/argocd/ dist/
 
-crds: install  ## regenerate crds/, the chart's CRD templates and its values schema from tiers.api
+crds: install  ## regenerate crds/, the chart's CRD templates, its values schema and its dashboards from tiers.api
 	$(PY) -m tiers.api.crdgen crds --chart charts/tiers
 	$(PY) -m tiers.api.chartvalues charts/tiers/values.schema.json
+	$(PY) -m tiers.api.dashboards charts/tiers/files/dashboards
 
 argocd: install  ## examples/argocd/: the health checks' samples (from the operator's status functions) and argocd-cm.yaml
 	$(PY) -m tiers.devenv.argocd examples/argocd

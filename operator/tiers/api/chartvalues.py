@@ -207,6 +207,39 @@ class ServiceMonitor(common.Model):
     )
 
 
+class PrometheusRule(common.Model):
+    enabled: bool = pydantic.Field(
+        default=False,
+        description=(
+            "Create a Prometheus Operator PrometheusRule with the alerts of"
+            " files/prometheus-rules.yaml: latency over objective, errors, budget burn, stream"
+            " lag, failed or over-estimate batch runs, reconcile errors (needs its CRDs)."
+        ),
+    )
+    labels: dict[str, str] = pydantic.Field(
+        default_factory=dict,
+        description="Extra labels of the PrometheusRule, for the Prometheus that selects it.",
+    )
+    rule_labels: dict[str, str] = pydantic.Field(
+        default_factory=dict,
+        description="Labels added to every alert, e.g. a team for Alertmanager's routes.",
+    )
+
+
+class GrafanaDashboards(common.Model):
+    enabled: bool = pydantic.Field(
+        default=False,
+        description=(
+            "Create a ConfigMap per dashboard of files/dashboards/ (overview, realtime, stream,"
+            " batch) for Grafana's dashboard sidecar to load."
+        ),
+    )
+    labels: dict[str, str] = pydantic.Field(
+        default_factory=lambda: {"grafana_dashboard": "1"},
+        description="Labels the sidecar selects the ConfigMaps by.",
+    )
+
+
 class Metrics(common.Model):
     service: MetricsService = pydantic.Field(
         default_factory=MetricsService,
@@ -215,6 +248,12 @@ class Metrics(common.Model):
     service_monitor: ServiceMonitor = pydantic.Field(
         default_factory=ServiceMonitor,
         description="Scraping by the Prometheus Operator.",
+    )
+    prometheus_rule: PrometheusRule = pydantic.Field(
+        default_factory=PrometheusRule, description="Alerts for the Prometheus Operator."
+    )
+    grafana_dashboards: GrafanaDashboards = pydantic.Field(
+        default_factory=GrafanaDashboards, description="Dashboards for Grafana."
     )
 
 

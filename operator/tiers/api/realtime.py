@@ -252,6 +252,20 @@ class BatchAPI(common.Model):
     )
 
 
+class Objectives(common.Model):
+    """What the endpoint should keep: the chart's alerts (PrometheusRule) fire when it does not."""
+
+    p95_ms: int = pydantic.Field(
+        alias="p95Ms",
+        ge=1,
+        le=600000,
+        description=(
+            "95th-percentile latency in milliseconds; alert TiersEndpointLatencyAboveObjective"
+            " fires when status.latency.p95Ms stays above it for 10 minutes."
+        ),
+    )
+
+
 class RealtimeEndpointSpec(common.Model):
     model: str = pydantic.Field(
         min_length=1,
@@ -276,6 +290,7 @@ class RealtimeEndpointSpec(common.Model):
     )
     budget: Budget | None = None
     batch: BatchAPI | None = None
+    objectives: Objectives | None = None
     suspend: bool = pydantic.Field(default=False, description="Scale the gateway to zero.")
     expose: exposure.Expose | None = pydantic.Field(
         default=None,

@@ -30,6 +30,8 @@ class GoTool:
     """-X flags; `{version}`, `{major}` and `{minor}` are filled in from the pinned version."""
     assets: tuple[str, ...] = ()
     """Files copied out of the module's source (e.g. kwok's stage definitions)."""
+    tags: tuple[str, ...] = ()
+    """Go build tags (e.g. leaving out what the tool needs not do here)."""
 
     @property
     def module_dir(self) -> pathlib.Path:
@@ -123,6 +125,16 @@ KSTATUS = GoTool(
 )
 """How kstatus (and with it kubectl wait, Flux, Argo CD's checks) reads objects' status: the
 tests hold the three kinds' conditions to it."""
+PROMTOOL = GoTool(
+    name="prometheus",
+    module="github.com/prometheus/prometheus",
+    binaries=(("promtool", "github.com/prometheus/prometheus/cmd/promtool"),),
+    # Without its service-discovery plugins (cloud SDKs): rules and queries are all it checks here.
+    tags=("remove_all_sd",),
+    ldflags=("-X github.com/prometheus/common/version.Version={version}",),
+)
+"""Checks and unit-tests the chart's alerts and the dashboards' queries; built by the tests that use
+it, not by `tiers dev build`."""
 
 CONTROL_PLANE: tuple[GoTool, ...] = (ETCD, KUBERNETES, KWOK)
 ALL: tuple[GoTool, ...] = (*CONTROL_PLANE, HELM, GOPHER_LUA)
@@ -149,7 +161,10 @@ def ensure_built(tool: GoTool) -> pathlib.Path:
     names = ", ".join(binary for binary, _ in tool.binaries)
     with progress.step(f"fetching modules for {tool.module} {tool.version}"):
         _run([go, "mod", "download"], cwd=tool.module_dir, env=env)
-        total = len(_run([go, "list", "-deps", *packages], cwd=tool.module_dir, env=env).split())
+        listed = _run(
+            [go, "list", "-deps", *_tag_flags(tool), *packages], cwd=tool.module_dir, env=env
+        )
+        total = len(listed.split())
     with progress.step(f"building {names} {tool.version}", total=total) as step:
         for binary, package in tool.binaries:
             _go_build(go, tool, package, staging / binary, env, step)
@@ -203,6 +218,10 @@ def module_file(module_dir: pathlib.Path, module: str, file: str) -> pathlib.Pat
     return target
 
 
+def _tag_flags(tool: GoTool) -> list[str]:
+    return ["-tags", ",".join(tool.tags)] if tool.tags else []
+
+
 def _ldflags(tool: GoTool) -> str:
     major, minor = [*tool.version.lstrip("v").split("."), "0"][:2]
     filled = [flag.format(version=tool.version, major=major, minor=minor) for flag in tool.ldflags]
@@ -223,6 +242,7 @@ def _go_build(
         "build",
         "-v",
         "-trimpath",
+        *_tag_flags(tool),
         "-ldflags",
         _ldflags(tool),
         "-o",

@@ -18,10 +18,11 @@ from tiers.operator import (
     metrics,
     realtime_handlers,
     settings,
+    status_metrics,
     stream_handlers,
 )
 
-HANDLER_MODULES = (settings, realtime_handlers, stream_handlers, batch_handlers)
+HANDLER_MODULES = (settings, realtime_handlers, stream_handlers, batch_handlers, status_metrics)
 
 
 def run(
