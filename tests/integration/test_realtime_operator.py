@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import pathlib
+import statistics
 import time
+from decimal import Decimal
 
 import openai
 import pytest
@@ -207,7 +209,7 @@ def test_a_config_change_rolls_the_gateway_pods(
     assert config["cache"]["ttl_seconds"] == 60
 
 
-def test_status_shows_latency_and_cost_after_traffic(
+def test_status_agrees_with_what_clients_measured_and_paid(
     kubectl: Kubectl,
     operator: str,
     namespace: str,
@@ -215,7 +217,22 @@ def test_status_shows_latency_and_cost_after_traffic(
     services: Processes,
     tmp_path: pathlib.Path,
 ) -> None:
-    mock = services.start("mockllm", "tiers.runtime.mockllm", "--latency-ms", "20")
+    """Known traffic through the openai SDK, timed and priced by the test itself (usage times
+    gpt-4o-mini's published price, not tiers' price table); status must agree: the request
+    count exactly, p95 within 10%, the cost within 1%."""
+    # Replies spread evenly from 100 to 300 ms: many samples near p95 on both sides (a heavy tail
+    # would leave the 95th of 100 far from its neighbours), and the client's own overhead (the
+    # SDK, a busy machine) small beside them.
+    mock = services.start(
+        "mockllm",
+        "tiers.runtime.mockllm",
+        "--latency-ms",
+        "100",
+        "--jitter-ms",
+        "200",
+        "--seed",
+        "7",
+    )
     backend = {
         "name": "primary",
         "provider": "openai-compatible",
@@ -231,27 +248,42 @@ def test_status_shows_latency_and_cost_after_traffic(
         redis_url=dev_cluster.redis_url,
         work_dir=tmp_path / "gateway",
     )
+    requests, distinct = 100, 80  # the last 20 repeat earlier prompts: cache hits
+    latencies_ms: list[float] = []
+    paid = Decimal(0)
     try:
         sdk = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-        for i in range(20):
-            sdk.chat.completions.create(
-                model="gpt-4o-mini", messages=[{"role": "user", "content": f"q{i % 10}"}]
-            )
+        for i in range(requests):
+            asked = [{"role": "user", "content": f"question {i % distinct}"}]
+            started = time.perf_counter()
+            raw = sdk.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=asked)
+            latencies_ms.append((time.perf_counter() - started) * 1000)
+            usage = raw.parse().usage
+            assert usage is not None
+            if raw.headers["x-tiers-cache"] == "miss":  # a hit costs nothing
+                # gpt-4o-mini: $0.15 per million prompt tokens, $0.60 per million completion.
+                paid += (
+                    usage.prompt_tokens * Decimal("0.15")
+                    + usage.completion_tokens * Decimal("0.60")
+                ) / 10**6
 
         def reported() -> dict | None:
             status = kubectl.get("rte", "chat", "-n", namespace)["status"]
-            return status if status.get("traffic", {}).get("requests", 0) >= 20 else None
+            return status if status.get("traffic", {}).get("requests", 0) >= requests else None
 
-        status = wait_for(reported, timeout_s=30, what="traffic in status")
+        status = wait_for(reported, timeout_s=30, what="the traffic in status")
     finally:
         processes.stop(gateway.pid)
-    assert status["latency"]["p95Ms"] >= 15, "the mock's 20 ms shows on the misses"
-    assert status["latency"]["p50Ms"] <= status["latency"]["p95Ms"] <= status["latency"]["p99Ms"]
+    percentiles = statistics.quantiles(latencies_ms, n=100)
+    p50, p95 = percentiles[49], percentiles[94]
+    assert status["traffic"]["requests"] == requests
     assert status["latency"]["window"] == "5m"
-    assert status["cache"]["hitRatio"] == "0.5"
-    assert float(status["cost"]["totalUSD"]) > 0
-    assert float(status["cost"]["perRequestUSD"]) == pytest.approx(
-        float(status["cost"]["totalUSD"]) / 20, rel=0.01
+    assert status["latency"]["p95Ms"] == pytest.approx(p95, rel=0.10), (p50, p95, status["latency"])
+    assert status["latency"]["p50Ms"] <= status["latency"]["p95Ms"] <= status["latency"]["p99Ms"]
+    assert status["cache"]["hitRatio"] == str(Decimal(requests - distinct) / requests)
+    assert Decimal(status["cost"]["totalUSD"]) == pytest.approx(paid, rel=Decimal("0.01"))
+    assert Decimal(status["cost"]["perRequestUSD"]) == pytest.approx(
+        paid / requests, rel=Decimal("0.01")
     )
     columns = kubectl.run("get", "rte", "chat", "-n", namespace).stdout.splitlines()[1].split()
     assert str(status["latency"]["p95Ms"]) in columns and status["cost"]["perRequestUSD"] in columns
