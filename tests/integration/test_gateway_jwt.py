@@ -24,7 +24,7 @@ def provider() -> Iterator[identity_provider.IdentityProvider]:
     idp.close()
 
 
-def test_jwt_callers_get_their_tenants_limits_and_rotated_keys_without_a_restart(
+def test_jwt_callers_get_their_tenants_limits_and_rotated_keys_and_are_audited(
     services: Processes,
     redis_server: redis_server_module.RedisServer,
     provider: identity_provider.IdentityProvider,
@@ -46,6 +46,7 @@ def test_jwt_callers_get_their_tenants_limits_and_rotated_keys_without_a_restart
                 "api_keys_dir": str(keys),
                 "cache": {"enabled": False},
                 "rate_limits": {"requests_per_minute": 2},
+                "audit_sample_ratio": 1.0,
                 "jwt": {"issuer": provider.issuer, "audience": AUDIENCE,
                         "jwks_url": provider.jwks_url, "tenant_claim": "tid",
                         "jwks_refresh_s": 1, "jwks_min_refetch_s": 0},
@@ -83,3 +84,12 @@ def test_jwt_callers_get_their_tenants_limits_and_rotated_keys_without_a_restart
     provider.retire(old)
     stale = provider.token(AUDIENCE, key=old, tid="team-e")
     wait_for(lambda: call(stale)[0] == 401, timeout_s=15, what="the retired key to be refused")
+
+    # Each call left one audit line naming its tenant; none holds a token, a key or a prompt.
+    log = services.started[-1].log.read_text()
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith('{"time"')]
+    seen = {(line["tenant"], line["status"]) for line in lines}
+    assert {("jwt-team-a", 200), ("jwt-team-a", 429), ("jwt-team-b", 200), (None, 401)} <= seen
+    assert all(line["model"] in ("gpt-4o-mini", None) and line["route"] == "chat" for line in lines)
+    for secret in (team_a, stale, "sk-team-k", HELLO[0]["content"]):
+        assert secret not in log

@@ -698,3 +698,10 @@ def test_a_disabled_batch_api_renders_nothing_for_it() -> None:
     children = render(minimal_spec(batch={**BATCH, "enabled": False}))
     assert not [c for c in children if c["kind"] == "Role"]
     assert pod_spec(children)["automountServiceAccountToken"] is False
+
+
+def test_the_audit_trail_is_off_unless_asked_and_samples_the_given_share() -> None:
+    assert rendered_config(render(example_spec())).audit_sample_ratio == 0.0
+    sampled = example_spec(audit={"samplePercent": 5})
+    assert rendered_config(render(sampled)).audit_sample_ratio == 0.05
+    assert rendered_config(render(example_spec(audit={}))).audit_sample_ratio == 1.0

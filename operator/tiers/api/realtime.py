@@ -252,6 +252,18 @@ class BatchAPI(common.Model):
     )
 
 
+class Audit(common.Model):
+    """An audit trail: one JSON line per model call on the gateway's stdout (tenant, route,
+    model, status, cache outcome, tokens, cost, latency; never a prompt, an answer or a key)."""
+
+    sample_percent: int = pydantic.Field(
+        default=100,
+        ge=1,
+        le=100,
+        description="The share of calls logged, drawn at random per call (100: every call).",
+    )
+
+
 class Objectives(common.Model):
     """What the endpoint should keep: the chart's alerts (PrometheusRule) fire when it does not."""
 
@@ -291,6 +303,9 @@ class RealtimeEndpointSpec(common.Model):
     budget: Budget | None = None
     batch: BatchAPI | None = None
     objectives: Objectives | None = None
+    audit: Audit | None = pydantic.Field(
+        default=None, description="Log model calls for an audit trail; without it, none are."
+    )
     suspend: bool = pydantic.Field(default=False, description="Scale the gateway to zero.")
     expose: exposure.Expose | None = pydantic.Field(
         default=None,

@@ -142,6 +142,7 @@ def gateway_config(
         budget_usd=None if spec.budget is None else decimal.Decimal(spec.budget.monthly_usd),
         batch=_batch(owner, spec),
         jwt=_jwt(spec),
+        audit_sample_ratio=0.0 if spec.audit is None else spec.audit.sample_percent / 100,
     )
 
 

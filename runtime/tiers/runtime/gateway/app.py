@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from tiers.runtime import asgi, stats
 from tiers.runtime.gateway import (
     asgi_io,
+    audit,
     availability,
     batches,
     budget,
@@ -63,6 +64,7 @@ class Gateway:
         self.redis = availability.Availability("redis", configured=bool(settings.redis_url))
         self.stats = stats.Recorder(settings.endpoint)
         self.budget = budget.Budget(settings.budget_usd, settings.endpoint)
+        self.audit = audit.build(settings.endpoint, settings.audit_sample_ratio)
         self.batches: batches.BatchAPI | None = None
         if settings.batch is not None:
             self.batches = batches.BatchAPI(
@@ -178,6 +180,8 @@ class Gateway:
         started = time.perf_counter()
         assert self._calls is not None, "the ASGI lifespan startup did not run"
         status, label, outcome = 500, "none", None
+        tenant: str | None = None
+        request: requests.ModelRequest | None = None
         try:
             authorization = asgi_io.header(scope, b"authorization")
             # A key costs what it always did; only a bearer that is no key is tried as a JWT.
@@ -185,7 +189,8 @@ class Gateway:
                 authorization
             )
             body = await asgi_io.read_body(receive, limit=self.settings.max_body_bytes)
-            outcome = await self._calls.handle(requests.parse(route, body), tenant, send)
+            request = requests.parse(route, body)
+            outcome = await self._calls.handle(request, tenant, send)
             status, label = outcome.status, outcome.cache
             _record_spend(outcome)
             self.budget.add(outcome.cost)
@@ -204,6 +209,17 @@ class Gateway:
             metrics.requests_counter(route, status, label).inc()
             metrics.latency_histogram(route, label).observe(elapsed)
             self._record_stats(elapsed, status, label, outcome)
+            if self.audit is not None:
+                self.audit.record(
+                    tenant=tenant,
+                    route=route,
+                    model=None if request is None else request.model,
+                    status=status,
+                    cache=label,
+                    usage=None if outcome is None else outcome.usage,
+                    cost=decimal.Decimal(0) if outcome is None else outcome.cost,
+                    latency_s=elapsed,
+                )
 
     def _record_stats(
         self, elapsed_s: float, status: int, label: str, outcome: calls.Outcome | None

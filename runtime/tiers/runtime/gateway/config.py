@@ -144,6 +144,8 @@ class GatewayConfig(_Config):
     budget_usd: decimal.Decimal | None = pydantic.Field(default=None, ge=0)
     """spec.budget.monthlyUSD: past this spend in a calendar month (UTC) calls get 429
     insufficient_quota; None: no budget. See `budget` for how replicas share the spend."""
+    audit_sample_ratio: float = pydantic.Field(default=0.0, ge=0.0, le=1.0)
+    """spec.audit: the share of model calls logged as one JSON line each (`audit`); 0: none."""
     batch: BatchConfig | None = None
     """spec.batch: serve /v1/files and /v1/batches; None: those paths are 404."""
 

@@ -43,6 +43,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cache-ttl", type=int, default=3600, help="seconds (default 3600)")
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument(
+        "--audit-sample",
+        type=_ratio,
+        metavar="RATIO",
+        help="log this share (0 to 1) of model calls as JSON lines on stdout (default 0: none)",
+    )
+    parser.add_argument(
         "--request-timeout",
         type=float,
         metavar="SECONDS",
@@ -52,6 +58,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-connections", type=int, help="open client connections (default 4096)"
     )
     return parser.parse_args(argv)
+
+
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a ratio from 0 to 1")
+    return value
 
 
 REDIS_URL_ENV = "TIERS_REDIS_URL"
@@ -67,6 +80,8 @@ def settings_from(args: argparse.Namespace) -> config.GatewayConfig:
         )
         if value is not None
     }
+    if args.audit_sample is not None:
+        settings = settings.model_copy(update={"audit_sample_ratio": args.audit_sample})
     if limits:
         merged = settings.limits.model_dump() | limits
         settings = settings.model_copy(
