@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SRC := operator runtime tests
 
-.PHONY: install system-deps build crds argocd manifests generate verify lint test demo frontend frontend-test dev-up dev-down kind-up kind-deploy kind-down bench-realtime bench-stream bench-batch bench-operator
+.PHONY: install system-deps build image crds argocd manifests generate verify lint test demo frontend frontend-test dev-up dev-down kind-up kind-deploy kind-down bench-realtime bench-stream bench-batch bench-operator
 
 install: $(VENV)/.installed  ## the Python environment, editable
 $(VENV)/.installed: pyproject.toml
@@ -14,11 +14,14 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $@
 
-system-deps:  ## Debian packages the dev environment runs (redis-server, openssl)
+system-deps:  ## Debian packages the dev environment runs (redis-server, openssl, Java, Maven, podman)
 	bash tools/install-system-deps.sh
 
 build: install  ## the local control plane's binaries and helm, from the Go module proxy (cached)
 	$(PY) -m tiers.cli dev build
+
+image: system-deps install frontend  ## the image of every entry point, tiers:<version> in podman's store, from the Dockerfile without Docker (cached)
+	$(PY) -m tiers.devenv.image
 
 # Generated files: from tiers.api the CRDs, the chart's copies of them and its values schema; from
 # the operator's status functions the Argo CD health samples; from the chart dist/install.yaml.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the dev environment and tests run, when they are missing:
 # Redis, openssl for the control plane's certificates, Java and Maven for Kafka and Spark,
-# Node and npm for the console's frontend, Chromium for its browser tests.
+# Node and npm for the console's frontend, Chromium for its browser tests, and podman, buildah,
+# runc and mmdebstrap for `make image` and the tests that run the image.
 set -euo pipefail
 
 missing=()
@@ -11,6 +12,9 @@ command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
 command -v npm >/dev/null || missing+=(nodejs npm)
 command -v chromium >/dev/null || missing+=(chromium)
+for tool in podman buildah runc mmdebstrap; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
