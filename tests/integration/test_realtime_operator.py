@@ -208,6 +208,20 @@ def test_a_config_change_rolls_the_gateway_pods(
     )
     assert config["cache"]["ttl_seconds"] == 60
 
+    # Each child the operator made or changed is an Event on the endpoint.
+    def child_events() -> set[tuple[str, str]]:
+        events = kubectl.get("events", "-n", namespace, "--field-selector",
+                             "involvedObject.kind=RealtimeEndpoint")["items"]  # fmt: skip
+        return {(e["reason"], e["message"]) for e in events}
+
+    expected = {
+        ("ChildCreated", "ConfigMap chat-gateway created"),
+        ("ChildCreated", "Deployment chat-gateway created"),
+        ("ChildUpdated", "ConfigMap chat-gateway updated"),
+        ("ChildUpdated", "Deployment chat-gateway updated"),
+    }
+    wait_for(lambda: expected <= child_events(), timeout_s=20, what=f"events {expected}")
+
 
 def test_status_agrees_with_what_clients_measured_and_paid(
     kubectl: Kubectl,

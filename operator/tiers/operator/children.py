@@ -118,6 +118,12 @@ def record_applied(key: ownership.Key, manifest_digest: str, applied: Mapping[st
     _applied[key] = Applied(manifest_digest, version_of(applied), expires)
 
 
+def applied_version(key: ownership.Key) -> str | None:
+    """The version the child had after the operator last applied it, if it is remembered."""
+    record = _applied.get(key)
+    return None if record is None else record.version
+
+
 def forget(key: ownership.Key) -> None:
     _applied.pop(key, None)
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import httpx2
 import lightkube
@@ -88,21 +89,43 @@ class TypeNotServed(Exception):
         self.kind = kind
 
 
-async def apply_all(manifests: Sequence[dict[str, Any]]) -> None:
-    """Applies each manifest in order (config before the pods that mount it); raises
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """A child the operator created, changed or deleted, for its owner's Events."""
+
+    verb: Literal["Created", "Updated", "Deleted"]
+    kind: str
+    name: str
+
+    @property
+    def reason(self) -> str:
+        return f"Child{self.verb}"
+
+    @property
+    def message(self) -> str:
+        return f"{self.kind} {self.name} {self.verb.lower()}"
+
+
+async def apply_all(manifests: Sequence[dict[str, Any]]) -> list[Change]:
+    """Applies each manifest in order (config before the pods that mount it) and returns the
+    children it created or changed (an apply that changed nothing is none); raises
     `TypeNotServed` for an object whose type the cluster lacks, and `ownership.ChildConflict`
     (before writing it or anything after it) for a name taken by an object its owner does not
     control."""
+    changes = []
     for manifest in manifests:
         try:
-            await _apply_owned(manifest)
+            verb = await _apply_owned(manifest)
         except httpx2.HTTPStatusError as error:
             if _is_unserved_type(error):
                 raise TypeNotServed(manifest["apiVersion"], manifest["kind"]) from error
             raise
+        if verb is not None:
+            changes.append(Change(verb, manifest["kind"], manifest["metadata"]["name"]))
+    return changes
 
 
-async def _apply_owned(manifest: dict[str, Any]) -> None:
+async def _apply_owned(manifest: dict[str, Any]) -> Literal["Created", "Updated"] | None:
     """Server-side applies a child with force, only onto an object its owner controls. A child
     known to be ours is applied with its uid, which the apiserver checks (no read first); any
     other is read once to see whose it is (absent: created by the apply)."""
@@ -113,11 +136,12 @@ async def _apply_owned(manifest: dict[str, Any]) -> None:
     known = ownership.recall(key, owner_uid)
     if known is not None:
         if children.is_current(key, digest):
-            return  # applied from this very manifest, and nobody changed it since
+            return None  # applied from this very manifest, and nobody changed it since
+        before = children.applied_version(key)
         try:
             metadata = await _apply(manifest, uid=known.uid)
             children.record_applied(key, digest, {"metadata": metadata})
-            return
+            return _verb(before, metadata)
         except lightkube.ApiError as error:
             # 409: no object of that name any more; 422: uid immutable, i.e. another object.
             if error.status.code not in (409, 422):
@@ -132,6 +156,15 @@ async def _apply_owned(manifest: dict[str, Any]) -> None:
     metadata = await _apply(manifest, uid=uid)
     ownership.remember(key, ownership.Known(str(metadata["uid"]), owner_uid))
     children.record_applied(key, digest, {"metadata": metadata})
+    if existing is None:
+        return "Created"
+    return _verb(children.version_of(existing), metadata)
+
+
+def _verb(before: str | None, metadata: dict[str, Any]) -> Literal["Updated"] | None:
+    """ "Updated" when the apply changed the object (its generation, or its resourceVersion
+    for kinds without one); None when the apiserver found nothing to change."""
+    return None if before == children.version_of({"metadata": metadata}) else "Updated"
 
 
 async def _apply(manifest: dict[str, Any], *, uid: str | None) -> dict[str, Any]:
@@ -182,12 +215,13 @@ async def delete_unlisted(
     candidates: Sequence[tuple[str, str, str]],
     *,
     namespace: str | None = None,
-) -> None:
+) -> list[Change]:
     """Deletes the candidate children (apiVersion, kind, name) that `manifests` no longer lists,
     e.g. the managed Redis once the spec turns the cache off: only those the owner of
     `manifests` controls; an object of that name that is not its child is left alone."""
     if not manifests:
-        return
+        return []
+    changes = []
     listed = {(m["apiVersion"], m["kind"], m["metadata"]["name"]) for m in manifests}
     namespace = namespace or manifests[0]["metadata"]["namespace"]
     owner_uid = ownership.controller_uid(manifests[0])
@@ -204,14 +238,15 @@ async def delete_unlisted(
             existing = await read(key)
             if existing is not None and ownership.is_ours(existing, owner_uid):
                 uid = str(existing["metadata"]["uid"])
-        if uid is not None:
-            await _delete(key, uid=uid)
+        if uid is not None and await _delete(key, uid=uid):
+            changes.append(Change("Deleted", kind, name))
         ownership.remember(key, None)
+    return changes
 
 
-async def _delete(key: ownership.Key, *, uid: str) -> None:
+async def _delete(key: ownership.Key, *, uid: str) -> bool:
     """Deletes the object of that name only if it still has that uid (a DELETE with a uid
-    precondition, which lightkube's `delete` cannot send)."""
+    precondition, which lightkube's `delete` cannot send); whether this call deleted it."""
     resource = resource_registry.resource_registry.load(key.api_version, key.kind)
     http = client()._client  # lightkube's request layer: builds, sends and checks requests
     request = http.prepare_request("delete", resource, name=key.name, namespace=key.namespace)
@@ -223,6 +258,8 @@ async def _delete(key: ownership.Key, *, uid: str) -> None:
         # 404: gone already; 409: the name now belongs to another object, which stays.
         if error.status.code not in (404, 409):
             raise
+        return False
+    return True
 
 
 _status_resources: dict[str, Any] = {}

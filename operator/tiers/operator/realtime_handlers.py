@@ -43,7 +43,7 @@ async def reconcile_realtime_endpoint(body: kopf.Body, patch: kopf.Patch, **_: A
         if spec is None:
             return
         owner = reconciliation.owner_of(KIND, body)
-        apply_error = await apply_children(owner, spec)
+        apply_error = await apply_children(owner, spec, body=body)
         observed = await observe(owner, spec, apply_error=apply_error)
         desired = realtime_status.desired_status(
             spec, observed, body=body, now=reconciliation.now()
@@ -52,10 +52,10 @@ async def reconcile_realtime_endpoint(body: kopf.Body, patch: kopf.Patch, **_: A
 
 
 async def apply_children(
-    owner: labels.Owner, spec: realtime.RealtimeEndpointSpec
+    owner: labels.Owner, spec: realtime.RealtimeEndpointSpec, *, body: kopf.Body
 ) -> verdicts.Verdict | None:
-    """Applies the desired children and deletes the optional ones the spec no longer wants;
-    what went wrong, for ProxyReady, or None."""
+    """Applies the desired children and deletes the optional ones the spec no longer wants,
+    each change an Event on the endpoint; what went wrong, for ProxyReady, or None."""
     try:
         password = None
         if realtime_children.runs_managed_redis(spec):
@@ -72,8 +72,10 @@ async def apply_children(
         if spec.auth is not None:
             # The digests of the keys of the pipelines and batch jobs that call this endpoint.
             await caller_keys.sync(owner.name, owner.namespace)
-        await kube.apply_all(children)
-        await kube.delete_unlisted(children, optional_children(owner))
+        changes = await kube.apply_all(children)
+        changes += await kube.delete_unlisted(children, optional_children(owner))
+        for change in changes:
+            kopf.event(body, type="Normal", reason=change.reason, message=change.message)
     except kube.TypeNotServed as error:
         # The HTTPRoute, applied last, is the only child whose type a cluster may lack.
         if error.kind != exposure.HTTP_ROUTE:
