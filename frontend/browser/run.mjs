@@ -106,13 +106,59 @@ const scenarios = {
     const name = option("name", "");
     await page.goto(`${base}/#/`);
     await card(page, name).locator('[data-health="ok"]').waitFor({ timeout });
+    // from the moment the caller is asked to change the status (it patches, then answers)
+    const started = Date.now();
     print({ waiting: "make it unhealthy" });
     await nextLine();
-    const started = Date.now();
     await card(page, name).locator('[data-health="failed"]').waitFor({ timeout });
     const seconds = (Date.now() - started) / 1000;
     const message = await card(page, name).locator(".card-message").textContent();
     return { seconds, message, screenshots: [await shot(page, "overview-unhealthy")] };
+  },
+
+  /** The playground: a prompt streams a reply that shows its cost; the replay is a cache hit. */
+  async chat(page) {
+    const name = option("name", "chat");
+    await page.goto(`${base}/#/playground/${namespace}/${name}`);
+    await page.getByRole("textbox", { name: "Message" }).fill("Say hello to the console.");
+    await page.getByRole("button", { name: "Send" }).click();
+    const answers = page.getByTestId("answer-meta");
+    await answers.first().waitFor({ timeout });
+    const first = await answers.first().textContent();
+    const firstText = await page.locator(".answer-text").first().textContent();
+    await page.getByRole("button", { name: "Replay this prompt" }).first().click();
+    await answers.nth(1).waitFor({ timeout });
+    const replay = await answers.nth(1).textContent();
+    return { first, firstText, replay, screenshots: [await shot(page, "playground")] };
+  },
+
+  /** Batch: a small file uploaded with its progress, the estimate shown, the run started; once the
+   * caller says the run finished, the result downloads. */
+  async batch(page) {
+    const name = option("name", "");
+    const file = option("file", "");
+    await page.goto(`${base}/#/batch/${namespace}/${name}`);
+    await page.getByLabel(/^File/).setInputFiles(file);
+    await page.getByRole("button", { name: "Upload" }).click();
+    const uploaded = page.getByText(/^Uploaded \d+ records/);
+    await uploaded.waitFor({ timeout });
+    const upload = await uploaded.textContent();
+    await page.getByText("Estimated cost (upper bound)").waitFor({ timeout });
+    const estimate = await page.locator(".panel", { hasText: "2. Estimate and budget" }).locator(".metrics").textContent();
+    await page.getByRole("button", { name: "Start" }).click();
+    const screenshots = [await shot(page, "batch-started")];
+    print({ waiting: "run the job to completion" });
+    await nextLine();
+    await page.locator('[data-phase="succeeded"]').waitFor({ timeout });
+    const [download] = await Promise.all([
+      page.waitForEvent("download", { timeout }),
+      page.getByRole("button", { name: "Download results" }).click(),
+    ]);
+    const saved = path.join(out, download.suggestedFilename());
+    await download.saveAs(saved);
+    const progress = await page.getByRole("progressbar", { name: "Run progress" }).getAttribute("aria-valuenow");
+    screenshots.push(await shot(page, "batch-completed"));
+    return { upload, estimate, progress, download: saved, screenshots };
   },
 
   /** 200 resources on the overview (served to the page by the browser itself, so this measures the
@@ -180,7 +226,7 @@ async function typeInFilter(page, count) {
 }
 
 // The overview renders this many cards, then more as the page scrolls (useIncremental).
-const PAGE = 60;
+const PAGE = 24;
 
 function waitForCards(page, count) {
   return page.waitForFunction((n) => document.querySelectorAll("article.card").length === n, count, {

@@ -12,7 +12,8 @@ export interface Latency {
 
 export interface Progress {
   done: number;
-  total: number;
+  /** null until the run has counted its input */
+  total: number | null;
 }
 
 export interface Summary {

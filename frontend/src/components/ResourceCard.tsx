@@ -33,7 +33,7 @@ export const ResourceCard = memo(function ResourceCard({ summary }: { summary: S
         <Metric label="Throughput" value={rate(summary.throughputPerSecond)} />
         <Metric label={costLabel(summary.costWindow)} value={usd(summary.costUsd)} />
         {summary.progress ? (
-          <Metric label="Progress" value={`${percent(summary.progress.done, summary.progress.total)}%`} />
+          <Metric label="Progress" value={summary.progress.total === null ? `${summary.progress.done} done` : `${percent(summary.progress.done, summary.progress.total)}%`} />
         ) : null}
       </Metrics>
       {info ? (

@@ -60,7 +60,7 @@ export function useAsync<T>(load: () => Promise<T>, key: string, refreshMs = 0):
  * returned sentinel scrolls into view. A new list starts again from the first page, so a
  * keystroke in a filter never renders hundreds of items at once. Without IntersectionObserver
  * (tests, old browsers) everything is shown. */
-export function useIncremental<T>(items: readonly T[], step = 60): {
+export function useIncremental<T>(items: readonly T[], step = 24): {
   shown: readonly T[];
   sentinel: (element: HTMLElement | null) => void;
 } {
@@ -84,6 +84,17 @@ export function useIncremental<T>(items: readonly T[], step = 60): {
   );
   const all = typeof IntersectionObserver === "undefined";
   return { shown: all ? items : items.slice(0, limit), sentinel };
+}
+
+/** `value` once it has stopped changing for `ms`: a filter box paints each keystroke at once and
+ * filters when the typing pauses. */
+export function useDebounced<T>(value: T, ms: number): T {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const timer = setTimeout(() => setSettled(value), ms);
+    return () => clearTimeout(timer);
+  }, [value, ms]);
+  return settled;
 }
 
 export function useNow(everyMs = 1000): number {

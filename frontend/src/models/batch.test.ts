@@ -11,11 +11,19 @@ it("tells the input format from the name and first line", () => {
 });
 
 it("reads the run's phase and progress from the BatchJob's summary", () => {
-  const running = summary({ plural: "batchjobs", state: "Running", progress: { done: 50, total: 200 } });
+  const running = summary({
+    plural: "batchjobs",
+    ready: "Unknown",
+    reason: "Running",
+    state: "Running",
+    progress: { done: 50, total: 200 },
+  });
   expect(phase(running)).toBe("running");
   expect(progressPercent(running)).toBe(25);
-  expect(phase(summary({ plural: "batchjobs", state: "Succeeded" }))).toBe("succeeded");
-  expect(progressPercent(summary({ plural: "batchjobs", state: "Succeeded" }))).toBe(100);
-  expect(phase(summary({ plural: "batchjobs", state: "Failed", ready: "False" }))).toBe("failed");
+  const done = summary({ plural: "batchjobs", ready: "True", reason: "Succeeded", state: "Succeeded" });
+  expect(phase(done)).toBe("succeeded");
+  expect(progressPercent(done)).toBe(100);
+  expect(phase(summary({ plural: "batchjobs", ready: "False", reason: "Failed", state: "Failed" }))).toBe("failed");
+  expect(phase(summary({ plural: "batchjobs", ready: "False", reason: "Suspended", state: "Suspended" }))).toBe("idle");
   expect(phase(undefined)).toBe("idle");
 });

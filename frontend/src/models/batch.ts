@@ -5,6 +5,7 @@ import { authHeaders, paths } from "../api/client";
 import { ApiError } from "../api/client";
 import type { Summary, Upload } from "../api/types";
 import { percent } from "./format";
+import { health } from "./summaries";
 
 export type InputFormat = "jsonl" | "csv" | "openai";
 
@@ -64,19 +65,22 @@ export function uploadInput(
 
 export type Phase = "idle" | "running" | "succeeded" | "failed";
 
-const SUCCEEDED = new Set(["Succeeded", "Completed", "Complete", "Done"]);
-const FAILED = new Set(["Failed", "SubmissionFailed", "BudgetExceeded", "InvalidSpec"]);
-const RUNNING = new Set(["Running", "Starting", "Submitted", "Pending", "Estimating"]);
+const RUNNING = new Set(["Running", "Starting", "Submitted", "Estimating", "Estimated", "JobCreated"]);
 
+/** A BatchJob's summary reads its Succeeded condition as `ready`: True once the latest run
+ * succeeded, False when it failed (or is refused), Unknown while one is on its way or none is. */
 export function phase(summary: Summary | undefined): Phase {
   if (!summary) return "idle";
-  if (SUCCEEDED.has(summary.state) || SUCCEEDED.has(summary.reason)) return "succeeded";
-  if (FAILED.has(summary.state) || FAILED.has(summary.reason)) return "failed";
+  if (summary.ready === "True") return "succeeded";
+  if (health(summary) === "failed") return "failed";
   if (RUNNING.has(summary.state) || RUNNING.has(summary.reason)) return "running";
+  const progress = summary.progress;
+  if (progress && progress.total !== null && progress.done < progress.total) return "running";
   return "idle";
 }
 
 export function progressPercent(summary: Summary | undefined): number {
-  if (!summary?.progress) return phase(summary) === "succeeded" ? 100 : 0;
+  if (phase(summary) === "succeeded") return 100;
+  if (!summary?.progress || summary.progress.total === null) return 0;
   return percent(summary.progress.done, summary.progress.total);
 }

@@ -19,8 +19,11 @@ async function download(ns: string, name: string, file: "output" | "errors") {
   const link = document.createElement("a");
   link.href = URL.createObjectURL(blob);
   link.download = `${name}-${file}.jsonl`;
+  document.body.append(link);
   link.click();
-  URL.revokeObjectURL(link.href);
+  link.remove();
+  // the browser reads the blob after this handler returns
+  setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
 }
 
 export default function Batch({ ns, name }: { ns?: string | undefined; name?: string | undefined }) {
@@ -141,7 +144,7 @@ export default function Batch({ ns, name }: { ns?: string | undefined; name?: st
             <ProgressBar value={progressPercent(summary)} label="Run progress" />
             {summary?.progress ? (
               <p className="muted small">
-                {summary.progress.done} of {summary.progress.total} records · cost so far {usd(summary.costUsd)}
+                {summary.progress.done} of {summary.progress.total ?? "?"} records · cost so far {usd(summary.costUsd)}
               </p>
             ) : null}
             {runPhase === "succeeded" ? (

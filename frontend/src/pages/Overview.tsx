@@ -1,7 +1,7 @@
 /** Overview: every resource as a card, live from the watch, failures first and counted on top;
  * long lists render a page at a time as they scroll (hundreds of resources stay responsive). */
 import { useDeferredValue, useMemo, useState } from "react";
-import { useIncremental } from "../components/hooks";
+import { useDebounced, useIncremental } from "../components/hooks";
 import { ResourceCard } from "../components/ResourceCard";
 import { ErrorMessage, Loading } from "../components/ui";
 import { useWatch } from "../components/watch";
@@ -10,7 +10,7 @@ import { counts, matches, ordered } from "../models/summaries";
 export default function Overview() {
   const { summaries, loaded, error, connected } = useWatch();
   const [query, setQuery] = useState("");
-  const deferred = useDeferredValue(query);
+  const deferred = useDeferredValue(useDebounced(query, 150));
   const items = useMemo(() => ordered(summaries), [summaries]);
   const shown = useMemo(() => items.filter((item) => matches(item, deferred)), [items, deferred]);
   const { shown: page, sentinel } = useIncremental(shown);

@@ -1,0 +1,138 @@
+"""The console in a browser: the built frontend (frontend/dist, `make frontend`) served by the real
+console backend over the real apiserver, driven through Debian's Chromium by the playwright-core
+scenarios in frontend/browser/run.mjs. Screenshots go to frontend/test-results/ (printed): the
+overview, each kind's list, a detail page, the overview with a failing resource, and with 200."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+from conftest import Kubectl
+from test_console import ENDPOINT, start_console
+
+from tiers import devenv
+from tiers.devenv import processes
+
+pytestmark = pytest.mark.integration
+
+FRONTEND = pathlib.Path(__file__).resolve().parents[2] / "frontend"
+DIST = FRONTEND / "dist"
+SHOTS = FRONTEND / "test-results"
+
+
+@pytest.fixture(autouse=True)
+def _browser_ready() -> None:
+    if not (DIST / "index.html").is_file():
+        pytest.fail("frontend/dist is not built: run `make frontend` (make test does)")
+    if not (FRONTEND / "node_modules" / "playwright-core").is_dir() or not shutil.which("chromium"):
+        pytest.fail("needs `npm ci` in frontend/ and Debian's chromium (make test installs both)")
+    SHOTS.mkdir(exist_ok=True)
+
+
+def browse(scenario: str, url: str, *args: str, steps: tuple[Any, ...] = ()) -> dict[str, Any]:
+    """Runs one scenario; for each `{"waiting": ...}` line it prints, calls the next of `steps`
+    and tells it to go on. Returns its result line."""
+    command = ["node", "browser/run.mjs", scenario, "--base", url, "--out", str(SHOTS), *args]
+    with subprocess.Popen(
+        command, cwd=FRONTEND, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as node:
+        assert node.stdout is not None and node.stdin is not None
+        pending = list(steps)
+        result: dict[str, Any] = {}
+        try:
+            for line in node.stdout:
+                message = json.loads(line)
+                if "waiting" in message:
+                    pending.pop(0)()
+                    node.stdin.write("go\n")
+                    node.stdin.flush()
+                else:
+                    result = message
+            node.wait(timeout=120)
+        finally:
+            # a step that failed leaves the browser waiting for its answer
+            if node.poll() is None:
+                node.kill()
+    assert result.get("ok"), result.get("error", result)
+    print(f"{scenario}: {json.dumps({k: v for k, v in result.items() if k != 'scripts'})}")
+    return result
+
+
+def _status(kubectl: Kubectl, kind: str, name: str, namespace: str, status: dict[str, Any]) -> None:
+    kubectl.run("patch", kind, name, "-n", namespace, "--subresource=status", "--type=merge",
+                "-p", json.dumps({"status": status}))  # fmt: skip
+
+
+def _ready(status: str, reason: str, message: str) -> dict[str, Any]:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {
+        "observedGeneration": 1,
+        "conditions": [{"type": "Ready", "status": status, "reason": reason, "message": message,
+                        "lastTransitionTime": now}],
+        "latency": {"p50Ms": 3, "p95Ms": 9, "p99Ms": 14, "window": "5m", "observedAt": now},
+                "cost": {"totalUSD": "0.001200", "perRequestUSD": "0.000300", "window": "5m",
+                 "observedAt": now},
+    }  # fmt: skip
+
+
+def test_the_overview_shows_each_resource_with_its_status_and_a_failure_within_seconds(
+    dev_cluster: devenv.DevCluster, crds: None, kubectl: Kubectl, namespace: str,
+    tmp_path: pathlib.Path,
+) -> None:  # fmt: skip
+    examples = FRONTEND.parent / "examples"
+    kubectl.apply(json.dumps(ENDPOINT), namespace=namespace)
+    kubectl.apply(
+        (examples / "02-stream" / "stream-pipeline.yaml").read_text(), namespace=namespace
+    )
+    kubectl.apply((examples / "03-batch" / "spark-batch-job.yaml").read_text(), namespace=namespace)
+    _status(kubectl, "rte", "chat", namespace, _ready("True", "Ready", "2/2 replicas ready"))
+    url, started = start_console(dev_cluster, kubectl, tmp_path, "--frontend-dir", str(DIST))
+    try:
+        shown = browse(
+            "overview", url, "--namespace", namespace,
+            "--expect", "chat:ok,review-summaries:progressing,ticket-triage:progressing",
+            "--detail", "realtimeendpoints/chat",
+        )  # fmt: skip
+        assert shown["cards"] == 3
+        # The first load's JavaScript, gzipped (issue 12: at most 300 KB).
+        assert 0 < shown["jsGzipBytes"] <= 300 * 1024, shown["scripts"]
+
+        def fail() -> None:
+            _status(kubectl, "rte", "chat", namespace,
+                    _ready("False", "Unavailable", "no backend answers: primary 503"))  # fmt: skip
+
+        turned = browse("unhealthy", url, "--name", "chat", steps=(fail,))
+        assert turned["seconds"] < 10
+        assert "no backend answers" in turned["message"]
+    finally:
+        processes.stop(started.pid)
+
+
+def test_the_overview_stays_interactive_with_200_resources(tmp_path: pathlib.Path) -> None:
+    """The page's own cost, so the 200 summaries come from the browser (page.route), not an
+    apiserver; figures beside a 3-resource baseline in the same run (the machine is shared)."""
+    server = subprocess.Popen(
+        [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "-d", str(DIST)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        port = server.stdout.readline().split("port ")[1].split()[0]
+        figures = browse("perf200", f"http://127.0.0.1:{port}")
+        assert figures["resources"] == 200
+        # A keystroke paints within a second, and no task blocks the page for one, even on a
+        # loaded 2-core machine.
+        assert sorted(figures["inputToPaintMs"])[len(figures["inputToPaintMs"]) // 2] < 1000, (
+            figures
+        )
+        assert figures["longestTaskMs"] < 1000, figures
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
