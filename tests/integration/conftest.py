@@ -165,6 +165,8 @@ def operator(
             "TIERS_RECHECK_SECONDS": "3",
             # Local mode: gateways run as local processes and publish stats to the dev Redis.
             "TIERS_STATS_REDIS_URL": dev_cluster.redis_url,
+            # A Databricks workspace that does not answer costs a reconcile this long.
+            "TIERS_DATABRICKS_RETRY_SECONDS": "5",
             # Images that spec.spark.image may name besides the operator's own (chart value
             # spark.allowedImages); test_workload_policy.py runs one and is refused another.
             "TIERS_SPARK_ALLOWED_IMAGES": ALLOWED_SPARK_IMAGES,

@@ -52,8 +52,9 @@ def test_example_is_accepted_and_reconciled(
             topics = condition(obj, "TopicsReady")
             assert topics is not None and topics["reason"] == "KafkaUnavailable"
         elif document["spec"]["engine"] == "databricks":
-            # Its workload arrives with a later release; until then it says so.
-            assert (primary["status"], primary["reason"]) == ("Unknown", "Reconciling")
+            # The workspace's token is a Secret the example does not make: it says so.
+            assert (primary["status"], primary["reason"]) == ("False", "SecretNotFound")
+            assert "spec.databricks.tokenSecretRef" in primary["message"]
         else:  # The example's endpoint is not in this namespace: the job waits for it, saying so.
             assert (primary["status"], primary["reason"]) == ("False", "EndpointNotFound")
             assert "RealtimeEndpoint chat" in primary["message"]

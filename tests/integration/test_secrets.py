@@ -72,7 +72,7 @@ def manifests(data: pathlib.Path) -> list[dict[str, Any]]:
         "apiVersion": "tiers.dev/v1alpha1", "kind": "BatchJob",
         "metadata": {"name": "databricks"},
         "spec": {**batch_spec, "engine": "databricks",
-                 "databricks": {"host": "https://adb-0.invalid",
+                 "databricks": {"host": "https://adb-0.invalid", "newCluster": {},
                                 "tokenSecretRef": {"name": "databricks", "key": "token"}}},
     }  # fmt: skip
     return [endpoint, direct, via_endpoint, on_spark, on_databricks]

@@ -61,7 +61,11 @@ JOB: dict[str, Any] = {
 }
 JWT = {"issuer": "https://login.microsoftonline.com/t/v2.0", "audience": "api://tiers",
        "jwksURL": "https://login.microsoftonline.com/t/discovery/v2.0/keys"}  # fmt: skip
-DATABRICKS = {"host": "https://x.cloud.databricks.com", "tokenSecretRef": {"name": "d", "key": "t"}}
+DATABRICKS = {
+    "host": "https://x.cloud.databricks.com",
+    "tokenSecretRef": {"name": "d", "key": "t"},
+    "newCluster": {},
+}
 
 
 def changed(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
@@ -267,6 +271,18 @@ CASES = [
          changed(JOB, spec__engine="databricks", spec__databricks={
              **DATABRICKS, "host": "https://x.cloud.databricks.com/api/2.1/jobs"}),
          "spec.databricks.host", "should match"),
+    Case("databricks-plain-http-beyond-loopback",
+         changed(JOB, spec__engine="databricks", spec__databricks={
+             **DATABRICKS, "host": "http://x.cloud.databricks.com"}),
+         "spec.databricks.host", "should match"),
+    Case("databricks-without-a-cluster",
+         changed(JOB, spec__engine="databricks", spec__databricks={
+             key: value for key, value in DATABRICKS.items() if key != "newCluster"}),
+         "spec.databricks", "exactly one of databricks.newCluster"),
+    Case("databricks-with-two-clusters",
+         changed(JOB, spec__engine="databricks", spec__databricks={
+             **DATABRICKS, "existingClusterId": "0123-456789-abcdef"}),
+         "spec.databricks", "exactly one of databricks.newCluster"),
 ]  # fmt: skip
 
 

@@ -67,15 +67,13 @@ class Output(common.Model):
     format: OutputFormat = "jsonl"
 
 
-class Databricks(common.Model):
-    """Where and on what the Databricks job runs."""
+DATABRICKS_HOST_PATTERN = r"^(https://[^/\s?#@]+|http://(127\.0\.0\.1|localhost)(:[0-9]{1,5})?)/?$"
+WORKSPACE_PATH_PATTERN = r"^/[^\s]*[^/\s]$"
 
-    host: str = pydantic.Field(
-        max_length=2048,
-        pattern=r"^https://[^/\s?#@]+/?$",
-        description="The workspace URL, https://NAME.cloud.databricks.com (no API path).",
-    )
-    token_secret_ref: common.SecretKeyRef
+
+class NewCluster(common.Model):
+    """A job cluster made for each run and ended with it."""
+
     spark_version: str = pydantic.Field(
         default="15.4.x-scala2.12", min_length=1, max_length=64, pattern=common.TRIMMED_PATTERN
     )
@@ -83,6 +81,58 @@ class Databricks(common.Model):
         default="i3.xlarge", min_length=1, max_length=64, pattern=common.TRIMMED_PATTERN
     )
     num_workers: int = pydantic.Field(default=2, ge=0, le=10000)
+
+
+class Databricks(common.Model):
+    """Where and on what the Databricks job runs."""
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra=common.validations(
+            common.cel(
+                "has(self.newCluster) != has(self.existingClusterId)",
+                "exactly one of databricks.newCluster (a job cluster per run) or "
+                "databricks.existingClusterId is required",
+                reason="FieldValueInvalid",
+            ),
+        )
+    )
+
+    host: str = pydantic.Field(
+        max_length=2048,
+        pattern=DATABRICKS_HOST_PATTERN,
+        description="The workspace URL, https://NAME.cloud.databricks.com (no API path); "
+        "http:// only for a workspace on this machine's loopback (tests, make demo).",
+    )
+    token_secret_ref: common.SecretKeyRef = pydantic.Field(
+        description="A personal access token or a service principal's OAuth token."
+    )
+    new_cluster: NewCluster | None = None
+    existing_cluster_id: str | None = pydantic.Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$"
+    )
+    secret_scope: str = pydantic.Field(
+        default="tiers",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="The Databricks secret scope the operator copies the model's API key into "
+        "(made when missing; the token needs MANAGE on it); the run reads it with "
+        "dbutils.secrets, never from its parameters.",
+    )
+    wheel: str | None = pydantic.Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        pattern=r"^(/Volumes/|/Workspace/|dbfs:/)\S+\.whl$",
+        description="The tiers wheel the run installs as its library (/Volumes/..., "
+        "/Workspace/... or dbfs:/...whl); unset: the cluster has tiers installed already.",
+    )
+    workspace_path: str = pydantic.Field(
+        default="/Shared/tiers",
+        max_length=512,
+        pattern=WORKSPACE_PATH_PATTERN,
+        description="The workspace folder the operator uploads the run's launcher to.",
+    )
 
 
 class Spark(common.Model):
@@ -283,6 +333,23 @@ RunState = Literal[
 ]
 
 
+class DatabricksRun(common.Model):
+    """A run's Databricks run: its latest attempt, written before the operator polls it."""
+
+    run_id: int = pydantic.Field(ge=0)
+    run_page_url: str | None = pydantic.Field(default=None, alias="runPageURL", max_length=2048)
+    attempt: int = pydantic.Field(
+        ge=0, description="Attempts before this one (a retry resumes where the last stopped)."
+    )
+    failures: int = pydantic.Field(default=0, ge=0, description="Failed attempts so far.")
+    stopped: bool = pydantic.Field(
+        default=False, description="The operator cancelled this attempt for spec.suspend."
+    )
+    life_cycle_state: str | None = pydantic.Field(default=None, max_length=64)
+    result_state: str | None = pydantic.Field(default=None, max_length=64)
+    termination_code: str | None = pydantic.Field(default=None, max_length=64)
+
+
 class Run(common.Model):
     """One run: the only one of a one-off job, or one scheduled time of a scheduled one."""
 
@@ -299,6 +366,7 @@ class Run(common.Model):
     notified: bool = pydantic.Field(
         default=False, description="Its completion notice was sent (Event, and webhook if set)."
     )
+    databricks: DatabricksRun | None = None
 
 
 class BatchJobStatus(common.Status):

@@ -1,8 +1,9 @@
-"""Reconciles BatchJob (`engine: spark`): the batch job's config, a Kubernetes Job per run (once,
-or per scheduled time with a CronJob's semantics), each run's progress and cost from what its
-batch job publishes, history, and a completion notice (an Event, and a webhook when asked).
+"""Reconciles BatchJob: the batch job's config, a Kubernetes Job per run (once, or per
+scheduled time with a CronJob's semantics), each run's progress and cost from what its batch job
+publishes, history, and a completion notice (an Event, and a webhook when asked).
 
-`engine: databricks` is validated and reported as not run by this operator version yet.
+`engine: databricks` runs its one run as a Databricks run instead (`batch_databricks`), with the
+same config, progress, status and notice; deleting such a BatchJob cancels its run.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import kopf
+import pydantic
 
 from tiers.api import batch, kinds
 from tiers.operator import (
+    batch_databricks,
     batch_runs,
     batch_status,
     caller_keys,
@@ -41,7 +44,7 @@ from tiers.operator.manifests import (
 )
 
 KIND = kinds.BATCH_JOB
-DATABRICKS_PENDING = "engine databricks is not run by this operator version yet"
+CANCEL_TIMEOUT_S = float(os.environ.get("TIERS_DATABRICKS_CANCEL_TIMEOUT_SECONDS", "120"))
 WEBHOOK_ATTEMPTS = 3
 """Tries per reconcile; a notice not delivered is tried again at the next one."""
 WEBHOOK_ALLOWED_NETWORKS = notify.allowed_networks()
@@ -70,10 +73,7 @@ async def reconcile_batch_job(body: kopf.Body, patch: kopf.Patch, **_: Any) -> N
             return
         now = reconciliation.now()
         if spec.engine == "databricks":
-            pending = reconciliation.desired_status(
-                KIND, body, pending_message=DATABRICKS_PENDING, now=now
-            )
-            reconciliation.write_status(patch, body, pending)
+            await reconcile_on_databricks(spec, body, patch, now=now)
             return
         owner = reconciliation.owner_of(KIND, body)
         try:
@@ -105,6 +105,74 @@ async def reconcile_batch_job(body: kopf.Body, patch: kopf.Patch, **_: Any) -> N
         )
         desired = batch_status.desired_status(observed, spec=spec, body=body, now=now)
         reconciliation.write_status(patch, body, desired)
+
+
+async def reconcile_on_databricks(
+    spec: batch.BatchJobSpec, body: kopf.Body, patch: kopf.Patch, *, now: datetime.datetime
+) -> None:
+    """`engine: databricks`: the same config, stats Redis, status and notices as the spark
+    engine; the run is a Databricks run (`batch_databricks`)."""
+    owner = reconciliation.owner_of(KIND, body)
+    if spec.schedule is not None:
+        refused = verdicts.Verdict(
+            "False", "NotSupported",
+            "spec.schedule with engine databricks is not run by this operator version: remove "
+            "the schedule (a one-off run), or use engine spark",
+        )  # fmt: skip
+        reconciliation.write_status(
+            patch, body, verdicts.stamp(body, {"Succeeded": refused}, now=now)
+        )
+        return
+    stats_url = stats_reader.stats_url(default_stats_url(owner))
+    views: list[batch_status.RunView] = []
+    try:
+        configmap, waiting = await _render_config(owner, spec, stats_url=stats_url)
+    except (ownership.ChildConflict, kube.SecretNotOurs) as error:
+        configmap, waiting = None, verdicts.Verdict("False", ownership.CHILD_CONFLICT, str(error))
+    if configmap is not None:
+        where = await stats_reader.target(
+            stats_store.managed(owner, batch_children.STATS), owner.namespace
+        )
+        outcome = await batch_databricks.reconcile(owner, spec, body, configmap, where=where)
+        waiting = outcome.waiting
+        views = [] if outcome.view is None else [outcome.view]
+    notified, notify_error = await send_notices(owner, spec, body, views)
+    observed = batch_status.Observed(
+        runs=views, waiting=waiting, notified=notified, notify_error=notify_error
+    )
+    desired = batch_status.desired_status(observed, spec=spec, body=body, now=now)
+    reconciliation.write_status(patch, body, desired)
+
+
+def runs_on_databricks(spec: kopf.Spec, **_: Any) -> bool:
+    """Whether the BatchJob may have a Databricks run to cancel when it goes: kopf puts its
+    finalizer on such BatchJobs only."""
+    return spec.get("engine") == "databricks"
+
+
+@kopf.on.delete(kinds.GROUP, kinds.VERSION, KIND.plural, when=runs_on_databricks)
+async def delete_batch_job(body: kopf.Body, runtime: datetime.timedelta, **_: Any) -> None:
+    """Cancels the Databricks run of a BatchJob being deleted (its results so far stay). While
+    the workspace does not answer it retries for `CANCEL_TIMEOUT_S`, then lets the BatchJob go
+    with a Warning Event naming the run left going."""
+    try:
+        spec = batch.BatchJobSpec.model_validate(body.get("spec", {}))
+    except pydantic.ValidationError:
+        return
+    failure = await batch_databricks.cancel_on_delete(spec, body)
+    if failure is None:
+        return
+    left = CANCEL_TIMEOUT_S - runtime.total_seconds()
+    if left > 0:
+        raise kopf.TemporaryError(
+            f"cancelling the Databricks run failed ({failure}); retrying for {int(left)} s",
+            delay=min(10.0, max(1.0, left)),
+        )
+    kopf.event(
+        body, type="Warning", reason="RunLeftGoing",
+        message=f"gave up cancelling the Databricks run after {int(runtime.total_seconds())} s "
+        f"({failure}): cancel it in the workspace",
+    )  # fmt: skip
 
 
 def _timing(spec: batch.BatchJobSpec) -> tuple[schedule.Cron, datetime.tzinfo] | None:
@@ -149,8 +217,8 @@ async def apply_runs(
         cron=cron,
         tz=tz,
         now=now,
-        last_scheduled=_time(body.get("status", {}).get("lastScheduleTime")),
-        created=_time(body["metadata"]["creationTimestamp"]) or now,
+        last_scheduled=batch_status.parse_time(body.get("status", {}).get("lastScheduleTime")),
+        created=batch_status.parse_time(body["metadata"]["creationTimestamp"]) or now,
         active_runs=[_run_ref(job) for job in plan.jobs.values() if _job_state(job) == "Active"],
         suspend=spec.suspend,
         concurrency_policy=spec.concurrency_policy,
@@ -180,7 +248,7 @@ async def apply_runs(
         await batch_runs.stop(plan.jobs.get(old.name), old.name, owner.namespace)
         plan.jobs.pop(old.name, None)
     if spec.suspend:
-        plan.waiting = _suspended()
+        plan.waiting = batch_status.suspended()
     elif waiting is not None:
         plan.waiting = waiting
     elif not plan.jobs and decision.next_run is not None:
@@ -243,7 +311,7 @@ async def _run_once(
         if job is not None and _job_state(job) == "Active":
             await batch_runs.stop(job, name, owner.namespace)
             plan.jobs.pop(name)
-        return _suspended()
+        return batch_status.suspended()
     if job is None and not _finished_before(body, name) and configmap is not None:
         job = batch_children.render_run(
             owner, spec, configmap, run=name, image=reconciliation.IMAGE
@@ -278,7 +346,7 @@ async def observe_runs(
             )
         )
     if spec.schedule is None and not plan.jobs:
-        recorded = _recorded_run(body, batch_children.one_off_run_name(owner))
+        recorded = batch_status.recorded_run(body, batch_children.one_off_run_name(owner))
         if recorded is not None:
             views.append(recorded)
     return sorted(views, key=lambda view: (view.scheduled_time or _EPOCH, view.name))
@@ -355,14 +423,6 @@ def _spark_operator_missing(namespace: str) -> verdicts.Verdict:
     )
 
 
-def _suspended() -> verdicts.Verdict:
-    return verdicts.Verdict(
-        "Unknown",
-        "Suspended",
-        "spec.suspend is true: no run goes; results so far are kept, and false again resumes",
-    )
-
-
 def _job_state(job: Mapping[str, Any]) -> schedule.RunState:
     for condition in (job.get("status") or {}).get("conditions") or []:
         if condition.get("status") != "True":
@@ -380,34 +440,10 @@ def _run_ref(job: Mapping[str, Any]) -> schedule.RunRef:
 
 
 def _finished_before(body: Mapping[str, Any], name: str) -> bool:
-    recorded = _recorded_run(body, name)
-    return recorded is not None
-
-
-def _recorded_run(body: Mapping[str, Any], name: str) -> batch_status.RunView | None:
-    """A finished run as status recorded it (its Job may be gone)."""
-    for run in body.get("status", {}).get("runs") or []:
-        if run.get("name") == name and run.get("state") in batch_status.TERMINAL:
-            return batch_status.RunView(
-                name=name,
-                state=run["state"],
-                reason=run.get("reason", ""),
-                message="as recorded when it finished",
-                scheduled_time=_time(run.get("scheduledTime")),
-                start_time=_time(run.get("startTime")),
-                completion_time=_time(run.get("completionTime")),
-                output_uri=run.get("outputURI"),
-            )
-    return None
+    return batch_status.recorded_run(body, name) is not None
 
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-
-
-def _time(text: str | None) -> datetime.datetime | None:
-    if not text:
-        return None
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _stamp(moment: datetime.datetime) -> str:

@@ -42,6 +42,8 @@ class RunView:
     completion_time: datetime.datetime | None = None
     progress: progress.Progress | None = None
     output_uri: str | None = None
+    databricks: Mapping[str, Any] | None = None
+    """The run's Databricks run (`engine: databricks`), as status shows it."""
 
     @property
     def finished(self) -> bool:
@@ -62,14 +64,13 @@ def run_view(
     conditions = {
         c.get("type"): c for c in status.get("conditions") or [] if c.get("status") == "True"
     }
-    times = {
-        "start_time": _time(status.get("startTime")),
-        "completion_time": _time(status.get("completionTime")),
-    }
+    start_time = parse_time(status.get("startTime"))
+    completion_time = parse_time(status.get("completionTime"))
 
     def view(state: batch.RunState, reason: str, message: str) -> RunView:
-        return RunView(name, state, reason, message, scheduled_time, progress=found,
-                       output_uri=output_uri, **times)  # fmt: skip
+        return RunView(name, state, reason, message, scheduled_time, start_time=start_time,
+                       completion_time=completion_time, progress=found,
+                       output_uri=output_uri)  # fmt: skip
 
     if "Complete" in conditions:
         if dry_run:
@@ -287,6 +288,7 @@ def _run_record(run: RunView, observed: Observed) -> dict[str, Any]:
         "completionTime": _stamp(run.completion_time),
         "outputURI": run.output_uri,
         "notified": bool(observed.notified.get(run.name)),
+        "databricks": None if run.databricks is None else dict(run.databricks),
     }
     if run.progress is not None:
         record["records"] = run.progress.total
@@ -295,7 +297,7 @@ def _run_record(run: RunView, observed: Observed) -> dict[str, Any]:
     return {key: value for key, value in record.items() if value is not None}
 
 
-def _time(text: str | None) -> datetime.datetime | None:
+def parse_time(text: str | None) -> datetime.datetime | None:
     if not text:
         return None
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -305,3 +307,29 @@ def _stamp(moment: datetime.datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def suspended() -> verdicts.Verdict:
+    return verdicts.Verdict(
+        "Unknown",
+        "Suspended",
+        "spec.suspend is true: no run goes; results so far are kept, and false again resumes",
+    )
+
+
+def recorded_run(body: Mapping[str, Any], name: str) -> RunView | None:
+    """A finished run as status recorded it (its Job, or its Databricks run, may be gone)."""
+    for run in body.get("status", {}).get("runs") or []:
+        if run.get("name") == name and run.get("state") in TERMINAL:
+            return RunView(
+                name=name,
+                state=run["state"],
+                reason=run.get("reason", ""),
+                message="as recorded when it finished",
+                scheduled_time=parse_time(run.get("scheduledTime")),
+                start_time=parse_time(run.get("startTime")),
+                completion_time=parse_time(run.get("completionTime")),
+                output_uri=run.get("outputURI"),
+                databricks=run.get("databricks"),
+            )
+    return None

@@ -62,8 +62,12 @@ def job_config(
         max_usd=None if spec.budget is None else spec.budget.max_usd,
         stats_redis_url=stats_redis_url,
         stats_redis_password_env=None if stats_redis_url is None else stats_store.PASSWORD_ENV,
-        # Under the Spark Operator, spark-submit gives the master.
-        master=f"local[{spec.spark.executor_cores}]" if spec.spark.mode == "local" else None,
+        # Under the Spark Operator spark-submit gives the master; on Databricks, the cluster.
+        master=(
+            f"local[{spec.spark.executor_cores}]"
+            if spec.engine == "spark" and spec.spark.mode == "local"
+            else None
+        ),
     )
 
 

@@ -1,0 +1,176 @@
+"""The test server's HTTP front: the subset of the Databricks REST API that databricks-sdk calls
+for a BatchJob, on 127.0.0.1, answering errors in Databricks' shape
+(`{"error_code": ..., "message": ...}`), with the latency and errors a test injects.
+
+Bodies are bounded (`MAX_BODY_BYTES`) and every connection has a read timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from tiers.devenv.databricks import workspace
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+READ_TIMEOUT_S = 30
+TICK_S = 0.1
+
+Route = Callable[[workspace.Workspace, dict[str, Any]], dict[str, Any]]
+
+_POST: dict[str, Route] = {
+    "/api/2.2/jobs/create": lambda w, b: w.create_job(b),
+    "/api/2.2/jobs/run-now": lambda w, b: w.run_now(b),
+    "/api/2.2/jobs/runs/submit": lambda w, b: w.submit(b),
+    "/api/2.2/jobs/runs/cancel": lambda w, b: w.cancel(int(b.get("run_id") or 0)),
+    "/api/2.0/secrets/scopes/create": lambda w, b: w.create_scope(b),
+    "/api/2.0/secrets/put": lambda w, b: w.put_secret(b),
+    "/api/2.0/workspace/import": lambda w, b: w.import_file(b),
+    "/api/2.0/workspace/mkdirs": lambda w, b: {},
+}
+_GET: dict[str, Route] = {
+    "/api/2.2/jobs/runs/get": lambda w, q: w.get_run(int(q.get("run_id") or 0)),
+    "/api/2.2/jobs/runs/list": lambda w, q: w.list_runs(q),
+    "/api/2.2/jobs/runs/get-output": lambda w, q: w.get_output(int(q.get("run_id") or 0)),
+    "/api/2.0/secrets/get": lambda w, q: w.get_secret(q),
+}
+# Jobs 2.1 paths answer as 2.2's do (older clients).
+_POST.update({path.replace("/2.2/", "/2.1/"): route for path, route in list(_POST.items())})
+_GET.update({path.replace("/2.2/", "/2.1/"): route for path, route in list(_GET.items())})
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, *, tokens: set[str], **options: Any) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.workspace = workspace.Workspace(base_url=lambda: self.url, tokens=tokens, **options)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: Server
+    protocol_version = "HTTP/1.1"
+    timeout = READ_TIMEOUT_S
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def _handle(self, method: str) -> None:
+        space = self.server.workspace
+        parsed = urllib.parse.urlsplit(self.path)
+        path = parsed.path
+        try:
+            body = self._body() if method == "POST" else dict(urllib.parse.parse_qsl(parsed.query))
+            if space.faults.latency_s:
+                time.sleep(space.faults.latency_s)
+            if path == "/.well-known/databricks-config":
+                # What a workspace host answers: its id, and that it is a workspace (not an
+                # account console). Nothing here needs a token.
+                self._answer(200, {"workspace_id": "7474650000000000"})
+                return
+            space.authorize(self.headers.get("Authorization"))
+            injected = _take_error(space, path)
+            if injected is not None:
+                self._error(injected)
+                return
+            route = (_POST if method == "POST" else _GET).get(path)
+            if route is None:
+                raise workspace.ApiError(
+                    404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {path}'"
+                )
+            with space.lock:
+                space.requests.append((method, path, body))
+            answer = route(space, body)
+            delay = space.faults.answer_delay_s.get(path)
+            if delay:
+                time.sleep(delay)
+            self._answer(200, answer)
+        except workspace.ApiError as error:
+            self._answer(error.status, {"error_code": error.code, "message": error.message})
+        except (ValueError, KeyError, TypeError) as error:
+            self._answer(400, {"error_code": "MALFORMED_REQUEST", "message": str(error)})
+
+    def _body(self) -> dict[str, Any]:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            raise workspace.ApiError(
+                413, "REQUEST_LIMIT_EXCEEDED", "The request body is too large."
+            )
+        raw = self.rfile.read(length) if length else b"{}"
+        found = json.loads(raw or b"{}")
+        if not isinstance(found, dict):
+            raise ValueError("the body must be a JSON object")
+        return found
+
+    def _error(self, status: int) -> None:
+        code = {429: "REQUEST_LIMIT_EXCEEDED", 503: "TEMPORARILY_UNAVAILABLE"}.get(
+            status, "INTERNAL_ERROR"
+        )
+        headers = {"Retry-After": "1"} if status in (429, 503) else {}
+        self._answer(status, {"error_code": code, "message": f"injected {status}"}, headers)
+
+    def _answer(
+        self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *_: Any) -> None:
+        return
+
+
+def _take_error(space: workspace.Workspace, path: str) -> int | None:
+    with space.lock:
+        for index, (prefix, status) in enumerate(space.faults.errors):
+            if path.startswith(prefix):
+                del space.faults.errors[index]
+                return status
+    return None
+
+
+@contextlib.contextmanager
+def running(*, tokens: set[str], **options: Any) -> Iterator[Server]:
+    """A test workspace on a free loopback port, its runs moved along every `TICK_S`; every
+    run's task is killed when it stops."""
+    server = Server(tokens=tokens, **options)
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(TICK_S):
+            server.workspace.advance()
+
+    threads = [
+        threading.Thread(target=server.serve_forever, name="databricks", daemon=True),
+        threading.Thread(target=tick, name="databricks-runs", daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        yield server
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+        with server.workspace.lock:
+            for run in server.workspace.runs.values():
+                if run.process is not None and run.process.poll() is None:
+                    run.process.kill()

@@ -1,0 +1,198 @@
+"""A BatchJob's run on Databricks (`engine: databricks`): submitted, polled at each reconcile
+(the periodic re-check, `rechecks`), retried, cancelled for `spec.suspend` and on delete.
+
+The attempt's run id goes into status as soon as Databricks answers the submit, before it is
+ever polled; an operator that dies before that resubmits with the same idempotency token and
+gets the same run back (`databricks_requests.idempotency_token`). What to do is
+`databricks_status.next_step`'s decision; what to ask is `databricks_requests`'; the calls are
+`databricks_client`'s. A workspace that refuses the token or does not answer is a condition,
+tried again at the next re-check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from tiers.api import batch, kinds
+from tiers.operator import (
+    batch_runs,
+    batch_status,
+    databricks_client,
+    databricks_requests,
+    databricks_status,
+    kube,
+    stats_reader,
+    verdicts,
+)
+from tiers.operator.manifests import batch_children, labels, stats_store
+from tiers.runtime.batch import config
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Outcome:
+    """The run's view (None: no run yet) and why nothing is going, when so."""
+
+    view: batch_status.RunView | None = None
+    waiting: verdicts.Verdict | None = None
+
+
+async def reconcile(
+    owner: labels.Owner,
+    spec: batch.BatchJobSpec,
+    body: Mapping[str, Any],
+    configmap: dict[str, Any],
+    *,
+    where: stats_reader.Target | None,
+) -> Outcome:
+    name = batch_children.one_off_run_name(owner)
+    record = recorded_attempt(body, name)
+    found = await batch_runs.read_progress(where, f"{owner.namespace}/{owner.name}", name)
+    output_uri = batch_children.run_output_uri(spec, name)
+
+    def view_of(
+        attempt: batch.DatabricksRun, observed: databricks_status.Observed | None
+    ) -> batch_status.RunView:
+        return databricks_status.run_view(
+            name, attempt, observed, found, output_uri=output_uri, dry_run=spec.dry_run
+        )
+
+    finished = batch_status.recorded_run(body, name)
+    if finished is not None:
+        return Outcome(view=finished)
+    settings = spec.databricks
+    assert settings is not None, "the CRD requires spec.databricks with engine databricks"
+    token = await kube.secret_value(
+        settings.token_secret_ref.name, settings.token_secret_ref.key, owner.namespace
+    )
+    if token is None:
+        ref = settings.token_secret_ref
+        missing = verdicts.Verdict(
+            "False", "SecretNotFound",
+            f"the Secret {ref.name} named by spec.databricks.tokenSecretRef has no key {ref.key}",
+        )  # fmt: skip
+        return Outcome(view=None if record is None else view_of(record, None), waiting=missing)
+    space = databricks_client.Workspace(settings.host, token)
+    try:
+        observed = None
+        if record is not None and not record.stopped:
+            observed = databricks_status.observe(await space.get_run(record.run_id))
+            record = databricks_status.recorded(record, observed)
+        view = view_of(record, observed) if record is not None else None
+        step = databricks_status.next_step(
+            record, observed, view.reason if view is not None else "",
+            suspend=spec.suspend, backoff_limit=spec.backoff_limit,
+        )  # fmt: skip
+        if step.cancel and record is not None:
+            await space.cancel(record.run_id)
+            record = record.model_copy(update={"stopped": True})
+            view = view_of(record, None)
+        if step.submit is not None:
+            record = await _submit(space, owner, spec, body, configmap, name, step)
+            observed = databricks_status.observe(await space.get_run(record.run_id))
+            record = databricks_status.recorded(record, observed)
+            view = view_of(record, observed)
+    except databricks_client.Refused as error:
+        return Outcome(
+            view=None if record is None else view_of(record, None),
+            waiting=verdicts.Verdict("False", "DatabricksAuthFailed", f"{error}; tried again "
+                                     "at the next re-check (spec.databricks.tokenSecretRef)"),
+        )  # fmt: skip
+    except databricks_client.Failure as error:
+        return Outcome(
+            view=None if record is None else view_of(record, None),
+            waiting=verdicts.Verdict(
+                "Unknown", "DatabricksUnavailable", f"{error}; tried again at the next re-check"
+            ),
+        )
+    if spec.suspend:
+        return Outcome(view=view, waiting=batch_status.suspended())
+    return Outcome(view=view)
+
+
+async def _submit(
+    space: databricks_client.Workspace,
+    owner: labels.Owner,
+    spec: batch.BatchJobSpec,
+    body: Mapping[str, Any],
+    configmap: dict[str, Any],
+    name: str,
+    step: databricks_status.Step,
+) -> batch.DatabricksRun:
+    """Uploads the launcher, copies the keys into the secret scope, submits the attempt, and
+    writes its run id to status at once."""
+    settings = spec.databricks
+    assert settings is not None and step.submit is not None
+    env = batch_children.run_env(owner, spec)
+    if stats_reader.stats_url(None) is not None:
+        # Local mode: the stats Redis is the dev one, which has no password.
+        env = [entry for entry in env if entry["name"] != stats_store.PASSWORD_ENV]
+    secrets = databricks_requests.secret_envs(owner, env)
+    values = {}
+    for entry in env:
+        ref = entry["valueFrom"]["secretKeyRef"]
+        value = await kube.secret_value(ref["name"], ref["key"], owner.namespace)
+        if value is not None and entry["name"] in secrets:
+            values[secrets[entry["name"]]] = value
+    if values:
+        await space.put_secrets(settings.secret_scope, values)
+    await space.upload(databricks_requests.launcher_path(settings), databricks_requests.LAUNCHER)
+    command = "estimate" if spec.dry_run else "run"
+    request = databricks_requests.submit_request(
+        owner, spec, settings_of(configmap),
+        run=name, attempt=step.submit,
+        arguments=[command, "--run", name, "--output", batch_children.run_output_uri(spec, name)],
+        secrets={env_name: key for env_name, key in secrets.items() if key in values},
+        token=databricks_requests.idempotency_token(
+            owner.uid, int(body["metadata"].get("generation") or 0), name, step.submit
+        ),
+    )  # fmt: skip
+    run_id = await space.submit(request)
+    record = batch.DatabricksRun(run_id=run_id, attempt=step.submit, failures=step.failures)
+    log.info("%s/%s: run %s attempt %d is Databricks run %d",
+             owner.namespace, owner.name, name, step.submit, run_id)  # fmt: skip
+    await kube.patch_status(
+        kinds.BATCH_JOB, owner.name, owner.namespace,
+        {"runs": [{"name": name, "state": "Pending", "reason": "Submitted",
+                   "databricks": record.model_dump(mode="json", by_alias=True,
+                                                   exclude_none=True)}]},
+    )  # fmt: skip
+    return record
+
+
+def settings_of(configmap: Mapping[str, Any]) -> config.BatchJobConfig:
+    return config.BatchJobConfig.model_validate_json(configmap["data"][batch_children.CONFIG_FILE])
+
+
+def recorded_attempt(body: Mapping[str, Any], name: str) -> batch.DatabricksRun | None:
+    """The run's latest attempt, as status recorded it."""
+    for run in body.get("status", {}).get("runs") or []:
+        if run.get("name") == name and run.get("databricks"):
+            return batch.DatabricksRun.model_validate(run["databricks"])
+    return None
+
+
+async def cancel_on_delete(spec: batch.BatchJobSpec, body: Mapping[str, Any]) -> str | None:
+    """Cancels the run's attempt that may still go; the reason it could not, or None."""
+    metadata = body["metadata"]
+    name = batch_children.one_off_run_name(labels.Ref(metadata["name"], metadata["namespace"]))
+    record = recorded_attempt(body, name)
+    if record is None or record.stopped or batch_status.recorded_run(body, name) is not None:
+        return None
+    settings = spec.databricks
+    assert settings is not None
+    ref = settings.token_secret_ref
+    token = await kube.secret_value(ref.name, ref.key, metadata["namespace"])
+    if token is None:
+        return f"the Secret {ref.name} named by spec.databricks.tokenSecretRef has no key {ref.key}"
+    try:
+        await databricks_client.Workspace(settings.host, token).cancel(record.run_id)
+    except databricks_client.NotFound:
+        return None
+    except databricks_client.Failure as error:
+        return str(error)
+    return None

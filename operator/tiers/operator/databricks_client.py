@@ -1,0 +1,146 @@
+"""The operator's calls to a Databricks workspace, through databricks-sdk: I/O only.
+
+The SDK blocks, so every call runs in a thread. A client is kept per host and token (a rotated
+token makes a new one); its retries of 429/503 and refused connections are bounded by
+`RETRY_SECONDS`, so a workspace that does not answer costs one reconcile that long, never a
+stuck operator. Failures come back as `Refused` (the token: 401/403) or `Unavailable`
+(anything else), whose messages never hold the token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import requests
+from databricks.sdk import WorkspaceClient, errors
+from databricks.sdk.config import Config
+from databricks.sdk.service import jobs, workspace
+
+RETRY_SECONDS = int(os.environ.get("TIERS_DATABRICKS_RETRY_SECONDS", "30"))
+HTTP_TIMEOUT_SECONDS = 30
+
+T = TypeVar("T")
+
+
+class Failure(Exception):
+    """A call that did not succeed; the message is safe for a condition."""
+
+
+class Refused(Failure):
+    """The workspace refused the token (expired, revoked, or without the permission)."""
+
+
+class Unavailable(Failure):
+    """The workspace did not answer, or answered with an error other than the token's."""
+
+
+class NotFound(Failure):
+    """The run (or scope, or file) does not exist."""
+
+
+_clients: dict[tuple[str, str], WorkspaceClient] = {}
+
+
+class Workspace:
+    """One workspace, as one token sees it."""
+
+    def __init__(self, host: str, token: str) -> None:
+        self.host = host.rstrip("/")
+        key = (self.host, hashlib.sha256(token.encode()).hexdigest())
+        self._key = key
+        self._token = token
+
+    async def _call(self, what: str, call: Callable[[WorkspaceClient], T]) -> T:
+        def blocking() -> T:
+            client = _clients.get(self._key)
+            if client is None:
+                config = Config(
+                    host=self.host, token=self._token, auth_type="pat",
+                    retry_timeout_seconds=RETRY_SECONDS, http_timeout_seconds=HTTP_TIMEOUT_SECONDS,
+                )  # fmt: skip
+                client = _clients[self._key] = WorkspaceClient(config=config)
+            return call(client)
+
+        try:
+            return await asyncio.to_thread(blocking)
+        except (errors.Unauthenticated, errors.PermissionDenied) as error:
+            _clients.pop(self._key, None)
+            raise Refused(f"{what}: {self.host} refused the token ({_first_line(error)})") from None
+        except (errors.NotFound, errors.ResourceDoesNotExist) as error:
+            raise NotFound(f"{what}: {_first_line(error)}") from None
+        except errors.base.DatabricksError as error:
+            if error.error_code == "INVALID_PARAMETER_VALUE" and "does not exist" in str(error):
+                raise NotFound(f"{what}: {_first_line(error)}") from None
+            raise Unavailable(f"{what}: {self.host} answered {_first_line(error)}") from None
+        except (TimeoutError, requests.RequestException, OSError, ValueError) as error:
+            _clients.pop(self._key, None)
+            raise Unavailable(
+                f"{what}: {self.host} did not answer within {RETRY_SECONDS} s "
+                f"({type(error).__name__})"
+            ) from None
+
+    async def submit(self, body: dict[str, Any]) -> int:
+        """A one-time run (`jobs/runs/submit`); the same idempotency token gives the same run."""
+
+        def call(client: WorkspaceClient) -> int:
+            waiter = client.jobs.submit(
+                run_name=body["run_name"],
+                tasks=[jobs.SubmitTask.from_dict(task) for task in body["tasks"]],
+                idempotency_token=body["idempotency_token"],
+                timeout_seconds=body.get("timeout_seconds"),
+            )
+            return int(waiter.run_id)
+
+        return await self._call("submitting the run", call)
+
+    async def get_run(self, run_id: int) -> dict[str, Any]:
+        return await self._call(
+            f"reading run {run_id}", lambda client: client.jobs.get_run(run_id).as_dict()
+        )
+
+    async def cancel(self, run_id: int) -> None:
+        """Asks for the run's cancellation (asynchronous: it goes TERMINATING, then CANCELED)."""
+        await self._call(f"cancelling run {run_id}", lambda client: client.jobs.cancel_run(run_id))
+
+    async def output_logs(self, task_run_id: int) -> str:
+        """What the task wrote to stdout (its tail): the batch job ends with its summary."""
+        return await self._call(
+            f"reading the output of run {task_run_id}",
+            lambda client: client.jobs.get_run_output(task_run_id).logs or "",
+        )
+
+    async def put_secrets(self, scope: str, values: dict[str, str]) -> None:
+        """Writes each value into the secret scope, making the scope when it is missing."""
+
+        def call(client: WorkspaceClient) -> None:
+            with contextlib.suppress(errors.ResourceAlreadyExists):
+                client.secrets.create_scope(scope=scope)
+            for key, value in values.items():
+                client.secrets.put_secret(scope=scope, key=key, string_value=value)
+
+        await self._call(f"writing secrets to scope {scope}", call)
+
+    async def upload(self, path: str, source: str) -> None:
+        """A workspace file (not a notebook: no notebook header), replaced when it exists."""
+
+        def call(client: WorkspaceClient) -> None:
+            folder = path.rsplit("/", 1)[0]
+            client.workspace.mkdirs(folder)
+            client.workspace.import_(
+                path=path, content=base64.b64encode(source.encode()).decode(),
+                format=workspace.ImportFormat.AUTO, overwrite=True,
+            )  # fmt: skip
+
+        await self._call(f"uploading {path}", call)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    # The SDK appends its config ("Config: host=..., token=***"): the host is said already.
+    return text.split(" Config: ")[0][:300]

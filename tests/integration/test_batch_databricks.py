@@ -1,0 +1,259 @@
+"""`engine: databricks`: the operator submits each BatchJob's run through databricks-sdk to the
+Databricks test server (`tiers.devenv.databricks`, a real HTTP server on 127.0.0.1), which runs
+the submitted Spark Python task for real on local Spark, scoring the records against mockllm.
+Status shows the run's progress, cost and its Databricks run; a lost cluster is retried, deleting
+the BatchJob cancels its run, an operator killed mid-submit makes no second run, and a refused
+token is a condition."""
+
+from __future__ import annotations
+
+import decimal
+import json
+import os
+import pathlib
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from conftest import Kubectl, wait_for
+
+from tiers import devenv
+from tiers.devenv import databricks, processes
+from tiers.runtime import mockllm
+
+RECORDS = 200
+TOKEN = "dapi-test-token"
+MODEL_KEY = "sk-model-key-for-databricks"
+
+
+@pytest.fixture
+def workspace() -> Iterator[databricks.Server]:
+    with databricks.running(tokens={TOKEN}, pending_s=0.5, terminating_s=0.3) as server:
+        yield server
+
+
+@pytest.fixture
+def mock() -> Iterator[str]:
+    with mockllm.running() as url:
+        yield url
+
+
+def batch_job(server: databricks.Server, mock: str, data: pathlib.Path, **spec: Any) -> str:
+    obj = {
+        "apiVersion": "tiers.dev/v1alpha1",
+        "kind": "BatchJob",
+        "metadata": {"name": "triage"},
+        "spec": {
+            "engine": "databricks",
+            "input": {"uri": f"file://{data}/tickets.jsonl"},
+            "output": {"uri": f"file://{data}/out", "format": "jsonl"},
+            "model": {
+                "backend": {
+                    "name": "mock", "provider": "openai-compatible", "baseURL": mock,
+                    "model": "gpt-4o-mini", "apiKeySecretRef": {"name": "model", "key": "key"},
+                },
+                "prompt": "Classify this ticket: {text}",
+                "maxTokens": 8,
+            },
+            "databricks": {
+                "host": server.url,
+                "tokenSecretRef": {"name": "databricks", "key": "token"},
+                "newCluster": {"numWorkers": 0},
+                "secretScope": "tiers-tests",
+            },
+            **spec,
+        },
+    }  # fmt: skip
+    return yaml.safe_dump(obj)
+
+
+def prepare(kubectl: Kubectl, namespace: str, tmp_path: pathlib.Path) -> pathlib.Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    with (data / "tickets.jsonl").open("w") as out:
+        for i in range(RECORDS):
+            out.write(json.dumps({"id": f"t{i}", "text": f"ticket {i} about billing"}) + "\n")
+    kubectl.run("create", "secret", "generic", "databricks", "-n", namespace,
+                f"--from-literal=token={TOKEN}")  # fmt: skip
+    kubectl.run("create", "secret", "generic", "model", "-n", namespace,
+                f"--from-literal=key={MODEL_KEY}")  # fmt: skip
+    return data
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    found = [c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_]
+    return found[0] if found else {}
+
+
+def job(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
+    return kubectl.get("bjob", "triage", "-n", namespace)  # type: ignore[no-any-return]
+
+
+def submits(server: databricks.Server) -> list[dict[str, Any]]:
+    return [body for _, path, body in server.workspace.requests if path.endswith("/runs/submit")]
+
+
+def scored(data: pathlib.Path) -> dict[str, dict[str, Any]]:
+    lines = [
+        json.loads(line)
+        for part in (data / "out").glob("attempt=*/outcome=ok/part-*")
+        for line in part.read_text().splitlines()
+    ]
+    return {line["id"]: line for line in lines}
+
+
+def test_a_databricks_run_scores_every_record_with_progress_cost_and_its_run_in_status(
+    kubectl: Kubectl, operator: str, namespace: str, workspace: databricks.Server, mock: str,
+    tmp_path: pathlib.Path,
+) -> None:  # fmt: skip
+    data = prepare(kubectl, namespace, tmp_path)
+    kubectl.apply(batch_job(workspace, mock, data), namespace=namespace)
+    done = wait_for(
+        lambda: (obj := job(kubectl, namespace)).get("status", {}).get("state") == "Succeeded"
+        and obj.get("status", {}).get("progress") and obj,
+        timeout_s=180, what="the Databricks run to succeed",
+    )  # fmt: skip
+    status = done["status"]
+    assert condition(done, "Succeeded")["status"] == "True"
+    assert condition(done, "Estimated")["status"] == "True"
+    results = scored(data)
+    assert len(results) == RECORDS
+    assert status["progress"]["done"] == RECORDS and status["progress"]["percent"] == 100
+    written = sum(decimal.Decimal(line["cost_usd"]) for line in results.values())
+    assert decimal.Decimal(status["cost"]["totalUSD"]) == written
+    run = status["lastRun"]["databricks"]
+    assert len(workspace.workspace.runs) == 1
+    assert run["runId"] == next(iter(workspace.workspace.runs))
+    assert run["runPageURL"].startswith(workspace.url) and str(run["runId"]) in run["runPageURL"]
+    assert (run["lifeCycleState"], run["resultState"], run["attempt"]) == (
+        "TERMINATED", "SUCCESS", 0,
+    )  # fmt: skip
+    # One submit, its token derived from the object (64 hex characters); the model's key went
+    # to the secret scope, never into the request or status.
+    [request] = submits(workspace)
+    assert len(request["idempotency_token"]) == 64
+    task = request["tasks"][0]
+    assert task["new_cluster"]["num_workers"] == 0
+    assert task["spark_python_task"]["python_file"] == "/Shared/tiers/tiers_batch_launcher.py"
+    key = f"{namespace}.triage.tiers_model_api_key"
+    assert workspace.workspace.secrets["tiers-tests"][key] == MODEL_KEY.encode()
+    assert f"--secret-env=TIERS_MODEL_API_KEY=tiers-tests/{key}" in task["spark_python_task"][
+        "parameters"]  # fmt: skip
+    assert MODEL_KEY not in json.dumps(request) + json.dumps(done)
+    assert TOKEN not in json.dumps(done)
+
+
+def test_a_run_whose_cluster_is_lost_is_retried_and_the_retry_finishes_it(
+    kubectl: Kubectl, operator: str, namespace: str, workspace: databricks.Server, mock: str,
+    tmp_path: pathlib.Path,
+) -> None:  # fmt: skip
+    data = prepare(kubectl, namespace, tmp_path)
+    workspace.workspace.faults.lose_cluster_after_s.append(2.0)
+    kubectl.apply(batch_job(workspace, mock, data, backoffLimit=1), namespace=namespace)
+    done = wait_for(
+        lambda: (obj := job(kubectl, namespace)).get("status", {}).get("state") == "Succeeded"
+        and obj,
+        timeout_s=240, what="the retried run to succeed",
+    )  # fmt: skip
+    run = done["status"]["lastRun"]["databricks"]
+    assert (run["attempt"], run["failures"]) == (1, 1)
+    first, second = sorted(workspace.workspace.runs.values(), key=lambda r: r.run_id)
+    assert (first.result_state, first.termination and first.termination[0]) == (
+        "FAILED", "CLUSTER_ERROR",
+    )  # fmt: skip
+    assert second.result_state == "SUCCESS" and run["runId"] == second.run_id
+    tokens = [body["idempotency_token"] for body in submits(workspace)]
+    assert len(set(tokens)) == 2
+    assert len(scored(data)) == RECORDS
+
+
+def test_deleting_a_batch_job_cancels_its_running_databricks_run(
+    kubectl: Kubectl, operator: str, namespace: str, workspace: databricks.Server, mock: str,
+    tmp_path: pathlib.Path,
+) -> None:  # fmt: skip
+    data = prepare(kubectl, namespace, tmp_path)
+    kubectl.apply(batch_job(workspace, mock, data), namespace=namespace)
+    running = wait_for(
+        lambda: (obj := job(kubectl, namespace)).get("status", {}).get("lastRun", {}).get(
+            "databricks", {}).get("lifeCycleState") == "RUNNING" and obj,
+        timeout_s=60, what="the Databricks run to be RUNNING",
+    )  # fmt: skip
+    assert "tiers.dev/finalizer" in running["metadata"]["finalizers"]
+    kubectl.run("delete", "bjob", "triage", "-n", namespace, "--wait=true", "--timeout=60s")
+    [run] = workspace.workspace.runs.values()
+    wait_for(lambda: workspace.workspace.get_run(run.run_id)["state"].get("result_state") ==
+             "CANCELED", timeout_s=10, what="the run to be cancelled")  # fmt: skip
+    assert run.cancelled and run.process is not None and run.process.poll() is not None
+
+
+@pytest.fixture
+def own_operator(
+    dev_cluster: devenv.DevCluster, crds: None, namespace: str, tmp_path: pathlib.Path
+) -> list[str]:
+    """A command that starts an operator of this test's own (for this namespace only)."""
+    return [
+        sys.executable, "-m", "tiers.operator", "--namespace", namespace,
+        "--no-leader-election",
+        "--health-port", str(processes.free_port()),
+        "--metrics-port", str(processes.free_port()),
+    ]  # fmt: skip
+
+
+def test_an_operator_killed_between_submit_and_status_makes_no_second_run(
+    kubectl: Kubectl, namespace: str, workspace: databricks.Server, mock: str,
+    tmp_path: pathlib.Path, own_operator: list[str], dev_cluster: devenv.DevCluster,
+) -> None:  # fmt: skip
+    data = prepare(kubectl, namespace, tmp_path)
+    workspace.workspace.pending_s = 3600  # the run stays PENDING: nothing runs
+    workspace.workspace.faults.answer_delay_s["/api/2.2/jobs/runs/submit"] = 8.0
+    env = {**os.environ, **dev_cluster.env(), "TIERS_RECHECK_SECONDS": "2",
+           "TIERS_STATS_REDIS_URL": dev_cluster.redis_url}  # fmt: skip
+    first = processes.start("operator-1", own_operator, log_dir=tmp_path, env=env)
+    try:
+        kubectl.apply(batch_job(workspace, mock, data), namespace=namespace)
+        wait_for(lambda: submits(workspace), timeout_s=60, what="the first submit")
+    finally:
+        os.killpg(first.pid, 9)
+    processes.wait_until(lambda: not processes.is_alive(first.pid), what="SIGKILL", timeout_s=10)
+    assert len(workspace.workspace.runs) == 1
+    workspace.workspace.faults.answer_delay_s.clear()
+    second = processes.start("operator-2", own_operator, log_dir=tmp_path, env=env)
+    try:
+        recorded = wait_for(
+            lambda: job(kubectl, namespace).get("status", {}).get("lastRun", {}).get(
+                "databricks"),
+            timeout_s=60, what="the run id in status",
+        )  # fmt: skip
+    finally:
+        processes.stop(second.pid, grace_s=5)
+    tokens = {body["idempotency_token"] for body in submits(workspace)}
+    assert len(submits(workspace)) >= 2 and len(tokens) == 1
+    [run_id] = workspace.workspace.runs
+    assert recorded["runId"] == run_id
+
+
+def test_a_refused_token_is_a_condition_and_the_run_goes_once_it_is_accepted(
+    kubectl: Kubectl, operator: str, namespace: str, workspace: databricks.Server, mock: str,
+    tmp_path: pathlib.Path,
+) -> None:  # fmt: skip
+    data = prepare(kubectl, namespace, tmp_path)
+    workspace.workspace.pending_s = 3600
+    workspace.workspace.refused[TOKEN] = 401
+    kubectl.apply(batch_job(workspace, mock, data), namespace=namespace)
+    refused = wait_for(
+        lambda: (found := condition(job(kubectl, namespace), "Succeeded")).get("reason") ==
+        "DatabricksAuthFailed" and found,
+        timeout_s=30, what="the refused token's condition",
+    )  # fmt: skip
+    assert refused["status"] == "False" and "refused the token" in refused["message"]
+    assert TOKEN not in refused["message"]
+    assert not workspace.workspace.runs
+    del workspace.workspace.refused[TOKEN]
+    wait_for(
+        lambda: job(kubectl, namespace).get("status", {}).get("lastRun", {}).get("databricks"),
+        timeout_s=30,
+        what="the run submitted once the token is accepted",
+    )
+    assert len(workspace.workspace.runs) == 1
