@@ -3,6 +3,7 @@ do next with a run (retry, cancel, resume), the runs/submit request, and the tas
 
 from __future__ import annotations
 
+import decimal
 import json
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from tiers.api import batch
 from tiers.operator import databricks_requests, databricks_status
 from tiers.operator.manifests import batch_children, labels
-from tiers.runtime.batch import databricks_task
+from tiers.runtime.batch import databricks_task, progress
 
 OWNER = labels.Owner("tiers.dev/v1alpha1", "BatchJob", "triage", "support", "uid-1")
 
@@ -207,3 +208,19 @@ def test_the_task_reads_its_secret_references_config_and_job_arguments() -> None
     assert secrets["TIERS_MODEL_API_KEY"] == ("tiers", "support.triage.tiers_model_api_key")
     assert json.loads(config_json)["job"] == "support/triage"
     assert job == ["run", "--run", "triage-run", "--output", "dbfs:/out"]
+
+
+def test_a_runs_final_numbers_are_read_back_from_the_summary_line_of_its_output() -> None:
+    final = progress.Progress(
+        state="Succeeded", attempt=2, total=60, skipped=10, done=58, failed=2, tokens_in=900,
+        tokens_out=120, cost_usd=decimal.Decimal("0.0004215"),
+        skipped_cost_usd=decimal.Decimal("0.0001"), started_s=100.0, updated_s=112.5,
+    )  # fmt: skip
+    line = json.dumps(progress.summary(final, output_uri="dbfs:/out"))
+    read = progress.from_summary(f"Spark says hello\n{line}\n[####] 100%\n")
+    assert read is not None
+    assert (read.state, read.total, read.done, read.failed, read.cost_usd) == (
+        "Succeeded", 60, 58, 2, decimal.Decimal("0.0004215"),
+    )  # fmt: skip
+    assert read.percent == 100
+    assert progress.from_summary("no summary here\n{}\n") is None

@@ -28,7 +28,7 @@ from tiers.operator import (
     verdicts,
 )
 from tiers.operator.manifests import batch_children, labels, stats_store
-from tiers.runtime.batch import config
+from tiers.runtime.batch import config, progress
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,10 @@ async def reconcile(
     finished = batch_status.recorded_run(body, name)
     if finished is not None:
         return Outcome(view=finished)
+    if spec.suspend and (record is None or record.stopped):
+        # Nothing goes, so nothing to ask the workspace.
+        view = None if record is None else view_of(record, None)
+        return Outcome(view=view, waiting=batch_status.suspended())
     settings = spec.databricks
     assert settings is not None, "the CRD requires spec.databricks with engine databricks"
     token = await kube.secret_value(
@@ -82,6 +86,8 @@ async def reconcile(
         if record is not None and not record.stopped:
             observed = databricks_status.observe(await space.get_run(record.run_id))
             record = databricks_status.recorded(record, observed)
+            if found is None and observed.finished and observed.task_run_id is not None:
+                found = await _final_numbers(space, observed.task_run_id)
         view = view_of(record, observed) if record is not None else None
         step = databricks_status.next_step(
             record, observed, view.reason if view is not None else "",
@@ -112,6 +118,18 @@ async def reconcile(
     if spec.suspend:
         return Outcome(view=view, waiting=batch_status.suspended())
     return Outcome(view=view)
+
+
+async def _final_numbers(
+    space: databricks_client.Workspace, task_run_id: int
+) -> progress.Progress | None:
+    """A finished run's numbers from its output's summary line, where its progress never
+    reached the stats Redis (a Databricks cluster outside this cluster's network)."""
+    try:
+        return progress.from_summary(await space.output_logs(task_run_id))
+    except databricks_client.Failure as error:
+        log.info("the output of Databricks run %d is unavailable: %s", task_run_id, error)
+        return None
 
 
 async def _submit(

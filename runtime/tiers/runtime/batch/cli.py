@@ -66,21 +66,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def summary(final: progress.Progress, settings: config.BatchJobConfig) -> dict[str, object]:
-    """What a run ends with: the fields of its completion notice."""
-    from tiers.runtime import pricing
-
-    return {
-        "state": final.state,
-        "attempt": final.attempt,
-        "records": final.total,
-        "done": final.done,
-        "failed": final.failed,
-        "skipped": final.skipped,
-        "costUSD": pricing.format_usd(final.cost_usd),
-        "durationSeconds": round(final.elapsed_s, 3),
-        "outputURI": settings.output.uri,
-        "message": final.message,
-    }
+    """What a run ends with (its last line): the fields of its completion notice."""
+    return progress.summary(final, output_uri=settings.output.uri)
 
 
 def _add_options(command: argparse.ArgumentParser) -> None:

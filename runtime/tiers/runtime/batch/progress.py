@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import decimal
+import json
 from collections.abc import Mapping
 from typing import Literal
 
@@ -202,6 +203,46 @@ def from_fields(fields: Mapping[str, str]) -> Progress:
         estimate=estimate,
         message=fields.get("message", ""),
     )
+
+
+def summary(final: Progress, *, output_uri: str) -> dict[str, object]:
+    """The last line the job prints (JSON): where a run's numbers are read when its progress
+    hash cannot be (a Databricks run's output, when its cluster cannot reach the stats Redis)."""
+    return {
+        "state": final.state,
+        "attempt": final.attempt,
+        "records": final.total,
+        "done": final.done,
+        "failed": final.failed,
+        "skipped": final.skipped,
+        "costUSD": pricing.format_usd(final.cost_usd),
+        "durationSeconds": round(final.elapsed_s, 3),
+        "outputURI": output_uri,
+        "message": final.message,
+    }
+
+
+def from_summary(output: str) -> Progress | None:
+    """The run's final numbers from its output's last summary line; None without one. Tokens
+    are not in a summary (status shows none)."""
+    for line in reversed(output.strip().splitlines()):
+        try:
+            found = json.loads(line)
+            if not isinstance(found, dict) or found.get("state") not in _STATES:
+                continue
+            return Progress(
+                state=found["state"], attempt=int(found["attempt"]),
+                total=None if found.get("records") is None else int(found["records"]),
+                skipped=int(found["skipped"]), done=int(found["done"]),
+                failed=int(found["failed"]), tokens_in=0, tokens_out=0,
+                cost_usd=decimal.Decimal(str(found["costUSD"])),
+                skipped_cost_usd=decimal.Decimal(0), started_s=0.0,
+                updated_s=float(found.get("durationSeconds") or 0.0),
+                message=str(found.get("message") or ""),
+            )  # fmt: skip
+        except (ValueError, KeyError, TypeError, decimal.InvalidOperation):
+            continue
+    return None
 
 
 _STATES = frozenset(State.__args__)  # type: ignore[attr-defined]
