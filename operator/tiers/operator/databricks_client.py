@@ -15,12 +15,12 @@ import contextlib
 import hashlib
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
-from databricks.sdk import WorkspaceClient, errors
-from databricks.sdk.config import Config
-from databricks.sdk.service import jobs, workspace
+
+if TYPE_CHECKING:
+    from databricks.sdk import WorkspaceClient
 
 RETRY_SECONDS = int(os.environ.get("TIERS_DATABRICKS_RETRY_SECONDS", "30"))
 HTTP_TIMEOUT_SECONDS = 30
@@ -45,6 +45,8 @@ class NotFound(Failure):
 
 
 _clients: dict[tuple[str, str], WorkspaceClient] = {}
+"""Kept per host and token digest; touched in worker threads only (a dict's get and set are
+atomic, and two clients made at once for one key are both good)."""
 
 
 class Workspace:
@@ -57,7 +59,15 @@ class Workspace:
         self._token = token
 
     async def _call(self, what: str, call: Callable[[WorkspaceClient], T]) -> T:
-        def blocking() -> T:
+        return await asyncio.to_thread(self._blocking, what, call)
+
+    def _blocking(self, what: str, call: Callable[[WorkspaceClient], T]) -> T:
+        # databricks-sdk is imported here, in a worker thread, on the first call: it takes
+        # seconds to import, which neither the operator's start nor its event loop should wait.
+        from databricks.sdk import WorkspaceClient, errors
+        from databricks.sdk.config import Config
+
+        try:
             client = _clients.get(self._key)
             if client is None:
                 config = Config(
@@ -66,9 +76,6 @@ class Workspace:
                 )  # fmt: skip
                 client = _clients[self._key] = WorkspaceClient(config=config)
             return call(client)
-
-        try:
-            return await asyncio.to_thread(blocking)
         except (errors.Unauthenticated, errors.PermissionDenied) as error:
             _clients.pop(self._key, None)
             raise Refused(f"{what}: {self.host} refused the token ({_first_line(error)})") from None
@@ -89,6 +96,8 @@ class Workspace:
         """A one-time run (`jobs/runs/submit`); the same idempotency token gives the same run."""
 
         def call(client: WorkspaceClient) -> int:
+            from databricks.sdk.service import jobs
+
             waiter = client.jobs.submit(
                 run_name=body["run_name"],
                 tasks=[jobs.SubmitTask.from_dict(task) for task in body["tasks"]],
@@ -119,6 +128,8 @@ class Workspace:
         """Writes each value into the secret scope, making the scope when it is missing."""
 
         def call(client: WorkspaceClient) -> None:
+            from databricks.sdk import errors
+
             with contextlib.suppress(errors.ResourceAlreadyExists):
                 client.secrets.create_scope(scope=scope)
             for key, value in values.items():
@@ -130,6 +141,8 @@ class Workspace:
         """A workspace file (not a notebook: no notebook header), replaced when it exists."""
 
         def call(client: WorkspaceClient) -> None:
+            from databricks.sdk.service import workspace
+
             folder = path.rsplit("/", 1)[0]
             client.workspace.mkdirs(folder)
             client.workspace.import_(
