@@ -95,6 +95,18 @@ def submits(server: databricks.Server) -> list[dict[str, Any]]:
     return [body for _, path, body in server.workspace.requests if path.endswith("/runs/submit")]
 
 
+def diagnosis(kubectl: Kubectl, namespace: str, server: databricks.Server) -> str:
+    """The BatchJob's status and each run's state and driver log's end, for a failure."""
+    lines = [f"status: {json.dumps(job(kubectl, namespace).get('status'))}"]
+    with server.workspace.lock:
+        for run in server.workspace.runs.values():
+            lines.append(f"run {run.run_id}: {run.life_cycle_state} {run.result_state} "
+                         f"{run.termination}")  # fmt: skip
+            if run.process is not None:
+                lines.append(run.process.logs()[0][-2000:])
+    return "\n".join(lines)
+
+
 def scored(data: pathlib.Path) -> dict[str, dict[str, Any]]:
     lines = [
         json.loads(line)
@@ -113,11 +125,14 @@ def test_a_run_whose_cluster_is_lost_is_retried_and_scores_every_record_with_its
     # new one-time run, resuming where the first stopped) scores everything.
     workspace.workspace.faults.lose_cluster_after_s.append(1.0)
     kubectl.apply(batch_job(workspace, mock, data, backoffLimit=1), namespace=namespace)
-    done = wait_for(
-        lambda: (obj := job(kubectl, namespace)).get("status", {}).get("state") == "Succeeded"
-        and obj.get("status", {}).get("progress") and obj,
-        timeout_s=240, what="the retried Databricks run to succeed",
-    )  # fmt: skip
+    try:
+        done = wait_for(
+            lambda: (obj := job(kubectl, namespace)).get("status", {}).get("state") ==
+            "Succeeded" and obj.get("status", {}).get("progress") and obj,
+            timeout_s=420, what="the retried Databricks run to succeed",
+        )  # fmt: skip
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{diagnosis(kubectl, namespace, workspace)}") from None
     status = done["status"]
     assert condition(done, "Succeeded")["status"] == "True"
     assert condition(done, "Estimated")["status"] == "True"
