@@ -103,6 +103,16 @@ def test_topics_are_created_and_the_job_deployed(
     )
     assert config["trigger_interval_ms"] == 500
 
+    # Each child the operator made is an Event on the pipeline (kopf posts them in the background).
+    def made() -> set[tuple[str, str]]:
+        events = kubectl.get("events", "-n", namespace, "--field-selector",
+                             "involvedObject.kind=StreamPipeline")["items"]  # fmt: skip
+        return {(e["reason"], e["message"]) for e in events}
+
+    expected = {("ChildCreated", "ConfigMap summaries-stream created"),
+                ("ChildCreated", "Deployment summaries-push created")}  # fmt: skip
+    wait_for(lambda: expected <= made(), timeout_s=20, what=f"events {expected}")
+
 
 def test_partitions_grow_when_the_spec_grows(
     kubectl: Kubectl,

@@ -74,8 +74,7 @@ async def apply_children(
             await caller_keys.sync(owner.name, owner.namespace)
         changes = await kube.apply_all(children)
         changes += await kube.delete_unlisted(children, optional_children(owner))
-        for change in changes:
-            kopf.event(body, type="Normal", reason=change.reason, message=change.message)
+        reconciliation.record_changes(body, changes)
     except kube.TypeNotServed as error:
         # The HTTPRoute, applied last, is the only child whose type a cluster may lack.
         if error.kind != exposure.HTTP_ROUTE:

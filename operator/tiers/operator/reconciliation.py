@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 import kopf
@@ -16,7 +16,7 @@ import pydantic
 import pydantic.alias_generators
 
 from tiers.api import common, kinds
-from tiers.operator import images, metrics, verdicts
+from tiers.operator import images, kube, metrics, verdicts
 from tiers.operator.manifests import labels, model_client
 
 RECONCILING = "Reconciling"
@@ -148,6 +148,12 @@ def write_status(patch: kopf.Patch, body: Mapping[str, Any], desired: Mapping[st
             patch.status[field] = value
             changed = True
     return changed
+
+
+def record_changes(body: kopf.Body, changes: Iterable[kube.Change]) -> None:
+    """Each child the handler created, changed or deleted, as a Normal Event on its owner."""
+    for change in changes:
+        kopf.event(body, type="Normal", reason=change.reason, message=change.message)
 
 
 def now() -> datetime.datetime:

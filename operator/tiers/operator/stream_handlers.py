@@ -58,7 +58,9 @@ async def reconcile_stream_pipeline(body: kopf.Body, patch: kopf.Patch, **_: Any
         topics_verdict, owned_topics = await reconcile_topics(
             spec, bootstrap, owned=recorded_topics(body), owner=owner
         )
-        streaming_verdict = await apply_children(owner, spec, known_brokers=bootstrap is not None)
+        streaming_verdict = await apply_children(
+            owner, spec, known_brokers=bootstrap is not None, body=body
+        )
         if streaming_verdict is None:
             streaming_verdict = await push_keys_verdict(spec, owner.namespace)
         if streaming_verdict is None:
@@ -154,11 +156,12 @@ async def delete_stream_pipeline(body: kopf.Body, runtime: datetime.timedelta, *
 
 
 async def apply_children(
-    owner: labels.Owner, spec: stream.StreamPipelineSpec, *, known_brokers: bool
+    owner: labels.Owner, spec: stream.StreamPipelineSpec, *, known_brokers: bool, body: kopf.Body
 ) -> verdicts.Verdict | None:
     """Applies the streaming job (a Deployment or a SparkApplication, by `spec.engine`), its
-    config and the push gateway; the StreamingReady verdict when that could not be done or the
-    job is suspended, None when the job's own state is what to judge. The job reads bootstrap
+    config and the push gateway, each change an Event on the pipeline; the StreamingReady
+    verdict when that could not be done or the job is suspended, None when the job's own state
+    is what to judge. The job reads bootstrap
     servers kept in a Secret from that Secret itself: they are never rendered."""
     if not known_brokers:
         return verdicts.Verdict("Unknown", "WaitingForKafka", "the bootstrap servers are unknown")
@@ -192,7 +195,7 @@ async def apply_children(
             # A key of its own for the endpoint, let in at once rather than at its next turn.
             await caller_keys.ensure_key(owner)
             await caller_keys.sync(spec.model.endpoint_ref.name, owner.namespace)
-        await kube.apply_all(children)
+        changes = await kube.apply_all(children)
         # The NetworkPolicies go when the admin turns network policies off, the push gateway's
         # Ingress or HTTPRoute when spec.push.expose goes or switches to the other.
         optional = [
@@ -202,7 +205,8 @@ async def apply_children(
             ),
             *exposure.candidates(owner, stream_children.PUSH),
         ]
-        await kube.delete_unlisted(children, optional)
+        changes += await kube.delete_unlisted(children, optional)
+        reconciliation.record_changes(body, changes)
     except kube.TypeNotServed as error:
         # The SparkApplication and the HTTPRoute, applied last, are the only children whose type
         # a cluster may lack: their apply failing so finds it out at no extra request.
