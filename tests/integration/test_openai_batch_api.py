@@ -4,7 +4,7 @@ ServiceAccount's token (the Role the operator rendered for it, nothing more), ru
 operator and scored by the real batch job on local Spark through the endpoint; the batch read
 back as OpenAI's object, its output and error files downloaded, another batch cancelled mid-run.
 
-No Spark Operator runs here, and kwok runs no containers: the stand-in below plays the Spark
+No Spark Operator runs here, and kwok runs no containers: `devenv.local_spark` plays the Spark
 Operator for the batches' SparkApplications, running each one's command as a local process
 with the config and key its driver pod would get, and writing the state the Spark Operator
 would write; it stops the process when the operator deletes the application (a cancel).
@@ -14,13 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import pathlib
-import signal
-import subprocess
-import sys
-import threading
-import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -30,7 +24,9 @@ import pytest
 from conftest import Kubectl, Processes, wait_for
 
 from tiers import devenv
-from tiers.devenv import pki
+from tiers.devenv import dataplane, local_spark
+from tiers.operator.manifests import gateway as gateway_manifests
+from tiers.operator.manifests import labels
 
 ALICE, BOB = "alice-key-0123456789", "bob-key-0123456789"
 LINES = [
@@ -63,101 +59,6 @@ def accepted(gateway: str, key: str) -> bool:
             return bool(response.status == 200)
     except urllib.error.HTTPError:
         return False
-
-
-class SparkOperatorStandIn(threading.Thread):
-    """Runs the namespace's SparkApplications as local batch job processes (see the module)."""
-
-    def __init__(
-        self, kubectl: Kubectl, namespace: str, *, gateway: str, keys: pathlib.Path,
-        work_dir: pathlib.Path, env: dict[str, str],
-    ) -> None:  # fmt: skip
-        super().__init__(daemon=True)
-        self.kubectl, self.namespace, self.gateway = kubectl, namespace, gateway
-        self.keys, self.work_dir, self.env = keys, work_dir, env
-        self.running: dict[str, subprocess.Popen[bytes]] = {}
-        self.seen: set[str] = set()
-        self.stopped: list[str] = []
-        self.halt = threading.Event()
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self._play()
-        except BaseException as error:  # shown by the test that waits on it
-            self.error = error
-            raise
-
-    def _play(self) -> None:
-        while not self.halt.wait(0.5):
-            apps = {
-                app["metadata"]["name"]: app
-                for app in self.kubectl.get("sparkapplications", "-n", self.namespace)["items"]
-            }
-            for name, process in list(self.running.items()):
-                if name not in apps:  # deleted: the run is stopped, as its pods would be
-                    os.killpg(process.pid, signal.SIGTERM)
-                    process.wait(timeout=30)
-                    self.stopped.append(name)
-                    del self.running[name]
-                elif process.poll() is not None:
-                    self._set_state(name, "COMPLETED" if process.returncode == 0 else "FAILED")
-                    del self.running[name]
-            for name, app in apps.items():
-                if name not in self.seen:
-                    self.seen.add(name)
-                    self.running[name] = self._start(app)
-
-    def stop_all(self) -> None:
-        self.halt.set()
-        self.join(timeout=10)
-        for process in self.running.values():
-            os.killpg(process.pid, signal.SIGKILL)
-
-    def _start(self, app: dict[str, Any]) -> subprocess.Popen[bytes]:
-        job = app["metadata"]["ownerReferences"][0]["name"]
-        key = secret_data(self.kubectl, self.namespace, f"{job}-batch-key")["key"]
-        # The projected key volume of the gateway's pods, as the kubelet refreshes it.
-        wait_for(
-            lambda: self._sync_keys() and accepted(self.gateway, key),
-            timeout_s=30, what=f"the gateway to accept {job}'s key",
-        )  # fmt: skip
-        configmap = self.kubectl.get("configmap", f"{job}-batch", "-n", self.namespace)
-        settings = json.loads(configmap["data"]["batch.json"])
-        settings["model"]["target"]["url"] = self.gateway + "/v1"
-        settings["master"] = "local[2]"  # spark-submit's, in the cluster
-        config = self.work_dir / f"{job}.json"
-        config.write_text(json.dumps(settings))
-        arguments = list(app["spec"]["arguments"])
-        arguments[arguments.index("--config") + 1] = str(config)
-        log = (self.work_dir / f"{job}.log").open("ab")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tiers.runtime.batch", *arguments],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, **self.env, "TIERS_MODEL_API_KEY": key},
-        )  # fmt: skip
-        self._set_state(app["metadata"]["name"], "RUNNING")
-        return process
-
-    def _sync_keys(self) -> bool:
-        for source in ("callers", "chat-client-keys"):
-            for name, value in secret_data(self.kubectl, self.namespace, source).items():
-                (self.keys / name).write_text(value)
-        return True
-
-    def _set_state(self, name: str, state: str) -> None:
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        status: dict[str, Any] = {
-            "applicationState": {"state": state},
-            "driverInfo": {"podName": f"{name}-driver"},
-            "lastSubmissionAttemptTime": now,
-        }
-        if state != "RUNNING":
-            status["terminationTime"] = now
-        self.kubectl.run(
-            "patch", "sparkapplication", name, "-n", self.namespace, "--subresource=status",
-            "--type=merge", "-p", json.dumps({"status": status}),
-        )  # fmt: skip
 
 
 @pytest.fixture
@@ -207,19 +108,33 @@ def test_the_openai_sdk_runs_batches_through_the_gateway_as_batch_jobs(
     settings["api_keys_dir"] = str(keys)
     settings["batch"]["storage_dir"] = str(storage)
     (tmp_path / "gateway.json").write_text(json.dumps(settings))
-    token = kubectl.run("create", "token", "chat-gateway", "-n", namespace).stdout.strip()
-    kubeconfig = tmp_path / "gateway-kubeconfig"
-    kubeconfig.write_text(pki.kubeconfig(
-        server=dev_cluster.server, ca_cert=dev_cluster.state_dir / "pki" / "ca.crt", token=token))  # fmt: skip
+    local = [str(dev_cluster.kubectl), f"--kubeconfig={dev_cluster.kubeconfig}"]
+    kubeconfig = dataplane.service_account_kubeconfig(
+        local, dev_cluster, namespace=namespace, account="chat-gateway",
+        path=tmp_path / "gateway-kubeconfig",
+    )  # fmt: skip
     for name, value in secret_data(kubectl, namespace, "callers").items():
         (keys / name).write_text(value)
     gateway = services.start(
         "gateway", "tiers.runtime.gateway", "--config", str(tmp_path / "gateway.json"),
         env={"KUBECONFIG": str(kubeconfig)},
     )  # fmt: skip
-    spark = SparkOperatorStandIn(
-        kubectl, namespace, gateway=gateway, keys=keys, work_dir=tmp_path,
-        env=dev_cluster.env(),
+
+    def keys_synced(job: str, key: str) -> None:
+        """The projected key volume of the gateway's pods, as the kubelet refreshes it."""
+
+        def synced() -> bool:
+            for source in ("callers", "chat-client-keys"):
+                for name, value in secret_data(kubectl, namespace, source).items():
+                    (keys / name).write_text(value)
+            return accepted(gateway, key)
+
+        wait_for(synced, timeout_s=30, what=f"the gateway to accept {job}'s key")
+
+    in_cluster = gateway_manifests.url(labels.Ref("chat", namespace))
+    spark = local_spark.LocalSparkOperator(
+        local, namespace, endpoint_urls={in_cluster: gateway + "/v1"}, work_dir=tmp_path,
+        env=dev_cluster.env(), before_run=keys_synced,
     )  # fmt: skip
     spark.start()
     try:
@@ -256,7 +171,7 @@ def test_the_openai_sdk_runs_batches_through_the_gateway_as_batch_jobs(
             done = wait_for(
                 lambda: (found := alice.batches.retrieve(batch.id)).status
                 in ("completed", "failed", "expired") and found,
-                timeout_s=240, interval_s=1, what="the batch to complete",
+                timeout_s=600, interval_s=1, what="the batch to complete",
             )  # fmt: skip
         except AssertionError as error:
             seen = {kind: kubectl.get(kind, "-n", namespace)["items"]
@@ -291,16 +206,16 @@ def test_the_openai_sdk_runs_batches_through_the_gateway_as_batch_jobs(
         )
         wait_for(
             lambda: alice.batches.retrieve(second.id).status == "in_progress",
-            timeout_s=60, interval_s=0.5, what="the second batch to start",
+            timeout_s=180, interval_s=0.5, what="the second batch to start",
         )  # fmt: skip
         cancelling = alice.batches.cancel(second.id)
         assert cancelling.status in ("cancelling", "cancelled") and cancelling.cancelling_at
         cancelled = wait_for(
             lambda: (found := alice.batches.retrieve(second.id)).status == "cancelled" and found,
-            timeout_s=60, interval_s=0.5, what="the second batch to be cancelled",
+            timeout_s=120, interval_s=0.5, what="the second batch to be cancelled",
         )  # fmt: skip
         assert cancelled.cancelled_at
-        wait_for(lambda: spark.stopped, timeout_s=30, what="the cancelled run's process to stop")
+        wait_for(lambda: spark.stopped, timeout_s=60, what="the cancelled run's process to stop")
         with pytest.raises(openai.ConflictError):
             alice.batches.cancel(done.id)
 
@@ -310,6 +225,6 @@ def test_the_openai_sdk_runs_batches_through_the_gateway_as_batch_jobs(
         assert [b.id for b in page.get_next_page().data] == [batch.id]
         assert bob.batches.list().data == []
     finally:
-        spark.stop_all()
+        spark.stop()
     log = "".join(path.read_text(errors="replace") for path in services.logs)
     assert ALICE not in log and BOB not in log, "a key reached a log"

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import urllib.request
 
-from tiers.devenv import jars, processes
+from tiers.devenv import cluster, jars, pki, processes
 from tiers.operator.manifests import batch_children, gateway, labels, stream_children
 
 
@@ -37,17 +37,31 @@ def start_gateway(
     redis_url: str,
     work_dir: pathlib.Path,
     env: dict[str, str] | None = None,
+    dev_cluster: cluster.DevCluster | None = None,
 ) -> tuple[str, processes.Started]:
-    """Starts the endpoint's gateway on a free port; returns its base URL once it is healthy."""
+    """Starts the endpoint's gateway on a free port; returns its base URL once it is healthy.
+
+    With the Batch API (`spec.batch`), its claim is a folder under `work_dir`, and the gateway
+    calls `dev_cluster`'s apiserver as its own ServiceAccount, as its pod would."""
     work_dir.mkdir(parents=True, exist_ok=True)
     config = work_dir / f"{namespace}-{endpoint}-gateway.json"
-    config.write_text(rendered_gateway_config(kubectl, namespace, endpoint))
+    settings = json.loads(rendered_gateway_config(kubectl, namespace, endpoint))
+    env = dict(env or {})
+    if settings.get("batch") is not None and dev_cluster is not None:
+        settings["batch"]["storage_dir"] = str(work_dir / f"{namespace}-{endpoint}-batch")
+        kubeconfig = service_account_kubeconfig(
+            kubectl, dev_cluster, namespace=namespace,
+            account=gateway.name(labels.Ref(endpoint, namespace)),
+            path=work_dir / f"{namespace}-{endpoint}-gateway.kubeconfig",
+        )  # fmt: skip
+        env["KUBECONFIG"] = str(kubeconfig)
+    config.write_text(json.dumps(settings, indent=2))
     port = processes.free_port()
     started = processes.start(
         f"gateway-{namespace}-{endpoint}",
         [sys.executable, "-m", "tiers.runtime.gateway", "--config", config, "--port", str(port)],
         log_dir=work_dir,
-        env={**os.environ, **(env or {}), "TIERS_REDIS_URL": redis_url},
+        env={**os.environ, **env, "TIERS_REDIS_URL": redis_url},
     )
     url = f"http://127.0.0.1:{port}"
     processes.wait_until(
@@ -144,6 +158,26 @@ def run_batch(
          "--run", run, "--output", output_uri],
         stdout=subprocess.PIPE, text=True, check=True, timeout=600,
     )  # fmt: skip
+
+
+def service_account_kubeconfig(
+    kubectl: list[str],
+    dev_cluster: cluster.DevCluster,
+    *,
+    namespace: str,
+    account: str,
+    path: pathlib.Path,
+) -> pathlib.Path:
+    """A kubeconfig holding a token of a ServiceAccount: what its pods would call the apiserver
+    with, so a local process has exactly that account's RBAC."""
+    token = subprocess.run(
+        [*kubectl, "create", "token", account, "-n", namespace, "--duration=24h"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    ca_cert = dev_cluster.state_dir / "pki" / "ca.crt"
+    path.write_text(pki.kubeconfig(server=dev_cluster.server, ca_cert=ca_cert, token=token))
+    path.chmod(0o600)
+    return path
 
 
 def pod_env(kubectl: list[str], namespace: str, deployment: str) -> dict[str, str]:
