@@ -60,9 +60,11 @@ def start(
     data_dir: pathlib.Path,
     *,
     name: str = "kafka",
-    timeout_s: float = 60.0,
+    timeout_s: float = 180.0,
 ) -> KafkaBroker:
-    """Starts a broker with its config and data in `data_dir`; returns once it serves metadata."""
+    """Starts a broker with its config and data in `data_dir`; returns once it serves metadata.
+    A broker that exits fails at once; one still starting gets `timeout_s`, which a busy 2-core
+    machine needs (its JVM alone took over a minute at load 20)."""
     java = _java()
     jars.ensure_fetched(jars.KAFKA)
     data_dir = data_dir.resolve()
