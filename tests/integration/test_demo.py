@@ -21,7 +21,7 @@ def test_demo_prints_the_three_resources_with_conditions(tmp_path: pathlib.Path)
         ],
         capture_output=True,
         text=True,
-        timeout=400,
+        timeout=520,
         env={k: v for k, v in os.environ.items() if k != "KUBECONFIG"},
     )
     assert result.returncode == 0, result.stderr[-4000:]
@@ -62,6 +62,11 @@ def test_demo_prints_the_three_resources_with_conditions(tmp_path: pathlib.Path)
     assert float(batch_row[4]) > 0, "the batch run's cost shows"
     assert "Batch run Succeeded: 2,000 records scored, 0 failed" in out
     assert "2,000/2,000 done" in result.stderr, "the batch job's progress line"
+    # The same tickets on Databricks: the test workspace ran the submitted task on local Spark.
+    assert "batchjob.tiers.dev/ticket-scores-databricks" in out
+    databricks_line = next(line for line in out.splitlines() if line.startswith("Databricks run"))
+    assert "SUCCESS: 2,000 records scored" in databricks_line, out
+    assert "run page http://127.0.0.1:" in databricks_line
     # Progress went to stderr, and everything was stopped afterwards.
     assert "✓ starting kube-apiserver" in result.stderr
     assert "✓ stopping the data plane, the operator and the local system" in result.stderr

@@ -12,6 +12,7 @@ console's charts moving.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
@@ -24,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from tiers.devenv import cluster, console_demo, dataplane, paths, processes, progress
+from tiers.devenv import cluster, console_demo, databricks, dataplane, paths, processes, progress
 from tiers.operator.manifests import batch_children, gateway, labels, stream_children
 
 NAMESPACE = "tiers-demo"
@@ -46,6 +47,8 @@ TICKET_MODEL = {
     "maxTokens": 8,
 }
 """How the demo's BatchJobs call the model (`ticket-scores`, and `uploads` from the console)."""
+DATABRICKS_JOB = "ticket-scores-databricks"
+DATABRICKS_TOKEN = "dapi-demo-not-a-real-token"
 PROMPTS = ("What is Tiers?", "Summarize Kubernetes in one line.", "Say hello.", "Name a colour.")
 
 
@@ -62,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     started: list[processes.Started] = []
     threads: list[console_demo.Traffic | console_demo.UploadRunner] = []
     batch_root = env.log_dir.parent / "batch-demo"
+    stack = contextlib.ExitStack()
     try:
         with progress.step("installing the CRDs"):
             _run([*kubectl, "apply", "-f", str(paths.repo_root() / "crds")])
@@ -141,6 +145,14 @@ def main(argv: list[str] | None = None) -> int:
                 lambda: _batch_state(kubectl) == "Succeeded", what="waiting for status",
                 timeout_s=60,
             )  # fmt: skip
+        with progress.step(
+            f"running BatchJob {DATABRICKS_JOB} on Databricks (the test workspace, local Spark)"
+        ):
+            workspace = stack.enter_context(databricks.running(tokens={DATABRICKS_TOKEN}))
+            databricks_run = _run_on_databricks(
+                kubectl, workspace.url, mock_url=f"http://127.0.0.1:{mock_port}/v1",
+                tickets=env.log_dir.parent / "batch-demo" / "tickets.jsonl",
+            )  # fmt: skip
         print()
         print(_run([*kubectl, "get", "tiers", "-n", NAMESPACE]))
         print(_conditions_table(kubectl))
@@ -157,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
             f"\nBatch run {summary['state']}: {summary['done']:,} records scored, "
             f"{summary['failed']:,} failed, ${summary['costUSD']}, "
             f"in {summary['durationSeconds']:.1f} s; results in {summary['outputURI']}"
+        )
+        print(
+            f"Databricks run {databricks_run['runId']} {databricks_run['resultState']}: "
+            f"{databricks_run['done']:,} records scored, ${databricks_run['costUSD']}; "
+            f"run page {databricks_run['runPageURL']}"
         )
         print(f"\nConsole:  {console_url}/  (every resource live; chat, stream and batch pages)")
         print(f'Explore:  eval "$(tiers dev env)"; kubectl get tiers -n {NAMESPACE} -o yaml')
@@ -177,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         for thread in threads:
             thread.stopped.set()
         with progress.step("stopping the data plane, the operator and the local system"):
+            stack.close()
             for process in reversed(started):
                 processes.stop(process.pid)
             cluster.down(state_dir)
@@ -285,6 +303,65 @@ def _run_batch_job(
           "-p", '{"spec": {"suspend": false}}'])  # fmt: skip
     summary: dict[str, Any] = json.loads(finished.stdout.strip().splitlines()[-1])
     return summary
+
+
+def _run_on_databricks(
+    kubectl: list[str], host: str, *, mock_url: str, tickets: pathlib.Path
+) -> dict[str, Any]:
+    """The same tickets scored by a Databricks-engine BatchJob: the operator submits its run to
+    the test workspace, which runs the Spark Python task on local Spark; the model is mockllm,
+    called directly, as a Databricks cluster would call a public API."""
+    secret = _run([*kubectl, "create", "secret", "generic", "databricks-demo", "-n", NAMESPACE,
+                   f"--from-literal=token={DATABRICKS_TOKEN}", "--dry-run=client",
+                   "-o", "yaml"])  # fmt: skip
+    _run([*kubectl, "apply", "-f", "-"], stdin=secret)
+    manifest = {
+        "apiVersion": "tiers.dev/v1alpha1",
+        "kind": "BatchJob",
+        "metadata": {"name": DATABRICKS_JOB, "namespace": NAMESPACE},
+        "spec": {
+            "engine": "databricks",
+            "input": {"uri": tickets.as_uri(), "format": "jsonl"},
+            "output": {"uri": (tickets.parent / "databricks-scores").as_uri()},
+            "model": {
+                "backend": {
+                    "name": "mock",
+                    "provider": "openai-compatible",
+                    "baseURL": mock_url,
+                    "model": "gpt-4o-mini",
+                },
+                "prompt": "Classify this ticket as bug, billing or question: {body}",
+                "route": "completions",
+                "rowsPerRequest": 16,
+                "maxTokens": 8,
+            },
+            "databricks": {
+                "host": host,
+                "tokenSecretRef": {"name": "databricks-demo", "key": "token"},
+                "newCluster": {"numWorkers": 0},
+            },
+            "budget": {"maxUSD": "1"},
+        },
+    }
+    _run([*kubectl, "apply", "-f", "-"], stdin=json.dumps(manifest))
+    found: dict[str, Any] = {}
+
+    def succeeded() -> bool:
+        obj = json.loads(
+            _run([*kubectl, "get", "bjob", DATABRICKS_JOB, "-n", NAMESPACE, "-o", "json"])
+        )
+        status = obj.get("status", {})
+        if status.get("state") == "Failed":
+            raise RuntimeError(f"the Databricks run failed: {status.get('conditions')}")
+        found.update(status)
+        return status.get("state") == "Succeeded" and bool(status.get("progress"))
+
+    processes.wait_until(succeeded, what="waiting for the Databricks run", timeout_s=240)
+    return {
+        **found["lastRun"]["databricks"],
+        "done": found["progress"]["done"],
+        "costUSD": found["cost"]["totalUSD"],
+    }
 
 
 def _batch_state(kubectl: list[str]) -> str:
