@@ -100,7 +100,12 @@ def stamp(
     holds."""
     generation = body.get("metadata", {}).get("generation")
     current = conditions.parse(body.get("status", {}).get("conditions"))
-    for type_, verdict in verdicts.items():
+    primary_type = "Ready" if "Ready" in verdicts else "Succeeded"
+    primary = verdicts.get(primary_type)
+    stamped = dict(verdicts)
+    if primary is not None:
+        stamped.update(progress(primary_type, primary, scheduled=scheduled))
+    for type_, verdict in stamped.items():
         current = conditions.set_condition(
             current,
             type=type_,
@@ -110,19 +115,6 @@ def stamp(
             generation=generation,
             now=now,
         )
-    primary_type = "Ready" if "Ready" in verdicts else "Succeeded"
-    primary = verdicts.get(primary_type)
-    if primary is not None:
-        for type_, verdict in progress(primary_type, primary, scheduled=scheduled).items():
-            current = conditions.set_condition(
-                current,
-                type=type_,
-                status=verdict.status,
-                reason=verdict.reason,
-                message=verdict.message,
-                generation=generation,
-                now=now,
-            )
     state = None if primary is None else primary.reason
     return {
         "observedGeneration": generation,
