@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
@@ -105,17 +106,29 @@ def _admin(bootstrap: str) -> AdminClient:
     return admin
 
 
-async def describe(bootstrap: str, names: Sequence[str]) -> dict[str, topics.ActualTopic]:
-    return await asyncio.to_thread(_describe, bootstrap, names)
+async def describe(
+    bootstrap: str, names: Sequence[str], *, created: Sequence[str] = ()
+) -> dict[str, topics.ActualTopic]:
+    """The named topics that exist. Topics `created` just now are waited for (up to `TIMEOUT_S`):
+    a broker lists a new topic only once the controller's metadata has reached it, and a topic
+    read as missing would never be recorded as the pipeline's own."""
+    return await asyncio.to_thread(_describe, bootstrap, names, created)
 
 
 @_kafka_errors
-def _describe(bootstrap: str, names: Sequence[str]) -> dict[str, topics.ActualTopic]:
+def _describe(
+    bootstrap: str, names: Sequence[str], created: Sequence[str] = ()
+) -> dict[str, topics.ActualTopic]:
     admin = _admin(bootstrap)
-    try:
-        metadata = admin.list_topics(timeout=CONNECT_TIMEOUT_S)
-    except KafkaException as error:
-        raise KafkaUnavailable(scrub(str(error), bootstrap)) from None
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        try:
+            metadata = admin.list_topics(timeout=CONNECT_TIMEOUT_S)
+        except KafkaException as error:
+            raise KafkaUnavailable(scrub(str(error), bootstrap)) from None
+        if all(name in metadata.topics for name in created) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     present = [name for name in names if name in metadata.topics]
     configs: dict[str, dict[str, str]] = {name: {} for name in present}
     if present:

@@ -262,20 +262,40 @@ async def _delete(key: ownership.Key, *, uid: str) -> bool:
     return True
 
 
-_status_resources: dict[str, Any] = {}
+_custom_resources: dict[str, Any] = {}
+
+
+def _custom_resource(kind: kinds.Kind) -> Any:
+    resource = _custom_resources.get(kind.kind)
+    if resource is None:
+        resource = _custom_resources[kind.kind] = generic_resource.create_namespaced_resource(
+            kinds.GROUP, kinds.VERSION, kind.kind, kind.plural
+        )
+    return resource
+
+
+async def custom_object(kind: kinds.Kind, name: str, namespace: str) -> dict[str, Any] | None:
+    """One of our own objects as the apiserver has it now, or None when it is gone."""
+    try:
+        found = await client().get(_custom_resource(kind), name, namespace=namespace)
+    except lightkube.ApiError as error:
+        if error.status.code == 404:
+            return None
+        raise
+    manifest: dict[str, Any] = found.to_dict()
+    return manifest
 
 
 async def patch_status(kind: kinds.Kind, name: str, namespace: str, status: dict[str, Any]) -> None:
     """A merge patch of a custom resource's status, written at once rather than at the end of a
     kopf handler; an object deleted meanwhile is no error."""
-    resource = _status_resources.get(kind.kind)
-    if resource is None:
-        resource = _status_resources[kind.kind] = generic_resource.create_namespaced_resource(
-            kinds.GROUP, kinds.VERSION, kind.kind, kind.plural
-        ).Status
     try:
         await client().patch(
-            resource, name, {"status": status}, namespace=namespace, patch_type=PatchType.MERGE
+            _custom_resource(kind).Status,
+            name,
+            {"status": status},
+            namespace=namespace,
+            patch_type=PatchType.MERGE,
         )
     except lightkube.ApiError as error:
         if error.status.code != 404:

@@ -9,7 +9,14 @@ that calls the reconcile every `interval` seconds and patches the status it wrot
 event, which every watcher sees, ends the task.
 
 A child that drifts or whose Deployment's pods come and go wakes its owner's task at once
-(`nudge`, from `children`). One lock per object keeps kopf's handlers and the task from
+(`nudge`, from `children`).
+
+A reconcile reads what earlier ones recorded in status (the Kafka topics a pipeline created, a
+batch's runs), so it must never start from a body older than the last status written: kopf
+hands its handler the body of the event it is processing, and the task holds the last body
+watched, and either may predate what the other has just written. `current` therefore reads the
+object afresh when a reconcile wrote status after its body arrived; an idle object, whose
+re-checks write nothing, costs no read. One lock per object keeps kopf's handlers and the task from
 reconciling the same object at once, and `CONCURRENCY` bounds how many objects are reconciled
 together (like controller-runtime's MaxConcurrentReconciles); first re-checks are spread over
 the interval, so that objects created together are not re-checked together.
@@ -25,7 +32,9 @@ import copy
 import logging
 import os
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+import typing
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import kopf
@@ -74,6 +83,10 @@ class Rechecks:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.woken: dict[str, asyncio.Event] = {}
         self.locks: dict[str, asyncio.Lock] = {}
+        self.received: dict[str, float] = {}
+        """When the body in `bodies` arrived (monotonic seconds)."""
+        self.written: dict[str, float] = {}
+        """When a reconcile of the object last finished having written status."""
 
     def register(self) -> None:
         kopf.on.event(kinds.GROUP, kinds.VERSION, self.kind.plural)(self.on_event)
@@ -91,6 +104,26 @@ class Rechecks:
         async with lock, turn():
             yield
 
+    def wrote(self, uid: str) -> None:
+        """A reconcile of the object wrote (or is about to write) status."""
+        self.written[uid] = time.monotonic()
+
+    async def current(self, body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The object to reconcile: `body`, unless status was written after it arrived, then
+        the object as the apiserver has it now (None when it is gone)."""
+        metadata = body["metadata"]
+        uid = metadata["uid"]
+        if self.written.get(uid, -1.0) < self.received.get(uid, 0.0):
+            return body
+        found = await kube.custom_object(self.kind, metadata["name"], metadata["namespace"])
+        if found is None or found["metadata"].get("uid") != uid:
+            return None
+        fresh = typing.cast(kopf.RawBody, found)
+        if uid in self.bodies:
+            self.bodies[uid] = fresh
+            self.received[uid] = time.monotonic()
+        return fresh
+
     async def on_event(self, event: kopf.RawEvent, **_: Any) -> None:
         body = event["object"]
         uid = body.get("metadata", {}).get("uid")
@@ -100,11 +133,14 @@ class Rechecks:
             self.bodies.pop(uid, None)
             self.woken.pop(uid, None)
             self.locks.pop(uid, None)
+            self.received.pop(uid, None)
+            self.written.pop(uid, None)
             task = self.tasks.pop(uid, None)
             if task is not None:
                 task.cancel()
             return
         self.bodies[uid] = body
+        self.received[uid] = time.monotonic()
         if uid not in self.tasks:
             self.woken[uid] = asyncio.Event()
             self.tasks[uid] = asyncio.create_task(self._every_interval(uid))
@@ -133,14 +169,18 @@ class Rechecks:
 
     async def recheck(self, raw: kopf.RawBody) -> None:
         """One reconcile of the object as last seen, and a merge patch of the status it wrote."""
-        body = kopf.Body(copy.deepcopy(raw))
+        current = await self.current(raw)
+        if current is None:
+            return
         patch = kopf.Patch()
-        await self.reconcile(body=body, patch=patch, logger=log)
+        copied = typing.cast(kopf.RawBody, copy.deepcopy(dict(current)))
+        await self.reconcile(body=kopf.Body(copied), patch=patch, logger=log)
         status = dict(patch.get("status") or {})
         if not status:
             return
         metadata = raw["metadata"]
         await kube.patch_status(self.kind, metadata["name"], metadata["namespace"], status)
+        self.wrote(metadata["uid"])
 
 
 def _named(body: kopf.RawBody) -> str:

@@ -331,7 +331,7 @@ async def reconcile_topics(
         if not plan.is_noop:
             await kafka_admin.apply(bootstrap, plan)
         if plan.create:
-            actual = await kafka_admin.describe(bootstrap, names)
+            actual = await kafka_admin.describe(bootstrap, names, created=plan_created(plan))
             # Recorded at once, not with the rest of status when the reconcile ends: an operator
             # killed in between would find the topics it has just made someone else's.
             made = topics.ownership(spec, actual, owned=owned, created=plan_created(plan))

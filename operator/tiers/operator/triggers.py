@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import typing
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -51,15 +52,23 @@ def _locked(
     """The handler run under the object's lock. `functools.wraps` keeps its kopf handler id."""
 
     @functools.wraps(handler)
-    async def locked(*, body: kopf.Body, **kwargs: Any) -> None:
-        async with recheck.reconciling(body["metadata"]["uid"]):
+    async def locked(*, body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+        uid = body["metadata"]["uid"]
+        async with recheck.reconciling(uid):
             try:
-                await handler(body=body, **kwargs)
+                current = await recheck.current(body)
+                if current is None:
+                    return
+                fresh = body if current is body else kopf.Body(typing.cast(kopf.RawBody, current))
+                await handler(body=fresh, patch=patch, **kwargs)
             except httpx2.TransportError as error:
                 raise kopf.TemporaryError(
                     f"the apiserver did not answer ({type(error).__name__}): retrying",
                     delay=TRANSPORT_RETRY_S,
                 ) from error
+            finally:
+                if patch:
+                    recheck.wrote(uid)  # kopf writes the patch once the handler returns
 
     return locked
 
