@@ -252,6 +252,24 @@ def test_cost_bills_cached_prompt_tokens_at_the_cached_rate() -> None:
     assert pricing.price_for("my-local-llama") == pricing.ZERO
 
 
+def test_reasoning_tokens_are_billed_as_output_once() -> None:
+    """OpenAI counts a reasoning model's hidden tokens in completion_tokens and reports them
+    again in completion_tokens_details: billed at the output rate, not a second time."""
+    usage = pricing.Usage.from_openai(
+        {
+            "prompt_tokens": 2048,
+            "completion_tokens": 1500,
+            "prompt_tokens_details": {"cached_tokens": 1024},
+            "completion_tokens_details": {"reasoning_tokens": 1200},
+        }
+    )
+    assert (usage.cached_tokens, usage.reasoning_tokens) == (1024, 1200)
+    # o3-mini: $1.10 per million fresh input, $0.55 cached, $4.40 output (reasoning included).
+    expected = (1024 * decimal.Decimal("1.10") + 1024 * decimal.Decimal("0.55")
+                + 1500 * decimal.Decimal("4.40")) / 1_000_000  # fmt: skip
+    assert pricing.cost(usage, pricing.price_for("o3-mini-2025-01-31")) == expected
+
+
 @pytest.mark.parametrize(
     ("body", "param"),
     [

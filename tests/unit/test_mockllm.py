@@ -454,6 +454,42 @@ def test_concurrent_async_clients_are_all_served(base_url: str) -> None:
     assert asyncio.run(many()) == [f"request {i}" for i in range(50)]
 
 
+def test_a_repeated_long_prefix_is_billed_as_cached_and_reasoning_as_output() -> None:
+    """As OpenAI bills: a prompt of 1,024 tokens or more whose prefix an earlier prompt shared
+    reports that prefix (in 128-token steps) as cached; a reasoning model's hidden tokens are
+    in completion_tokens and again in reasoning_tokens. The bill in stats adds them up."""
+    settings = mockllm.MockConfig(prompt_cache=True, reasoning_tokens=40)
+    shared = "policy " * 1200  # about 2,100 tokens
+    with mockllm.running(settings) as url:
+        sdk = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+        usages = []
+        for question in ("first question", "second question", "short"):
+            content = shared + question if question != "short" else question
+            reply = sdk.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": content}], max_tokens=3
+            )
+            assert reply.usage is not None
+            usages.append(reply.usage)
+        billed = mockllm.control.stats(url)["billed"]["gpt-4o-mini"]
+    first, second, short = usages
+    assert first.prompt_tokens_details is not None and second.prompt_tokens_details is not None
+    assert first.prompt_tokens_details.cached_tokens == 0
+    cached = second.prompt_tokens_details.cached_tokens
+    assert cached % 128 == 0 and 1024 <= cached <= second.prompt_tokens
+    assert second.prompt_tokens - cached < 128 + 8  # the shared part, to the last whole step
+    assert short.prompt_tokens < 1024 and short.prompt_tokens_details.cached_tokens == 0
+    for usage in usages:
+        assert usage.completion_tokens_details is not None
+        assert usage.completion_tokens_details.reasoning_tokens == 40
+        assert usage.completion_tokens == 40 + 3 - (usage is short) * 2  # "short" is one word
+    assert billed == {
+        "prompt_tokens": sum(u.prompt_tokens for u in usages),
+        "completion_tokens": sum(u.completion_tokens for u in usages),
+        "cached_tokens": cached,
+        "reasoning_tokens": 120,
+    }
+
+
 def test_command_line_flags_become_the_config() -> None:
     cfg, log_level = cli.parse_config(
         [
@@ -475,10 +511,14 @@ def test_command_line_flags_become_the_config() -> None:
             "b",
             "--log-level",
             "warning",
+            "--prompt-cache",
+            "--reasoning-tokens",
+            "64",
         ]
     )
 
     assert (cfg.port, cfg.api_key, cfg.models, log_level) == (0, "k", ("a", "b"), "warning")
+    assert (cfg.prompt_cache, cfg.reasoning_tokens) == (True, 64)
     assert (cfg.latency.fixed_ms, cfg.latency.jitter_ms) == (20, 10)
     assert (cfg.faults.fail_rate_429, cfg.faults.retry_after_s) == (0.1, 0.05)
 

@@ -1,5 +1,10 @@
 """What a model call costs: token usage times price per million tokens, in exact decimals.
 
+Prices as OpenAI bills: prompt tokens served from the provider's prompt cache
+(`prompt_tokens_details.cached_tokens`) at the cached-input price, and a reasoning model's hidden
+reasoning tokens (`completion_tokens_details.reasoning_tokens`) as output: they are part of
+`completion_tokens`, so they are billed there, once.
+
 One price table for all three tiers. Defaults cover common OpenAI models; a RealtimeEndpoint's
 `spec.pricing` (rendered into the runtime config) overrides them for its model.
 """
@@ -39,6 +44,8 @@ class Usage:
     completion_tokens: int = 0
     cached_tokens: int = 0
     """The part of prompt_tokens served from the provider's prompt cache."""
+    reasoning_tokens: int = 0
+    """The part of completion_tokens a reasoning model spent thinking (billed as output)."""
 
     @classmethod
     def from_openai(cls, usage: Any) -> Usage:
@@ -46,11 +53,13 @@ class Usage:
         none, so a server that reports no usage costs nothing rather than failing the call."""
         if not isinstance(usage, dict):
             return cls()
-        details = usage.get("prompt_tokens_details") or {}
+        prompt_details = usage.get("prompt_tokens_details") or {}
+        completion_details = usage.get("completion_tokens_details") or {}
         return cls(
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
-            cached_tokens=int(details.get("cached_tokens") or 0),
+            cached_tokens=int(prompt_details.get("cached_tokens") or 0),
+            reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
         )
 
 
@@ -78,7 +87,8 @@ def price_for(model: str, overrides: Mapping[str, Price] | None = None) -> Price
 
 
 def cost(usage: Usage, price: Price) -> decimal.Decimal:
-    """USD for one call. Cached prompt tokens are billed at the cached rate where one exists."""
+    """USD for one call. Cached prompt tokens are billed at the cached rate where one exists;
+    reasoning tokens are inside completion_tokens, billed at the output rate with the rest."""
     cached_rate = price.input if price.cached_input is None else price.cached_input
     fresh_prompt = max(usage.prompt_tokens - usage.cached_tokens, 0)
     total = (

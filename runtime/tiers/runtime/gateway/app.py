@@ -259,4 +259,5 @@ def _record_spend(outcome: calls.Outcome) -> None:
         metrics.TOKENS.labels("prompt").inc(usage.prompt_tokens)
         metrics.TOKENS.labels("cached").inc(usage.cached_tokens)
         metrics.TOKENS.labels("completion").inc(usage.completion_tokens)
+        metrics.TOKENS.labels("reasoning").inc(usage.reasoning_tokens)
         metrics.COST.inc(float(outcome.cost))

@@ -23,7 +23,7 @@ LATENCY = prometheus_client.Histogram(
 )
 TOKENS = prometheus_client.Counter(
     "tiers_gateway_tokens_total",
-    "Tokens billed by backends, by kind (prompt, cached, completion).",
+    "Tokens billed by backends, by kind (prompt, cached, completion, reasoning).",
     ["kind"],
     registry=REGISTRY,
 )

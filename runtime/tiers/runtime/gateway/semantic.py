@@ -430,6 +430,7 @@ class SemanticCache:
             prompt_tokens=usage.prompt_tokens + probe.usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             cached_tokens=usage.cached_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
         )
         return total, cost + probe.cost
 

@@ -28,6 +28,12 @@ def parse_config(argv: list[str]) -> tuple[config.MockConfig, str]:
     p.add_argument("--max-reply-tokens", type=int, default=256, help="without max_tokens")
     p.add_argument("--model", action="append", dest="models", help="listed by /v1/models")
     p.add_argument("--seed", type=int, help="replay the same latency and fault draws")
+    p.add_argument(
+        "--prompt-cache", action="store_true", help="report repeated prefixes as cached tokens"
+    )
+    p.add_argument(
+        "--reasoning-tokens", type=int, default=0, help="hidden reasoning tokens per choice"
+    )
     p.add_argument("--log-level", default="info")
     a = p.parse_args(argv)
     try:
@@ -53,6 +59,8 @@ def parse_config(argv: list[str]) -> tuple[config.MockConfig, str]:
             max_reply_tokens=a.max_reply_tokens,
             models=tuple(a.models) if a.models else config.DEFAULT_MODELS,
             seed=a.seed,
+            prompt_cache=a.prompt_cache,
+            reasoning_tokens=a.reasoning_tokens,
         )
     except ValueError as e:
         p.error(str(e))

@@ -11,11 +11,13 @@ import random
 import time
 import urllib.parse
 from collections.abc import Callable
+from typing import NamedTuple
 
 import orjson
 
 from tiers.runtime import asgi
 from tiers.runtime.mockllm import (
+    billing,
     config,
     errors,
     faults,
@@ -26,9 +28,19 @@ from tiers.runtime.mockllm import (
     validation,
 )
 
-# A prepared reply: a JSON body, or the events of an SSE stream.
+# A reply's JSON body, or the events of an SSE stream.
 Body = bytes | list[bytes]
-Prepare = Callable[[bytes, str | None], Body]
+
+
+class Prepared(NamedTuple):
+    """A reply ready to send, and what it bills once it is sent."""
+
+    body: Body
+    model: str
+    billed: billing.Usage
+
+
+Prepare = Callable[[bytes, str | None], Prepared]
 
 _AZURE_PREFIX = "/openai/deployments/"
 _JSON = (b"content-type", b"application/json")
@@ -46,6 +58,7 @@ class MockApp:
         self.faults = faults.FaultState(cfg.faults, rng=rng)
         self.latency = latency.LatencySampler(cfg.latency, rng=rng)
         self.stats = stats.Stats()
+        self.prompt_cache = billing.PromptCache()
         self._api_key = cfg.api_key.encode() if cfg.api_key else None
         self._models_body = responses.model_list(cfg.models)
         # Endpoint names, as stats reports them, and how each prepares its reply.
@@ -101,7 +114,7 @@ class MockApp:
             self._authorize(scope, azure=deployment is not None)
             if deployment is not None:
                 _require_api_version(scope)
-            body = prepare(await _read_body(receive), deployment)
+            prepared = prepare(await _read_body(receive), deployment)
             fault = self.faults.decide()
             if isinstance(fault, errors.ApiError):
                 raise fault
@@ -114,6 +127,8 @@ class MockApp:
         else:
             self.stats.outcome(endpoint, faults.TIMEOUT)
             await _hang(receive, fault.seconds)
+        self.stats.bill.add(prepared.model, prepared.billed)
+        body = prepared.body
         if isinstance(body, bytes):
             await _sleep(self.latency.first_byte_s())
             await _send_json(send, 200, body)
@@ -134,28 +149,53 @@ class MockApp:
             await send({"type": "http.response.body", "body": event, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
 
-    def _chat(self, raw: bytes, deployment: str | None) -> Body:
+    def _chat(self, raw: bytes, deployment: str | None) -> Prepared:
         request = validation.chat(raw, default_model=deployment)
         replies = self._replies(request)
+        billed, created = self._billed(request, replies), int(time.time())
+        body: Body
         if request.stream:
-            return responses.chat_stream(request, replies, created=int(time.time()))
-        return responses.chat_completion(request, replies, created=int(time.time()))
+            body = responses.chat_stream(request, replies, created=created, billed=billed)
+        else:
+            body = responses.chat_completion(request, replies, created=created, billed=billed)
+        return Prepared(body, request.model, billed)
 
-    def _completion(self, raw: bytes, deployment: str | None) -> Body:
+    def _completion(self, raw: bytes, deployment: str | None) -> Prepared:
         request = validation.completion(raw, default_model=deployment)
         replies = self._replies(request)
+        billed, created = self._billed(request, replies), int(time.time())
+        body: Body
         if request.stream:
-            return responses.text_stream(request, replies, created=int(time.time()))
-        return responses.text_completion(request, replies, created=int(time.time()))
+            body = responses.text_stream(request, replies, created=created, billed=billed)
+        else:
+            body = responses.text_completion(request, replies, created=created, billed=billed)
+        return Prepared(body, request.model, billed)
 
-    def _embedding(self, raw: bytes, deployment: str | None) -> Body:
+    def _embedding(self, raw: bytes, deployment: str | None) -> Prepared:
         request = validation.embedding(raw, default_model=deployment)
         dimensions = request.dimensions or self.config.embedding_dim
-        return responses.embedding_list(request, dimensions=dimensions)
+        body = responses.embedding_list(request, dimensions=dimensions)
+        return Prepared(body, request.model, billing.Usage(request.prompt_tokens, 0))
 
     def _replies(self, request: validation.GenerationRequest) -> list[tokens.Reply]:
         limit = request.max_tokens or self.config.max_reply_tokens
         return [tokens.reply_to(source, limit=limit) for source in request.sources]
+
+    def _billed(
+        self, request: validation.GenerationRequest, replies: list[tokens.Reply]
+    ) -> billing.Usage:
+        reasoning = self.config.reasoning_tokens * len(replies)
+        cached = (
+            self.prompt_cache.cached_tokens(request.text, request.prompt_tokens)
+            if self.config.prompt_cache
+            else 0
+        )
+        return billing.Usage(
+            prompt_tokens=request.prompt_tokens,
+            completion_tokens=sum(r.tokens for r in replies) + reasoning,
+            cached_tokens=cached,
+            reasoning_tokens=reasoning,
+        )
 
     async def _models(self, scope: asgi.Scope, send: asgi.Send) -> None:
         self.stats.request("models")

@@ -70,9 +70,15 @@ class MockConfig:
     models: tuple[str, ...] = DEFAULT_MODELS
     seed: int | None = None
     """Seeds latency and fault draws, so a run can be replayed; None draws a fresh seed."""
+    prompt_cache: bool = False
+    """Report the prefix an earlier prompt shared as cached tokens, as OpenAI's cache does."""
+    reasoning_tokens: int = 0
+    """Hidden reasoning tokens each choice adds to completion_tokens, as a reasoning model's do."""
 
     def __post_init__(self) -> None:
         if self.embedding_dim < 1:
             raise ValueError("embedding_dim must be >= 1")
         if self.max_reply_tokens < 1:
             raise ValueError("max_reply_tokens must be >= 1")
+        if self.reasoning_tokens < 0:
+            raise ValueError("reasoning_tokens must be >= 0")

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from tiers.runtime.mockllm import embeddings, tokens, validation
+from tiers.runtime.mockllm import billing, embeddings, tokens, validation
 
 SYSTEM_FINGERPRINT = "fp_mockllm"
 DONE_EVENT = b"data: [DONE]\n\n"
@@ -24,18 +24,12 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{_ID_PREFIX}{next(_ids):010x}"
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
-    }
-
-
 def chat_completion(
-    request: validation.GenerationRequest, replies: list[tokens.Reply], *, created: int
+    request: validation.GenerationRequest,
+    replies: list[tokens.Reply],
+    *,
+    created: int,
+    billed: billing.Usage,
 ) -> bytes:
     choices = [
         {
@@ -58,7 +52,7 @@ def chat_completion(
         }
         for i, r in enumerate(replies)
     ]
-    return _completion("chatcmpl", "chat.completion", request, replies, choices, created)
+    return _completion("chatcmpl", "chat.completion", request, choices, created, billed)
 
 
 def _arguments(reply: tokens.Reply) -> str:
@@ -75,17 +69,25 @@ def _tool_call(name: str, index: int, arguments: str) -> dict[str, Any]:
 
 
 def text_completion(
-    request: validation.GenerationRequest, replies: list[tokens.Reply], *, created: int
+    request: validation.GenerationRequest,
+    replies: list[tokens.Reply],
+    *,
+    created: int,
+    billed: billing.Usage,
 ) -> bytes:
     choices = [
         {"index": i, "text": r.text, "logprobs": None, "finish_reason": r.finish_reason}
         for i, r in enumerate(replies)
     ]
-    return _completion("cmpl", "text_completion", request, replies, choices, created)
+    return _completion("cmpl", "text_completion", request, choices, created, billed)
 
 
 def chat_stream(
-    request: validation.GenerationRequest, replies: list[tokens.Reply], *, created: int
+    request: validation.GenerationRequest,
+    replies: list[tokens.Reply],
+    *,
+    created: int,
+    billed: billing.Usage,
 ) -> list[bytes]:
     """Per choice: a role chunk, one chunk per piece, a finish chunk; then usage and [DONE]."""
 
@@ -119,11 +121,15 @@ def chat_stream(
         choices.append(choice(i, {"role": "assistant", "content": "", "refusal": None}, None))
         choices.extend(choice(i, {"content": piece}, None) for piece in r.pieces)
         choices.append(choice(i, {}, r.finish_reason))
-    return _stream("chatcmpl", "chat.completion.chunk", request, replies, choices, created)
+    return _stream("chatcmpl", "chat.completion.chunk", request, choices, created, billed)
 
 
 def text_stream(
-    request: validation.GenerationRequest, replies: list[tokens.Reply], *, created: int
+    request: validation.GenerationRequest,
+    replies: list[tokens.Reply],
+    *,
+    created: int,
+    billed: billing.Usage,
 ) -> list[bytes]:
     def choice(index: int, text: str, finish_reason: str | None) -> dict[str, Any]:
         return {"index": index, "text": text, "logprobs": None, "finish_reason": finish_reason}
@@ -132,7 +138,7 @@ def text_stream(
     for i, r in enumerate(replies):
         choices.extend(choice(i, piece, None) for piece in r.pieces)
         choices.append(choice(i, "", r.finish_reason))
-    return _stream("cmpl", "text_completion", request, replies, choices, created)
+    return _stream("cmpl", "text_completion", request, choices, created, billed)
 
 
 def embedding_list(request: validation.EmbeddingRequest, *, dimensions: int) -> bytes:
@@ -161,9 +167,9 @@ def _completion(
     id_prefix: str,
     object_name: str,
     request: validation.GenerationRequest,
-    replies: list[tokens.Reply],
     choices: list[dict[str, Any]],
     created: int,
+    billed: billing.Usage,
 ) -> bytes:
     return orjson.dumps(
         {
@@ -173,7 +179,7 @@ def _completion(
             "model": request.model,
             "system_fingerprint": SYSTEM_FINGERPRINT,
             "choices": choices,
-            "usage": usage(request.prompt_tokens, sum(r.tokens for r in replies)),
+            "usage": billed.as_openai(),
         }
     )
 
@@ -182,9 +188,9 @@ def _stream(
     id_prefix: str,
     object_name: str,
     request: validation.GenerationRequest,
-    replies: list[tokens.Reply],
     choices: list[dict[str, Any]],
     created: int,
+    billed: billing.Usage,
 ) -> list[bytes]:
     head = {
         "id": new_id(id_prefix),
@@ -197,8 +203,7 @@ def _stream(
     tail = {"usage": None} if request.include_usage else {}
     events = [_event({**head, "choices": [c], **tail}) for c in choices]
     if request.include_usage:
-        total = usage(request.prompt_tokens, sum(r.tokens for r in replies))
-        events.append(_event({**head, "choices": [], "usage": total}))
+        events.append(_event({**head, "choices": [], "usage": billed.as_openai()}))
     events.append(DONE_EVENT)
     return events
 

@@ -1,4 +1,5 @@
-"""Counts of requests received, per endpoint and per outcome, for tests to assert on.
+"""Counts of requests received, per endpoint and per outcome, and the tokens billed, for tests
+to assert on.
 
 Outcomes are the reply's status code as a string ("200", "429", ...) or "timeout" for a request
 that the fault injector held. `GET /_mock/stats` returns `snapshot()`.
@@ -6,6 +7,8 @@ that the fault injector held. `GET /_mock/stats` returns `snapshot()`.
 
 import collections
 from typing import Any
+
+from tiers.runtime.mockllm import billing
 
 
 class Stats:
@@ -15,6 +18,7 @@ class Stats:
     def reset(self) -> None:
         self._requests: collections.Counter[str] = collections.Counter()
         self._outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.bill = billing.Bill()
 
     def request(self, endpoint: str) -> None:
         """Counted on arrival, so a request held by a timeout fault already shows."""
@@ -34,4 +38,5 @@ class Stats:
             "requests": dict(sorted(self._requests.items())),
             "outcomes": dict(sorted(outcomes.items())),
             "by_endpoint": dict(by_endpoint),
+            "billed": self.bill.snapshot(),
         }

@@ -28,6 +28,8 @@ class GenerationRequest:
     include_usage: bool
     tool: str | None = None
     """The function a chat's `tool_choice` forces: the reply is a call to it, not text."""
+    text: str = ""
+    """The whole prompt, whose prefixes a prompt cache remembers."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +69,7 @@ def chat(body: bytes, *, default_model: str | None = None) -> GenerationRequest:
         stream=stream,
         include_usage=include_usage,
         tool=_forced_tool(data),
+        text="\n".join(contents),
     )
 
 
@@ -90,6 +93,7 @@ def completion(body: bytes, *, default_model: str | None = None) -> GenerationRe
         max_tokens=_max_tokens(data, "max_tokens"),
         stream=stream,
         include_usage=include_usage,
+        text="\n".join(prompts),
     )
 
 

@@ -87,7 +87,12 @@ def parse_batch_reply(route: routes.Route, raw: bytes, count: int) -> list[Reply
 def _split(usage: pricing.Usage, count: int) -> list[pricing.Usage]:
     """`count` shares of `usage` that add up to it: equal, the first rows taking one more of each
     remainder."""
-    totals = (usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
+    totals = (
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.cached_tokens,
+        usage.reasoning_tokens,
+    )
     base = [total // count for total in totals]
     remainders = [total % count for total in totals]
     even = pricing.Usage(*base)
