@@ -705,3 +705,35 @@ def test_the_audit_trail_is_off_unless_asked_and_samples_the_given_share() -> No
     sampled = example_spec(audit={"samplePercent": 5})
     assert rendered_config(render(sampled)).audit_sample_ratio == 0.05
     assert rendered_config(render(example_spec(audit={}))).audit_sample_ratio == 1.0
+
+
+def test_telemetry_reaches_the_gateway_config_as_a_collector_and_a_sampling_ratio() -> None:
+    telemetry = {
+        "otlpEndpoint": "http://otel-collector.observability:4318",
+        "samplingRatio": "0.25",
+    }
+    settings = rendered_config(render(example_spec(telemetry=telemetry)))
+    assert settings.tracing is not None
+    assert settings.tracing.traces_url == "http://otel-collector.observability:4318/v1/traces"
+    assert settings.tracing.sample_ratio == 0.25
+    assert settings.tracing.service_name == "tiers-gateway"
+
+
+def test_an_endpoint_without_telemetry_makes_no_spans() -> None:
+    assert rendered_config(render(example_spec())).tracing is None
+
+
+@pytest.mark.parametrize(
+    ("telemetry", "field"),
+    [
+        ({"otlpEndpoint": "otel-collector:4318"}, "otlpEndpoint"),
+        ({"otlpEndpoint": "http://user:secret@collector:4318"}, "otlpEndpoint"),
+        ({"otlpEndpoint": "http://collector:4318", "samplingRatio": "1.5"}, "samplingRatio"),
+        ({"otlpEndpoint": "http://collector:4318", "samplingRatio": "0.1 "}, "samplingRatio"),
+    ],
+)
+def test_a_bad_telemetry_setting_is_refused_naming_its_field(
+    telemetry: dict[str, str], field: str
+) -> None:
+    with pytest.raises(ValueError, match=field):
+        example_spec(telemetry=telemetry)

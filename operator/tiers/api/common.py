@@ -306,6 +306,31 @@ DeletionPolicy = Literal["Retain", "Delete"]
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 
+RATIO_PATTERN = r"^(0(\.[0-9]{1,6})?|1(\.0{1,6})?)$"
+
+
+class Telemetry(Model):
+    """OpenTelemetry traces: where the data plane sends its spans (OTLP over HTTP, protobuf) and
+    how many traces it records. A caller's W3C `traceparent` is continued and passed on."""
+
+    otlp_endpoint: str = pydantic.Field(
+        alias="otlpEndpoint",
+        max_length=2048,
+        pattern=HTTP_URL_PATTERN,
+        description="A collector's OTLP/HTTP base URL, e.g."
+        " http://otel-collector.observability:4318; spans go to <it>/v1/traces"
+        " (OTEL_EXPORTER_OTLP_ENDPOINT's meaning).",
+    )
+    sampling_ratio: str = pydantic.Field(
+        default="1",
+        max_length=8,
+        pattern=RATIO_PATTERN,
+        description='The share of traces recorded, a decimal from "0" to "1" (e.g. "0.05"),'
+        " for requests that carry no traceparent; one that does is recorded when its sampled"
+        " flag says so (OpenTelemetry's parentbased_traceidratio sampler).",
+    )
+
+
 class Condition(Model):
     """metav1.Condition: the one way this API reports state."""
 

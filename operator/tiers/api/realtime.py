@@ -306,6 +306,11 @@ class RealtimeEndpointSpec(common.Model):
     audit: Audit | None = pydantic.Field(
         default=None, description="Log model calls for an audit trail; without it, none are."
     )
+    telemetry: common.Telemetry | None = pydantic.Field(
+        default=None,
+        description="Send a span per model call (auth, limits, cache, each upstream attempt)"
+        " to an OpenTelemetry collector; without it, none are made.",
+    )
     suspend: bool = pydantic.Field(default=False, description="Scale the gateway to zero.")
     expose: exposure.Expose | None = pydantic.Field(
         default=None,

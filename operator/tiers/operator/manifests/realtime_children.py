@@ -12,6 +12,7 @@ import pathlib
 from typing import Any
 
 from tiers import api
+from tiers.api import common
 from tiers.operator.manifests import (
     backends,
     exposure,
@@ -24,6 +25,7 @@ from tiers.operator.manifests import (
 )
 from tiers.runtime import providers
 from tiers.runtime.gateway import config
+from tiers.runtime.tracing import config as tracing_config
 
 Owner = labels.Owner
 REDIS_URL_ENV = gateway.REDIS_URL_ENV
@@ -143,6 +145,20 @@ def gateway_config(
         batch=_batch(owner, spec),
         jwt=_jwt(spec),
         audit_sample_ratio=0.0 if spec.audit is None else spec.audit.sample_percent / 100,
+        tracing=tracing(spec.telemetry, service_name="tiers-gateway"),
+    )
+
+
+def tracing(
+    telemetry: common.Telemetry | None, *, service_name: str
+) -> tracing_config.TracingConfig | None:
+    """spec.telemetry as a data-plane program reads it."""
+    if telemetry is None:
+        return None
+    return tracing_config.TracingConfig(
+        otlp_endpoint=telemetry.otlp_endpoint,
+        sample_ratio=float(telemetry.sampling_ratio),
+        service_name=service_name,
     )
 
 

@@ -17,6 +17,7 @@ import pydantic
 import yaml
 
 from tiers.runtime import pricing, providers
+from tiers.runtime.tracing import config as tracing_config
 
 
 class _Config(pydantic.BaseModel):
@@ -148,6 +149,8 @@ class GatewayConfig(_Config):
     """spec.audit: the share of model calls logged as one JSON line each (`audit`); 0: none."""
     batch: BatchConfig | None = None
     """spec.batch: serve /v1/files and /v1/batches; None: those paths are 404."""
+    tracing: tracing_config.TracingConfig | None = None
+    """spec.telemetry: a span per model call, exported to an OTLP collector; None: no spans."""
 
     def price_overrides(self) -> dict[str, pricing.Price]:
         return providers.price_overrides(self.prices)
