@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import datetime
 import logging
+import typing
 from typing import Any
 
 import httpx2
 import lightkube
-import redis.asyncio as aioredis
 import redis.exceptions
 from lightkube import codecs
 from lightkube.resources.batch_v1 import Job
@@ -22,8 +22,6 @@ from tiers.operator.manifests import batch_children, labels, spark_application
 from tiers.runtime.batch import progress
 
 log = logging.getLogger(__name__)
-
-_clients: dict[stats_reader.Target, aioredis.Redis] = {}
 
 
 async def owned_runs(owner: labels.Owner, *, spark_operator: bool) -> list[dict[str, Any]]:
@@ -100,24 +98,16 @@ async def read_progress(
     does not answer (status then keeps its last numbers)."""
     if where is None:
         return None
-    client = _clients.get(where)
-    if client is None:
-        client = _clients[where] = aioredis.Redis.from_url(
-            where.url,
-            password=where.password,
-            socket_timeout=1,
-            socket_connect_timeout=1,
-            decode_responses=True,
-        )
     try:
-        fields = await client.hgetall(progress.key(job, run))
+        raw = await stats_reader.redis_client(where).hgetall(progress.key(job, run))
+        fields = typing.cast(dict[bytes, bytes], raw)
     except (redis.exceptions.RedisError, OSError) as error:
         log.info("progress of %s/%s unavailable: %s", job, run, type(error).__name__)
         return None
     if not fields:
         return None
     try:
-        return progress.from_fields({str(k): str(v) for k, v in fields.items()})
+        return progress.from_fields({k.decode(): v.decode() for k, v in fields.items()})
     except (KeyError, ValueError) as error:
         log.warning("progress of %s/%s unreadable: %s", job, run, error)
         return None

@@ -69,17 +69,18 @@ async def target(store: stats_store.StatsStore, namespace: str) -> Target | None
     return Target(url.strip(), password)
 
 
-def _client(where: Target) -> aioredis.Redis:
-    client = _clients.get(where)
-    if client is None:
-        client = _clients[where] = aioredis.Redis.from_url(
+def redis_client(where: Target) -> aioredis.Redis:
+    """The one Redis client of a stats store (bytes in, bytes out), shared by every reader."""
+    found = _clients.get(where)
+    if found is None:
+        found = _clients[where] = aioredis.Redis.from_url(
             where.url, password=where.password, socket_timeout=1, socket_connect_timeout=1
         )
-    return client
+    return found
 
 
 async def summary(where: Target, subject: str, *, minutes: int) -> stats.Summary | None:
-    client = _client(where)
+    client = redis_client(where)
     now = time.time()
     try:
         windows = await store.read(client, subject, now_s=now, minutes=minutes)
@@ -92,7 +93,7 @@ async def summary(where: Target, subject: str, *, minutes: int) -> stats.Summary
 async def processed_offsets(where: Target, subject: str) -> dict[int, int] | None:
     """The next offset a stream job will read, per input partition; None if unknown."""
     try:
-        return await store.read_offsets(_client(where), subject)
+        return await store.read_offsets(redis_client(where), subject)
     except (redis.exceptions.RedisError, OSError) as error:
         log.info("offsets of %s unavailable: %s", subject, type(error).__name__)
         return None
@@ -103,7 +104,7 @@ async def month_spend(where: Target, endpoint: str) -> realtime_status.MonthSpen
     yet: nothing spent); None if Redis does not answer."""
     now = time.time()
     try:
-        micro = await _client(where).get(spend.month_key(endpoint, now))
+        micro = await redis_client(where).get(spend.month_key(endpoint, now))
     except (redis.exceptions.RedisError, OSError) as error:
         log.info("budget of %s unavailable: %s", endpoint, type(error).__name__)
         return None
