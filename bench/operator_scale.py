@@ -32,7 +32,7 @@ from typing import Any
 
 from tiers import devenv
 from tiers.devenv import cluster as dev_cluster
-from tiers.devenv import pki, processes
+from tiers.devenv import processes
 
 import machine
 import options
@@ -206,14 +206,7 @@ def service_account_kubeconfig(
         f"--serviceaccount={namespace}:operator",
     )  # fmt: skip
     token = kube.run("create", "token", "operator", "-n", namespace, "--duration=4h").strip()
-    kubeconfig = directory / f"{namespace}.kubeconfig"
-    kubeconfig.write_text(
-        pki.kubeconfig(
-            server=cluster.server, ca_cert=cluster.state_dir / "pki" / "ca.crt", token=token
-        )
-    )
-    kubeconfig.chmod(0o600)
-    return kubeconfig
+    return cluster.token_kubeconfig(token, directory / f"{namespace}.kubeconfig")
 
 
 def audited(audit_log: pathlib.Path, user: str, since: float, until: float) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tiers import devenv
-from tiers.devenv import pki, processes, spark_operator, toolchain
+from tiers.devenv import processes, spark_operator, toolchain
 from tiers.devenv import redis_server as redis_server_module
 from tiers.operator.manifests import spark_application
 
@@ -122,14 +122,7 @@ def operator_kubeconfig(
     token = kubectl.run(
         "create", "token", OPERATOR_RELEASE, "-n", OPERATOR_NAMESPACE, "--duration=48h"
     ).stdout.strip()
-    kubeconfig = directory / "kubeconfig"
-    kubeconfig.write_text(
-        pki.kubeconfig(
-            server=dev_cluster.server, ca_cert=dev_cluster.state_dir / "pki" / "ca.crt", token=token
-        )
-    )
-    kubeconfig.chmod(0o600)
-    return kubeconfig
+    return dev_cluster.token_kubeconfig(token, directory / "kubeconfig")
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ from conftest import (
 )
 
 from tiers import devenv
-from tiers.devenv import pki, processes
+from tiers.devenv import processes
 
 pytestmark = pytest.mark.integration
 
@@ -69,14 +69,7 @@ def console_kubeconfig(
     token = kubectl.run(
         "create", "token", f"{OPERATOR_RELEASE}-console", "-n", OPERATOR_NAMESPACE
     ).stdout.strip()
-    kubeconfig = directory / "kubeconfig"
-    kubeconfig.write_text(
-        pki.kubeconfig(
-            server=dev_cluster.server, ca_cert=dev_cluster.state_dir / "pki" / "ca.crt", token=token
-        )
-    )
-    kubeconfig.chmod(0o600)
-    return kubeconfig
+    return dev_cluster.token_kubeconfig(token, directory / "kubeconfig")
 
 
 def start_console(

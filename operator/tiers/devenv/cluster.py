@@ -87,6 +87,17 @@ class DevCluster:
             env[sparkjars.ENV] = ",".join(str(jar) for jar in connector)
         return env
 
+    def token_kubeconfig(self, token: str, path: pathlib.Path) -> pathlib.Path:
+        """Writes (owner-only) a kubeconfig that reaches this cluster with a bearer token, such
+        as a ServiceAccount's: its requests hold exactly that account's RBAC."""
+        path.write_text(
+            pki.kubeconfig(
+                server=self.server, ca_cert=self.state_dir / "pki" / "ca.crt", token=token
+            )
+        )
+        path.chmod(0o600)
+        return path
+
     def log_tails(self, lines: int = 20) -> str:
         """The end of every component's log, for a failing test's report."""
         return "\n".join(
