@@ -74,6 +74,8 @@ def test_an_object_without_status_is_unknown_with_no_numbers() -> None:
 def test_numbers_observed_long_ago_are_marked_stale() -> None:
     old = {**LATENCY, "observedAt": "2026-11-30T11:00:00Z"}
     assert summaries.summarize(endpoint(latency=old), now=NOW).stale is True
+    unread = {**LATENCY, "stale": True}  # the operator could not read the stats store
+    assert summaries.summarize(endpoint(latency=unread), now=NOW).stale is True
 
 
 def test_a_failed_batch_job_reads_its_succeeded_condition_and_progress() -> None:

@@ -1,4 +1,5 @@
-"""A RealtimeEndpoint's status from what the operator observed, without a cluster: the budget."""
+"""A RealtimeEndpoint's status from what the operator observed, without a cluster: the budget,
+the figures kept (and marked stale) when the stats store does not answer."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pytest
 
 from tiers.api import realtime
 from tiers.operator import realtime_status
+from tiers.runtime import stats
+from tiers.runtime.stats import window
 
 NOW = datetime.datetime(2026, 11, 26, 16, 0, tzinfo=datetime.UTC)
 AVAILABLE = {"availableReplicas": 2, "readyReplicas": 2, "desiredReplicas": 2}
@@ -95,3 +98,32 @@ def test_removing_the_budget_removes_its_status_and_condition() -> None:
         "Reconciling",
         "Stalled",
     }
+
+
+def test_figures_the_stats_store_could_not_give_are_kept_and_marked_stale() -> None:
+    endpoint = spec()
+    counts = window.Counts()
+    for latency_ms in (5, 7, 9, 40):
+        counts.record(latency_ms=latency_ms, tokens_in=10, cost_usd=Decimal("0.0001"))
+    summary = stats.summarize([counts], seconds=300)
+
+    def status(summary: stats.Summary | None, previous: dict, *, unavailable: bool) -> dict:
+        observed = realtime_status.Observed(
+            gateway=AVAILABLE, redis=AVAILABLE, managed_redis=True, url="http://u/v1",
+            summary=summary, stats_unavailable=unavailable,
+        )  # fmt: skip
+        body = {"metadata": {"generation": 4}, "status": previous}
+        desired = realtime_status.desired_status(endpoint, observed, body=body, now=NOW)
+        realtime.RealtimeEndpointStatus.model_validate(desired)
+        return desired
+
+    fresh = status(summary, {}, unavailable=False)
+    assert fresh["latency"]["window"] == fresh["cost"]["window"] == "5m"
+    assert fresh["latency"]["stale"] is False and fresh["cost"]["stale"] is False
+    down = status(None, fresh, unavailable=True)
+    assert down["traffic"] == fresh["traffic"], "the last figures are kept"
+    assert down["latency"] == {**fresh["latency"], "stale": True}
+    assert down["cost"] == {**fresh["cost"], "stale": True}
+    # Readable again, with no traffic in the window: the last figures, no longer stale.
+    quiet = status(None, down, unavailable=False)
+    assert quiet["latency"] == fresh["latency"] and quiet["cost"] == fresh["cost"]

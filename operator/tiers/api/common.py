@@ -353,6 +353,15 @@ def condition_list() -> Any:
     )
 
 
+def stale_field() -> Any:
+    """`stale` of figures over a window: whether the stats store failed to answer."""
+    return pydantic.Field(
+        default=None,
+        description="True when the stats store did not answer at the last reconcile: these are"
+        " the last figures read (over `window`, at `observedAt`), kept until it answers again.",
+    )
+
+
 class LatencyStatus(Model):
     """Latency percentiles in whole milliseconds over `window`, as observed at `observedAt`."""
 
@@ -361,6 +370,7 @@ class LatencyStatus(Model):
     p99_ms: int = pydantic.Field(ge=0, alias="p99Ms")
     window: str = pydantic.Field(max_length=16, description="e.g. 5m")
     observed_at: datetime.datetime
+    stale: bool | None = stale_field()
 
 
 class CostStatus(Model):
@@ -369,6 +379,7 @@ class CostStatus(Model):
     total_usd: DecimalUSD = pydantic.Field(alias="totalUSD")
     window: str = pydantic.Field(max_length=16)
     observed_at: datetime.datetime
+    stale: bool | None = stale_field()
 
 
 class Status(Model):

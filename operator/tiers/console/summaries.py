@@ -21,7 +21,8 @@ from tiers.api import kinds
 BY_PLURAL: dict[str, kinds.Kind] = {kind.plural: kind for kind in kinds.ALL}
 BY_KIND: dict[str, kinds.Kind] = {kind.kind: kind for kind in kinds.ALL}
 STALE_AFTER = datetime.timedelta(minutes=5)
-"""Numbers observed longer ago than this are shown as stale (the operator stopped updating)."""
+"""Numbers observed longer ago than this are shown as stale (the operator stopped updating); so
+are those the status itself marks stale (the stats store did not answer)."""
 
 _FILTER = re.compile(r'^\.status\.conditions\[\?\(@\.type=="([A-Za-z]+)"\)\]\.(\w+)$')
 
@@ -141,7 +142,8 @@ def summarize(obj: Mapping[str, Any], *, now: datetime.datetime | None = None) -
         columns=columns(kind, obj),
         window=None if latency is None else latency.get("window"),
         observed_at=None if observed_at is None else rfc3339(observed_at),
-        stale=observed_at is not None and now - observed_at > STALE_AFTER,
+        stale=bool(latency and latency.get("stale"))
+        or (observed_at is not None and now - observed_at > STALE_AFTER),
         created_at=metadata.get("creationTimestamp"),
     )
 

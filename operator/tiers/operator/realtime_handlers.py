@@ -104,10 +104,12 @@ async def observe(
     where = await stats_reader.target(stats_store.of_endpoint(owner, spec), owner.namespace)
     subject = f"{owner.namespace}/{owner.name}"
     summary = spend = None
+    stats_unavailable = False
     if where is not None:
         summary = await stats_reader.summary(
             where, subject, minutes=realtime_status.WINDOW_SECONDS // 60
         )
+        stats_unavailable = summary is None
         if spec.budget is not None:
             spend = await stats_reader.month_spend(where, subject)
     return realtime_status.Observed(
@@ -119,6 +121,7 @@ async def observe(
         summary=summary,
         url=realtime_children.gateway_url(owner),
         spend=spend,
+        stats_unavailable=stats_unavailable,
     )
 
 

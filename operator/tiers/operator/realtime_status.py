@@ -68,6 +68,8 @@ class Observed:
     url: str | None = None
     spend: MonthSpend | None = None
     """This month's spend; None without spec.budget or when Redis did not answer."""
+    stats_unavailable: bool = False
+    """The stats store did not answer: status keeps its last figures and marks them stale."""
 
 
 def desired_status(
@@ -92,7 +94,7 @@ def desired_status(
         status["conditions"] = [c for c in status["conditions"] if c["type"] != BUDGET_EXCEEDED]
     status["url"] = observed.url
     status["readyReplicas"] = int((observed.gateway or {}).get("readyReplicas") or 0)
-    status.update(traffic_blocks(observed.summary, body, now))
+    status.update(traffic_blocks(observed.summary, body, now, stale=observed.stats_unavailable))
     status.update(budget_blocks(spec.budget, observed.spend, body))
     return status
 
@@ -160,11 +162,16 @@ def _missing(observed: Observed, field_prefix: str) -> str:
 
 
 def traffic_blocks(
-    summary: stats.Summary | None, body: Mapping[str, Any], now: datetime.datetime
+    summary: stats.Summary | None,
+    body: Mapping[str, Any],
+    now: datetime.datetime,
+    *,
+    stale: bool = False,
 ) -> dict[str, Any]:
-    """latency, traffic, cache and cost; kept from the last status when no traffic was seen."""
+    """latency, traffic, cache and cost; kept from the last status when no traffic was seen or
+    the stats could not be read (`stale`: then said so)."""
     if summary is None or summary.units == 0:
-        return verdicts.kept(body, "latency", "traffic", "cache", "cost")
+        return verdicts.kept_figures(body, "latency", "traffic", "cache", "cost", stale=stale)
     blocks: dict[str, Any] = {
         "latency": verdicts.latency_block(summary, now=now),
         "traffic": {

@@ -82,6 +82,7 @@ async def reconcile_stream_pipeline(body: kopf.Body, patch: kopf.Patch, **_: Any
             lag=lag,
             summary=summary,
             owned_topics=owned_topics,
+            stats_unavailable=where is not None and summary is None,
         )
         desired = stream_status.desired_status(observed, body=body, now=reconciliation.now())
         reconciliation.write_status(patch, body, desired)

@@ -73,6 +73,8 @@ class Observed:
     summary: stats.Summary | None = None
     owned_topics: Mapping[str, str] | None = None
     """The topics the pipeline created (name: Kafka topic id); None when Kafka was not read."""
+    stats_unavailable: bool = False
+    """The stats store did not answer: status keeps its last figures and marks them stale."""
 
 
 def desired_status(
@@ -89,7 +91,11 @@ def desired_status(
         status["topics"] = owned_records(observed.owned_topics)
     summary = observed.summary
     if summary is None or summary.units == 0:
-        status.update(verdicts.kept(body, "latency", "throughput", "cost"))
+        status.update(
+            verdicts.kept_figures(
+                body, "latency", "throughput", "cost", stale=observed.stats_unavailable
+            )
+        )
         return status
     status["latency"] = verdicts.latency_block(summary, now=now)
     status["throughput"] = {

@@ -130,6 +130,7 @@ def latency_block(summary: stats.Summary, *, now: datetime.datetime) -> dict[str
         "p99Ms": summary.p99_ms,
         "window": WINDOW,
         "observedAt": _timestamp(now),
+        "stale": False,
     }
 
 
@@ -141,6 +142,7 @@ def cost_block(
         per_unit_field: pricing.format_usd(summary.cost_per_unit_usd),
         "window": WINDOW,
         "observedAt": _timestamp(now),
+        "stale": False,
     }
 
 
@@ -148,6 +150,15 @@ def kept(body: Mapping[str, Any], *fields: str) -> dict[str, Any]:
     """The named blocks of the current status: a window without traffic keeps the last numbers."""
     previous = body.get("status", {})
     return {field: previous[field] for field in fields if field in previous}
+
+
+def kept_figures(body: Mapping[str, Any], *fields: str, stale: bool) -> dict[str, Any]:
+    """The named figures of the current status, those over a window marked `stale` (the stats
+    store did not answer) or not (it answered; the window saw no traffic)."""
+    return {
+        field: {**block, "stale": stale} if "window" in block else block
+        for field, block in kept(body, *fields).items()
+    }
 
 
 def _timestamp(now: datetime.datetime) -> str:
