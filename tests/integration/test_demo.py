@@ -46,6 +46,7 @@ def test_demo_prints_the_three_resources_with_conditions(tmp_path: pathlib.Path)
     assert int(p95) >= 30, "the mock's 30 ms latency shows in P95"
     assert float(cost) > 0, "cost per request shows"
     assert "openai.OpenAI(base_url='http://127.0.0.1:" in out
+    assert "client.batches.create(input_file_id=upload.id" in out, "the Batch API snippet"
     # The console was up (the demo waits until it lists the namespace) and its URL is printed.
     assert "Console:  http://127.0.0.1:" in out
     assert "✓ starting the console" in result.stderr

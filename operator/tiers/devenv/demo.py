@@ -25,10 +25,29 @@ from typing import Any
 
 import yaml
 
-from tiers.devenv import cluster, console_demo, databricks, dataplane, paths, processes, progress
+from tiers.devenv import (
+    cluster,
+    console_demo,
+    databricks,
+    dataplane,
+    local_spark,
+    paths,
+    processes,
+    progress,
+    spark_operator,
+)
 from tiers.operator.manifests import batch_children, gateway, labels, stream_children
 
 NAMESPACE = "tiers-demo"
+BATCH_CLAIM = {
+    "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "chat-batches"},
+    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+}  # fmt: skip
+BATCH_API = {
+    "storage": {"claimName": "chat-batches"},
+    "spark": {"mode": "spark-operator", "executors": 1, "executorCores": 2,
+              "executorMemory": "2Gi"},
+}  # fmt: skip
 ENDPOINT = "chat"
 PIPELINE = "review-summaries"
 REVIEWS = tuple(
@@ -99,8 +118,15 @@ def main(argv: list[str] | None = None) -> int:
                 endpoint=ENDPOINT,
                 redis_url=env.redis_url,
                 work_dir=env.log_dir,
+                dev_cluster=env,
             )
             started.append(gateway_process)
+            batches = local_spark.LocalSparkOperator(
+                kubectl, NAMESPACE, work_dir=env.log_dir, env=env.env(),
+                endpoint_urls={gateway.url(labels.Ref(ENDPOINT, NAMESPACE)): url + "/v1"},
+            )  # fmt: skip
+            batches.start()
+            stack.callback(batches.stop)
         with progress.step("sending a little traffic and waiting for latency and cost in status"):
             _send_traffic(url)
             processes.wait_until(
@@ -160,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         for record in pushed[:3]:
             print(f"  {record['key']}: {record['output']}")
         print(f"\nCall the gateway with the openai client:\n  {_openai_command(url)}")
+        print(f"Submit a batch (OpenAI's Batch API) to it:\n{_openai_batch_snippet(url)}")
         print(
             "Send events: curl -H 'content-type: application/json'"
             f' -d \'{{"text": "great product"}}\' {push_url}/events'
@@ -248,6 +275,14 @@ def _apply_examples(kubectl: list[str], *, mock_url: str, kafka: str) -> None:
     patch = [{"op": "replace", "path": "/spec/backends/0/baseURL", "value": mock_url}]
     _run([*kubectl, "patch", "rte", ENDPOINT, "-n", NAMESPACE, "--type=json",
           "-p", json.dumps(patch)])  # fmt: skip
+    # ... with OpenAI's Batch API on it: its claim bound to a dev volume, and each batch's run a
+    # SparkApplication, which `local_spark` runs here (kwok would complete a Job's pod unrun).
+    _run([*kubectl, "apply", "--server-side", "--field-manager=tiers-demo",
+          "-f", str(spark_operator.sparkapplication_crd())])  # fmt: skip
+    _run([*kubectl, "apply", "-n", NAMESPACE, "-f", "-"], stdin=json.dumps(BATCH_CLAIM))
+    batch_api: list[dict[str, Any]] = [{"op": "add", "path": "/spec/batch", "value": BATCH_API}]
+    _run([*kubectl, "patch", "rte", ENDPOINT, "-n", NAMESPACE, "--type=json",
+          "-p", json.dumps(batch_api)])  # fmt: skip
     # ... and every pipeline's brokers are the dev Kafka.
     patch = [{"op": "replace", "path": "/spec/kafka/bootstrapServers", "value": kafka}]
     pipelines = _run([*kubectl, "get", "spipe", "-n", NAMESPACE, "-o", "name"]).split()
@@ -456,6 +491,27 @@ def _openai_command(url: str) -> str:
         "messages=[{'role': 'user', 'content': 'Hello'}]).choices[0].message.content)"
     )
     return f'.venv/bin/python -c "{code}"'
+
+
+def _openai_batch_snippet(url: str) -> str:
+    """A script that uploads a batch file, submits it, waits and prints the output file."""
+    return f"""\
+.venv/bin/python - <<'EOF'
+import json, time, openai
+client = openai.OpenAI(base_url="{url}/v1", api_key="demo")
+lines = [{{"custom_id": f"q{{i}}", "method": "POST", "url": "/v1/chat/completions",
+          "body": {{"model": "gpt-4o-mini", "messages": [{{"role": "user", "content": q}}]}}}}
+         for i, q in enumerate(["Hello", "What is Tiers?"])]
+upload = client.files.create(
+    file=("requests.jsonl", "".join(json.dumps(line) + "\\n" for line in lines).encode()),
+    purpose="batch")
+batch = client.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
+                              completion_window="24h")
+while (batch := client.batches.retrieve(batch.id)).status not in ("completed", "failed"):
+    time.sleep(2)
+print(batch.status, batch.request_counts)
+print(client.files.content(batch.output_file_id).text)
+EOF"""
 
 
 def _conditions_table(kubectl: list[str]) -> str:
