@@ -63,8 +63,31 @@ def hooks() -> Iterator[Hooks]:
 
 @pytest.fixture
 def mock() -> Iterator[str]:
-    with mockllm.running() as url:
+    # Billing as OpenAI's reasoning models are billed: a prompt's long prefix seen before is
+    # cached input, and each reply spends hidden reasoning tokens.
+    with mockllm.running(mockllm.MockConfig(prompt_cache=True, reasoning_tokens=16)) as url:
         yield url
+
+
+# o3-mini's published prices, USD per million tokens: input, cached input, output (reasoning
+# tokens are output). Written here, not read from tiers' price table, to check it.
+O3_MINI = {
+    "prompt": decimal.Decimal("1.10"),
+    "cached": decimal.Decimal("0.55"),
+    "completion": decimal.Decimal("4.40"),
+}
+# Instructions long enough (over 1,024 tokens) for the provider to cache them across records.
+INSTRUCTIONS = "Classify the ticket as billing, access, bug or other. " * 90
+
+
+def billed_usd(bill: dict[str, int], price: dict[str, decimal.Decimal]) -> decimal.Decimal:
+    """What the provider's bill of tokens costs at `price`."""
+    fresh = bill["prompt_tokens"] - bill["cached_tokens"]
+    return (
+        fresh * price["prompt"]
+        + bill["cached_tokens"] * price["cached"]
+        + bill["completion_tokens"] * price["completion"]
+    ) / 10**6
 
 
 def batch_job(mock: str, data: pathlib.Path, **spec: Any) -> str:
@@ -119,8 +142,15 @@ def test_a_batch_job_runs_to_succeeded_with_the_progress_and_cost_of_its_real_ru
     notification = {"webhookURL": hooks.url, "signingSecretRef": {"name": "hook", "key": "key"}}
     # Suspended first: the operator renders the config and starts no Job, while the real run goes
     # here (kwok would complete the Job's pod at once, before any record was scored).
+    model = {
+        "backend": {"name": "mock", "provider": "openai-compatible", "baseURL": mock,
+                    "model": "o3-mini"},
+        "prompt": INSTRUCTIONS + "Ticket: {text}",
+        "maxTokens": 8,
+    }  # fmt: skip
     kubectl.apply(
-        batch_job(mock, data, suspend=True, notification=notification), namespace=namespace
+        batch_job(mock, data, suspend=True, notification=notification, model=model),
+        namespace=namespace,
     )
     suspended = wait_for(
         lambda: (obj := kubectl.get("bjob", "triage", "-n", namespace)).get("status", {}).get(
@@ -164,6 +194,19 @@ def test_a_batch_job_runs_to_succeeded_with_the_progress_and_cost_of_its_real_ru
     assert status["progress"]["done"] == len(lines) == RECORDS
     assert status["progress"]["percent"] == 100
     assert decimal.Decimal(status["cost"]["totalUSD"]) == written_cost
+    # Status agrees with the provider: one call a record, and its bill at the published prices
+    # (cached instructions at half price, reasoning as output) within 1%.
+    provider = mockllm.control.stats(mock)
+    assert provider["outcomes"] == {"200": RECORDS}
+    bill = provider["billed"]["o3-mini"]
+    assert (
+        bill["cached_tokens"] >= 1024 * (RECORDS - 1) and bill["reasoning_tokens"] == 16 * RECORDS
+    )
+    paid = billed_usd(bill, O3_MINI)
+    print(f"batch: {RECORDS} records; cost in status {status['cost']['totalUSD']}, billed {paid}")
+    assert decimal.Decimal(status["cost"]["totalUSD"]) == pytest.approx(
+        paid, rel=decimal.Decimal("0.01")
+    )
     assert status["estimate"]["records"] == RECORDS
     assert status["lastRun"]["name"] == "triage-run"
     job = kubectl.get("job", "triage-run", "-n", namespace)
