@@ -129,7 +129,9 @@ const scenarios = {
     await page.getByRole("button", { name: "Replay this prompt" }).first().click();
     await answers.nth(1).waitFor({ timeout });
     const replay = await answers.nth(1).textContent();
-    return { first, firstText, replay, screenshots: [await shot(page, "playground")] };
+    const costs = await page.getByTestId("answer-cost").allTextContents();
+    const caches = await answers.locator(".tag").allTextContents();
+    return { first, firstText, replay, costs, caches, screenshots: [await shot(page, "playground")] };
   },
 
   /** Batch: a small file uploaded with its progress, the estimate shown, the run started; once the
@@ -138,6 +140,7 @@ const scenarios = {
     const name = option("name", "");
     const file = option("file", "");
     await page.goto(`${base}/#/batch/${namespace}/${name}`);
+    await signIn(page);
     await page.getByLabel(/^File/).setInputFiles(file);
     await page.getByRole("button", { name: "Upload" }).click();
     const uploaded = page.getByText(/^Uploaded \d+ records/);
@@ -189,6 +192,17 @@ const scenarios = {
     };
   },
 };
+
+/** Signs in through the header bar with the token in $CONSOLE_TOKEN (not an argument: the
+ * process list shows those), as a person pastes theirs; the page reloads with it. */
+async function signIn(page) {
+  const bearer = process.env.CONSOLE_TOKEN;
+  if (!bearer) throw new Error("this scenario acts as a user: set CONSOLE_TOKEN");
+  await page.getByRole("button", { name: "Sign in with a token" }).click();
+  await page.getByLabel("Bearer token").fill(bearer);
+  await page.getByRole("button", { name: "Use" }).click();
+  await page.getByRole("button", { name: "Token set" }).waitFor({ timeout });
+}
 
 /** Types into the overview's filter: per key, ms from the key press to the next painted frame
  * (what the typist feels) and to the filtered cards on screen. */
@@ -300,7 +314,19 @@ async function main() {
     const page = await context.newPage();
     const errors = [];
     page.on("pageerror", (error) => errors.push(String(error)));
-    const result = await run(page);
+    const logged = [];
+    page.on("console", (message) => {
+      if (message.type() === "error") logged.push(message.text());
+    });
+    let result;
+    try {
+      result = await run(page);
+    } catch (error) {
+      // What the page showed when the scenario gave up: a screenshot and its text.
+      const file = await shot(page, `${scenario}-failed`).catch(() => "none");
+      const text = await page.locator("body").innerText().catch(() => "");
+      throw new Error(`${error?.message ?? error}\nscreenshot: ${file}\npage: ${text.slice(0, 1500)}\nconsole errors: ${[...errors, ...logged].join("; ")}`);
+    }
     if (errors.length) throw new Error(`the page threw: ${errors.join("; ")}`);
     print({ ok: true, scenario, ...result });
   } finally {

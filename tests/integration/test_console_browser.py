@@ -1,11 +1,14 @@
 """The console in a browser: the built frontend (frontend/dist, `make frontend`) served by the real
 console backend over the real apiserver, driven through Debian's Chromium by the playwright-core
 scenarios in frontend/browser/run.mjs. Screenshots go to frontend/test-results/ (printed): the
-overview, each kind's list, a detail page, the overview with a failing resource, and with 200."""
+overview, each kind's list, a detail page, the overview with a failing resource, and with 200;
+the playground after a reply and its replay; the batch page once started and once completed.
+Tests that set statuses by hand run on `quiet_cluster`, where no operator rewrites them."""
 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -15,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import ROOT, Kubectl
+from conftest import ROOT, Kubectl, Processes
 from test_console import ENDPOINT, start_console
 
 from tiers import devenv
@@ -53,12 +56,16 @@ def quiet_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devenv.D
         devenv.down(state_dir)
 
 
-def browse(scenario: str, url: str, *args: str, steps: tuple[Any, ...] = ()) -> dict[str, Any]:
-    """Runs one scenario; for each `{"waiting": ...}` line it prints, calls the next of `steps`
-    and tells it to go on. Returns its result line."""
+def browse(
+    scenario: str, url: str, *args: str, steps: tuple[Any, ...] = (), token: str = ""
+) -> dict[str, Any]:
+    """Runs one scenario (signed in with `token` where it acts as a user); for each
+    `{"waiting": ...}` line it prints, calls the next of `steps` and tells it to go on. Returns
+    its result line."""
     command = ["node", "browser/run.mjs", scenario, "--base", url, "--out", str(SHOTS), *args]
+    env = {**os.environ, "CONSOLE_TOKEN": token}
     with subprocess.Popen(
-        command, cwd=FRONTEND, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        command, cwd=FRONTEND, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     ) as node:
         assert node.stdout is not None and node.stdin is not None
         pending = list(steps)
@@ -129,6 +136,96 @@ def test_the_overview_shows_each_resource_with_its_status_and_a_failure_within_s
         turned = browse("unhealthy", url, "--name", "chat", steps=(fail,))
         assert turned["seconds"] < 10
         assert "no backend answers" in turned["message"]
+    finally:
+        processes.stop(started.pid)
+
+
+def test_the_playground_streams_a_reply_with_its_cost_and_the_replay_is_a_cache_hit(
+    quiet_cluster: devenv.DevCluster, services: Processes, redis_server: Any,
+    tmp_path: pathlib.Path,
+) -> None:  # fmt: skip
+    dev_cluster, kubectl, namespace = quiet_cluster, Kubectl(quiet_cluster), "playground"
+    kubectl.run("create", "namespace", namespace)
+    mock = services.start("mockllm", "tiers.runtime.mockllm")
+    gateway = services.start("gateway", "tiers.runtime.gateway",
+                             "--backend", f"openai-compatible={mock}/v1", "--redis", redis_server.url)  # fmt: skip
+    kubectl.apply(json.dumps(ENDPOINT), namespace=namespace)
+    in_cluster = f"http://chat-gateway.{namespace}.svc:8080/v1"
+    _status(kubectl, "rte", "chat", namespace,
+            {**_ready("True", "Ready", "ready"), "url": in_cluster})  # fmt: skip
+    url, started = start_console(dev_cluster, kubectl, tmp_path, "--frontend-dir", str(DIST),
+                                 "--url-override", f"{in_cluster}={gateway}/v1")  # fmt: skip
+    try:
+        chat = browse("chat", url, "--namespace", namespace, "--name", "chat")
+        assert chat["firstText"].strip()
+        assert chat["caches"] == ["cache miss", "cache hit"]
+        first, replay = (float(cost.removeprefix("cost $")) for cost in chat["costs"])
+        assert first > 0 == replay, chat["costs"]
+    finally:
+        processes.stop(started.pid)
+
+
+def test_a_small_batch_upload_ends_in_a_completed_job_with_a_downloadable_result(
+    quiet_cluster: devenv.DevCluster, tmp_path: pathlib.Path
+) -> None:
+    dev_cluster, kubectl, namespace = quiet_cluster, Kubectl(quiet_cluster), "batch"
+    kubectl.run("create", "namespace", namespace)
+    root = tmp_path / "batch"
+    job = {
+        "apiVersion": "tiers.dev/v1alpha1", "kind": "BatchJob", "metadata": {"name": "scores"},
+        "spec": {
+            "engine": "spark", "suspend": True,
+            "input": {"uri": (root / "in" / "tickets.jsonl").as_uri(), "format": "jsonl"},
+            "output": {"uri": (root / "out").as_uri()},
+            "model": {"endpointRef": {"name": "chat"}, "prompt": "Classify: {body}"},
+            "budget": {"maxUSD": "2"},
+        },
+    }  # fmt: skip
+    kubectl.apply(json.dumps(job), namespace=namespace)
+    tickets = tmp_path / "tickets.jsonl"
+    tickets.write_text(
+        "".join(json.dumps({"id": i, "body": f"ticket {i}"}) + "\n" for i in range(5))
+    )
+    # The person at the page: reads every namespace's resources (the overview's watch), may
+    # upload to and start this job.
+    kubectl.run("create", "serviceaccount", "writer", "-n", namespace)
+    kubectl.run("create", "clusterrole", "reader", "--verb=get,list,watch",
+                "--resource=batchjobs.tiers.dev,realtimeendpoints.tiers.dev,"
+                "streampipelines.tiers.dev,events,namespaces")  # fmt: skip
+    kubectl.run("create", "clusterrolebinding", "reader", "--clusterrole=reader",
+                f"--serviceaccount={namespace}:writer")  # fmt: skip
+    kubectl.run("create", "role", "writer", "-n", namespace, "--verb=get,list,watch,update,patch",
+                "--resource=batchjobs.tiers.dev")  # fmt: skip
+    kubectl.run("create", "rolebinding", "writer", "-n", namespace, "--role=writer",
+                f"--serviceaccount={namespace}:writer")  # fmt: skip
+    writer = kubectl.run("create", "token", "writer", "-n", namespace).stdout.strip()
+    url, started = start_console(dev_cluster, kubectl, tmp_path, "--frontend-dir", str(DIST),
+                                 "--batch-root", str(root))  # fmt: skip
+
+    def run_to_completion() -> None:
+        # This test has no operator or Spark: what a run leaves (its results and its status)
+        # is written here, as tiers.runtime.batch and the operator would.
+        assert kubectl.get("bjob", "scores", "-n", namespace)["spec"]["suspend"] is False
+        folder = root / "out" / "attempt=1" / "outcome=ok"
+        folder.mkdir(parents=True)
+        (folder / "part-0").write_text("".join(
+            json.dumps({"id": i, "output": "billing", "status": "ok"}) + "\n" for i in range(5)))  # fmt: skip
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        _status(kubectl, "bjob", "scores", namespace, {
+            "observedGeneration": 2, "state": "Succeeded",
+            "conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded",
+                            "message": "run scores-1: 5 records", "lastTransitionTime": now}],
+            "progress": {"total": 5, "done": 5, "failed": 0, "percent": 100},
+        })  # fmt: skip
+
+    try:
+        batch = browse("batch", url, "--namespace", namespace, "--name", "scores",
+                       "--file", str(tickets), steps=(run_to_completion,), token=writer)  # fmt: skip
+        assert batch["upload"].startswith("Uploaded 5 records")
+        assert "$2.00" in batch["estimate"], "the budget is shown beside the estimate"
+        assert batch["progress"] == "100"
+        downloaded = pathlib.Path(batch["download"]).read_text().splitlines()
+        assert [json.loads(line)["id"] for line in downloaded] == list(range(5))
     finally:
         processes.stop(started.pid)
 

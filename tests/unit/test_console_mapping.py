@@ -191,6 +191,16 @@ def test_the_playground_prices_as_the_endpoints_gateway_does() -> None:
     assert realtime.price_of(endpoint(), "gpt-4o-mini") == pricing.DEFAULT_PRICES["gpt-4o-mini"]
 
 
+def test_a_chat_naming_no_model_asks_for_the_endpoints_and_a_stream_for_its_usage() -> None:
+    messages = {"messages": [{"role": "user", "content": "hi"}]}
+    assert realtime.defaults(endpoint(), {**messages, "stream": True}, streamed=True) == {
+        "model": "gpt-4o-mini", "stream_options": {"include_usage": True},
+    }  # fmt: skip
+    named = {**messages, "model": "gpt-4o", "stream_options": {"include_usage": False}}
+    assert realtime.defaults(endpoint(), named, streamed=True) == {}
+    assert realtime.defaults(endpoint(), messages, streamed=False) == {"model": "gpt-4o-mini"}
+
+
 @pytest.mark.parametrize(
     ("fmt", "content", "records"),
     [("jsonl", b'{"a": 1}\n\n{"a": 2}\n', 2), ("openai", b'{"custom_id": "x"}\n', 1),

@@ -1,12 +1,13 @@
 """The playground: a chat completion sent to a RealtimeEndpoint's gateway through the console.
 
 The caller must be able to read the endpoint (with their own identity); the body goes to the
-gateway as it is and the answer comes back as it arrives (JSON, or the SSE stream of a
-`"stream": true` request), with the gateway's `x-tiers-cache` and `x-tiers-cost-usd` and the
-console's `x-tiers-latency-ms`. A streamed answer's cost is known only at its end, so the console
-asks the gateway for the usage chunk (`stream_options.include_usage`) and prices it as the
-gateway does (the endpoint's `spec.pricing`, else the default price table); a cache hit costs
-nothing, as the gateway's header says. After the gateway's `data: [DONE]` comes one more event:
+gateway as it is (a request naming no model asks for the endpoint's `spec.model`) and the answer
+comes back as it arrives (JSON, or the SSE stream of a `"stream": true` request), with the
+gateway's `x-tiers-cache` and `x-tiers-cost-usd` and the console's `x-tiers-latency-ms`. A
+streamed answer's cost is known only at its end, so the console asks the gateway for the usage
+chunk (`stream_options.include_usage`) and prices it as the gateway does (the endpoint's
+`spec.pricing`, else the default price table); a cache hit costs nothing, as the gateway's
+header says. After the gateway's `data: [DONE]` comes one more event:
 
     event: tiers
     data: {"latencyMs": 812, "ttftMs": 95, "costUsd": "0.000012", "usage": {...}}
@@ -65,8 +66,11 @@ async def chat_completions(request: fastapi.Request, namespace: str, name: str) 
     except ValueError:
         parsed = None  # the gateway answers the malformed body with its own error
     streamed = isinstance(parsed, dict) and parsed.get("stream") is True
-    if streamed and isinstance(parsed, dict) and "stream_options" not in parsed:
-        body = json.dumps({**parsed, "stream_options": {"include_usage": True}}).encode()
+    if isinstance(parsed, dict):
+        added = defaults(obj, parsed, streamed=streamed)
+        if added:
+            parsed = {**parsed, **added}
+            body = json.dumps(parsed).encode()
     started = time.monotonic()
     response = await upstream.open_stream(
         "POST",
@@ -83,6 +87,20 @@ async def chat_completions(request: fastapi.Request, namespace: str, name: str) 
     return upstream.passthrough(
         response, started=started, body=_timed(response, started, price=price)
     )
+
+
+def defaults(
+    obj: Mapping[str, Any], parsed: Mapping[str, Any], *, streamed: bool
+) -> dict[str, Any]:
+    """What the console adds to a chat request: the model the endpoint serves (`spec.model`)
+    when the request names none, and the usage chunk of a streamed answer (to price it)."""
+    added: dict[str, Any] = {}
+    model = (obj.get("spec") or {}).get("model")
+    if not parsed.get("model") and model:
+        added["model"] = model
+    if streamed and "stream_options" not in parsed:
+        added["stream_options"] = {"include_usage": True}
+    return added
 
 
 async def _once(content: bytes) -> AsyncIterator[bytes]:
