@@ -32,9 +32,11 @@ from tiers.runtime.gateway import (
     rediswire,
     requests,
     semantic,
+    traces,
     upstream,
 )
 from tiers.runtime.providers import http1, routes
+from tiers.runtime.tracing import export, spans
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,9 @@ class Gateway:
         self.stats = stats.Recorder(settings.endpoint)
         self.budget = budget.Budget(settings.budget_usd, settings.endpoint)
         self.audit = audit.build(settings.endpoint, settings.audit_sample_ratio)
+        self.tracer: spans.Tracer | None = None
+        """Set at startup when spec.telemetry names a collector; None: no spans, no cost."""
+        self._exporter: export.Exporter | None = None
         self.batches: batches.BatchAPI | None = None
         if settings.batch is not None:
             self.batches = batches.BatchAPI(
@@ -90,6 +95,13 @@ class Gateway:
 
     async def startup(self) -> None:
         self.callers.start()
+        if self.settings.tracing is not None:
+            self.tracer, self._exporter = export.tracer(
+                self.settings.tracing,
+                resource={"tiers.endpoint": self.settings.endpoint},
+                counted=metrics.count_spans,
+            )
+            self._exporter.start()
         if self.settings.redis_url:
             env = self.settings.redis_password_env
             password = (os.environ.get(env, "").strip() or None) if env else None
@@ -142,6 +154,8 @@ class Gateway:
             await self._wire.close()
         if self.batches is not None:
             await self.batches.close()
+        if self._exporter is not None:
+            await self._exporter.close()
 
     async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] == "http":
@@ -182,20 +196,24 @@ class Gateway:
         status, label, outcome = 500, "none", None
         tenant: str | None = None
         request: requests.ModelRequest | None = None
+        failure: errors.GatewayError | None = None
+        span = None if self.tracer is None else traces.start_call(self.tracer, route, scope)
         try:
             authorization = asgi_io.header(scope, b"authorization")
             # A key costs what it always did; only a bearer that is no key is tried as a JWT.
             tenant = self.keys.tenant(authorization) or await self.callers.token_tenant(
                 authorization
             )
+            if span is not None:
+                span.event("authenticated")
             body = await asgi_io.read_body(receive, limit=self.settings.max_body_bytes)
             request = requests.parse(route, body)
-            outcome = await self._calls.handle(request, tenant, send)
+            outcome = await self._calls.handle(request, tenant, send, span)
             status, label = outcome.status, outcome.cache
             _record_spend(outcome)
             self.budget.add(outcome.cost)
         except errors.GatewayError as error:
-            status = error.status
+            status, failure = error.status, error
             await asgi_io.send_error(send, error)
         except ConnectionResetError:
             status = 499
@@ -209,6 +227,17 @@ class Gateway:
             metrics.requests_counter(route, status, label).inc()
             metrics.latency_histogram(route, label).observe(elapsed)
             self._record_stats(elapsed, status, label, outcome)
+            if span is not None:
+                traces.end_call(
+                    span,
+                    endpoint=self.settings.endpoint,
+                    request=request,
+                    status=status,
+                    cache=label,
+                    usage=None if outcome is None else outcome.usage,
+                    cost=decimal.Decimal(0) if outcome is None else outcome.cost,
+                    error=failure,
+                )
             if self.audit is not None:
                 self.audit.record(
                     tenant=tenant,

@@ -30,6 +30,7 @@ from tiers.runtime.gateway import (
     sse,
     upstream,
 )
+from tiers.runtime.tracing import spans
 
 log = logging.getLogger(__name__)
 
@@ -70,19 +71,31 @@ class ModelCalls:
         self._prices = settings.price_overrides()
         self._price_of: dict[str, pricing.Price] = {}
 
-    async def handle(self, request: requests.ModelRequest, tenant: str, send: asgi.Send) -> Outcome:
+    async def handle(
+        self,
+        request: requests.ModelRequest,
+        tenant: str,
+        send: asgi.Send,
+        span: spans.Span | None = None,
+    ) -> Outcome:
+        """Answers one call; `span` (when the call is traced) gets the cache lookup as an event
+        and each upstream attempt as a child."""
         if self._settings.model is not None and request.model != self._settings.model:
             raise errors.model_not_found(request.model, self._settings.model)
         key = cache.cache_key(self._settings.endpoint, tenant, request)
         if self._cache.enabled:
             cached, source = await self._admit_and_look_up(tenant, key)
             if cached is not None:
+                if span is not None:
+                    span.event("cache.lookup", {"tiers.cache": "hit"})
                 await self._send_cached(request, cached, send)
                 return Outcome(200, "hit", pricing.Usage(), decimal.Decimal(0))
             label = "bypass" if source == "bypass" else "miss"
         else:
             await self._limiter.admit_requests(tenant)
             label = "off"
+        if span is not None:
+            span.event("cache.lookup", {"tiers.cache": label})
         self._budget.check()
         # Only after an exact miss: a Redis that is down (bypass) would not answer it either.
         similar = self._semantic if label == "miss" else None
@@ -96,9 +109,9 @@ class ModelCalls:
         estimate = request.estimated_tokens()
         await self._limiter.admit_tokens(tenant, estimate)
         if request.stream:
-            usage, cost, status = await self._stream(request, key, label, send)
+            usage, cost, status = await self._stream(request, key, label, send, span)
         else:
-            reply, shared = await self._flights.do(key, lambda: self._fetch(request, key))
+            reply, shared = await self._flights.do(key, lambda: self._fetch(request, key, span))
             usage = _usage(reply.body) if reply.status == 200 and not shared else pricing.Usage()
             cost = self._cost(request, usage)
             await asgi_io.send_bytes(
@@ -134,8 +147,10 @@ class ModelCalls:
             return None, "bypass"
         return self._cache.adopt(key, fetched)
 
-    async def _fetch(self, request: requests.ModelRequest, key: str) -> upstream.Reply:
-        reply = await self._backends.complete(request)
+    async def _fetch(
+        self, request: requests.ModelRequest, key: str, span: spans.Span | None
+    ) -> upstream.Reply:
+        reply = await self._backends.complete(request, span)
         metrics.UPSTREAM_ATTEMPTS.inc(reply.attempts)
         if reply.status == 200 and self._cache.enabled:
             self._cache.put(key, reply.body)
@@ -165,11 +180,16 @@ class ModelCalls:
         await asgi_io.send_chunk(send, b"".join(events), more=False)
 
     async def _stream(
-        self, request: requests.ModelRequest, key: str, label: str, send: asgi.Send
+        self,
+        request: requests.ModelRequest,
+        key: str,
+        label: str,
+        send: asgi.Send,
+        span: spans.Span | None,
     ) -> tuple[pricing.Usage, decimal.Decimal, int]:
         """Passes the upstream stream through event by event while rebuilding it for the cache;
         the call's cost goes out as a comment just before [DONE] (its usage has come by then)."""
-        response, backend = await self._backends.open_stream(request)
+        response, backend = await self._backends.open_stream(request, span)
         try:
             if response.status != 200:
                 body = await response.read()

@@ -35,6 +35,18 @@ UPSTREAM_ATTEMPTS = prometheus_client.Counter(
     "Calls made to backends, retries included.",
     registry=REGISTRY,
 )
+SPANS = prometheus_client.Counter(
+    "tiers_gateway_spans_total",
+    "Trace spans by what became of them: exported, dropped (the export queue was full) or"
+    " failed (the collector did not take them).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+
+
+def count_spans(outcome: str, count: int) -> None:
+    SPANS.labels(outcome).inc(count)
+
 
 SEMANTIC_LOOKUPS = prometheus_client.Counter(
     "tiers_gateway_semantic_lookups_total",

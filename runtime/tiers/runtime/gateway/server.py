@@ -15,6 +15,7 @@ import uvicorn
 
 from tiers.runtime import providers
 from tiers.runtime.gateway import app, config, connections
+from tiers.runtime.tracing import config as tracing_config
 
 CONFIG_ENV = "TIERS_GATEWAY_CONFIG_JSON"
 
@@ -47,6 +48,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=_ratio,
         metavar="RATIO",
         help="log this share (0 to 1) of model calls as JSON lines on stdout (default 0: none)",
+    )
+    parser.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        help="send a span per model call to this OTLP/HTTP collector (spans go to URL/v1/traces)",
+    )
+    parser.add_argument(
+        "--trace-sample",
+        type=_ratio,
+        default=1.0,
+        metavar="RATIO",
+        help="the share (0 to 1) of traces no caller started that are recorded (default 1)",
     )
     parser.add_argument(
         "--request-timeout",
@@ -82,6 +95,11 @@ def settings_from(args: argparse.Namespace) -> config.GatewayConfig:
     }
     if args.audit_sample is not None:
         settings = settings.model_copy(update={"audit_sample_ratio": args.audit_sample})
+    if args.otlp_endpoint is not None:
+        tracing = tracing_config.TracingConfig(
+            otlp_endpoint=args.otlp_endpoint, sample_ratio=args.trace_sample
+        )
+        settings = settings.model_copy(update={"tracing": tracing})
     if limits:
         merged = settings.limits.model_dump() | limits
         settings = settings.model_copy(

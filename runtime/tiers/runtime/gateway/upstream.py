@@ -17,8 +17,9 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from tiers.runtime import providers
-from tiers.runtime.gateway import config, errors, requests
+from tiers.runtime.gateway import config, errors, requests, traces
 from tiers.runtime.providers import backends, breakers, failures, http1, retries
+from tiers.runtime.tracing import spans
 
 T = TypeVar("T")
 
@@ -83,36 +84,45 @@ class Backends:
         closed = [m for m in ordered if m.breaker.allows(now)]
         return closed + [m for m in ordered if m not in closed]
 
-    async def complete(self, request: requests.ModelRequest) -> Reply:
-        """A whole (non-streamed) response, or the client's own 4xx, after retries and fallback."""
+    async def complete(
+        self, request: requests.ModelRequest, span: spans.Span | None = None
+    ) -> Reply:
+        """A whole (non-streamed) response, or the client's own 4xx, after retries and fallback;
+        with `span`, each attempt is a child span of it (`traces`)."""
 
         def attempt(backend: backends.Backend) -> retries.Attempt[http1.Response]:
             payload = backend.payload(request.body)
-            return functools.partial(backend.request, self._pool, request.route, payload)
+            send = functools.partial(backend.request, self._pool, request.route, payload)
+            return send if span is None else traces.traced(span, backend, request, send)
 
-        response, backend, attempts = await self._first_answer(attempt)
+        response, backend, attempts = await self._first_answer(attempt, span)
         return Reply(response.status, response.body, backend, attempts)
 
     async def open_stream(
-        self, request: requests.ModelRequest
+        self, request: requests.ModelRequest, span: spans.Span | None = None
     ) -> tuple[http1.StreamingResponse, str]:
         """An upstream streaming response whose status is known good; the caller releases it."""
 
         def attempt(backend: backends.Backend) -> retries.Attempt[http1.StreamingResponse]:
             payload = backend.payload(request.body, stream=True)
-            return functools.partial(backend.open_stream, self._pool, request.route, payload)
+            send = functools.partial(backend.open_stream, self._pool, request.route, payload)
+            return send if span is None else traces.traced(span, backend, request, send)
 
-        response, backend, _ = await self._first_answer(attempt)
+        response, backend, _ = await self._first_answer(attempt, span)
         return response, backend
 
     async def _first_answer(
-        self, attempt: Callable[[backends.Backend], retries.Attempt[T]]
+        self,
+        attempt: Callable[[backends.Backend], retries.Attempt[T]],
+        span: spans.Span | None = None,
     ) -> tuple[T, str, int]:
         """The first backend's answer that is not a failure, its name and the attempts made in
         all; the 429 or 502 for the client once every backend has failed."""
         last: tuple[str, failures.Failure] | None = None
         attempts = 0
         for member in self.plan():
+            if span is not None and last is not None:
+                traces.fell_back(span, to=member.name, failed=last[0], failure=last[1])
             tried = await retries.send_with_retries(
                 attempt(member.backend),
                 policy=self._policy,

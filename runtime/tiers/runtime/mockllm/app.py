@@ -110,6 +110,9 @@ class MockApp:
     ) -> None:
         endpoint, prepare = operation
         self.stats.request(endpoint)
+        traceparent = dict(scope["headers"]).get(b"traceparent")
+        if traceparent is not None:
+            self.stats.traceparents.append(traceparent.decode("latin-1"))
         try:
             self._authorize(scope, azure=deployment is not None)
             if deployment is not None:

@@ -2,11 +2,14 @@
 to assert on.
 
 Outcomes are the reply's status code as a string ("200", "429", ...) or "timeout" for a request
-that the fault injector held. `GET /_mock/stats` returns `snapshot()`.
+that the fault injector held. The W3C `traceparent` of the last requests that sent one is kept,
+so a test can see the trace context a caller passed on. `GET /_mock/stats` returns `snapshot()`.
 """
 
 import collections
 from typing import Any
+
+TRACEPARENTS_KEPT = 256
 
 from tiers.runtime.mockllm import billing
 
@@ -19,6 +22,7 @@ class Stats:
         self._requests: collections.Counter[str] = collections.Counter()
         self._outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
         self.bill = billing.Bill()
+        self.traceparents: collections.deque[str] = collections.deque(maxlen=TRACEPARENTS_KEPT)
 
     def request(self, endpoint: str) -> None:
         """Counted on arrival, so a request held by a timeout fault already shows."""
@@ -39,4 +43,5 @@ class Stats:
             "outcomes": dict(sorted(outcomes.items())),
             "by_endpoint": dict(by_endpoint),
             "billed": self.bill.snapshot(),
+            "traceparents": list(self.traceparents),
         }

@@ -86,14 +86,19 @@ class Backend:
         return response
 
     async def open_stream(
-        self, pool: http1.Pool, route: routes.Route, payload: bytes
+        self,
+        pool: http1.Pool,
+        route: routes.Route,
+        payload: bytes,
+        headers: Mapping[str, str] | None = None,
     ) -> http1.StreamingResponse | failures.Failure:
-        """One attempt at a streamed response; the caller releases the one it gets."""
+        """One attempt at a streamed response; the caller releases the one it gets. `headers`
+        replace the backend's own."""
         try:
             response = await pool.stream(
                 "POST",
                 self._urls[route],
-                headers=self.headers,
+                headers=self.headers if headers is None else headers,
                 body=payload,
                 connect_timeout_s=STREAM_CONNECT_TIMEOUT_S,
                 read_timeout_s=self._timeout_s,

@@ -1,0 +1,119 @@
+"""The background export of ended spans: a bounded queue, batches sent over OTLP/HTTP.
+
+`Exporter.add` is what a request pays: a length test and an append. A task on the same event
+loop wakes every `export_interval_s`, or as soon as a batch is full, and posts the queued spans
+to the collector with the gateway's own HTTP client; a caller never waits on it. A full queue
+drops new spans and counts them (`counted("dropped", n)`); a collector that fails or answers
+an error loses that batch, counted too, and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+
+from tiers.runtime.providers import http1
+from tiers.runtime.tracing import config, otlp, spans
+
+log = logging.getLogger(__name__)
+
+Counted = Callable[[str, int], None]
+"""Told how many spans went which way: "exported", "dropped" (queue full) or "failed"."""
+
+
+def _not_counted(outcome: str, count: int) -> None:
+    pass
+
+
+class Exporter:
+    def __init__(
+        self,
+        settings: config.TracingConfig,
+        *,
+        resource: Mapping[str, spans.AttributeValue],
+        counted: Counted = _not_counted,
+    ) -> None:
+        self._settings = settings
+        self._url = settings.traces_url
+        self._resource = dict(resource)
+        self._counted = counted
+        self._queue: collections.deque[spans.Span] = collections.deque()
+        self._max = settings.max_queue_spans
+        self._batch = settings.max_export_batch
+        self._wake = asyncio.Event()
+        self._pool = http1.Pool(max_per_host=2)
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, span: spans.Span) -> None:
+        queue = self._queue
+        if len(queue) >= self._max:
+            self._counted("dropped", 1)
+            return
+        queue.append(span)
+        if len(queue) == self._batch:
+            self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="span-export")
+
+    async def close(self) -> None:
+        """Stops the task and sends what is queued, within the export timeout."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._settings.export_timeout_s):
+                await self.flush()
+        await self._pool.close()
+
+    async def flush(self) -> None:
+        queue = self._queue
+        while queue:
+            batch = [queue.popleft() for _ in range(min(len(queue), self._batch))]
+            await self._send(batch)
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._settings.export_interval_s):
+                    await self._wake.wait()
+            self._wake.clear()
+            await self.flush()
+
+    async def _send(self, batch: list[spans.Span]) -> None:
+        body = otlp.export_request(batch, resource=self._resource)
+        try:
+            response = await self._pool.request(
+                "POST",
+                self._url,
+                headers={"content-type": otlp.CONTENT_TYPE},
+                body=body,
+                timeout_s=self._settings.export_timeout_s,
+            )
+        except (http1.ClientError, TimeoutError, OSError) as error:
+            problem = f"{type(error).__name__}: {error}"
+        else:
+            if 200 <= response.status < 300:
+                self._counted("exported", len(batch))
+                return
+            problem = f"HTTP {response.status}"
+        self._counted("failed", len(batch))
+        log.warning("%d spans not exported to %s: %s", len(batch), self._url, problem)
+
+
+def tracer(
+    settings: config.TracingConfig,
+    *,
+    resource: Mapping[str, spans.AttributeValue],
+    counted: Counted = _not_counted,
+) -> tuple[spans.Tracer, Exporter]:
+    """A tracer whose ended spans go to a new exporter (start it on the running loop)."""
+    exporter = Exporter(
+        settings, resource={"service.name": settings.service_name, **resource}, counted=counted
+    )
+    return spans.Tracer(exporter.add, sample_ratio=settings.sample_ratio), exporter

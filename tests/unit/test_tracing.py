@@ -1,0 +1,108 @@
+"""Spans, their W3C trace context, their OTLP encoding and their bounded export queue."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from tiers.devenv import otlp_receiver
+from tiers.runtime.tracing import config, export, otlp, spans
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT = "00f067aa0ba902b7"
+
+
+def collected() -> tuple[spans.Tracer, list[spans.Span]]:
+    ended: list[spans.Span] = []
+    return spans.Tracer(ended.append, rng=random.Random(7)), ended
+
+
+def test_a_callers_sampled_traceparent_is_continued() -> None:
+    tracer, ended = collected()
+    span = tracer.start("chat", traceparent=f"00-{TRACE}-{PARENT}-01".encode(), tracestate=b"a=1")
+    assert span is not None
+    assert (span.trace_id.hex(), span.parent_id and span.parent_id.hex()) == (TRACE, PARENT)
+    child = span.child("chat gpt-4o-mini", kind="client")
+    assert child.headers() == {
+        "traceparent": f"00-{TRACE}-{child.span_id.hex()}-01",
+        "tracestate": "a=1",
+    }
+    child.end()
+    span.end()
+    span.end()
+    assert ended == [child, span]
+
+
+def test_a_callers_unsampled_trace_gets_no_span() -> None:
+    tracer, _ = collected()
+    assert tracer.start("chat", traceparent=f"00-{TRACE}-{PARENT}-00".encode()) is None
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        f"00-{TRACE}-{PARENT}-1",  # short
+        f"00-{TRACE.upper()}-{PARENT}-01",  # upper case hex
+        f"00-{'0' * 32}-{PARENT}-01",  # all-zero trace id
+        f"00-{TRACE}-{'0' * 16}-01",  # all-zero parent id
+        f"ff-{TRACE}-{PARENT}-01",  # the forbidden version
+        f"00-{TRACE}-{PARENT}-01-extra",  # version 00 has four fields
+        f"00_{TRACE}-{PARENT}-01",
+    ],
+)
+def test_a_malformed_traceparent_starts_a_new_trace(header: str) -> None:
+    assert spans.parse_traceparent(header.encode()) is None
+    tracer, _ = collected()
+    span = tracer.start("chat", traceparent=header.encode())
+    assert span is not None and span.parent_id is None and span.trace_id.hex() != TRACE
+
+
+def test_a_later_version_is_read_by_its_first_four_fields() -> None:
+    found = spans.parse_traceparent(f"01-{TRACE}-{PARENT}-01-what-comes-next".encode())
+    assert found is not None and found.trace_id.hex() == TRACE and found.sampled
+
+
+def test_the_ratio_samples_about_that_share_of_new_traces() -> None:
+    tracer = spans.Tracer(lambda span: None, sample_ratio=0.25, rng=random.Random(1))
+    kept = sum(tracer.start("chat") is not None for _ in range(4000))
+    assert 850 < kept < 1150
+    never = spans.Tracer(lambda span: None, sample_ratio=0.0)
+    assert all(never.start("chat") is None for _ in range(100))
+
+
+def test_spans_encode_as_otlp_protobuf_a_collector_decodes() -> None:
+    tracer, ended = collected()
+    call = tracer.start("chat", traceparent=f"00-{TRACE}-{PARENT}-01".encode())
+    assert call is not None
+    call.attributes.update({"gen_ai.usage.input_tokens": 12, "tiers.cost_usd": 0.5, "ok": True})
+    call.event("retry", {"tiers.backend": "primary"})
+    call.error = "all backends failed"
+    call.end()
+    (span,) = otlp_receiver.decode(otlp.export_request(ended, resource={"service.name": "t"}))
+    assert (span.trace_id, span.parent_id, span.span_id) == (TRACE, PARENT, call.span_id.hex())
+    assert span.attributes == {"gen_ai.usage.input_tokens": 12, "tiers.cost_usd": 0.5, "ok": True}
+    assert span.events == [("retry", {"tiers.backend": "primary"})]
+    assert (span.status_code, span.status_message) == (2, "all backends failed")
+    assert span.resource == {"service.name": "t"}
+    assert span.kind == 2
+
+
+def test_a_full_queue_drops_new_spans_and_counts_them() -> None:
+    counts: list[tuple[str, int]] = []
+    settings = config.TracingConfig(otlp_endpoint="http://127.0.0.1:9", max_queue_spans=2)
+
+    async def main() -> None:
+        tracer, exporter = export.tracer(
+            settings, resource={}, counted=lambda outcome, n: counts.append((outcome, n))
+        )
+        for _ in range(3):
+            span = tracer.start("chat")
+            assert span is not None
+            span.end()
+        assert counts == [("dropped", 1)]
+        await exporter.close()  # nothing listens on port 9: the queued two fail, counted
+
+    asyncio.run(main())
+    assert counts == [("dropped", 1), ("failed", 2)]
