@@ -66,6 +66,16 @@ DATABRICKS = {
     "tokenSecretRef": {"name": "d", "key": "t"},
     "newCluster": {},
 }
+WORKSPACE_ID = ("/subscriptions/0a1b2c3d-0000-4000-8000-00000000abcd/resourceGroups/data-rg"
+                "/providers/Microsoft.Databricks/workspaces/ml-prod")  # fmt: skip
+AZURE_DATABRICKS = {
+    "workspaceResourceId": WORKSPACE_ID,
+    "azure": {"tenantId": "contoso.onmicrosoft.com",
+              "clientId": "11111111-2222-4333-8444-555555555555",
+              "clientSecretRef": {"name": "sp", "key": "secret"}},
+    "tokenSecretRef": {"name": "d", "key": "t"},
+    "newCluster": {},
+}  # fmt: skip
 
 
 def changed(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
@@ -283,6 +293,25 @@ CASES = [
          changed(JOB, spec__engine="databricks", spec__databricks={
              **DATABRICKS, "existingClusterId": "0123-456789-abcdef"}),
          "spec.databricks", "exactly one of databricks.newCluster"),
+    Case("databricks-workspace-id-of-another-resource-type",
+         changed(JOB, spec__engine="databricks", spec__databricks={
+             **AZURE_DATABRICKS,
+             "workspaceResourceId": WORKSPACE_ID.replace("Microsoft.Databricks/workspaces",
+                                                         "Microsoft.Storage/storageAccounts")}),
+         "spec.databricks.workspaceResourceId", "should match"),
+    Case("databricks-workspace-id-without-a-subscription-id",
+         changed(JOB, spec__engine="databricks", spec__databricks={
+             **AZURE_DATABRICKS, "workspaceResourceId": WORKSPACE_ID.replace(
+                 "0a1b2c3d-0000-4000-8000-00000000abcd", "prod")}),
+         "spec.databricks.workspaceResourceId", "should match"),
+    Case("databricks-both-host-and-workspace-id",
+         changed(JOB, spec__engine="databricks",
+                 spec__databricks={**AZURE_DATABRICKS, "host": DATABRICKS["host"]}),
+         "spec.databricks", "exactly one of databricks.host"),
+    Case("databricks-azure-identity-without-workspace-id",
+         changed(JOB, spec__engine="databricks",
+                 spec__databricks={**DATABRICKS, "azure": AZURE_DATABRICKS["azure"]}),
+         "spec.databricks", "databricks.azure is only for databricks.workspaceResourceId"),
 ]  # fmt: skip
 
 
@@ -312,8 +341,9 @@ def test_there_are_at_least_fifteen_rejection_cases() -> None:
         (JOB, {"spec__input__uri": "file:///data/in.jsonl", "spec__output__uri": "gs://b/out/"}),
         (ENDPOINT, {"spec__backends__0__baseURL": "https://api.example.com/openai/v1"}),
         (ENDPOINT, {"spec__auth": {"jwt": {**JWT, "jwksURL": "http://127.0.0.1:8080/keys"}}}),
+        (JOB, {"spec__engine": "databricks", "spec__databricks": AZURE_DATABRICKS}),
     ],
-    ids=["template", "brokers", "cron", "uris", "base-url", "jwt-loopback-jwks"],
+    ids=["template", "brokers", "cron", "uris", "base-url", "jwt-loopback-jwks", "azure-workspace"],
 )
 def test_values_close_to_a_rejected_one_are_accepted(
     base: dict[str, Any], changes: dict[str, Any], kubectl: Kubectl, crds: None, namespace: str

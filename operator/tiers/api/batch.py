@@ -69,6 +69,11 @@ class Output(common.Model):
 
 DATABRICKS_HOST_PATTERN = r"^(https://[^/\s?#@]+|http://(127\.0\.0\.1|localhost)(:[0-9]{1,5})?)/?$"
 WORKSPACE_PATH_PATTERN = r"^/[^\s]*[^/\s]$"
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
+WORKSPACE_RESOURCE_ID_PATTERN = (
+    r"^/subscriptions/[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"
+    r"/resourceGroups/[-\w.()]{1,90}/providers/Microsoft\.Databricks/workspaces/[A-Za-z0-9_-]{3,64}$"
+)
 
 
 class NewCluster(common.Model):
@@ -83,6 +88,25 @@ class NewCluster(common.Model):
     num_workers: int = pydantic.Field(default=2, ge=0, le=10000)
 
 
+class AzureIdentity(common.Model):
+    """The Microsoft Entra ID service principal that reads the workspace from Azure Resource
+    Manager (the Reader role on it is enough)."""
+
+    tenant_id: str = pydantic.Field(
+        max_length=253,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$",
+        description="The directory (tenant) ID, or its domain (contoso.onmicrosoft.com).",
+    )
+    client_id: str = pydantic.Field(
+        pattern=UUID_PATTERN, description="The application (client) ID."
+    )
+    client_secret_ref: common.SecretKeyRef | None = pydantic.Field(
+        default=None,
+        description="The client secret; unset: the operator's workload identity federated to "
+        "this application (its pod's projected token).",
+    )
+
+
 class Databricks(common.Model):
     """Where and on what the Databricks job runs."""
 
@@ -94,15 +118,37 @@ class Databricks(common.Model):
                 "databricks.existingClusterId is required",
                 reason="FieldValueInvalid",
             ),
+            common.cel(
+                "has(self.host) != has(self.workspaceResourceId)",
+                "exactly one of databricks.host (the workspace URL) or "
+                "databricks.workspaceResourceId (an Azure Databricks workspace) is required",
+                reason="FieldValueInvalid",
+            ),
+            common.cel(
+                "!has(self.azure) || has(self.workspaceResourceId)",
+                "databricks.azure is only for databricks.workspaceResourceId",
+                reason="FieldValueForbidden",
+            ),
         )
     )
 
-    host: str = pydantic.Field(
+    host: str | None = pydantic.Field(
+        default=None,
         max_length=2048,
         pattern=DATABRICKS_HOST_PATTERN,
         description="The workspace URL, https://NAME.cloud.databricks.com (no API path); "
         "http:// only for a workspace on this machine's loopback (tests, make demo).",
     )
+    workspace_resource_id: str | None = pydantic.Field(
+        default=None,
+        max_length=512,
+        pattern=WORKSPACE_RESOURCE_ID_PATTERN,
+        description="An Azure Databricks workspace's resource ID, /subscriptions/<subscription "
+        "id>/resourceGroups/<group>/providers/Microsoft.Databricks/workspaces/<name>: the "
+        "operator reads its URL from Azure Resource Manager as databricks.azure (or its "
+        "workload identity) and caches it.",
+    )
+    azure: AzureIdentity | None = None
     token_secret_ref: common.SecretKeyRef = pydantic.Field(
         description="A personal access token or a service principal's OAuth token."
     )

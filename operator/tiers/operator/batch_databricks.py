@@ -18,6 +18,7 @@ from typing import Any
 
 from tiers.api import batch, kinds
 from tiers.operator import (
+    azure_workspaces,
     batch_runs,
     batch_status,
     databricks_client,
@@ -80,7 +81,10 @@ async def reconcile(
             f"the Secret {ref.name} named by spec.databricks.tokenSecretRef has no key {ref.key}",
         )  # fmt: skip
         return Outcome(view=None if record is None else view_of(record, None), waiting=missing)
-    space = databricks_client.Workspace(settings.host, token)
+    host = await workspace_host(settings, owner.namespace)
+    if isinstance(host, verdicts.Verdict):
+        return Outcome(view=None if record is None else view_of(record, None), waiting=host)
+    space = databricks_client.Workspace(host, token)
     try:
         observed = None
         if record is not None and not record.stopped:
@@ -182,6 +186,40 @@ async def _submit(
     return record
 
 
+async def workspace_host(settings: batch.Databricks, namespace: str) -> str | verdicts.Verdict:
+    """The workspace's URL: `host`, or the Azure workspace's that `workspaceResourceId` names
+    (read from Azure Resource Manager); a verdict where it cannot be had."""
+    if settings.host is not None:
+        return settings.host
+    assert settings.workspace_resource_id is not None, "the CRD requires host or the resource ID"
+    principal = azure_workspaces.Principal()
+    if settings.azure is not None:
+        ref = settings.azure.client_secret_ref
+        secret = None if ref is None else await kube.secret_value(ref.name, ref.key, namespace)
+        if ref is not None and secret is None:
+            return verdicts.Verdict(
+                "False", "SecretNotFound", f"the Secret {ref.name} named by "
+                f"spec.databricks.azure.clientSecretRef has no key {ref.key}",
+            )  # fmt: skip
+        principal = azure_workspaces.Principal(
+            settings.azure.tenant_id, settings.azure.client_id, secret
+        )
+    try:
+        return await azure_workspaces.workspace_url(
+            settings.workspace_resource_id, principal, azure_workspaces.Cloud.from_env()
+        )
+    except databricks_client.NotFound as error:
+        return verdicts.Verdict("False", "WorkspaceNotFound", str(error))
+    except databricks_client.Refused as error:
+        return verdicts.Verdict(
+            "False", "AzureAuthFailed", f"{error}; tried again at the next re-check"
+        )
+    except databricks_client.Failure as error:
+        return verdicts.Verdict(
+            "Unknown", "AzureUnavailable", f"{error}; tried again at the next re-check"
+        )
+
+
 def settings_of(configmap: Mapping[str, Any]) -> config.BatchJobConfig:
     return config.BatchJobConfig.model_validate_json(configmap["data"][batch_children.CONFIG_FILE])
 
@@ -207,8 +245,11 @@ async def cancel_on_delete(spec: batch.BatchJobSpec, body: Mapping[str, Any]) ->
     token = await kube.secret_value(ref.name, ref.key, metadata["namespace"])
     if token is None:
         return f"the Secret {ref.name} named by spec.databricks.tokenSecretRef has no key {ref.key}"
+    host = await workspace_host(settings, metadata["namespace"])
+    if isinstance(host, verdicts.Verdict):
+        return host.message
     try:
-        await databricks_client.Workspace(settings.host, token).cancel(record.run_id)
+        await databricks_client.Workspace(host, token).cancel(record.run_id)
     except databricks_client.NotFound:
         return None
     except databricks_client.Failure as error:
