@@ -9,9 +9,9 @@ so a test can see the trace context a caller passed on. `GET /_mock/stats` retur
 import collections
 from typing import Any
 
-TRACEPARENTS_KEPT = 256
-
 from tiers.runtime.mockllm import billing
+
+TRACEPARENTS_KEPT = 256
 
 
 class Stats:
