@@ -41,11 +41,28 @@ def attribute_value(value: spans.AttributeValue) -> common_pb2.AnyValue:
     return common_pb2.AnyValue(string_value=value)
 
 
+_KEPT_PAIRS = 4096
+_pairs: dict[tuple[str, str], common_pb2.KeyValue] = {}
+"""Messages of the string attributes seen before: most repeat on every span (the model, the
+backend, the operation), and a message copied into a batch costs less than one built anew."""
+
+
 def key_values(attributes: Mapping[str, spans.AttributeValue]) -> list[common_pb2.KeyValue]:
-    return [
-        common_pb2.KeyValue(key=key, value=attribute_value(value))
-        for key, value in attributes.items()
-    ]
+    found = []
+    for pair in attributes.items():
+        key, value = pair
+        if type(value) is not str:
+            found.append(common_pb2.KeyValue(key=key, value=attribute_value(value)))
+            continue
+        message = _pairs.get(pair)  # type: ignore[arg-type]
+        if message is None:
+            if len(_pairs) >= _KEPT_PAIRS:
+                _pairs.clear()
+            message = _pairs[key, value] = common_pb2.KeyValue(
+                key=key, value=common_pb2.AnyValue(string_value=value)
+            )
+        found.append(message)
+    return found
 
 
 def span_message(span: spans.Span) -> trace_pb2.Span:
