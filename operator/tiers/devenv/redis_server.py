@@ -20,11 +20,12 @@ class RedisServer:
         processes.stop(self.process.pid, grace_s=5)
 
 
-def start(log_dir: pathlib.Path, *, name: str = "redis") -> RedisServer:
+def start(log_dir: pathlib.Path, *, name: str = "redis", port: int | None = None) -> RedisServer:
+    """A redis-server on `port` (a free one if None): a test restarts one where it was."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not on PATH (Debian package: redis-server)")
-    port = processes.free_port()
+    port = port or processes.free_port()
     started = processes.start(
         name,
         [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",

@@ -30,6 +30,7 @@ from tiers.runtime.gateway import (
     sse,
     upstream,
 )
+from tiers.runtime.providers import http1
 from tiers.runtime.tracing import spans
 
 log = logging.getLogger(__name__)
@@ -188,7 +189,11 @@ class ModelCalls:
         span: spans.Span | None,
     ) -> tuple[pricing.Usage, decimal.Decimal, int]:
         """Passes the upstream stream through event by event while rebuilding it for the cache;
-        the call's cost goes out as a comment just before [DONE] (its usage has come by then)."""
+        the call's cost goes out as a comment just before [DONE] (its usage has come by then).
+
+        A stream the backend breaks off (the connection drops, a read times out, an event is not
+        JSON) ends with an OpenAI-style error event and no [DONE]: its 200 has left already, and
+        the openai SDK raises that event as an `APIError`. Nothing of it is cached."""
         response, backend = await self._backends.open_stream(request, span)
         try:
             if response.status != 200:
@@ -199,6 +204,7 @@ class ModelCalls:
                 send, headers=[(CACHE_HEADER, label.encode()), (BACKEND_HEADER, backend.encode())]
             )
             splitter = sse.EventSplitter(self._settings.limits.max_event_bytes)
+            status = 200
             whole = sse.ChatAccumulator()
             cost: decimal.Decimal | None = None
             try:
@@ -217,6 +223,12 @@ class ModelCalls:
                 # The stream is cut (the client sees no [DONE]) and nothing of it is cached.
                 log.warning("backend %s: %s; the stream is cut", backend, error)
                 whole = sse.ChatAccumulator()
+            except (http1.ClientError, TimeoutError, UnreadableEvent) as error:
+                why = "a read timed out" if isinstance(error, TimeoutError) else str(error)
+                log.warning("backend %s broke off a stream: %s", backend, why)
+                broken = errors.stream_broken(backend, why)
+                await asgi_io.send_chunk(send, sse.error_event(broken.body()))
+                whole, status = sse.ChatAccumulator(), broken.status
             await asgi_io.send_chunk(send, b"", more=False)
         finally:
             response.release()
@@ -224,7 +236,7 @@ class ModelCalls:
         if assembled is not None and self._cache.enabled:
             self._cache.put(key, orjson.dumps(assembled))
         usage = pricing.Usage.from_openai(whole.usage)
-        return usage, self._cost(request, usage) if cost is None else cost, 200
+        return usage, self._cost(request, usage) if cost is None else cost, status
 
     def _cost(self, request: requests.ModelRequest, usage: pricing.Usage) -> decimal.Decimal:
         price = self._price_of.get(request.model)
@@ -235,6 +247,10 @@ class ModelCalls:
                 self._price_of.clear()
             price = self._price_of[request.model] = pricing.price_for(request.model, self._prices)
         return pricing.cost(usage, price)
+
+
+class UnreadableEvent(ValueError):
+    """A streamed event whose data is neither JSON nor [DONE]: the backend is broken."""
 
 
 def _take(event: bytes, whole: sse.ChatAccumulator, *, client_wants_usage: bool) -> bool:
@@ -248,7 +264,7 @@ def _take(event: bytes, whole: sse.ChatAccumulator, *, client_wants_usage: bool)
     try:
         chunk = orjson.loads(data)
     except orjson.JSONDecodeError:
-        return True
+        raise UnreadableEvent(f"an event is not JSON: {data[:80]!r}") from None
     whole.add(chunk)
     if not isinstance(chunk, dict):
         return True

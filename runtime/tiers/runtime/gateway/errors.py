@@ -81,3 +81,13 @@ def upstream_failed(detail: str) -> GatewayError:
     return GatewayError(
         502, f"All backends failed: {detail}", type="api_error", code="upstream_unavailable"
     )
+
+
+def stream_broken(backend: str, why: str) -> GatewayError:
+    """A stream the backend broke off after its 200 left: sent as the stream's last event."""
+    return GatewayError(
+        502,
+        f"The backend {backend} broke off the stream: {why}",
+        type="api_error",
+        code="upstream_stream_broken",
+    )

@@ -40,6 +40,11 @@ def cost_comment(cost_usd: str) -> bytes:
     return COST_COMMENT + cost_usd.encode() + b"\n\n"
 
 
+def error_event(error_body: bytes) -> bytes:
+    """An OpenAI-style error (`{"error": {...}}`) as the event that ends a broken stream."""
+    return b"data: " + error_body + b"\n\n"
+
+
 def event_data(event: bytes) -> bytes | None:
     """The data of one event (data lines joined), or None for comments and other fields."""
     lines = [line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:")]

@@ -127,6 +127,10 @@ class MockApp:
             return
         if fault is None:
             self.stats.outcome(endpoint, "200")
+        elif isinstance(fault, faults.Broken):
+            self.stats.outcome(endpoint, fault.how)
+            await _send_broken(send, prepared.body, fault.how)
+            return
         else:
             self.stats.outcome(endpoint, faults.TIMEOUT)
             await _hang(receive, fault.seconds)
@@ -287,6 +291,32 @@ async def _hang(receive: asgi.Receive, seconds: float) -> None:
 
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(disconnected(), seconds)
+
+
+class CutConnection(Exception):
+    """Raised on purpose after half an answer: uvicorn then drops the connection."""
+
+
+async def _send_broken(send: asgi.Send, body: Body, how: str) -> None:
+    """A 200 whose answer is broken: not JSON (GARBAGE), or cut off half-way (CUT)."""
+    if isinstance(body, bytes):
+        if how == faults.GARBAGE:
+            await _send_json(send, 200, body[: len(body) // 2])
+            return
+        headers = [_JSON, (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send(
+            {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
+        )
+    else:
+        await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+        if how == faults.GARBAGE:
+            events = [b"data: {not json at all\n\n"] * 3 + [b"data: [DONE]\n\n"]
+            await send({"type": "http.response.body", "body": b"".join(events)})
+            return
+        await send({"type": "http.response.body", "body": b"".join(body[:2]), "more_body": True})
+    await asyncio.sleep(0.05)  # the half answer leaves before the connection drops
+    raise CutConnection(f"{how}: the connection is dropped half-way through the answer")
 
 
 async def _send_json(

@@ -12,6 +12,11 @@ from typing import Any, Final
 from tiers.runtime.mockllm import config, errors
 
 TIMEOUT: Final = "timeout"
+GARBAGE: Final = "garbage"
+"""A 200 whose body (or each streamed event) is not JSON."""
+CUT: Final = "cut"
+"""A 200 whose connection closes half-way through the answer (a stream after its first events)."""
+_BROKEN = (GARBAGE, CUT)
 _RATE_FIELDS = ("fail_rate_429", "fail_rate_500", "timeout_rate")
 _FIELDS = tuple(f.name for f in dataclasses.fields(config.Faults))
 
@@ -21,6 +26,13 @@ class Hang:
     """Hold the request this long (or until the client hangs up), then answer normally."""
 
     seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Broken:
+    """Answer 200, then break the answer the way `how` (GARBAGE or CUT) says."""
+
+    how: str
 
 
 class FaultState:
@@ -35,7 +47,7 @@ class FaultState:
         self._fail_next_count = 0
         self._fail_next_status: int | str = 500
 
-    def decide(self) -> errors.ApiError | Hang | None:
+    def decide(self) -> errors.ApiError | Hang | Broken | None:
         """None lets the request through; otherwise the error to send or the hang to wait."""
         if self._fail_next_count:
             self._fail_next_count -= 1
@@ -91,7 +103,9 @@ class FaultState:
         self.faults = faults
         self._any_rate = any(getattr(faults, name) for name in _RATE_FIELDS)
 
-    def _injected(self, status: int | str) -> errors.ApiError | Hang:
+    def _injected(self, status: int | str) -> errors.ApiError | Hang | Broken:
+        if status in _BROKEN:
+            return Broken(str(status))
         if status == TIMEOUT or not isinstance(status, int):
             return Hang(self.faults.timeout_s)
         if status == 429:
@@ -107,9 +121,10 @@ def _fail_next(value: object) -> tuple[int, int | str]:
         raise errors.bad_type("fail_next.count", "an integer >= 0")
     status = value.get("status", 500)
     valid_status = isinstance(status, int) and not isinstance(status, bool) and 400 <= status <= 599
-    if not valid_status and status != TIMEOUT:
+    if not valid_status and status not in (TIMEOUT, *_BROKEN):
         raise errors.invalid_request(
-            "'fail_next.status' must be an HTTP status from 400 to 599, or \"timeout\".",
+            "'fail_next.status' must be an HTTP status from 400 to 599, or \"timeout\","
+            ' "garbage" or "cut".',
             param="fail_next.status",
         )
     return count, status

@@ -83,6 +83,8 @@ class Backend:
             return failures.from_exception(error, timeout_ms=self.settings.timeout_ms)
         if response.status in failures.RETRYABLE_STATUSES:
             return failures.from_response(response.status, response.headers, response.body)
+        if response.status == 200 and not failures.is_json_object(response.body):
+            return failures.not_json(response.status, response.body)
         return response
 
     async def open_stream(

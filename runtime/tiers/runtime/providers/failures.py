@@ -44,6 +44,21 @@ def from_response(status: int, headers: Mapping[str, str], body: bytes) -> Failu
     return Failure(error_message(status, body), status, parse_retry_after(headers))
 
 
+def is_json_object(body: bytes) -> bool:
+    """Whether a body parses as a JSON object, what every model route answers with."""
+    try:
+        return isinstance(orjson.loads(body), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
+def not_json(status: int, body: bytes) -> Failure:
+    """A success status whose body is not a JSON object (a broken backend or a proxy's page):
+    nothing to pass on, and another attempt may get a real answer."""
+    quoted = body[:ERROR_BODY_CHARS].decode(errors="replace").strip()
+    return Failure(f"HTTP {status} with a body that is not a JSON object: {quoted!r}", status)
+
+
 def from_exception(error: BaseException, *, timeout_ms: int) -> Failure:
     """A failure for an attempt that raised: it timed out, or the connection broke."""
     if isinstance(error, TimeoutError):
