@@ -164,6 +164,38 @@ const scenarios = {
     return { upload, estimate, progress, download: saved, screenshots };
   },
 
+  /** The stream live view: sample events sent with the button come back as results in the table
+   * and on the charts (clicked again while the push gateway has not yet subscribed); a poison
+   * event shows up among the dead letters. */
+  async live(page) {
+    const name = option("name", "");
+    await page.goto(`${base}/#/stream/${namespace}/${name}`);
+    await page.getByRole("status").getByText(/Receiving results/).waitFor({ timeout });
+    const rows = page.getByRole("table", { name: "Results as they arrive" }).locator("tbody tr");
+    const started = Date.now();
+    let clicks = 0;
+    while ((await rows.count()) < 10 || (await rows.first().textContent()).includes("No results")) {
+      if (Date.now() - started > timeout * 3) throw new Error(`no results after ${clicks} clicks`);
+      await page.getByRole("button", { name: "Send 10 sample events" }).click();
+      clicks += 1;
+      await rows.nth(9).waitFor({ timeout: 5000 }).catch(() => {});
+    }
+    const firstResultMs = Date.now() - started;
+    const first = await rows.first().locator("td").allTextContents();
+    // The charts draw each whole second once it has passed.
+    await page.waitForFunction(
+      () => [...document.querySelectorAll(".metric")].some((m) => /Results\/s/.test(m.textContent) && /[1-9]/.test(m.textContent)),
+      null,
+      { timeout },
+    ).catch(() => {});
+    await page.getByRole("button", { name: "Send a poison event" }).click();
+    const letters = page.getByRole("table", { name: "Dead letters" }).locator("tbody tr", { hasText: "poison-" });
+    await letters.first().waitFor({ timeout });
+    const deadLetter = await letters.first().locator("td").allTextContents();
+    const received = await page.locator(".metric", { hasText: "Results received" }).textContent();
+    return { clicks, firstResultMs, first, received, deadLetter, screenshots: [await shot(page, "stream-live")] };
+  },
+
   /** 200 resources on the overview (served to the page by the browser itself, so this measures the
    * page, not the backend): time until the first cards are on screen, until scrolling has shown all, the main thread's long tasks, and
    * how long a keystroke in the filter takes to paint and to show its result. */

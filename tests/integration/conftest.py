@@ -288,6 +288,68 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+# The console (tiers.console) as the chart runs it, and a RealtimeEndpoint to show in it.
+
+ENDPOINT: dict[str, Any] = {
+    "apiVersion": "tiers.dev/v1alpha1",
+    "kind": "RealtimeEndpoint",
+    "metadata": {"name": "chat"},
+    "spec": {
+        "model": "gpt-4o-mini",
+        "backends": [
+            {"name": "primary", "provider": "openai-compatible", "model": "gpt-4o-mini",
+             "baseURL": "http://mockllm:9001/v1"},
+        ],
+    },
+}  # fmt: skip
+
+
+CONSOLE_RBAC = (
+    "templates/console-serviceaccount.yaml",
+    "templates/console-clusterrole.yaml",
+    "templates/console-clusterrolebinding.yaml",
+)
+CONSOLE_VALUES = ("--set", "console.enabled=true", "--set", "console.allowAnonymousRead=true")
+
+
+def console_kubeconfig(
+    dev_cluster: devenv.DevCluster, kubectl: Kubectl, directory: pathlib.Path
+) -> pathlib.Path:
+    """A kubeconfig of the chart's console ServiceAccount, holding exactly the chart's RBAC."""
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}}
+    kubectl.run("apply", "-f", "-", stdin=json.dumps(namespace))
+    rbac = render_chart(*CONSOLE_VALUES, *(f"--show-only={template}" for template in CONSOLE_RBAC))
+    kubectl.run("apply", "-f", "-", stdin=rbac)
+    token = kubectl.run(
+        "create", "token", f"{OPERATOR_RELEASE}-console", "-n", OPERATOR_NAMESPACE
+    ).stdout.strip()
+    return dev_cluster.token_kubeconfig(token, directory / "kubeconfig")
+
+
+def start_console(
+    dev_cluster: devenv.DevCluster, kubectl: Kubectl, work: pathlib.Path, *args: str
+) -> tuple[str, processes.Started]:
+    """`python -m tiers.console` as the chart's console ServiceAccount with
+    --allow-anonymous-read, once it lists the three kinds (test_console.py and the browser
+    tests, test_console_browser.py)."""
+    kubeconfig = console_kubeconfig(dev_cluster, kubectl, work)
+    port = processes.free_port()
+    started = processes.start(
+        "console",
+        [sys.executable, "-m", "tiers.console", "--port", str(port), "--host", "127.0.0.1",
+         "--allow-anonymous-read", "--frontend-dir", str(work / "dist"), *args],
+        log_dir=work,
+        env={**os.environ, **dev_cluster.env(), "KUBECONFIG": str(kubeconfig)},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    # Just after the CRDs are established the apiserver may still answer 429 for them.
+    processes.wait_until(
+        lambda: _http_ok(url + "/api/v1/resources"), what="the console", timeout_s=30,
+        watch=started,
+    )  # fmt: skip
+    return url, started
+
+
 def remove_spark_operator_crd(kubectl: Kubectl) -> None:
     """The Spark Operator's CRD is cluster-wide: removed (with every SparkApplication) before the
     next test."""

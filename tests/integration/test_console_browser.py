@@ -13,16 +13,22 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import ROOT, Kubectl, Processes
-from test_console import ENDPOINT, start_console
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from conftest import ENDPOINT, ROOT, Kubectl, Processes, start_console
 
 from tiers import devenv
 from tiers.devenv import processes
+from tiers.runtime.modelcall import results
+from tiers.runtime.stream import events
 
 pytestmark = pytest.mark.integration
 
@@ -227,6 +233,106 @@ def test_a_small_batch_upload_ends_in_a_completed_job_with_a_downloadable_result
         downloaded = pathlib.Path(batch["download"]).read_text().splitlines()
         assert [json.loads(line)["id"] for line in downloaded] == list(range(5))
     finally:
+        processes.stop(started.pid)
+
+
+class Relay:
+    """The pipeline's part, in a thread: each event of the input topic scored by the mock model
+    (one chat completion) and its result record written to the output topic, or, lacking the
+    `text` its prompt reads, a dead letter, both as tiers.runtime.stream.events renders them.
+    (The Spark job itself is test_stream_job.py's; this test is about the page.)"""
+
+    def __init__(self, bootstrap: str, topics: dict[str, str], model: str) -> None:
+        self.topics, self.model = topics, model
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
+                                  "auto.offset.reset": "earliest"})  # fmt: skip
+        self.consumer.subscribe([topics["in"]])
+        self.producer = Producer({"bootstrap.servers": bootstrap})
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            message = self.consumer.poll(0.2)
+            if message is None or message.error() is not None:
+                continue
+            key, value = message.key(), message.value()
+            event = events.Event(key.decode() if key else None, value.decode() if value else None,
+                                 message.partition(), message.offset(), message.timestamp()[1])  # fmt: skip
+            now = int(time.time() * 1000)
+            text = json.loads(event.value or "{}").get("text")
+            if not isinstance(text, str):
+                self.producer.produce(self.topics["dlq"], key=key, value=events.dead_letter_record(
+                    event, reason="invalid_event", error="no field 'text'", attempts=0, now_ms=now))  # fmt: skip
+            else:
+                self.producer.produce(self.topics["out"], key=key, value=self.score(event, text))
+            self.producer.flush(5)
+
+    def score(self, event: events.Event, text: str) -> bytes:
+        started = time.monotonic()
+        question = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}
+        request = urllib.request.Request(self.model + "/v1/chat/completions",
+                                         data=json.dumps(question).encode(),
+                                         headers={"content-type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            reply = json.loads(answer.read())
+        usage = reply["usage"]
+        result = results.RowResult(
+            key=event.id, status="ok", output=reply["choices"][0]["message"]["content"],
+            error=None, attempts=1, latency_ms=round((time.monotonic() - started) * 1000),
+            tokens_in=usage["prompt_tokens"], tokens_out=usage["completion_tokens"],
+            cost_usd="0.000004", finish_reason="stop",
+        )  # fmt: skip
+        return events.result_record(event, result, now_ms=int(time.time() * 1000))
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=10)
+        self.consumer.close()
+
+
+def test_sample_events_sent_from_the_live_view_come_back_as_results_and_poison_as_a_dead_letter(
+    dev_cluster: devenv.DevCluster, crds: None, kubectl: Kubectl, namespace: str,
+    services: Processes, tmp_path: pathlib.Path,
+) -> None:  # fmt: skip
+    """Real Kafka and the real push gateway; no status is set by hand, so the session's
+    control plane serves."""
+    suffix = uuid.uuid4().hex[:8]
+    topics = {role: f"live-{role}-{suffix}" for role in ("in", "out", "dlq")}
+    admin = AdminClient({"bootstrap.servers": dev_cluster.kafka_bootstrap})
+    for future in admin.create_topics([NewTopic(t, num_partitions=1) for t in topics.values()]).values():  # fmt: skip
+        future.result(10)
+    mock = services.start("mockllm", "tiers.runtime.mockllm")
+    push = services.start(
+        "push", "tiers.runtime.stream", "push", "--bootstrap", dev_cluster.kafka_bootstrap,
+        "--input", topics["in"], "--output", topics["out"],
+    )  # fmt: skip
+    pipeline = {
+        "apiVersion": "tiers.dev/v1alpha1", "kind": "StreamPipeline", "metadata": {"name": "reviews"},
+        "spec": {
+            "kafka": {"bootstrapServers": dev_cluster.kafka_bootstrap},
+            "topics": {"input": {"name": topics["in"]}, "output": {"name": topics["out"]},
+                       "deadLetter": {"name": topics["dlq"]}},
+            "model": {"endpointRef": {"name": "chat"}, "prompt": "Summarize: {text}"},
+            "checkpoint": {"volumeSize": "1Gi"},
+        },
+    }  # fmt: skip
+    kubectl.apply(json.dumps(pipeline), namespace=namespace)
+    in_cluster = f"http://reviews-push.{namespace}.svc:8086"
+    url, started = start_console(dev_cluster, kubectl, tmp_path, "--frontend-dir", str(DIST),
+                                 "--url-override", f"{in_cluster}={push}")  # fmt: skip
+    relay = Relay(dev_cluster.kafka_bootstrap, topics, mock)
+    try:
+        live = browse("live", url, "--namespace", namespace, "--name", "reviews")
+        assert live["first"][0].startswith("sample-"), live["first"]
+        assert live["first"][1] == "ok" and live["first"][2], live["first"]
+        assert int(live["received"].removeprefix("Results received")) >= 10
+        assert (
+            live["deadLetter"][0].startswith("poison-") and live["deadLetter"][1] == "invalid_event"
+        )
+    finally:
+        relay.stop()
         processes.stop(started.pid)
 
 
