@@ -83,10 +83,12 @@ class TokenBucket:
 class TypeNotServed(Exception):
     """The apiserver serves no such kind (at that apiVersion): its CRD is not installed."""
 
-    def __init__(self, api_version: str, kind: str) -> None:
+    def __init__(self, api_version: str, kind: str, applied: Sequence[Change] = ()) -> None:
         super().__init__(f"the apiserver serves no {kind} of {api_version}")
         self.api_version = api_version
         self.kind = kind
+        self.applied = list(applied)
+        """The changes `apply_all` made before it met the type."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,13 +114,13 @@ async def apply_all(manifests: Sequence[dict[str, Any]]) -> list[Change]:
     `TypeNotServed` for an object whose type the cluster lacks, and `ownership.ChildConflict`
     (before writing it or anything after it) for a name taken by an object its owner does not
     control."""
-    changes = []
+    changes: list[Change] = []
     for manifest in manifests:
         try:
             verb = await _apply_owned(manifest)
         except httpx2.HTTPStatusError as error:
             if _is_unserved_type(error):
-                raise TypeNotServed(manifest["apiVersion"], manifest["kind"]) from error
+                raise TypeNotServed(manifest["apiVersion"], manifest["kind"], changes) from error
             raise
         if verb is not None:
             changes.append(Change(verb, manifest["kind"], manifest["metadata"]["name"]))
@@ -208,6 +210,21 @@ def _is_unserved_type(error: httpx2.HTTPStatusError) -> bool:
         return True
     details = error.status.details
     return details is None or not details.name
+
+
+async def sync_children(
+    manifests: Sequence[dict[str, Any]], candidates: Sequence[tuple[str, str, str]]
+) -> tuple[list[Change], TypeNotServed | None]:
+    """`apply_all`, then `delete_unlisted`: the children made as listed, the candidates no longer
+    listed gone. A type the cluster does not serve (applied last: an HTTPRoute, a
+    SparkApplication) ends the applies but not the deletions, so that an Ingress replaced by an
+    HTTPRoute goes even where the route cannot be made; it is returned for the condition."""
+    try:
+        changes, unserved = await apply_all(manifests), None
+    except TypeNotServed as error:
+        changes, unserved = error.applied, error
+    changes += await delete_unlisted(manifests, candidates)
+    return changes, unserved
 
 
 async def delete_unlisted(

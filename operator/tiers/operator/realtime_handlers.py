@@ -72,14 +72,13 @@ async def apply_children(
         if spec.auth is not None:
             # The digests of the keys of the pipelines and batch jobs that call this endpoint.
             await caller_keys.sync(owner.name, owner.namespace)
-        changes = await kube.apply_all(children)
-        changes += await kube.delete_unlisted(children, optional_children(owner))
+        changes, unserved = await kube.sync_children(children, optional_children(owner))
         reconciliation.record_changes(body, changes)
-    except kube.TypeNotServed as error:
-        # The HTTPRoute, applied last, is the only child whose type a cluster may lack.
-        if error.kind != exposure.HTTP_ROUTE:
-            raise
-        return exposure.gateway_api_missing("spec.expose")
+        if unserved is not None:
+            # The HTTPRoute, applied last, is the only child whose type a cluster may lack.
+            if unserved.kind != exposure.HTTP_ROUTE:
+                raise unserved
+            return exposure.gateway_api_missing("spec.expose")
     except ownership.ChildConflict as error:
         return verdicts.Verdict("False", ownership.CHILD_CONFLICT, str(error))
     except kube.SecretNotOurs as error:

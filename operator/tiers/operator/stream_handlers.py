@@ -196,7 +196,6 @@ async def apply_children(
             # A key of its own for the endpoint, let in at once rather than at its next turn.
             await caller_keys.ensure_key(owner)
             await caller_keys.sync(spec.model.endpoint_ref.name, owner.namespace)
-        changes = await kube.apply_all(children)
         # The NetworkPolicies go when the admin turns network policies off, the push gateway's
         # Ingress or HTTPRoute when spec.push.expose goes or switches to the other.
         optional = [
@@ -206,16 +205,16 @@ async def apply_children(
             ),
             *exposure.candidates(owner, stream_children.PUSH),
         ]
-        changes += await kube.delete_unlisted(children, optional)
+        changes, unserved = await kube.sync_children(children, optional)
         reconciliation.record_changes(body, changes)
-    except kube.TypeNotServed as error:
         # The SparkApplication and the HTTPRoute, applied last, are the only children whose type
         # a cluster may lack: their apply failing so finds it out at no extra request.
-        if error.kind == exposure.HTTP_ROUTE:
+        if unserved is not None and unserved.kind == exposure.HTTP_ROUTE:
             return exposure.gateway_api_missing("spec.push.expose")
-        if error.kind != spark_application.KIND:
-            raise
-        return stream_status.spark_operator_missing(owner.namespace)
+        if unserved is not None and unserved.kind == spark_application.KIND:
+            return stream_status.spark_operator_missing(owner.namespace)
+        if unserved is not None:
+            raise unserved
     except (ownership.ChildConflict, kube.SecretNotOurs) as error:
         return verdicts.Verdict("False", ownership.CHILD_CONFLICT, str(error))
     except lightkube.ApiError as error:
