@@ -106,6 +106,8 @@ class Case:
 
 AZURE = {"name": "azure", "provider": "azure-openai", "model": "gpt-4o-mini",
          "baseURL": "https://r.openai.azure.com"}  # fmt: skip
+ENTRA = {"tenantId": "contoso.onmicrosoft.com", "clientId": "22222222-3333-4444-8555-666666666666"}
+AZURE_ENTRA = {**AZURE, "deployment": "d", "apiVersion": "2024-10-21", "entraID": ENTRA}
 TWO_BACKENDS = [ENDPOINT["spec"]["backends"][0], dict(ENDPOINT["spec"]["backends"][0])]
 
 CASES = [
@@ -189,6 +191,14 @@ CASES = [
          "spec.backends[0].baseURL", "should match"),
     Case("deployment-on-a-non-azure-backend", changed(ENDPOINT, spec__backends__0__deployment="d"),
          "spec.backends[0].deployment", "deployment is only for provider azure-openai"),
+    Case("entra-id-on-a-non-azure-backend", changed(ENDPOINT, spec__backends__0__entraID=ENTRA),
+         "spec.backends[0].entraID", "entraID is only for provider azure-openai"),
+    Case("entra-id-and-a-key",
+         changed(ENDPOINT, spec__backends=[{**AZURE_ENTRA, "apiKeySecretRef": {"name": "k", "key": "k"}}]),
+         "spec.backends[0].entraID", "apiKeySecretRef or entraID, not both"),
+    Case("entra-id-client-id-not-a-uuid",
+         changed(ENDPOINT, spec__backends=[{**AZURE_ENTRA, "entraID": {**ENTRA, "clientId": "my-app"}}]),
+         "spec.backends[0].entraID.clientId", "should match"),
     Case("azure-base-url-naming-the-deployment",
          changed(ENDPOINT, spec__backends=[{**AZURE, "deployment": "d", "apiVersion": "2024-10-21",
                                             "baseURL": "https://r.openai.azure.com/openai/deployments/d"}]),
@@ -342,8 +352,18 @@ def test_there_are_at_least_fifteen_rejection_cases() -> None:
         (ENDPOINT, {"spec__backends__0__baseURL": "https://api.example.com/openai/v1"}),
         (ENDPOINT, {"spec__auth": {"jwt": {**JWT, "jwksURL": "http://127.0.0.1:8080/keys"}}}),
         (JOB, {"spec__engine": "databricks", "spec__databricks": AZURE_DATABRICKS}),
+        (ENDPOINT, {"spec__backends": [AZURE_ENTRA]}),
     ],
-    ids=["template", "brokers", "cron", "uris", "base-url", "jwt-loopback-jwks", "azure-workspace"],
+    ids=[
+        "template",
+        "brokers",
+        "cron",
+        "uris",
+        "base-url",
+        "jwt-loopback-jwks",
+        "azure-workspace",
+        "azure-openai-entra-id",
+    ],
 )
 def test_values_close_to_a_rejected_one_are_accepted(
     base: dict[str, Any], changes: dict[str, Any], kubectl: Kubectl, crds: None, namespace: str

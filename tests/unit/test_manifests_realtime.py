@@ -16,6 +16,7 @@ import yaml
 from tiers import api
 from tiers.operator import manifests
 from tiers.operator.manifests import redis as redis_manifests
+from tiers.runtime import providers
 from tiers.runtime.gateway import config
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -284,6 +285,36 @@ def test_each_backend_key_reaches_the_pod_from_its_secret() -> None:
     }
     key_envs = {b.api_key_env for b in rendered_config(children).backends} - {None}
     assert key_envs == {name for name in env_by_name(children) if name.endswith("_API_KEY")}
+
+
+def entra_spec(**identity: Any) -> api.RealtimeEndpointSpec:
+    backend = {
+        "name": "azure", "provider": "azure-openai", "model": "gpt-4o-mini",
+        "baseURL": "https://my-resource.openai.azure.com", "deployment": "gpt-4o-mini",
+        "apiVersion": "2024-10-21",
+        "entraID": {"tenantId": "contoso.onmicrosoft.com",
+                    "clientId": "22222222-3333-4444-8555-666666666666", **identity},
+    }  # fmt: skip
+    return minimal_spec(backends=[backend])
+
+
+def test_an_entra_backend_gets_its_client_secret_where_a_key_would_be() -> None:
+    children = render(entra_spec(clientSecretRef={"name": "aoai-app", "key": "secret"}))
+    [backend] = rendered_config(children).backends
+    assert backend.entra == providers.EntraConfig(
+        tenant_id="contoso.onmicrosoft.com", client_id="22222222-3333-4444-8555-666666666666"
+    )
+    assert backend.api_key_env == "TIERS_BACKEND_0_API_KEY"
+    assert env_by_name(children)["TIERS_BACKEND_0_API_KEY"]["valueFrom"] == {
+        "secretKeyRef": {"name": "aoai-app", "key": "secret"}
+    }
+
+
+def test_an_entra_backend_on_workload_identity_gets_no_secret() -> None:
+    children = render(entra_spec())
+    [backend] = rendered_config(children).backends
+    assert backend.entra is not None and backend.api_key_env is None
+    assert not [name for name in env_by_name(children) if name.startswith("TIERS_BACKEND_")]
 
 
 def test_prices_cover_the_asked_model_and_every_upstream_model() -> None:

@@ -69,7 +69,6 @@ class Output(common.Model):
 
 DATABRICKS_HOST_PATTERN = r"^(https://[^/\s?#@]+|http://(127\.0\.0\.1|localhost)(:[0-9]{1,5})?)/?$"
 WORKSPACE_PATH_PATTERN = r"^/[^\s]*[^/\s]$"
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
 WORKSPACE_RESOURCE_ID_PATTERN = (
     r"^/subscriptions/[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"
     r"/resourceGroups/[-\w.()]{1,90}/providers/Microsoft\.Databricks/workspaces/[A-Za-z0-9_-]{3,64}$"
@@ -86,25 +85,6 @@ class NewCluster(common.Model):
         default="i3.xlarge", min_length=1, max_length=64, pattern=common.TRIMMED_PATTERN
     )
     num_workers: int = pydantic.Field(default=2, ge=0, le=10000)
-
-
-class AzureIdentity(common.Model):
-    """The Microsoft Entra ID service principal that reads the workspace from Azure Resource
-    Manager (the Reader role on it is enough)."""
-
-    tenant_id: str = pydantic.Field(
-        max_length=253,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$",
-        description="The directory (tenant) ID, or its domain (contoso.onmicrosoft.com).",
-    )
-    client_id: str = pydantic.Field(
-        pattern=UUID_PATTERN, description="The application (client) ID."
-    )
-    client_secret_ref: common.SecretKeyRef | None = pydantic.Field(
-        default=None,
-        description="The client secret; unset: the operator's workload identity federated to "
-        "this application (its pod's projected token).",
-    )
 
 
 class Databricks(common.Model):
@@ -148,7 +128,11 @@ class Databricks(common.Model):
         "operator reads its URL from Azure Resource Manager as databricks.azure (or its "
         "workload identity) and caches it.",
     )
-    azure: AzureIdentity | None = None
+    azure: common.EntraIdentity | None = pydantic.Field(
+        default=None,
+        description="Who reads the workspace from Azure Resource Manager (the Reader role on it "
+        "is enough); unset: the operator's workload identity.",
+    )
     token_secret_ref: common.SecretKeyRef = pydantic.Field(
         description="A personal access token or a service principal's OAuth token."
     )

@@ -138,6 +138,26 @@ class Pricing(Model):
 
 
 Provider = Literal["openai", "azure-openai", "openai-compatible"]
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
+
+
+class EntraIdentity(Model):
+    """A Microsoft Entra ID application the operator or the data plane signs in as: with its
+    client secret, or (no secret) as the pod's workload identity federated to it."""
+
+    tenant_id: str = pydantic.Field(
+        max_length=253,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$",
+        description="The directory (tenant) ID, or its domain (contoso.onmicrosoft.com).",
+    )
+    client_id: str = pydantic.Field(
+        pattern=UUID_PATTERN, description="The application (client) ID."
+    )
+    client_secret_ref: SecretKeyRef | None = pydantic.Field(
+        default=None,
+        description="The client secret; unset: workload identity (the pod's ServiceAccount "
+        "federated to this application, its projected token in AZURE_FEDERATED_TOKEN_FILE).",
+    )
 
 
 class Backend(Model):
@@ -174,6 +194,18 @@ class Backend(Model):
                 " (https://NAME.openai.azure.com); deployment names the deployment",
                 reason="FieldValueInvalid",
                 field_path=".baseURL",
+            ),
+            cel(
+                "self.provider == 'azure-openai' || !has(self.entraID)",
+                "entraID is only for provider azure-openai",
+                reason="FieldValueForbidden",
+                field_path=".entraID",
+            ),
+            cel(
+                "!has(self.entraID) || !has(self.apiKeySecretRef)",
+                "an azure-openai backend authenticates with apiKeySecretRef or entraID, not both",
+                reason="FieldValueForbidden",
+                field_path=".entraID",
             ),
         )
     )
@@ -221,6 +253,12 @@ class Backend(Model):
         default=None,
         alias="apiKeySecretRef",
         description="Secret key holding the upstream API key.",
+    )
+    entra_id: EntraIdentity | None = pydantic.Field(
+        default=None,
+        alias="entraID",
+        description="Azure OpenAI with a Microsoft Entra ID token (scope "
+        "https://cognitiveservices.azure.com/.default) instead of a key.",
     )
     priority: int = pydantic.Field(
         default=0,

@@ -27,7 +27,7 @@ import ssl
 import tempfile
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from tiers.devenv import pki
@@ -48,6 +48,9 @@ class Cloud:
     clients: dict[str, str]
     """client id → its secret, or the federated assertion it presents (workload identity)."""
     grants: dict[str, set[str]] = dataclasses.field(default_factory=dict)
+    token_lifetime_s: int = TOKEN_LIFETIME_S
+    mint: Callable[[str], str] = lambda client: secrets.token_urlsafe(32)
+    """The access token for a client (a test that checks a backend sees it fixes it)."""
     tokens: dict[str, str] = dataclasses.field(default_factory=dict)
     """access token → client id."""
     requests: list[tuple[str, str]] = dataclasses.field(default_factory=list)
@@ -122,12 +125,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         ):
             self._oauth_error(401, "invalid_client", "AADSTS7000215: Invalid client secret.")
         else:
-            token = secrets.token_urlsafe(32)
+            token = cloud.mint(client)
             with cloud.lock:
                 cloud.tokens[token] = client
             self._answer(200, {
-                "token_type": "Bearer", "expires_in": TOKEN_LIFETIME_S,
-                "ext_expires_in": TOKEN_LIFETIME_S, "access_token": token,
+                "token_type": "Bearer", "expires_in": cloud.token_lifetime_s,
+                "ext_expires_in": cloud.token_lifetime_s, "access_token": token,
             })  # fmt: skip
 
     def _resource(self, path: str) -> None:
@@ -195,11 +198,15 @@ def running(
     workspaces: dict[str, str],
     clients: dict[str, str],
     grants: dict[str, set[str]] | None = None,
+    **options: Any,
 ) -> Iterator[Server]:
-    """Fake Azure on a free loopback port, with a CA of its own (`server.ca_cert`)."""
+    """Fake Azure on a free loopback port, with a CA of its own (`server.ca_cert`); `options`
+    are `Cloud`'s (token_lifetime_s, mint)."""
     with tempfile.TemporaryDirectory(prefix="tiers-azure-") as folder:
         credentials = pki.create(pathlib.Path(folder))
-        cloud = Cloud(workspaces=dict(workspaces), clients=dict(clients), grants=grants or {})
+        cloud = Cloud(
+            workspaces=dict(workspaces), clients=dict(clients), grants=grants or {}, **options
+        )
         server = Server(cloud, credentials)
         thread = threading.Thread(target=server.serve_forever, name="azure", daemon=True)
         thread.start()

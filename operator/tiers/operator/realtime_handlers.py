@@ -143,6 +143,10 @@ async def missing_secrets(
     refs = [
         (f"spec.backends[{index}].apiKeySecretRef", backend.api_key_secret_ref)
         for index, backend in enumerate(spec.backends)
+    ] + [
+        (f"spec.backends[{index}].entraID.clientSecretRef", backend.entra_id.client_secret_ref)
+        for index, backend in enumerate(spec.backends)
+        if backend.entra_id is not None
     ]
     refs.append(("spec.cache.redisURLSecretRef", spec.cache.redis_url_secret_ref))
     missing = [

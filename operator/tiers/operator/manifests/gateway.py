@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tiers.api import realtime
-from tiers.operator.manifests import client_keys, labels, security, services
+from tiers.operator.manifests import backends, client_keys, labels, security, services
 from tiers.runtime import providers
 from tiers.runtime.gateway import config
 
@@ -64,9 +64,9 @@ def _env(
     spec: realtime.RealtimeEndpointSpec, redis_env: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     env = [
-        security.secret_env(providers.backend_key_env(index), backend.api_key_secret_ref)
-        for index, backend in enumerate(spec.backends)
-        if backend.api_key_secret_ref is not None
+        security.secret_env(providers.backend_key_env(index), ref)
+        for index, ref in enumerate(backends.secret_ref(backend) for backend in spec.backends)
+        if ref is not None
     ]
     env.extend(redis_env)
     return env

@@ -57,7 +57,7 @@ def key_env(owner: labels.Owner, call: common.ModelCall) -> list[dict[str, Any]]
     for an endpoint the caller's own (`client_keys`); none for a backend without one."""
     if call.endpoint_ref is not None:
         return [security.secret_env(KEY_ENV, client_keys.key_ref(owner))]
-    ref = call.backend.api_key_secret_ref if call.backend is not None else None
+    ref = backends.secret_ref(call.backend) if call.backend is not None else None
     if ref is None:
         return []
     return [security.secret_env(KEY_ENV, ref)]

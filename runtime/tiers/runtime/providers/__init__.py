@@ -19,6 +19,7 @@ The gateway adds fallback across backends and a breaker per backend on top
 from tiers.runtime.providers.config import (
     BackendConfig,
     CircuitBreakerConfig,
+    EntraConfig,
     PriceConfig,
     Provider,
     RetryConfig,
@@ -30,6 +31,7 @@ from tiers.runtime.providers.config import (
 __all__ = [
     "BackendConfig",
     "CircuitBreakerConfig",
+    "EntraConfig",
     "PriceConfig",
     "Provider",
     "RetryConfig",

@@ -3,7 +3,8 @@ and one attempt of a call over the lean HTTP/1.1 client.
 
 The three providers differ only here: OpenAI and OpenAI-compatible servers take
 `Authorization: Bearer` at `<base>/<route path>`; Azure OpenAI takes `api-key` at
-`<base>/openai/deployments/<deployment>/<route path>?api-version=<version>`. An attempt returns
+`<base>/openai/deployments/<deployment>/<route path>?api-version=<version>`, or with Entra ID
+(`entra`) `Authorization: Bearer` and a token that `entra.Tokens` keeps fresh. An attempt returns
 the response, unless it failed in a way worth retrying (`failures.Failure`); a client error such
 as a 400 is a response, for the caller to pass on or report.
 """
@@ -17,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from tiers.runtime.providers import config, failures, http1, routes
+from tiers.runtime.providers import config, entra, failures, http1, routes
 
 STREAM_CONNECT_TIMEOUT_S = 10.0
 """A stream's own timeout (`timeout_ms`) bounds each read, as a stream may rightly run long."""
@@ -31,7 +32,13 @@ class Backend:
         # A key written to a Secret with `echo` ends in a newline; sent raw, the header is
         # malformed (or smuggles a second line), so whitespace around it is never part of it.
         key = (os.environ.get(settings.api_key_env) or "").strip() if settings.api_key_env else ""
-        if settings.provider == "azure-openai":
+        self.tokens: entra.Tokens | None = None
+        """With Entra ID, the key is the application's client secret (or none: workload
+        identity), and each attempt carries a token instead."""
+        if settings.entra is not None:
+            self.tokens = entra.Tokens(settings.entra, key or None)
+            self.headers = {}
+        elif settings.provider == "azure-openai":
             self.headers = {"api-key": key} if key else {}
         else:
             self.headers = {"authorization": f"Bearer {key}"} if key else {}
@@ -71,16 +78,21 @@ class Backend:
         headers: Mapping[str, str] | None = None,
     ) -> http1.Response | failures.Failure:
         """One attempt at a whole response; `headers` replace the backend's own."""
+        headers = self.headers if headers is None else headers
         try:
+            if self.tokens is not None:
+                headers = {**headers, "authorization": await self.tokens.authorization()}
             response = await pool.request(
                 "POST",
                 self._urls[route],
-                headers=self.headers if headers is None else headers,
+                headers=headers,
                 body=payload,
                 timeout_s=self._timeout_s,
             )
         except _CLIENT_ERRORS as error:
             return failures.from_exception(error, timeout_ms=self.settings.timeout_ms)
+        except entra.TokenError as error:
+            return failures.Failure(str(error))
         if response.status in failures.RETRYABLE_STATUSES:
             return failures.from_response(response.status, response.headers, response.body)
         if response.status == 200 and not failures.is_json_object(response.body):
@@ -96,11 +108,14 @@ class Backend:
     ) -> http1.StreamingResponse | failures.Failure:
         """One attempt at a streamed response; the caller releases the one it gets. `headers`
         replace the backend's own."""
+        headers = self.headers if headers is None else headers
         try:
+            if self.tokens is not None:
+                headers = {**headers, "authorization": await self.tokens.authorization()}
             response = await pool.stream(
                 "POST",
                 self._urls[route],
-                headers=self.headers if headers is None else headers,
+                headers=headers,
                 body=payload,
                 connect_timeout_s=STREAM_CONNECT_TIMEOUT_S,
                 read_timeout_s=self._timeout_s,
@@ -111,4 +126,6 @@ class Backend:
                 body = await response.read()
         except _CLIENT_ERRORS as error:
             return failures.from_exception(error, timeout_ms=self.settings.timeout_ms)
+        except entra.TokenError as error:
+            return failures.Failure(str(error))
         return failures.from_response(response.status, response.headers, body)

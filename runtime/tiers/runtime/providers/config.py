@@ -27,6 +27,19 @@ class _Config(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
 
 
+COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
+
+
+class EntraConfig(_Config):
+    """Azure OpenAI with a Microsoft Entra ID token instead of a key: the application signs in
+    with its client secret (in the backend's `api_key_env`) or, without one, as the pod's
+    workload identity (AZURE_FEDERATED_TOKEN_FILE)."""
+
+    tenant_id: str
+    client_id: str
+    scope: str = COGNITIVE_SERVICES_SCOPE
+
+
 class BackendConfig(_Config):
     name: str
     provider: Provider
@@ -36,7 +49,9 @@ class BackendConfig(_Config):
     deployment: str | None = None
     api_version: str | None = None
     api_key_env: str | None = None
-    """Environment variable that holds the upstream key (the operator maps a Secret into it)."""
+    """Environment variable that holds the upstream key (the operator maps a Secret into it);
+    with `entra`, the application's client secret."""
+    entra: EntraConfig | None = None
     priority: int = 0
     weight: int = 1
     timeout_ms: int = 30000

@@ -1,0 +1,114 @@
+"""Microsoft Entra ID access tokens for an Azure OpenAI backend that authenticates without a key
+(`BackendConfig.entra`): the gateway and the model client send `Authorization: Bearer <token>`.
+
+A token is asked for at Entra ID's token endpoint (OAuth 2.0 client credentials: the
+application's client secret, or the pod's workload identity's projected token) in a worker
+thread, with the standard library (the data plane loads no Azure SDK), and kept until
+`REFRESH_BEFORE_S` before it expires; until then a call reads it from memory, with no await.
+Tokens are never logged; a refusal is a `TokenError` whose message says who was refused and why,
+never the secret.
+
+Where Entra ID is (sovereign clouds, tests): `AZURE_AUTHORITY_HOST` (as azure-identity reads
+it) and `TIERS_AZURE_CA_BUNDLE` (a CA bundle to trust instead of the system's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pathlib
+import ssl
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+
+from tiers.runtime.providers import config
+
+REFRESH_BEFORE_S = 300.0
+"""A token this close to its expiry is replaced (azure-identity's own margin)."""
+PUBLIC_AUTHORITY = "https://login.microsoftonline.com"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+TIMEOUT_S = 10
+MAX_ANSWER_BYTES = 64 * 1024
+
+
+class TokenError(Exception):
+    """No token: Entra ID refused the application, or did not answer."""
+
+
+class Tokens:
+    """One backend's tokens."""
+
+    def __init__(
+        self,
+        settings: config.EntraConfig,
+        secret: str | None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._secret = secret or None
+        self._clock = clock
+        self._header = ""
+        self._refresh_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def authorization(self) -> str:
+        """`Bearer <token>`, from memory while it is fresh."""
+        if self._clock() < self._refresh_at:
+            return self._header
+        async with self._lock:  # one request for a new token, however many calls wait for it
+            if self._clock() >= self._refresh_at:
+                token, expires_on = await asyncio.to_thread(self._fetch)
+                self._header = f"Bearer {token}"
+                self._refresh_at = expires_on - REFRESH_BEFORE_S
+            return self._header
+
+    def _fetch(self) -> tuple[str, float]:
+        """OAuth 2.0 client credentials at the tenant's token endpoint, as Entra ID documents
+        them: the client secret, or the pod's projected token as a client assertion."""
+        settings = self._settings
+        who = f"application {settings.client_id} of tenant {settings.tenant_id}"
+        form = {"grant_type": "client_credentials", "client_id": settings.client_id,
+                "scope": settings.scope}  # fmt: skip
+        try:
+            if self._secret is not None:
+                form["client_secret"] = self._secret
+            else:  # workload identity: the file is rotated by the kubelet, so read each time
+                path = os.environ.get("AZURE_FEDERATED_TOKEN_FILE") or ""
+                form["client_assertion_type"] = ASSERTION_TYPE
+                form["client_assertion"] = pathlib.Path(path).read_text().strip()
+            authority = (os.environ.get("AZURE_AUTHORITY_HOST") or PUBLIC_AUTHORITY).rstrip("/")
+            tenant = urllib.parse.quote(settings.tenant_id, safe="")
+            request = urllib.request.Request(
+                f"{authority}/{tenant}/oauth2/v2.0/token",
+                data=urllib.parse.urlencode(form).encode(),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+            with urllib.request.urlopen(request, timeout=TIMEOUT_S, context=_tls()) as response:
+                answer = json.loads(response.read(MAX_ANSWER_BYTES))
+            return str(answer["access_token"]), self._clock() + float(answer["expires_in"])
+        except urllib.error.HTTPError as error:
+            raise TokenError(f"Microsoft Entra ID refused {who}: {_oauth_error(error)}") from None
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise TokenError(
+                f"Microsoft Entra ID gave no token to {who}: {type(error).__name__}"
+            ) from None
+
+
+def _oauth_error(error: urllib.error.HTTPError) -> str:
+    """The status and Entra ID's `error` and the first line of its description."""
+    try:
+        body = json.loads(error.read(MAX_ANSWER_BYTES))
+        description = str(body.get("error_description") or "").splitlines()
+        return f"{error.code} {body.get('error')}: {description[0][:200] if description else ''}"
+    except (OSError, ValueError, AttributeError):
+        return str(error.code)
+
+
+def _tls() -> ssl.SSLContext:
+    bundle = os.environ.get("TIERS_AZURE_CA_BUNDLE") or None
+    return ssl.create_default_context(cafile=bundle)
