@@ -11,6 +11,7 @@ of the call's span. With no tracing configured none of this runs: the gateway ho
 from __future__ import annotations
 
 import decimal
+import functools
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol, TypeVar
@@ -90,7 +91,7 @@ def traced(
     settings = backend.settings
     model = request.model if settings.model == "*" else settings.model
     operation = OPERATIONS[request.route]
-    host = urllib.parse.urlsplit(backend.url(request.route)).hostname or ""
+    host = _host(backend.url(request.route))
     tries = 0
 
     async def attempt() -> A | failures.Failure:
@@ -127,6 +128,12 @@ def traced(
         return outcome
 
     return attempt
+
+
+@functools.lru_cache(maxsize=64)
+def _host(url: str) -> str:
+    """server.address of a backend's URL (a backend's URLs are few and fixed)."""
+    return urllib.parse.urlsplit(url).hostname or ""
 
 
 def fell_back(span: spans.Span, *, to: str, failed: str, failure: failures.Failure) -> None:
