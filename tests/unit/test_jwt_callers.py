@@ -257,3 +257,63 @@ def test_an_oversized_or_malformed_jwks_keeps_the_keys_fetched_before(
             assert await keys.key(provider.keys[0].kid) is not None
 
     asyncio.run(scenario())
+
+
+def test_a_verified_token_is_remembered_until_it_expires_or_its_key_goes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    provider = identity_provider.IdentityProvider("EC")
+    auth = callers.Callers(settings(provider, clock_skew_s=0))
+    assert auth.tokens is not None
+    verifier = auth.tokens
+    decoded: list[str] = []
+    decode = verifier._decode
+
+    def counted(token: str, key: Any, algorithm: str) -> dict[str, Any]:
+        decoded.append(token)
+        return decode(token, key, algorithm)
+
+    monkeypatch.setattr(verifier, "_decode", counted)
+    clock = [time.time()]
+    monkeypatch.setattr(jwts.time, "time", lambda: clock[0])
+
+    async def scenario() -> None:
+        token = provider.token(AUDIENCE, tid="t", lifetime_s=60)
+        for _ in range(3):
+            assert await auth.tenant(f"Bearer {token}".encode()) == "jwt-t"
+        assert len(decoded) == 1, "its signature is checked once, not per request"
+        # Past its exp (by the gateway's clock) a remembered token is checked afresh (PyJWT's
+        # own clock then refuses it; here its clock is the real one).
+        clock[0] += 61
+        await auth.tenant(f"Bearer {token}".encode())
+        assert len(decoded) == 2
+        clock[0] -= 61
+        # A key the JWKS drops takes the tokens it signed with it.
+        other = provider.token(AUDIENCE, tid="t", lifetime_s=60)
+        assert await auth.tenant(f"Bearer {other}".encode()) == "jwt-t"
+        provider.rotate("EC")
+        provider.retire(provider.keys[0])
+        await verifier.keys.refresh()
+        with pytest.raises(errors.GatewayError, match="does not hold"):
+            await auth.tenant(f"Bearer {other}".encode())
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        provider.close()
+
+
+def test_remembered_tokens_are_bounded_oldest_first(
+    provider: identity_provider.IdentityProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jwts, "VERIFIED_TOKENS", 3)
+    auth = callers.Callers(settings(provider))
+    assert auth.tokens is not None
+    tokens = [provider.token(AUDIENCE, tid=f"t{i}") for i in range(5)]
+    for token in tokens:
+        tenant(auth, token)
+    remembered = auth.tokens._verified
+    assert len(remembered) == 3
+    digests = [jwts.hashlib.blake2b(t.encode(), digest_size=16).digest() for t in tokens]
+    assert list(remembered) == digests[2:]
+    assert all(token.encode() not in remembered for token in tokens), "never the token itself"

@@ -11,11 +11,17 @@ provider removed stops working), and again when a token names a key id it does n
 rotation), at most once per `jwks_min_refetch_s` (so made-up key ids cannot flood the provider).
 A fetch is bounded in time and size; a failed one keeps the keys fetched before. Never per
 request otherwise. Refusals are OpenAI-style 401s that say why, never echoing the token.
+
+A caller sends the same token with every request until it expires, and checking its signature
+costs far more than the rest of a cache hit: a token once verified is remembered (by a digest,
+never the token itself) with its tenant, until its `exp` passes or the JWKS no longer holds the
+key that signed it. At most `VERIFIED_TOKENS` are held; past that the oldest go first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -39,6 +45,8 @@ Fetch = Callable[[str, float], Awaitable[bytes]]
 """Gets the JWKS at a URL within a timeout (seconds); raises OSError on failure."""
 _LABEL_SAFE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,57}[A-Za-z0-9])?")
 TENANT_PREFIX = "jwt-"
+VERIFIED_TOKENS = 4096
+"""How many verified tokens are remembered: a token's digest, its tenant, its expiry and key."""
 
 
 async def fetch_jwks(url: str, timeout_s: float) -> bytes:
@@ -152,6 +160,10 @@ class SigningKeys:
                 await self.refresh()
             await asyncio.sleep(self._settings.jwks_refresh_s)
 
+    def holds(self, kid: str | None, key: _Key) -> bool:
+        """Whether the JWKS still holds `key` under that key id (a refresh may have dropped it)."""
+        return self._lookup(kid) is key
+
     def _lookup(self, kid: str | None) -> _Key | None:
         if kid is None and len(self._keys) == 1:
             # A token without a key id, from an issuer with one key: that key.
@@ -185,6 +197,15 @@ _REASONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
 )
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Verified:
+    tenant: str
+    expires_at: float
+    """Epoch seconds after which the token is refused (its `exp` plus the clock skew)."""
+    kid: str | None
+    key: _Key
+
+
 class Verifier:
     """Checks a bearer JWT and names its tenant (see the module docstring)."""
 
@@ -193,11 +214,25 @@ class Verifier:
         self.keys = keys
         self._algorithms = frozenset(settings.algorithms)
         self._allowed = ", ".join(settings.algorithms)
+        self._verified: dict[bytes, _Verified] = {}
 
     async def tenant(self, token: str) -> str:
         """The tenant of a valid token; raises an OpenAI-style 401 (503 without any keys)."""
         if len(token) > MAX_TOKEN_BYTES:
             raise refused(f"it is over {MAX_TOKEN_BYTES} bytes")
+        digest = hashlib.blake2b(token.encode(), digest_size=16).digest()
+        known = self._verified.get(digest)
+        if known is not None:
+            if time.time() < known.expires_at and self.keys.holds(known.kid, known.key):
+                return known.tenant
+            del self._verified[digest]
+        verified = await self._verify(token)
+        if len(self._verified) >= VERIFIED_TOKENS:
+            del self._verified[next(iter(self._verified))]
+        self._verified[digest] = verified
+        return verified.tenant
+
+    async def _verify(self, token: str) -> _Verified:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -225,7 +260,10 @@ class Verifier:
         if key.declared is not None and key.declared != algorithm:
             raise refused(f"its algorithm is not the one its key (kid) declares ({key.declared})")
         claims = self._decode(token, key, algorithm)
-        return tenant_of(claims.get(self.settings.tenant_claim), self.settings.tenant_claim)
+        tenant = tenant_of(claims.get(self.settings.tenant_claim), self.settings.tenant_claim)
+        # `exp` is required and numeric once decoded; the skew forgiven now is forgiven later.
+        expires_at = float(claims["exp"]) + self.settings.clock_skew_s
+        return _Verified(tenant, expires_at, kid, key)
 
     def _decode(self, token: str, key: _Key, algorithm: str) -> dict[str, Any]:
         try:
