@@ -3,14 +3,23 @@ do next with a run (retry, cancel, resume), the runs/submit request, and the tas
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import decimal
+import ipaddress
 import json
 from typing import Any
 
+import kopf
 import pytest
 
 from tiers.api import batch
-from tiers.operator import databricks_requests, databricks_status
+from tiers.operator import (
+    batch_databricks,
+    batch_handlers,
+    databricks_requests,
+    databricks_status,
+)
 from tiers.operator.manifests import batch_children, labels
 from tiers.runtime.batch import databricks_task, progress
 
@@ -224,3 +233,45 @@ def test_a_runs_final_numbers_are_read_back_from_the_summary_line_of_its_output(
     )  # fmt: skip
     assert read.percent == 100
     assert progress.from_summary("no summary here\n{}\n") is None
+
+
+def test_a_schedule_on_databricks_is_a_not_supported_condition_before_any_call() -> None:
+    scheduled = spec().model_copy(update={"schedule": "0 2 * * *"})
+    body = kopf.Body({
+        "apiVersion": "tiers.dev/v1alpha1", "kind": "BatchJob",
+        "metadata": {"name": "triage", "namespace": "support", "uid": "uid-1", "generation": 2},
+        "spec": {}, "status": {},
+    })  # fmt: skip
+    patch = kopf.Patch()
+    now = datetime.datetime(2026, 11, 30, tzinfo=datetime.UTC)
+    # No Secret, no workspace, no cluster here: any call would fail the test.
+    asyncio.run(batch_handlers.reconcile_on_databricks(scheduled, body, patch, now=now))
+    [succeeded] = [c for c in patch["status"]["conditions"] if c["type"] == "Succeeded"]
+    assert (succeeded["status"], succeeded["reason"]) == ("False", "NotSupported")
+    assert "spec.schedule with engine databricks" in succeeded["message"]
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed", "refused"),
+    [
+        ("http://127.0.0.1:8080", (), True),
+        ("https://169.254.169.254", (), True),
+        ("https://10.0.0.7", (), True),
+        ("https://10.0.0.7", (ipaddress.ip_network("10.0.0.0/24"),), False),
+        ("http://127.0.0.1:8080", (ipaddress.ip_network("127.0.0.0/8"),), False),
+    ],
+    ids=["loopback", "metadata-service", "private", "private-allowed", "loopback-allowed"],
+)
+def test_a_databricks_host_off_the_public_internet_is_refused_unless_allowed(
+    host: str, allowed: tuple[Any, ...], refused: bool
+) -> None:
+    settings = spec(host=host, newCluster={}).databricks
+    assert settings is not None
+    found = asyncio.run(batch_databricks.workspace_host(settings, "support", allowed=allowed))
+    if not refused:
+        assert found == host
+        return
+    assert not isinstance(found, str)
+    assert (found.status, found.reason) == ("False", "HostNotAllowed")
+    assert f"spec.databricks.host {host}" in found.message
+    assert "notifications.allowedNetworks" in found.message

@@ -116,8 +116,9 @@ class Notifications(common.Model):
         max_length=64,
         description=(
             "Networks (CIDRs) besides public addresses that a BatchJob's completion webhook may"
-            " be posted to, e.g. an in-cluster relay's Service range. Loopback, link-local (the"
-            " cloud metadata service) and private addresses are refused otherwise."
+            " be posted to, or its spec.databricks.host be in, e.g. an in-cluster relay's Service"
+            " range. Loopback, link-local (the cloud metadata service) and private addresses are"
+            " refused otherwise (condition reason HostNotAllowed for a Databricks host)."
         ),
     )
 

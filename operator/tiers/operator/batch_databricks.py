@@ -25,6 +25,7 @@ from tiers.operator import (
     databricks_requests,
     databricks_status,
     kube,
+    notify,
     stats_reader,
     verdicts,
 )
@@ -32,6 +33,9 @@ from tiers.operator.manifests import batch_children, labels, stats_store
 from tiers.runtime.batch import config, progress
 
 log = logging.getLogger(__name__)
+ALLOWED_NETWORKS = notify.allowed_networks()
+"""Non-public networks a workspace host may be in: the notices' list (chart value
+notifications.allowedNetworks), the one list of where the operator may call on a spec's say."""
 
 
 @dataclasses.dataclass
@@ -186,10 +190,24 @@ async def _submit(
     return record
 
 
-async def workspace_host(settings: batch.Databricks, namespace: str) -> str | verdicts.Verdict:
+async def workspace_host(
+    settings: batch.Databricks,
+    namespace: str,
+    *,
+    allowed: tuple[notify.Network, ...] = ALLOWED_NETWORKS,
+) -> str | verdicts.Verdict:
     """The workspace's URL: `host`, or the Azure workspace's that `workspaceResourceId` names
-    (read from Azure Resource Manager); a verdict where it cannot be had."""
+    (read from Azure Resource Manager); a verdict where it cannot be had.
+
+    The operator calls `host` with a token because a BatchJob says so: like a webhook's, it must
+    resolve to public addresses or ones in `allowed`, lest a BatchJob point the operator at
+    the cloud's metadata service or a Service inside the cluster. (Azure's answer is Azure's.)"""
     if settings.host is not None:
+        refused = await notify.refusal(settings.host, allowed)
+        if refused is not None:
+            return verdicts.Verdict(
+                "False", "HostNotAllowed", f"spec.databricks.host {settings.host}: {refused}"
+            )
         return settings.host
     assert settings.workspace_resource_id is not None, "the CRD requires host or the resource ID"
     principal = azure_workspaces.Principal()

@@ -198,8 +198,9 @@ def refused_address(address: str, allowed: Iterable[Network]) -> str | None:
     if ip.is_global or any(ip in network for network in allowed):
         return None
     return (
-        f"{ip} is not a public address; the operator posts notices to other addresses only"
-        " inside notifications.allowedNetworks (TIERS_WEBHOOK_ALLOWED_NETWORKS)"
+        f"{ip} is not a public address; the operator calls other addresses (webhooks,"
+        " Databricks hosts) only inside notifications.allowedNetworks"
+        " (TIERS_WEBHOOK_ALLOWED_NETWORKS)"
     )
 
 

@@ -22,6 +22,7 @@ STALLED_REASONS = frozenset(
         "InvalidSpec",
         "ChildConflict",
         "ImageNotAllowed",
+        "HostNotAllowed",
         "SecretNotFound",
         "NoAPIKeys",
         "EndpointNotFound",
