@@ -16,6 +16,7 @@ import yaml
 from tiers import api
 from tiers.operator import manifests
 from tiers.operator.manifests import redis as redis_manifests
+from tiers.operator.manifests import telemetry as telemetry_manifests
 from tiers.runtime import providers
 from tiers.runtime.gateway import config
 
@@ -768,3 +769,41 @@ def test_a_bad_telemetry_setting_is_refused_naming_its_field(
 ) -> None:
     with pytest.raises(ValueError, match=field):
         example_spec(telemetry=telemetry)
+
+
+CHART_TELEMETRY = {
+    "TIERS_OTLP_ENDPOINT": "http://otel-collector.observability:4318",
+    "TIERS_TRACES_SAMPLING_RATIO": "0.1",
+}
+
+
+def test_the_charts_telemetry_serves_endpoints_that_name_no_collector() -> None:
+    default = telemetry_manifests.default_from(CHART_TELEMETRY)
+    children = manifests.desired_children(
+        OWNER, example_spec(), image=IMAGE, default_telemetry=default
+    )
+    settings = rendered_config(children)
+    assert settings.tracing is not None
+    assert settings.tracing.otlp_endpoint == "http://otel-collector.observability:4318"
+    assert settings.tracing.sample_ratio == 0.1
+
+
+def test_an_endpoints_own_telemetry_wins_over_the_charts() -> None:
+    default = telemetry_manifests.default_from(CHART_TELEMETRY)
+    own = {"otlpEndpoint": "http://team-collector:4318"}
+    children = manifests.desired_children(
+        OWNER, example_spec(telemetry=own), image=IMAGE, default_telemetry=default
+    )
+    settings = rendered_config(children)
+    assert settings.tracing is not None
+    assert (settings.tracing.otlp_endpoint, settings.tracing.sample_ratio) == (
+        "http://team-collector:4318",
+        1.0,
+    )
+
+
+def test_a_chart_without_a_collector_has_no_default_and_a_bad_one_names_its_field() -> None:
+    assert telemetry_manifests.default_from({}) is None
+    assert telemetry_manifests.default_from({"TIERS_OTLP_ENDPOINT": " "}) is None
+    with pytest.raises(ValueError, match="samplingRatio"):
+        telemetry_manifests.default_from({**CHART_TELEMETRY, "TIERS_TRACES_SAMPLING_RATIO": "2"})

@@ -142,6 +142,24 @@ class NetworkPolicy(common.Model):
     )
 
 
+class Telemetry(common.Model):
+    otlp_endpoint: str = pydantic.Field(
+        default="",
+        max_length=2048,
+        pattern=r"^$|" + common.HTTP_URL_PATTERN,
+        description=(
+            "A collector's OTLP/HTTP base URL that every RealtimeEndpoint without"
+            " spec.telemetry sends its traces to; empty: none unless the spec names one."
+        ),
+    )
+    sampling_ratio: str = pydantic.Field(
+        default="1",
+        max_length=8,
+        pattern=common.RATIO_PATTERN,
+        description='The share of new traces recorded with otlpEndpoint, "0" to "1".',
+    )
+
+
 class Resources(common.Model):
     requests: dict[str, Quantity] = pydantic.Field(
         default_factory=lambda: _quantities(cpu="100m", memory="128Mi"),
@@ -385,6 +403,10 @@ class Values(common.Model):
     network_policy: NetworkPolicy = pydantic.Field(
         default_factory=NetworkPolicy,
         description="Who may reach what the operator runs for the custom resources.",
+    )
+    telemetry: Telemetry = pydantic.Field(
+        default_factory=Telemetry,
+        description="OpenTelemetry traces of the data plane, where a resource names none.",
     )
     resources: Resources = pydantic.Field(
         default_factory=Resources, description="CPU and memory of the operator's container."

@@ -31,9 +31,12 @@ from tiers.operator.manifests import (
     realtime_children,
     redis,
     stats_store,
+    telemetry,
 )
 
 KIND = kinds.REALTIME_ENDPOINT
+DEFAULT_TELEMETRY = telemetry.default_from(os.environ)
+"""The chart's `telemetry.*`, for endpoints whose spec names no collector."""
 
 
 @triggers.reconciler(KIND)
@@ -68,6 +71,7 @@ async def apply_children(
             image=reconciliation.IMAGE,
             network_policy=network_policies.settings_from(os.environ),
             redis_password=password,
+            default_telemetry=DEFAULT_TELEMETRY,
         )
         if spec.auth is not None:
             # The digests of the keys of the pipelines and batch jobs that call this endpoint.

@@ -22,10 +22,10 @@ from tiers.operator.manifests import (
     network_policies,
     redis,
     security,
+    telemetry,
 )
 from tiers.runtime import providers
 from tiers.runtime.gateway import config
-from tiers.runtime.tracing import config as tracing_config
 
 Owner = labels.Owner
 REDIS_URL_ENV = gateway.REDIS_URL_ENV
@@ -107,9 +107,14 @@ def _batch(owner: Owner, spec: api.RealtimeEndpointSpec) -> config.BatchConfig |
 
 
 def gateway_config(
-    owner: Owner, spec: api.RealtimeEndpointSpec, *, redis_url_env: str | None
+    owner: Owner,
+    spec: api.RealtimeEndpointSpec,
+    *,
+    redis_url_env: str | None,
+    default_telemetry: common.Telemetry | None = None,
 ) -> config.GatewayConfig:
     """The gateway's config file for the endpoint: no secret in it, only where to find them.
+    Its traces go where spec.telemetry says, else to the chart's `default_telemetry`.
 
     `redis_url_env` names the variable that carries the Redis URL into the pod, None where the
     pod has none. The file's `redis_url` stays null either way: a URL read from a Secret must
@@ -145,20 +150,9 @@ def gateway_config(
         batch=_batch(owner, spec),
         jwt=_jwt(spec),
         audit_sample_ratio=0.0 if spec.audit is None else spec.audit.sample_percent / 100,
-        tracing=tracing(spec.telemetry, service_name="tiers-gateway"),
-    )
-
-
-def tracing(
-    telemetry: common.Telemetry | None, *, service_name: str
-) -> tracing_config.TracingConfig | None:
-    """spec.telemetry as a data-plane program reads it."""
-    if telemetry is None:
-        return None
-    return tracing_config.TracingConfig(
-        otlp_endpoint=telemetry.otlp_endpoint,
-        sample_ratio=float(telemetry.sampling_ratio),
-        service_name=service_name,
+        tracing=telemetry.tracing(
+            spec.telemetry or default_telemetry, service_name="tiers-gateway"
+        ),
     )
 
 
@@ -200,6 +194,7 @@ def desired_children(
     image: str,
     network_policy: network_policies.Settings | None = None,
     redis_password: str | None = None,
+    default_telemetry: common.Telemetry | None = None,
 ) -> list[dict[str, Any]]:
     """Every object the endpoint should own, in apply order; `image` runs the gateway.
     `redis_password` (the managed Redis's, as its Secret holds it) goes on the Redis and
@@ -214,7 +209,12 @@ def desired_children(
     absent from the list are the handler's to delete.
     """
     redis_env = _redis_env(owner, spec)
-    settings = gateway_config(owner, spec, redis_url_env=REDIS_URL_ENV if redis_env else None)
+    settings = gateway_config(
+        owner,
+        spec,
+        redis_url_env=REDIS_URL_ENV if redis_env else None,
+        default_telemetry=default_telemetry,
+    )
     configmap = gateway.render_configmap(owner, settings)
     children = [configmap]
     server = redis.render_deployment(owner)
