@@ -161,7 +161,12 @@ const scenarios = {
     await download.saveAs(saved);
     const progress = await page.getByRole("progressbar", { name: "Run progress" }).getAttribute("aria-valuenow");
     screenshots.push(await shot(page, "batch-completed"));
-    return { upload, estimate, progress, download: saved, screenshots };
+    // A finished one-off job runs again (the console creates it anew): no longer succeeded.
+    await page.getByRole("button", { name: "Run again" }).click();
+    await page.locator('[data-phase="succeeded"]').waitFor({ state: "detached", timeout });
+    const rerun = await page.getByRole("button", { name: /^(Start|Run again)$/ }).textContent();
+    const alerts = await page.getByRole("alert").allTextContents();
+    return { upload, estimate, progress, download: saved, rerun, alerts, screenshots };
   },
 
   /** The stream live view: sample events sent with the button come back as results in the table

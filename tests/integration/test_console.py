@@ -105,6 +105,8 @@ def test_the_watch_streams_each_resource_and_its_changes(
         "chat",
     )
     assert summary["ready"] == "Unknown"
+    # The initial list ends by naming all of it: a page reconnecting drops what is not there.
+    assert received.get(timeout=20) == ("synced", {"keys": [f"realtimeendpoints/{namespace}/chat"]})
 
     status = {"status": {
         "requestsPerSecond": 4, "errors": 0,

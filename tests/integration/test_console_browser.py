@@ -188,19 +188,21 @@ def test_a_small_batch_upload_ends_in_a_completed_job_with_a_downloadable_result
         },
     }  # fmt: skip
     kubectl.apply(json.dumps(job), namespace=namespace)
+    kubectl.apply(json.dumps(ENDPOINT), namespace=namespace)  # the model the estimate prices
     tickets = tmp_path / "tickets.jsonl"
     tickets.write_text(
         "".join(json.dumps({"id": i, "body": f"ticket {i}"}) + "\n" for i in range(5))
     )
     # The person at the page: reads every namespace's resources (the overview's watch), may
-    # upload to and start this job.
+    # upload to, start and (deleting and creating it) re-run this job.
     kubectl.run("create", "serviceaccount", "writer", "-n", namespace)
     kubectl.run("create", "clusterrole", "reader", "--verb=get,list,watch",
                 "--resource=batchjobs.tiers.dev,realtimeendpoints.tiers.dev,"
                 "streampipelines.tiers.dev,events,namespaces")  # fmt: skip
     kubectl.run("create", "clusterrolebinding", "reader", "--clusterrole=reader",
                 f"--serviceaccount={namespace}:writer")  # fmt: skip
-    kubectl.run("create", "role", "writer", "-n", namespace, "--verb=get,list,watch,update,patch",
+    kubectl.run("create", "role", "writer", "-n", namespace,
+                "--verb=get,list,watch,update,patch,delete,create",
                 "--resource=batchjobs.tiers.dev")  # fmt: skip
     kubectl.run("create", "rolebinding", "writer", "-n", namespace, "--role=writer",
                 f"--serviceaccount={namespace}:writer")  # fmt: skip
@@ -224,14 +226,23 @@ def test_a_small_batch_upload_ends_in_a_completed_job_with_a_downloadable_result
             "progress": {"total": 5, "done": 5, "failed": 0, "percent": 100},
         })  # fmt: skip
 
+    first_uid = kubectl.get("bjob", "scores", "-n", namespace)["metadata"]["uid"]
     try:
         batch = browse("batch", url, "--namespace", namespace, "--name", "scores",
                        "--file", str(tickets), steps=(run_to_completion,), token=writer)  # fmt: skip
         assert batch["upload"].startswith("Uploaded 5 records")
         assert "$2.00" in batch["estimate"], "the budget is shown beside the estimate"
+        # Before the run: 5 replies of at most 256 tokens at gpt-4o-mini's $0.60/M, and prompts.
+        cost = batch["estimate"].split("Estimated cost (upper bound)$")[1].split("Budget")[0]
+        assert 5 * 256 * 0.6e-6 < float(cost) < 0.001, batch["estimate"]
         assert batch["progress"] == "100"
         downloaded = pathlib.Path(batch["download"]).read_text().splitlines()
         assert [json.loads(line)["id"] for line in downloaded] == list(range(5))
+        # "Run again" on the finished one-off job: the same job created anew, unsuspended.
+        assert not batch["alerts"], batch["alerts"]
+        again = kubectl.get("bjob", "scores", "-n", namespace)
+        assert again["metadata"]["uid"] != first_uid and again["spec"]["suspend"] is False
+        assert again["spec"]["budget"] == {"maxUSD": "2"} and "status" not in again
     finally:
         processes.stop(started.pid)
 

@@ -201,6 +201,40 @@ def test_a_chat_naming_no_model_asks_for_the_endpoints_and_a_stream_for_its_usag
     assert realtime.defaults(endpoint(), messages, streamed=False) == {"model": "gpt-4o-mini"}
 
 
+def test_the_prompts_counted_before_a_run_are_the_first_records_rendered(
+    tmp_path: pathlib.Path,
+) -> None:
+    lines = tmp_path / "in.jsonl"
+    lines.write_text('{"id": 1, "body": "late"}\n\n{"id": 2}\n{"id": 3, "body": "lost"}\n')
+    assert batch.sample_prompts(lines, "jsonl", "Classify: {body}", "id") == [
+        "Classify: late", "Classify: lost",
+    ]  # fmt: skip
+    table = tmp_path / "in.csv"
+    table.write_text("id,body\n1,late\n")
+    assert batch.sample_prompts(table, "csv", "Classify: {body}", "id") == ["Classify: late"]
+    requests = tmp_path / "in.openai.jsonl"
+    requests.write_text('{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",'
+                        ' "body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}\n')  # fmt: skip
+    assert batch.sample_prompts(requests, "openai", "unused {x}", "custom_id") == ["hi"]
+
+
+def test_a_rerun_creates_the_job_anew_with_its_spec_unsuspended_and_no_status() -> None:
+    job = {
+        "apiVersion": "tiers.dev/v1alpha1", "kind": "BatchJob",
+        "metadata": {"name": "scores", "namespace": "demo", "uid": "u1", "resourceVersion": "9",
+                     "labels": {"team": "a"}, "finalizers": ["tiers.dev/finalizer"],
+                     "annotations": {"note": "kept", "kopf.zalando.org/last-handled-configuration": "{}",
+                                     "kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+        "spec": {"engine": "spark", "suspend": True}, "status": {"state": "Succeeded"},
+    }  # fmt: skip
+    assert batch.rerun_body(job) == {
+        "apiVersion": "tiers.dev/v1alpha1", "kind": "BatchJob",
+        "metadata": {"name": "scores", "namespace": "demo", "labels": {"team": "a"},
+                     "annotations": {"note": "kept"}},
+        "spec": {"engine": "spark", "suspend": False},
+    }  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("fmt", "content", "records"),
     [("jsonl", b'{"a": 1}\n\n{"a": 2}\n', 2), ("openai", b'{"custom_id": "x"}\n', 1),

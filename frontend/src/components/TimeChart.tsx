@@ -16,11 +16,15 @@ export interface TimeChartProps {
   data: readonly (readonly (number | null)[])[];
   unit?: string;
   height?: number;
+  /** [from, to] in seconds: the x-axis shows this whole span however few points there are */
+  xRange?: readonly [number, number] | undefined;
 }
 
-export default function TimeChart({ title, series, data, unit = "", height = 180 }: TimeChartProps) {
+export default function TimeChart({ title, series, data, unit = "", height = 180, xRange }: TimeChartProps) {
   const host = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
+  const pinned = useRef(xRange);
+  pinned.current = xRange;
 
   useEffect(() => {
     const element = host.current;
@@ -29,13 +33,16 @@ export default function TimeChart({ title, series, data, unit = "", height = 180
       width: Math.max(240, element.clientWidth),
       height,
       legend: { show: true },
+      scales: {
+        x: { time: true, range: (_u, min, max) => (pinned.current ? [pinned.current[0], pinned.current[1]] : [min, max]) },
+      },
       axes: [
         { stroke: "#4b5563", grid: { stroke: "#e5e7eb" } },
         {
           stroke: "#4b5563",
           grid: { stroke: "#e5e7eb" },
           values: (_u, ticks) => ticks.map((tick) => `${trim(tick)}${unit}`),
-          size: 60,
+          size: (_u, values) => labelWidth(values),
         },
       ],
       series: [
@@ -65,7 +72,7 @@ export default function TimeChart({ title, series, data, unit = "", height = 180
 
   useEffect(() => {
     plot.current?.setData(data as uPlot.AlignedData);
-  }, [data]);
+  }, [data, xRange?.[0], xRange?.[1]]);
 
   const points = data[0]?.length ?? 0;
   return (
@@ -75,6 +82,12 @@ export default function TimeChart({ title, series, data, unit = "", height = 180
       {points === 0 ? <p className="muted chart-empty">No data in this range yet.</p> : null}
     </figure>
   );
+}
+
+/** The y-axis's width for its longest label ("2000 ms" must not be cut to "000 ms"). */
+function labelWidth(values: readonly string[] | null | undefined): number {
+  const longest = Math.max(0, ...(values ?? []).map((value) => value.length));
+  return Math.max(40, 16 + longest * 7);
 }
 
 function trim(value: number): string {

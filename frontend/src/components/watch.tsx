@@ -46,14 +46,20 @@ export function WatchProvider({ namespace, children }: { namespace: string; chil
           setState((previous) => ({ ...previous, connected: false, error: message }));
           return;
         }
-        if (event.event !== "upsert" && event.event !== "delete") return;
-        let summary: Summary;
+        if (event.event !== "upsert" && event.event !== "delete" && event.event !== "synced") return;
+        let body: unknown;
         try {
-          summary = JSON.parse(event.data) as Summary;
+          body = JSON.parse(event.data);
         } catch {
           return;
         }
-        queue.push({ type: event.event, summary });
+        if (event.event === "synced") {
+          const keys = (body as { keys?: unknown }).keys;
+          if (!Array.isArray(keys)) return;
+          queue.push({ type: "synced", keys: keys.filter((key): key is string => typeof key === "string") });
+        } else {
+          queue.push({ type: event.event, summary: body as Summary });
+        }
         timer ??= setTimeout(flush, 100);
       },
       onState: ({ connected, error }) =>

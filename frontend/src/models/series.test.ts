@@ -1,5 +1,5 @@
 import { expect, it } from "vitest";
-import { emptyWindow, push, toChartData } from "./series";
+import { emptyWindow, push, toChartData, xRangeOf } from "./series";
 
 it("turns points into time-ordered chart columns with gaps as null", () => {
   const data = toChartData([
@@ -16,4 +16,10 @@ it("keeps only the last seconds of a live window", () => {
   for (let t = 0; t < 10; t++) window = push(window, t, [t, t * 10], 3);
   expect(window.t).toEqual([6, 7, 8, 9]);
   expect(window.values[1]).toEqual([60, 70, 80, 90]);
+});
+
+it("pins the x-axis to the whole range chosen, ending now", () => {
+  const now = Date.parse("2026-01-01T01:00:00Z");
+  expect(xRangeOf("1h", now)).toEqual([1767225600, 1767229200]);
+  expect(xRangeOf("15m", now + 999)).toEqual([1767228300, 1767229200]);
 });

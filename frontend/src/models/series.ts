@@ -4,6 +4,16 @@ import type { Range, SeriesPoint } from "../api/types";
 
 export const RANGES: readonly Range[] = ["15m", "1h", "6h", "24h"];
 
+const RANGE_SECONDS: Record<Range, number> = { "15m": 900, "1h": 3600, "6h": 21600, "24h": 86400 };
+
+/** The x-axis of a chart of `range` ending now, in seconds: the whole range the person chose, not
+ * just the span the points happen to cover (an hour's chart with five minutes of history shows
+ * five minutes at its right end). */
+export function xRangeOf(range: Range, nowMs: number): [number, number] {
+  const now = Math.floor(nowMs / 1000);
+  return [now - RANGE_SECONDS[range], now];
+}
+
 export type Columns = [number[], ...(number | null)[][]];
 
 export interface ChartData {

@@ -34,6 +34,14 @@ describe("the watch's map", () => {
     expect(apply(map, { type: "upsert", summary: summary({ name: "a" }) })).toBe(map);
   });
 
+  it("drops what a reconnect's initial list no longer has (deleted while the watch was down)", () => {
+    let map = fromList([summary({ name: "a" }), summary({ name: "b" })]);
+    map = apply(map, { type: "upsert", summary: summary({ name: "b" }) });
+    map = apply(map, { type: "synced", keys: ["realtimeendpoints/default/b"] });
+    expect([...map.keys()]).toEqual(["realtimeendpoints/default/b"]);
+    expect(apply(map, { type: "synced", keys: ["realtimeendpoints/default/b"] })).toBe(map);
+  });
+
   it("puts failures first, then orders by kind and name", () => {
     const items = ordered(fromList(many(20)));
     expect(items.slice(0, 2).map((item) => item.name)).toEqual(["r-017", "r-007"]); // a BatchJob, then a StreamPipeline

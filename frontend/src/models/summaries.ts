@@ -40,11 +40,24 @@ export function fromList(items: readonly Summary[]): SummaryMap {
   return new Map(items.map((item) => [keyOf(item), item]));
 }
 
-export type WatchEvent = { type: "upsert"; summary: Summary } | { type: "delete"; summary: Summary };
+export type WatchEvent =
+  | { type: "upsert"; summary: Summary }
+  | { type: "delete"; summary: Summary }
+  | { type: "synced"; keys: readonly string[] };
 
 /** The map after one event. An upsert equal to what is there keeps the old object (a reconnect
- * re-sends the whole list), so the cards that did not change do not render again. */
+ * re-sends the whole list), so the cards that did not change do not render again. `synced` ends
+ * a connection's initial list with every key in it: what else the map holds was deleted while
+ * the watch was down (no delete event will come for it), so it goes. */
 export function apply(map: SummaryMap, event: WatchEvent): SummaryMap {
+  if (event.type === "synced") {
+    const listed = new Set(event.keys);
+    const gone = [...map.keys()].filter((key) => !listed.has(key));
+    if (gone.length === 0) return map;
+    const next = new Map(map);
+    for (const key of gone) next.delete(key);
+    return next;
+  }
   const key = keyOf(event.summary);
   const old = map.get(key);
   if (event.type === "upsert" && old && JSON.stringify(old) === JSON.stringify(event.summary)) return map;

@@ -135,7 +135,7 @@ export default function Batch({ ns, name }: { ns?: string | undefined; name?: st
           <Panel title="3. Run">
             <div className="toolbar">
               <button type="button" disabled={starting || runPhase === "running"} onClick={() => void start()}>
-                {runPhase === "succeeded" ? "Run again" : "Start"}
+                {runPhase === "succeeded" || runPhase === "failed" ? "Run again" : "Start"}
               </button>
               <span role="status" data-phase={runPhase}>
                 {summary ? `${summary.state || runPhase}${summary.message ? ` — ${summary.message}` : ""}` : "Waiting for status…"}

@@ -19,7 +19,7 @@ import { useWatch } from "../components/watch";
 import { age, costLabel, ms, rate, usd } from "../models/format";
 import { kindInfo } from "../models/kinds";
 import { href } from "../models/route";
-import { RANGES, toChartData } from "../models/series";
+import { RANGES, toChartData, xRangeOf } from "../models/series";
 import { keyOf } from "../models/summaries";
 
 const LATENCY = [
@@ -38,6 +38,8 @@ export default function ResourceDetail({ plural, ns, name }: { plural: Plural; n
   const live = useWatch().summaries.get(keyOf({ plural, namespace: ns, name }));
   const summary = live ?? detail.data?.summary;
   const charts = useMemo(() => toChartData(series.data?.points ?? []), [series.data]);
+  // the chosen range ending at the latest fetch, so the charts move along as time passes
+  const xRange = useMemo(() => xRangeOf(range, Date.now()), [range, series.data]);
   const info = kindInfo(plural);
   const conditions: Condition[] = detail.data?.object.status?.conditions ?? [];
 
@@ -86,9 +88,9 @@ export default function ResourceDetail({ plural, ns, name }: { plural: Plural; n
       >
         {series.error ? <ErrorMessage title="No history" error={series.error} /> : null}
         <div className="charts">
-          <Chart title="Latency percentiles" series={LATENCY} data={charts.latency} unit=" ms" />
-          <Chart title="Throughput" series={THROUGHPUT} data={charts.throughput} unit="/s" />
-          <Chart title="Cost" series={COST} data={charts.cost} unit="" />
+          <Chart title="Latency percentiles" series={LATENCY} data={charts.latency} unit=" ms" xRange={xRange} />
+          <Chart title="Throughput" series={THROUGHPUT} data={charts.throughput} unit="/s" xRange={xRange} />
+          <Chart title="Cost" series={COST} data={charts.cost} unit="" xRange={xRange} />
         </div>
       </Panel>
       <Panel title="Conditions">

@@ -11,7 +11,9 @@ SelfSubjectAccessReview, and the start's patch itself is sent as the caller).
 from __future__ import annotations
 
 import asyncio
+import csv
 import glob
+import itertools
 import json
 import os
 import pathlib
@@ -22,14 +24,21 @@ from collections.abc import AsyncIterator
 from typing import IO, Annotated, Any
 
 import fastapi
+import pydantic
 from fastapi import responses
+from lightkube import ApiError
 from lightkube.models import authorization_v1 as authorization
 from lightkube.resources import authorization_v1
-from lightkube.types import PatchType
+from lightkube.types import CascadeType, PatchType
 from starlette import datastructures
 
+from tiers.api import common
 from tiers.console import errors, identity, objects, resources, state
-from tiers.runtime.batch import layout
+from tiers.operator.manifests import labels, model_client
+from tiers.runtime import pricing
+from tiers.runtime.batch import estimate as run_estimate
+from tiers.runtime.batch import layout, openai_lines, records
+from tiers.runtime.modelcall import prompts
 
 router = fastapi.APIRouter(prefix="/api/v1/batch")
 
@@ -157,7 +166,74 @@ async def estimate(request: fastapi.Request, namespace: str, name: str) -> dict[
     if not path.is_file():
         raise errors.ConsoleError(404, "NotFound", f"no input at {source}: upload it first")
     records = await asyncio.to_thread(_count_file, path, fmt)
-    return {"records": records, "estimatedCostUsd": None, "budgetUsd": budget, "source": "input"}
+    cost = await _cost_before_the_run(resources.caller(request).client, obj, path, fmt, records)
+    return {"records": records, "estimatedCostUsd": cost, "budgetUsd": budget, "source": "input"}
+
+
+SAMPLE_RECORDS = 200
+"""Records whose prompts the console counts before a run (the job's own estimate counts more)."""
+
+
+async def _cost_before_the_run(
+    client: Any, obj: dict[str, Any], path: pathlib.Path, fmt: str, records: int
+) -> str | None:
+    """The cost as the job's own estimate computes it (tiers.runtime.batch.estimate: prompt
+    tokens of a sample scaled to the input, every reply at max_tokens, the model's list price),
+    from the uploaded input, before the run; None when the model is not known yet (its
+    RealtimeEndpoint missing or not readable) or the spec is one the job would refuse."""
+    spec = obj.get("spec") or {}
+    try:
+        call = common.ModelCall.model_validate(spec.get("model") or {})
+    except pydantic.ValidationError:
+        return None
+    endpoint_model = None
+    if call.endpoint_ref is not None:
+        namespace = obj["metadata"]["namespace"]
+        try:
+            endpoint = await objects.get(
+                client, "realtimeendpoints", namespace, call.endpoint_ref.name
+            )
+        except (errors.ConsoleError, ApiError):
+            return None
+        endpoint_model = (endpoint.get("spec") or {}).get("model")
+        if not endpoint_model:
+            return None
+    metadata = obj["metadata"]
+    owner = labels.Owner(obj["apiVersion"], obj["kind"], metadata["name"], metadata["namespace"],
+                         metadata.get("uid", ""))  # fmt: skip
+    settings = model_client.model_call(owner, call, endpoint_model=endpoint_model)
+    id_field = (
+        "custom_id" if fmt == "openai" else str((spec.get("input") or {}).get("idField", "id"))
+    )
+    sample = await asyncio.to_thread(sample_prompts, path, fmt, call.prompt, id_field)
+    found = await asyncio.to_thread(
+        run_estimate.estimate, settings, sample, records=records, parallelism=1, latency_ms=1000
+    )
+    return pricing.format_usd(found.cost_usd)
+
+
+def sample_prompts(path: pathlib.Path, fmt: str, template: str, id_field: str) -> list[str]:
+    """The prompts of the input's first records, as the job renders them for its estimate."""
+    with path.open("rb") as source:
+        lines = [
+            line.decode(errors="replace") for line in itertools.islice(source, SAMPLE_RECORDS + 1)
+        ]
+    if fmt == "openai":
+        requests = (openai_lines.read(line).request for line in lines[:SAMPLE_RECORDS])
+        return [openai_lines.prompt_text(request) for request in requests if request is not None]
+    if fmt == "csv":
+        sampled = records.from_rows(csv.DictReader(lines), id_field)
+    else:
+        sampled = records.from_lines([line for line in lines if line.strip()], id_field)
+    rendered = []
+    for record in sampled[:SAMPLE_RECORDS]:
+        if record.fields is None:
+            continue
+        try:
+            rendered.append(prompts.render(template, record.fields))
+        except prompts.PromptError:
+            continue
+    return rendered
 
 
 def _count_file(path: pathlib.Path, fmt: str) -> int:
@@ -165,21 +241,72 @@ def _count_file(path: pathlib.Path, fmt: str) -> int:
         return count_records(lines, fmt)
 
 
+FINISHED = frozenset({"Succeeded", "Failed"})
+RERUN_WAIT_S = 60.0
+"""How long a re-run waits for the finished job (and, first, its run's Job) to be deleted."""
+NOT_RECREATED = ("kopf.zalando.org/", "kubectl.kubernetes.io/last-applied-configuration")
+
+
 @router.post("/{namespace}/{name}/start")
 async def start(request: fastapi.Request, namespace: str, name: str) -> dict[str, Any]:
+    """Starts a suspended job; runs a finished one-off job again. The operator runs a one-off
+    job once, so running it again is deleting it and creating it anew (as the caller, who needs
+    both rights): the new run scores what has no good result yet, e.g. a new upload's records."""
     caller, obj = await _job(request, namespace, name, write=True)
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     if not spec.get("suspend"):
         state_now = status.get("state") or "Pending"
+        if spec.get("schedule") is None and state_now in FINISHED:
+            await _recreate(caller, obj)
+            return {"started": True, "rerun": True}
+        why = "it runs on its schedule" if spec.get("schedule") else "wait for its run to finish"
         raise errors.ConsoleError(
-            409, "AlreadyStarted", f"BatchJob {name!r} is not suspended (state {state_now}):"
-            " a one-off job runs once; create a new BatchJob to run again",
-        )  # fmt: skip
+            409, "AlreadyStarted", f"BatchJob {name!r} is not suspended (state {state_now}): {why}"
+        )
     await caller.client.patch(
         objects.RESOURCES["batchjobs"], name, {"spec": {"suspend": False}},
         namespace=namespace, patch_type=PatchType.MERGE,
     )  # fmt: skip
     return {"started": True}
+
+
+def rerun_body(obj: dict[str, Any]) -> dict[str, Any]:
+    """The finished job as it is to be created again: its name, labels, annotations (not those
+    kopf and kubectl keep of the old object) and spec, unsuspended; no status."""
+    metadata = obj.get("metadata") or {}
+    annotations = {
+        key: value
+        for key, value in (metadata.get("annotations") or {}).items()
+        if not key.startswith(NOT_RECREATED)
+    }
+    kept = {"name": metadata["name"], "namespace": metadata["namespace"],
+            "labels": metadata.get("labels") or {}, "annotations": annotations}  # fmt: skip
+    spec = {**(obj.get("spec") or {}), "suspend": False}
+    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": kept, "spec": spec}
+
+
+async def _recreate(caller: identity.Caller, obj: dict[str, Any]) -> None:
+    body = rerun_body(obj)
+    name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
+    resource = objects.RESOURCES["batchjobs"]
+    # Foreground: the job goes once its run's Job has, so the new run's Job (same name) is new.
+    await caller.client.delete(resource, name, namespace=namespace, cascade=CascadeType.FOREGROUND)
+    deadline = asyncio.get_running_loop().time() + RERUN_WAIT_S
+    while True:
+        try:
+            await caller.client.get(resource, name, namespace=namespace)
+        except ApiError as error:
+            if error.status.code != 404:
+                raise
+            break
+        if asyncio.get_running_loop().time() > deadline:
+            raise errors.ConsoleError(
+                503, "StillDeleting", f"BatchJob {name!r} was not deleted within"
+                f" {RERUN_WAIT_S:.0f}s, so it was not created again: once it is gone, apply it"
+                " again (kubectl apply) to run it",
+            )  # fmt: skip
+        await asyncio.sleep(0.5)
+    await caller.client.create(resource.from_dict(body))
 
 
 @router.get("/{namespace}/{name}/results")

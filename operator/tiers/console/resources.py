@@ -41,8 +41,13 @@ async def watch(request: fastapi.Request, namespace: Namespace = None) -> fastap
     started = await objects.Watch.start(caller(request).client, namespace)
 
     async def events() -> AsyncIterator[bytes]:
-        for obj in started.initial:
-            yield sse.event("upsert", summary_json(obj))
+        listed = [summary_json(obj) for obj in started.initial]
+        for summary in listed:
+            yield sse.event("upsert", summary)
+        # The whole initial list by key: a page that reconnects drops what is not in it (deleted
+        # while it was away, so no delete event comes for it).
+        keys = [f"{s['plural']}/{s['namespace']}/{s['name']}" for s in listed]
+        yield sse.event("synced", {"keys": keys})
         async for change, obj in started.changes():
             yield sse.event(change, summary_json(obj))
 
