@@ -277,6 +277,16 @@ def test_a_schedule_makes_the_run_it_missed_with_time_injected_through_status(
     assert recorded["status"]["runs"][0]["name"] == name
     assert len(kubectl.get("jobs", "-n", namespace)["items"]) == 1, "one run per time"
 
+    # Each child the operator made is an Event on the BatchJob: its config, its run.
+    def child_events() -> set[tuple[str, str]]:
+        events = kubectl.get("events", "-n", namespace, "--field-selector",
+                             "involvedObject.kind=BatchJob")["items"]  # fmt: skip
+        return {(e["reason"], e["message"]) for e in events}
+
+    expected = {("ChildCreated", "ConfigMap triage-batch created"),
+                ("ChildCreated", f"Job {name} created")}  # fmt: skip
+    wait_for(lambda: expected <= child_events(), timeout_s=20, what=f"events {expected}")
+
 
 def test_with_the_spark_operator_a_run_is_a_spark_application_whose_state_is_the_runs(
     kubectl: Kubectl, operator: str, namespace: str, mock: str, spark_operator_crd: None

@@ -126,7 +126,7 @@ async def reconcile_on_databricks(
     stats_url = stats_reader.stats_url(default_stats_url(owner))
     views: list[batch_status.RunView] = []
     try:
-        configmap, waiting = await _render_config(owner, spec, stats_url=stats_url)
+        configmap, waiting = await _render_config(owner, spec, body, stats_url=stats_url)
     except (ownership.ChildConflict, kube.SecretNotOurs) as error:
         configmap, waiting = None, verdicts.Verdict("False", ownership.CHILD_CONFLICT, str(error))
     if configmap is not None:
@@ -201,7 +201,7 @@ async def apply_runs(
     now: datetime.datetime,
 ) -> Plan:
     """Applies the config, then starts, stops and prunes runs as the spec and schedule say."""
-    configmap, waiting = await _render_config(owner, spec, stats_url=stats_url)
+    configmap, waiting = await _render_config(owner, spec, body, stats_url=stats_url)
     try:
         owned = await batch_runs.owned_runs(
             owner, spark_operator=spec.spark.mode == "spark-operator"
@@ -225,7 +225,10 @@ async def apply_runs(
         starting_deadline_seconds=spec.starting_deadline_seconds,
     )
     for stopping in decision.stop:
-        await batch_runs.stop(plan.jobs.get(stopping.name), stopping.name, owner.namespace)
+        _record(
+            body,
+            await batch_runs.stop(plan.jobs.get(stopping.name), stopping.name, owner.namespace),
+        )
         plan.jobs.pop(stopping.name, None)
     if decision.start is not None and waiting is None and configmap is not None:
         name = schedule.run_name(owner.name, decision.start)
@@ -233,7 +236,7 @@ async def apply_runs(
             owner, spec, configmap, run=name, image=reconciliation.IMAGE,
             scheduled_time=decision.start.isoformat(),
         )  # fmt: skip
-        await batch_runs.create(job)
+        _record(body, await batch_runs.create(job))
         plan.jobs[name] = job
         for event in decision.events:
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
@@ -245,7 +248,7 @@ async def apply_runs(
         failed_limit=spec.failed_runs_history_limit,
     )
     for old in removed:
-        await batch_runs.stop(plan.jobs.get(old.name), old.name, owner.namespace)
+        _record(body, await batch_runs.stop(plan.jobs.get(old.name), old.name, owner.namespace))
         plan.jobs.pop(old.name, None)
     if spec.suspend:
         plan.waiting = batch_status.suspended()
@@ -259,9 +262,10 @@ async def apply_runs(
 
 
 async def _render_config(
-    owner: labels.Owner, spec: batch.BatchJobSpec, *, stats_url: str | None
+    owner: labels.Owner, spec: batch.BatchJobSpec, body: kopf.Body, *, stats_url: str | None
 ) -> tuple[dict[str, Any] | None, verdicts.Verdict | None]:
-    """Applies the batch job's ConfigMap; or why there is none to run with."""
+    """Applies the batch job's ConfigMap and stats Redis (each change an Event on the BatchJob);
+    or why there is none to run with."""
     endpoint_model = None
     ref = spec.model.endpoint_ref
     if ref is not None:
@@ -288,17 +292,24 @@ async def _render_config(
     stats = batch_children.render_stats_redis(
         owner, password=password, network_policy=network_policy
     )
-    await kube.apply_all([configmap, *stats])
+    changes = await kube.apply_all([configmap, *stats])
     # The stats Redis's NetworkPolicy goes when the admin turns network policies off.
     policy = (network_policies.API_VERSION, network_policies.KIND, batch_children.STATS.name(owner))
-    await kube.delete_unlisted(stats, [policy])
+    changes += await kube.delete_unlisted(stats, [policy])
+    reconciliation.record_changes(body, changes)
     return configmap, None
+
+
+def _record(body: kopf.Body, change: kube.Change | None) -> None:
+    """A run the handler started or stopped, as a Normal Event on the BatchJob."""
+    if change is not None:
+        reconciliation.record_changes(body, [change])
 
 
 async def _run_once(
     owner: labels.Owner,
     spec: batch.BatchJobSpec,
-    body: Mapping[str, Any],
+    body: kopf.Body,
     plan: Plan,
     configmap: dict[str, Any] | None,
 ) -> verdicts.Verdict | None:
@@ -309,14 +320,14 @@ async def _run_once(
     job = plan.jobs.get(name)
     if spec.suspend:
         if job is not None and _job_state(job) == "Active":
-            await batch_runs.stop(job, name, owner.namespace)
+            _record(body, await batch_runs.stop(job, name, owner.namespace))
             plan.jobs.pop(name)
         return batch_status.suspended()
     if job is None and not _finished_before(body, name) and configmap is not None:
         job = batch_children.render_run(
             owner, spec, configmap, run=name, image=reconciliation.IMAGE
         )
-        await batch_runs.create(job)
+        _record(body, await batch_runs.create(job))
         plan.jobs[name] = job
     return None
 

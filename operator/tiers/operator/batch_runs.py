@@ -62,10 +62,11 @@ def scheduled_time(job: dict[str, Any]) -> datetime.datetime | None:
     return None if text is None else datetime.datetime.fromisoformat(text)
 
 
-async def create(job: dict[str, Any]) -> None:
+async def create(job: dict[str, Any]) -> kube.Change | None:
     """Creates a run's Job; one of ours that exists already (an operator restarted
     mid-reconcile made it) is left as it is: a Job's pod template cannot change. One of that
-    name that this BatchJob does not control raises `ownership.ChildConflict`."""
+        name that this BatchJob does not control raises `ownership.ChildConflict`. Says what it
+    made, for the BatchJob's Events."""
     try:
         await kube.client().create(codecs.from_dict(job))
     except lightkube.ApiError as error:
@@ -76,11 +77,13 @@ async def create(job: dict[str, Any]) -> None:
         owner_uid = ownership.controller_uid(job)
         if existing is not None and not ownership.is_ours(existing, owner_uid or ""):
             raise ownership.ChildConflict(key, ownership.holder_of(existing)) from None
+        return None
+    return kube.Change("Created", job["kind"], job["metadata"]["name"])
 
 
-async def stop(run: dict[str, Any] | None, name: str, namespace: str) -> None:
+async def stop(run: dict[str, Any] | None, name: str, namespace: str) -> kube.Change | None:
     """Deletes a run's Job (or SparkApplication) and its pods: the batch job is killed, its
-    committed results stay."""
+    committed results stay. Says what it deleted, for the BatchJob's Events."""
     kind: Any = Job
     if run is not None and run.get("kind") == spark_application.KIND:
         kind = kube.SPARK_APPLICATION
@@ -89,6 +92,8 @@ async def stop(run: dict[str, Any] | None, name: str, namespace: str) -> None:
     except lightkube.ApiError as error:
         if error.status.code != 404:
             raise
+        return None
+    return kube.Change("Deleted", "Job" if kind is Job else spark_application.KIND, name)
 
 
 async def read_progress(
