@@ -1,0 +1,42 @@
+"""A StreamPipeline's status from what the operator observed, without a cluster: the figures kept
+(and marked stale) when the stats store does not answer."""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+
+from tiers.api import stream
+from tiers.operator import stream_status, verdicts
+from tiers.runtime import stats
+from tiers.runtime.stats import window
+
+NOW = datetime.datetime(2026, 11, 30, 5, 0, tzinfo=datetime.UTC)
+GOOD = verdicts.Verdict("True", "Ready", "fine")
+
+
+def status(summary: stats.Summary | None, previous: dict, *, unavailable: bool) -> dict:
+    observed = stream_status.Observed(
+        topics=GOOD, streaming=GOOD, summary=summary, stats_unavailable=unavailable
+    )
+    body = {"metadata": {"generation": 2}, "status": previous}
+    desired = stream_status.desired_status(observed, body=body, now=NOW)
+    stream.StreamPipelineStatus.model_validate(desired)  # what the CRD schema accepts
+    return desired
+
+
+def test_figures_the_stats_store_could_not_give_are_kept_and_marked_stale() -> None:
+    counts = window.Counts()
+    for latency_ms in (12, 15, 30):
+        counts.record(latency_ms=latency_ms, tokens_in=20, cost_usd=Decimal("0.0002"))
+    fresh = status(stats.summarize([counts], seconds=300), {}, unavailable=False)
+    assert fresh["latency"]["window"] == "5m" and fresh["latency"]["stale"] is False
+    assert fresh["cost"]["stale"] is False and fresh["throughput"]["events"] == 3
+
+    down = status(None, fresh, unavailable=True)
+    assert down["throughput"] == fresh["throughput"], "the last figures are kept"
+    assert down["latency"] == {**fresh["latency"], "stale": True}
+    assert down["cost"] == {**fresh["cost"], "stale": True}
+    # Readable again, with no events in the window: the last figures, no longer stale.
+    quiet = status(None, down, unavailable=False)
+    assert quiet["latency"] == fresh["latency"] and quiet["cost"] == fresh["cost"]
