@@ -64,9 +64,14 @@ def start_gateway(
         env={**os.environ, **env, "TIERS_REDIS_URL": redis_url},
     )
     url = f"http://127.0.0.1:{port}"
-    processes.wait_until(
-        lambda: _ok(url + "/healthz"), what="waiting for the gateway", timeout_s=30, watch=started
-    )
+    try:
+        processes.wait_until(
+            lambda: _ok(url + "/healthz"), what="waiting for the gateway", timeout_s=30,
+            watch=started,
+        )  # fmt: skip
+    except BaseException:
+        processes.stop(started.pid)  # a failed start leaves no process behind
+        raise
     return url, started
 
 
@@ -118,17 +123,24 @@ def start_stream(
         env={**os.environ, **pod_env(kubectl, namespace, stream_children.PUSH.name(ref))},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    processes.wait_until(
-        lambda: _ok(url + "/healthz"), what="waiting for the push gateway", timeout_s=30, watch=push
-    )
-    # The job logs this line once its query runs; events sent earlier wait for Spark to start.
-    processes.wait_until(
-        lambda: STARTED_LINE in job.log.read_text(errors="replace"),
-        what="waiting for the streaming query to start",
-        timeout_s=120,
-        watch=job,
-        interval_s=0.5,
-    )
+    try:
+        processes.wait_until(
+            lambda: _ok(url + "/healthz"), what="waiting for the push gateway", timeout_s=30,
+            watch=push,
+        )  # fmt: skip
+        # The job logs this line once its query runs; events sent earlier wait for Spark to start.
+        processes.wait_until(
+            lambda: STARTED_LINE in job.log.read_text(errors="replace"),
+            what="waiting for the streaming query to start",
+            timeout_s=120,
+            watch=job,
+            interval_s=0.5,
+        )
+    except BaseException:
+        # The caller never gets them to stop: a failed start leaves no process behind.
+        for started in (push, job):
+            processes.stop(started.pid)
+        raise
     return url, [job, push]
 
 
