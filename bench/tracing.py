@@ -283,7 +283,8 @@ def main() -> None:
         "# Gateway traces: cost on the cache-miss path\n\n"
         f"`bench/tracing.py --requests {args.requests} --rounds {args.rounds}`: the gateway's"
         " ASGI app driven in-process, one process per variant; CPU is the median of the rounds"
-        " and moves with the machine's load, Python calls do not.\n\n"
+        " and moves with the machine's load; the gateway + tracing calls barely do (the total"
+        " follows how replies arrive in chunks).\n\n"
         f"{table.facts(facts)}\n\n{body}\n"
     )
     table.publish(report, args.out)

@@ -106,3 +106,31 @@ def test_a_full_queue_drops_new_spans_and_counts_them() -> None:
 
     asyncio.run(main())
     assert counts == [("dropped", 1), ("failed", 2)]
+
+
+def test_a_batch_larger_than_a_chunk_reaches_the_collector_whole() -> None:
+    receiver = otlp_receiver.OtlpReceiver()
+    counts: list[tuple[str, int]] = []
+    settings = config.TracingConfig(otlp_endpoint=receiver.url)
+
+    async def main() -> list[bytes]:
+        tracer, exporter = export.tracer(
+            settings, resource={}, counted=lambda outcome, n: counts.append((outcome, n))
+        )
+        made = []
+        for _ in range(3 * export.ENCODE_CHUNK + 5):
+            span = tracer.start("chat")
+            assert span is not None
+            span.end()
+            made.append(span.span_id)
+        await exporter.close()
+        return made
+
+    try:
+        made = asyncio.run(main())
+        received = receiver.spans()
+    finally:
+        receiver.close()
+    assert [span.span_id for span in received] == [span_id.hex() for span_id in made]
+    assert {span.resource["service.name"] for span in received} == {"tiers-gateway"}
+    assert counts == [("exported", len(made))]

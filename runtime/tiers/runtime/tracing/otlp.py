@@ -93,13 +93,18 @@ def export_request(
 ) -> bytes:
     """The serialized request for one batch of ended spans of one program (`resource`: its
     `service.name` and the like)."""
+    return serialize([span_message(span) for span in batch], resource=resource)
+
+
+def serialize(
+    messages: list[trace_pb2.Span], *, resource: Mapping[str, spans.AttributeValue]
+) -> bytes:
+    """The serialized request for spans already made into messages (`span_message`)."""
     request = trace_service_pb2.ExportTraceServiceRequest(
         resource_spans=[
             trace_pb2.ResourceSpans(
                 resource=resource_pb2.Resource(attributes=key_values(resource)),
-                scope_spans=[
-                    trace_pb2.ScopeSpans(scope=SCOPE, spans=[span_message(s) for s in batch])
-                ],
+                scope_spans=[trace_pb2.ScopeSpans(scope=SCOPE, spans=messages)],
             )
         ]
     )
