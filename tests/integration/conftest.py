@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import ssl
 import subprocess
 import sys
 import time
@@ -213,9 +214,11 @@ class Processes:
         *args: str,
         health_path: str = "/healthz",
         env: dict[str, str] | None = None,
+        tls_ca: pathlib.Path | None = None,
     ) -> str:
         """Starts the module with `--port <free port>` and returns its base URL once healthy;
-        `env` is added to this process's environment."""
+        `env` is added to this process's environment. With `tls_ca` it serves https, checked
+        against that CA, at https://localhost."""
         port = processes.free_port()
         started = processes.start(
             name,
@@ -225,9 +228,10 @@ class Processes:
         )
         self.started.append(started)
         self.logs.append(started.log)
-        url = f"http://127.0.0.1:{port}"
+        url = f"http://127.0.0.1:{port}" if tls_ca is None else f"https://localhost:{port}"
+        context = None if tls_ca is None else ssl.create_default_context(cafile=tls_ca)
         processes.wait_until(
-            lambda: _http_ok(url + health_path),
+            lambda: _http_ok(url + health_path, context),
             what=f"waiting for {name}",
             timeout_s=30,
             watch=started,
@@ -271,8 +275,8 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last: {last!r}")
 
 
-def _http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=2) as response:
+def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
+    with urllib.request.urlopen(url, timeout=2, context=context) as response:
         return bool(response.status == 200)
 
 

@@ -46,6 +46,9 @@ NOT_EXERCISED_HERE: set[Access] = {
     ("gateway.networking.k8s.io", "httproutes", "create"),
     ("gateway.networking.k8s.io", "httproutes", "patch"),
     ("gateway.networking.k8s.io", "httproutes", "delete"),
+    ("cert-manager.io", "certificates", "create"),
+    ("cert-manager.io", "certificates", "patch"),
+    ("cert-manager.io", "certificates", "delete"),
 }
 """Granted, and used by the operator, but not in the life below: each with why."""
 HELD_TO_GRANT: set[Access] = {

@@ -197,7 +197,7 @@ def test_the_service_sends_port_8080_to_the_gateways_http_port() -> None:
 
 
 def test_the_url_names_the_gateway_service() -> None:
-    assert manifests.gateway_url(OWNER) == "http://chat-gateway.prod.svc:8080/v1"
+    assert manifests.gateway_url(OWNER, minimal_spec()) == "http://chat-gateway.prod.svc:8080/v1"
 
 
 def test_the_pod_serves_the_mounted_config_file() -> None:

@@ -123,6 +123,10 @@ in every namespace; with watchNamespaces, a Role grants them in each listed name
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
   verbs: ["get", "create", "patch", "delete"]
+# ... the cert-manager Certificate of a gateway's tls.issuerRef,
+- apiGroups: ["cert-manager.io"]
+  resources: ["certificates"]
+  verbs: ["get", "create", "patch", "delete"]
 # ... the gateway's PodDisruptionBudget,
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]

@@ -6,7 +6,7 @@ from typing import Literal
 
 import pydantic
 
-from tiers.api import batch, common, exposure
+from tiers.api import batch, certificates, common, exposure
 
 
 class Autoscaling(common.Model):
@@ -316,6 +316,11 @@ class RealtimeEndpointSpec(common.Model):
         default=None,
         description="Reach the gateway from outside the cluster through an Ingress or a"
         " Gateway API HTTPRoute that the operator makes and owns.",
+    )
+    tls: certificates.TLS | None = pydantic.Field(
+        default=None,
+        description="Serve HTTPS inside the cluster (the Service's port speaks TLS 1.2+ only);"
+        " clients that the operator runs verify it. Without it, plain HTTP.",
     )
 
 

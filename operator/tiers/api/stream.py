@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import pydantic
 
-from tiers.api import common, exposure
+from tiers.api import certificates, common, exposure
 
 
 class Topic(common.Model):
@@ -170,6 +170,10 @@ class Push(common.Model):
         default=None,
         description="Reach the push gateway from outside the cluster (browsers) through an"
         " Ingress or a Gateway API HTTPRoute that the operator makes and owns.",
+    )
+    tls: certificates.TLS | None = pydantic.Field(
+        default=None,
+        description="Serve HTTPS inside the cluster (TLS 1.2+ only). Without it, plain HTTP.",
     )
 
 

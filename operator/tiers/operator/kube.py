@@ -384,6 +384,10 @@ HTTP_ROUTE = generic_resource.create_namespaced_resource(
     "gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes"
 )
 """Registered so that an endpoint's or pipeline's HTTPRoute can be applied, read and deleted."""
+CERTIFICATE = generic_resource.create_namespaced_resource(
+    "cert-manager.io", "v1", "Certificate", "certificates"
+)
+"""Registered so that a gateway's cert-manager Certificate (tls.issuerRef) can be applied."""
 
 
 async def spark_application(name: str, namespace: str) -> dict[str, Any] | None:

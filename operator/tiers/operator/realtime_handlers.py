@@ -18,6 +18,7 @@ from tiers.operator import (
     ownership,
     realtime_status,
     reconciliation,
+    serving_certificates,
     stats_reader,
     triggers,
     verdicts,
@@ -30,6 +31,7 @@ from tiers.operator.manifests import (
     network_policies,
     realtime_children,
     redis,
+    serving_tls,
     stats_store,
     telemetry,
 )
@@ -65,6 +67,9 @@ async def apply_children(
             # Created once, then only read: a new password would lock every client out.
             made = redis.render_password_secret(owner, redis.new_password())
             password = (await kube.generated_secret(made)).get(redis.PASSWORD_KEY)
+        serving_ca = None
+        if spec.tls is not None:
+            serving_ca = await serving_certificates.prepare(owner, gateway.COMPONENT, spec.tls)
         children = realtime_children.desired_children(
             owner,
             spec,
@@ -72,6 +77,7 @@ async def apply_children(
             network_policy=network_policies.settings_from(os.environ),
             redis_password=password,
             default_telemetry=DEFAULT_TELEMETRY,
+            serving_ca=serving_ca,
         )
         if spec.auth is not None:
             # The digests of the keys of the pipelines and batch jobs that call this endpoint.
@@ -79,7 +85,10 @@ async def apply_children(
         changes, unserved = await kube.sync_children(children, optional_children(owner))
         reconciliation.record_changes(body, changes)
         if unserved is not None:
-            # The HTTPRoute, applied last, is the only child whose type a cluster may lack.
+            # The HTTPRoute (applied last) and the Certificate of spec.tls.issuerRef are the
+            # children whose type a cluster may lack.
+            if unserved.kind == serving_tls.CERTIFICATE_KIND:
+                return serving_tls.cert_manager_missing("spec.tls.issuerRef")
             if unserved.kind != exposure.HTTP_ROUTE:
                 raise unserved
             return exposure.gateway_api_missing("spec.expose")
@@ -101,6 +110,11 @@ async def observe(
 ) -> realtime_status.Observed:
     """Reads back what the status is made of: the children, the Secrets, the stats and spend."""
     missing = await missing_secrets(owner.namespace, spec)
+    certificate = await serving_certificates.missing(
+        owner, gateway.COMPONENT, spec.tls, field="spec.tls"
+    )
+    if certificate is not None:
+        missing += (realtime_status.MissingSecret(*certificate),)
     managed = realtime_children.runs_managed_redis(spec)
     proxy = await kube.deployment_status(gateway.name(owner), owner.namespace)
     cache = await kube.deployment_status(redis.name(owner), owner.namespace) if managed else None
@@ -122,7 +136,7 @@ async def observe(
         missing_secrets=missing,
         apply_error=apply_error,
         summary=summary,
-        url=realtime_children.gateway_url(owner),
+        url=realtime_children.gateway_url(owner, spec),
         spend=spend,
         stats_unavailable=stats_unavailable,
     )
@@ -137,6 +151,7 @@ def optional_children(owner: labels.Owner) -> list[tuple[str, str, str]]:
         ("autoscaling/v2", "HorizontalPodAutoscaler", gateway.name(owner)),
         *exposure.candidates(owner, gateway.COMPONENT),
         *gateway_access.optional_children(owner),
+        *serving_tls.optional_children(owner, gateway.COMPONENT),
     ]
 
 

@@ -22,6 +22,7 @@ from tiers.operator import (
     metrics,
     ownership,
     reconciliation,
+    serving_certificates,
     stats_reader,
     stream_status,
     topics,
@@ -33,6 +34,7 @@ from tiers.operator.manifests import (
     labels,
     network_policies,
     redis,
+    serving_tls,
     spark_application,
     stats_store,
     stream_children,
@@ -167,6 +169,7 @@ async def apply_children(
     if not known_brokers:
         return verdicts.Verdict("Unknown", "WaitingForKafka", "the bootstrap servers are unknown")
     endpoint_model = None
+    endpoint_tls = False
     if spec.model.endpoint_ref is not None:
         endpoint = await kube.realtime_endpoint_spec(spec.model.endpoint_ref.name, owner.namespace)
         if endpoint is None:
@@ -177,12 +180,16 @@ async def apply_children(
                 "spec.model.endpointRef, does not exist",
             )
         endpoint_model = str(endpoint.get("model"))
+        endpoint_tls = endpoint.get("tls") is not None
     try:
         # Created once, then only read: a new password would lock the running job out.
         made = redis.render_password_secret(
             owner, redis.new_password(), component=stream_children.STATS
         )
         password = (await kube.generated_secret(made)).get(redis.PASSWORD_KEY)
+        push_ca = None
+        if spec.push.tls is not None:
+            push_ca = await serving_certificates.prepare(owner, stream_children.PUSH, spec.push.tls)
         children = stream_children.desired_children(
             owner,
             spec,
@@ -191,6 +198,8 @@ async def apply_children(
             endpoint_model=endpoint_model,
             network_policy=network_policies.settings_from(os.environ),
             stats_password=password,
+            push_ca=push_ca,
+            endpoint_tls=endpoint_tls,
         )
         if spec.model.endpoint_ref is not None:
             # A key of its own for the endpoint, let in at once rather than at its next turn.
@@ -204,13 +213,17 @@ async def apply_children(
                 for component in (stream_children.STATS, stream_children.PUSH)
             ),
             *exposure.candidates(owner, stream_children.PUSH),
+            *serving_tls.optional_children(owner, stream_children.PUSH),
         ]
         changes, unserved = await kube.sync_children(children, optional)
         reconciliation.record_changes(body, changes)
-        # The SparkApplication and the HTTPRoute, applied last, are the only children whose type
-        # a cluster may lack: their apply failing so finds it out at no extra request.
+        # The SparkApplication and the HTTPRoute, applied last, and spec.push.tls's cert-manager
+        # Certificate are the only children whose type a cluster may lack: their apply failing
+        # so finds it out at no extra request.
         if unserved is not None and unserved.kind == exposure.HTTP_ROUTE:
             return exposure.gateway_api_missing("spec.push.expose")
+        if unserved is not None and unserved.kind == serving_tls.CERTIFICATE_KIND:
+            return serving_tls.cert_manager_missing("spec.push.tls.issuerRef")
         if unserved is not None and unserved.kind == spark_application.KIND:
             return stream_status.spark_operator_missing(owner.namespace)
         if unserved is not None:

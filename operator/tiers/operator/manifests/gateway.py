@@ -11,14 +11,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from tiers.api import realtime
-from tiers.operator.manifests import backends, client_keys, labels, security, services
+from tiers.operator.manifests import backends, client_keys, labels, security, services, serving_tls
 from tiers.runtime import providers
 from tiers.runtime.gateway import config
 
 PORT = 8080
 COMPONENT = labels.Component(app="tiers-gateway", role="gateway", suffix="gateway", port=PORT)
 CONTAINER = "gateway"
-PORT_NAME = "http"
 CONFIG_DIR = "/etc/tiers"
 CONFIG_FILE = "gateway.json"
 API_KEYS_DIR = "/var/run/tiers/api-keys"
@@ -36,9 +35,10 @@ def name(owner: labels.Named) -> str:
     return COMPONENT.name(owner)
 
 
-def url(owner: labels.Named) -> str:
-    """The in-cluster OpenAI base URL that clients of `owner` (a RealtimeEndpoint) call."""
-    return COMPONENT.url(owner, path="/v1")
+def url(owner: labels.Named, *, tls: bool = False) -> str:
+    """The in-cluster OpenAI base URL that clients of `owner` (a RealtimeEndpoint) call; https
+    when the endpoint has `spec.tls`."""
+    return COMPONENT.url(owner, scheme="https" if tls else "http", path="/v1")
 
 
 def render_configmap(owner: labels.Owner, settings: config.GatewayConfig) -> dict[str, Any]:
@@ -84,20 +84,25 @@ def _container(
     if _serves_batches(spec):
         mounts.append({"name": "batch", "mountPath": BATCH_STORAGE_DIR})
     command = ["python", "-m", "tiers.runtime.gateway", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}"]
+    command += ["--host", "0.0.0.0", "--port", str(PORT)]
+    if spec.tls is not None:
+        mounts.append(serving_tls.server_mount())
+        command += serving_tls.server_flags()
+    port = serving_tls.port_name(spec.tls)
     return {
         "name": CONTAINER,
         "image": image,
-        "command": [*command, "--host", "0.0.0.0", "--port", str(PORT)],
-        "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
+        "command": command,
+        "ports": [{"name": port, "containerPort": PORT, "protocol": "TCP"}],
         "env": _env(spec, redis_env),
         "readinessProbe": {
-            "httpGet": {"path": "/readyz", "port": PORT_NAME},
+            **serving_tls.probe("/readyz", spec.tls),
             "periodSeconds": 5,
             "timeoutSeconds": 2,
             "failureThreshold": 3,
         },
         "livenessProbe": {
-            "httpGet": {"path": "/healthz", "port": PORT_NAME},
+            **serving_tls.probe("/healthz", spec.tls),
             "initialDelaySeconds": 5,
             "periodSeconds": 10,
             "timeoutSeconds": 5,
@@ -131,6 +136,8 @@ def _volumes(owner: labels.Owner, spec: realtime.RealtimeEndpointSpec) -> list[d
     if spec.batch is not None and spec.batch.enabled:
         claim = {"claimName": spec.batch.storage.claim_name}
         volumes.append({"name": "batch", "persistentVolumeClaim": claim})
+    if spec.tls is not None:
+        volumes.append(serving_tls.server_volume(owner, COMPONENT, spec.tls))
     return volumes
 
 
@@ -195,9 +202,11 @@ def render_deployment(
     }
 
 
-def render_service(owner: labels.Owner) -> dict[str, Any]:
+def render_service(owner: labels.Owner, spec: realtime.RealtimeEndpointSpec) -> dict[str, Any]:
     """The ClusterIP Service behind `url(owner)`."""
-    return services.render_cluster_ip_service(owner, COMPONENT, port_name=PORT_NAME)
+    return services.render_cluster_ip_service(
+        owner, COMPONENT, port_name=serving_tls.port_name(spec.tls)
+    )
 
 
 def render_pod_disruption_budget(owner: labels.Owner) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tiers.api import common
-from tiers.operator.manifests import backends, client_keys, gateway, labels, security
+from tiers.operator.manifests import backends, client_keys, gateway, labels, security, serving_tls
 from tiers.runtime import providers
 from tiers.runtime.modelcall import config
 
@@ -18,22 +18,29 @@ KEY_ENV = "TIERS_MODEL_API_KEY"
 """The variable a job's pod gets its backend's key in, when the spec references one."""
 
 
-def endpoint_url(namespace: str, endpoint: str) -> str:
+def endpoint_url(namespace: str, endpoint: str, *, tls: bool = False) -> str:
     """The in-cluster OpenAI base URL of a RealtimeEndpoint (its gateway Service)."""
-    return gateway.url(labels.Ref(endpoint, namespace))
+    return gateway.url(labels.Ref(endpoint, namespace), tls=tls)
 
 
 def model_call(
-    owner: labels.Owner, call: common.ModelCall, *, endpoint_model: str | None
+    owner: labels.Owner,
+    call: common.ModelCall,
+    *,
+    endpoint_model: str | None,
+    endpoint_tls: bool = False,
 ) -> config.ModelCallConfig:
     """The model client's config from the spec's `model` block; `endpoint_model` is the model the
-    referenced RealtimeEndpoint serves (its `spec.model`), None when it does not exist."""
+    referenced RealtimeEndpoint serves (its `spec.model`), None when it does not exist, and
+    `endpoint_tls` whether its gateway serves https: the client then verifies it against the CA
+    the operator publishes (`serving_tls.client_volume`, mounted by the job's pods)."""
     target: config.EndpointTarget | providers.BackendConfig
     if call.endpoint_ref is not None:
         if endpoint_model is None:
             raise ValueError(f"RealtimeEndpoint {call.endpoint_ref.name} not found")
-        url = endpoint_url(owner.namespace, call.endpoint_ref.name)
-        target = config.EndpointTarget(url=url, api_key_env=KEY_ENV)
+        url = endpoint_url(owner.namespace, call.endpoint_ref.name, tls=endpoint_tls)
+        ca_file = serving_tls.client_ca_file() if endpoint_tls else None
+        target = config.EndpointTarget(url=url, api_key_env=KEY_ENV, ca_file=ca_file)
         model = endpoint_model
     else:
         backend = call.backend

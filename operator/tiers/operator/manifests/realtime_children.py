@@ -22,6 +22,7 @@ from tiers.operator.manifests import (
     network_policies,
     redis,
     security,
+    serving_tls,
     telemetry,
 )
 from tiers.runtime import providers
@@ -51,9 +52,9 @@ def runs_managed_redis(spec: api.RealtimeEndpointSpec) -> bool:
     return needs_redis(spec) and spec.cache.redis_url_secret_ref is None
 
 
-def gateway_url(owner: Owner) -> str:
+def gateway_url(owner: Owner, spec: api.RealtimeEndpointSpec) -> str:
     """The OpenAI base URL of the endpoint inside the cluster, for `status.url`."""
-    return gateway.url(owner)
+    return gateway.url(owner, tls=spec.tls is not None)
 
 
 def _prices(spec: api.RealtimeEndpointSpec) -> dict[str, providers.PriceConfig]:
@@ -195,12 +196,16 @@ def desired_children(
     network_policy: network_policies.Settings | None = None,
     redis_password: str | None = None,
     default_telemetry: common.Telemetry | None = None,
+    serving_ca: str | None = None,
 ) -> list[dict[str, Any]]:
     """Every object the endpoint should own, in apply order; `image` runs the gateway.
     `redis_password` (the managed Redis's, as its Secret holds it) goes on the Redis and
-    gateway pods as a digest only, so that a re-made Secret rolls both together.
+    gateway pods as a digest only, so that a re-made Secret rolls both together. `serving_ca`
+    (with `spec.tls`, the `ca.crt` of the gateway's certificate Secret, when it has one) is
+    published in a ConfigMap for the endpoint's in-cluster clients.
 
-    The order is stable: ConfigMap, the managed Redis (Deployment, Service, and its
+    The order is stable: ConfigMap, with `spec.tls` the cert-manager Certificate (issuerRef)
+    and the CA's ConfigMap, the managed Redis (Deployment, Service, and its
     NetworkPolicy when `network_policy` is enabled) when the operator runs it, with the Batch
     API the gateway's ServiceAccount, Role and RoleBinding, the gateway Deployment, Service and
     PodDisruptionBudget, then the HPA when autoscaling is set, and last the Ingress or HTTPRoute
@@ -217,6 +222,8 @@ def desired_children(
     )
     configmap = gateway.render_configmap(owner, settings)
     children = [configmap]
+    if spec.tls is not None:
+        children += serving_tls.render_children(owner, gateway.COMPONENT, spec.tls, serving_ca)
     server = redis.render_deployment(owner)
     if redis_password is not None:
         labels.stamp_secret_hash(server, redis_password)
@@ -245,7 +252,7 @@ def desired_children(
         children += gateway_access.render_batch_access(owner)
     children += [
         proxy,
-        gateway.render_service(owner),
+        gateway.render_service(owner, spec),
         gateway.render_pod_disruption_budget(owner),
     ]
     if spec.autoscaling is not None and not spec.suspend:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tiers.operator.manifests import labels
+from tiers.operator.manifests import labels, serving_tls
 
 
 def render_cluster_ip_service(
@@ -14,6 +14,15 @@ def render_cluster_ip_service(
     """The Service behind `component.url(owner)`, sending to the named pod port."""
     if component.port is None:
         raise ValueError(f"{component.role} has no port to serve on")
+    port: dict[str, Any] = {
+        "name": port_name,
+        "port": component.port,
+        "targetPort": port_name,
+        "protocol": "TCP",
+    }
+    if port_name == serving_tls.HTTPS:
+        # What service meshes and Gateway API implementations speak to the backend.
+        port["appProtocol"] = serving_tls.HTTPS
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -21,13 +30,6 @@ def render_cluster_ip_service(
         "spec": {
             "type": "ClusterIP",
             "selector": component.selector(owner),
-            "ports": [
-                {
-                    "name": port_name,
-                    "port": component.port,
-                    "targetPort": port_name,
-                    "protocol": "TCP",
-                }
-            ],
+            "ports": [port],
         },
     }

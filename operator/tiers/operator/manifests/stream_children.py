@@ -24,12 +24,14 @@ from typing import Any
 from tiers.api import stream
 from tiers.operator.manifests import (
     exposure,
+    gateway,
     labels,
     model_client,
     network_policies,
     redis,
     security,
     services,
+    serving_tls,
     spark_application,
     stats_store,
 )
@@ -62,6 +64,7 @@ def job_config(
     *,
     stats_redis_url: str | None,
     endpoint_model: str | None,
+    endpoint_tls: bool = False,
 ) -> config.StreamJobConfig:
     checkpoint = spec.checkpoint.uri or f"file://{CHECKPOINT_DIR}"
     from_secret = spec.kafka.bootstrap_secret_ref is not None
@@ -72,7 +75,9 @@ def job_config(
         input_topic=spec.topics.input.name,
         output_topic=spec.topics.output.name,
         dead_letter_topic=spec.topics.dead_letter.name,
-        model=model_client.model_call(owner, spec.model, endpoint_model=endpoint_model),
+        model=model_client.model_call(
+            owner, spec.model, endpoint_model=endpoint_model, endpoint_tls=endpoint_tls
+        ),
         checkpoint=checkpoint,
         trigger_interval_ms=spec.trigger.interval_ms,
         max_offsets_per_trigger=spec.trigger.max_offsets_per_trigger,
@@ -97,16 +102,21 @@ def desired_children(
     endpoint_model: str | None,
     network_policy: network_policies.Settings | None = None,
     stats_password: str | None = None,
+    push_ca: str | None = None,
+    endpoint_tls: bool = False,
 ) -> list[dict[str, Any]]:
     """Every object the pipeline should own, in apply order (see the module's docstring); with
     `network_policy` enabled, NetworkPolicies of the stats Redis and the push gateway follow.
     `stats_password` (as its Secret holds it) goes on the stats Redis's and the job's pods as a
-    digest only, so that a re-made Secret rolls both together."""
+    digest only, so that a re-made Secret rolls both together. With `spec.push.tls`, the
+    cert-manager Certificate (issuerRef) and the CA's ConfigMap (`push_ca`, once known) come
+    first; `endpoint_tls` says the endpointRef's gateway serves https (its CA is mounted)."""
     settings = job_config(
         owner,
         spec,
         stats_redis_url=stats_redis_url,
         endpoint_model=endpoint_model,
+        endpoint_tls=endpoint_tls,
     )
     data = {CONFIG_FILE: settings.model_dump_json(indent=2)}
     if spec.engine == "spark-operator":
@@ -119,16 +129,24 @@ def desired_children(
     }
     digest = labels.config_hash(data)
     children = [configmap]
+    if spec.push.tls is not None:
+        children += serving_tls.render_children(owner, PUSH, spec.push.tls, push_ca)
     if spec.checkpoint.volume_size is not None:
         children.append(_checkpoint_claim(owner, spec.checkpoint.volume_size))
     replicas = 0 if spec.suspend else 1
     if spec.engine == "deployment":
-        job = _job_deployment(owner, spec, image=image, replicas=replicas, digest=digest)
+        job = _job_deployment(
+            owner, spec, image=image, replicas=replicas, digest=digest, endpoint_tls=endpoint_tls
+        )
         if stats_password is not None:
             labels.stamp_secret_hash(job, stats_password)
         children.append(job)
     children.append(_push_deployment(owner, spec, image=image, replicas=replicas, digest=digest))
-    children.append(services.render_cluster_ip_service(owner, PUSH, port_name="http"))
+    children.append(
+        services.render_cluster_ip_service(
+            owner, PUSH, port_name=serving_tls.port_name(spec.push.tls)
+        )
+    )
     stats = redis.render_deployment(owner, component=STATS, size=redis.STATS)
     if stats_password is not None:
         labels.stamp_secret_hash(stats, stats_password)
@@ -147,15 +165,20 @@ def desired_children(
         # The driver rolls on its config hash: a re-made stats password counts as a change.
         if stats_password is not None:
             digest = labels.config_hash({**data, "stats-password": stats_password})
-        children.append(_job_spark_application(owner, spec, image=image, digest=digest))
+        children.append(
+            _job_spark_application(
+                owner, spec, image=image, digest=digest, endpoint_tls=endpoint_tls
+            )
+        )
     if spec.push.expose is not None:
         children.append(exposure.render(owner, PUSH, spec.push.expose))
     return children
 
 
-def push_url(owner: labels.Named) -> str:
-    """Where the push gateway of `owner` (a StreamPipeline) takes events."""
-    return PUSH.url(owner, path="/events")
+def push_url(owner: labels.Named, *, tls: bool = False) -> str:
+    """Where the push gateway of `owner` (a StreamPipeline) takes events; https with
+    `spec.push.tls`."""
+    return PUSH.url(owner, scheme="https" if tls else "http", path="/events")
 
 
 def _checkpoint_claim(owner: labels.Owner, size: str) -> dict[str, Any]:
@@ -183,10 +206,11 @@ def _tmp_mount() -> dict[str, Any]:
 
 
 def _job_volumes(
-    owner: labels.Owner, spec: stream.StreamPipelineSpec
+    owner: labels.Owner, spec: stream.StreamPipelineSpec, *, endpoint_tls: bool
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The job's volumes and the driver's mounts of them (either engine): its config, a writable
-    /tmp (the root filesystem is read-only) and, when the spec asks for one, the checkpoint."""
+    /tmp (the root filesystem is read-only), when the spec asks for one, the checkpoint, and
+    the CA of an endpointRef's gateway that serves https."""
     mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}, _tmp_mount()]
     volumes: list[dict[str, Any]] = [
         {"name": "config", "configMap": {"name": JOB.name(owner)}},
@@ -197,13 +221,23 @@ def _job_volumes(
         volumes.append(
             {"name": "checkpoint", "persistentVolumeClaim": {"claimName": JOB.name(owner)}}
         )
+    ref = spec.model.endpoint_ref
+    if endpoint_tls and ref is not None:
+        endpoint = labels.Ref(ref.name, owner.namespace)
+        volumes.append(serving_tls.client_volume(endpoint, gateway.COMPONENT))
+        mounts.append(serving_tls.client_mount())
     return volumes, mounts
 
 
 def _job_spark_application(
-    owner: labels.Owner, spec: stream.StreamPipelineSpec, *, image: str, digest: str
+    owner: labels.Owner,
+    spec: stream.StreamPipelineSpec,
+    *,
+    image: str,
+    digest: str,
+    endpoint_tls: bool,
 ) -> dict[str, Any]:
-    volumes, mounts = _job_volumes(owner, spec)
+    volumes, mounts = _job_volumes(owner, spec, endpoint_tls=endpoint_tls)
     return spark_application.render_spark_application(
         owner, JOB, image=spec.spark.image or image, arguments=JOB_ARGS, config_dir=CONFIG_DIR,
         volumes=volumes, driver_mounts=mounts, executor_mounts=[_tmp_mount()],
@@ -214,9 +248,15 @@ def _job_spark_application(
 
 
 def _job_deployment(
-    owner: labels.Owner, spec: stream.StreamPipelineSpec, *, image: str, replicas: int, digest: str
+    owner: labels.Owner,
+    spec: stream.StreamPipelineSpec,
+    *,
+    image: str,
+    replicas: int,
+    digest: str,
+    endpoint_tls: bool,
 ) -> dict[str, Any]:
-    volumes, mounts = _job_volumes(owner, spec)
+    volumes, mounts = _job_volumes(owner, spec, endpoint_tls=endpoint_tls)
     container = {
         "name": "spark",
         "image": image,
@@ -241,8 +281,15 @@ def _push_deployment(
     replicas: int,
     digest: str,
 ) -> dict[str, Any]:
-    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
+    tls = spec.push.tls
+    probe = {**serving_tls.probe("/healthz", tls), "periodSeconds": 10}
     mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]
+    volumes: list[dict[str, Any]] = [{"name": "config", "configMap": {"name": JOB.name(owner)}}]
+    flags: list[str] = []
+    if tls is not None:
+        mounts.append(serving_tls.server_mount())
+        volumes.append(serving_tls.server_volume(owner, PUSH, tls))
+        flags = serving_tls.server_flags()
     container = {
         "name": "push",
         "image": image,
@@ -257,8 +304,11 @@ def _push_deployment(
             "0.0.0.0",
             "--port",
             str(PUSH_PORT),
+            *flags,
         ],
-        "ports": [{"name": "http", "containerPort": PUSH_PORT, "protocol": "TCP"}],
+        "ports": [
+            {"name": serving_tls.port_name(tls), "containerPort": PUSH_PORT, "protocol": "TCP"}
+        ],
         "readinessProbe": probe,
         "livenessProbe": probe,
         "resources": {
@@ -270,7 +320,6 @@ def _push_deployment(
     }
     if spec.kafka.bootstrap_secret_ref is not None:
         container["env"] = _bootstrap_env(spec)
-    volumes: list[dict[str, Any]] = [{"name": "config", "configMap": {"name": JOB.name(owner)}}]
     if spec.push.auth is not None:
         # Mounted, not an env var: the kubelet updates the files when the Secret changes, and
         # the push gateway re-reads them (a revoked key stops working without a restart).

@@ -13,7 +13,7 @@ import pathlib
 
 import uvicorn
 
-from tiers.runtime import providers
+from tiers.runtime import providers, tls
 from tiers.runtime.gateway import app, config, connections
 from tiers.runtime.tracing import config as tracing_config
 
@@ -27,6 +27,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8082)
+    tls.add_flags(parser)
     parser.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     parser.add_argument(
         "--backend",
@@ -161,4 +162,5 @@ def main(argv: list[str] | None = None) -> None:
         proxy_headers=False,
         server_header=False,
         date_header=False,
+        **tls.uvicorn_settings(args.tls_cert_file, args.tls_key_file),
     )

@@ -19,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
-from tiers.runtime import pricing
+from tiers.runtime import pricing, tls
 from tiers.runtime.modelcall import config, prompts, raw, results, wire
 from tiers.runtime.providers import backends, failures, http1, retries, routes
 
@@ -114,9 +115,18 @@ class ModelClient:
             raise RuntimeError("a ModelClient serves only the event loop it first scored on")
         self._loop = loop
         if self._pool is None or self._slots is None:
-            self._pool = http1.Pool(max_per_host=self.config.max_in_flight)
+            self._pool = http1.Pool(
+                max_per_host=self.config.max_in_flight, ssl_context=self._tls_context()
+            )
             self._slots = asyncio.Semaphore(self.config.max_in_flight)
         return self._pool, self._slots
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        """A gateway's https URL is verified against the CA its config names (TLS 1.2+)."""
+        target = self.config.target
+        if isinstance(target, config.EndpointTarget) and target.url.startswith("https://"):
+            return tls.client_context(target.ca_file)
+        return None
 
     async def _score_group(
         self,

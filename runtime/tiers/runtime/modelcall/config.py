@@ -8,6 +8,7 @@ one. Like the providers' config it loads no client: the operator renders it.
 
 from __future__ import annotations
 
+import pathlib
 from typing import Self
 
 import pydantic
@@ -27,6 +28,9 @@ class EndpointTarget(_Config):
     url: str
     api_key_env: str | None = None
     """Environment variable that holds the key, sent as `Authorization: Bearer`."""
+    ca_file: pathlib.Path | None = None
+    """The CA an https `url` is verified against (the gateway's, as the operator publishes it);
+    without it, or while the file is absent, the system's trust store."""
 
     def as_backend(self) -> providers.BackendConfig:
         return providers.BackendConfig(

@@ -13,7 +13,7 @@ import argparse
 import logging
 import pathlib
 
-from tiers.runtime import modelcall, providers, sparkjars
+from tiers.runtime import modelcall, providers, sparkjars, tls
 from tiers.runtime.stream import config
 
 
@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--output")
     push.add_argument("--host", default="127.0.0.1")
     push.add_argument("--port", type=int, default=8086)
+    tls.add_flags(push)
     push.add_argument("--api-keys-dir", type=pathlib.Path, help="folder of files, one key each")
     push.add_argument(
         "--allowed-origin", action="append", default=[], help="a web page's origin (repeatable)"
@@ -136,4 +137,5 @@ def serve_push(args: argparse.Namespace) -> None:
     )  # fmt: skip
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
                 lifespan="on", ws_max_size=push_settings.max_message_bytes,
-                limit_concurrency=4096, timeout_keep_alive=75)  # fmt: skip
+                limit_concurrency=4096, timeout_keep_alive=75,
+                **tls.uvicorn_settings(args.tls_cert_file, args.tls_key_file))  # fmt: skip
