@@ -16,7 +16,7 @@ from cryptography import x509
 
 from tiers import api
 from tiers.operator import manifests
-from tiers.operator.manifests import gateway, serving_tls, stream_children
+from tiers.operator.manifests import batch_children, gateway, serving_tls, stream_children
 from tiers.runtime.modelcall import config as modelcall_config
 from tiers.runtime.stream import config as stream_config
 
@@ -233,3 +233,29 @@ def test_a_job_calling_a_plain_http_endpoint_mounts_no_ca() -> None:
     children = render_pipeline(pipeline())
     job = find(children, "Deployment", "reviews-stream")["spec"]["template"]["spec"]
     assert not [v for v in job["volumes"] if v["name"] == "server-ca"]
+
+
+def test_a_batch_job_calling_an_endpoint_over_tls_verifies_it_with_the_endpoints_ca() -> None:
+    owner = manifests.Owner(
+        api_version=api.API_VERSION, kind="BatchJob", name="triage", namespace="ops", uid="u-1"
+    )
+    job_spec = api.BatchJobSpec.model_validate(
+        {
+            "engine": "spark",
+            "input": {"uri": "s3a://b/tickets/", "format": "jsonl"},
+            "output": {"uri": "s3a://b/triage/", "format": "parquet"},
+            "model": {"endpointRef": {"name": "chat"}, "prompt": "Classify: {body}"},
+        }
+    )
+    settings = batch_children.job_config(
+        owner, job_spec, stats_redis_url=None, endpoint_model="gpt-4o", endpoint_tls=True
+    )
+    target = settings.model.target
+    assert isinstance(target, modelcall_config.EndpointTarget)
+    assert target.url == "https://chat-gateway.ops.svc:8080/v1"
+    assert str(target.ca_file) == "/var/run/tiers/server-ca/ca.crt"
+    configmap = batch_children.render_config_map(owner, job_spec, settings)
+    job = batch_children.render_run_job(owner, job_spec, configmap, run="triage-1", image="t:1")
+    pod = job["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "server-ca")
+    assert volume["configMap"] == {"name": "chat-gateway-ca", "optional": True}

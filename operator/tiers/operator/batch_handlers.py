@@ -267,6 +267,7 @@ async def _render_config(
     """Applies the batch job's ConfigMap and stats Redis (each change an Event on the BatchJob);
     or why there is none to run with."""
     endpoint_model = None
+    endpoint_tls = False
     ref = spec.model.endpoint_ref
     if ref is not None:
         endpoint = await kube.realtime_endpoint_spec(ref.name, owner.namespace)
@@ -277,8 +278,13 @@ async def _render_config(
                 f"RealtimeEndpoint {ref.name}, named by spec.model.endpointRef, does not exist",
             )
         endpoint_model = str(endpoint.get("model"))
+        endpoint_tls = endpoint.get("tls") is not None
     settings = batch_children.job_config(
-        owner, spec, stats_redis_url=stats_url, endpoint_model=endpoint_model
+        owner,
+        spec,
+        stats_redis_url=stats_url,
+        endpoint_model=endpoint_model,
+        endpoint_tls=endpoint_tls,
     )
     configmap = batch_children.render_config_map(owner, spec, settings)
     # Created once, then only read: a new password would lock a running job out.

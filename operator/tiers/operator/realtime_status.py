@@ -113,6 +113,10 @@ def proxy_verdict(spec: realtime.RealtimeEndpointSpec, observed: Observed) -> Ve
             "NoAPIKeys" if blank else "SecretNotFound",
             f"{missing}: every call is refused with 401 until it holds a key",
         )
+    missing = _missing(observed, "spec.tls")
+    if missing:
+        # The pods mount the certificate: they start once it is there (cert-manager issued it).
+        return Verdict("False", "SecretNotFound", f"{missing}: the gateway serves once it does")
     if observed.gateway is None:
         return Verdict("Unknown", "Creating", "the gateway Deployment is being created")
     desired = observed.gateway.get("desiredReplicas") or spec.replicas

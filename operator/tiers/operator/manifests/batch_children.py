@@ -21,11 +21,13 @@ from typing import Any
 
 from tiers.api import batch
 from tiers.operator.manifests import (
+    gateway,
     labels,
     model_client,
     network_policies,
     redis,
     security,
+    serving_tls,
     spark_application,
     stats_store,
 )
@@ -49,6 +51,7 @@ def job_config(
     *,
     stats_redis_url: str | None,
     endpoint_model: str | None,
+    endpoint_tls: bool = False,
 ) -> config.BatchJobConfig:
     """The batch job's config; each run's Job names the run and its output on the command line."""
     return config.BatchJobConfig(
@@ -58,7 +61,9 @@ def job_config(
             uri=spec.input.uri, format=spec.input.format, id_field=spec.input.id_field
         ),
         output=config.OutputConfig(uri=spec.output.uri, format=spec.output.format),
-        model=model_client.model_call(owner, spec.model, endpoint_model=endpoint_model),
+        model=model_client.model_call(
+            owner, spec.model, endpoint_model=endpoint_model, endpoint_tls=endpoint_tls
+        ),
         max_usd=None if spec.budget is None else spec.budget.max_usd,
         stats_redis_url=stats_redis_url,
         stats_redis_password_env=None if stats_redis_url is None else stats_store.PASSWORD_ENV,
@@ -138,7 +143,8 @@ def _volumes(
     owner: labels.Owner, spec: batch.BatchJobSpec
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The config (read-only; the driver's only), a writable /tmp (the root filesystem is
-    read-only) and `spec.volume`, where the input and output may live."""
+    read-only), `spec.volume`, where the input and output may live, and for an endpointRef the
+    CA its gateway publishes when it serves https (an optional ConfigMap: none without tls)."""
     volumes: list[dict[str, Any]] = [
         {"name": "config", "configMap": {"name": CONFIG.name(owner)}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}},
@@ -151,6 +157,11 @@ def _volumes(
         claim = {"claimName": spec.volume.claim_name}
         volumes.append({"name": "data", "persistentVolumeClaim": claim})
         mounts.append({"name": "data", "mountPath": spec.volume.mount_path})
+    ref = spec.model.endpoint_ref
+    if ref is not None:
+        endpoint = labels.Ref(ref.name, owner.namespace)
+        volumes.append(serving_tls.client_volume(endpoint, gateway.COMPONENT))
+        mounts.append(serving_tls.client_mount())
     return volumes, mounts
 
 

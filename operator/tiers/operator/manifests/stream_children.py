@@ -238,9 +238,11 @@ def _job_spark_application(
     endpoint_tls: bool,
 ) -> dict[str, Any]:
     volumes, mounts = _job_volumes(owner, spec, endpoint_tls=endpoint_tls)
+    # Executors score the rows: they verify the endpoint too.
+    executor_mounts = [_tmp_mount(), *(m for m in mounts if m["name"] == "server-ca")]
     return spark_application.render_spark_application(
         owner, JOB, image=spec.spark.image or image, arguments=JOB_ARGS, config_dir=CONFIG_DIR,
-        volumes=volumes, driver_mounts=mounts, executor_mounts=[_tmp_mount()],
+        volumes=volumes, driver_mounts=mounts, executor_mounts=executor_mounts,
         env=_job_env(owner, spec), digest=digest, executors=1,
         cores=spec.spark.cores, memory=spec.spark.memory, suspend=spec.suspend,
         restart_policy=spark_application.ALWAYS, spark_conf=config.SPARK_CONF,

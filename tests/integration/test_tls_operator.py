@@ -1,0 +1,206 @@
+"""spec.tls against the real apiserver, with the session's operator (as the chart's
+ServiceAccount): the self-signed Secret it generates and owns (never one it does not own), the
+CA it publishes for in-cluster clients, the cert-manager Certificate it makes for an issuerRef,
+and the conditions when cert-manager is not installed or has not issued the certificate yet.
+
+No cert-manager controller runs here: a minimal Certificate CRD (cert-manager.io/v1, its schema
+left open) lets the apiserver serve the kind, so the test sees the Certificate the operator
+makes; the test then writes the Secret that cert-manager would, from a CA of its own."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import Kubectl, wait_for
+from cryptography import x509
+
+from tiers.operator.manifests import serving_tls
+
+BACKEND = {"name": "a", "provider": "openai-compatible", "model": "gpt-4o-mini",
+           "baseURL": "http://127.0.0.1:9/v1"}  # fmt: skip
+CERTIFICATE_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "certificates.cert-manager.io"},
+    "spec": {
+        "group": "cert-manager.io",
+        "names": {"kind": "Certificate", "listKind": "CertificateList",
+                  "plural": "certificates", "singular": "certificate"},
+        "scope": "Namespaced",
+        "versions": [{
+            "name": "v1", "served": True, "storage": True,
+            "schema": {"openAPIV3Schema": {
+                "type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+        }],
+    },
+}  # fmt: skip
+
+
+def endpoint(tls: dict[str, Any] | None, *, replicas: int = 1) -> str:
+    spec: dict[str, Any] = {
+        "model": "gpt-4o-mini",
+        "backends": [BACKEND],
+        "cache": {"enabled": False},
+        "replicas": replicas,
+    }
+    if tls is not None:
+        spec["tls"] = tls
+    return json.dumps({"apiVersion": "tiers.dev/v1alpha1", "kind": "RealtimeEndpoint",
+                       "metadata": {"name": "chat"}, "spec": spec})  # fmt: skip
+
+
+def found(kubectl: Kubectl, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+    out = kubectl.run("get", kind, name, "-n", namespace, "-o", "json", "--ignore-not-found")
+    return json.loads(out.stdout) if out.stdout.strip() else None
+
+
+def ready(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
+    obj = kubectl.get("rte", "chat", "-n", namespace)
+    conditions = obj.get("status", {}).get("conditions", [])
+    return next((c for c in conditions if c["type"] == "Ready"), {})
+
+
+def decoded(secret: dict[str, Any]) -> dict[str, str]:
+    return {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+
+
+def tls_secret(name: str) -> str:
+    """A kubernetes.io/tls Secret, as cert-manager writes one (with its CA's ca.crt)."""
+    names = [f"{name}.example"]
+    data = serving_tls.self_signed(names, now=datetime.datetime.now(datetime.UTC))
+    encoded = {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
+    return json.dumps({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                       "metadata": {"name": name}, "data": encoded})  # fmt: skip
+
+
+@pytest.fixture
+def certificate_crd(kubectl: Kubectl) -> Iterator[None]:
+    """cert-manager's Certificate kind served (cluster-wide), removed after the test."""
+    kubectl.run("apply", "--server-side", "--field-manager=tiers-tests", "-f", "-",
+                stdin=json.dumps(CERTIFICATE_CRD))  # fmt: skip
+    try:
+        wait_for(
+            lambda: any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in kubectl.get("crd", "certificates.cert-manager.io")
+                .get("status", {})
+                .get("conditions")
+                or ()
+            ),
+            timeout_s=30,
+            what="the Certificate CRD to be established",
+        )
+        yield
+    finally:
+        kubectl.run("delete", "crd", "certificates.cert-manager.io", "--ignore-not-found",
+                    "--wait", "--timeout=60s")  # fmt: skip
+
+
+def test_a_self_signed_endpoint_owns_its_certificate_and_publishes_only_its_ca(
+    kubectl: Kubectl, operator: str, namespace: str
+) -> None:
+    kubectl.apply(endpoint({}), namespace=namespace)
+    secret = wait_for(lambda: found(kubectl, "secret", "chat-gateway-tls", namespace),
+                      timeout_s=30, what="the self-signed certificate Secret")  # fmt: skip
+    uid = kubectl.get("rte", "chat", "-n", namespace)["metadata"]["uid"]
+    assert secret["type"] == "kubernetes.io/tls"
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == uid
+    pair = decoded(secret)
+    serving = x509.load_pem_x509_certificate(pair["tls.crt"].encode())
+    serving.verify_directly_issued_by(x509.load_pem_x509_certificate(pair["ca.crt"].encode()))
+    san = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert f"chat-gateway.{namespace}.svc" in san.get_values_for_type(x509.DNSName)
+
+    ca = wait_for(lambda: found(kubectl, "configmap", "chat-gateway-ca", namespace),
+                  timeout_s=30, what="the CA's ConfigMap")  # fmt: skip
+    assert ca["data"] == {"ca.crt": pair["ca.crt"]}
+    pod = kubectl.get("deployment", "chat-gateway", "-n", namespace)["spec"]["template"]["spec"]
+    assert {"name": "tls", "secret": {"secretName": "chat-gateway-tls", "defaultMode": 420,
+            "items": [{"key": "tls.crt", "path": "tls.crt"},
+                      {"key": "tls.key", "path": "tls.key"}]}} in pod["volumes"]  # fmt: skip
+    service = kubectl.get("service", "chat-gateway", "-n", namespace)
+    assert service["spec"]["ports"][0]["appProtocol"] == "https"
+    wait_for(lambda: kubectl.get("rte", "chat", "-n", namespace).get("status", {}).get("url")
+             == f"https://chat-gateway.{namespace}.svc:8080/v1",
+             timeout_s=30, what="status.url in https")  # fmt: skip
+
+    # Reconciled again (a spec change), the pair is the same: generated once, never rewritten.
+    kubectl.apply(endpoint({}, replicas=2), namespace=namespace)
+    wait_for(lambda: kubectl.get("deployment", "chat-gateway", "-n", namespace)["spec"]
+             ["replicas"] == 2, timeout_s=30, what="the endpoint reconciled again")  # fmt: skip
+    assert decoded(kubectl.get("secret", "chat-gateway-tls", "-n", namespace)) == pair
+
+
+def test_a_secret_of_that_name_not_made_by_the_endpoint_is_never_adopted(
+    kubectl: Kubectl, operator: str, namespace: str
+) -> None:
+    kubectl.apply(tls_secret("chat-gateway-tls"), namespace=namespace)
+    before = kubectl.get("secret", "chat-gateway-tls", "-n", namespace)
+    kubectl.apply(endpoint({}), namespace=namespace)
+    condition = wait_for(
+        lambda: (c := ready(kubectl, namespace)).get("reason") == "ChildConflict" and c,
+        timeout_s=30,
+        what="Ready=False ChildConflict",
+    )
+    assert "chat-gateway-tls" in condition["message"]
+    after = kubectl.get("secret", "chat-gateway-tls", "-n", namespace)
+    assert after["metadata"].get("ownerReferences") is None
+    assert after["data"] == before["data"]
+
+
+def test_an_issuer_ref_without_cert_manager_is_a_condition_naming_the_ways_out(
+    kubectl: Kubectl, operator: str, namespace: str
+) -> None:
+    kubectl.apply(endpoint({"issuerRef": {"name": "internal-ca"}}), namespace=namespace)
+    condition = wait_for(
+        lambda: (c := ready(kubectl, namespace)).get("reason") == "CertManagerMissing" and c,
+        timeout_s=30,
+        what="Ready=False CertManagerMissing",
+    )
+    assert "spec.tls.issuerRef" in condition["message"]
+    assert "tls.secretName" in condition["message"]
+
+
+def test_an_issuer_ref_makes_a_certificate_whose_secret_serves_and_publishes_its_ca(
+    kubectl: Kubectl, operator: str, namespace: str, certificate_crd: None
+) -> None:
+    issuer = {"name": "internal-ca", "kind": "ClusterIssuer"}
+    kubectl.apply(endpoint({"issuerRef": issuer}), namespace=namespace)
+    certificate = wait_for(lambda: found(kubectl, "certificate", "chat-gateway-tls", namespace),
+                           timeout_s=30, what="the endpoint's Certificate")  # fmt: skip
+    uid = kubectl.get("rte", "chat", "-n", namespace)["metadata"]["uid"]
+    assert certificate["metadata"]["ownerReferences"][0]["uid"] == uid
+    assert certificate["spec"]["secretName"] == "chat-gateway-tls"
+    assert certificate["spec"]["issuerRef"] == {**issuer, "group": "cert-manager.io"}
+    assert f"chat-gateway.{namespace}.svc" in certificate["spec"]["dnsNames"]
+    # Not issued yet: the endpoint says which Secret it waits for.
+    condition = wait_for(
+        lambda: (c := ready(kubectl, namespace)).get("reason") == "SecretNotFound" and c,
+        timeout_s=30,
+        what="Ready=False SecretNotFound for the certificate",
+    )
+    assert "spec.tls.issuerRef" in condition["message"]
+
+    # What cert-manager would write: the operator publishes its CA, and waits no more.
+    kubectl.apply(tls_secret("chat-gateway-tls"), namespace=namespace)
+    issued = decoded(kubectl.get("secret", "chat-gateway-tls", "-n", namespace))
+    ca = wait_for(lambda: found(kubectl, "configmap", "chat-gateway-ca", namespace),
+                  timeout_s=60, what="the issued certificate's CA published")  # fmt: skip
+    assert ca["data"] == {"ca.crt": issued["ca.crt"]}
+    wait_for(lambda: ready(kubectl, namespace).get("reason") != "SecretNotFound",
+             timeout_s=60, what="the endpoint past the missing certificate")  # fmt: skip
+
+
+def test_secret_name_and_issuer_ref_together_are_refused_naming_the_field(
+    kubectl: Kubectl, crds: None, namespace: str
+) -> None:
+    tls = {"secretName": "mine", "issuerRef": {"name": "internal-ca"}}
+    refused = kubectl.apply(endpoint(tls), namespace=namespace, check=False)
+    assert refused.returncode != 0
+    assert "tls takes secretName" in refused.stderr
+    assert "spec.tls" in refused.stderr
