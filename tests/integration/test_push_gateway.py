@@ -4,8 +4,10 @@ are bounded, and no client reads or takes another's events."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import pathlib
+import ssl
 import threading
 import urllib.error
 import urllib.request
@@ -20,6 +22,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from conftest import Processes, wait_for
 
 from tiers import devenv
+from tiers.operator.manifests import serving_tls
 from tiers.runtime import apikeys
 
 ALLOWED = "https://console.example"
@@ -156,3 +159,30 @@ def test_each_key_sees_only_its_own_events_and_cannot_take_anothers_id(
     assert [r["key"] for r in received["a-own"]] == [key_a]
     assert [r["key"] for r in received["b-all"]] == [key_b]
     assert received["a-tries-b"] == [], "a key never reads another key's results"
+
+
+def test_the_push_gateway_serves_https_that_clients_verify(
+    services: Processes,
+    dev_cluster: devenv.DevCluster,
+    topics: dict[str, str],
+    tmp_path: pathlib.Path,
+) -> None:
+    pair = serving_tls.self_signed(["localhost"], now=datetime.datetime.now(datetime.UTC))
+    for key, value in pair.items():
+        (tmp_path / key).write_text(value)
+    url = services.start(
+        "push", "tiers.runtime.stream", "push", "--bootstrap", dev_cluster.kafka_bootstrap,
+        "--input", topics["in"], "--output", topics["out"],
+        "--tls-cert-file", str(tmp_path / "tls.crt"), "--tls-key-file", str(tmp_path / "tls.key"),
+        tls_ca=tmp_path / "ca.crt",
+    )  # fmt: skip
+    verified = ssl.create_default_context(cafile=tmp_path / "ca.crt")
+    request = urllib.request.Request(url + "/events", data=b'{"id": "tls-1"}', method="POST",
+                                     headers={"content-type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10, context=verified) as response:
+        assert response.status == 202
+    other = serving_tls.self_signed(["localhost"], now=datetime.datetime.now(datetime.UTC))
+    (tmp_path / "other-ca.crt").write_text(other["ca.crt"])
+    stranger = ssl.create_default_context(cafile=tmp_path / "other-ca.crt")
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+        urllib.request.urlopen(url + "/healthz", timeout=10, context=stranger)

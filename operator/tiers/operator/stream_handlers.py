@@ -66,6 +66,8 @@ async def reconcile_stream_pipeline(body: kopf.Body, patch: kopf.Patch, **_: Any
         if streaming_verdict is None:
             streaming_verdict = await push_keys_verdict(spec, owner.namespace)
         if streaming_verdict is None:
+            streaming_verdict = await push_certificate_verdict(owner, spec)
+        if streaming_verdict is None:
             streaming_verdict = await job_verdict(owner, spec)
         where = await stats_reader.target(
             stats_store.managed(owner, stream_children.STATS), owner.namespace
@@ -235,6 +237,21 @@ async def apply_children(
     if spec.suspend:
         return verdicts.Verdict("False", "Suspended", "spec.suspend is true: the job is stopped")
     return None
+
+
+async def push_certificate_verdict(
+    owner: labels.Owner, spec: stream.StreamPipelineSpec
+) -> verdicts.Verdict | None:
+    """StreamingReady while the push gateway's certificate Secret (spec.push.tls.secretName,
+    or the one cert-manager writes for its issuerRef) lacks its certificate: its pods wait."""
+    missing = await serving_certificates.missing(
+        owner, stream_children.PUSH, spec.push.tls, field="spec.push.tls"
+    )
+    if missing is None:
+        return None
+    field, name, key = missing
+    message = f"Secret {name} with key {key}, named by {field}, does not exist: the push gateway"
+    return verdicts.Verdict("False", "SecretNotFound", message + " serves once it does")
 
 
 async def push_keys_verdict(
