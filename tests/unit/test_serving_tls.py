@@ -259,3 +259,12 @@ def test_a_batch_job_calling_an_endpoint_over_tls_verifies_it_with_the_endpoints
     pod = job["spec"]["template"]["spec"]
     volume = next(v for v in pod["volumes"] if v["name"] == "server-ca")
     assert volume["configMap"] == {"name": "chat-gateway-ca", "optional": True}
+
+
+def test_an_ingress_in_front_of_a_tls_gateway_speaks_https_to_it() -> None:
+    expose = {"host": "chat.example.com", "ingress": {"className": "nginx"}}
+    ingress = find(render(spec(tls={}, expose=expose)), "Ingress", "chat-gateway")
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations == {"nginx.ingress.kubernetes.io/backend-protocol": "HTTPS"}
+    plain = find(render(spec(expose=expose)), "Ingress", "chat-gateway")
+    assert "annotations" not in plain["metadata"]

@@ -22,15 +22,27 @@ HTTP_ROUTE = "HTTPRoute"
 GATEWAY_API_MISSING = "GatewayAPIMissing"
 
 
+BACKEND_PROTOCOL_ANNOTATION = "nginx.ingress.kubernetes.io/backend-protocol"
+"""How ingress-nginx learns that the Service speaks HTTPS (`spec.tls`); controllers that read
+the Service port's name or appProtocol (https) need nothing more."""
+
+
 def render(
-    owner: labels.Owner, component: labels.Component, expose: exposure.Expose
+    owner: labels.Owner,
+    component: labels.Component,
+    expose: exposure.Expose,
+    *,
+    backend_tls: bool = False,
 ) -> dict[str, Any]:
     """The Ingress or HTTPRoute of `expose`, routing `host` and `path` to the component's
-    Service."""
+    Service; `backend_tls` when that Service serves https (the gateway's `tls`)."""
     if expose.http_route is not None:
         return _http_route(owner, component, expose, expose.http_route)
     assert expose.ingress is not None, "the CRD requires one of ingress or httpRoute"
-    return _ingress(owner, component, expose, expose.ingress)
+    ingress = _ingress(owner, component, expose, expose.ingress)
+    if backend_tls:
+        ingress["metadata"]["annotations"] = {BACKEND_PROTOCOL_ANNOTATION: "HTTPS"}
+    return ingress
 
 
 def candidates(owner: labels.Owner, component: labels.Component) -> list[tuple[str, str, str]]:

@@ -258,5 +258,7 @@ def desired_children(
     if spec.autoscaling is not None and not spec.suspend:
         children.append(gateway.render_horizontal_pod_autoscaler(owner, spec.autoscaling))
     if spec.expose is not None:
-        children.append(exposure.render(owner, gateway.COMPONENT, spec.expose))
+        children.append(
+            exposure.render(owner, gateway.COMPONENT, spec.expose, backend_tls=spec.tls is not None)
+        )
     return children

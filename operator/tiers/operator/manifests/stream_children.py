@@ -171,7 +171,9 @@ def desired_children(
             )
         )
     if spec.push.expose is not None:
-        children.append(exposure.render(owner, PUSH, spec.push.expose))
+        children.append(
+            exposure.render(owner, PUSH, spec.push.expose, backend_tls=spec.push.tls is not None)
+        )
     return children
 
 
