@@ -9,6 +9,7 @@ import pathlib
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer
 
 from tiers import devenv
 from tiers.devenv import processes, spark_operator, toolchain
@@ -384,3 +386,38 @@ def spark_operator_crd(kubectl: Kubectl) -> Iterator[None]:
         yield
     finally:
         remove_spark_operator_crd(kubectl)
+
+
+class Collector:
+    """Reads a topic from the beginning in a thread, keeping every record (a JSON object) and
+    when it arrived, in ms since the epoch."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.arrived_ms: list[int] = []
+        self._stop = threading.Event()
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": uuid.uuid4().hex,
+                "auto.offset.reset": "earliest",
+            }
+        )
+        self._consumer.subscribe([topic])
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            message = self._consumer.poll(0.2)
+            if message is not None and not message.error():
+                self.arrived_ms.append(int(time.time() * 1000))
+                self.records.append(json.loads(message.value()))
+
+    def keys(self) -> set[str]:
+        return {record["key"] for record in list(self.records)}
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._consumer.close()

@@ -18,13 +18,12 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 import websockets.sync.client
-from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from conftest import Kubectl, Processes, wait_for
+from conftest import Collector, Kubectl, Processes, wait_for
 from test_stream_operator import condition as pipeline_condition
 from test_stream_operator import pipeline as stream_pipeline
 
@@ -63,38 +62,6 @@ def reviews(first: int, last: int) -> list[tuple[str, bytes]]:
     return [
         (f"e{i}", json.dumps({"text": f"review number {i}"}).encode()) for i in range(first, last)
     ]
-
-
-class Collector:
-    """Reads a topic from the beginning in a thread, keeping every record by key."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.records: list[dict[str, Any]] = []
-        self._stop = threading.Event()
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": uuid.uuid4().hex,
-                "auto.offset.reset": "earliest",
-            }
-        )
-        self._consumer.subscribe([topic])
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            message = self._consumer.poll(0.2)
-            if message is not None and not message.error():
-                self.records.append(json.loads(message.value()))
-
-    def keys(self) -> set[str]:
-        return {record["key"] for record in list(self.records)}
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self._consumer.close()
 
 
 def start_job(

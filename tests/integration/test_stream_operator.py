@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import base64
 import json
+import pathlib
+import statistics
+import time
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from conftest import Kubectl, remove_spark_operator_crd, wait_for
+from conftest import Collector, Kubectl, Processes, remove_spark_operator_crd, wait_for
 
 from tiers import api, devenv
+from tiers.devenv import dataplane, processes
 from tiers.operator import reconciliation
 from tiers.operator.manifests import labels, spark_application, stream_children
 
@@ -112,6 +118,101 @@ def test_topics_are_created_and_the_job_deployed(
     expected = {("ChildCreated", "ConfigMap summaries-stream created"),
                 ("ChildCreated", "Deployment summaries-push created")}  # fmt: skip
     wait_for(lambda: expected <= made(), timeout_s=20, what=f"events {expected}")
+
+
+def test_status_agrees_with_the_latency_and_cost_its_consumer_measured(
+    kubectl: Kubectl,
+    operator: str,
+    namespace: str,
+    dev_cluster: devenv.DevCluster,
+    names: dict[str, str],
+    services: Processes,
+    tmp_path: pathlib.Path,
+) -> None:
+    """Known events, each stamped with the time the test sent it (in the event and as its Kafka
+    timestamp), through the job the operator rendered; a consumer of the output topic times each
+    result end to end and prices it from its usage at gpt-4o-mini's published price (not tiers'
+    price table). Status must agree: the event count exactly, p95 within 10%, cost within 1%."""
+    mock = services.start("mockllm", "tiers.runtime.mockllm", "--latency-ms", "100",
+                          "--jitter-ms", "200", "--seed", "7")  # fmt: skip
+    model = {
+        "backend": {"name": "mock", "provider": "openai-compatible", "baseURL": f"{mock}/v1",
+                    "model": "gpt-4o-mini"},
+        "prompt": "Summarize: {text}",
+    }  # fmt: skip
+    kubectl.apply(pipeline(dev_cluster.kafka_bootstrap, names, model=model), namespace=namespace)
+    wait_for(lambda: condition(kubectl, namespace, "Ready").get("status") == "True",
+             timeout_s=40, what="Ready")  # fmt: skip
+    results = Collector(dev_cluster.kafka_bootstrap, names["out"])
+    _, started = dataplane.start_stream(
+        [str(dev_cluster.kubectl), f"--kubeconfig={dev_cluster.kubeconfig}"],
+        namespace=namespace, pipeline="summaries", endpoint_urls={},
+        redis_url=dev_cluster.redis_url, work_dir=tmp_path / "stream",
+    )  # fmt: skip
+    services.logs.extend(process.log for process in started)
+    producer = Producer({"bootstrap.servers": dev_cluster.kafka_bootstrap, "linger.ms": 0})
+
+    def send(keys: list[str], pause_s: float) -> None:
+        for key in keys:
+            sent_ms = int(time.time() * 1000)
+            value = json.dumps({"text": f"review {key}", "sent_ms": sent_ms})
+            producer.produce(names["in"], key=key, value=value, timestamp=sent_ms)
+            producer.poll(0)
+            time.sleep(pause_s)  # paced, as traffic arrives: micro-batches of every size
+        assert producer.flush(10) == 0
+
+    # A first few events meet a job still warming up (its first Kafka writes take seconds on a
+    # busy machine); they count, but as fewer than 5% of events they stay above the p95.
+    warm_up, measured = [f"w{i}" for i in range(3)], [f"e{i}" for i in range(150)]
+    events = len(warm_up) + len(measured)
+    try:
+        send(warm_up, 0)
+        wait_for(lambda: len(results.keys()) >= len(warm_up), timeout_s=180, what="warm-up")
+        send(measured, 0.03)
+        wait_for(lambda: len(results.keys()) >= events, timeout_s=180, what="every result")
+
+        seen: list[dict[str, Any]] = [{}]
+
+        def reported() -> dict[str, Any] | None:
+            seen[0] = kubectl.get("spipe", "summaries", "-n", namespace).get("status", {})
+            return seen[0] if seen[0].get("throughput", {}).get("events", 0) >= events else None
+
+        try:
+            status = wait_for(reported, timeout_s=120, what="the events in status")
+        except AssertionError as error:
+            raise AssertionError(f"{error}: {seen[0]}") from None
+    finally:
+        for process in reversed(started):
+            processes.stop(process.pid)
+        results.close()
+    received = dict(zip((r["key"] for r in results.records), results.arrived_ms, strict=False))
+    records = {record["key"]: record for record in results.records}
+    assert len(results.records) == events, "each event scored once"
+    latencies_ms = [received[key] - record["input"]["sent_ms"] for key, record in records.items()]
+    p95 = statistics.quantiles(latencies_ms, n=100)[94]
+    # gpt-4o-mini: $0.15 per million prompt tokens, $0.60 per million completion tokens.
+    paid = sum(
+        (r["tokens_in"] * Decimal("0.15") + r["tokens_out"] * Decimal("0.60")) / 10**6
+        for r in records.values()
+    )
+    # What the job timed (to its scoring) beside what the consumer saw (to the output topic):
+    # the difference is the Kafka sink's write, outside what the job can time.
+    scored = statistics.quantiles(
+        [r["processed_ts"] - r["ingest_ts"] for r in records.values()], n=100
+    )[94]
+    sink = statistics.median(received[key] - r["processed_ts"] for key, r in records.items())
+    print(f"stream: {events} events; p95 {p95:.0f} ms measured, {status['latency']['p95Ms']} ms in "
+          f"status ({scored:.0f} ms to scoring, the sink's write a median {sink:.0f} ms more); "
+          f"cost {paid} paid, {status['cost']['totalUSD']} in status")  # fmt: skip
+    assert status["throughput"]["events"] == events
+    assert status["throughput"]["deadLettered"] == 0
+    assert status["latency"]["window"] == status["cost"]["window"] == "5m"
+    assert status["latency"]["stale"] is False and status["cost"]["stale"] is False
+    assert status["latency"]["p95Ms"] == pytest.approx(p95, rel=0.10), status["latency"]
+    assert Decimal(status["cost"]["totalUSD"]) == pytest.approx(paid, rel=Decimal("0.01"))
+    assert Decimal(status["cost"]["perEventUSD"]) == pytest.approx(
+        paid / events, rel=Decimal("0.01")
+    )
 
 
 def test_partitions_grow_when_the_spec_grows(

@@ -132,7 +132,8 @@ def start_stream(
         processes.wait_until(
             lambda: STARTED_LINE in job.log.read_text(errors="replace"),
             what="waiting for the streaming query to start",
-            timeout_s=120,
+            # Spark's JVM and its first Python workers: over two minutes on a loaded machine.
+            timeout_s=300,
             watch=job,
             interval_s=0.5,
         )
