@@ -3,7 +3,6 @@ certificate, and the self-signed pair the operator generates, without a cluster.
 
 from __future__ import annotations
 
-import base64
 import datetime
 import pathlib
 import ssl
@@ -136,11 +135,11 @@ def test_an_issuer_is_an_issuer_or_a_cluster_issuer() -> None:
 def test_the_self_signed_secret_holds_a_certificate_its_ca_verifies_for_the_service(
     tmp_path: pathlib.Path,
 ) -> None:
-    secret = serving_tls.render_self_signed_secret(OWNER, gateway.COMPONENT, now=NOW)
+    secret = serving_tls.render_self_signed_secret(OWNER, gateway.COMPONENT)
     assert secret["type"] == "kubernetes.io/tls"
     assert secret["metadata"]["name"] == "chat-gateway-tls"
     assert secret["metadata"]["ownerReferences"][0]["uid"] == OWNER.uid
-    data = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+    data = serving_tls.self_signed_data(OWNER, gateway.COMPONENT, now=NOW)
     assert sorted(data) == ["ca.crt", "tls.crt", "tls.key"]
     assert "PRIVATE KEY" not in data["ca.crt"]
     serving = x509.load_pem_x509_certificate(data["tls.crt"].encode())

@@ -458,16 +458,23 @@ class SecretNotOurs(Exception):
         self.name = name
 
 
-async def generated_secret(manifest: dict[str, Any]) -> dict[str, str]:
+async def generated_secret(
+    manifest: dict[str, Any], *, make_data: Callable[[], dict[str, str]] | None = None
+) -> dict[str, str]:
     """The data of a Secret the operator generates (a password, a key): created from `manifest`
     when absent, and otherwise read, never rewritten, so that its value outlives reconciles and
-    restarts. Raises `SecretNotOurs` when its owner (`manifest`'s controller) does not control it.
+    restarts. `make_data`, when given, makes the data (base64-encoded here) only for a Secret to
+    create: what is costly to generate (a key pair) is not made on every reconcile.
+    Raises `SecretNotOurs` when its owner (`manifest`'s controller) does not control it.
     The values are returned to the caller only: never logged."""
     metadata = manifest["metadata"]
     name, namespace = metadata["name"], metadata["namespace"]
     owner_uid = metadata["ownerReferences"][0]["uid"]
     secret = await _secret(name, namespace)
     if secret is None:
+        if make_data is not None:
+            encoded = {k: base64.b64encode(v.encode()).decode() for k, v in make_data().items()}
+            manifest = {**manifest, "data": encoded}
         try:
             new = Secret.from_dict(manifest)
             assert isinstance(new, Secret)

@@ -23,8 +23,12 @@ async def prepare(
     made yet by cert-manager, or a certificate from a public CA). A self-signed pair is created
     once into a Secret the owner controls; `kube.SecretNotOurs` when the name is taken."""
     if _self_signed(tls):
-        made = serving_tls.render_self_signed_secret(owner, component, now=reconciliation.now())
-        return (await kube.generated_secret(made)).get(serving_tls.CA_KEY)
+        made = serving_tls.render_self_signed_secret(owner, component)
+        now = reconciliation.now()
+        pair = await kube.generated_secret(
+            made, make_data=lambda: serving_tls.self_signed_data(owner, component, now=now)
+        )
+        return pair.get(serving_tls.CA_KEY)
     name = serving_tls.secret_name(owner, component, tls)
     return await kube.secret_value(name, serving_tls.CA_KEY, owner.namespace)
 

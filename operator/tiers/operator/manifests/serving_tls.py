@@ -172,15 +172,20 @@ def self_signed(names: list[str], *, now: datetime.datetime) -> dict[str, str]:
     }
 
 
-def render_self_signed_secret(
-    owner: labels.Owner, component: labels.Component, *, now: datetime.datetime
-) -> dict[str, Any]:
-    """The kubernetes.io/tls Secret of a new self-signed pair: created once by
-    `kube.generated_secret` (never rewritten, never adopted)."""
-    data = self_signed(dns_names(owner, component), now=now)
-    secret = security.render_secret(owner, _certificate_component(component), data)
+def render_self_signed_secret(owner: labels.Owner, component: labels.Component) -> dict[str, Any]:
+    """The kubernetes.io/tls Secret of a self-signed pair, its data to come from
+    `self_signed_data`: created once by `kube.generated_secret` (never rewritten, never
+    adopted), which makes the pair only then."""
+    secret = security.render_secret(owner, _certificate_component(component), {})
     secret["type"] = SECRET_TYPE
     return secret
+
+
+def self_signed_data(
+    owner: labels.Named, component: labels.Component, *, now: datetime.datetime
+) -> dict[str, str]:
+    """A new self-signed pair for the component's Service: the Secret's data."""
+    return self_signed(dns_names(owner, component), now=now)
 
 
 def render_ca_configmap(
