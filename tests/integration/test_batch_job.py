@@ -24,10 +24,12 @@ from conftest import wait_for
 from openai.types import Completion, CreateEmbeddingResponse, ErrorObject
 from openai.types.chat import ChatCompletion
 
+from tiers.devenv import otlp_receiver
 from tiers.devenv import redis_server as redis_server_module
 from tiers.runtime import mockllm, modelcall, pricing
 from tiers.runtime.batch import config, job, progress
 from tiers.runtime.batch import records as batch_records
+from tiers.runtime.tracing import config as tracing_config
 
 PROMPT = "Classify this ticket: {text}"
 
@@ -454,3 +456,32 @@ def test_a_rerun_of_an_openai_batch_sends_only_what_failed_and_writes_the_files_
     assert len(retried) == 6
     retried_cost = sum(cost_of(line["response"]["body"]) for line in retried)
     assert summary["costUSD"] == pricing.format_usd(first.cost_usd + retried_cost)
+
+
+def test_a_traced_run_is_one_span_in_the_callers_trace_with_its_figures(
+    spark: Any, mock: str, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receiver = otlp_receiver.OtlpReceiver()
+    try:
+        trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+        monkeypatch.setenv("TRACEPARENT", f"00-{trace_id}-{parent}-01")
+        source = write_tickets(tmp_path / "tickets.jsonl", 40)
+        settings = settings_for(
+            source, tmp_path / "out", mock, job="ns/traced", run="r1",
+            tracing=tracing_config.TracingConfig(otlp_endpoint=receiver.url),
+        )  # fmt: skip
+
+        final = job.run(settings, spark=spark)
+
+        (span,) = receiver.spans()  # sent before run() returned
+    finally:
+        receiver.close()
+    assert (span.trace_id, span.parent_id, span.name) == (trace_id, parent, "batch ns/traced")
+    assert span.resource == {"service.name": "tiers-batch", "tiers.batch.job": "ns/traced"}
+    assert span.attributes["tiers.batch.state"] == final.state == "Succeeded"
+    assert span.attributes["tiers.batch.records_done"] == final.done == 40
+    assert span.attributes["tiers.batch.records_failed"] == 0
+    assert span.attributes["gen_ai.request.model"] == "gpt-4o-mini"
+    assert span.attributes["gen_ai.usage.input_tokens"] == final.tokens_in > 0
+    assert span.attributes["tiers.cost_usd"] == float(final.cost_usd) > 0
+    assert span.status_code == 0

@@ -15,6 +15,7 @@ import pydantic
 # The config module, not the package: the operator renders this config and must not reach the
 # model client through the package's (lazy) names.
 from tiers.runtime.modelcall.config import ModelCallConfig
+from tiers.runtime.tracing import config as tracing_config
 
 InputFormat = Literal["jsonl", "csv", "parquet", "openai"]
 OutputFormat = Literal["jsonl", "csv", "parquet"]
@@ -93,6 +94,8 @@ class BatchJobConfig(_Config):
     """Records read by the estimate to measure prompt tokens."""
     assumed_latency_ms: int = pydantic.Field(default=1000, ge=1)
     """The model's latency per request that the estimate assumes for its duration."""
+    tracing: tracing_config.TracingConfig | None = None
+    """spec.telemetry: one span per run attempt, exported when it ends; None: none."""
 
     @pydantic.model_validator(mode="after")
     def _openai_files_keep_their_shape(self) -> Self:

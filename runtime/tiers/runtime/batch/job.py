@@ -31,6 +31,7 @@ from tiers.runtime.batch import (
     records,
     scoring,
     storage,
+    traces,
 )
 from tiers.runtime.modelcall import prompts
 from tiers.runtime.stats import window
@@ -173,7 +174,34 @@ def run(
 ) -> progress.Progress:
     """One attempt of the run; the final progress. Raises `Stopped` when it did not finish.
 
-    Without `spark`, the run starts a session of its own and stops it at the end."""
+    Without `spark`, the run starts a session of its own and stops it at the end. With
+    `settings.tracing`, the attempt is one span (`traces`), exported when it ends."""
+    traced = traces.start(settings)
+    if traced is None:
+        return _run(settings, out=out, estimate_only=estimate_only, score=score, spark=spark)
+    final: progress.Progress | None = None
+    error: BaseException | None = None
+    try:
+        final = _run(settings, out=out, estimate_only=estimate_only, score=score, spark=spark)
+        return final
+    except Stopped as stopped:
+        final, error = stopped.final, stopped
+        raise
+    except BaseException as failed:
+        error = failed
+        raise
+    finally:
+        traces.end(settings, *traced, final, error)
+
+
+def _run(
+    settings: config.BatchJobConfig,
+    *,
+    out: IO[str],
+    estimate_only: bool,
+    score: Callable[[str, scoring.Shape, Any], Any],
+    spark: Any,
+) -> progress.Progress:
     own_session = spark is None
     if own_session:
         spark = session(settings)

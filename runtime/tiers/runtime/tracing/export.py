@@ -1,4 +1,5 @@
-"""The background export of ended spans: a bounded queue, batches sent over OTLP/HTTP.
+"""The export of ended spans: a bounded queue, batches sent over OTLP/HTTP in the background
+(or at once, `send_now`, for a program without an event loop).
 
 `Exporter.add` is what a request pays: a length test and an append. A task on the same event
 loop wakes every `export_interval_s`, or as soon as a batch is full, encodes the queued spans a
@@ -127,3 +128,21 @@ def tracer(
         settings, resource={"service.name": settings.service_name, **resource}, counted=counted
     )
     return spans.Tracer(exporter.add, sample_ratio=settings.sample_ratio), exporter
+
+
+def send_now(
+    settings: config.TracingConfig,
+    ended: list[spans.Span],
+    *,
+    resource: Mapping[str, spans.AttributeValue],
+) -> None:
+    """Sends `ended` and returns, for a program with no event loop of its own (a batch run's
+    driver); a failure is counted in the log only, never raised."""
+
+    async def main() -> None:
+        exporter = Exporter(settings, resource={"service.name": settings.service_name, **resource})
+        for span in ended:
+            exporter.add(span)
+        await exporter.close()
+
+    asyncio.run(main())
