@@ -116,6 +116,23 @@ const scenarios = {
     return { seconds, message, screenshots: [await shot(page, "overview-unhealthy")] };
   },
 
+  /** A resource deleted while the console was down (the caller stops it, deletes, starts it
+   * again on the same port) leaves the overview once the page has reconnected. */
+  async outage(page) {
+    const name = option("name", "");
+    await page.goto(`${base}/#/`);
+    await card(page, name).waitFor({ timeout });
+    const started = Date.now();
+    print({ waiting: "stop the console, delete the resource, start the console" });
+    await nextLine();
+    const restartedMs = Date.now() - started;
+    // the page retries with backoff (1 s doubling to 15 s): within two of those after the restart
+    await card(page, name).waitFor({ state: "detached", timeout: 35000 });
+    const goneMs = Date.now() - started;
+    const cards = await page.locator("article.card").count();
+    return { restartedMs, goneMs, cards, screenshots: [await shot(page, "overview-after-outage")] };
+  },
+
   /** The playground: a prompt streams a reply that shows its cost; the replay is a cache hit. */
   async chat(page) {
     const name = option("name", "chat");

@@ -333,13 +333,14 @@ def console_kubeconfig(
 
 
 def start_console(
-    dev_cluster: devenv.DevCluster, kubectl: Kubectl, work: pathlib.Path, *args: str
-) -> tuple[str, processes.Started]:
+    dev_cluster: devenv.DevCluster, kubectl: Kubectl, work: pathlib.Path, *args: str,
+    port: int | None = None,
+) -> tuple[str, processes.Started]:  # fmt: skip
     """`python -m tiers.console` as the chart's console ServiceAccount with
     --allow-anonymous-read, once it lists the three kinds (test_console.py and the browser
     tests, test_console_browser.py)."""
     kubeconfig = console_kubeconfig(dev_cluster, kubectl, work)
-    port = processes.free_port()
+    port = port or processes.free_port()
     started = processes.start(
         "console",
         [sys.executable, "-m", "tiers.console", "--port", str(port), "--host", "127.0.0.1",

@@ -1,8 +1,9 @@
 """The console in a browser: the built frontend (frontend/dist, `make frontend`) served by the real
 console backend over the real apiserver, driven through Debian's Chromium by the playwright-core
 scenarios in frontend/browser/run.mjs. Screenshots go to frontend/test-results/ (printed): the
-overview, each kind's list, a detail page, the overview with a failing resource, and with 200;
-the playground after a reply and its replay; the batch page once started and once completed.
+overview, each kind's list, a detail page, the overview with a failing resource, after a watch
+outage, and with 200; the playground after a reply and its replay; the batch page once started and
+once completed; the stream live view with results and a dead letter.
 Tests that set statuses by hand run on `quiet_cluster`, where no operator rewrites them."""
 
 from __future__ import annotations
@@ -142,6 +143,19 @@ def test_the_overview_shows_each_resource_with_its_status_and_a_failure_within_s
         turned = browse("unhealthy", url, "--name", "chat", steps=(fail,))
         assert turned["seconds"] < 10
         assert "no backend answers" in turned["message"]
+
+        def outage() -> None:
+            nonlocal started
+            processes.stop(started.pid, grace_s=1)  # its open streams would hold a clean stop
+            kubectl.run("delete", "bjob", "ticket-triage", "-n", namespace)
+            port = int(url.rsplit(":", 1)[1])
+            _, started = start_console(dev_cluster, kubectl, tmp_path, "--frontend-dir", str(DIST),
+                                       port=port)  # fmt: skip
+
+        # No delete event reaches a page whose watch was down: the list it gets on reconnecting
+        # (and the synced event that ends it) is what removes the card.
+        after = browse("outage", url, "--name", "ticket-triage", steps=(outage,))
+        assert after["cards"] == 2, after
     finally:
         processes.stop(started.pid)
 
