@@ -468,7 +468,9 @@ def test_a_traced_run_is_one_span_in_the_callers_trace_with_its_figures(
         source = write_tickets(tmp_path / "tickets.jsonl", 40)
         settings = settings_for(
             source, tmp_path / "out", mock, job="ns/traced", run="r1",
-            tracing=tracing_config.TracingConfig(otlp_endpoint=receiver.url),
+            tracing=tracing_config.TracingConfig(
+                otlp_endpoint=receiver.url, service_name="tiers-batch"
+            ),
         )  # fmt: skip
 
         final = job.run(settings, spark=spark)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tiers.api import batch
-from tiers.operator.manifests import batch_children, labels
+from tiers.operator.manifests import batch_children, labels, telemetry
 from tiers.runtime.batch import config
 
 OWNER = labels.Owner(
@@ -172,3 +172,18 @@ def test_a_volume_is_mounted_in_the_run_pod_and_every_spark_pod() -> None:
         ]
     # The config is the driver's alone, as before.
     assert all(m["name"] != "config" for m in app["spec"]["executor"]["volumeMounts"])
+
+
+def test_a_jobs_telemetry_or_the_charts_reaches_its_runs_config() -> None:
+    own = spec(telemetry={"otlpEndpoint": "http://team-collector:4318", "samplingRatio": "0.5"})
+    settings = batch_children.job_config(OWNER, own, stats_redis_url=None, endpoint_model=None)
+    assert settings.tracing is not None
+    assert settings.tracing.traces_url == "http://team-collector:4318/v1/traces"
+    assert (settings.tracing.sample_ratio, settings.tracing.service_name) == (0.5, "tiers-batch")
+    chart = telemetry.default_from({"TIERS_OTLP_ENDPOINT": "http://otel:4318"})
+    settings = batch_children.job_config(
+        OWNER, spec(), stats_redis_url=None, endpoint_model=None, default_telemetry=chart
+    )
+    assert settings.tracing is not None and settings.tracing.otlp_endpoint == "http://otel:4318"
+    none = batch_children.job_config(OWNER, spec(), stats_redis_url=None, endpoint_model=None)
+    assert none.tracing is None

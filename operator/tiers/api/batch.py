@@ -326,6 +326,11 @@ class BatchJobSpec(common.Model):
     volume: Volume | None = None
     budget: Budget | None = None
     notification: Notification | None = None
+    telemetry: common.Telemetry | None = pydantic.Field(
+        default=None,
+        description="Send one span per run attempt (state, records, tokens, cost) to an"
+        " OpenTelemetry collector, in the trace of the driver's TRACEPARENT if set.",
+    )
 
 
 class Progress(common.Model):

@@ -148,7 +148,7 @@ class Telemetry(common.Model):
         max_length=2048,
         pattern=r"^$|" + common.HTTP_URL_PATTERN,
         description=(
-            "A collector's OTLP/HTTP base URL that every RealtimeEndpoint without"
+            "A collector's OTLP/HTTP base URL that every RealtimeEndpoint and BatchJob without"
             " spec.telemetry sends its traces to; empty: none unless the spec names one."
         ),
     )

@@ -41,9 +41,12 @@ from tiers.operator.manifests import (
     redis,
     spark_application,
     stats_store,
+    telemetry,
 )
 
 KIND = kinds.BATCH_JOB
+DEFAULT_TELEMETRY = telemetry.default_from(os.environ)
+"""The chart's `telemetry.*`, for jobs whose spec names no collector."""
 CANCEL_TIMEOUT_S = float(os.environ.get("TIERS_DATABRICKS_CANCEL_TIMEOUT_SECONDS", "120"))
 WEBHOOK_ATTEMPTS = 3
 """Tries per reconcile; a notice not delivered is tried again at the next one."""
@@ -285,6 +288,7 @@ async def _render_config(
         stats_redis_url=stats_url,
         endpoint_model=endpoint_model,
         endpoint_tls=endpoint_tls,
+        default_telemetry=DEFAULT_TELEMETRY,
     )
     configmap = batch_children.render_config_map(owner, spec, settings)
     # Created once, then only read: a new password would lock a running job out.

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tiers.api import batch
+from tiers.api import batch, common
 from tiers.operator.manifests import (
     gateway,
     labels,
@@ -30,6 +30,7 @@ from tiers.operator.manifests import (
     serving_tls,
     spark_application,
     stats_store,
+    telemetry,
 )
 from tiers.runtime.batch import config, progress
 
@@ -52,8 +53,10 @@ def job_config(
     stats_redis_url: str | None,
     endpoint_model: str | None,
     endpoint_tls: bool = False,
+    default_telemetry: common.Telemetry | None = None,
 ) -> config.BatchJobConfig:
-    """The batch job's config; each run's Job names the run and its output on the command line."""
+    """The batch job's config; each run's Job names the run and its output on the command line.
+    Its runs' spans go where spec.telemetry says, else to the chart's `default_telemetry`."""
     return config.BatchJobConfig(
         job=f"{owner.namespace}/{owner.name}",
         run=RUN.name(owner),
@@ -73,6 +76,7 @@ def job_config(
             if spec.engine == "spark" and spec.spark.mode == "local"
             else None
         ),
+        tracing=telemetry.tracing(spec.telemetry or default_telemetry, service_name="tiers-batch"),
     )
 
 

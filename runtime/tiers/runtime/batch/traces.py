@@ -74,8 +74,4 @@ def end(
     if error is not None and span.error is None:
         span.error = f"{type(error).__name__}: {error}"
     span.end()
-    export.send_now(
-        settings.tracing.model_copy(update={"service_name": "tiers-batch"}),
-        ended,
-        resource={"tiers.batch.job": settings.job},
-    )
+    export.send_now(settings.tracing, ended, resource={"tiers.batch.job": settings.job})
