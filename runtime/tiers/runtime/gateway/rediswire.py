@@ -8,10 +8,14 @@ by hiredis (the C parser redis-py uses too), resolve them in turn. Commands issu
 event-loop turn go out in one write.
 
 Failure is quick and loud: a command unanswered within `timeout_s` drops the connection and
-fails every command in flight with `Unavailable`; after a failed connect, commands fail at once
-for `reconnect_after_s` instead of each waiting on a dead host. The gateway treats `Unavailable`
-as "Redis is down" and serves without it. The stats recorder and the budget, which talk to Redis
-once a second, keep using redis-py.
+fails every command in flight with `Unavailable`. After that timeout, or a failed connect, Redis
+is treated as down for a back-off (1 s, doubling up to 4 s while it keeps failing; `Backoff`):
+commands fail at once instead of each waiting on a dead or hung host (a SIGSTOPped Redis still
+accepts connections). Then one caller probes it (connect, then PING within the timeout) while the
+others still fail at once; a PING answered ends the back-off. A healthy connection's commands
+never look at the back-off. The gateway treats `Unavailable` as "Redis is down" and serves
+without it. The stats recorder and the budget, which talk to Redis once a second, keep using
+redis-py.
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ import hashlib
 import ssl
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import hiredis
 
 Arg = bytes | str | int | float
+
+Clock = Callable[[], float]
 
 
 def _pack(args: tuple[Arg, ...]) -> bytes:
@@ -53,6 +59,30 @@ class Script:
     def __init__(self, text: str) -> None:
         self.text = text
         self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+
+class Backoff:
+    """Whether Redis may be tried now: after `failed`, not for `first_s`, doubling with each
+    failure in a row up to `max_s`; `succeeded` ends the streak."""
+
+    def __init__(self, *, first_s: float = 1.0, max_s: float = 4.0, clock: Clock = time.monotonic):
+        self.first_s, self.max_s, self._clock = first_s, max_s, clock
+        self.failures = 0
+        self.until = 0.0
+
+    def allows(self) -> bool:
+        return self._clock() >= self.until
+
+    def failed(self) -> float:
+        """Starts (or lengthens) the back-off; returns how long it lasts."""
+        self.failures += 1
+        delay = min(self.first_s * 2.0 ** min(self.failures - 1, 30), self.max_s)
+        self.until = self._clock() + delay
+        return delay
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.until = 0.0
 
 
 class _Protocol(asyncio.Protocol):
@@ -125,7 +155,7 @@ class Client:
         *,
         password: str | None = None,
         timeout_s: float = 0.5,
-        reconnect_after_s: float = 0.5,
+        backoff: Backoff | None = None,
     ) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("redis", "rediss") or not parts.hostname:
@@ -141,11 +171,11 @@ class Client:
         db = parts.path.strip("/")
         if db and db != "0":
             self._hello.append(("SELECT", int(db)))
+        self._hello.append(("PING",))  # a hung Redis accepts connections: it must answer
         self._timeout_s = timeout_s
-        self._reconnect_after_s = reconnect_after_s
+        self.backoff = backoff or Backoff()
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Future[_Protocol] | None = None
-        self._retry_at = 0.0
         self._watchdog: asyncio.TimerHandle | None = None
 
     async def call(self, *args: Arg) -> Any:
@@ -171,20 +201,33 @@ class Client:
             self._protocol.closed = True
 
     async def _connect(self) -> _Protocol:
-        if self._connecting is None:
-            if time.monotonic() < self._retry_at:
-                raise Unavailable("Redis was unreachable a moment ago; not retried yet")
-            self._connecting = asyncio.ensure_future(self._open())
         connecting = self._connecting
-        try:
-            return await asyncio.shield(connecting)
-        finally:
-            if connecting.done():
-                self._connecting = None
+        if connecting is None:
+            if not self.backoff.allows():
+                raise Unavailable("Redis failed a moment ago; not retried yet")
+            connecting = self._connecting = asyncio.ensure_future(self._open())
+        elif self.backoff.failures:
+            raise Unavailable("Redis failed a moment ago; another request is probing it")
+        return await asyncio.shield(connecting)
 
     async def _open(self) -> _Protocol:
+        try:
+            protocol = await self._handshake()
+        except (OSError, TimeoutError, Error) as error:
+            self.backoff.failed()
+            raise Unavailable(f"cannot connect to Redis: {type(error).__name__}") from None
+        finally:
+            self._connecting = None
+        self.backoff.succeeded()
+        self._protocol = protocol
+        if self._watchdog is None:
+            self._watchdog = asyncio.get_running_loop().call_later(self._timeout_s / 2, self._watch)
+        return protocol
+
+    async def _handshake(self) -> _Protocol:
         loop = asyncio.get_running_loop()
         context = ssl.create_default_context() if self._tls else None
+        protocol: _Protocol | None = None
         try:
             async with asyncio.timeout(self._timeout_s):
                 _, protocol = await loop.create_connection(
@@ -196,12 +239,10 @@ class Client:
                 )
                 for command in self._hello:
                     await protocol.send(_pack(command))
-        except (OSError, TimeoutError, Error) as error:
-            self._retry_at = time.monotonic() + self._reconnect_after_s
-            raise Unavailable(f"cannot connect to Redis: {type(error).__name__}") from None
-        self._protocol = protocol
-        if self._watchdog is None:
-            self._watchdog = loop.call_later(self._timeout_s / 2, self._watch)
+        except BaseException:
+            if protocol is not None:  # connected, but it did not answer: not left open
+                protocol.fail(Unavailable("Redis did not answer the handshake"))
+            raise
         return protocol
 
     def _watch(self) -> None:
@@ -209,5 +250,6 @@ class Client:
         protocol = self._protocol
         if protocol is not None and not protocol.closed and protocol.oldest_age() > self._timeout_s:
             protocol.fail(Unavailable(f"Redis did not answer within {self._timeout_s} s"))
+            self.backoff.failed()
         loop = asyncio.get_running_loop()
         self._watchdog = loop.call_later(self._timeout_s / 2, self._watch)
