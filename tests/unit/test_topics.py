@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tiers.api import stream
-from tiers.operator import topics
+from tiers.operator import stream_status, topics
 
 
 def spec(input_partitions: int = 6, **input_config: str) -> stream.StreamPipelineSpec:
@@ -96,6 +96,29 @@ def test_ownership_keeps_what_was_created_and_what_still_has_its_id() -> None:
     present = {"in": actual("in", 6), "out": actual("out", 6), "dlq": actual("dlq", 1)}
     owned = topics.ownership(spec(), present, owned={"out": "id-out"}, created=["dlq"])
     assert owned == {"out": "id-out", "dlq": "id-dlq"}
+
+
+def test_the_topics_a_plan_creates_are_claimed_before_they_are_made() -> None:
+    plan = topics.plan(spec(), {"out": actual("out", 6)}, {"out": "id-out"})
+    assert topics.claimed({"out": "id-out"}, plan) == {
+        "out": "id-out", "in": topics.CLAIMED, "dlq": topics.CLAIMED,
+    }  # fmt: skip
+    assert stream_status.owned_records(topics.claimed({}, plan))[0] == {"name": "dlq"}
+
+
+def test_a_topic_made_by_a_reconcile_killed_before_it_recorded_the_id_is_still_owned() -> None:
+    present = {"in": actual("in", 3), "out": actual("out", 6), "dlq": actual("dlq", 1)}
+    claims = {"in": topics.CLAIMED, "out": topics.CLAIMED, "dlq": topics.CLAIMED}
+    plan = topics.plan(spec(**{"retention.ms": "5000"}), present, claims)
+    assert plan.grow == (("in", 6),) and plan.configure == (("in", {"retention.ms": "5000"}),)
+    assert plan.conflicts == ()
+    assert topics.ownership(spec(), present, owned=claims, created=[]) == OURS
+
+
+def test_a_claim_on_a_topic_not_seen_yet_is_kept() -> None:
+    present = {"out": actual("out", 6), "dlq": actual("dlq", 1)}
+    owned = topics.ownership(spec(), present, owned={"in": topics.CLAIMED}, created=["dlq"])
+    assert owned == {"in": topics.CLAIMED, "dlq": "id-dlq"}
 
 
 def test_a_matching_cluster_needs_nothing() -> None:

@@ -225,7 +225,15 @@ class OwnedTopic(common.Model):
     """A topic this pipeline created, by the id Kafka gave it."""
 
     name: str = pydantic.Field(min_length=1, max_length=249)
-    id: str = pydantic.Field(min_length=1, max_length=64, description="Kafka's topic id.")
+    id: str | None = pydantic.Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description=(
+            "Kafka's topic id; absent while the topic is being created (claimed before the"
+            " request, so that an operator stopped before the answer still knows it made it)."
+        ),
+    )
 
 
 class StreamPipelineStatus(common.Status):

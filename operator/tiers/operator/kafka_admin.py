@@ -204,8 +204,9 @@ def _config_resource(name: str, changed: Mapping[str, str]) -> ConfigResource:
 
 
 async def delete_owned(bootstrap: str, owned: Mapping[str, str]) -> list[str]:
-    """Deletes each topic (name: topic id) that still has the id recorded for it; the names of
-    the others, which are someone else's now (or gone), are returned and left alone."""
+    """Deletes each topic (name: topic id) that still has the id recorded for it (or is claimed,
+    `topics.CLAIMED`); the names of the others, which are someone else's now (or gone), are
+    returned and left alone."""
     return await asyncio.to_thread(_delete_owned, bootstrap, owned)
 
 
@@ -217,7 +218,7 @@ def _delete_owned(bootstrap: str, owned: Mapping[str, str]) -> list[str]:
     except KafkaException as error:
         raise KafkaUnavailable(scrub(str(error), bootstrap)) from None
     ids = _topic_ids(admin, [name for name in owned if name in existing])
-    doomed = [name for name, topic_id in ids.items() if owned[name] == topic_id]
+    doomed = [name for name, topic_id in ids.items() if topics.owns(owned, name, topic_id)]
     for future in admin.delete_topics(doomed).values() if doomed else ():
         future.result(timeout=TIMEOUT_S)
     return sorted(set(ids) - set(doomed))

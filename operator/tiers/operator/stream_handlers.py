@@ -97,9 +97,10 @@ def plan_created(plan: topics.Plan) -> list[str]:
 
 
 def recorded_topics(body: Mapping[str, Any]) -> dict[str, str]:
-    """The topics the pipeline owns, as its status records them: name to Kafka topic id."""
+    """The topics the pipeline owns, as its status records them: name to Kafka topic id (or
+    `topics.CLAIMED`, made by a reconcile that was stopped before it recorded the id)."""
     records = (body.get("status") or {}).get("topics") or []
-    return {str(r["name"]): str(r["id"]) for r in records if r.get("name") and r.get("id")}
+    return {str(r["name"]): str(r.get("id") or topics.CLAIMED) for r in records if r.get("name")}
 
 
 def deletes_topics(spec: kopf.Spec, **_: Any) -> bool:
@@ -340,7 +341,7 @@ async def reconcile_topics(
     """Brings the topics this pipeline owns (`owned`: name to Kafka topic id, as recorded in
     status) in line with the spec, and creates the missing ones; uses others' topics as they
     are. The verdict for TopicsReady, and the topics owned afterwards (None: not known, keep the
-    record)."""
+    record; after a failure, the claims on the topics it set out to make)."""
     if bootstrap is None:
         ref = spec.kafka.bootstrap_secret_ref
         return verdicts.Verdict(
@@ -355,15 +356,21 @@ async def reconcile_topics(
             "False", "InvalidSpec", f"topic names used for more than one role: {duplicates}"
         ), None
     names = [topic.name for _, topic in topics.desired_topics(spec)]
+    claims: dict[str, str] | None = None  # the record, once it claims topics to be made
     try:
         actual = await kafka_admin.describe(bootstrap, names)
         plan = topics.plan(spec, actual, owned)
+        if plan.create:
+            # Claimed before they are made, and their ids recorded at once after: an operator
+            # killed in between would find the topics it has just made someone else's.
+            owned = claims = topics.claimed(owned, plan)
+            await kube.patch_status(
+                KIND, owner.name, owner.namespace, {"topics": stream_status.owned_records(owned)}
+            )
         if not plan.is_noop:
             await kafka_admin.apply(bootstrap, plan)
         if plan.create:
             actual = await kafka_admin.describe(bootstrap, names, created=plan_created(plan))
-            # Recorded at once, not with the rest of status when the reconcile ends: an operator
-            # killed in between would find the topics it has just made someone else's.
             made = topics.ownership(spec, actual, owned=owned, created=plan_created(plan))
             await kube.patch_status(
                 KIND, owner.name, owner.namespace, {"topics": stream_status.owned_records(made)}
@@ -371,9 +378,9 @@ async def reconcile_topics(
     except kafka_admin.KafkaUnavailable as error:
         return verdicts.Verdict(
             "False", "KafkaUnavailable", f"{brokers_named(spec)} did not answer: {error.cause}"
-        ), None
+        ), claims
     except kafka_admin.AdminError as error:
-        return verdicts.Verdict("False", "KafkaError", str(error)), None
+        return verdicts.Verdict("False", "KafkaError", str(error)), claims
     now_owned = topics.ownership(spec, actual, owned=owned, created=plan_created(plan))
     if plan.conflicts:
         first = plan.conflicts[0]

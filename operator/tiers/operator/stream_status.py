@@ -108,5 +108,9 @@ def desired_status(
 
 
 def owned_records(owned: Mapping[str, str]) -> list[dict[str, str]]:
-    """`status.topics`: the topics the pipeline created, by name and Kafka topic id."""
-    return [{"name": name, "id": topic_id} for name, topic_id in sorted(owned.items())]
+    """`status.topics`: the topics the pipeline created, by name and Kafka topic id (none for a
+    topic claimed before it is made)."""
+    return [
+        {"name": name, "id": topic_id} if topic_id else {"name": name}
+        for name, topic_id in sorted(owned.items())
+    ]

@@ -12,6 +12,11 @@ from collections.abc import Mapping, Sequence
 
 from tiers.api import stream
 
+CLAIMED = ""
+"""The id recorded for a topic the pipeline is about to create, before Kafka has given it one.
+A claimed topic found to exist is taken as the pipeline's own: only someone who made a topic of
+that very name in the moments between the claim and the request could be wrong-footed."""
+
 
 @dataclasses.dataclass(frozen=True)
 class ActualTopic:
@@ -120,8 +125,21 @@ def duplicate_names(spec: stream.StreamPipelineSpec) -> Sequence[str]:
 
 
 def is_owned(topic: ActualTopic, owned: Mapping[str, str]) -> bool:
-    """Whether this pipeline made the topic: the id it recorded is the topic's id now."""
-    return bool(topic.topic_id) and owned.get(topic.name) == topic.topic_id
+    """Whether this pipeline made the topic: the id it recorded is the topic's id now, or it
+    claimed the topic before making it and has recorded no id since."""
+    return owns(owned, topic.name, topic.topic_id)
+
+
+def owns(owned: Mapping[str, str], name: str, topic_id: str) -> bool:
+    """`is_owned` for the topic `name` whose Kafka id is `topic_id`."""
+    recorded = owned.get(name)
+    return recorded == CLAIMED or (bool(topic_id) and recorded == topic_id)
+
+
+def claimed(owned: Mapping[str, str], plan: Plan) -> dict[str, str]:
+    """`owned` with a claim on each topic the plan creates: recorded before the request, so that
+    an operator stopped before it records the new topics' ids still knows it made them."""
+    return {**owned, **{topic.name: CLAIMED for topic in plan.create}}
 
 
 def ownership(
@@ -138,6 +156,8 @@ def ownership(
     for _, topic in desired_topics(spec):
         existing = actual.get(topic.name)
         if existing is None or not existing.topic_id:
+            if owned.get(topic.name) == CLAIMED:
+                result[topic.name] = CLAIMED  # not made, or not seen yet: the claim stays
             continue
         if topic.name in created or is_owned(existing, owned):
             result[topic.name] = existing.topic_id
