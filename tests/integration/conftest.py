@@ -79,6 +79,11 @@ def kubectl(dev_cluster: devenv.DevCluster) -> Kubectl:
 
 @pytest.fixture(scope="session")
 def crds(kubectl: Kubectl) -> None:
+    install_crds(kubectl)
+
+
+def install_crds(kubectl: Kubectl) -> None:
+    """The project's CRDs, applied and established."""
     kubectl.run("apply", "-f", str(ROOT / "crds"))
     kubectl.run(
         "wait",
@@ -243,6 +248,12 @@ class Processes:
     def stop_all(self) -> None:
         for started in reversed(self.started):
             processes.stop(started.pid, grace_s=5)
+
+
+@pytest.fixture
+def test_logs(request: pytest.FixtureRequest) -> list[pathlib.Path]:
+    """Logs of what the test started itself: their tails are reported if it fails."""
+    return _TEST_LOGS.setdefault(request.node.nodeid, [])
 
 
 @pytest.fixture

@@ -3,6 +3,6 @@
 `tiers dev up|down|env` and the integration tests' session fixture both use `cluster.up()`.
 """
 
-from tiers.devenv.cluster import DevCluster, down, up
+from tiers.devenv.cluster import DevCluster, control_plane_stopped, down, up
 
-__all__ = ["DevCluster", "down", "up"]
+__all__ = ["DevCluster", "control_plane_stopped", "down", "up"]

@@ -8,6 +8,7 @@ them in `<state_dir>/state.json`. `down()` stops what that file lists. Logs stay
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import pathlib
@@ -15,6 +16,7 @@ import shutil
 import ssl
 import subprocess
 import urllib.request
+from collections.abc import Iterator
 
 from tiers.devenv import jars, paths, pki, processes, progress, redis_server, toolchain
 from tiers.devenv import kafka as kafka_broker
@@ -190,6 +192,32 @@ def down(state_dir: pathlib.Path | None = None) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def control_plane_stopped(state_dir: pathlib.Path | None = None) -> Iterator[None]:
+    """kube-apiserver and etcd SIGKILLed for the duration of the block, as on a control-plane
+    node that lost power; then started again (the apiserver on its port, etcd on its data, on
+    ports of its own: the old ones may be taken meanwhile) and waited for until ready. The rest
+    (controllers, kwok, Redis, Kafka, an operator) has to ride it out."""
+    state_dir = (state_dir or paths.default_state_dir()).resolve()
+    cluster = DevCluster.load(state_dir)
+    if cluster is None:
+        raise RuntimeError(f"no control plane is recorded in {state_dir}")
+    for name in ("kube-apiserver", "etcd"):
+        processes.kill(cluster.processes[name])
+    try:
+        yield
+    finally:
+        started = dict(cluster.processes)
+        etcd_urls = _etcd_urls()
+        started["etcd"] = _start_etcd(state_dir, cluster.log_dir, etcd_urls).pid
+        creds = pki.existing(state_dir / "pki")
+        started["kube-apiserver"] = _start_apiserver(
+            state_dir, cluster.log_dir, creds, cluster.server, etcd_urls[0]
+        ).pid
+        restarted = dataclasses.replace(cluster, processes=started)
+        (state_dir / STATE_FILE).write_text(restarted.to_json())
+
+
 def _start(
     state_dir: pathlib.Path,
     logs: pathlib.Path,
@@ -207,64 +235,13 @@ def _start(
         creds = pki.create(state_dir / "pki")
 
     with progress.step("starting etcd"):
-        etcd_port, peer_port = processes.free_port(), processes.free_port()
-        etcd_url = f"http://127.0.0.1:{etcd_port}"
-        peer_url = f"http://127.0.0.1:{peer_port}"
-        etcd = processes.start(
-            "etcd",
-            [toolchain.ETCD.path("etcd"), "--data-dir", state_dir / "etcd",
-             "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
-             "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
-             "--initial-cluster", f"default={peer_url}", "--unsafe-no-fsync",
-             "--log-level", "warn"],
-            log_dir=logs,
-        )  # fmt: skip
-        started["etcd"] = etcd.pid
-        processes.wait_until(
-            lambda: b'"health":"true"' in _get(f"{etcd_url}/health"),
-            what="waiting for etcd",
-            timeout_s=30,
-            watch=etcd,
-        )
+        etcd_urls = _etcd_urls()
+        started["etcd"] = _start_etcd(state_dir, logs, etcd_urls).pid
 
     with progress.step("starting kube-apiserver"):
-        port = processes.free_port()
-        server = f"https://127.0.0.1:{port}"
-        audit_policy = state_dir / "audit-policy.yaml"
-        audit_policy.write_text(AUDIT_POLICY)
-        apiserver = processes.start(
-            "kube-apiserver",
-            [k8s.path("kube-apiserver"), f"--etcd-servers={etcd_url}",
-             "--advertise-address=127.0.0.1", "--bind-address=127.0.0.1", f"--secure-port={port}",
-             f"--tls-cert-file={creds.serving_cert}", f"--tls-private-key-file={creds.serving_key}",
-             f"--client-ca-file={creds.ca_cert}", f"--token-auth-file={creds.token_file}",
-             "--authorization-mode=Node,RBAC", "--service-cluster-ip-range=10.96.0.0/16",
-             "--allow-privileged=true", f"--cert-dir={state_dir / 'pki'}",
-             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-             f"--service-account-key-file={creds.service_account_pub}",
-             f"--service-account-signing-key-file={creds.service_account_key}",
-             # The aggregation layer's CA, so controllers find it in their authentication config.
-             f"--requestheader-client-ca-file={creds.ca_cert}",
-             "--requestheader-allowed-names=front-proxy-client",
-             "--requestheader-username-headers=X-Remote-User",
-             "--requestheader-group-headers=X-Remote-Group",
-             "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-             # The `kubernetes` Service cannot point at a loopback address; nothing here needs it.
-             "--endpoint-reconciler-type=none",
-             f"--audit-policy-file={audit_policy}", f"--audit-log-path={state_dir / AUDIT_LOG}",
-             "--audit-log-maxsize=512", "--audit-log-maxbackup=0",
-             "--profiling=false"],
-            log_dir=logs,
-        )  # fmt: skip
+        server = f"https://127.0.0.1:{processes.free_port()}"
+        apiserver = _start_apiserver(state_dir, logs, creds, server, etcd_urls[0])
         started["kube-apiserver"] = apiserver.pid
-        context = ssl.create_default_context(cafile=str(creds.ca_cert))
-        processes.wait_until(
-            lambda: _get(f"{server}/readyz", context=context) == b"ok",
-            what="waiting for kube-apiserver /readyz",
-            timeout_s=90,
-            watch=apiserver,
-            interval_s=0.25,
-        )
         kubeconfig = state_dir / "kubeconfig"
         kubeconfig.write_text(
             pki.kubeconfig(server=server, ca_cert=creds.ca_cert, token=creds.admin_token)
@@ -361,6 +338,77 @@ def _start(
         bin_path=tuple(bin_path),
         processes=dict(started),
     )
+
+
+def _etcd_urls() -> tuple[str, str]:
+    """Client and peer URLs for etcd on free ports (a single member: no peer ever calls)."""
+    return (f"http://127.0.0.1:{processes.free_port()}",
+            f"http://127.0.0.1:{processes.free_port()}")  # fmt: skip
+
+
+def _start_etcd(
+    state_dir: pathlib.Path, logs: pathlib.Path, urls: tuple[str, str]
+) -> processes.Started:
+    """etcd on `urls` (client, peer), its data in `<state_dir>/etcd`; returns once healthy."""
+    client_url, peer_url = urls
+    etcd = processes.start(
+        "etcd",
+        [toolchain.ETCD.path("etcd"), "--data-dir", state_dir / "etcd",
+         "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
+         "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+         "--initial-cluster", f"default={peer_url}", "--unsafe-no-fsync",
+         "--log-level", "warn"],
+        log_dir=logs,
+    )  # fmt: skip
+    processes.wait_until(
+        lambda: b'"health":"true"' in _get(f"{client_url}/health"),
+        what="waiting for etcd",
+        timeout_s=30,
+        watch=etcd,
+    )
+    return etcd
+
+
+def _start_apiserver(
+    state_dir: pathlib.Path, logs: pathlib.Path, creds: pki.Credentials, server: str, etcd_url: str
+) -> processes.Started:
+    """kube-apiserver serving on `server`; returns once /readyz answers ok."""
+    audit_policy = state_dir / "audit-policy.yaml"
+    audit_policy.write_text(AUDIT_POLICY)
+    port = server.rsplit(":", 1)[1]
+    apiserver = processes.start(
+        "kube-apiserver",
+        [toolchain.KUBERNETES.path("kube-apiserver"), f"--etcd-servers={etcd_url}",
+         "--advertise-address=127.0.0.1", "--bind-address=127.0.0.1", f"--secure-port={port}",
+         f"--tls-cert-file={creds.serving_cert}", f"--tls-private-key-file={creds.serving_key}",
+         f"--client-ca-file={creds.ca_cert}", f"--token-auth-file={creds.token_file}",
+         "--authorization-mode=Node,RBAC", "--service-cluster-ip-range=10.96.0.0/16",
+         "--allow-privileged=true", f"--cert-dir={state_dir / 'pki'}",
+         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+         f"--service-account-key-file={creds.service_account_pub}",
+         f"--service-account-signing-key-file={creds.service_account_key}",
+         # The aggregation layer's CA, so controllers find it in their authentication config.
+         f"--requestheader-client-ca-file={creds.ca_cert}",
+         "--requestheader-allowed-names=front-proxy-client",
+         "--requestheader-username-headers=X-Remote-User",
+         "--requestheader-group-headers=X-Remote-Group",
+         "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+         # The `kubernetes` Service cannot point at a loopback address; nothing here needs it.
+         "--endpoint-reconciler-type=none",
+         f"--audit-policy-file={audit_policy}", f"--audit-log-path={state_dir / AUDIT_LOG}",
+         "--audit-log-maxsize=512", "--audit-log-maxbackup=0",
+         "--profiling=false"],
+        log_dir=logs,
+    )  # fmt: skip
+    context = ssl.create_default_context(cafile=str(creds.ca_cert))
+    processes.wait_until(
+        lambda: _get(f"{server}/readyz", context=context) == b"ok",
+        what="waiting for kube-apiserver /readyz",
+        timeout_s=90,
+        watch=apiserver,
+        interval_s=0.25,
+    )
+    return apiserver
 
 
 def _get(url: str, *, context: ssl.SSLContext | None = None) -> bytes:

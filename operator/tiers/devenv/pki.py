@@ -51,6 +51,13 @@ def create(directory: pathlib.Path) -> Credentials:
     (d / "tokens.csv").write_text(f'{token},admin,admin,"system:masters"\n')
     for secret in ("ca.key", "apiserver.key", "sa.key", "tokens.csv"):
         (d / secret).chmod(0o600)
+    return existing(d)
+
+
+def existing(directory: pathlib.Path) -> Credentials:
+    """The credentials `create()` made in `directory` (a control plane started again)."""
+    d = directory
+    token = (d / "tokens.csv").read_text().split(",", 1)[0]
     return Credentials(
         ca_cert=d / "ca.crt",
         ca_key=d / "ca.key",

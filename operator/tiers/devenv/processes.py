@@ -79,6 +79,14 @@ def stop(pid: int, *, grace_s: float = 10.0) -> None:
             time.sleep(0.05)
 
 
+def kill(pid: int, *, timeout_s: float = 10.0) -> None:
+    """SIGKILL to the process group (no chance to clean up, as in a crash); returns once the
+    process is gone."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    wait_until(lambda: not is_alive(pid), what=f"waiting for {pid} to die", timeout_s=timeout_s)
+
+
 def tail(log: pathlib.Path, lines: int = 30) -> str:
     if not log.exists():
         return f"(no log at {log})"
