@@ -400,6 +400,15 @@ def stale_field() -> Any:
     )
 
 
+class Windowed(Model):
+    """Counts over the stats' sliding `window`, as observed at `observedAt` (absent only from
+    figures written before they carried them)."""
+
+    window: str | None = pydantic.Field(default=None, max_length=16, description="e.g. 5m")
+    observed_at: datetime.datetime | None = None
+    stale: bool | None = stale_field()
+
+
 class LatencyStatus(Model):
     """Latency percentiles in whole milliseconds over `window`, as observed at `observedAt`."""
 

@@ -324,13 +324,13 @@ class RealtimeEndpointSpec(common.Model):
     )
 
 
-class Traffic(common.Model):
+class Traffic(common.Windowed):
     requests: int = pydantic.Field(ge=0)
     requests_per_second: int = pydantic.Field(ge=0)
     errors: int = pydantic.Field(ge=0)
 
 
-class CacheStatus(common.Model):
+class CacheStatus(common.Windowed):
     hit_ratio: str = pydantic.Field(
         pattern=r"^(0(\.[0-9]{1,4})?|1(\.0{1,4})?)$",
         description='Hits over lookups, e.g. "0.8312".',

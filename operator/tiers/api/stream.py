@@ -211,7 +211,7 @@ class StreamPipelineSpec(common.Model):
     push: Push = pydantic.Field(default_factory=Push)
 
 
-class Throughput(common.Model):
+class Throughput(common.Windowed):
     events_per_second: int = pydantic.Field(ge=0)
     events: int = pydantic.Field(ge=0)
     dead_lettered: int = pydantic.Field(ge=0)

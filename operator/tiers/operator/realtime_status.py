@@ -178,15 +178,19 @@ def traffic_blocks(
         return verdicts.kept_figures(body, "latency", "traffic", "cache", "cost", stale=stale)
     blocks: dict[str, Any] = {
         "latency": verdicts.latency_block(summary, now=now),
-        "traffic": {
-            "requests": summary.units,
-            "requestsPerSecond": summary.units_per_second,
-            "errors": summary.errors,
-        },
+        "traffic": verdicts.windowed(
+            {
+                "requests": summary.units,
+                "requestsPerSecond": summary.units_per_second,
+                "errors": summary.errors,
+            },
+            now=now,
+        ),
         "cost": verdicts.cost_block(summary, per_unit_field="perRequestUSD", now=now),
     }
     if summary.cache_hit_ratio is not None:
-        blocks["cache"] = {"hitRatio": str(summary.cache_hit_ratio.normalize())}
+        hit_ratio = str(summary.cache_hit_ratio.normalize())
+        blocks["cache"] = verdicts.windowed({"hitRatio": hit_ratio}, now=now)
     return blocks
 
 

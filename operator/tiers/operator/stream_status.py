@@ -98,11 +98,14 @@ def desired_status(
         )
         return status
     status["latency"] = verdicts.latency_block(summary, now=now)
-    status["throughput"] = {
-        "eventsPerSecond": summary.units_per_second,
-        "events": summary.units,
-        "deadLettered": summary.errors,
-    }
+    status["throughput"] = verdicts.windowed(
+        {
+            "eventsPerSecond": summary.units_per_second,
+            "events": summary.units,
+            "deadLettered": summary.errors,
+        },
+        now=now,
+    )
     status["cost"] = verdicts.cost_block(summary, per_unit_field="perEventUSD", now=now)
     return status
 

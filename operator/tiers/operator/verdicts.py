@@ -124,27 +124,24 @@ def stamp(
     }
 
 
+def windowed(figures: dict[str, Any], *, now: datetime.datetime) -> dict[str, Any]:
+    """`figures` of the stats window, saying which window, when it was read, and that it was."""
+    return {**figures, "window": WINDOW, "observedAt": _timestamp(now), "stale": False}
+
+
 def latency_block(summary: stats.Summary, *, now: datetime.datetime) -> dict[str, Any]:
-    return {
-        "p50Ms": summary.p50_ms,
-        "p95Ms": summary.p95_ms,
-        "p99Ms": summary.p99_ms,
-        "window": WINDOW,
-        "observedAt": _timestamp(now),
-        "stale": False,
-    }
+    percentiles = {"p50Ms": summary.p50_ms, "p95Ms": summary.p95_ms, "p99Ms": summary.p99_ms}
+    return windowed(percentiles, now=now)
 
 
 def cost_block(
     summary: stats.Summary, *, per_unit_field: str, now: datetime.datetime
 ) -> dict[str, Any]:
-    return {
+    spent = {
         "totalUSD": pricing.format_usd(summary.cost_usd),
         per_unit_field: pricing.format_usd(summary.cost_per_unit_usd),
-        "window": WINDOW,
-        "observedAt": _timestamp(now),
-        "stale": False,
     }
+    return windowed(spent, now=now)
 
 
 def kept(body: Mapping[str, Any], *fields: str) -> dict[str, Any]:
