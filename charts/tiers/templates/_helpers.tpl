@@ -62,13 +62,14 @@ in every namespace; with watchNamespaces, a Role grants them in each listed name
 */}}
 {{- define "tiers.operator.namespacedRules" -}}
 # The three kinds: kopf lists and watches them and patches their metadata (finalizers, its
-# annotations); the RealtimeEndpoint a StreamPipeline's or BatchJob's endpointRef names is read.
+# annotations); each is read afresh when a re-check finds its status written after its body
+# arrived (rechecks.current); the RealtimeEndpoint an endpointRef names is read too.
 - apiGroups: ["tiers.dev"]
   resources: ["realtimeendpoints"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["tiers.dev"]
   resources: ["streampipelines"]
-  verbs: ["list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "patch"]
 # BatchJobs as well, and get and create: the Role of a gateway with the Batch API grants them
 # (with list and patch), and Kubernetes lets the operator grant only what it holds itself.
 - apiGroups: ["tiers.dev"]
