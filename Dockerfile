@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # The image of every Tiers entry point: the operator (the chart's command), the console, the
 # gateway, the stream job (Java 17, PySpark, Spark's Kafka connector in /opt/tiers/jars), the push
-# gateway and the batch job; `tiers version` prints what is inside.
+# gateway and the batch job (Delta Lake's jars beside Kafka's); `tiers version` prints what is
+# inside.
 #
 #   docker build --build-arg GIT_COMMIT=$(git rev-parse --short HEAD) -t tiers:0.1.0 .
 #
@@ -32,6 +33,7 @@ COPY pyproject.toml README.md /src/
 COPY operator/ /src/operator/
 COPY runtime/ /src/runtime/
 COPY tools/spark-kafka/ /src/tools/spark-kafka/
+COPY tools/spark-delta/ /src/tools/spark-delta/
 COPY tools/image/ /src/tools/image/
 ARG GIT_COMMIT=unknown
 RUN PYTHON=/build/bin/python GIT_COMMIT=${GIT_COMMIT} sh /src/tools/image/fetch.sh all /src /inputs

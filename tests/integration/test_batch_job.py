@@ -24,10 +24,10 @@ from conftest import wait_for
 from openai.types import Completion, CreateEmbeddingResponse, ErrorObject
 from openai.types.chat import ChatCompletion
 
-from tiers.devenv import otlp_receiver
+from tiers.devenv import jars, otlp_receiver
 from tiers.devenv import redis_server as redis_server_module
 from tiers.runtime import mockllm, modelcall, pricing
-from tiers.runtime.batch import config, job, progress
+from tiers.runtime.batch import config, job, progress, scoring
 from tiers.runtime.batch import records as batch_records
 from tiers.runtime.tracing import config as tracing_config
 
@@ -36,10 +36,12 @@ PROMPT = "Classify this ticket: {text}"
 
 @pytest.fixture(scope="module")
 def spark() -> Iterator[Any]:
-    """One Spark session for the module's in-process runs (each run leaves it running)."""
+    """One Spark session for the module's in-process runs (each run leaves it running), with
+    Delta Lake as a run with a Delta table sets it up."""
     settings = config.BatchJobConfig(
         input=config.InputConfig(uri="unused"),
-        output=config.OutputConfig(uri="unused"),
+        output=config.OutputConfig(uri="unused", format="delta"),
+        jars=tuple(str(jar) for jar in jars.connector_jars(jars.SPARK_DELTA)),
         model=modelcall.ModelCallConfig(
             target=modelcall.EndpointTarget(url="http://127.0.0.1:1/v1"), model="m", prompt="{x}"
         ),
@@ -155,9 +157,9 @@ def test_a_rerun_retries_only_failed_records_and_leaves_each_id_once(
 
 
 @pytest.mark.parametrize(
-    ("input_format", "output_format"), [("csv", "parquet"), ("parquet", "csv")]
+    ("input_format", "output_format"), [("csv", "parquet"), ("parquet", "csv"), ("delta", "delta")]
 )
-def test_csv_and_parquet_in_and_out(
+def test_csv_parquet_and_delta_in_and_out(
     spark: Any, mock: str, tmp_path: pathlib.Path, input_format: str, output_format: str
 ) -> None:
     frame = spark.createDataFrame(
@@ -178,6 +180,52 @@ def test_csv_and_parquet_in_and_out(
     assert sorted(row["rid"] for row in rows) == sorted(f"r{i}" for i in range(200))
     assert {row["status"] for row in rows} == {"ok"}
     assert all(row["output"].startswith("Classify this ticket: review") for row in rows)
+
+
+def interrupted_from(partition: int) -> Any:
+    """A scorer whose tasks from `partition` on fail, as a run killed midway: the tasks before
+    them have committed their results, the attempt has not finished."""
+
+    def score(model_json: str, shape: scoring.Shape, tally: Any) -> Any:
+        scored = scoring.score_partitions(model_json, shape, tally)
+
+        def run(batches: Any) -> Any:
+            from pyspark import TaskContext
+
+            if TaskContext.get().partitionId() >= partition:
+                raise RuntimeError("interrupted")
+            yield from scored(batches)
+
+        return run
+
+    return score
+
+
+def test_a_delta_table_gets_whole_attempts_and_a_rerun_scores_only_the_rest(
+    spark: Any, mock: str, tmp_path: pathlib.Path
+) -> None:
+    count = 4000
+    source = write_tickets(tmp_path / "tickets.jsonl", count)
+    output = tmp_path / "scored"
+    settings = settings_for(source, output, mock, output={"format": "delta"})
+
+    with pytest.raises(job.Stopped) as stopped:
+        job.run(settings, spark=spark, score=interrupted_from(2))
+    interrupted = stopped.value.final
+    assert interrupted.state == "Failed" and 0 < interrupted.done < count
+    assert not (output / "_delta_log").exists()  # an unfinished attempt commits nothing
+    calls_before = mockllm.control.stats(mock)["total"]
+    final = job.run(settings, spark=spark)
+
+    assert (final.attempt, final.skipped, final.done) == (2, interrupted.done, count)
+    assert mockllm.control.stats(mock)["total"] - calls_before == count - interrupted.done
+    table = spark.read.format("delta").load(str(output))
+    rows = [row.asDict() for row in table.collect()]
+    assert sorted(ids_of(rows, "ok")) == sorted(f"t{i}" for i in range(count))  # each once
+    assert {row["attempt"] for row in rows} == {1, 2}
+    assert sum(decimal.Decimal(row["cost_usd"]) for row in rows) == final.cost_usd
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{output}`").collect()
+    assert [entry["operation"] for entry in history] == ["WRITE"]  # one version: attempt 2
 
 
 def test_the_estimate_is_within_ten_percent_of_the_runs_tokens(

@@ -74,6 +74,12 @@ def test_attempts_are_numbered_from_the_folders_and_earlier_errors_are_supersede
     assert layout.ok_glob("/data/out/") == "/data/out/attempt=*/outcome=ok"
 
 
+def test_a_delta_tables_attempts_are_staged_in_a_folder_delta_ignores() -> None:
+    assert layout.attempts_root("s3a://b/scored/", "delta") == "s3a://b/scored/_tiers_attempts"
+    assert layout.attempts_root("s3a://b/out/", "parquet") == "s3a://b/out/"
+    assert layout.DELTA_STAGING.startswith("_")  # Delta neither reads nor vacuums it
+
+
 def started(**changes: object) -> progress.Progress:
     base = progress.Progress.starting(
         state="Running", attempt=2, total=1000, skipped=100,

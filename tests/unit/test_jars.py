@@ -52,6 +52,15 @@ def test_the_connector_matches_the_pinned_pyspark() -> None:
     assert pins == [f"pyspark=={jars.SPARK_KAFKA.version}"]
 
 
+def test_delta_lake_is_the_build_for_the_pinned_spark() -> None:
+    """delta-spark is built per Spark major.minor (`delta-spark_<major.minor>_2.13`)."""
+    assert jars.SPARK_DELTA.version == jars.SPARK_KAFKA.version
+    pom = jars.SPARK_DELTA.pom.read_text()
+    builds = re.findall(r"<artifactId>delta-spark_([0-9.]+)_2\.13</artifactId>", pom)
+    assert builds == [jars.SPARK_DELTA.version.rsplit(".", 1)[0]]
+    assert re.fullmatch(r"4\.\d+\.\d+", jars.pinned_version(jars.SPARK_DELTA.pom, "delta.version"))
+
+
 def test_jars_are_cached_per_set_and_version_outside_the_repo(
     tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

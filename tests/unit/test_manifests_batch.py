@@ -6,6 +6,7 @@ from typing import Any
 
 from tiers.api import batch
 from tiers.operator.manifests import batch_children, labels, telemetry
+from tiers.runtime import sparkjars
 from tiers.runtime.batch import config
 
 OWNER = labels.Owner(
@@ -53,6 +54,18 @@ def test_the_config_names_the_job_its_data_model_and_budget() -> None:
     loaded = config.BatchJobConfig.model_validate_json(configmap["data"]["batch.json"])
     assert loaded == settings
     assert configmap["metadata"]["name"] == "triage-batch"
+
+
+def test_a_delta_table_brings_delta_lakes_jars_from_the_image_into_a_local_run() -> None:
+    delta = {"output": {"uri": "s3a://b/scored", "format": "delta"}}
+    local, _, _ = rendered(**delta)
+    assert local.delta and local.jars == (f"{sparkjars.IMAGE_DIR}/*.jar",)
+    assert rendered()[0].jars == ()  # no Delta table, no jars to load
+    on_spark_operator = batch_children.job_config(
+        OWNER, spec(**delta, spark={"mode": "spark-operator"}),
+        stats_redis_url=None, endpoint_model=None,
+    )  # fmt: skip
+    assert on_spark_operator.jars == ()  # on the driver's and executors' classpath already
 
 
 def test_the_key_reaches_the_pod_by_reference_never_in_the_config() -> None:

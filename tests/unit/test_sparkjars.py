@@ -1,4 +1,4 @@
-"""The stream job finds Spark's Kafka connector by itself: `TIERS_SPARK_JARS`, the image's
+"""The stream and batch jobs find Spark's Kafka and Delta Lake connectors by themselves: `TIERS_SPARK_JARS`, the image's
 folder, or the cache `tiers dev up` fills, in that order; `tiers dev env` exports where it is."""
 
 from __future__ import annotations
@@ -45,6 +45,19 @@ def test_outside_the_image_the_dev_cache_of_the_installed_spark_is_found(
     assert list(found) == cached
 
 
+def test_the_dev_caches_kafka_and_delta_lake_sets_are_found_together(
+    tmp_path: pathlib.Path,
+) -> None:
+    environ = {"TIERS_CACHE": str(tmp_path / "cache")}
+    spark = jars.installed_pyspark() or ""
+    kafka = fill(sparkjars.dev_cache_dir(spark, environ))
+    delta = sparkjars.dev_cache_dir(spark, environ, name="spark-delta")
+    delta.mkdir(parents=True)
+    (delta / "delta-spark_4.2_2.13-4.4.0.jar").write_bytes(b"PK")
+    found = sparkjars.find(environ, image_dir=tmp_path / "no-image")
+    assert list(found) == [*kafka, str(delta / "delta-spark_4.2_2.13-4.4.0.jar")]
+
+
 def test_nothing_found_is_empty_not_an_error(tmp_path: pathlib.Path) -> None:
     environ = {"TIERS_CACHE": str(tmp_path)}
     assert sparkjars.find(environ, image_dir=tmp_path / "no-image") == ()
@@ -62,6 +75,9 @@ def test_the_runtime_looks_where_tiers_dev_up_fetches(
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     assert sparkjars.dev_cache_dir(jars.SPARK_KAFKA.version) == jars.SPARK_KAFKA.out_dir
+    assert [sparkjars.dev_cache_dir(s.version, name=s.name) for s in jars.SPARK_SETS] == [
+        s.out_dir for s in jars.SPARK_SETS
+    ]
 
 
 def test_the_operator_names_the_image_folder_the_runtime_looks_in() -> None:

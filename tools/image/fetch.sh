@@ -8,7 +8,7 @@
 #     wheels: OUT/wheels/, tiers, its dependencies and pip, resolved by the image's Python
 #             (PYTHON, default python3: environment markers such as python_full_version are
 #             its own, so the interpreter that installs them must be the one that resolves them)
-#     jars:   OUT/jars/, Spark's Kafka connector (tools/spark-kafka/pom.xml, with Maven)
+#     jars:   OUT/jars/, Spark's Kafka and Delta Lake connectors (tools/spark-*/pom.xml, with Maven)
 #     info:   OUT/build-info.json, the commit (GIT_COMMIT, default `git describe` in SRC)
 set -eu
 part=$1
@@ -31,9 +31,11 @@ wheels() {
 jars() {
   rm -rf "$out/jars"
   mkdir -p "$out/jars"
-  echo "jars: Spark's Kafka connector (tools/spark-kafka/pom.xml)" >&2
-  mvn -B -q -f "$src/tools/spark-kafka/pom.xml" dependency:copy-dependencies \
-    -DoutputDirectory="$out/jars" -DincludeScope=runtime
+  for jar_set in spark-kafka spark-delta; do
+    echo "jars: tools/$jar_set/pom.xml" >&2
+    mvn -B -q -f "$src/tools/$jar_set/pom.xml" dependency:copy-dependencies \
+      -DoutputDirectory="$out/jars" -DincludeScope=runtime
+  done
 }
 
 info() {

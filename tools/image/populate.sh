@@ -6,8 +6,8 @@
 #   populate.sh INPUTS    INPUTS: what fetch.sh wrote (wheels/, jars/, build-info.json)
 #
 # The result: /opt/tiers/venv (tiers and its dependencies, no pip), /opt/tiers/jars (Spark's
-# Kafka connector, where the operator's manifests name it), /opt/tiers/build-info.json, and the
-# non-root user 65532 the chart and the operator's pods run as.
+# Kafka and Delta Lake connectors, where the operator's manifests name them),
+# /opt/tiers/build-info.json, and the non-root user 65532 the chart and the operator's pods run as.
 set -eu
 inputs=$1
 recipe=$(dirname "$0")
@@ -39,7 +39,7 @@ pip_wheel=$(ls "$inputs"/wheels/pip-*.whl | head -n 1)
 /opt/tiers/venv/bin/python "$pip_wheel/pip" install --no-index --no-cache-dir \
   --disable-pip-version-check --find-links "$inputs/wheels" tiers
 
-# 4. Spark's Kafka connector, and what `tiers version` reports of the build.
+# 4. Spark's Kafka and Delta Lake connectors, and what `tiers version` reports of the build.
 mkdir -p /opt/tiers/jars
 cp "$inputs"/jars/*.jar /opt/tiers/jars/
 cp "$inputs/build-info.json" /opt/tiers/build-info.json

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import pydantic
 
@@ -31,8 +31,8 @@ CRON_RULE = (
 )
 
 BatchEngine = Literal["databricks", "spark"]
-InputFormat = Literal["jsonl", "parquet", "csv", "openai"]
-OutputFormat = Literal["jsonl", "parquet", "csv"]
+InputFormat = Literal["jsonl", "parquet", "csv", "delta", "openai"]
+OutputFormat = Literal["jsonl", "parquet", "csv", "delta"]
 URI_PATTERN = r"^((s3a?|gs|abfss|hdfs)://[^/\s]+(/\S*)?|file:///\S*|dbfs:/[^/\s]\S*)$"
 URI_DESCRIPTION = (
     "Data URI: s3://, s3a://, gs://, abfss:// or hdfs:// with a bucket or host, file:///path"
@@ -42,12 +42,27 @@ URI_DESCRIPTION = (
 TIME_ZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$"
 
 
+def _delta_is_a_folder(field: str) -> dict[str, Any]:
+    """A Delta table is a folder (its files and `_delta_log/`), never one data file."""
+    return common.validations(
+        common.cel(
+            r"self.format != 'delta' || !self.uri.matches('[.](jsonl?|csv|parquet|txt)/?$')",
+            f"{field}.uri of format delta is the Delta table's folder, not a file (it must not "
+            "end in .jsonl, .json, .csv, .parquet or .txt)",
+            reason="FieldValueInvalid",
+        )
+    )
+
+
 class Input(common.Model):
+    model_config = pydantic.ConfigDict(json_schema_extra=_delta_is_a_folder("input"))
+
     uri: str = pydantic.Field(max_length=2048, pattern=URI_PATTERN, description=URI_DESCRIPTION)
     format: InputFormat = pydantic.Field(
         default="jsonl",
-        description="jsonl, csv, parquet, or openai: an OpenAI Batch API input file "
-        "(custom_id, method, url, body per line), answered by OpenAI's output and error files.",
+        description="jsonl, csv, parquet, delta (a Delta Lake table: the uri is its folder), or "
+        "openai: an OpenAI Batch API input file (custom_id, method, url, body per line), "
+        "answered by OpenAI's output and error files.",
     )
     id_field: str = pydantic.Field(
         default="id",
@@ -59,12 +74,19 @@ class Input(common.Model):
 
 
 class Output(common.Model):
+    model_config = pydantic.ConfigDict(json_schema_extra=_delta_is_a_folder("output"))
+
     uri: str = pydantic.Field(
         max_length=2048,
         pattern=URI_PATTERN,
         description=URI_DESCRIPTION + ". A scheduled job writes each run under run=<run name>/.",
     )
-    format: OutputFormat = "jsonl"
+    format: OutputFormat = pydantic.Field(
+        default="jsonl",
+        description="jsonl, csv or parquet part files per attempt, or delta: the uri is a Delta "
+        "Lake table, replaced in one transaction with every result when an attempt finishes "
+        "(a rerun skips the ids already scored).",
+    )
 
 
 DATABRICKS_HOST_PATTERN = r"^(https://[^/\s?#@]+|http://(127\.0\.0\.1|localhost)(:[0-9]{1,5})?)/?$"

@@ -76,15 +76,15 @@ class DevCluster:
         return toolchain.KUBERNETES.path("kubectl")
 
     def env(self) -> dict[str, str]:
-        """What a shell (or a test) needs to reach this environment, and where Spark's Kafka
-        connector is (`python -m tiers.runtime.stream job` finds it there by itself too)."""
+        """What a shell (or a test) needs to reach this environment, and where Spark's Kafka and
+        Delta Lake connectors are (the stream and batch jobs find them there by themselves too)."""
         env = {
             "KUBECONFIG": str(self.kubeconfig),
             "REDIS_URL": self.redis_url,
             "KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "TIERS_DEV_PATH": ":".join(self.bin_path),
         }
-        connector = jars.SPARK_KAFKA.jars()
+        connector = [jar for jar_set in jars.SPARK_SETS for jar in jar_set.jars()]
         if connector:
             env[sparkjars.ENV] = ",".join(str(jar) for jar in connector)
         return env

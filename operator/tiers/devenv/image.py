@@ -40,7 +40,7 @@ KEY_LABEL = "dev.tiers.inputs"
 """The label of a built image that holds the digest of its inputs."""
 IMAGE_SOURCES = (
     "Dockerfile", ".dockerignore", "pyproject.toml", "README.md",
-    "operator", "runtime", "frontend", "tools/spark-kafka", "tools/image",
+    "operator", "runtime", "frontend", "tools/spark-kafka", "tools/spark-delta", "tools/image",
 )  # fmt: skip
 """What goes into the image, as .dockerignore admits it: a change to any of it rebuilds."""
 TOOLS = ("podman", "buildah", "mmdebstrap")

@@ -1,10 +1,11 @@
-"""Fetches jar sets from Maven Central into the cache: the Kafka broker and Spark's Kafka connector.
+"""Fetches jar sets from Maven Central into the cache: the Kafka broker, and Spark's connectors
+for Kafka and for Delta Lake.
 
 Each set is a wrapper pom, `tools/<name>/pom.xml`, that lists its artifacts; a property in it pins
 the set's version, so the pom is the single place to bump it. `mvn dependency:copy-dependencies`
 resolves the set into `~/.cache/tiers/jars/<name>-<version>/`, marked by `.complete`, and fetches
 it again only when that pom changes. `cluster.build()` (so `tiers dev build` and `make build`)
-fetches both sets, `tiers.devenv.kafka` runs the broker from its set, and Spark sessions in dev and
+fetches every set, `tiers.devenv.kafka` runs the broker from its set, and Spark sessions in dev and
 tests pass `connector_jars()` as `spark.jars`.
 """
 
@@ -60,7 +61,12 @@ KAFKA = JarSet(name="kafka", version_property="kafka.version", title="the Kafka 
 SPARK_KAFKA = JarSet(
     name="spark-kafka", version_property="spark.version", title="Spark's Kafka connector"
 )
-ALL: tuple[JarSet, ...] = (KAFKA, SPARK_KAFKA)
+SPARK_DELTA = JarSet(
+    name="spark-delta", version_property="spark.version", title="Delta Lake's Spark connector"
+)
+SPARK_SETS: tuple[JarSet, ...] = (SPARK_KAFKA, SPARK_DELTA)
+"""What a SparkSession adds to pyspark's own jars: both pinned to the installed pyspark."""
+ALL: tuple[JarSet, ...] = (KAFKA, *SPARK_SETS)
 
 
 def pinned_version(pom: pathlib.Path, prop: str) -> str:
@@ -108,20 +114,22 @@ def ensure_fetched(jar_set: JarSet) -> pathlib.Path:
     return out_dir
 
 
-def connector_jars() -> list[pathlib.Path]:
-    """The jars a SparkSession needs for `format("kafka")`, as `spark.jars`; fetched if missing.
+def connector_jars(jar_set: JarSet = SPARK_KAFKA) -> list[pathlib.Path]:
+    """The jars a SparkSession needs for `format("kafka")` (or `format("delta")` with
+    `SPARK_DELTA`), as `spark.jars`; fetched if missing.
 
     They must match the installed pyspark exactly: a mismatch fails here, not deep inside Spark.
     """
-    wanted = SPARK_KAFKA.version
+    wanted = jar_set.version
     installed = installed_pyspark()
     if installed is not None and installed != wanted:
         raise RuntimeError(
-            f"pyspark {installed} is installed but tools/spark-kafka/pom.xml pins the connector"
-            f" for Spark {wanted}: install pyspark=={wanted} (pyproject.toml) or change the pom"
+            f"pyspark {installed} is installed but tools/{jar_set.name}/pom.xml pins the "
+            f"connector for Spark {wanted}: install pyspark=={wanted} (pyproject.toml) or change "
+            "the pom"
         )
-    ensure_fetched(SPARK_KAFKA)
-    return SPARK_KAFKA.jars()
+    ensure_fetched(jar_set)
+    return jar_set.jars()
 
 
 def installed_pyspark() -> str | None:

@@ -32,6 +32,7 @@ from tiers.operator.manifests import (
     stats_store,
     telemetry,
 )
+from tiers.runtime import sparkjars
 from tiers.runtime.batch import config, progress
 
 CONFIG = labels.Component(app="tiers-batch-job", role="batch-config", suffix="batch")
@@ -57,6 +58,8 @@ def job_config(
 ) -> config.BatchJobConfig:
     """The batch job's config; each run's Job names the run and its output on the command line.
     Its runs' spans go where spec.telemetry says, else to the chart's `default_telemetry`."""
+    local = spec.engine == "spark" and spec.spark.mode == "local"
+    formats = (spec.input.format, spec.output.format)
     return config.BatchJobConfig(
         job=f"{owner.namespace}/{owner.name}",
         run=RUN.name(owner),
@@ -71,11 +74,10 @@ def job_config(
         stats_redis_url=stats_redis_url,
         stats_redis_password_env=None if stats_redis_url is None else stats_store.PASSWORD_ENV,
         # Under the Spark Operator spark-submit gives the master; on Databricks, the cluster.
-        master=(
-            f"local[{spec.spark.executor_cores}]"
-            if spec.engine == "spark" and spec.spark.mode == "local"
-            else None
-        ),
+        master=f"local[{spec.spark.executor_cores}]" if local else None,
+        # Delta Lake's jars: the image's, in a local run; on the Spark Operator's classpath
+        # (spark_application); on Databricks, the cluster's own.
+        jars=sparkjars.IMAGE_JARS if local and "delta" in formats else (),
         tracing=telemetry.tracing(spec.telemetry or default_telemetry, service_name="tiers-batch"),
     )
 

@@ -46,7 +46,7 @@ PUSH = labels.Component(
 CONFIG_DIR = "/etc/tiers"
 CONFIG_FILE = "stream.json"
 CHECKPOINT_DIR = "/var/lib/tiers/checkpoint"
-JARS = (f"{sparkjars.IMAGE_DIR}/*.jar",)
+JARS = sparkjars.IMAGE_JARS
 """Where the image keeps Spark's Kafka connector."""
 JOB_ARGS = ("job", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}")
 """What `python -m tiers.runtime.stream` is given, by either engine."""

@@ -24,8 +24,9 @@ import json
 import logging
 import pathlib
 import sys
+import typing
 
-from tiers.runtime import modelcall, providers
+from tiers.runtime import modelcall, providers, sparkjars
 from tiers.runtime.batch import config, estimate, progress
 
 
@@ -73,9 +74,16 @@ def summary(final: progress.Progress, settings: config.BatchJobConfig) -> dict[s
 def _add_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--config", type=pathlib.Path, help="JSON config (the operator renders)")
     command.add_argument("--input", help="a path or URI (file://, s3a://, abfss://)")
-    command.add_argument("--format", choices=("jsonl", "csv", "parquet", "openai"), default="jsonl")
+    command.add_argument("--format", choices=typing.get_args(config.InputFormat), default="jsonl")
     command.add_argument("--output", help="the run's folder; a rerun skips what is done in it")
-    command.add_argument("--output-format", choices=("jsonl", "csv", "parquet"), default="jsonl")
+    command.add_argument(
+        "--output-format", choices=typing.get_args(config.OutputFormat), default="jsonl"
+    )
+    command.add_argument(
+        "--jars",
+        help=f"comma-separated Delta Lake jars for a delta table (default: ${sparkjars.ENV}, "
+        f"else the image's {sparkjars.IMAGE_DIR}, else the cache `tiers dev up` fills)",
+    )
     command.add_argument("--backend", metavar="PROVIDER=URL", help="e.g. openai-compatible=URL")
     command.add_argument("--endpoint", metavar="URL", help="a Tiers RealtimeEndpoint's /v1 URL")
     command.add_argument(
@@ -118,6 +126,8 @@ def job_settings(args: argparse.Namespace) -> config.BatchJobConfig:
         if args.backend
         else modelcall.EndpointTarget(url=args.endpoint)
     )
+    delta = "delta" in (args.format, args.output_format)
+    jars = (jar for jar in (args.jars or "").split(",") if jar)
     return config.BatchJobConfig(
         job=args.job,
         run=args.run or "local",
@@ -135,5 +145,6 @@ def job_settings(args: argparse.Namespace) -> config.BatchJobConfig:
         max_usd=args.max_usd,
         stats_redis_url=args.stats_redis,
         master=args.master,
+        jars=(tuple(jars) or sparkjars.find()) if delta else (),
         partition_bytes=int(args.partition_mb * 1024 * 1024),
     )

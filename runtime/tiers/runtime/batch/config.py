@@ -17,8 +17,8 @@ import pydantic
 from tiers.runtime.modelcall.config import ModelCallConfig
 from tiers.runtime.tracing import config as tracing_config
 
-InputFormat = Literal["jsonl", "csv", "parquet", "openai"]
-OutputFormat = Literal["jsonl", "csv", "parquet"]
+InputFormat = Literal["jsonl", "csv", "parquet", "delta", "openai"]
+OutputFormat = Literal["jsonl", "csv", "parquet", "delta"]
 
 SPARK_CONF: Mapping[str, str] = types.MappingProxyType(
     {
@@ -47,6 +47,15 @@ WRITER_OPTIONS: Mapping[str, str] = types.MappingProxyType(
     }
 )
 """Options of the results' write, which Spark hands to the Hadoop output committer."""
+
+DELTA_CONF: Mapping[str, str] = types.MappingProxyType(
+    {
+        # Delta Lake's documented session setup (delta-spark's jars must be on `jars`).
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    }
+)
+"""What a run's session adds when its input or output is a Delta table."""
 
 
 class _Config(pydantic.BaseModel):
@@ -86,6 +95,10 @@ class BatchJobConfig(_Config):
     master: str | None = "local[2]"
     """None: the master spark-submit was given (the Spark Operator's driver pod)."""
     spark_conf: dict[str, str] = pydantic.Field(default_factory=dict)
+    jars: tuple[str, ...] = ()
+    """Spark's connector jars (globs allowed), as `spark.jars`: delta-spark's for a Delta table,
+    unless the image has them on its classpath (the Spark Operator's pods) or the cluster ships
+    them (Databricks)."""
     partition_bytes: int = pydantic.Field(default=2 * 1024 * 1024, ge=64 * 1024)
     """Input bytes per Spark task. A task commits its results when it ends, so this bounds
     what a kill can take back (and so the model calls a rerun repeats)."""
@@ -111,6 +124,11 @@ class BatchJobConfig(_Config):
         """The input is an OpenAI Batch API file: its bodies are sent as they are, and its
         results are OpenAI's output and error lines (`openai_lines`)."""
         return self.input.format == "openai"
+
+    @property
+    def delta(self) -> bool:
+        """The input or the output is a Delta table: the session needs Delta Lake."""
+        return "delta" in (self.input.format, self.output.format)
 
     @property
     def id_field(self) -> str:

@@ -2,7 +2,8 @@
 
     estimate -> refuse when over budget -> skip what earlier attempts scored -> score the rest
     in Spark tasks that each commit their own results -> drop superseded errors -> (an OpenAI
-    batch file: merge its output and error files) -> summary
+    batch file: merge its output and error files; a Delta table: commit the results to it)
+    -> summary
 
 While the tasks run, a monitor thread reads the accumulator the tasks add to, shows a progress
 line, publishes progress and stats for the operator, and cancels the run once it has spent its
@@ -69,7 +70,10 @@ def session(settings: config.BatchJobConfig) -> Any:
     builder = SparkSession.builder.appName(f"tiers-batch-{settings.job.replace('/', '-')}")
     if settings.master is not None:
         builder = builder.master(settings.master)
-    for key, value in {**config.SPARK_CONF, **settings.spark_conf}.items():
+    if settings.jars:
+        builder = builder.config("spark.jars", ",".join(settings.jars))
+    delta = config.DELTA_CONF if settings.delta else {}
+    for key, value in {**config.SPARK_CONF, **delta, **settings.spark_conf}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
 
@@ -81,7 +85,7 @@ def read_input(spark: Any, settings: config.BatchJobConfig) -> tuple[Any, scorin
         return spark.read.text(uri), "lines"
     if form == "csv":
         return spark.read.option("header", "true").csv(uri), "rows"
-    return spark.read.parquet(uri), "rows"
+    return spark.read.format(form).load(uri), "rows"
 
 
 def id_column(source: Any, shape: scoring.Shape, id_field: str) -> Any:
@@ -97,7 +101,7 @@ def done_results(spark: Any, settings: config.BatchJobConfig, files: storage.Fil
 
     An OpenAI batch file's are output lines: their custom_id, and their replies priced again as
     the run priced them (the lines keep OpenAI's shape, so there is no cost column to read)."""
-    pattern = layout.ok_glob(settings.output.uri)
+    pattern = layout.ok_glob(_attempts_root(settings))
     if not files.matches(pattern):
         return None
     if settings.openai_batch:
@@ -106,7 +110,7 @@ def done_results(spark: Any, settings: config.BatchJobConfig, files: storage.Fil
             scoring.done_costs(settings.model_dump_json()), "`custom_id` string, `cost_usd` string"
         )
     schema = records.spark_schema(settings.id_field).rsplit(", ", 1)[0]  # less the outcome
-    reader = spark.read.format(_spark_format(settings.output.format)).schema(schema)
+    reader = spark.read.format(_staged_format(settings.output.format)).schema(schema)
     if settings.output.format == "csv":
         reader = reader.option("header", "true")
     return reader.load(pattern).select(settings.id_field, "cost_usd")
@@ -117,7 +121,7 @@ def plan(spark: Any, settings: config.BatchJobConfig, source: Any, shape: scorin
     from pyspark.sql import functions
 
     files = storage.FileSystem(spark, settings.output.uri)
-    attempt = layout.next_attempt(files.children(settings.output.uri))
+    attempt = layout.next_attempt(files.children(_attempts_root(settings)))
     total = source.count()
     done = done_results(spark, settings, files)
     todo, skipped, skipped_cost = source, 0, decimal.Decimal(0)
@@ -276,7 +280,7 @@ def _score(
     monitor.start()
     try:
         writer.format(_result_format(settings)).save(
-            layout.attempt_uri(settings.output.uri, attempt.attempt)
+            layout.attempt_uri(_attempts_root(settings), attempt.attempt)
         )
     except Exception as error:
         final = monitor.stop()
@@ -288,12 +292,13 @@ def _score(
         raise Stopped(failed) from error
     final = monitor.stop()
     files = storage.FileSystem(spark, settings.output.uri)
-    for stale in layout.superseded_errors(
-        settings.output.uri, files.children(settings.output.uri), finished=attempt.attempt
-    ):
+    root = _attempts_root(settings)
+    for stale in layout.superseded_errors(root, files.children(root), finished=attempt.attempt):
         files.delete(stale)
     if settings.openai_batch:
         write_openai_files(files, settings.output.uri)
+    if settings.output.format == "delta":
+        commit_delta_table(spark, settings, files)
     done = dataclasses.replace(final, state="Succeeded")
     sink.publish(done, final=True)
     return done
@@ -372,13 +377,40 @@ def write_openai_files(files: storage.FileSystem, output: str) -> None:
         files.concatenate(layout.parts_glob(output, outcome), layout.merged_uri(output, name))
 
 
+def commit_delta_table(
+    spark: Any, settings: config.BatchJobConfig, files: storage.FileSystem
+) -> None:
+    """Every staged result, as the Delta table at the output: one transaction that replaces the
+    last finished attempt's, so the table holds each id once and a reader sees whole attempts
+    (`layout`). Delta keeps the earlier versions until they are vacuumed."""
+    from pyspark.sql import functions
+
+    root = _attempts_root(settings)
+    columns = f"{records.spark_schema(settings.id_field)}, `{layout.ATTEMPT}` int"
+    staged = (
+        spark.read.schema(columns).parquet(root)
+        if files.exists(root)
+        else spark.createDataFrame([], columns)
+    )
+    ordered = staged.select(*(functions.col(f"`{name}`") for name in staged.columns))
+    ordered.write.format("delta").mode("overwrite").option("overwriteSchema", "true").partitionBy(
+        records.OUTCOME
+    ).save(settings.output.uri)
+
+
+def _attempts_root(settings: config.BatchJobConfig) -> str:
+    return layout.attempts_root(settings.output.uri, settings.output.format)
+
+
 def _result_format(settings: config.BatchJobConfig) -> str:
-    """How results are written: OpenAI's lines as they are (text), records in the output format."""
-    return "text" if settings.openai_batch else _spark_format(settings.output.format)
+    """How results are written: OpenAI's lines as they are (text), records in the output format
+    (Parquet for a Delta table's staged attempts)."""
+    return "text" if settings.openai_batch else _staged_format(settings.output.format)
 
 
-def _spark_format(form: str) -> str:
-    return "json" if form == "jsonl" else form
+def _staged_format(form: str) -> str:
+    """Spark's name for the format of the attempts' part files."""
+    return {"jsonl": "json", "delta": "parquet"}.get(form, form)
 
 
 def _usd(amount: decimal.Decimal) -> str:

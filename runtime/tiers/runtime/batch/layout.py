@@ -18,6 +18,13 @@ the last merge, into the two files that code written for OpenAI's Batch API read
     <output>/errors.jsonl    the finished attempt's error lines
 
 so every custom_id is in exactly one of them.
+
+A Delta table output (`format: delta`) is the table at `<output>`; the attempts' folders are
+staged inside it, under `<output>/_tiers_attempts/` (Parquet parts), where Delta neither reads
+nor vacuums (a folder whose name starts with `_`). Each finished attempt replaces the table's
+contents with every staged result in one Delta transaction, so the table holds each id exactly
+once as above, a reader sees whole attempts only, and the table's history has one version per
+finished attempt. A rerun after a kill reads the staged results, as for the other formats.
 """
 
 from __future__ import annotations
@@ -30,12 +37,21 @@ from tiers.runtime.batch import records
 _ATTEMPT = re.compile(r"^attempt=([0-9]+)$")
 OUTPUT_FILE = "output.jsonl"
 ERRORS_FILE = "errors.jsonl"
+ATTEMPT = "attempt"
+"""The folder names' key, and so the column that says which attempt scored a record."""
+DELTA_STAGING = "_tiers_attempts"
 MERGED_FILES: tuple[tuple[str, str], ...] = (("ok", OUTPUT_FILE), ("error", ERRORS_FILE))
 """(outcome, file name): which part files each merged file of an OpenAI batch is made of."""
 
 
+def attempts_root(output: str, form: str) -> str:
+    """The folder that holds the attempts' folders: the output itself, or a Delta table's staging
+    folder."""
+    return f"{output.rstrip('/')}/{DELTA_STAGING}" if form == "delta" else output
+
+
 def attempt_uri(output: str, attempt: int) -> str:
-    return f"{output.rstrip('/')}/attempt={attempt}"
+    return f"{output.rstrip('/')}/{ATTEMPT}={attempt}"
 
 
 def outcome_uri(output: str, attempt: int, outcome: str) -> str:
