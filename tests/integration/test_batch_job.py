@@ -42,6 +42,8 @@ def spark() -> Iterator[Any]:
         input=config.InputConfig(uri="unused"),
         output=config.OutputConfig(uri="unused", format="delta"),
         jars=tuple(str(jar) for jar in jars.connector_jars(jars.SPARK_DELTA)),
+        # A test table's log is a few commits: Delta's 50 tasks per log replay only cost time.
+        spark_conf={"spark.databricks.delta.snapshotPartitions": "1"},
         model=modelcall.ModelCallConfig(
             target=modelcall.EndpointTarget(url="http://127.0.0.1:1/v1"), model="m", prompt="{x}"
         ),
@@ -214,15 +216,14 @@ def test_a_delta_table_gets_whole_attempts_and_a_rerun_scores_only_the_rest(
     interrupted = stopped.value.final
     assert interrupted.state == "Failed" and 0 < interrupted.done < count
     assert not (output / "_delta_log").exists()  # an unfinished attempt commits nothing
-    calls_before = mockllm.control.stats(mock)["total"]
     final = job.run(settings, spark=spark)
 
     assert (final.attempt, final.skipped, final.done) == (2, interrupted.done, count)
-    assert mockllm.control.stats(mock)["total"] - calls_before == count - interrupted.done
     table = spark.read.format("delta").load(str(output))
     rows = [row.asDict() for row in table.collect()]
     assert sorted(ids_of(rows, "ok")) == sorted(f"t{i}" for i in range(count))  # each once
-    assert {row["attempt"] for row in rows} == {1, 2}
+    rescored = [row for row in rows if row["attempt"] == 2]
+    assert len(rescored) == count - interrupted.done  # the rerun scored only the rest
     assert sum(decimal.Decimal(row["cost_usd"]) for row in rows) == final.cost_usd
     history = spark.sql(f"DESCRIBE HISTORY delta.`{output}`").collect()
     assert [entry["operation"] for entry in history] == ["WRITE"]  # one version: attempt 2
