@@ -26,6 +26,7 @@ from tiers.operator import (
     databricks_status,
     kube,
     notify,
+    rechecks,
     stats_reader,
     verdicts,
 )
@@ -181,7 +182,7 @@ async def _submit(
     record = batch.DatabricksRun(run_id=run_id, attempt=step.submit, failures=step.failures)
     log.info("%s/%s: run %s attempt %d is Databricks run %d",
              owner.namespace, owner.name, name, step.submit, run_id)  # fmt: skip
-    await kube.patch_status(
+    await rechecks.write_status(
         kinds.BATCH_JOB, owner.name, owner.namespace,
         {"runs": [{"name": name, "state": "Pending", "reason": "Submitted",
                    "databricks": record.model_dump(mode="json", by_alias=True,

@@ -291,23 +291,13 @@ def _custom_resource(kind: kinds.Kind) -> Any:
     return resource
 
 
-async def custom_object(kind: kinds.Kind, name: str, namespace: str) -> dict[str, Any] | None:
-    """One of our own objects as the apiserver has it now, or None when it is gone."""
+async def patch_status(
+    kind: kinds.Kind, name: str, namespace: str, status: dict[str, Any]
+) -> dict[str, Any] | None:
+    """A merge patch of a custom resource's status; the object as written, or None when it was
+    deleted meanwhile (no error)."""
     try:
-        found = await client().get(_custom_resource(kind), name, namespace=namespace)
-    except lightkube.ApiError as error:
-        if error.status.code == 404:
-            return None
-        raise
-    manifest: dict[str, Any] = found.to_dict()
-    return manifest
-
-
-async def patch_status(kind: kinds.Kind, name: str, namespace: str, status: dict[str, Any]) -> None:
-    """A merge patch of a custom resource's status, written at once rather than at the end of a
-    kopf handler; an object deleted meanwhile is no error."""
-    try:
-        await client().patch(
+        written = await client().patch(
             _custom_resource(kind).Status,
             name,
             {"status": status},
@@ -317,6 +307,9 @@ async def patch_status(kind: kinds.Kind, name: str, namespace: str, status: dict
     except lightkube.ApiError as error:
         if error.status.code != 404:
             raise
+        return None
+    manifest: dict[str, Any] = written.to_dict()
+    return manifest
 
 
 async def deployment_status(name: str, namespace: str) -> dict[str, Any] | None:

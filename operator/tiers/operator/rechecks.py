@@ -12,14 +12,13 @@ A child that drifts or whose Deployment's pods come and go wakes its owner's tas
 (`nudge`, from `children`).
 
 A reconcile reads what earlier ones recorded in status (the Kafka topics a pipeline created, a
-batch's runs), so it must never start from a body older than the last status written: kopf
-hands its handler the body of the event it is processing, and the task holds the last body
-watched, and either may predate what the other has just written. `current` therefore reads the
-object afresh when a reconcile wrote status after its body arrived; an idle object, whose
-re-checks write nothing, costs no read. One lock per object keeps kopf's handlers and the task from
-reconciling the same object at once, and `CONCURRENCY` bounds how many objects are reconciled
-together (like controller-runtime's MaxConcurrentReconciles); first re-checks are spread over
-the interval, so that objects created together are not re-checked together.
+batch's runs), so it must never start from a body older than the status last written: kopf
+hands its handler the body of the event it is processing, the watch may still deliver events
+older than a write, and either path may have just written. So `bodies` holds the newest body
+known of each object, by resource version (comparable for objects of one resource since
+Kubernetes 1.35, KEP-5504), fed by the watch and by the answer to every status write, which
+goes through `write_status`; a reconcile starts from the newer of its own body and that one
+(`current`), and no reads are added.
 
 `triggers.reconciler` registers this for every kind.
 """
@@ -32,7 +31,6 @@ import copy
 import logging
 import os
 import random
-import time
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
@@ -53,6 +51,15 @@ SETTLE_S = 0.3
 
 _turns: asyncio.Semaphore | None = None
 _by_kind: dict[str, Rechecks] = {}
+
+
+async def write_status(kind: kinds.Kind, name: str, namespace: str, status: dict[str, Any]) -> None:
+    """A merge patch of an object's status, by every reconcile (at its end, or at once for what
+    must be recorded before anything else happens); its answer becomes the newest body known."""
+    written = await kube.patch_status(kind, name, namespace, status)
+    rechecks = _by_kind.get(kind.kind)
+    if written is not None and rechecks is not None:
+        rechecks.learn(written)
 
 
 def nudge(kind: str, uid: str) -> None:
@@ -83,10 +90,6 @@ class Rechecks:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.woken: dict[str, asyncio.Event] = {}
         self.locks: dict[str, asyncio.Lock] = {}
-        self.received: dict[str, float] = {}
-        """When the body in `bodies` arrived (monotonic seconds)."""
-        self.written: dict[str, float] = {}
-        """When a reconcile of the object last finished having written status."""
 
     def register(self) -> None:
         kopf.on.event(kinds.GROUP, kinds.VERSION, self.kind.plural)(self.on_event)
@@ -104,25 +107,20 @@ class Rechecks:
         async with lock, turn():
             yield
 
-    def wrote(self, uid: str) -> None:
-        """A reconcile of the object wrote (or is about to write) status."""
-        self.written[uid] = time.monotonic()
+    def current(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The object to reconcile: `body`, or the newer one known (a status write's answer)."""
+        known = self.bodies.get(body["metadata"]["uid"])
+        return known if known is not None and is_older(body, known) else body
 
-    async def current(self, body: Mapping[str, Any]) -> Mapping[str, Any] | None:
-        """The object to reconcile: `body`, unless status was written after it arrived, then
-        the object as the apiserver has it now (None when it is gone)."""
-        metadata = body["metadata"]
-        uid = metadata["uid"]
-        if self.written.get(uid, -1.0) < self.received.get(uid, 0.0):
-            return body
-        found = await kube.custom_object(self.kind, metadata["name"], metadata["namespace"])
-        if found is None or found["metadata"].get("uid") != uid:
-            return None
-        fresh = typing.cast(kopf.RawBody, found)
-        if uid in self.bodies:
-            self.bodies[uid] = fresh
-            self.received[uid] = time.monotonic()
-        return fresh
+    async def write_status(self, metadata: Mapping[str, Any], status: dict[str, Any]) -> None:
+        await write_status(self.kind, metadata["name"], metadata["namespace"], status)
+
+    def learn(self, body: Mapping[str, Any]) -> None:
+        """Keeps `body` unless a newer one of the object is known (or the object is gone)."""
+        uid = body["metadata"]["uid"]
+        known = self.bodies.get(uid)
+        if known is not None and not is_older(body, known):
+            self.bodies[uid] = typing.cast(kopf.RawBody, body)
 
     async def on_event(self, event: kopf.RawEvent, **_: Any) -> None:
         body = event["object"]
@@ -133,14 +131,14 @@ class Rechecks:
             self.bodies.pop(uid, None)
             self.woken.pop(uid, None)
             self.locks.pop(uid, None)
-            self.received.pop(uid, None)
-            self.written.pop(uid, None)
             task = self.tasks.pop(uid, None)
             if task is not None:
                 task.cancel()
             return
-        self.bodies[uid] = body
-        self.received[uid] = time.monotonic()
+        if uid in self.bodies:
+            self.learn(body)  # an event older than a write already answered is no news
+        else:
+            self.bodies[uid] = body
         if uid not in self.tasks:
             self.woken[uid] = asyncio.Event()
             self.tasks[uid] = asyncio.create_task(self._every_interval(uid))
@@ -169,18 +167,28 @@ class Rechecks:
 
     async def recheck(self, raw: kopf.RawBody) -> None:
         """One reconcile of the object as last seen, and a merge patch of the status it wrote."""
-        current = await self.current(raw)
-        if current is None:
-            return
+        copied = typing.cast(kopf.RawBody, copy.deepcopy(dict(self.current(raw))))
         patch = kopf.Patch()
-        copied = typing.cast(kopf.RawBody, copy.deepcopy(dict(current)))
         await self.reconcile(body=kopf.Body(copied), patch=patch, logger=log)
         status = dict(patch.get("status") or {})
-        if not status:
-            return
-        metadata = raw["metadata"]
-        await kube.patch_status(self.kind, metadata["name"], metadata["namespace"], status)
-        self.wrote(metadata["uid"])
+        if status:
+            await self.write_status(raw["metadata"], status)
+
+
+def is_older(body: Mapping[str, Any], than: Mapping[str, Any]) -> bool:
+    """Whether `body` is an older version of the object than `than`, by resource version: a
+    positive integer without leading zeros, so longer is newer, then greater. One that is not
+    such a number (no apiserver of 1.35 or later sends one) is never taken for older."""
+    mine = _version(body)
+    theirs = _version(than)
+    return mine is not None and theirs is not None and mine < theirs
+
+
+def _version(body: Mapping[str, Any]) -> tuple[int, str] | None:
+    version = body.get("metadata", {}).get("resourceVersion")
+    if not isinstance(version, str) or not version.isdigit() or version.startswith("0"):
+        return None
+    return len(version), version
 
 
 def _named(body: kopf.RawBody) -> str:

@@ -21,6 +21,7 @@ from tiers.operator import (
     kube,
     metrics,
     ownership,
+    rechecks,
     reconciliation,
     serving_certificates,
     stats_reader,
@@ -372,7 +373,7 @@ async def reconcile_topics(
         if plan.create:
             actual = await kafka_admin.describe(bootstrap, names, created=plan_created(plan))
             made = topics.ownership(spec, actual, owned=owned, created=plan_created(plan))
-            await kube.patch_status(
+            await rechecks.write_status(
                 KIND, owner.name, owner.namespace, {"topics": stream_status.owned_records(made)}
             )
     except kafka_admin.KafkaUnavailable as error:

@@ -8,6 +8,7 @@ finalizer on the object.
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import typing
@@ -53,22 +54,22 @@ def _locked(
 
     @functools.wraps(handler)
     async def locked(*, body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
-        uid = body["metadata"]["uid"]
-        async with recheck.reconciling(uid):
+        async with recheck.reconciling(body["metadata"]["uid"]):
+            current = recheck.current(body)
+            if current is not body:
+                body = kopf.Body(typing.cast(kopf.RawBody, copy.deepcopy(dict(current))))
             try:
-                current = await recheck.current(body)
-                if current is None:
-                    return
-                fresh = body if current is body else kopf.Body(typing.cast(kopf.RawBody, current))
-                await handler(body=fresh, patch=patch, **kwargs)
+                await handler(body=body, patch=patch, **kwargs)
+                # Written here rather than by kopf after the handler: its answer is the newest
+                # body, which the next reconcile of either path starts from.
+                status = patch.pop("status", None)
+                if status:
+                    await recheck.write_status(body["metadata"], dict(status))
             except httpx2.TransportError as error:
                 raise kopf.TemporaryError(
                     f"the apiserver did not answer ({type(error).__name__}): retrying",
                     delay=TRANSPORT_RETRY_S,
                 ) from error
-            finally:
-                if patch:
-                    recheck.wrote(uid)  # kopf writes the patch once the handler returns
 
     return locked
 
