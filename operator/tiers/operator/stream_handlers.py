@@ -365,7 +365,7 @@ async def reconcile_topics(
             # Claimed before they are made, and their ids recorded at once after: an operator
             # killed in between would find the topics it has just made someone else's.
             owned = claims = topics.claimed(owned, plan)
-            await kube.patch_status(
+            await rechecks.write_status(
                 KIND, owner.name, owner.namespace, {"topics": stream_status.owned_records(owned)}
             )
         if not plan.is_noop:
