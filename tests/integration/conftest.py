@@ -28,6 +28,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 _LOGS: list[pathlib.Path] = []  # the session's control plane and operator
 _TEST_LOGS: dict[str, list[pathlib.Path]] = {}  # by test id: what the test started itself
 ALLOWED_SPARK_IMAGES = "registry.test/spark/*"
+LOOPBACK_ALLOWED = {"TIERS_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}
+"""The tests' webhook receivers and Databricks workspace listen on loopback (chart value
+notifications.allowedNetworks): an operator started by a test refuses to call them otherwise."""
 
 
 @pytest.fixture(scope="session")
@@ -171,9 +174,7 @@ def operator(
             # Images that spec.spark.image may name besides the operator's own (chart value
             # spark.allowedImages); test_workload_policy.py runs one and is refused another.
             "TIERS_SPARK_ALLOWED_IMAGES": ALLOWED_SPARK_IMAGES,
-            # The tests' webhook receivers listen on loopback (chart value
-            # notifications.allowedNetworks); the operator refuses it otherwise.
-            "TIERS_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+            **LOOPBACK_ALLOWED,
         },
     )
     _LOGS.append(started.log)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import Kubectl, wait_for
+from conftest import LOOPBACK_ALLOWED, Kubectl, wait_for
 
 from tiers import devenv
 from tiers.devenv import databricks, processes
@@ -210,7 +210,7 @@ def test_an_operator_killed_between_submit_and_status_makes_no_second_run(
     workspace.workspace.pending_s = 3600  # the run stays PENDING: nothing runs
     workspace.workspace.faults.answer_delay_s["/api/2.2/jobs/runs/submit"] = 8.0
     env = {**os.environ, **dev_cluster.env(), "TIERS_RECHECK_SECONDS": "2",
-           "TIERS_STATS_REDIS_URL": dev_cluster.redis_url}  # fmt: skip
+           "TIERS_STATS_REDIS_URL": dev_cluster.redis_url, **LOOPBACK_ALLOWED}  # fmt: skip
     first = processes.start("operator-1", own_operator, log_dir=tmp_path, env=env)
     try:
         kubectl.apply(batch_job(workspace, mock, data), namespace=namespace)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
-from conftest import Kubectl, install_crds, wait_for
+from conftest import LOOPBACK_ALLOWED, Kubectl, install_crds, wait_for
 
 from tiers import devenv
 from tiers.devenv import databricks, processes
@@ -77,7 +77,7 @@ class Operator:
              "--metrics-port", str(processes.free_port())],
             log_dir=self.log_dir,
             env={**os.environ, **self.cluster.env(), "TIERS_RECHECK_SECONDS": "2",
-                 "TIERS_DATABRICKS_RETRY_SECONDS": "2"},
+                 "TIERS_DATABRICKS_RETRY_SECONDS": "2", **LOOPBACK_ALLOWED},
         )  # fmt: skip
         self.starts += 1
         processes.wait_until(
