@@ -31,9 +31,6 @@ Access = tuple[str, str, str]
 """(API group, resource[/subresource], verb), as RBAC rules and audit events both name them."""
 
 NOT_EXERCISED_HERE: set[Access] = {
-    # A StreamPipeline is read afresh only when a re-check finds its status written after its
-    # body arrived (rechecks.current); test_stream_operator's status test meets it.
-    ("tiers.dev", "streampipelines", "get"),
     # An endpoint's Secret of its callers' key digests, server-side applied once a pipeline or
     # batch job calls an endpoint with auth (issue 14, item 5); this life has no such caller.
     ("", "secrets", "patch"),

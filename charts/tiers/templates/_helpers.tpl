@@ -62,14 +62,13 @@ in every namespace; with watchNamespaces, a Role grants them in each listed name
 */}}
 {{- define "tiers.operator.namespacedRules" -}}
 # The three kinds: kopf lists and watches them and patches their metadata (finalizers, its
-# annotations); each is read afresh when a re-check finds its status written after its body
-# arrived (rechecks.current); the RealtimeEndpoint an endpointRef names is read too.
+# annotations); the RealtimeEndpoint a StreamPipeline's or BatchJob's endpointRef names is read.
 - apiGroups: ["tiers.dev"]
   resources: ["realtimeendpoints"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["tiers.dev"]
   resources: ["streampipelines"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 # BatchJobs as well, and get and create: the Role of a gateway with the Batch API grants them
 # (with list and patch), and Kubernetes lets the operator grant only what it holds itself.
 - apiGroups: ["tiers.dev"]
