@@ -43,11 +43,11 @@ function current(route: Route, target: Route["page"], plural?: string): boolean 
 }
 
 function LiveIndicator() {
-  const { connected, error } = useWatch();
+  const { connected, error, refused } = useWatch();
   return (
     <span className={connected ? "live live-on" : "live live-off"} role="status" title={error ?? "watching"}>
       <span aria-hidden="true" className="dot" />
-      {connected ? "Live" : "Reconnecting"}
+      {connected ? "Live" : refused ? "Not allowed" : "Reconnecting"}
     </span>
   );
 }

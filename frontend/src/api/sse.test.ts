@@ -44,3 +44,28 @@ describe("follow", () => {
     expect(states.some((error) => error?.includes("cannot be reached"))).toBe(true);
   });
 });
+
+describe("follow, refused", () => {
+  it("stops asking after a 403 and says it was refused", async () => {
+    const refusal = {
+      error: { message: "the caller may not list realtimeendpoints in all namespaces", reason: "Forbidden" },
+    };
+    const fetch = vi.fn().mockImplementation(() =>
+      Promise.resolve(
+        new Response(JSON.stringify(refusal), { status: 403, headers: { "content-type": "application/json" } }),
+      ),
+    );
+    vi.stubGlobal("fetch", fetch);
+    const states: { connected: boolean; error: string | null; refused?: boolean }[] = [];
+    const subscription = follow(
+      "/api/v1/watch",
+      { onEvent: () => undefined, onState: (state) => states.push(state) },
+      { sleep: () => new Promise((resolve) => setTimeout(resolve, 1)) },
+    );
+    await vi.waitFor(() => expect(states.length).toBeGreaterThan(0));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    subscription.close();
+    expect(fetch).toHaveBeenCalledTimes(1);
+    expect(states).toEqual([{ connected: false, error: expect.stringContaining("may not list"), refused: true }]);
+  });
+});

@@ -73,12 +73,14 @@ export interface Subscription {
 }
 
 /** Follows an SSE endpoint for as long as the page wants it: reconnects with backoff (1 s doubling
- * to 15 s) and reports whether it is connected, so a view can say "live" or "reconnecting". */
+ * to 15 s) and reports whether it is connected, so a view can say "live" or "reconnecting". A
+ * refusal (401, 403) is not retried: asking again changes nothing until the caller signs in or
+ * picks what they may read, which makes a new subscription; it is reported as `refused`. */
 export function follow(
   path: string,
   handlers: {
     onEvent: (event: SseEvent) => void;
-    onState?: (state: { connected: boolean; error: string | null }) => void;
+    onState?: (state: { connected: boolean; error: string | null; refused?: boolean }) => void;
   },
   { sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) } = {},
 ): Subscription {
@@ -99,7 +101,9 @@ export function follow(
         }
       } catch (error) {
         if (controller.signal.aborted) return;
-        handlers.onState?.({ connected: false, error: (error as Error).message });
+        const refused = error instanceof ApiError && (error.status === 401 || error.status === 403);
+        handlers.onState?.({ connected: false, error: (error as Error).message, refused });
+        if (refused) return;
       }
       await sleep(delay);
       delay = Math.min(delay * 2, 15000);

@@ -12,7 +12,7 @@ import { StaticWatch, type WatchState } from "./watch";
 afterEach(cleanup);
 
 function watching(state: Partial<WatchState>): WatchState {
-  return { summaries: new Map(), loaded: true, connected: true, error: null, ...state };
+  return { summaries: new Map(), loaded: true, connected: true, error: null, refused: false, ...state };
 }
 
 describe("ResourceCard", () => {

@@ -13,9 +13,17 @@ export interface WatchState {
   loaded: boolean;
   connected: boolean;
   error: string | null;
+  /** the backend refused the watch (401/403): it is not retried */
+  refused: boolean;
 }
 
-const initial: WatchState = { summaries: new Map(), loaded: false, connected: false, error: null };
+const initial: WatchState = {
+  summaries: new Map(),
+  loaded: false,
+  connected: false,
+  error: null,
+  refused: false,
+};
 const WatchContext = createContext<WatchState>(initial);
 
 export function useWatch(): WatchState {
@@ -62,11 +70,12 @@ export function WatchProvider({ namespace, children }: { namespace: string; chil
         }
         timer ??= setTimeout(flush, 100);
       },
-      onState: ({ connected, error }) =>
+      onState: ({ connected, error, refused = false }) =>
         setState((previous) => ({
           ...previous,
           connected,
           error,
+          refused,
           // an empty namespace sends no upserts: the list has arrived once connected
           loaded: previous.loaded || connected,
         })),
