@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from conftest import ENDPOINT, ROOT, Kubectl, Processes, start_console
+from conftest import ENDPOINT, ROOT, Kubectl, Processes, start_console, wait_for
 
 from tiers import devenv
 from tiers.devenv import processes
@@ -254,8 +254,17 @@ def test_a_small_batch_upload_ends_in_a_completed_job_with_a_downloadable_result
         assert [json.loads(line)["id"] for line in downloaded] == list(range(5))
         # "Run again" on the finished one-off job: the same job created anew, unsuspended.
         assert not batch["alerts"], batch["alerts"]
-        again = kubectl.get("bjob", "scores", "-n", namespace)
-        assert again["metadata"]["uid"] != first_uid and again["spec"]["suspend"] is False
+
+        def made_anew() -> dict[str, Any] | None:
+            # The page stops showing "succeeded" once the old job is deleted, before the console
+            # has created the new one.
+            found = kubectl.run("get", "bjob", "scores", "-n", namespace, "-o", "json",
+                                "--ignore-not-found").stdout  # fmt: skip
+            job = json.loads(found) if found.strip() else None
+            return job if job and job["metadata"]["uid"] != first_uid else None
+
+        again = wait_for(made_anew, timeout_s=60, what="the job created anew")
+        assert again["spec"]["suspend"] is False
         assert again["spec"]["budget"] == {"maxUSD": "2"} and "status" not in again
     finally:
         processes.stop(started.pid)
