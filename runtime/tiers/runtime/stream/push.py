@@ -32,6 +32,8 @@ from tiers.runtime import apikeys, asgi
 from tiers.runtime.stream import config
 
 QUEUE_SIZE = 1000
+CONSUMER_START_S = 25.0
+"""How long start-up waits for the output topic's consumer to hold its partitions."""
 MAX_ID_LENGTH = 256
 SUBPROTOCOL = "tiers"
 _TOKEN_SUBPROTOCOL = re.compile(r"^bearer\.(.+)$")
@@ -86,6 +88,8 @@ class PushGateway:
         self._producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1})
         self._hub: Hub | None = None
         self._stop = threading.Event()
+        self._consuming = threading.Event()
+        """Set once the consumer holds its partitions: results from then on reach subscribers."""
         self._consumer_thread: threading.Thread | None = None
 
     async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
@@ -283,6 +287,10 @@ class PushGateway:
                     self._keys_watch = asyncio.get_running_loop().create_task(self.keys.watch())
                 self._consumer_thread = threading.Thread(target=self._consume, daemon=True)
                 self._consumer_thread.start()
+                # Served (and so ready) once results are read: a result written before that
+                # would be past the end the consumer starts from. Kafka away: served after
+                # the wait all the same, as before.
+                await asyncio.to_thread(self._consuming.wait, CONSUMER_START_S)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self._stop.set()
@@ -312,6 +320,7 @@ class PushGateway:
                     for p in partitions
                 ]
             )
+            self._consuming.set()
             assert self._hub is not None
             while not self._stop.is_set():
                 message = consumer.poll(0.2)
