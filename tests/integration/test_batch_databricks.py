@@ -2,8 +2,8 @@
 Databricks test server (`tiers.devenv.databricks`, a real HTTP server on 127.0.0.1), which runs
 the submitted Spark Python task for real on local Spark, scoring the records against mockllm.
 Status shows the run's progress, cost and its Databricks run; a lost cluster is retried, deleting
-the BatchJob cancels its run, an operator killed mid-submit makes no second run, and a refused
-token is a condition."""
+the BatchJob cancels its run, an operator killed mid-submit makes no second run (and a BatchJob
+deleted then has that run cancelled), and a refused token is a condition."""
 
 from __future__ import annotations
 
@@ -202,10 +202,13 @@ def own_operator(
     ]  # fmt: skip
 
 
-def test_an_operator_killed_between_submit_and_status_makes_no_second_run(
+def killed_mid_submit(
     kubectl: Kubectl, namespace: str, workspace: databricks.Server, mock: str,
     tmp_path: pathlib.Path, own_operator: list[str], dev_cluster: devenv.DevCluster,
-) -> None:  # fmt: skip
+) -> dict[str, str]:  # fmt: skip
+    """Applies the BatchJob and SIGKILLs its operator while the workspace holds back the
+    submit's answer: the run exists, and status holds only its claim. The environment to start
+    the next operator with."""
     data = prepare(kubectl, namespace, tmp_path)
     workspace.workspace.pending_s = 3600  # the run stays PENDING: nothing runs
     workspace.workspace.faults.answer_delay_s["/api/2.2/jobs/runs/submit"] = 8.0
@@ -219,20 +222,49 @@ def test_an_operator_killed_between_submit_and_status_makes_no_second_run(
         os.killpg(first.pid, 9)
     processes.wait_until(lambda: not processes.is_alive(first.pid), what="SIGKILL", timeout_s=10)
     assert len(workspace.workspace.runs) == 1
+    [claim] = [run["databricks"] for run in job(kubectl, namespace)["status"]["runs"]]
+    assert claim == {"attempt": 0, "failures": 0, "stopped": False}, "claimed, no run id"
     workspace.workspace.faults.answer_delay_s.clear()
+    return env
+
+
+def test_an_operator_killed_between_submit_and_status_makes_no_second_run(
+    kubectl: Kubectl, namespace: str, workspace: databricks.Server, mock: str,
+    tmp_path: pathlib.Path, own_operator: list[str], dev_cluster: devenv.DevCluster,
+) -> None:  # fmt: skip
+    env = killed_mid_submit(
+        kubectl, namespace, workspace, mock, tmp_path, own_operator, dev_cluster
+    )
     second = processes.start("operator-2", own_operator, log_dir=tmp_path, env=env)
     try:
         recorded = wait_for(
-            lambda: job(kubectl, namespace).get("status", {}).get("lastRun", {}).get(
-                "databricks"),
+            lambda: (found := job(kubectl, namespace).get("status", {}).get("lastRun", {}).get(
+                "databricks", {})).get("runId") is not None and found,
             timeout_s=60, what="the run id in status",
         )  # fmt: skip
     finally:
         processes.stop(second.pid, grace_s=5)
-    tokens = {body["idempotency_token"] for body in submits(workspace)}
-    assert len(submits(workspace)) >= 2 and len(tokens) == 1
+    assert len(submits(workspace)) == 1, "found again by its name, not submitted again"
     [run_id] = workspace.workspace.runs
     assert recorded["runId"] == run_id
+
+
+def test_a_batch_job_deleted_before_its_submit_was_answered_has_that_run_cancelled(
+    kubectl: Kubectl, namespace: str, workspace: databricks.Server, mock: str,
+    tmp_path: pathlib.Path, own_operator: list[str], dev_cluster: devenv.DevCluster,
+) -> None:  # fmt: skip
+    env = killed_mid_submit(
+        kubectl, namespace, workspace, mock, tmp_path, own_operator, dev_cluster
+    )
+    kubectl.run("delete", "bjob", "triage", "-n", namespace, "--wait=false")
+    second = processes.start("operator-2", own_operator, log_dir=tmp_path, env=env)
+    try:
+        kubectl.run("wait", "--for=delete", "bjob/triage", "-n", namespace, "--timeout=60s")
+    finally:
+        processes.stop(second.pid, grace_s=5)
+    [run] = workspace.workspace.runs.values()
+    assert run.cancelled, "the run the lost answer named is found by its name and cancelled"
+    assert len(submits(workspace)) == 1
 
 
 def test_a_refused_token_is_a_condition_and_the_run_goes_once_it_is_accepted(
@@ -253,7 +285,14 @@ def test_a_refused_token_is_a_condition_and_the_run_goes_once_it_is_accepted(
     assert not workspace.workspace.runs
     del workspace.workspace.refused[TOKEN]
     wait_for(
-        lambda: job(kubectl, namespace).get("status", {}).get("lastRun", {}).get("databricks"),
+        lambda: (
+            job(kubectl, namespace)
+            .get("status", {})
+            .get("lastRun", {})
+            .get("databricks", {})
+            .get("runId")
+            is not None
+        ),
         timeout_s=30,
         what="the run submitted once the token is accepted",
     )

@@ -122,7 +122,7 @@ def test_a_run_cancelled_for_suspend_is_stopped_not_failed() -> None:
 
 def step(found: dict[str, Any] | None, *, reason: str = "", suspend: bool = False,
          backoff_limit: int = 2, **record: Any) -> databricks_status.Step:  # fmt: skip
-    attempt = None if record.get("none") else batch.DatabricksRun(run_id=7, **record)
+    attempt = None if record.get("none") else batch.DatabricksRun(**{"run_id": 7, **record})
     observed = None if found is None else databricks_status.observe(found)
     return databricks_status.next_step(
         attempt, observed, reason, suspend=suspend, backoff_limit=backoff_limit
@@ -158,6 +158,20 @@ def test_suspend_cancels_a_going_attempt_and_unsuspend_resumes_with_the_next() -
     assert step(None, attempt=0, failures=1, stopped=True) == databricks_status.Step(
         submit=1, failures=1
     )
+
+
+def test_a_claimed_attempt_with_no_run_found_is_submitted_again_unless_suspended() -> None:
+    assert step(None, run_id=None, attempt=2, failures=1) == databricks_status.Step(
+        submit=2, failures=1
+    )
+    assert step(None, run_id=None, attempt=2, failures=1, suspend=True) == databricks_status.Step(
+        failures=1
+    )
+    claimed = batch.DatabricksRun(attempt=2, failures=1)
+    shown = databricks_status.run_view(
+        "triage-run", claimed, None, None, output_uri="dbfs:/out", dry_run=False
+    )
+    assert (shown.state, shown.reason) == ("Pending", "Submitting")
 
 
 def test_the_idempotency_token_is_the_same_for_the_same_attempt_only() -> None:

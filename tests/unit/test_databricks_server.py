@@ -4,6 +4,7 @@ injected 429s are retried by the SDK, and a refused token is the SDK's own error
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from databricks.sdk.config import Config
 from databricks.sdk.service import jobs, workspace
 
 from tiers.devenv import databricks
+from tiers.operator import databricks_client
 
 TOKEN = "dapi-unit"
 TASK_FILE = "/Shared/t/task.py"
@@ -145,6 +147,55 @@ def test_jobs_run_now_and_runs_list(client: WorkspaceClient, server: databricks.
     assert client.jobs.run_now(job_id=job_id, idempotency_token="now-1").run_id == run_id
     listed = list(client.jobs.list_runs(job_id=job_id, active_only=True))
     assert [run.run_id for run in listed] == [run_id] and listed[0].job_id == job_id
+
+
+def test_one_time_runs_are_listed_by_type_and_start_a_page_at_a_time(
+    client: WorkspaceClient, server: databricks.Server
+) -> None:
+    server.workspace.pending_s = 3600
+    job_id = client.jobs.create(name="j", tasks=[jobs.Task.from_dict(task(0).as_dict())]).job_id
+    assert job_id is not None
+    client.jobs.run_now(job_id=job_id)
+    before = client.jobs.submit(run_name="old", tasks=[task(0)]).run_id
+    since_ms = int(time.time() * 1000) + 1
+    time.sleep(0.01)
+    submitted = [client.jobs.submit(run_name=f"r{i}", tasks=[task(0)]).run_id for i in range(3)]
+    listed = client.jobs.list_runs(
+        run_type=jobs.RunType.SUBMIT_RUN, start_time_from=since_ms, limit=2
+    )
+    assert [run.run_id for run in listed] == submitted[::-1]  # newest first, over two pages
+    pages = [path for _, path, _ in server.workspace.requests if path.endswith("/runs/list")]
+    assert len(pages) == 2 and before not in submitted
+
+
+def test_the_operator_finds_a_run_by_its_name_among_newer_ones(
+    server: databricks.Server,
+) -> None:
+    server.workspace.pending_s = 3600
+    space = databricks_client.Workspace(server.url, TOKEN)
+    wanted = asyncio.run(
+        space.submit(
+            {
+                "run_name": "ns/job run attempt 0",
+                "tasks": [task(0).as_dict()],
+                "idempotency_token": "t",
+            }
+        )
+    )
+    for i in range(30):
+        asyncio.run(
+            space.submit(
+                {
+                    "run_name": f"ns/other{i} run attempt 0",
+                    "tasks": [task(0).as_dict()],
+                    "idempotency_token": f"o{i}",
+                }
+            )
+        )
+    assert asyncio.run(space.find_run("ns/job run attempt 0", submitted_from_ms=0)) == wanted
+    assert asyncio.run(space.find_run("ns/job run attempt 1", submitted_from_ms=0)) is None
+    later_ms = int(time.time() * 1000) + 1000
+    assert asyncio.run(space.find_run("ns/job run attempt 0", submitted_from_ms=later_ms)) is None
 
 
 def test_an_expired_token_is_the_sdks_unauthenticated_error(

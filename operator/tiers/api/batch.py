@@ -391,9 +391,14 @@ RunState = Literal[
 
 
 class DatabricksRun(common.Model):
-    """A run's Databricks run: its latest attempt, written before the operator polls it."""
+    """A run's Databricks run: its latest attempt, claimed before it is submitted and its run id
+    written before the operator polls it."""
 
-    run_id: int = pydantic.Field(ge=0)
+    run_id: int | None = pydantic.Field(
+        default=None, ge=0,
+        description="None: submitted, the workspace's answer not yet recorded (the operator "
+        "looks the run up by its name, or submits it again with the same idempotency token).",
+    )  # fmt: skip
     run_page_url: str | None = pydantic.Field(default=None, alias="runPageURL", max_length=2048)
     attempt: int = pydantic.Field(
         ge=0, description="Attempts before this one (a retry resumes where the last stopped)."

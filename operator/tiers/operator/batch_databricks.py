@@ -1,17 +1,19 @@
 """A BatchJob's run on Databricks (`engine: databricks`): submitted, polled at each reconcile
 (the periodic re-check, `rechecks`), retried, cancelled for `spec.suspend` and on delete.
 
-The attempt's run id goes into status as soon as Databricks answers the submit, before it is
-ever polled; an operator that dies before that resubmits with the same idempotency token and
-gets the same run back (`databricks_requests.idempotency_token`). What to do is
-`databricks_status.next_step`'s decision; what to ask is `databricks_requests`'; the calls are
-`databricks_client`'s. A workspace that refuses the token or does not answer is a condition,
-tried again at the next re-check.
+Each attempt is claimed in status before it is submitted, and its run id goes there as soon
+as Databricks answers, before it is ever polled. An operator that dies in between finds the run
+again by its name, or submits again with the same idempotency token and gets the same run back
+(`databricks_requests.idempotency_token`); a BatchJob deleted in between has that run cancelled.
+What to do is `databricks_status.next_step`'s decision; what to ask is `databricks_requests`';
+the calls are `databricks_client`'s. A workspace that refuses the token or does not answer is a
+condition, tried again at the next re-check.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -91,8 +93,10 @@ async def reconcile(
         return Outcome(view=None if record is None else view_of(record, None), waiting=host)
     space = databricks_client.Workspace(host, token)
     try:
+        if record is not None and record.run_id is None:
+            record = await _found_again(space, owner, name, record, body)
         observed = None
-        if record is not None and not record.stopped:
+        if record is not None and record.run_id is not None and not record.stopped:
             observed = databricks_status.observe(await space.get_run(record.run_id))
             record = databricks_status.recorded(record, observed)
             if found is None and observed.finished and observed.task_run_id is not None:
@@ -102,13 +106,20 @@ async def reconcile(
             record, observed, view.reason if view is not None else "",
             suspend=spec.suspend, backoff_limit=spec.backoff_limit,
         )  # fmt: skip
-        if step.cancel and record is not None:
+        if step.cancel and record is not None and record.run_id is not None:
             await space.cancel(record.run_id)
             record = record.model_copy(update={"stopped": True})
             view = view_of(record, None)
         if step.submit is not None:
-            record = await _submit(space, owner, spec, body, configmap, name, step)
-            observed = databricks_status.observe(await space.get_run(record.run_id))
+            request = await _prepared(space, owner, spec, body, configmap, name, step.submit)
+            record = batch.DatabricksRun(attempt=step.submit, failures=step.failures)
+            await _write_attempt(owner, name, record, "Submitting")
+            run_id = await space.submit(request)
+            log.info("%s/%s: run %s attempt %d is Databricks run %d",
+                     owner.namespace, owner.name, name, step.submit, run_id)  # fmt: skip
+            record = record.model_copy(update={"run_id": run_id})
+            await _write_attempt(owner, name, record, "Submitted")
+            observed = databricks_status.observe(await space.get_run(run_id))
             record = databricks_status.recorded(record, observed)
             view = view_of(record, observed)
     except databricks_client.Refused as error:
@@ -141,19 +152,19 @@ async def _final_numbers(
         return None
 
 
-async def _submit(
+async def _prepared(
     space: databricks_client.Workspace,
     owner: labels.Owner,
     spec: batch.BatchJobSpec,
     body: Mapping[str, Any],
     configmap: dict[str, Any],
     name: str,
-    step: databricks_status.Step,
-) -> batch.DatabricksRun:
-    """Uploads the launcher, copies the keys into the secret scope, submits the attempt, and
-    writes its run id to status at once."""
+    attempt: int,
+) -> dict[str, Any]:
+    """Uploads the launcher and copies the keys into the secret scope: the attempt's submit
+    request, ready to send."""
     settings = spec.databricks
-    assert settings is not None and step.submit is not None
+    assert settings is not None
     env = batch_children.run_env(owner, spec)
     if stats_reader.stats_url(None) is not None:
         # Local mode: the stats Redis is the dev one, which has no password.
@@ -169,26 +180,53 @@ async def _submit(
         await space.put_secrets(settings.secret_scope, values)
     await space.upload(databricks_requests.launcher_path(settings), databricks_requests.LAUNCHER)
     command = "estimate" if spec.dry_run else "run"
-    request = databricks_requests.submit_request(
+    return databricks_requests.submit_request(
         owner, spec, settings_of(configmap),
-        run=name, attempt=step.submit,
+        run=name, attempt=attempt,
         arguments=[command, "--run", name, "--output", batch_children.run_output_uri(spec, name)],
         secrets={env_name: key for env_name, key in secrets.items() if key in values},
         token=databricks_requests.idempotency_token(
-            owner.uid, int(body["metadata"].get("generation") or 0), name, step.submit
+            owner.uid, int(body["metadata"].get("generation") or 0), name, attempt
         ),
     )  # fmt: skip
-    run_id = await space.submit(request)
-    record = batch.DatabricksRun(run_id=run_id, attempt=step.submit, failures=step.failures)
-    log.info("%s/%s: run %s attempt %d is Databricks run %d",
-             owner.namespace, owner.name, name, step.submit, run_id)  # fmt: skip
+
+
+async def _write_attempt(
+    owner: labels.Owner, name: str, record: batch.DatabricksRun, reason: str
+) -> None:
+    """The attempt into status at once, not at the reconcile's end: claimed before it is
+    submitted, with its run id as soon as it has one."""
     await rechecks.write_status(
         kinds.BATCH_JOB, owner.name, owner.namespace,
-        {"runs": [{"name": name, "state": "Pending", "reason": "Submitted",
+        {"runs": [{"name": name, "state": "Pending", "reason": reason,
                    "databricks": record.model_dump(mode="json", by_alias=True,
                                                    exclude_none=True)}]},
     )  # fmt: skip
-    return record
+
+
+async def _found_again(
+    space: databricks_client.Workspace,
+    run: labels.Named,
+    name: str,
+    claim: batch.DatabricksRun,
+    body: Mapping[str, Any],
+) -> batch.DatabricksRun:
+    """A claimed attempt whose submit's answer was never recorded, with the run it made, found
+    by its name; unchanged where it made none."""
+    run_id = await space.find_run(
+        databricks_requests.run_name(run, name, claim.attempt),
+        submitted_from_ms=_created_ms(body),
+    )
+    return claim if run_id is None else claim.model_copy(update={"run_id": run_id})
+
+
+def _created_ms(body: Mapping[str, Any]) -> int:
+    """When the BatchJob was made: none of its runs were submitted before."""
+    created = body["metadata"].get("creationTimestamp")
+    if not created:
+        return 0
+    moment = datetime.datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+    return int(moment.timestamp() * 1000)
 
 
 async def workspace_host(
@@ -254,10 +292,11 @@ def recorded_attempt(body: Mapping[str, Any], name: str) -> batch.DatabricksRun 
 async def cancel_on_delete(spec: batch.BatchJobSpec, body: Mapping[str, Any]) -> str | None:
     """Cancels the run's attempt that may still go; the reason it could not, or None."""
     metadata = body["metadata"]
-    name = batch_children.one_off_run_name(labels.Ref(metadata["name"], metadata["namespace"]))
+    job = labels.Ref(metadata["name"], metadata["namespace"])
+    name = batch_children.one_off_run_name(job)
     record = recorded_attempt(body, name)
     if record is None or record.stopped or batch_status.recorded_run(body, name) is not None:
-        return None
+        return None  # nothing was submitted, or it no longer goes
     settings = spec.databricks
     assert settings is not None
     ref = settings.token_secret_ref
@@ -267,8 +306,12 @@ async def cancel_on_delete(spec: batch.BatchJobSpec, body: Mapping[str, Any]) ->
     host = await workspace_host(settings, metadata["namespace"])
     if isinstance(host, verdicts.Verdict):
         return host.message
+    space = databricks_client.Workspace(host, token)
     try:
-        await databricks_client.Workspace(host, token).cancel(record.run_id)
+        if record.run_id is None:
+            record = await _found_again(space, job, name, record, body)
+        if record.run_id is not None:
+            await space.cancel(record.run_id)
     except databricks_client.NotFound:
         return None
     except databricks_client.Failure as error:

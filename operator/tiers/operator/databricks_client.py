@@ -13,6 +13,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import itertools
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 
 RETRY_SECONDS = int(os.environ.get("TIERS_DATABRICKS_RETRY_SECONDS", "30"))
 HTTP_TIMEOUT_SECONDS = 30
+LOOKUP_LIMIT = 500
+"""One-time runs read at most when looking one up by name (newest first, 25 a page)."""
 
 T = TypeVar("T")
 
@@ -112,6 +115,23 @@ class Workspace:
         return await self._call(
             f"reading run {run_id}", lambda client: client.jobs.get_run(run_id).as_dict()
         )
+
+    async def find_run(self, run_name: str, *, submitted_from_ms: int) -> int | None:
+        """The newest one-time run of that name submitted since then (`jobs/runs/list`): how
+        a submit whose answer was lost is found again. None: there is none."""
+
+        def call(client: WorkspaceClient) -> int | None:
+            from databricks.sdk.service import jobs
+
+            runs = client.jobs.list_runs(
+                run_type=jobs.RunType.SUBMIT_RUN, start_time_from=submitted_from_ms, limit=25
+            )
+            for run in itertools.islice(runs, LOOKUP_LIMIT):
+                if run.run_name == run_name and run.run_id is not None:
+                    return int(run.run_id)
+            return None
+
+        return await self._call(f"looking up the run {run_name!r}", call)
 
     async def cancel(self, run_id: int) -> None:
         """Asks for the run's cancellation (asynchronous: it goes TERMINATING, then CANCELED)."""

@@ -61,6 +61,12 @@ def secret_envs(owner: labels.Owner, env: list[dict[str, Any]]) -> dict[str, str
     }
 
 
+def run_name(owner: labels.Named, run: str, attempt: int) -> str:
+    """The Databricks run's name: the BatchJob, its run and the attempt, by which a submit whose
+    answer was lost is found again (`databricks_client.Workspace.find_run`)."""
+    return f"{owner.namespace}/{owner.name} {run} attempt {attempt}"
+
+
 def submit_request(
     owner: labels.Owner,
     spec: batch.BatchJobSpec,
@@ -100,7 +106,7 @@ def submit_request(
     if databricks.wheel is not None:
         task["libraries"] = [{"whl": databricks.wheel}]
     body: dict[str, Any] = {
-        "run_name": f"{owner.namespace}/{owner.name} {run} attempt {attempt}",
+        "run_name": run_name(owner, run, attempt),
         "tasks": [task],
         "idempotency_token": token,
     }

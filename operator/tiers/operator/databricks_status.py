@@ -108,6 +108,12 @@ def run_view(
 ) -> batch_status.RunView:
     """The run as the spark engine would show it; `observed` None: as `record` last saw it."""
     block = record.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if record.run_id is None:
+        return batch_status.RunView(
+            name, "Pending", "Submitting",
+            f"attempt {record.attempt} is being submitted to Databricks",
+            progress=found, output_uri=output_uri, databricks=block,
+        )  # fmt: skip
     if record.stopped:
         return batch_status.RunView(
             name, "Stopped", "Suspended",
@@ -167,6 +173,12 @@ def next_step(
     `view_reason` the reason its view gives (the job's own verdict on its budget)."""
     if record is None:
         return Step() if suspend else Step(submit=0)
+    if record.run_id is None:  # claimed, and no run of its name found: submit it (again)
+        return (
+            Step(failures=record.failures)
+            if suspend
+            else Step(submit=record.attempt, failures=record.failures)
+        )
     if suspend:
         running = not record.stopped and (observed is None or not observed.finished)
         return Step(failures=record.failures, cancel=running)

@@ -168,6 +168,7 @@ class Workspace:
         self.runs[run_id] = Run(
             run_id=run_id, task_run_id=next(self._ids), run_name=name, tasks=tasks_,
             job_id=job_id, submitted_s=now, changed_s=now, lose_after_s=lose,
+            start_ms=int(now * 1000),  # Jobs 2.2: when the run began, its cluster's set-up too
         )  # fmt: skip
         if token is not None:
             self.tokens_to_runs[token] = run_id
@@ -191,17 +192,30 @@ class Workspace:
             return self._describe(run)
 
     def list_runs(self, query: dict[str, str]) -> dict[str, Any]:
+        """Newest first, filtered as Jobs 2.2 filters, a page at a time (`next_page_token`)."""
         with self.lock:
             self.advance()
             runs = sorted(self.runs.values(), key=lambda r: -r.run_id)
             if query.get("job_id"):
                 runs = [r for r in runs if r.job_id == int(query["job_id"])]
+            if query.get("run_type") == "SUBMIT_RUN":
+                runs = [r for r in runs if r.job_id is None]
+            elif query.get("run_type") == "JOB_RUN":
+                runs = [r for r in runs if r.job_id is not None]
             if query.get("active_only") == "true":
                 runs = [r for r in runs if r.life_cycle_state != "TERMINATED"]
-            offset, limit = int(query.get("offset") or 0), int(query.get("limit") or 25)
+            if query.get("start_time_from"):
+                runs = [r for r in runs if r.start_ms >= int(query["start_time_from"])]
+            limit = int(query.get("limit") or 20)
+            if not 0 < limit <= 25:
+                raise ApiError(400, "INVALID_PARAMETER_VALUE", "limit must be between 1 and 25.")
+            offset = int(query.get("page_token") or query.get("offset") or 0)
             page = runs[offset : offset + limit]
-            return {"runs": [self._describe(r) for r in page],
-                    "has_more": offset + limit < len(runs)}  # fmt: skip
+            more = offset + limit < len(runs)
+            found: dict[str, Any] = {"runs": [self._describe(r) for r in page], "has_more": more}
+            if more:
+                found["next_page_token"] = str(offset + limit)
+            return found
 
     def get_output(self, run_id: int) -> dict[str, Any]:
         with self.lock:
@@ -232,7 +246,7 @@ class Workspace:
     def _advance(self, run: Run, now: float) -> None:
         if run.life_cycle_state == "PENDING" and now - run.changed_s >= self.pending_s:
             run.life_cycle_state, run.changed_s = "RUNNING", now
-            run.state_message, run.start_ms = "In run", int(now * 1000)
+            run.state_message = "In run"
             try:
                 run.process = task_processes.start(self, run)
             except task_processes.TaskError as error:
