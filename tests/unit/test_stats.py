@@ -3,21 +3,75 @@
 from __future__ import annotations
 
 import decimal
+import itertools
+import math
 import random
 
 from tiers.runtime.stats import histogram, window
 
 
-def test_percentiles_of_a_histogram_are_close_to_the_exact_ones() -> None:
-    rng = random.Random(1)
-    samples = [rng.lognormvariate(3, 0.6) for _ in range(20000)]  # median about 20 ms
-    counts = window.Counts()
-    for sample in samples:
-        counts.record(latency_ms=sample)
+def _exact(samples: list[float], quantile: float) -> float:
+    """The nearest-rank percentile: the sample at rank ceil(quantile * n)."""
     ordered = sorted(samples)
-    for quantile in (0.5, 0.95, 0.99):
-        exact = ordered[int(quantile * len(ordered))]
-        assert abs(histogram.percentile_ms(counts.latency, quantile) - exact) <= max(2, exact * 0.1)
+    return ordered[max(math.ceil(quantile * len(ordered)), 1) - 1]
+
+
+def _read(samples: list[float], quantile: float) -> int:
+    counts = window.Counts()
+    counts.record_many(samples)
+    return histogram.percentile_ms(counts.latency, quantile)
+
+
+def test_percentiles_of_a_histogram_are_within_the_error_bound_of_the_exact_ones() -> None:
+    rng = random.Random(1)
+    for mu in (0.0, 3.0, 6.0, 8.0, 10.0):  # medians from 1 ms to 22 s
+        samples = [rng.lognormvariate(mu, 0.6) for _ in range(5000)]
+        for quantile in (0.5, 0.95, 0.99):
+            exact = _exact(samples, quantile)
+            assert abs(_read(samples, quantile) - exact) <= histogram.error_bound_ms(exact)
+
+
+def test_no_bucket_is_wider_than_a_quarter_ms_or_4_5_percent_of_its_lower_bound() -> None:
+    bounds = histogram.BOUNDS_MS
+    assert bounds[-1] >= 600_000, "up to the longest upstream timeout (spec ...timeoutMs)"
+    for low, high in itertools.pairwise(bounds):
+        assert high - low <= max(0.25, 0.045 * low) + 1e-9, (low, high)
+    assert len(bounds) < 320, "a bounded number of Redis fields per window"
+
+
+def test_the_worst_case_error_stays_within_the_bound_above_a_second_too() -> None:
+    """Every sample on the low edge of its bucket, read at the top of that bucket's ranks (or
+    on the high edge, read at the bottom): the farthest a read can be from the exact value."""
+    worst = 0.0
+    for index in range(1, len(histogram.BOUNDS_MS)):
+        low, high = histogram.BOUNDS_MS[index - 1], histogram.BOUNDS_MS[index]
+        for value, quantile in ((low * (1 + 1e-9), 0.99), (high, 0.01)):
+            samples = [value] * 100
+            error = abs(_read(samples, quantile) - value)
+            assert error <= histogram.error_bound_ms(value), (index, value, quantile)
+            if value >= 1000:
+                worst = max(worst, error / value)
+    assert worst <= 0.045, worst
+
+
+def test_counts_in_the_legacy_buckets_are_read_at_their_upper_bound() -> None:
+    """Stats written before the finer buckets (`lat:<index>`, e.g. by a gateway not yet
+    upgraded) still count, no faster than they were."""
+    legacy = {"units": 3, "lat:31": 1, "lat:32": 2}  # (750, 1000] ms, (1000, 1250] ms
+    counts = window.Counts.from_fields(legacy)
+    assert counts.latency.total() == 3
+    assert 1250 <= histogram.percentile_ms(counts.latency, 1.0) <= 1250 * 1.045
+    assert 1000 <= histogram.percentile_ms(counts.latency, 1 / 3) <= 1000 * 1.045
+    beyond = window.Counts.from_fields({"units": 1, "lat:45": 1})  # the open bucket, > 60 s
+    assert histogram.percentile_ms(beyond.latency, 0.5) > 60_000
+
+
+def test_stored_fields_name_the_new_buckets_and_come_back_the_same() -> None:
+    counts = window.Counts()
+    counts.record_many([0.1, 1.2, 1234.5, 59_000, 2_000_000])
+    fields = counts.to_fields()
+    assert all(not name.startswith("lat:") for name in fields)
+    assert window.Counts.from_fields(fields) == counts
 
 
 def test_an_empty_histogram_reads_zero() -> None:

@@ -14,6 +14,11 @@ from collections.abc import Iterable
 from tiers.runtime.stats import histogram
 
 NANO = decimal.Decimal("0.000000001")
+LATENCY_FIELD = "lat2:"
+"""The prefix of a latency bucket's field, followed by its index in `histogram.BOUNDS_MS`. Stats
+stored in the legacy buckets (`histogram.LEGACY_BOUNDS_MS`) are "lat:<index>": still read, so
+that a window spanning an upgrade (or a replica not yet upgraded) keeps its latency."""
+_LEGACY_LATENCY_FIELD = "lat:"
 
 
 @dataclasses.dataclass
@@ -86,15 +91,18 @@ class Counts:
             "tokens_out": self.tokens_out,
             "cost_nano_usd": self.cost_nano_usd,
         }
-        fields.update({f"lat:{index}": count for index, count in self.latency.items()})
+        fields.update({f"{LATENCY_FIELD}{index}": count for index, count in self.latency.items()})
         return {name: value for name, value in fields.items() if value}
 
     @classmethod
     def from_fields(cls, fields: dict[str, int]) -> Counts:
         counts = cls()
         for name, value in fields.items():
-            if name.startswith("lat:"):
-                counts.latency[int(name[4:])] += value
+            if name.startswith(LATENCY_FIELD):
+                counts.latency[int(name[len(LATENCY_FIELD) :])] += value
+            elif name.startswith(_LEGACY_LATENCY_FIELD):
+                index = int(name[len(_LEGACY_LATENCY_FIELD) :])
+                counts.latency[histogram.from_legacy(index)] += value
             elif hasattr(counts, name) and name != "latency":
                 setattr(counts, name, value)
         return counts
