@@ -71,8 +71,10 @@ def test_a_running_run_shows_progress_cost_and_its_estimate() -> None:
     assert "40% (402 of 1,000), 40 records/s" in condition(status, "Succeeded")["message"]
     assert status["progress"] == {
         "total": 1000, "done": 400, "failed": 2, "percent": 40, "recordsPerSecond": 40,
+        "window": "run", "observedAt": "2026-11-29T12:00:00Z", "stale": False,
     }  # fmt: skip
     assert status["cost"]["totalUSD"] == "0.004000"
+    assert (status["cost"]["window"], status["cost"]["stale"]) == ("run", False)
     assert status["cost"]["estimateUSD"] == "0.012600"
     assert status["estimate"]["inputTokens"] == 20000
     assert condition(status, "Estimated")["status"] == "True"
@@ -135,3 +137,36 @@ def test_a_spark_applications_state_reads_as_the_job_status_it_amounts_to() -> N
     assert (failed.state, failed.message) == ("Failed", "OOMKilled")
     assert view(batch_status.job_status_of(app("RUNNING")), None).state == "Running"
     assert view(batch_status.job_status_of({}), None).state == "Pending"
+
+
+def test_a_running_run_whose_progress_stopped_coming_shows_its_figures_as_stale() -> None:
+    quiet = NOW.timestamp() - batch_status.PROGRESS_STALE_AFTER_S - 1
+    status = status_of(view(job_status(), found(updated_s=quiet)))
+    assert status["progress"]["stale"] is True and status["cost"]["stale"] is True
+    assert status["progress"]["done"] == 400, "the last figures, as published"
+    recent = status_of(view(job_status(), found(updated_s=quiet + 2)))
+    assert recent["progress"]["stale"] is False
+
+
+def test_a_finished_runs_figures_are_final_not_stale_however_old() -> None:
+    long_ago = NOW.timestamp() - 86400
+    done = found("Succeeded", updated_s=long_ago, done=1000, failed=0)
+    status = status_of(view(job_status("Complete"), done))
+    assert status["progress"]["stale"] is False and status["cost"]["stale"] is False
+
+
+def test_an_unreachable_stats_store_keeps_the_last_figures_marked_stale() -> None:
+    before = status_of(view(job_status(), found()))
+    body = {"status": before}
+    after = batch_status.desired_status(
+        batch_status.Observed(runs=[view(job_status(), None)], stats_unavailable=True),
+        spec=SPEC, body=body, now=NOW + datetime.timedelta(minutes=1),
+    )  # fmt: skip
+    assert after["progress"] == {**before["progress"], "stale": True}
+    assert after["cost"] == {**before["cost"], "stale": True}
+    assert after["estimate"] == before["estimate"]
+    answered = batch_status.desired_status(
+        batch_status.Observed(runs=[view(job_status(), None)]), spec=SPEC, body={"status": after},
+        now=NOW + datetime.timedelta(minutes=2),
+    )  # fmt: skip
+    assert answered["progress"]["stale"] is False, "it answered: no progress yet is not stale"

@@ -98,6 +98,16 @@ def test_a_failed_batch_job_reads_its_succeeded_condition_and_progress() -> None
     assert found.cost_window == "run"
     assert found.columns["Progress"] == "60"
     assert found.columns["Engine"] == "spark"
+    assert found.stale is False
+
+
+def test_a_batch_job_whose_figures_status_marks_stale_reads_as_stale() -> None:
+    """A running run whose progress stopped coming, or a stats store that did not answer."""
+    cost = {"totalUSD": "0.5", "perRecordUSD": "0.0004", "window": "run",
+            "observedAt": "2026-11-30T11:59:00Z", "stale": True}  # fmt: skip
+    job = {"kind": "BatchJob", "metadata": {"name": "scores", "namespace": "demo"},
+           "spec": {"engine": "spark"}, "status": {"state": "Running", "cost": cost}}  # fmt: skip
+    assert summaries.summarize(job, now=NOW).stale is True
 
 
 def test_a_status_observation_becomes_one_series_point() -> None:

@@ -355,7 +355,9 @@ class BatchJobSpec(common.Model):
     )
 
 
-class Progress(common.Model):
+class Progress(common.Windowed):
+    """The latest run's counts (`window: run`), as its job last published them."""
+
     total: int | None = pydantic.Field(default=None, ge=0, description="Records in the input.")
     done: int = pydantic.Field(ge=0, description="Records scored (earlier attempts included).")
     failed: int = pydantic.Field(ge=0, description="Records that failed in the latest attempt.")
@@ -363,13 +365,14 @@ class Progress(common.Model):
     records_per_second: int = pydantic.Field(default=0, ge=0)
 
 
-class BatchCost(common.Model):
+class BatchCost(common.Windowed):
+    """The latest run's spend so far (`window: run`)."""
+
     total_usd: common.DecimalUSD = pydantic.Field(alias="totalUSD")
     per_record_usd: common.DecimalUSD = pydantic.Field(alias="perRecordUSD")
     estimate_usd: common.DecimalUSD | None = pydantic.Field(
         default=None, alias="estimateUSD", description="Estimated before the run started."
     )
-    observed_at: datetime.datetime | None = None
 
 
 class Estimate(common.Model):

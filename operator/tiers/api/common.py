@@ -392,11 +392,12 @@ def condition_list() -> Any:
 
 
 def stale_field() -> Any:
-    """`stale` of figures over a window: whether the stats store failed to answer."""
+    """`stale` of figures over a window: whether they are the last ones read, not current."""
     return pydantic.Field(
         default=None,
-        description="True when the stats store did not answer at the last reconcile: these are"
-        " the last figures read (over `window`, at `observedAt`), kept until it answers again.",
+        description="True when these are the last figures read (over `window`), no longer"
+        " current: the stats store did not answer at the last reconcile, or (BatchJob) the"
+        " running run stopped publishing its progress. Kept until they are current again.",
     )
 
 
@@ -404,7 +405,9 @@ class Windowed(Model):
     """Counts over the stats' sliding `window`, as observed at `observedAt` (absent only from
     figures written before they carried them)."""
 
-    window: str | None = pydantic.Field(default=None, max_length=16, description="e.g. 5m")
+    window: str | None = pydantic.Field(
+        default=None, max_length=16, description="e.g. 5m; run: a BatchJob's latest run"
+    )
     observed_at: datetime.datetime | None = None
     stale: bool | None = stale_field()
 

@@ -142,7 +142,7 @@ def summarize(obj: Mapping[str, Any], *, now: datetime.datetime | None = None) -
         columns=columns(kind, obj),
         window=None if latency is None else latency.get("window"),
         observed_at=None if observed_at is None else rfc3339(observed_at),
-        stale=bool(latency and latency.get("stale"))
+        stale=any(bool(block and block.get("stale")) for block in (latency, cost))
         or (observed_at is not None and now - observed_at > STALE_AFTER),
         created_at=metadata.get("creationTimestamp"),
     )

@@ -47,6 +47,8 @@ class Outcome:
 
     view: batch_status.RunView | None = None
     waiting: verdicts.Verdict | None = None
+    stats_unavailable: bool = False
+    """The stats Redis did not answer (the run's progress was not read)."""
 
 
 async def reconcile(
@@ -58,8 +60,25 @@ async def reconcile(
     where: stats_reader.Target | None,
 ) -> Outcome:
     name = batch_children.one_off_run_name(owner)
+    unavailable = False
+    try:
+        found = await batch_runs.read_progress(where, f"{owner.namespace}/{owner.name}", name)
+    except batch_runs.ProgressUnavailable:
+        found, unavailable = None, True
+    outcome = await _reconcile(owner, spec, body, configmap, name=name, found=found)
+    return dataclasses.replace(outcome, stats_unavailable=unavailable)
+
+
+async def _reconcile(
+    owner: labels.Owner,
+    spec: batch.BatchJobSpec,
+    body: Mapping[str, Any],
+    configmap: dict[str, Any],
+    *,
+    name: str,
+    found: progress.Progress | None,
+) -> Outcome:
     record = recorded_attempt(body, name)
-    found = await batch_runs.read_progress(where, f"{owner.namespace}/{owner.name}", name)
     output_uri = batch_children.run_output_uri(spec, name)
 
     def view_of(

@@ -96,7 +96,7 @@ async def reconcile_batch_job(body: kopf.Body, patch: kopf.Patch, **_: Any) -> N
         where = await stats_reader.target(
             stats_store.managed(owner, batch_children.STATS), owner.namespace
         )
-        views = await observe_runs(owner, spec, body, plan, where=where)
+        views, unavailable = await observe_runs(owner, spec, body, plan, where=where)
         notified, notify_error = await send_notices(owner, spec, body, views)
         observed = batch_status.Observed(
             runs=views,
@@ -105,6 +105,7 @@ async def reconcile_batch_job(body: kopf.Body, patch: kopf.Patch, **_: Any) -> N
             last_schedule_time=plan.last_schedule_time,
             notified=notified,
             notify_error=notify_error,
+            stats_unavailable=unavailable,
         )
         desired = batch_status.desired_status(observed, spec=spec, body=body, now=now)
         reconciliation.write_status(patch, body, desired)
@@ -128,6 +129,7 @@ async def reconcile_on_databricks(
         return
     stats_url = stats_reader.stats_url(default_stats_url(owner))
     views: list[batch_status.RunView] = []
+    unavailable = False
     try:
         configmap, waiting = await _render_config(owner, spec, body, stats_url=stats_url)
     except (ownership.ChildConflict, kube.SecretNotOurs) as error:
@@ -137,12 +139,13 @@ async def reconcile_on_databricks(
             stats_store.managed(owner, batch_children.STATS), owner.namespace
         )
         outcome = await batch_databricks.reconcile(owner, spec, body, configmap, where=where)
-        waiting = outcome.waiting
+        waiting, unavailable = outcome.waiting, outcome.stats_unavailable
         views = [] if outcome.view is None else [outcome.view]
     notified, notify_error = await send_notices(owner, spec, body, views)
     observed = batch_status.Observed(
-        runs=views, waiting=waiting, notified=notified, notify_error=notify_error
-    )
+        runs=views, waiting=waiting, notified=notified, notify_error=notify_error,
+        stats_unavailable=unavailable,
+    )  # fmt: skip
     desired = batch_status.desired_status(observed, spec=spec, body=body, now=now)
     reconciliation.write_status(patch, body, desired)
 
@@ -349,13 +352,17 @@ async def observe_runs(
     plan: Plan,
     *,
     where: stats_reader.Target | None,
-) -> list[batch_status.RunView]:
+) -> tuple[list[batch_status.RunView], bool]:
     """Every run's view, oldest first: from its Job and its progress, or for a finished run whose
-    Job is gone, from what status recorded of it."""
+    Job is gone, from what status recorded of it; and whether the stats Redis failed to answer."""
     subject = f"{owner.namespace}/{owner.name}"
     views = []
+    unavailable = False
     for name, job in plan.jobs.items():
-        found = await batch_runs.read_progress(where, subject, name)
+        try:
+            found = await batch_runs.read_progress(where, subject, name)
+        except batch_runs.ProgressUnavailable:
+            found, unavailable = None, True
         views.append(
             batch_status.run_view(
                 name,
@@ -370,7 +377,7 @@ async def observe_runs(
         recorded = batch_status.recorded_run(body, batch_children.one_off_run_name(owner))
         if recorded is not None:
             views.append(recorded)
-    return sorted(views, key=lambda view: (view.scheduled_time or _EPOCH, view.name))
+    return sorted(views, key=lambda view: (view.scheduled_time or _EPOCH, view.name)), unavailable
 
 
 async def send_notices(

@@ -96,11 +96,15 @@ async def stop(run: dict[str, Any] | None, name: str, namespace: str) -> kube.Ch
     return kube.Change("Deleted", "Job" if kind is Job else spark_application.KIND, name)
 
 
+class ProgressUnavailable(Exception):
+    """The stats Redis did not answer: status keeps its last numbers and marks them stale."""
+
+
 async def read_progress(
     where: stats_reader.Target | None, job: str, run: str
 ) -> progress.Progress | None:
-    """The run's progress as its batch job last published it; None when there is none or Redis
-    does not answer (status then keeps its last numbers)."""
+    """The run's progress as its batch job last published it; None when there is none (or no
+    stats Redis); `ProgressUnavailable` when Redis does not answer."""
     if where is None:
         return None
     try:
@@ -108,7 +112,7 @@ async def read_progress(
         fields = typing.cast(dict[bytes, bytes], raw)
     except (redis.exceptions.RedisError, OSError) as error:
         log.info("progress of %s/%s unavailable: %s", job, run, type(error).__name__)
-        return None
+        raise ProgressUnavailable(f"{job}/{run}: {type(error).__name__}") from None
     if not fields:
         return None
     try:

@@ -25,6 +25,11 @@ from tiers.runtime import pricing
 from tiers.runtime.batch import progress
 
 TERMINAL = frozenset({"Succeeded", "Failed"})
+WINDOW = "run"
+"""What `progress` and `cost` cover: the latest run, all its attempts."""
+PROGRESS_STALE_AFTER_S = 30
+"""A running run whose job has not published its progress for this long (fifteen of its
+2-second updates) shows its last figures as stale: the job or its way to Redis is stuck."""
 _EXIT_CODE = re.compile(r"exit code ([0-9]+)")
 _BY_EXIT_CODE = {code: state for state, code in progress.EXIT_CODES.items()}
 
@@ -161,6 +166,8 @@ class Observed:
     notified: Mapping[str, bool] = dataclasses.field(default_factory=dict)
     """Runs whose notice went out, by name."""
     notify_error: str | None = None
+    stats_unavailable: bool = False
+    """The stats store did not answer: status keeps its last figures and marks them stale."""
 
 
 def desired_status(
@@ -193,30 +200,41 @@ def desired_status(
         status["nextRun"] = _stamp(observed.next_run)
     if observed.last_schedule_time is not None:
         status["lastScheduleTime"] = _stamp(observed.last_schedule_time)
-    if found is not None:
-        status.update(_numbers(found, now=now))
+    if found is not None and latest is not None:
+        status.update(_numbers(found, stale=_no_longer_updated(latest, found, now), now=now))
     else:
-        status.update(verdicts.kept(body, "progress", "cost", "estimate"))
+        status.update(
+            verdicts.kept_figures(body, "progress", "cost", stale=observed.stats_unavailable)
+        )
+        status.update(verdicts.kept(body, "estimate"))
     return {key: value for key, value in status.items() if value is not None}
 
 
-def _numbers(found: progress.Progress, *, now: datetime.datetime) -> dict[str, Any]:
-    numbers: dict[str, Any] = {
-        "progress": {
-            "total": found.total,
-            "done": found.done,
-            "failed": found.failed,
-            "percent": found.percent or 0,
-            "recordsPerSecond": found.records_per_second,
-        },
-        "cost": {
-            "totalUSD": pricing.format_usd(found.cost_usd),
-            "perRecordUSD": pricing.format_usd(found.per_record_usd),
-            "observedAt": _stamp(now),
-        },
+def _no_longer_updated(run: RunView, found: progress.Progress, now: datetime.datetime) -> bool:
+    """Whether a running run's progress stopped being published (a finished run's is final)."""
+    if run.state != "Running" or found.state != "Running":
+        return False
+    return now.timestamp() - found.updated_s > PROGRESS_STALE_AFTER_S
+
+
+def _numbers(found: progress.Progress, *, stale: bool, now: datetime.datetime) -> dict[str, Any]:
+    counted = {
+        "total": found.total,
+        "done": found.done,
+        "failed": found.failed,
+        "percent": found.percent or 0,
+        "recordsPerSecond": found.records_per_second,
     }
     if found.total is None:
-        del numbers["progress"]["total"]
+        del counted["total"]
+    spent = {
+        "totalUSD": pricing.format_usd(found.cost_usd),
+        "perRecordUSD": pricing.format_usd(found.per_record_usd),
+    }
+    numbers: dict[str, Any] = {
+        "progress": verdicts.windowed(counted, now=now, window=WINDOW, stale=stale),
+        "cost": verdicts.windowed(spent, now=now, window=WINDOW, stale=stale),
+    }
     estimate = found.estimate
     if estimate is not None:
         numbers["cost"]["estimateUSD"] = pricing.format_usd(estimate.cost_usd)

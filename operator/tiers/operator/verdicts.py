@@ -124,9 +124,12 @@ def stamp(
     }
 
 
-def windowed(figures: dict[str, Any], *, now: datetime.datetime) -> dict[str, Any]:
-    """`figures` of the stats window, saying which window, when it was read, and that it was."""
-    return {**figures, "window": WINDOW, "observedAt": _timestamp(now), "stale": False}
+def windowed(
+    figures: dict[str, Any], *, now: datetime.datetime, window: str = WINDOW, stale: bool = False
+) -> dict[str, Any]:
+    """`figures` over `window`, saying which window, when they were read, and whether they are
+    stale (read, but no longer updated by what counts them)."""
+    return {**figures, "window": window, "observedAt": _timestamp(now), "stale": stale}
 
 
 def latency_block(summary: stats.Summary, *, now: datetime.datetime) -> dict[str, Any]:
