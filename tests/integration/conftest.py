@@ -289,6 +289,19 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last: {last!r}")
 
 
+def child_events(kubectl: Kubectl, namespace: str, kind: str) -> set[tuple[str, str]]:
+    """The operator's Events on resources of `kind` about their children, one (reason, "Kind
+    name") per child: it posts one Event per verb, "created ConfigMap a, Deployment b"."""
+    events = kubectl.get("events", "-n", namespace, "--field-selector",
+                         f"involvedObject.kind={kind}")["items"]  # fmt: skip
+    return {
+        (event["reason"], child)
+        for event in events
+        if event["reason"].startswith("Child")
+        for child in event["message"].split(" ", 1)[1].split(", ")
+    }
+
+
 def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
     with urllib.request.urlopen(url, timeout=2, context=context) as response:
         return bool(response.status == 200)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import Kubectl, wait_for
+from conftest import Kubectl, child_events, wait_for
 
 from tiers import devenv
 from tiers.operator import notify
@@ -277,15 +277,12 @@ def test_a_schedule_makes_the_run_it_missed_with_time_injected_through_status(
     assert recorded["status"]["runs"][0]["name"] == name
     assert len(kubectl.get("jobs", "-n", namespace)["items"]) == 1, "one run per time"
 
-    # Each child the operator made is an Event on the BatchJob: its config, its run.
-    def child_events() -> set[tuple[str, str]]:
-        events = kubectl.get("events", "-n", namespace, "--field-selector",
-                             "involvedObject.kind=BatchJob")["items"]  # fmt: skip
-        return {(e["reason"], e["message"]) for e in events}
-
-    expected = {("ChildCreated", "ConfigMap triage-batch created"),
-                ("ChildCreated", f"Job {name} created")}  # fmt: skip
-    wait_for(lambda: expected <= child_events(), timeout_s=20, what=f"events {expected}")
+    # Each child the operator made is in an Event on the BatchJob: its config, its run.
+    expected = {("ChildCreated", "ConfigMap triage-batch"), ("ChildCreated", f"Job {name}")}
+    wait_for(
+        lambda: expected <= child_events(kubectl, namespace, "BatchJob"),
+        timeout_s=20, what=f"events {expected}",
+    )  # fmt: skip
 
 
 def test_with_the_spark_operator_a_run_is_a_spark_application_whose_state_is_the_runs(

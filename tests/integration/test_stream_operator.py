@@ -17,7 +17,14 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from conftest import Collector, Kubectl, Processes, remove_spark_operator_crd, wait_for
+from conftest import (
+    Collector,
+    Kubectl,
+    Processes,
+    child_events,
+    remove_spark_operator_crd,
+    wait_for,
+)
 
 from tiers import api, devenv
 from tiers.devenv import dataplane, processes
@@ -109,15 +116,13 @@ def test_topics_are_created_and_the_job_deployed(
     )
     assert config["trigger_interval_ms"] == 500
 
-    # Each child the operator made is an Event on the pipeline (kopf posts them in the background).
-    def made() -> set[tuple[str, str]]:
-        events = kubectl.get("events", "-n", namespace, "--field-selector",
-                             "involvedObject.kind=StreamPipeline")["items"]  # fmt: skip
-        return {(e["reason"], e["message"]) for e in events}
-
-    expected = {("ChildCreated", "ConfigMap summaries-stream created"),
-                ("ChildCreated", "Deployment summaries-push created")}  # fmt: skip
-    wait_for(lambda: expected <= made(), timeout_s=20, what=f"events {expected}")
+    # Each child the operator made is in an Event on the pipeline (posted in the background).
+    expected = {("ChildCreated", "ConfigMap summaries-stream"),
+                ("ChildCreated", "Deployment summaries-push")}  # fmt: skip
+    wait_for(
+        lambda: expected <= child_events(kubectl, namespace, "StreamPipeline"),
+        timeout_s=20, what=f"events {expected}",
+    )  # fmt: skip
 
 
 def test_status_agrees_with_the_latency_and_cost_its_consumer_measured(

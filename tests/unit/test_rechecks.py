@@ -86,3 +86,25 @@ def test_a_write_answered_after_the_object_went_is_not_kept(
     monkeypatch.setattr(kube, "patch_status", patch_status)
     asyncio.run(rechecks.write_status(checks.kind, "p", "n", {"lag": 1}))
     assert "u-1" not in checks.bodies
+
+
+def test_a_delete_handler_waits_for_the_reconcile_beside_it_and_sees_what_it_wrote() -> None:
+    checks = watching(body("5"))
+    rechecks._by_kind[checks.kind.kind] = checks
+    claimed = body("8", runs=[{"name": "r", "databricks": {"attempt": 0}}])
+    seen: list[Any] = []
+
+    async def both() -> None:
+        async def reconcile() -> None:
+            async with checks.reconciling("u-1"):
+                await asyncio.sleep(0.05)
+                checks.learn(claimed)  # its claim's write, answered
+
+        going = asyncio.create_task(reconcile())
+        await asyncio.sleep(0.01)
+        async with rechecks.exclusively(checks.kind, body("6")) as current:
+            seen.append(current)
+        await going
+
+    asyncio.run(both())
+    assert seen == [claimed]

@@ -3,7 +3,7 @@
 import datetime
 
 from tiers import api
-from tiers.operator import reconciliation
+from tiers.operator import kube, reconciliation
 
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 LATER = NOW + datetime.timedelta(hours=1)
@@ -69,3 +69,25 @@ def test_nested_error_locations_read_like_field_paths() -> None:
     spec["backends"][0]["weight"] = 0
     message = reconciliation.spec_error(api.REALTIME_ENDPOINT, spec)
     assert message is not None and message.startswith("spec.backends[0].weight:")
+
+
+def test_only_an_object_changed_or_seen_through_may_have_children_left_behind() -> None:
+    route = ("gateway.networking.k8s.io/v1", "HTTPRoute", "chat-gateway")
+    new = endpoint(generation=1)
+    assert reconciliation.possible_leftovers(new, [route]) == []
+    changed = endpoint(generation=2)  # a route made for generation 1 may be left
+    assert reconciliation.possible_leftovers(changed, [route]) == [route]
+    seen = {**new, "status": {"observedGeneration": 1}}  # made by an older operator, maybe
+    assert reconciliation.possible_leftovers(seen, [route]) == [route]
+
+
+def test_children_changed_together_are_one_event_per_verb() -> None:
+    changes = [
+        kube.Change("Created", "ConfigMap", "chat-gateway"),
+        kube.Change("Deleted", "HTTPRoute", "chat-gateway"),
+        kube.Change("Created", "Deployment", "chat-gateway"),
+    ]
+    assert kube.Change.summaries(changes) == [
+        ("ChildCreated", "created ConfigMap chat-gateway, Deployment chat-gateway"),
+        ("ChildDeleted", "deleted HTTPRoute chat-gateway"),
+    ]

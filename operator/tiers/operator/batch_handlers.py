@@ -28,6 +28,7 @@ from tiers.operator import (
     metrics,
     notify,
     ownership,
+    rechecks,
     reconciliation,
     schedule,
     stats_reader,
@@ -165,7 +166,8 @@ async def delete_batch_job(body: kopf.Body, runtime: datetime.timedelta, **_: An
         spec = batch.BatchJobSpec.model_validate(body.get("spec", {}))
     except pydantic.ValidationError:
         return
-    failure = await batch_databricks.cancel_on_delete(spec, body)
+    async with rechecks.exclusively(KIND, body) as current:
+        failure = await batch_databricks.cancel_on_delete(spec, current)
     if failure is None:
         return
     left = CANCEL_TIMEOUT_S - runtime.total_seconds()
@@ -308,7 +310,7 @@ async def _render_config(
     changes = await kube.apply_all([configmap, *stats])
     # The stats Redis's NetworkPolicy goes when the admin turns network policies off.
     policy = (network_policies.API_VERSION, network_policies.KIND, batch_children.STATS.name(owner))
-    changes += await kube.delete_unlisted(stats, [policy])
+    changes += await kube.delete_unlisted(stats, reconciliation.possible_leftovers(body, [policy]))
     reconciliation.record_changes(body, changes)
     return configmap, None
 

@@ -14,7 +14,7 @@ import base64
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
 import httpx2
@@ -99,13 +99,17 @@ class Change:
     kind: str
     name: str
 
-    @property
-    def reason(self) -> str:
-        return f"Child{self.verb}"
-
-    @property
-    def message(self) -> str:
-        return f"{self.kind} {self.name} {self.verb.lower()}"
+    @staticmethod
+    def summaries(changes: Iterable[Change]) -> list[tuple[str, str]]:
+        """(reason, message) per verb, in the order first seen: ("ChildCreated", "created
+        ConfigMap chat-gateway, Deployment chat-gateway")."""
+        by_verb: dict[str, list[str]] = {}
+        for change in changes:
+            by_verb.setdefault(change.verb, []).append(f"{change.kind} {change.name}")
+        return [
+            (f"Child{verb}", f"{verb.lower()} {', '.join(children)}")
+            for verb, children in by_verb.items()
+        ]
 
 
 async def apply_all(manifests: Sequence[dict[str, Any]]) -> list[Change]:

@@ -82,7 +82,9 @@ async def apply_children(
         if spec.auth is not None:
             # The digests of the keys of the pipelines and batch jobs that call this endpoint.
             await caller_keys.sync(owner.name, owner.namespace)
-        changes, unserved = await kube.sync_children(children, optional_children(owner))
+        changes, unserved = await kube.sync_children(
+            children, reconciliation.possible_leftovers(body, optional_children(owner))
+        )
         reconciliation.record_changes(body, changes)
         if unserved is not None:
             # The HTTPRoute (applied last) and the Certificate of spec.tls.issuerRef are the

@@ -70,6 +70,21 @@ def nudge(kind: str, uid: str) -> None:
 
 
 @contextlib.asynccontextmanager
+async def exclusively(
+    kind: kinds.Kind, body: Mapping[str, Any]
+) -> AsyncIterator[Mapping[str, Any]]:
+    """The object's lock, which its reconciles take, and the newest body known once it is held:
+    for a delete handler that must not miss what a reconcile running beside it records (a
+    Databricks run claimed in status)."""
+    rechecks = _by_kind.get(kind.kind)
+    if rechecks is None:
+        yield body
+        return
+    async with rechecks.reconciling(body["metadata"]["uid"]):
+        yield rechecks.current(body)
+
+
+@contextlib.asynccontextmanager
 async def turn() -> AsyncIterator[None]:
     """One of the `CONCURRENCY` places for a reconcile."""
     global _turns

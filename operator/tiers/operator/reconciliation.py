@@ -150,10 +150,27 @@ def write_status(patch: kopf.Patch, body: Mapping[str, Any], desired: Mapping[st
     return changed
 
 
+Candidate = tuple[str, str, str]
+"""A child some specs have and others not: (apiVersion, kind, name)."""
+
+
+def possible_leftovers(body: Mapping[str, Any], candidates: list[Candidate]) -> list[Candidate]:
+    """The candidates that may exist though no longer rendered, to be read and deleted if ours:
+    none for an object whose spec never changed (generation 1) and that no reconcile has seen
+    through (no observedGeneration), since every child made for it was rendered from this very
+    spec. At a thousand new objects that spares a read per candidate of each."""
+    status = body.get("status") or {}
+    if body["metadata"].get("generation") == 1 and "observedGeneration" not in status:
+        return []
+    return candidates
+
+
 def record_changes(body: kopf.Body, changes: Iterable[kube.Change]) -> None:
-    """Each child the handler created, changed or deleted, as a Normal Event on its owner."""
-    for change in changes:
-        kopf.event(body, type="Normal", reason=change.reason, message=change.message)
+    """The children the handler created, changed or deleted, as Normal Events on their owner:
+    one per verb (`ChildCreated`: "created ConfigMap chat-gateway, Deployment chat-gateway"),
+    not one per child: at a thousand objects each Event is a write the apiserver pays for."""
+    for reason, message in kube.Change.summaries(changes):
+        kopf.event(body, type="Normal", reason=reason, message=message)
 
 
 def now() -> datetime.datetime:

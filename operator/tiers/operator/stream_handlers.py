@@ -219,7 +219,9 @@ async def apply_children(
             *exposure.candidates(owner, stream_children.PUSH),
             *serving_tls.optional_children(owner, stream_children.PUSH),
         ]
-        changes, unserved = await kube.sync_children(children, optional)
+        changes, unserved = await kube.sync_children(
+            children, reconciliation.possible_leftovers(body, optional)
+        )
         reconciliation.record_changes(body, changes)
         # The SparkApplication and the HTTPRoute, applied last, and spec.push.tls's cert-manager
         # Certificate are the only children whose type a cluster may lack: their apply failing
