@@ -29,12 +29,12 @@ from tiers.api import kinds
 from tiers.operator import children, ownership
 
 FIELD_MANAGER = "tiers-operator"
-QPS = float(os.environ.get("TIERS_API_QPS", "200"))
-BURST = int(os.environ.get("TIERS_API_BURST", "400"))
+QPS = float(os.environ.get("TIERS_API_QPS", "400"))
+BURST = int(os.environ.get("TIERS_API_BURST", "800"))
 """The client's rate limit (requests per second, and how many may go at once after a quiet
-spell), as client-go's QPS and Burst, and as the local control plane's controller manager has
-them: a thousand objects created at once (about 20 requests each, two per child) reach the
-apiserver at this pace, beside the controllers and scheduler that make their pods."""
+spell), as client-go's QPS and Burst: a thousand objects created at once (about 20 requests
+each, two per child) reach the apiserver within a minute at this pace; the apiserver's own
+priority and fairness shares it with the controllers and scheduler that make their pods."""
 TIMEOUT_S = 30.0
 """How long one request may take: the apiserver's own limit is 60 s, and a busy one takes more
 than lightkube's 10 s default to create a Service (its cluster IP) now and then."""

@@ -11,7 +11,7 @@ from typing import Any
 import kopf
 
 _started = datetime.datetime.now(datetime.UTC)
-WORKERS = int(os.environ.get("TIERS_WORKERS", "100"))
+WORKERS = int(os.environ.get("TIERS_WORKERS", "200"))
 """kopf's object workers at once, of all watched kinds: the reconciles among them wait their
 turn (`rechecks.CONCURRENCY`) holding a worker, while child events still flow."""
 
