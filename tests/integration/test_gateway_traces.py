@@ -2,7 +2,8 @@
 mockllm backend, and an OTLP/HTTP receiver that decodes OpenTelemetry's own protobuf messages.
 
 A caller's `traceparent` → the gateway's server span → one client span per upstream attempt,
-whose context the backend receives; retries and fallbacks are events of the call's span."""
+whose context the backend receives; retries and fallbacks are events of the call's span. A
+caller's unsampled `traceparent` gets no span and reaches the backend as it came."""
 
 from __future__ import annotations
 
@@ -61,10 +62,11 @@ def test_a_callers_trace_runs_through_the_gateway_span_to_the_backend(
     gateway: str, mock: str, receiver: otlp_receiver.OtlpReceiver
 ) -> None:
     unsampled = secrets.token_hex(16)
+    unsampled_parent = traceparent(unsampled, secrets.token_hex(8), sampled=False)
     status, _, _ = post(
         gateway + "/v1/chat/completions",
         HELLO,
-        {"traceparent": traceparent(unsampled, secrets.token_hex(8), sampled=False)},
+        {"traceparent": unsampled_parent, "tracestate": "vendor=quiet"},
     )
     assert status == 200
     trace_id, caller_span = secrets.token_hex(16), secrets.token_hex(8)
@@ -105,8 +107,9 @@ def test_a_callers_trace_runs_through_the_gateway_span_to_the_backend(
     assert attempt.attributes["server.address"] == "127.0.0.1"
     assert call.flags == attempt.flags == 1
 
+    # An unsampled caller's context went upstream as it came; a sampled one's, as the attempt's.
     seen = control.stats(mock)["traceparents"]
-    assert seen == [traceparent(trace_id, attempt.span_id)]
+    assert seen == [unsampled_parent, traceparent(trace_id, attempt.span_id)]
 
     # An error the gateway answers itself is on the call's span; a 4xx is the client's doing.
     refused = secrets.token_hex(16)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Iterator
 
 import pytest
 
@@ -12,6 +13,13 @@ from tiers.runtime.tracing import config, export, otlp, spans
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
+
+
+@pytest.fixture
+def receiver() -> Iterator[otlp_receiver.OtlpReceiver]:
+    collector = otlp_receiver.OtlpReceiver()
+    yield collector
+    collector.close()
 
 
 def collected() -> tuple[spans.Tracer, list[spans.Span]]:
@@ -38,6 +46,17 @@ def test_a_callers_sampled_traceparent_is_continued() -> None:
 def test_a_callers_unsampled_trace_gets_no_span() -> None:
     tracer, _ = collected()
     assert tracer.start("chat", traceparent=f"00-{TRACE}-{PARENT}-00".encode()) is None
+
+
+def test_an_unsampled_context_is_passed_on_as_it_came_and_a_malformed_one_not_at_all() -> None:
+    unsampled = f"00-{TRACE}-{PARENT}-00".encode()
+    assert spans.passed_on(unsampled, b"a=1") == {
+        "traceparent": unsampled.decode(),
+        "tracestate": "a=1",
+    }
+    assert spans.passed_on(unsampled) == {"traceparent": unsampled.decode()}
+    assert spans.passed_on(b"00-nonsense") is None
+    assert spans.passed_on(None, b"a=1") is None
 
 
 @pytest.mark.parametrize(
@@ -89,14 +108,23 @@ def test_spans_encode_as_otlp_protobuf_a_collector_decodes() -> None:
     assert span.kind == 2
 
 
+async def no_wait(seconds: float) -> None:
+    waits.append(seconds)
+
+
+waits: list[float] = []
+
+
 def test_a_full_queue_drops_new_spans_and_counts_them() -> None:
     counts: list[tuple[str, int]] = []
     settings = config.TracingConfig(otlp_endpoint="http://127.0.0.1:9", max_queue_spans=2)
 
     async def main() -> None:
-        tracer, exporter = export.tracer(
-            settings, resource={}, counted=lambda outcome, n: counts.append((outcome, n))
-        )
+        exporter = export.Exporter(
+            settings, resource={}, counted=lambda outcome, n: counts.append((outcome, n)),
+            sleep=no_wait,
+        )  # fmt: skip
+        tracer = spans.Tracer(exporter.add)
         for _ in range(3):
             span = tracer.start("chat")
             assert span is not None
@@ -108,8 +136,102 @@ def test_a_full_queue_drops_new_spans_and_counts_them() -> None:
     assert counts == [("dropped", 1), ("failed", 2)]
 
 
-def test_a_batch_larger_than_a_chunk_reaches_the_collector_whole() -> None:
-    receiver = otlp_receiver.OtlpReceiver()
+def ended_spans(tracer: spans.Tracer, count: int) -> list[bytes]:
+    made = []
+    for _ in range(count):
+        span = tracer.start("chat")
+        assert span is not None
+        span.end()
+        made.append(span.span_id)
+    return made
+
+
+def test_a_batch_the_collector_refuses_for_a_while_is_sent_again_until_taken(
+    receiver: otlp_receiver.OtlpReceiver,
+) -> None:
+    receiver.refuse(2, status=503, retry_after="1")
+    counts: list[tuple[str, int]] = []
+    waits.clear()
+    settings = config.TracingConfig(otlp_endpoint=receiver.url)
+
+    async def main() -> list[bytes]:
+        exporter = export.Exporter(
+            settings, resource={}, counted=lambda outcome, n: counts.append((outcome, n)),
+            sleep=no_wait,
+        )  # fmt: skip
+        made = ended_spans(spans.Tracer(exporter.add), 5)
+        await exporter.close()
+        return made
+
+    made = asyncio.run(main())
+    received = receiver.spans()
+    assert (receiver.refused, receiver.requests) == (2, 1)
+    assert [span.span_id for span in received] == [span_id.hex() for span_id in made]
+    assert counts == [("exported", 5)]
+    assert waits == [1.0, 1.0], "the collector's Retry-After, within the backoff's bound"
+
+
+def test_a_batch_is_tried_a_bounded_number_of_times_while_new_spans_queue_up_to_the_bound(
+    receiver: otlp_receiver.OtlpReceiver,
+) -> None:
+    receiver.refuse(100, status=429)
+    counts: list[tuple[str, int, int]] = []
+    """(outcome, spans, exports refused so far) as the exporter counts them."""
+    settings = config.TracingConfig(
+        otlp_endpoint=receiver.url, max_queue_spans=4, max_export_batch=2, export_interval_s=0.01
+    )
+    backing_off = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def held(seconds: float) -> None:
+        backing_off.set()
+        await go_on.wait()
+
+    async def main() -> None:
+        exporter = export.Exporter(
+            settings, resource={},
+            counted=lambda outcome, n: counts.append((outcome, n, receiver.refused)), sleep=held,
+        )  # fmt: skip
+        exporter.start()
+        tracer = spans.Tracer(exporter.add)
+        ended_spans(tracer, 2)  # a full batch: the exporter takes it at once
+        await asyncio.wait_for(backing_off.wait(), 10)
+        # While that batch waits for its next try, spans still end at once, up to the bound.
+        ended_spans(tracer, 5)
+        assert [outcome for outcome, _, _ in counts] == ["dropped"]
+        go_on.set()
+        async with asyncio.timeout(10):
+            while len(counts) < 2:
+                await asyncio.sleep(0.01)
+        await exporter.close()
+
+    asyncio.run(main())
+    assert counts[:2] == [("dropped", 1, 1), ("failed", 2, export.RETRIES.max_attempts)]
+    assert [(outcome, n) for outcome, n, _ in counts[2:]] == [("failed", 2)] * 2
+    assert receiver.spans() == []
+
+
+def test_a_refusal_that_is_not_retryable_loses_the_batch_at_once(
+    receiver: otlp_receiver.OtlpReceiver,
+) -> None:
+    receiver.refuse(1, status=400)
+    counts: list[tuple[str, int]] = []
+
+    async def main() -> None:
+        exporter = export.Exporter(
+            config.TracingConfig(otlp_endpoint=receiver.url), resource={},
+            counted=lambda outcome, n: counts.append((outcome, n)), sleep=no_wait,
+        )  # fmt: skip
+        ended_spans(spans.Tracer(exporter.add), 3)
+        await exporter.close()
+
+    asyncio.run(main())
+    assert counts == [("failed", 3)] and receiver.refused == 1
+
+
+def test_a_batch_larger_than_a_chunk_reaches_the_collector_whole(
+    receiver: otlp_receiver.OtlpReceiver,
+) -> None:
     counts: list[tuple[str, int]] = []
     settings = config.TracingConfig(otlp_endpoint=receiver.url)
 
@@ -117,20 +239,12 @@ def test_a_batch_larger_than_a_chunk_reaches_the_collector_whole() -> None:
         tracer, exporter = export.tracer(
             settings, resource={}, counted=lambda outcome, n: counts.append((outcome, n))
         )
-        made = []
-        for _ in range(3 * export.ENCODE_CHUNK + 5):
-            span = tracer.start("chat")
-            assert span is not None
-            span.end()
-            made.append(span.span_id)
+        made = ended_spans(tracer, 3 * export.ENCODE_CHUNK + 5)
         await exporter.close()
         return made
 
-    try:
-        made = asyncio.run(main())
-        received = receiver.spans()
-    finally:
-        receiver.close()
+    made = asyncio.run(main())
+    received = receiver.spans()
     assert [span.span_id for span in received] == [span_id.hex() for span_id in made]
     assert {span.resource["service.name"] for span in received} == {"tiers-gateway"}
     assert counts == [("exported", len(made))]

@@ -4,7 +4,9 @@ keeps the spans, for tests to assert on.
 
 It answers as a collector does: 200 with an `ExportTraceServiceResponse`, 415 for a body that
 is not protobuf, 400 for one that does not decode, 413 past `MAX_BODY_BYTES`; a client gets
-`TIMEOUT_S` to send its request.
+`TIMEOUT_S` to send its request. `refuse(n)` makes it answer the next n exports as a collector
+that is overloaded or restarting does (503 by default, with a Retry-After if given), keeping
+nothing of them.
 """
 
 from __future__ import annotations
@@ -81,6 +83,9 @@ class OtlpReceiver:
         self._spans: list[ReceivedSpan] = []
         self._lock = threading.Lock()
         self.requests = 0
+        """Exports taken (answered 200)."""
+        self.refused = 0
+        self._refusals: list[tuple[int, str | None]] = []
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -97,8 +102,17 @@ class OtlpReceiver:
                 if not 0 <= length <= MAX_BODY_BYTES:
                     self._answer(413, b"")
                     return
+                body = self.rfile.read(length)
+                with receiver._lock:
+                    refusal = receiver._refusals.pop(0) if receiver._refusals else None
+                    if refusal is not None:
+                        receiver.refused += 1
+                if refusal is not None:
+                    status, retry_after = refusal
+                    self._answer(status, b"", retry_after)
+                    return
                 try:
-                    spans = decode(self.rfile.read(length))
+                    spans = decode(body)
                 except message.DecodeError:
                     self._answer(400, b"")
                     return
@@ -108,8 +122,10 @@ class OtlpReceiver:
                 reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
                 self._answer(200, reply)
 
-            def _answer(self, status: int, body: bytes) -> None:
+            def _answer(self, status: int, body: bytes, retry_after: str | None = None) -> None:
                 self.send_response(status)
+                if retry_after is not None:
+                    self.send_header("retry-after", retry_after)
                 self.send_header("content-type", "application/x-protobuf")
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
@@ -127,6 +143,11 @@ class OtlpReceiver:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+    def refuse(self, count: int, *, status: int = 503, retry_after: str | None = None) -> None:
+        """Answers the next `count` exports `status` (and `retry_after`) and keeps nothing."""
+        with self._lock:
+            self._refusals.extend([(status, retry_after)] * count)
 
     def spans(self) -> list[ReceivedSpan]:
         with self._lock:

@@ -12,11 +12,10 @@ import os
 from collections.abc import Mapping
 
 from tiers.runtime.batch import config, progress
-from tiers.runtime.tracing import export, spans
+from tiers.runtime.tracing import export, genai, spans
 
 TRACEPARENT_ENV = "TRACEPARENT"
 TRACESTATE_ENV = "TRACESTATE"
-OPERATIONS = {"chat": "chat", "completions": "text_completion", "embeddings": "embeddings"}
 
 
 def start(
@@ -51,7 +50,7 @@ def end(
         {
             "tiers.batch.job": settings.job,
             "tiers.batch.run": settings.run,
-            "gen_ai.operation.name": OPERATIONS[settings.model.route],
+            "gen_ai.operation.name": genai.OPERATIONS[settings.model.route],
             "gen_ai.request.model": settings.model.model,
         }
     )

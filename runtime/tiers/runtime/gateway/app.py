@@ -197,7 +197,11 @@ class Gateway:
         tenant: str | None = None
         request: requests.ModelRequest | None = None
         failure: errors.GatewayError | None = None
-        span = None if self.tracer is None else traces.start_call(self.tracer, route, scope)
+        span = passed_on = None
+        if self.tracer is not None:
+            span = traces.start_call(self.tracer, route, scope)
+            if span is None:
+                passed_on = traces.passed_on(scope)
         try:
             authorization = asgi_io.header(scope, b"authorization")
             # A key costs what it always did; only a bearer that is no key is tried as a JWT.
@@ -208,7 +212,7 @@ class Gateway:
                 span.event("authenticated")
             body = await asgi_io.read_body(receive, limit=self.settings.max_body_bytes)
             request = requests.parse(route, body)
-            outcome = await self._calls.handle(request, tenant, send, span)
+            outcome = await self._calls.handle(request, tenant, send, span, passed_on)
             status, label = outcome.status, outcome.cache
             _record_spend(outcome)
             self.budget.add(outcome.cost)

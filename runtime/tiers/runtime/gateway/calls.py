@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import decimal
 import logging
+from collections.abc import Mapping
 
 import orjson
 
@@ -78,9 +79,11 @@ class ModelCalls:
         tenant: str,
         send: asgi.Send,
         span: spans.Span | None = None,
+        passed_on: Mapping[str, str] | None = None,
     ) -> Outcome:
         """Answers one call; `span` (when the call is traced) gets the cache lookup as an event
-        and each upstream attempt as a child."""
+        and each upstream attempt as a child; `passed_on` (a caller's unsampled trace context)
+        goes upstream as it came."""
         if self._settings.model is not None and request.model != self._settings.model:
             raise errors.model_not_found(request.model, self._settings.model)
         key = cache.cache_key(self._settings.endpoint, tenant, request)
@@ -110,9 +113,11 @@ class ModelCalls:
         estimate = request.estimated_tokens()
         await self._limiter.admit_tokens(tenant, estimate)
         if request.stream:
-            usage, cost, status = await self._stream(request, key, label, send, span)
+            usage, cost, status = await self._stream(request, key, label, send, span, passed_on)
         else:
-            reply, shared = await self._flights.do(key, lambda: self._fetch(request, key, span))
+            reply, shared = await self._flights.do(
+                key, lambda: self._fetch(request, key, span, passed_on)
+            )
             usage = _usage(reply.body) if reply.status == 200 and not shared else pricing.Usage()
             cost = self._cost(request, usage)
             await asgi_io.send_bytes(
@@ -149,9 +154,13 @@ class ModelCalls:
         return self._cache.adopt(key, fetched)
 
     async def _fetch(
-        self, request: requests.ModelRequest, key: str, span: spans.Span | None
+        self,
+        request: requests.ModelRequest,
+        key: str,
+        span: spans.Span | None,
+        passed_on: Mapping[str, str] | None,
     ) -> upstream.Reply:
-        reply = await self._backends.complete(request, span)
+        reply = await self._backends.complete(request, span, passed_on)
         metrics.UPSTREAM_ATTEMPTS.inc(reply.attempts)
         if reply.status == 200 and self._cache.enabled:
             self._cache.put(key, reply.body)
@@ -187,6 +196,7 @@ class ModelCalls:
         label: str,
         send: asgi.Send,
         span: spans.Span | None,
+        passed_on: Mapping[str, str] | None,
     ) -> tuple[pricing.Usage, decimal.Decimal, int]:
         """Passes the upstream stream through event by event while rebuilding it for the cache;
         the call's cost goes out as a comment just before [DONE] (its usage has come by then).
@@ -194,7 +204,7 @@ class ModelCalls:
         A stream the backend breaks off (the connection drops, a read times out, an event is not
         JSON) ends with an OpenAI-style error event and no [DONE]: its 200 has left already, and
         the openai SDK raises that event as an `APIError`. Nothing of it is cached."""
-        response, backend = await self._backends.open_stream(request, span)
+        response, backend = await self._backends.open_stream(request, span, passed_on)
         try:
             if response.status != 200:
                 body = await response.read()

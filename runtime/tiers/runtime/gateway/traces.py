@@ -1,7 +1,8 @@
 """The gateway's spans: one per model call, a child per upstream attempt, named and described
 as OpenTelemetry's semantic conventions for generative AI say.
 
-A call's span (kind server) continues the caller's `traceparent`; it records when the caller
+A call's span (kind server) continues the caller's `traceparent` (a caller's unsampled context
+gets no span and goes upstream as it came, `passed_on`); it records when the caller
 was authenticated and the cache looked up (events), the model, tokens and cost (attributes,
 cost as `tiers.cost_usd`), and the status. Each attempt at a backend is a client span whose
 context goes upstream in `traceparent`; a retry and a fallback to the next backend are events
@@ -19,16 +20,7 @@ from typing import Protocol, TypeVar
 from tiers.runtime import asgi, pricing
 from tiers.runtime.gateway import asgi_io, errors, requests
 from tiers.runtime.providers import backends, failures, routes
-from tiers.runtime.tracing import spans
-
-OPERATIONS: Mapping[routes.Route, str] = {
-    "chat": "chat",
-    "completions": "text_completion",
-    "embeddings": "embeddings",
-}
-"""gen_ai.operation.name of each route."""
-PROVIDERS = {"openai": "openai", "azure-openai": "azure.ai.openai", "openai-compatible": "openai"}
-"""gen_ai.provider.name of each provider: an OpenAI-compatible server speaks OpenAI's API."""
+from tiers.runtime.tracing import genai, spans
 
 
 class _Answer(Protocol):
@@ -42,9 +34,17 @@ A = TypeVar("A", bound=_Answer)
 def start_call(tracer: spans.Tracer, route: routes.Route, scope: asgi.Scope) -> spans.Span | None:
     """The span of one model call, in the caller's trace when it sent one."""
     return tracer.start(
-        OPERATIONS[route],
+        genai.OPERATIONS[route],
         traceparent=asgi_io.header(scope, b"traceparent"),
         tracestate=asgi_io.header(scope, b"tracestate"),
+    )
+
+
+def passed_on(scope: asgi.Scope) -> dict[str, str] | None:
+    """The caller's trace context, to send upstream as it came, for a call with no span: the
+    caller's trace is not sampled (W3C Trace Context passes it on all the same)."""
+    return spans.passed_on(
+        asgi_io.header(scope, b"traceparent"), asgi_io.header(scope, b"tracestate")
     )
 
 
@@ -90,7 +90,7 @@ def traced(
     its own, whose trace context goes upstream; a second attempt is a retry event."""
     settings = backend.settings
     model = request.model if settings.model == "*" else settings.model
-    operation = OPERATIONS[request.route]
+    operation = genai.OPERATIONS[request.route]
     host = _host(backend.url(request.route))
     tries = 0
 
@@ -103,8 +103,8 @@ def traced(
         child.attributes.update(
             {
                 "gen_ai.operation.name": operation,
-                "gen_ai.provider.name": PROVIDERS[settings.provider],
-                "gen_ai.system": PROVIDERS[settings.provider],
+                "gen_ai.provider.name": genai.PROVIDERS[settings.provider],
+                "gen_ai.system": genai.PROVIDERS[settings.provider],
                 "gen_ai.request.model": model,
                 "server.address": host,
                 "tiers.backend": backend.name,

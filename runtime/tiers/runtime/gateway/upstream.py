@@ -13,8 +13,8 @@ import dataclasses
 import functools
 import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, TypeVar
 
 from tiers.runtime import providers
 from tiers.runtime.gateway import config, errors, requests, traces
@@ -22,6 +22,7 @@ from tiers.runtime.providers import backends, breakers, failures, http1, retries
 from tiers.runtime.tracing import spans
 
 T = TypeVar("T")
+R = TypeVar("R", http1.Response, http1.StreamingResponse)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,28 +86,35 @@ class Backends:
         return closed + [m for m in ordered if m not in closed]
 
     async def complete(
-        self, request: requests.ModelRequest, span: spans.Span | None = None
+        self,
+        request: requests.ModelRequest,
+        span: spans.Span | None = None,
+        passed_on: Mapping[str, str] | None = None,
     ) -> Reply:
         """A whole (non-streamed) response, or the client's own 4xx, after retries and fallback;
-        with `span`, each attempt is a child span of it (`traces`)."""
+        with `span`, each attempt is a child span of it (`traces`); without, `passed_on` (an
+        unsampled caller's trace context) goes upstream with each attempt."""
 
         def attempt(backend: backends.Backend) -> retries.Attempt[http1.Response]:
             payload = backend.payload(request.body)
             send = functools.partial(backend.request, self._pool, request.route, payload)
-            return send if span is None else traces.traced(span, backend, request, send)
+            return _attempt(send, span, passed_on, backend, request)
 
         response, backend, attempts = await self._first_answer(attempt, span)
         return Reply(response.status, response.body, backend, attempts)
 
     async def open_stream(
-        self, request: requests.ModelRequest, span: spans.Span | None = None
+        self,
+        request: requests.ModelRequest,
+        span: spans.Span | None = None,
+        passed_on: Mapping[str, str] | None = None,
     ) -> tuple[http1.StreamingResponse, str]:
         """An upstream streaming response whose status is known good; the caller releases it."""
 
         def attempt(backend: backends.Backend) -> retries.Attempt[http1.StreamingResponse]:
             payload = backend.payload(request.body, stream=True)
             send = functools.partial(backend.open_stream, self._pool, request.route, payload)
-            return send if span is None else traces.traced(span, backend, request, send)
+            return _attempt(send, span, passed_on, backend, request)
 
         response, backend, _ = await self._first_answer(attempt, span)
         return response, backend
@@ -136,6 +144,22 @@ class Backends:
                 return tried.outcome, member.name, attempts
             last = (member.name, tried.outcome)
         raise _all_failed(last)
+
+
+def _attempt(
+    send: functools.partial[Coroutine[Any, Any, R | failures.Failure]],
+    span: spans.Span | None,
+    passed_on: Mapping[str, str] | None,
+    backend: backends.Backend,
+    request: requests.ModelRequest,
+) -> retries.Attempt[R]:
+    """`send` (one attempt, given the headers to send, else with the backend's own) as the call
+    is traced: a span of its own, or an unsampled caller's context passed on as it came."""
+    if span is not None:
+        return traces.traced(span, backend, request, send)
+    if passed_on is not None:
+        return functools.partial(send, {**backend.headers, **passed_on})
+    return send
 
 
 def _all_failed(last: tuple[str, failures.Failure] | None) -> errors.GatewayError:

@@ -4,9 +4,12 @@
 `Exporter.add` is what a request pays: a length test and an append. A task on the same event
 loop wakes every `export_interval_s`, or as soon as a batch is full, encodes the queued spans a
 few at a time (yielding to requests between chunks) and posts them to the collector with the
-gateway's own HTTP client; a caller never waits on it. A full queue
-drops new spans and counts them (`counted("dropped", n)`); a collector that fails or answers
-an error loses that batch, counted too, and logged.
+gateway's own HTTP client; a caller never waits on it. A collector that cannot be reached, times
+out or answers what OTLP/HTTP calls retryable (429, 502, 503, 504) gets the batch again after a
+full-jitter backoff, Retry-After honoured, `RETRIES.max_attempts` tries in all (the same
+`providers.retries` every model call uses); meanwhile new spans queue behind it, up to the bound.
+A full queue drops new spans and counts them (`counted("dropped", n)`); a batch still not taken
+after its tries, or refused outright (another 4xx, 5xx), is lost, counted too, and logged.
 """
 
 from __future__ import annotations
@@ -15,16 +18,24 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+import random
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from tiers.runtime.providers import http1
+from tiers.runtime.providers import config as providers_config
+from tiers.runtime.providers import failures, http1, retries
 from tiers.runtime.tracing import config, otlp, spans
 
 log = logging.getLogger(__name__)
 
 ENCODE_CHUNK = 32
 """Spans made into protobuf messages between two turns of the event loop (about 1 ms here)."""
+
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+"""The answers OTLP/HTTP says a client sends the batch again after (with backoff)."""
+RETRIES = providers_config.RetryConfig(max_attempts=4, initial_backoff_ms=500, max_backoff_ms=5000)
+"""A batch's tries: waits of up to 0.5, 1 and 2 s between them (full jitter), or what
+Retry-After asks up to 5 s; a collector that asks for longer loses the batch at once."""
 
 Counted = Callable[[str, int], None]
 """Told how many spans went which way: "exported", "dropped" (queue full) or "failed"."""
@@ -41,8 +52,12 @@ class Exporter:
         *,
         resource: Mapping[str, spans.AttributeValue],
         counted: Counted = _not_counted,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         self._settings = settings
+        self._sleep = sleep
+        self._rng = rng or random.Random()
         self._url = settings.traces_url
         self._resource = dict(resource)
         self._counted = counted
@@ -52,6 +67,7 @@ class Exporter:
         self._wake = asyncio.Event()
         self._pool = http1.Pool(max_per_host=2)
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def add(self, span: spans.Span) -> None:
         queue = self._queue
@@ -62,8 +78,18 @@ class Exporter:
         if len(queue) == self._batch:
             self._wake.set()
 
+    def add_threadsafe(self, ended: list[spans.Span]) -> None:
+        """Queues `ended` from a thread other than the exporter's (a Spark task's), at once."""
+        assert self._loop is not None, "the exporter was not started"
+        self._loop.call_soon_threadsafe(self._add_all, ended)
+
+    def _add_all(self, ended: list[spans.Span]) -> None:
+        for span in ended:
+            self.add(span)
+
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="span-export")
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run(), name="span-export")
 
     async def close(self) -> None:
         """Stops the task and sends what is queued, within the export timeout."""
@@ -81,7 +107,12 @@ class Exporter:
         queue = self._queue
         while queue:
             batch = [queue.popleft() for _ in range(min(len(queue), self._batch))]
-            await self._send(batch)
+            try:
+                await self._send(batch)
+            except asyncio.CancelledError:
+                # Stopped mid-send (or mid-backoff) by `close`, which sends what is queued.
+                queue.extendleft(reversed(batch))
+                raise
 
     async def _run(self) -> None:
         while True:
@@ -98,6 +129,24 @@ class Exporter:
             # Requests waiting on the loop go between chunks: a batch never stalls them long.
             await asyncio.sleep(0)
         body = otlp.serialize(messages, resource=self._resource)
+        outcome, attempts = await retries.send_with_retries(
+            self._post, body, policy=RETRIES, rng=self._rng, sleep=self._sleep
+        )
+        if isinstance(outcome, failures.Failure):
+            problem = outcome.message
+        elif 200 <= outcome.status < 300:
+            self._counted("exported", len(batch))
+            return
+        else:
+            problem = f"HTTP {outcome.status}"
+        self._counted("failed", len(batch))
+        log.warning(
+            "%d spans not exported to %s after %d tries: %s",
+            len(batch), self._url, attempts, problem,
+        )  # fmt: skip
+
+    async def _post(self, body: bytes) -> http1.Response | failures.Failure:
+        """One try: the collector's answer, or a failure worth another try."""
         try:
             response = await self._pool.request(
                 "POST",
@@ -107,14 +156,15 @@ class Exporter:
                 timeout_s=self._settings.export_timeout_s,
             )
         except (http1.ClientError, TimeoutError, OSError) as error:
-            problem = f"{type(error).__name__}: {error}"
-        else:
-            if 200 <= response.status < 300:
-                self._counted("exported", len(batch))
-                return
-            problem = f"HTTP {response.status}"
-        self._counted("failed", len(batch))
-        log.warning("%d spans not exported to %s: %s", len(batch), self._url, problem)
+            timeout_ms = round(self._settings.export_timeout_s * 1000)
+            return failures.from_exception(error, timeout_ms=timeout_ms)
+        if response.status in RETRYABLE_STATUSES:
+            return failures.Failure(
+                f"HTTP {response.status}",
+                response.status,
+                failures.parse_retry_after(response.headers),
+            )
+        return response
 
 
 def tracer(

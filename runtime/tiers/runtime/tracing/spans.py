@@ -63,6 +63,18 @@ def parse_traceparent(value: bytes | None, state: bytes | None = None) -> TraceC
     )
 
 
+def passed_on(traceparent: bytes | None, tracestate: bytes | None = None) -> dict[str, str] | None:
+    """The headers that pass a caller's trace context on as it came, sampled flag and all, from a
+    call this program records no span of (W3C Trace Context: a context is passed on even when
+    the trace is not recorded); None when there is none or it is malformed."""
+    if traceparent is None or parse_traceparent(traceparent) is None:
+        return None
+    headers = {"traceparent": traceparent.decode("latin-1")}
+    if tracestate:
+        headers["tracestate"] = tracestate.decode("latin-1")
+    return headers
+
+
 class Span:
     __slots__ = (
         "_tracer",
