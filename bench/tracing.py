@@ -26,12 +26,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
-import os
 import pathlib
 import pstats
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from typing import Any
@@ -40,6 +37,7 @@ import machine
 import payloads
 import servers
 import table
+import variants
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "bench" / "results" / "tracing.md"
@@ -54,23 +52,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--baseline",
-        default=_commit_before_tracing(),
+        default=variants.commit_before("runtime/tiers/runtime/gateway/traces.py"),
         help="the git revision measured as 'main, before tracing'",
     )
     parser.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     return parser.parse_args()
-
-
-def _commit_before_tracing() -> str:
-    found = subprocess.run(
-        ["git", "log", "--format=%H", "-1", "--", "runtime/tiers/runtime/gateway/traces.py"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()
-    return f"{found[-1]}^" if found else "HEAD"
 
 
 # --- the child: one variant, driven in-process -------------------------------------------------
@@ -167,24 +154,6 @@ def child(spec_json: str) -> None:
 # --- the parent: servers, variants, report -----------------------------------------------------
 
 
-def run_variant(spec: dict[str, Any], *, pythonpath: str | None) -> dict[str, float]:
-    env = dict(os.environ)
-    if pythonpath is not None:
-        env["PYTHONPATH"] = pythonpath
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(spec)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"variant failed:\n{done.stderr[-3000:]}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
-
-
 def main() -> None:
     args = parse_args()
     if args.child is not None:
@@ -194,25 +163,13 @@ def main() -> None:
 
     say = machine.Clock()
     facts = machine.common_facts()
-    facts["baseline"] = subprocess.run(
-        ["git", "rev-parse", "--short", args.baseline],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    rows = []
+    facts["baseline"] = variants.short(args.baseline)
     with tempfile.TemporaryDirectory(prefix="tiers-bench-tracing-") as scratch:
         work = pathlib.Path(scratch)
         keys = work / "api-keys"
         keys.mkdir()
         (keys / "bench").write_text(API_KEY + "\n")
-        baseline = work / "baseline"
-        baseline.mkdir()
-        archive = subprocess.run(
-            ["git", "archive", args.baseline, "runtime"], cwd=ROOT, capture_output=True, check=True
-        )
-        subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive.stdout, check=True)
+        baseline = variants.extract_runtime(args.baseline, work / "baseline")
         receiver = otlp_receiver.OtlpReceiver()
         try:
             with (
@@ -230,8 +187,8 @@ def main() -> None:
                     "tracing": None,
                 }
                 on = {"otlp_endpoint": receiver.url, "export_interval_s": 0.5}
-                variants = [
-                    ("main, before tracing", {}, str(baseline / "runtime")),
+                cases: list[variants.Case] = [
+                    ("main, before tracing", {}, str(baseline)),
                     ("tracing off", {}, None),
                     ("tracing on (every request sampled)", {"tracing": on}, None),
                     (
@@ -241,13 +198,13 @@ def main() -> None:
                     ),
                     ("tracing on, ratio 0", {"tracing": {**on, "sample_ratio": 0.0}}, None),
                 ]
-                for index, (label, changes, pythonpath) in enumerate(variants):
-                    say.say(f"measuring: {label}")
-                    spec = {**common, **changes, "tag": f"{time.time_ns()}-{index}"}
-                    received = len(receiver.spans())
-                    result = run_variant(spec, pythonpath=pythonpath)
-                    result["spans"] = len(receiver.spans()) - received
-                    rows.append((label, result))
+                rows = variants.measure(
+                    __file__,
+                    cases,
+                    common,
+                    say=say.say,
+                    spans_received=lambda: len(receiver.spans()),
+                )
         finally:
             receiver.close()
     facts["load average after the run"] = machine.load_average()

@@ -415,11 +415,12 @@ def spark_operator_crd(kubectl: Kubectl) -> Iterator[None]:
 
 
 class Collector:
-    """Reads a topic from the beginning in a thread, keeping every record (a JSON object) and
-    when it arrived, in ms since the epoch."""
+    """Reads a topic from the beginning in a thread, keeping every record (a JSON object), its
+    headers and when it arrived, in ms since the epoch."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.records: list[dict[str, Any]] = []
+        self.headers: list[dict[str, bytes]] = []
         self.arrived_ms: list[int] = []
         self._stop = threading.Event()
         self._consumer = Consumer(
@@ -438,6 +439,7 @@ class Collector:
             message = self._consumer.poll(0.2)
             if message is not None and not message.error():
                 self.arrived_ms.append(int(time.time() * 1000))
+                self.headers.append(dict(message.headers() or ()))
                 self.records.append(json.loads(message.value()))
 
     def keys(self) -> set[str]:

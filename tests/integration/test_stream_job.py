@@ -2,7 +2,7 @@
 results out, none lost; poison events in the dead-letter topic; a killed job resumes from its
 checkpoint; a broker restarted mid-stream loses nothing (and the StreamPipeline on it says Kafka
 is unavailable, then recovers by itself); the push gateway takes events over HTTP
-and pushes results over SSE."""
+and pushes results over SSE; an event's trace goes from its headers to its output record's."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import pathlib
+import secrets
 import signal
 import sys
 import threading
@@ -28,7 +29,7 @@ from test_stream_operator import condition as pipeline_condition
 from test_stream_operator import pipeline as stream_pipeline
 
 from tiers import devenv
-from tiers.devenv import kafka, processes
+from tiers.devenv import kafka, otlp_receiver, processes
 from tiers.runtime import mockllm, sparkjars
 
 EVENTS = 300
@@ -132,38 +133,92 @@ def test_every_event_is_scored_once_and_poison_goes_to_the_dead_letter_topic(
     assert reasons == {"bad-json": "unparseable", "no-text": "invalid_event"}
 
 
-def test_completions_carry_many_events_per_request_each_with_its_own_result(
+def test_completions_carry_many_events_per_request_and_each_events_trace_to_its_record(
     dev_cluster: devenv.DevCluster,
     topics: dict[str, str],
     services: Processes,
     tmp_path: pathlib.Path,
 ) -> None:
+    """Many events per completions request, each with its own result; and, traced (one job
+    start for both: it is most of a stream test's time), each producer's traceparent → the
+    job's span of the event's model call → the output record's traceparent header."""
+    receiver = otlp_receiver.OtlpReceiver()
     mock = services.start("mockllm", "tiers.runtime.mockllm")
     results, dead = (
         Collector(dev_cluster.kafka_bootstrap, topics["out"]),
         Collector(dev_cluster.kafka_bootstrap, topics["dlq"]),
     )
     events = reviews(0, EVENTS)
-    produce(dev_cluster.kafka_bootstrap, topics["in"], [*events, ("no-text", b'{"body": "x"}')])
+    trace = secrets.token_hex(16)
+    sent = {key: f"00-{trace}-{secrets.token_hex(8)}-01" for key, _ in events}
+    sent["no-text"] = f"00-{trace}-{secrets.token_hex(8)}-01"
+    unsampled = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00"
+    producer = Producer({"bootstrap.servers": dev_cluster.kafka_bootstrap, "linger.ms": 5})
+    for key, value in [*events, ("no-text", b'{"body": "x"}')]:
+        headers = [("traceparent", sent[key]), ("tracestate", "vendor=opaque")]
+        producer.produce(topics["in"], key=key, value=value, headers=headers)
+    producer.produce(topics["in"], key="quiet", value=b'{"text": "not sampled"}',
+                     headers=[("traceparent", unsampled)])  # fmt: skip
+    producer.flush(10)
     job = start_job(
         dev_cluster.kafka_bootstrap, topics, mock, tmp_path / "checkpoint", tmp_path,
-        flags=("--route", "completions", "--rows-per-request", "32"),
+        flags=("--route", "completions", "--rows-per-request", "32",
+               "--otlp-endpoint", receiver.url),
     )  # fmt: skip
     services.logs.append(job.log)
     try:
-        wait_for(lambda: len(results.keys()) >= EVENTS, timeout_s=180, what="every result")
+        wait_for(lambda: len(results.keys()) >= EVENTS + 1, timeout_s=180, what="every result")
         wait_for(lambda: dead.keys(), timeout_s=30, what="the dead letter")
+        spans = receiver.wait_for(lambda found: len(found) >= EVENTS + 1, timeout_s=60)
     finally:
         processes.stop(job.pid)
         results.close()
         dead.close()
-    outputs = {r["key"]: r["output"] for r in results.records}
+        receiver.close()
+    outputs = {r["key"]: r["output"] for r in results.records if r["key"] != "quiet"}
     assert outputs == {f"e{i}": f"Summarize: review number {i}" for i in range(EVENTS)}
     assert {r["key"]: r["reason"] for r in dead.records} == {"no-text": "invalid_event"}
     calls = mockllm.control.stats(mock)["total"]
-    # 300 events in requests of up to 32: at least 10, and far fewer than one per event even
+    # 301 events in requests of up to 32: at least 10, and far fewer than one per event even
     # when Spark splits them into many small tasks.
     assert 10 <= calls <= EVENTS // 4, calls
+
+    by_event = {
+        (span.attributes["messaging.destination.partition.id"],
+         span.attributes["messaging.kafka.offset"]): span
+        for span in spans
+    }  # fmt: skip
+    assert len(by_event) == len(spans) == EVENTS + 1, "a span per sampled event, none for quiet"
+    passed_on = {}
+    received = [
+        *zip(results.records, results.headers, strict=True),
+        *zip(dead.records, dead.headers, strict=True),
+    ]
+    for record, headers in received:
+        span = by_event.get((str(record["partition"]), record["offset"]))
+        if record["key"] == "quiet":
+            assert span is None
+            assert headers == {"traceparent": unsampled.encode()}, "passed on as it came"
+            continue
+        assert span is not None
+        assert (span.trace_id, span.parent_id) == (trace, sent[record["key"]].split("-")[2])
+        assert headers == {
+            "traceparent": f"00-{trace}-{span.span_id}-01".encode(),
+            "tracestate": b"vendor=opaque",
+        }
+        passed_on[record["key"]] = headers["traceparent"].decode()
+    assert len(passed_on) == EVENTS + 1
+    e7 = next(r for r in results.records if r["key"] == "e7")
+    span = by_event[(str(e7["partition"]), e7["offset"])]
+    assert span.name == "text_completion gpt-4o-mini"
+    assert span.resource["service.name"] == "tiers-stream"
+    assert span.attributes["gen_ai.usage.output_tokens"] == e7["tokens_out"]
+    assert span.attributes["tiers.cost_usd"] == float(e7["cost_usd"])
+    no_text = by_event[(str(dead.records[0]["partition"]), dead.records[0]["offset"])]
+    assert no_text.attributes["error.type"] == "invalid_event" and no_text.status_code == 2
+    # Each request of many events carried the context of its first: a job's span, or quiet's.
+    seen = mockllm.control.stats(mock)["traceparents"]
+    assert len(seen) == calls and set(seen) <= {*passed_on.values(), unsampled}
 
 
 def test_a_broker_restart_mid_stream_loses_no_event_and_the_pipeline_says_so(

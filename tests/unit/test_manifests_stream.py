@@ -20,6 +20,7 @@ from tiers.operator.manifests import (
     model_client,
     stats_store,
     stream_children,
+    telemetry,
 )
 from tiers.runtime import apikeys, modelcall, providers
 from tiers.runtime.stats import address
@@ -376,3 +377,18 @@ def test_push_auth_mounts_the_key_secret_and_allowed_origins_reach_the_config() 
 def test_an_allowed_origin_is_a_scheme_and_host_only(origin: str) -> None:
     with pytest.raises(ValueError, match=r"allowed_?[oO]rigins"):
         backend_spec(push={"allowedOrigins": [origin]})
+
+
+def test_a_pipelines_telemetry_or_the_charts_reaches_its_jobs_config() -> None:
+    own = example_spec(telemetry={"otlpEndpoint": "http://team:4318", "samplingRatio": "0.25"})
+    tracing = job_config(render(own)).tracing
+    assert tracing is not None
+    assert (tracing.traces_url, tracing.sample_ratio) == ("http://team:4318/v1/traces", 0.25)
+    assert tracing.service_name == "tiers-stream"
+    chart = telemetry.default_from({"TIERS_OTLP_ENDPOINT": "http://otel:4318"})
+    settings = stream_children.job_config(
+        OWNER, example_spec(), stats_redis_url=None, endpoint_model="gpt-4o",
+        default_telemetry=chart,
+    )  # fmt: skip
+    assert settings.tracing is not None and settings.tracing.otlp_endpoint == "http://otel:4318"
+    assert job_config(render(example_spec())).tracing is None

@@ -10,8 +10,10 @@ import orjson
 import pyarrow
 import pytest
 
+from tiers.devenv import otlp_receiver
 from tiers.runtime import mockllm, modelcall, providers
-from tiers.runtime.stream import config, events, scoring
+from tiers.runtime.stream import config, events, scoring, traces
+from tiers.runtime.tracing import config as tracing_config
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +107,112 @@ def test_a_model_that_keeps_failing_dead_letters_the_event_without_failing_the_b
 def test_an_event_without_a_key_is_keyed_by_its_position() -> None:
     event = events.Event(None, "{}", 3, 42, 0)
     assert event.id == "3-42"
+
+
+TRACE, PRODUCER = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+UNSAMPLED = f"00-{'ab' * 16}-{'cd' * 8}-00"
+CLIENT = 3  # OTLP's SpanKind
+
+
+@pytest.fixture
+def receiver() -> Iterator[otlp_receiver.OtlpReceiver]:
+    collector = otlp_receiver.OtlpReceiver()
+    yield collector
+    collector.close()
+
+
+def traced(url: str, receiver: otlp_receiver.OtlpReceiver, ratio: float = 1.0) -> Any:
+    return settings(url).model_copy(
+        update={
+            "tracing": tracing_config.TracingConfig(
+                otlp_endpoint=receiver.url,
+                sample_ratio=ratio,
+                service_name="tiers-stream",
+                export_interval_s=0.1,
+            )
+        }
+    )
+
+
+def with_headers(
+    columns: dict[str, list[Any]], *headers: tuple[str | None, str | None]
+) -> dict[str, list[Any]]:
+    return {
+        **columns,
+        traces.TRACEPARENT: [parent for parent, _ in headers],
+        traces.TRACESTATE: [state for _, state in headers],
+    }
+
+
+def test_an_events_trace_goes_from_its_headers_through_its_model_call_to_its_record(
+    mock_url: str, receiver: otlp_receiver.OtlpReceiver
+) -> None:
+    columns = with_headers(
+        frame('{"text": "traced"}', '{"text": "not sampled"}', '{"text": "new"}', "not json"),
+        (f"00-{TRACE}-{PRODUCER}-01", "vendor=1"),
+        (UNSAMPLED, None),
+        (None, None),
+        (f"00-{TRACE}-{PRODUCER}-01", None),
+    )
+    rows = scoring.score_frame(columns, traced(mock_url, receiver))
+
+    spans = receiver.wait_for(lambda found: len(found) >= 3)
+    assert len(spans) == 3, "no span for the event whose producer's trace is not sampled"
+    by_offset = {span.attributes["messaging.kafka.offset"]: span for span in spans}
+    first, new, poison = by_offset[0], by_offset[2], by_offset[3]
+    assert (first.trace_id, first.parent_id) == (TRACE, PRODUCER)
+    assert (poison.trace_id, poison.parent_id) == (TRACE, PRODUCER)
+    assert new.parent_id == "" and new.trace_id != TRACE
+    # Each record carries its span's context on; an unsampled one's goes on as it came.
+    assert [row[3:] for row in rows] == [
+        (f"00-{TRACE}-{first.span_id}-01", "vendor=1"),
+        (UNSAMPLED, None),
+        (f"00-{new.trace_id}-{new.span_id}-01", None),
+        (f"00-{TRACE}-{poison.span_id}-01", None),
+    ]
+    # So does each model call.
+    seen = mockllm.control.stats(mock_url)["traceparents"]
+    assert {rows[0][3], UNSAMPLED, rows[2][3]} <= set(seen)
+    record = orjson.loads(rows[0][1])
+    assert first.name == "chat gpt-4o-mini" and first.kind == CLIENT
+    assert first.attributes == {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "tiers.pipeline": "local/pipeline",
+        "messaging.system": "kafka",
+        "messaging.destination.name": "in",
+        "messaging.destination.partition.id": "0",
+        "messaging.kafka.offset": 0,
+        "gen_ai.usage.input_tokens": record["tokens_in"],
+        "gen_ai.usage.output_tokens": record["tokens_out"],
+        "tiers.cost_usd": float(record["cost_usd"]),
+        "tiers.attempts": 1,
+    }
+    assert first.resource == {"service.name": "tiers-stream", "tiers.pipeline": "local/pipeline"}
+    assert poison.attributes["error.type"] == "unparseable" and poison.status_code == 2
+    assert rows[3][2] == "dlq"
+
+
+def test_a_producers_sampled_trace_is_followed_whatever_the_ratio(
+    mock_url: str, receiver: otlp_receiver.OtlpReceiver
+) -> None:
+    columns = with_headers(
+        frame('{"text": "a"}', '{"text": "b"}'), (f"00-{TRACE}-{PRODUCER}-01", None), (None, None)
+    )
+    rows = scoring.score_frame(columns, traced(mock_url, receiver, ratio=0.0))
+    (span,) = receiver.wait_for(lambda found: len(found) >= 1)
+    assert span.parent_id == PRODUCER
+    assert rows[1][3:] == (None, None), "an event the ratio leaves out passes nothing on"
+
+
+def test_a_traced_jobs_arrow_rows_carry_the_context_columns(
+    mock_url: str, receiver: otlp_receiver.OtlpReceiver
+) -> None:
+    columns = with_headers(frame('{"text": "one"}'), (UNSAMPLED, None))
+    score = scoring.score_batches(traced(mock_url, receiver).model_dump_json())
+    [out] = list(score(iter([pyarrow.RecordBatch.from_pydict(columns)])))
+    assert out.schema.names == ["key", "value", "topic", "traceparent", "tracestate"]
+    assert out.column("traceparent").to_pylist() == [UNSAMPLED]
+    [empty] = list(score(iter([pyarrow.RecordBatch.from_pydict(columns).slice(0, 0)])))
+    assert empty.num_columns == 5 and empty.num_rows == 0

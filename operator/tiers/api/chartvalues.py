@@ -148,8 +148,9 @@ class Telemetry(common.Model):
         max_length=2048,
         pattern=r"^$|" + common.HTTP_URL_PATTERN,
         description=(
-            "A collector's OTLP/HTTP base URL that every RealtimeEndpoint and BatchJob without"
-            " spec.telemetry sends its traces to; empty: none unless the spec names one."
+            "A collector's OTLP/HTTP base URL that every RealtimeEndpoint, StreamPipeline and"
+            " BatchJob without spec.telemetry sends its traces to; empty: none unless the spec"
+            " names one."
         ),
     )
     sampling_ratio: str = pydantic.Field(

@@ -209,6 +209,12 @@ class StreamPipelineSpec(common.Model):
     )
     suspend: bool = False
     push: Push = pydantic.Field(default_factory=Push)
+    telemetry: common.Telemetry | None = pydantic.Field(
+        default=None,
+        description="Send a span per event's model call to an OpenTelemetry collector, in the"
+        " trace of the input record's traceparent header, which the output record's headers"
+        " carry on; without it, none are made and headers are not read.",
+    )
 
 
 class Throughput(common.Windowed):

@@ -39,9 +39,12 @@ from tiers.operator.manifests import (
     spark_application,
     stats_store,
     stream_children,
+    telemetry,
 )
 
 KIND = kinds.STREAM_PIPELINE
+DEFAULT_TELEMETRY = telemetry.default_from(os.environ)
+"""The chart's `telemetry.*`, for pipelines whose spec names no collector."""
 TOPIC_DELETION_TIMEOUT_S = float(os.environ.get("TIERS_TOPIC_DELETION_TIMEOUT_SECONDS", "300"))
 """How long deleting a pipeline's topics is retried before the pipeline goes without it."""
 
@@ -204,6 +207,7 @@ async def apply_children(
             stats_password=password,
             push_ca=push_ca,
             endpoint_tls=endpoint_tls,
+            default_telemetry=DEFAULT_TELEMETRY,
         )
         if spec.model.endpoint_ref is not None:
             # A key of its own for the endpoint, let in at once rather than at its next turn.

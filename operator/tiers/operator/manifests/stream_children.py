@@ -21,7 +21,7 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
-from tiers.api import stream
+from tiers.api import common, stream
 from tiers.operator.manifests import (
     exposure,
     gateway,
@@ -34,6 +34,7 @@ from tiers.operator.manifests import (
     serving_tls,
     spark_application,
     stats_store,
+    telemetry,
 )
 from tiers.runtime import sparkjars
 from tiers.runtime.stream import config
@@ -54,6 +55,8 @@ STATS = labels.Component(app="tiers-redis", role="stats", suffix="stream-stats",
 """The pipeline's own Redis for its stats, whatever its model is called through."""
 PUSH_KEYS_DIR = "/var/run/tiers/push-keys"
 """Where the push gateway's pods mount spec.push.auth's Secret (one accepted key per file)."""
+SERVICE_NAME = "tiers-stream"
+"""The `service.name` of the job's spans."""
 BOOTSTRAP_ENV = "TIERS_KAFKA_BOOTSTRAP"
 """The variable the job's and push gateway's pods get bootstrap servers kept in a Secret in."""
 
@@ -65,7 +68,10 @@ def job_config(
     stats_redis_url: str | None,
     endpoint_model: str | None,
     endpoint_tls: bool = False,
+    default_telemetry: common.Telemetry | None = None,
 ) -> config.StreamJobConfig:
+    """The job's config; its spans go where spec.telemetry says, else to the chart's
+    `default_telemetry`."""
     checkpoint = spec.checkpoint.uri or f"file://{CHECKPOINT_DIR}"
     from_secret = spec.kafka.bootstrap_secret_ref is not None
     return config.StreamJobConfig(
@@ -90,6 +96,7 @@ def job_config(
             api_keys_dir=None if spec.push.auth is None else pathlib.Path(PUSH_KEYS_DIR),
             allowed_origins=tuple(spec.push.allowed_origins),
         ),
+        tracing=telemetry.tracing(spec.telemetry or default_telemetry, service_name=SERVICE_NAME),
     )
 
 
@@ -104,19 +111,22 @@ def desired_children(
     stats_password: str | None = None,
     push_ca: str | None = None,
     endpoint_tls: bool = False,
+    default_telemetry: common.Telemetry | None = None,
 ) -> list[dict[str, Any]]:
     """Every object the pipeline should own, in apply order (see the module's docstring); with
     `network_policy` enabled, NetworkPolicies of the stats Redis and the push gateway follow.
     `stats_password` (as its Secret holds it) goes on the stats Redis's and the job's pods as a
     digest only, so that a re-made Secret rolls both together. With `spec.push.tls`, the
     cert-manager Certificate (issuerRef) and the CA's ConfigMap (`push_ca`, once known) come
-    first; `endpoint_tls` says the endpointRef's gateway serves https (its CA is mounted)."""
+    first; `endpoint_tls` says the endpointRef's gateway serves https (its CA is mounted); the
+    job's spans go where spec.telemetry says, else to the chart's `default_telemetry`."""
     settings = job_config(
         owner,
         spec,
         stats_redis_url=stats_redis_url,
         endpoint_model=endpoint_model,
         endpoint_tls=endpoint_tls,
+        default_telemetry=default_telemetry,
     )
     data = {CONFIG_FILE: settings.model_dump_json(indent=2)}
     if spec.engine == "spark-operator":

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from tiers.runtime.modelcall.blocking import (
         client_for,
         close_all,
+        event_loop,
         score_batch,
         send_raw_batch,
         submit_batch,
@@ -51,6 +52,7 @@ __all__ = [
     "as_columns",
     "client_for",
     "close_all",
+    "event_loop",
     "score_batch",
     "send_raw_batch",
     "submit_batch",
@@ -63,6 +65,7 @@ _LOADED_ON_USE = {
     "RawRequest": "raw",
     "client_for": "blocking",
     "close_all": "blocking",
+    "event_loop": "blocking",
     "score_batch": "blocking",
     "send_raw_batch": "blocking",
     "submit_batch": "blocking",

@@ -38,19 +38,30 @@ def score_batch(
     settings: config.ModelCallConfig | str,
     rows: Sequence[Mapping[str, Any]],
     keys: Sequence[str],
+    headers: Sequence[Mapping[str, str] | None] | None = None,
 ) -> list[results.RowResult]:
     """`ModelClient.score` from synchronous code; `settings` may be the config's JSON."""
-    return submit_batch(settings, rows, keys).result()
+    return submit_batch(settings, rows, keys, headers).result()
 
 
 def submit_batch(
     settings: config.ModelCallConfig | str,
     rows: Sequence[Mapping[str, Any]],
     keys: Sequence[str],
+    headers: Sequence[Mapping[str, str] | None] | None = None,
 ) -> concurrent.futures.Future[list[results.RowResult]]:
     """Start scoring and return at once, so a caller can read its next batch meanwhile."""
     model_client, loop = _client_and_loop(settings)
-    return asyncio.run_coroutine_threadsafe(model_client.score(rows, keys=keys), loop)
+    return asyncio.run_coroutine_threadsafe(
+        model_client.score(rows, keys=keys, headers=headers), loop
+    )
+
+
+def event_loop() -> asyncio.AbstractEventLoop:
+    """This process's event loop (in its daemon thread), for other background work of a Spark
+    worker that must outlive a task, such as exporting its spans."""
+    with _lock:
+        return _ensure_loop()
 
 
 def send_raw_batch(

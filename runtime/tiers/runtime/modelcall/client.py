@@ -64,11 +64,19 @@ class ModelClient:
         await self.close()
 
     async def score(
-        self, rows: Sequence[Mapping[str, Any]], *, keys: Sequence[str]
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        keys: Sequence[str],
+        headers: Sequence[Mapping[str, str] | None] | None = None,
     ) -> list[results.RowResult]:
-        """One result per row, in input order; `keys[i]` is row i's idempotency key."""
+        """One result per row, in input order; `keys[i]` is row i's idempotency key, and
+        `headers[i]` (when given) more headers for its request, such as its trace context (a
+        request of several rows sends its first row's)."""
         if len(rows) != len(keys):
             raise ValueError(f"score: {len(rows)} rows but {len(keys)} keys")
+        if headers is not None and len(headers) != len(rows):
+            raise ValueError(f"score: {len(rows)} rows but {len(headers)} headers")
         pool, slots = self._open()
         found: list[results.RowResult | None] = [None] * len(rows)
         positions: list[int] = []
@@ -83,6 +91,7 @@ class ModelClient:
                 continue
             positions.append(i)
             sent_keys.append(keys[i])
+        sent_headers = None if headers is None else [headers[i] for i in positions]
         # Each request gets its rows as a range of these lists, not lists of its own: thousands
         # of requests are in flight at once, and every object each keeps alive makes the garbage
         # collector run more often.
@@ -91,7 +100,13 @@ class ModelClient:
         scored = await asyncio.gather(
             *(
                 self._score_group(
-                    pool, slots, texts, sent_keys, start, min(start + size, len(texts))
+                    pool,
+                    slots,
+                    texts,
+                    sent_keys,
+                    start,
+                    min(start + size, len(texts)),
+                    None if sent_headers is None else sent_headers[start],
                 )
                 for start in starts
             )
@@ -136,6 +151,7 @@ class ModelClient:
         keys: Sequence[str],
         start: int,
         stop: int,
+        headers: Mapping[str, str] | None = None,
     ) -> list[results.RowResult]:
         """One request for rows `start` to `stop` of `texts` (one row unless rows_per_request >
         1), retried as a whole; the rows share its attempts and latency."""
@@ -145,7 +161,9 @@ class ModelClient:
             key = keys[start] if stop - start == 1 else f"{keys[start]}+{stop - start - 1}"
         else:
             body, key = wire.request_body(self.config, texts[start]), keys[start]
-        outcome, attempts, latency_ms = await self._send(pool, slots, self.config.route, body, key)
+        outcome, attempts, latency_ms = await self._send(
+            pool, slots, self.config.route, body, key, headers
+        )
         row_keys = keys[start:stop]
         if isinstance(outcome, failures.Failure):
             error = outcome.message
@@ -195,11 +213,14 @@ class ModelClient:
         route: routes.Route,
         body: dict[str, Any],
         key: str,
+        more_headers: Mapping[str, str] | None = None,
     ) -> tuple[http1.Response | failures.Failure, int, int]:
         """One request with its retries: the last attempt's outcome, the attempts made, and the
         milliseconds from the first attempt to the outcome."""
         payload = self._backend.payload(body)
         headers = {**self._backend.headers, IDEMPOTENCY_HEADER: key}
+        if more_headers:
+            headers.update(more_headers)
         # A request keeps its slot while it backs off, so a throttled backend sees fewer of them.
         async with slots:
             started = time.perf_counter()

@@ -15,6 +15,10 @@ import pathlib
 
 from tiers.runtime import modelcall, providers, sparkjars, tls
 from tiers.runtime.stream import config
+from tiers.runtime.tracing import config as tracing_config
+
+SERVICE_NAME = "tiers-stream"
+"""The `service.name` of the job's spans, as the operator names it."""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,6 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--jars",
         help=f"comma-separated connector jars (default: ${sparkjars.ENV}, else the image's "
         f"{sparkjars.IMAGE_DIR}, else the cache `tiers dev up` fills)",
+    )
+    job.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        help="send a span per event's model call to this OTLP/HTTP collector (URL/v1/traces)",
+    )
+    job.add_argument(
+        "--trace-sample",
+        type=float,
+        default=1.0,
+        help="the share (0 to 1) of events without a producer's traceparent that are traced",
     )
     push = commands.add_parser("push", help="the push gateway (HTTP in, SSE/WebSocket out)")
     push.add_argument("--config", type=pathlib.Path)
@@ -112,6 +127,13 @@ def job_settings(args: argparse.Namespace) -> config.StreamJobConfig:
         stats_redis_url=args.stats_redis,
         master=args.master,
         jars=jars,
+        tracing=None
+        if args.otlp_endpoint is None
+        else tracing_config.TracingConfig(
+            otlp_endpoint=args.otlp_endpoint,
+            sample_ratio=args.trace_sample,
+            service_name=SERVICE_NAME,
+        ),
     )
 
 

@@ -14,6 +14,7 @@ import pydantic
 # The config module, not the package: the operator renders this config and must not reach the
 # model client through the package's (lazy) names, not even on paper (see pyproject's contracts).
 from tiers.runtime.modelcall.config import ModelCallConfig
+from tiers.runtime.tracing import config as tracing_config
 
 SPARK_CONF: Mapping[str, str] = types.MappingProxyType(
     {
@@ -77,6 +78,9 @@ class StreamJobConfig(pydantic.BaseModel):
     push: PushConfig = PushConfig()
     async_progress: bool = True
     """Commit offsets off the critical path (Kafka sink only): halves the per-batch floor."""
+    tracing: tracing_config.TracingConfig | None = None
+    """spec.telemetry: a span per event's model call, in the trace of the input record's
+    `traceparent` header, whose context the output record's headers carry on; None: none."""
 
     @pydantic.model_validator(mode="after")
     def _one_bootstrap(self) -> StreamJobConfig:

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any
 
-from tiers.runtime.stream import config, scoring
+from tiers.runtime.stream import config, scoring, traces
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ def session(settings: config.StreamJobConfig) -> Any:
 def start(spark: Any, settings: config.StreamJobConfig, score: Any = None) -> Any:
     """Starts the query and returns it (a `StreamingQuery`). `score` is the `mapInArrow`
     function from Kafka records to (key, value, topic) rows; the model scorer unless given (the
-    stream benchmark gives a pass-through, to measure Spark's own floor)."""
+    stream benchmark gives a pass-through, to measure Spark's own floor). A traced job's records
+    carry their trace context from the input's headers to the output's (`traces`)."""
     if score is None:
         score = scoring.score_batches(settings.model_dump_json())
     bootstrap = settings.bootstrap_servers()
@@ -69,18 +70,25 @@ def start(spark: Any, settings: config.StreamJobConfig, score: Any = None) -> An
     )
     if settings.max_offsets_per_trigger is not None:
         reader = reader.option("maxOffsetsPerTrigger", str(settings.max_offsets_per_trigger))
+    traced = settings.tracing is not None
+    if traced:
+        # Only a traced job reads the records' headers: Spark copies them into every row.
+        reader = reader.option("includeHeaders", "true")
     records = reader.load().selectExpr(
         "CAST(key AS STRING) AS key",
         "CAST(value AS STRING) AS value",
         "partition",
         "offset",
         "unix_millis(timestamp) AS ts_ms",
+        *(traces.INPUT_COLUMNS if traced else ()),
     )
     # One task per core rather than per Kafka partition: each task has a fixed cost (launch,
     # Python round trip, sink flush) that waves of small tasks would pay several times a batch.
     scored = records.coalesce(spark.sparkContext.defaultParallelism).mapInArrow(
-        score, scoring.OUTPUT_SCHEMA
+        score, scoring.output_schema(settings)
     )
+    if traced:
+        scored = scored.selectExpr("key", "value", "topic", traces.OUTPUT_HEADERS)
     writer = (
         scored.writeStream.format("kafka")
         .options(**SINK_PRODUCER)

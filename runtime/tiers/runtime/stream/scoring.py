@@ -18,12 +18,18 @@ import redis
 
 from tiers.runtime import modelcall
 from tiers.runtime.stats import address, store, window
-from tiers.runtime.stream import config, events
+from tiers.runtime.stream import config, events, traces
 
 log = logging.getLogger(__name__)
 
 OUTPUT_SCHEMA = "key string, value binary, topic string"
 """What the Kafka sink writes: one row per record, to the topic the row names."""
+
+
+def output_schema(settings: config.StreamJobConfig) -> str:
+    """The rows `score_batches` makes: a traced job's carry their trace context too."""
+    return OUTPUT_SCHEMA if settings.tracing is None else OUTPUT_SCHEMA + traces.OUTPUT_COLUMNS
+
 
 _redis_clients: dict[address.RedisAddress, redis.Redis] = {}
 
@@ -38,16 +44,17 @@ def score_batches(settings_json: str) -> Any:
         import pyarrow
 
         settings = _settings(settings_json)
+        names = ["key", "value", "topic"]
+        types = [pyarrow.string(), pyarrow.binary(), pyarrow.string()]
+        if settings.tracing is not None:
+            names += [traces.TRACEPARENT, traces.TRACESTATE]
+            types += [pyarrow.string(), pyarrow.string()]
         for batch in batches:
             rows = score_frame(batch.to_pydict(), settings)
-            keys, values, topics = zip(*rows, strict=True) if rows else ((), (), ())
+            columns = zip(*rows, strict=True) if rows else [()] * len(names)
             yield pyarrow.RecordBatch.from_arrays(
-                [
-                    pyarrow.array(keys, pyarrow.string()),
-                    pyarrow.array(values, pyarrow.binary()),
-                    pyarrow.array(topics, pyarrow.string()),
-                ],
-                names=["key", "value", "topic"],
+                [pyarrow.array(column, kind) for column, kind in zip(columns, types, strict=True)],
+                names=names,
             )
 
     return score
@@ -67,8 +74,9 @@ def _settings(settings_json: str) -> config.StreamJobConfig:
 
 def score_frame(
     frame: Mapping[str, Sequence[Any]], settings: config.StreamJobConfig
-) -> list[tuple[str, bytes, str]]:
-    """Rows of (key, value, topic) for one batch of Kafka records (columns by name), in order."""
+) -> list[tuple[Any, ...]]:
+    """Rows of (key, value, topic) for one batch of Kafka records (columns by name), in order;
+    a traced job's rows add the (traceparent, tracestate) their record passes on (`traces`)."""
     columns = (frame[name] for name in ("key", "value", "partition", "offset", "ts_ms"))
     batch = [
         events.Event(key, value, partition, offset, timestamp)
@@ -82,17 +90,27 @@ def score_frame(
             parsed.append(unparseable)
     scorable = [i for i, fields in enumerate(parsed) if isinstance(fields, dict)]
     rows: list[Mapping[str, Any]] = [fields for fields in parsed if isinstance(fields, dict)]
+    trace = (
+        None
+        if settings.tracing is None
+        else traces.BatchTrace(settings, batch, frame[traces.TRACEPARENT], frame[traces.TRACESTATE])
+    )
     found = dict(
         zip(
             scorable,
-            modelcall.score_batch(settings.model, rows, [batch[i].id for i in scorable])
+            modelcall.score_batch(
+                settings.model,
+                rows,
+                [batch[i].id for i in scorable],
+                None if trace is None else [trace.upstream[i] for i in scorable],
+            )
             if scorable
             else [],
             strict=True,
         )
     )
     now_ms = _now_ms()
-    out = []
+    out: list[tuple[str, bytes, str]] = []
     errors = tokens_in = tokens_out = 0
     cost_usd = decimal.Decimal(0)
     for i, event in enumerate(batch):
@@ -123,6 +141,8 @@ def score_frame(
         cost_usd=cost_usd,
     )
     _publish(settings, counts, batch)
+    if trace is not None:
+        return trace.end(out, parsed, [found.get(i) for i in range(len(batch))])
     return out
 
 
