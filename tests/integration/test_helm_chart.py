@@ -112,6 +112,7 @@ def test_crds_enabled_false_renders_no_crds(helm: Helm) -> None:
         ("replicas=1", "additional properties 'replicas' not allowed"),
         ("crds.enabeld=false", "at '/crds': additional properties 'enabeld' not allowed"),
         ("image.pullPolicy=Sometimes", "at '/image/pullPolicy': value must be one of"),
+        ("azure.workloadIdentity.clientId=my-app", "at '/azure/workloadIdentity/clientId'"),
     ],
 )
 def test_a_bad_value_is_rejected_naming_the_key(helm: Helm, setting: str, message: str) -> None:
@@ -261,6 +262,36 @@ def test_operator_service_account_may_hold_its_leader_lease_and_no_other(
         "--as", release.service_account, check=False,
     )  # fmt: skip
     assert result.stdout.strip() == ("yes" if allowed else "no"), result.stderr
+
+
+def operator_identity(documents: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The operator's ServiceAccount and its pod template's metadata."""
+    (deployment,) = [doc for doc in documents if doc["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]
+    (account,) = [doc for doc in documents if doc["kind"] == "ServiceAccount"
+                  and doc["metadata"]["name"] == pod["spec"]["serviceAccountName"]]  # fmt: skip
+    return account, pod["metadata"]
+
+
+def test_azure_workload_identity_annotates_the_service_account_and_labels_the_pod(
+    helm: Helm,
+) -> None:
+    client_id = "11111111-2222-4333-8444-555555555555"
+    account, pod = operator_identity(helm.template(
+        "--set", f"azure.workloadIdentity.clientId={client_id}",
+        "--set", "azure.workloadIdentity.tenantId=contoso.onmicrosoft.com",
+        "--set", "serviceAccount.annotations.team=ml",
+    ))  # fmt: skip
+    assert account["metadata"]["annotations"] == {
+        "azure.workload.identity/client-id": client_id,
+        "azure.workload.identity/tenant-id": "contoso.onmicrosoft.com",
+        "team": "ml",
+    }
+    assert pod["labels"]["azure.workload.identity/use"] == "true"
+    # Without it, neither: the webhook leaves the pod alone.
+    account, pod = operator_identity(helm.template())
+    assert "annotations" not in account["metadata"]
+    assert "azure.workload.identity/use" not in pod["labels"]
 
 
 def test_two_replicas_render_one_deployment_whose_pods_take_turns(helm: Helm) -> None:

@@ -50,6 +50,19 @@ app.kubernetes.io/component: operator
 {{- end }}
 {{- end }}
 
+{{/*
+The operator's ServiceAccount's annotations: serviceAccount.annotations, and Azure Workload
+Identity's client and tenant ids when azure.workloadIdentity names them (they win).
+*/}}
+{{- define "tiers.serviceAccountAnnotations" -}}
+{{- $annotations := merge (dict) (.Values.serviceAccount.annotations | default dict) }}
+{{- with .Values.azure.workloadIdentity }}
+{{- if .clientId }}{{ $_ := set $annotations "azure.workload.identity/client-id" .clientId }}{{ end }}
+{{- if .tenantId }}{{ $_ := set $annotations "azure.workload.identity/tenant-id" .tenantId }}{{ end }}
+{{- end }}
+{{- toYaml $annotations }}
+{{- end }}
+
 {{/* The operator's image reference; the tag defaults to the chart's appVersion. */}}
 {{- define "tiers.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}

@@ -87,6 +87,40 @@ class ServiceAccount(common.Model):
     )
 
 
+GUID_OR_EMPTY = r"^([0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})?$"
+
+
+class AzureWorkloadIdentity(common.Model):
+    client_id: str = pydantic.Field(
+        default="",
+        pattern=GUID_OR_EMPTY,
+        description=(
+            "The application (client) ID the operator's ServiceAccount is federated to. Set, the"
+            " chart annotates the ServiceAccount azure.workload.identity/client-id and labels the"
+            ' operator\'s pod azure.workload.identity/use: "true", so that Azure Workload'
+            " Identity's webhook gives it a token (AZURE_FEDERATED_TOKEN_FILE). Empty: none."
+        ),
+    )
+    tenant_id: str = pydantic.Field(
+        default="",
+        pattern=r"^([A-Za-z0-9][A-Za-z0-9.-]*)?$",
+        description=(
+            "The application's tenant (azure.workload.identity/tenant-id); empty: the webhook's"
+            " default, the cluster's tenant."
+        ),
+    )
+
+
+class Azure(common.Model):
+    workload_identity: AzureWorkloadIdentity = pydantic.Field(
+        default_factory=AzureWorkloadIdentity,
+        description=(
+            "Microsoft Entra Workload ID for the operator: how it reads Azure Databricks"
+            " workspaces by resource ID (spec.databricks.workspaceResourceId without azure)."
+        ),
+    )
+
+
 class Rbac(common.Model):
     create: bool = pydantic.Field(
         default=True,
@@ -385,6 +419,9 @@ class Values(common.Model):
         default_factory=ServiceAccount, description="The identity the operator runs as."
     )
     rbac: Rbac = pydantic.Field(default_factory=Rbac, description="The operator's permissions.")
+    azure: Azure = pydantic.Field(
+        default_factory=Azure, description="The operator's Azure identity."
+    )
     watch_namespaces: list[common.ResourceName] = pydantic.Field(
         default_factory=list,
         max_length=256,
