@@ -20,7 +20,7 @@ import yaml
 from conftest import LOOPBACK_ALLOWED, Kubectl, wait_for
 
 from tiers import devenv
-from tiers.devenv import databricks, processes
+from tiers.devenv import azure, databricks, processes
 from tiers.runtime import mockllm
 
 RECORDS = 60
@@ -40,11 +40,13 @@ def mock() -> Iterator[str]:
         yield url
 
 
-def batch_job(server: databricks.Server, mock: str, data: pathlib.Path, **spec: Any) -> str:
+def batch_job(
+    server: databricks.Server, mock: str, data: pathlib.Path, *, name: str = "triage", **spec: Any
+) -> str:
     obj = {
         "apiVersion": "tiers.dev/v1alpha1",
         "kind": "BatchJob",
-        "metadata": {"name": "triage"},
+        "metadata": {"name": name},
         "spec": {
             "engine": "databricks",
             "input": {"uri": f"file://{data}/tickets.jsonl"},
@@ -87,8 +89,8 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
     return found[0] if found else {}
 
 
-def job(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
-    return kubectl.get("bjob", "triage", "-n", namespace)  # type: ignore[no-any-return]
+def job(kubectl: Kubectl, namespace: str, name: str = "triage") -> dict[str, Any]:
+    return kubectl.get("bjob", name, "-n", namespace)  # type: ignore[no-any-return]
 
 
 def submits(server: databricks.Server) -> list[dict[str, Any]]:
@@ -297,3 +299,76 @@ def test_a_refused_token_is_a_condition_and_the_run_goes_once_it_is_accepted(
         what="the run submitted once the token is accepted",
     )
     assert len(workspace.workspace.runs) == 1
+
+
+def condition_of(kubectl: Kubectl, namespace: str, name: str, reason: str) -> dict[str, Any]:
+    """The BatchJob's Succeeded condition once its reason is `reason`, else nothing: where the
+    session's operator (which has no Azure to ask) also writes this object's status, the test
+    waits for what only its own operator writes."""
+    found = condition(job(kubectl, namespace, name), "Succeeded")
+    return found if found.get("reason") == reason else {}
+
+
+def test_a_workspace_named_by_azure_resource_id_gets_the_run_or_a_condition_saying_why_not(
+    kubectl: Kubectl, namespace: str, workspace: databricks.Server, mock: str,
+    tmp_path: pathlib.Path, own_operator: list[str], dev_cluster: devenv.DevCluster,
+) -> None:  # fmt: skip
+    # The fake Azure Resource Manager (tiers.devenv.azure) knows one workspace, the test
+    # workspace; the operator reads it as its own workload identity, or as a BatchJob's service
+    # principal that has no access to it.
+    data = prepare(kubectl, namespace, tmp_path)
+    workspace.workspace.pending_s = 3600  # submitted is enough: nothing runs
+    prefix = ("/subscriptions/0a1b2c3d-0000-4000-8000-00000000abcd/resourceGroups/data-rg"
+              "/providers/Microsoft.Databricks/workspaces")  # fmt: skip
+    operator_id, outsider = (f"11111111-2222-4333-8444-{n:012d}" for n in (7, 8))
+    token_file = tmp_path / "federated-token"
+    token_file.write_text("projected-service-account-token")
+    kubectl.run("create", "secret", "generic", "outsider", "-n", namespace,
+                "--from-literal=secret=outsider-secret")  # fmt: skip
+    with azure.running(
+        workspaces={f"{prefix}/ml-prod": workspace.url},
+        clients={operator_id: "projected-service-account-token", outsider: "outsider-secret"},
+        grants={outsider: set()},
+    ) as arm:
+        env = {**os.environ, **dev_cluster.env(), "TIERS_RECHECK_SECONDS": "2",
+               "TIERS_STATS_REDIS_URL": dev_cluster.redis_url, **LOOPBACK_ALLOWED,
+               # The operator's workload identity, as Azure Workload Identity's webhook sets it.
+               "AZURE_TENANT_ID": arm.tenant, "AZURE_CLIENT_ID": operator_id,
+               "AZURE_FEDERATED_TOKEN_FILE": str(token_file), "AZURE_AUTHORITY_HOST": arm.url,
+               "TIERS_AZURE_RESOURCE_MANAGER": arm.url, "TIERS_AZURE_CA_BUNDLE": str(arm.ca_cert),
+               }  # fmt: skip
+        cluster = {"tokenSecretRef": {"name": "databricks", "key": "token"},
+                   "newCluster": {"numWorkers": 0}, "secretScope": "tiers-tests"}  # fmt: skip
+        cases = {
+            "right": {"workspaceResourceId": f"{prefix}/ml-prod", **cluster},
+            "wrong": {"workspaceResourceId": f"{prefix}/ml-gone", **cluster},
+            "forbidden": {"workspaceResourceId": f"{prefix}/ml-prod", **cluster, "azure": {
+                "tenantId": arm.tenant, "clientId": outsider,
+                "clientSecretRef": {"name": "outsider", "key": "secret"}}},
+        }  # fmt: skip
+        started = processes.start("operator-azure", own_operator, log_dir=tmp_path, env=env)
+        try:
+            for name, settings in cases.items():
+                kubectl.apply(batch_job(workspace, mock, data, name=name, databricks=settings),
+                              namespace=namespace)  # fmt: skip
+            recorded = wait_for(
+                lambda: job(kubectl, namespace, "right").get("status", {}).get("lastRun", {})
+                .get("databricks"),
+                timeout_s=60, what="the run submitted to the workspace Azure named",
+            )  # fmt: skip
+            wrong = wait_for(
+                lambda: condition_of(kubectl, namespace, "wrong", "WorkspaceNotFound"),
+                timeout_s=60, what="the unknown ID's condition",
+            )  # fmt: skip
+            forbidden = wait_for(
+                lambda: (found := condition_of(kubectl, namespace, "forbidden", "AzureAuthFailed"))
+                and "AuthorizationFailed" in found["message"] and found,
+                timeout_s=60, what="the condition of an ID its principal may not read",
+            )  # fmt: skip
+        finally:
+            processes.stop(started.pid, grace_s=5)
+    [run_id] = workspace.workspace.runs
+    assert recorded["runId"] == run_id
+    assert wrong["status"] == "False" and f"{prefix}/ml-gone" in wrong["message"]
+    assert forbidden["status"] == "False" and f"{prefix}/ml-prod" in forbidden["message"]
+    assert "outsider-secret" not in json.dumps([wrong, forbidden])
