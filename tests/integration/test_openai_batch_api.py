@@ -8,11 +8,17 @@ No Spark Operator runs here, and kwok runs no containers: `devenv.local_spark` p
 Operator for the batches' SparkApplications, running each one's command as a local process
 with the config and key its driver pod would get, and writing the state the Spark Operator
 would write; it stops the process when the operator deletes the application (a cancel).
+
+With `spec.batch.engine: databricks` the files live in a Unity Catalog volume of the Databricks
+test server (`tiers.devenv.databricks`, through its Files API), and each batch is a Databricks
+run there, which reads and writes them at dbfs:/Volumes/... URIs and calls the endpoint.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
+import functools
 import json
 import pathlib
 import urllib.error
@@ -22,9 +28,10 @@ from typing import Any
 import openai
 import pytest
 from conftest import Kubectl, Processes, wait_for
+from test_batch_databricks import TOKEN, workspace  # noqa: F401 (a fixture)
 
 from tiers import devenv
-from tiers.devenv import dataplane, local_spark
+from tiers.devenv import databricks, dataplane, local_spark
 from tiers.operator.manifests import gateway as gateway_manifests
 from tiers.operator.manifests import labels
 
@@ -61,11 +68,11 @@ def accepted(gateway: str, key: str) -> bool:
         return False
 
 
-@pytest.fixture
-def endpoint(
-    kubectl: Kubectl, operator: str, namespace: str, services: Processes,
-    spark_operator_crd: None,
-) -> dict[str, Any]:  # fmt: skip
+def create_endpoint(
+    kubectl: Kubectl, namespace: str, services: Processes, batch: dict[str, Any]
+) -> dict[str, Any]:
+    """The endpoint `chat` with the Batch API `batch` (and a mockllm backend, callers alice and
+    bob), once the operator has made its gateway's Role; its gateway's ConfigMap."""
     mock = services.start("mockllm", "tiers.runtime.mockllm")
     kubectl.run("create", "secret", "generic", "callers", "-n", namespace,
                 f"--from-literal=alice={ALICE}", f"--from-literal=bob={BOB}")  # fmt: skip
@@ -78,12 +85,7 @@ def endpoint(
                           "baseURL": f"{mock}/v1", "model": "gpt-4o-mini"}],
             "cache": {"enabled": False},
             "auth": {"apiKeysSecretRef": {"name": "callers"}},
-            "batch": {
-                "storage": {"claimName": "batches"},
-                "maxFileMB": 1,
-                "spark": {"mode": "spark-operator", "executors": 1, "executorCores": 2,
-                          "executorMemory": "2Gi"},
-            },
+            "batch": batch,
         },
     }  # fmt: skip
     kubectl.apply(json.dumps(manifest), namespace=namespace)
@@ -96,15 +98,48 @@ def endpoint(
     return found
 
 
-def test_the_openai_sdk_runs_batches_through_the_gateway_as_batch_jobs(
+@pytest.fixture
+def endpoint(
+    kubectl: Kubectl, operator: str, namespace: str, services: Processes,
+    spark_operator_crd: None,
+) -> dict[str, Any]:  # fmt: skip
+    batch = {
+        "storage": {"claimName": "batches"},
+        "maxFileMB": 1,
+        "spark": {"mode": "spark-operator", "executors": 1, "executorCores": 2,
+                  "executorMemory": "2Gi"},
+    }  # fmt: skip
+    return create_endpoint(kubectl, namespace, services, batch)
+
+
+@dataclasses.dataclass
+class Gateway:
+    """The endpoint's gateway as its pod runs it: its storage folder a local one, its key folder
+    holding what the projected volume would, its Kubernetes identity its ServiceAccount's."""
+
+    url: str
+    keys: pathlib.Path
+
+    def accepts(self, kubectl: Kubectl, namespace: str, job: str, key: str) -> None:
+        """Waits until the gateway accepts `job`'s key, refreshing the key folder from the
+        Secrets as the kubelet refreshes the projected volume."""
+
+        def synced() -> bool:
+            for source in ("callers", "chat-client-keys"):
+                for name, value in secret_data(kubectl, namespace, source).items():
+                    (self.keys / name).write_text(value)
+            return accepted(self.url, key)
+
+        wait_for(synced, timeout_s=30, what=f"the gateway to accept {job}'s key")
+
+
+def start_gateway(
     kubectl: Kubectl, namespace: str, dev_cluster: devenv.DevCluster, services: Processes,
-    endpoint: dict[str, Any], tmp_path: pathlib.Path,
-) -> None:  # fmt: skip
-    # The gateway as its pod runs it: the claim is a local folder, the key folder holds what
-    # the projected volume would, and its Kubernetes identity is its ServiceAccount's token.
+    configmap: dict[str, Any], tmp_path: pathlib.Path, *, env: dict[str, str] | None = None,
+) -> Gateway:  # fmt: skip
     storage, keys = tmp_path / "batch-claim", tmp_path / "api-keys"
     keys.mkdir()
-    settings = json.loads(endpoint["data"]["gateway.json"])
+    settings = json.loads(configmap["data"]["gateway.json"])
     settings["api_keys_dir"] = str(keys)
     settings["batch"]["storage_dir"] = str(storage)
     (tmp_path / "gateway.json").write_text(json.dumps(settings))
@@ -115,26 +150,56 @@ def test_the_openai_sdk_runs_batches_through_the_gateway_as_batch_jobs(
     )  # fmt: skip
     for name, value in secret_data(kubectl, namespace, "callers").items():
         (keys / name).write_text(value)
-    gateway = services.start(
+    url = services.start(
         "gateway", "tiers.runtime.gateway", "--config", str(tmp_path / "gateway.json"),
-        env={"KUBECONFIG": str(kubeconfig)},
+        env={"KUBECONFIG": str(kubeconfig), **(env or {})},
+    )  # fmt: skip
+    return Gateway(url, keys)
+
+
+def completed(client: openai.OpenAI, batch_id: str, *, timeout_s: float) -> Any:
+    """The batch once it has ended (completed, failed or expired)."""
+    return wait_for(
+        lambda: (found := client.batches.retrieve(batch_id)).status
+        in ("completed", "failed", "expired") and found,
+        timeout_s=timeout_s, interval_s=1, what="the batch to complete",
     )  # fmt: skip
 
-    def keys_synced(job: str, key: str) -> None:
-        """The projected key volume of the gateway's pods, as the kubelet refreshes it."""
 
-        def synced() -> bool:
-            for source in ("callers", "chat-client-keys"):
-                for name, value in secret_data(kubectl, namespace, source).items():
-                    (keys / name).write_text(value)
-            return accepted(gateway, key)
+def check_results(client: openai.OpenAI, done: Any) -> None:
+    """A completed batch of `LINES`: r1 and r2 answered in the output file, r3 (a model the
+    endpoint does not serve) in the error file."""
+    assert done.status == "completed", done
+    assert done.request_counts is not None
+    assert (done.request_counts.total, done.request_counts.completed,
+            done.request_counts.failed) == (3, 2, 1)  # fmt: skip
+    assert done.completed_at and done.in_progress_at and done.output_file_id
+    assert done.error_file_id
+    output = [
+        json.loads(line) for line in client.files.content(done.output_file_id).text.splitlines()
+    ]
+    assert sorted(line["custom_id"] for line in output) == ["r1", "r2"]
+    assert all(line["response"]["status_code"] == 200 for line in output)
+    assert all(line["response"]["body"]["choices"] for line in output)
+    (error,) = [
+        json.loads(line) for line in client.files.content(done.error_file_id).text.splitlines()
+    ]
+    assert error["custom_id"] == "r3" and error["response"]["status_code"] == 404
+    assert error["response"]["body"]["error"]["code"] == "model_not_found"
+    assert client.files.retrieve(done.output_file_id).purpose == "batch_output"
 
-        wait_for(synced, timeout_s=30, what=f"the gateway to accept {job}'s key")
 
+def test_the_openai_sdk_runs_batches_through_the_gateway_as_batch_jobs(
+    kubectl: Kubectl, namespace: str, dev_cluster: devenv.DevCluster, services: Processes,
+    endpoint: dict[str, Any], tmp_path: pathlib.Path,
+) -> None:  # fmt: skip
+    started = start_gateway(kubectl, namespace, dev_cluster, services, endpoint, tmp_path)
+    gateway = started.url
+    local = [str(dev_cluster.kubectl), f"--kubeconfig={dev_cluster.kubeconfig}"]
     in_cluster = gateway_manifests.url(labels.Ref("chat", namespace))
     spark = local_spark.LocalSparkOperator(
         local, namespace, endpoint_urls={in_cluster: gateway + "/v1"}, work_dir=tmp_path,
-        env=dev_cluster.env(), before_run=keys_synced,
+        env=dev_cluster.env(), before_run=functools.partial(started.accepts, kubectl, namespace),
     )  # fmt: skip
     spark.start()
     try:
@@ -168,35 +233,14 @@ def test_the_openai_sdk_runs_batches_through_the_gateway_as_batch_jobs(
         assert job["metadata"]["ownerReferences"][0]["kind"] == "RealtimeEndpoint"
 
         try:
-            done = wait_for(
-                lambda: (found := alice.batches.retrieve(batch.id)).status
-                in ("completed", "failed", "expired") and found,
-                timeout_s=600, interval_s=1, what="the batch to complete",
-            )  # fmt: skip
+            done = completed(alice, batch.id, timeout_s=600)
         except AssertionError as error:
             seen = {kind: kubectl.get(kind, "-n", namespace)["items"]
                     for kind in ("bjob", "sparkapplications")}  # fmt: skip
             raise AssertionError(
                 f"{error}\nstand-in: {spark.error!r}\n{json.dumps(seen, indent=1)}"
             ) from None
-        assert done.status == "completed", done
-        assert done.request_counts is not None
-        assert (done.request_counts.total, done.request_counts.completed,
-                done.request_counts.failed) == (3, 2, 1)  # fmt: skip
-        assert done.completed_at and done.in_progress_at and done.output_file_id
-        assert done.error_file_id
-        output = [
-            json.loads(line) for line in alice.files.content(done.output_file_id).text.splitlines()
-        ]
-        assert sorted(line["custom_id"] for line in output) == ["r1", "r2"]
-        assert all(line["response"]["status_code"] == 200 for line in output)
-        assert all(line["response"]["body"]["choices"] for line in output)
-        (error,) = [
-            json.loads(line) for line in alice.files.content(done.error_file_id).text.splitlines()
-        ]
-        assert error["custom_id"] == "r3" and error["response"]["status_code"] == 404
-        assert error["response"]["body"]["error"]["code"] == "model_not_found"
-        assert alice.files.retrieve(done.output_file_id).purpose == "batch_output"
+        check_results(alice, done)
         with pytest.raises(openai.NotFoundError):
             bob.files.content(done.output_file_id)
 
@@ -228,3 +272,67 @@ def test_the_openai_sdk_runs_batches_through_the_gateway_as_batch_jobs(
         spark.stop()
     log = "".join(path.read_text(errors="replace") for path in services.logs)
     assert ALICE not in log and BOB not in log, "a key reached a log"
+
+
+VOLUME = "/Volumes/main/tiers/batches/chat"
+
+
+def test_the_openai_sdk_runs_a_batch_on_databricks_with_its_files_in_a_volume(
+    kubectl: Kubectl, operator: str, namespace: str, dev_cluster: devenv.DevCluster,
+    services: Processes, workspace: databricks.Server,  # noqa: F811 (the imported fixture)
+    tmp_path: pathlib.Path,
+) -> None:  # fmt: skip
+    # engine databricks: the gateway keeps the files in a Unity Catalog volume through the
+    # test workspace's Files API, and each batch is a Databricks run reading and writing them
+    # there (the test workspace's local DBFS folder), calling the endpoint from the cluster.
+    kubectl.run("create", "secret", "generic", "databricks", "-n", namespace,
+                f"--from-literal=token={TOKEN}")  # fmt: skip
+    batch = {
+        "engine": "databricks",
+        "storage": {"uri": f"dbfs:{VOLUME}"},
+        "maxFileMB": 1,
+        "databricks": {"host": workspace.url, "newCluster": {"numWorkers": 0},
+                       "tokenSecretRef": {"name": "databricks", "key": "token"},
+                       "secretScope": "tiers-tests"},
+    }  # fmt: skip
+    configmap = create_endpoint(kubectl, namespace, services, batch)
+    started = start_gateway(
+        kubectl, namespace, dev_cluster, services, configmap, tmp_path,
+        env={gateway_manifests.BATCH_DATABRICKS_TOKEN_ENV: TOKEN},
+    )  # fmt: skip
+    in_cluster = gateway_manifests.url(labels.Ref("chat", namespace))
+    workspace.workspace.network[in_cluster] = started.url + "/v1"
+    workspace.workspace.pending_s = 3600  # each run waits for its key to be accepted (below)
+    alice = openai.OpenAI(base_url=started.url + "/v1", api_key=ALICE, max_retries=0)
+    requests = "".join(json.dumps(line) + "\n" for line in LINES).encode()
+
+    uploaded = alice.files.create(file=("requests.jsonl", requests), purpose="batch")
+    assert alice.files.content(uploaded.id).content == requests
+    in_volume = workspace.workspace.volumes.local(f"{VOLUME}/files/{uploaded.id}.jsonl")
+    assert in_volume.read_bytes() == requests
+    batch_object = alice.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    name = batch_object.id.replace("_", "-")
+    spec = kubectl.get("bjob", name, "-n", namespace)["spec"]
+    assert (spec["engine"], spec["input"]["uri"], spec["output"]["uri"]) == (
+        "databricks", f"dbfs:{VOLUME}/files/{uploaded.id}.jsonl", f"dbfs:{VOLUME}/batches/{name}",
+    )  # fmt: skip
+    assert spec["databricks"]["host"] == workspace.url and "volume" not in spec
+    wait_for(lambda: workspace.workspace.runs, timeout_s=60, what="the batch's Databricks run")
+    key = secret_data(kubectl, namespace, f"{name}-batch-key")["key"]
+    started.accepts(kubectl, namespace, name, key)
+    workspace.workspace.pending_s = 0.5
+    try:
+        done = completed(alice, batch_object.id, timeout_s=420)
+    except AssertionError as error:
+        raise AssertionError(
+            f"{error}\n{json.dumps(kubectl.get('bjob', name, '-n', namespace).get('status'))}"
+        ) from None
+    check_results(alice, done)
+    [run] = workspace.workspace.runs.values()
+    assert run.result_state == "SUCCESS"
+    served = {path for method, path, _ in workspace.workspace.requests if method == "PUT"}
+    assert f"/api/2.0/fs/files{VOLUME}/files/{uploaded.id}.jsonl" in served
+    log = "".join(path.read_text(errors="replace") for path in services.logs)
+    assert TOKEN not in log and ALICE not in log, "a key reached a log"

@@ -76,6 +76,8 @@ AZURE_DATABRICKS = {
     "tokenSecretRef": {"name": "d", "key": "t"},
     "newCluster": {},
 }  # fmt: skip
+VOLUME = "dbfs:/Volumes/main/tiers/batches/chat"
+DATABRICKS_BATCH = {"engine": "databricks", "storage": {"uri": VOLUME}, "databricks": DATABRICKS}
 
 
 def changed(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
@@ -321,6 +323,28 @@ CASES = [
          changed(JOB, spec__engine="databricks",
                  spec__databricks={**AZURE_DATABRICKS, "host": DATABRICKS["host"]}),
          "spec.databricks", "exactly one of databricks.host"),
+    Case("batch-api-spark-engine-with-a-volume-uri",
+         changed(ENDPOINT, spec__batch={"storage": {"uri": VOLUME}}),
+         "spec.batch", "engine spark keeps the files on storage.claimName"),
+    Case("batch-api-databricks-engine-on-a-claim",
+         changed(ENDPOINT, spec__batch={**DATABRICKS_BATCH, "storage": {"claimName": "b"}}),
+         "spec.batch", "engine databricks in storage.uri (a Unity Catalog volume"),
+    Case("batch-api-databricks-engine-without-workspace",
+         changed(ENDPOINT, spec__batch={"engine": "databricks", "storage": {"uri": VOLUME}}),
+         "spec.batch", "batch.databricks is required with batch.engine databricks"),
+    Case("batch-api-databricks-by-resource-id",
+         changed(ENDPOINT, spec__batch={**DATABRICKS_BATCH, "databricks": AZURE_DATABRICKS}),
+         "spec.batch", "batch.databricks.host is required"),
+    Case("batch-api-storage-both-claim-and-uri",
+         changed(ENDPOINT, spec__batch={**DATABRICKS_BATCH,
+                                        "storage": {"uri": VOLUME, "claimName": "b"}}),
+         "spec.batch.storage", "exactly one of batch.storage.claimName"),
+    Case("batch-api-volume-uri-outside-a-volume",
+         changed(ENDPOINT, spec__batch={**DATABRICKS_BATCH, "storage": {"uri": "dbfs:/tmp/b"}}),
+         "spec.batch.storage.uri", "should match"),
+    Case("batch-api-volume-file-over-five-gib",
+         changed(ENDPOINT, spec__batch={**DATABRICKS_BATCH, "maxFileMB": 6000}),
+         "spec.batch", "batch.maxFileMB must be at most 5120 with storage.uri"),
     Case("databricks-azure-identity-without-workspace-id",
          changed(JOB, spec__engine="databricks",
                  spec__databricks={**DATABRICKS, "azure": AZURE_DATABRICKS["azure"]}),
@@ -363,6 +387,7 @@ def test_there_are_at_least_fifteen_rejection_cases() -> None:
         (ENDPOINT, {"spec__auth": {"jwt": {**JWT, "jwksURL": "http://127.0.0.1:8080/keys"}}}),
         (JOB, {"spec__engine": "databricks", "spec__databricks": AZURE_DATABRICKS}),
         (ENDPOINT, {"spec__backends": [AZURE_ENTRA]}),
+        (ENDPOINT, {"spec__batch": DATABRICKS_BATCH}),
     ],
     ids=[
         "template",
@@ -374,6 +399,7 @@ def test_there_are_at_least_fifteen_rejection_cases() -> None:
         "jwt-loopback-jwks",
         "azure-workspace",
         "azure-openai-entra-id",
+        "batch-api-on-databricks",
     ],
 )
 def test_values_close_to_a_rejected_one_are_accepted(

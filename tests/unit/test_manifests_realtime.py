@@ -15,6 +15,7 @@ import yaml
 
 from tiers import api
 from tiers.operator import manifests
+from tiers.operator.manifests import gateway
 from tiers.operator.manifests import redis as redis_manifests
 from tiers.operator.manifests import telemetry as telemetry_manifests
 from tiers.runtime import providers
@@ -724,6 +725,30 @@ def test_the_batch_api_mounts_its_claim_and_tells_the_gateway_what_each_batch_be
     assert settings.batch.max_file_bytes == 50 * 1024 * 1024
     assert settings.batch.spark["executorCores"] == 3
     assert str(settings.batch.storage_dir) == "/var/lib/tiers/batch"
+
+
+def test_a_batch_api_on_databricks_keeps_its_files_in_the_volume_with_the_workspace_token() -> None:
+    databricks = {"host": "https://x.cloud.databricks.com/", "newCluster": {"numWorkers": 1},
+                  "tokenSecretRef": {"name": "databricks", "key": "token"}}  # fmt: skip
+    on_databricks = {**BATCH, "engine": "databricks", "databricks": databricks,
+                     "storage": {"uri": "dbfs:/Volumes/main/tiers/b/chat/"}}  # fmt: skip
+    children = render(minimal_spec(batch=on_databricks))
+    pod = pod_spec(children)
+    # No claim: a scratch folder the size of the largest upload, each sent on to the volume.
+    assert {"name": "batch", "emptyDir": {"sizeLimit": "114Mi"}} in pod["volumes"]
+    token = env_by_name(children)[gateway.BATCH_DATABRICKS_TOKEN_ENV]
+    assert token["valueFrom"]["secretKeyRef"] == {"name": "databricks", "key": "token"}
+    settings = rendered_config(children).batch
+    assert settings is not None and settings.engine == "databricks"
+    assert settings.claim_name is None and settings.volume is not None
+    assert settings.volume.host == "https://x.cloud.databricks.com"
+    assert settings.volume.root == "/Volumes/main/tiers/b/chat"
+    assert settings.volume.token_env == gateway.BATCH_DATABRICKS_TOKEN_ENV
+    assert settings.databricks is not None and settings.databricks["newCluster"] == {
+        "sparkVersion": "15.4.x-scala2.12", "nodeTypeId": "i3.xlarge", "numWorkers": 1,
+    }  # fmt: skip
+    # Each batch's BatchJob names the token's Secret as the endpoint does: never its value.
+    assert settings.databricks["tokenSecretRef"] == {"name": "databricks", "key": "token"}
 
 
 def test_a_disabled_batch_api_renders_nothing_for_it() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tiers.api import batch
-from tiers.runtime.gateway import batch_objects, config, errors
+from tiers.runtime.gateway import batch_objects, batch_storage, config, errors
 
 SETTINGS = config.BatchConfig(
     namespace="prod",
@@ -24,11 +24,32 @@ CREATED_S = 1796000400
 BATCH_ID = "batch_" + "ab" * 12
 
 
-def job(status: dict[str, Any] | None = None, **annotations: str) -> dict[str, Any]:
+ON_DATABRICKS = config.BatchConfig(
+    namespace="prod",
+    endpoint_name="chat",
+    endpoint_uid="uid-1",
+    storage_dir=pathlib.Path("/var/lib/tiers/batch"),
+    volume=config.VolumeConfig(
+        host="https://x.cloud.databricks.com", token_env="T", root="/Volumes/main/tiers/b/chat"
+    ),
+    engine="databricks",
+    databricks={"host": "https://x.cloud.databricks.com", "newCluster": {"numWorkers": 1},
+                "tokenSecretRef": {"name": "databricks", "key": "token"}},
+)  # fmt: skip
+
+
+def job(
+    status: dict[str, Any] | None = None,
+    *,
+    settings: config.BatchConfig = SETTINGS,
+    **annotations: str,
+) -> dict[str, Any]:
+    storage = batch_storage.of(settings)
     manifest = batch_objects.render_batch_job(
-        SETTINGS, batch_id=BATCH_ID, input_file_id="file-" + "cd" * 12,
-        input_path="files/file-x.jsonl", endpoint="/v1/chat/completions",
-        metadata={"purpose": "nightly eval"}, tenant="t1",
+        settings, batch_id=BATCH_ID, input_file_id="file-" + "cd" * 12,
+        input_uri=storage.uri("files/file-x.jsonl"),
+        output_uri=storage.uri(batch_objects.output_dir_of(BATCH_ID)),
+        endpoint="/v1/chat/completions", metadata={"purpose": "nightly eval"}, tenant="t1",
     )  # fmt: skip
     manifest["metadata"]["creationTimestamp"] = CREATED
     manifest["metadata"]["annotations"].update(annotations)
@@ -58,6 +79,16 @@ def test_the_batch_job_scores_the_uploaded_file_through_the_endpoint_on_the_shar
     (owner,) = metadata["ownerReferences"]
     assert (owner["kind"], owner["name"], owner["uid"]) == ("RealtimeEndpoint", "chat", "uid-1")
     assert "blockOwnerDeletion" not in owner
+
+
+def test_on_databricks_the_batch_job_reads_and_writes_the_volume_from_a_databricks_run() -> None:
+    spec = batch.BatchJobSpec.model_validate(job(settings=ON_DATABRICKS)["spec"])
+    assert spec.engine == "databricks" and spec.volume is None
+    assert spec.input.uri == "dbfs:/Volumes/main/tiers/b/chat/files/file-x.jsonl"
+    assert spec.output.uri == f"dbfs:/Volumes/main/tiers/b/chat/batches/batch-{'ab' * 12}"
+    assert spec.databricks is not None and spec.databricks.host == "https://x.cloud.databricks.com"
+    assert spec.databricks.token_secret_ref.name == "databricks"
+    assert spec.model.endpoint_ref is not None and spec.model.endpoint_ref.name == "chat"
 
 
 def test_a_new_batch_is_validating_with_what_its_client_sent() -> None:

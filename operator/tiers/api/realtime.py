@@ -217,24 +217,91 @@ class Budget(common.Model):
     )
 
 
+VOLUME_URI_PATTERN = r"^dbfs:/Volumes/[^/\s]+/[^/\s]+/[^/\s]+(/[^/\s]+)*/?$"
+MAX_VOLUME_FILE_MB = 5120
+"""The Files API takes a file of up to 5 GiB in one request."""
+
+
 class BatchStorage(common.Model):
     """Where the Batch API keeps uploaded files and each batch's output and error files."""
 
-    claim_name: common.ResourceName = pydantic.Field(
+    model_config = pydantic.ConfigDict(
+        json_schema_extra=common.validations(
+            common.cel(
+                "has(self.claimName) != has(self.uri)",
+                "exactly one of batch.storage.claimName (a PersistentVolumeClaim, for engine "
+                "spark) or batch.storage.uri (a Unity Catalog volume, for engine databricks) "
+                "is required",
+                reason="FieldValueInvalid",
+            )
+        )
+    )
+
+    claim_name: common.ResourceName | None = pydantic.Field(
+        default=None,
         description="A PersistentVolumeClaim in this namespace, mounted by the gateway pods and "
-        "by every batch's run pods (ReadWriteMany where they may share no node)."
+        "by every batch's run pods (ReadWriteMany where they may share no node); engine spark.",
+    )
+    uri: str | None = pydantic.Field(
+        default=None,
+        max_length=1024,
+        pattern=VOLUME_URI_PATTERN,
+        description="A folder in a Unity Catalog volume, dbfs:/Volumes/<catalog>/<schema>/"
+        "<volume>/<folder>; engine databricks. The gateway writes and reads the files through "
+        "the workspace's Files API (batch.databricks.host and its token); each batch's "
+        "Databricks run reads and writes them at this URI.",
     )
 
 
 class BatchAPI(common.Model):
     """OpenAI's Batch API on this endpoint: POST /v1/files (purpose batch) and /v1/batches.
-    Each batch becomes a BatchJob (engine spark) owned by the endpoint, labelled with its id,
+    Each batch becomes a BatchJob (`engine`) owned by the endpoint, labelled with its id,
     whose requests call this endpoint (auth, cache, limits and budget as any call)."""
 
+    model_config = pydantic.ConfigDict(
+        json_schema_extra=common.validations(
+            common.cel(
+                "self.engine == 'databricks' ? has(self.storage.uri) : has(self.storage.claimName)",
+                "batch.storage: engine spark keeps the files on storage.claimName (a "
+                "PersistentVolumeClaim); engine databricks in storage.uri (a Unity Catalog "
+                "volume, dbfs:/Volumes/<catalog>/<schema>/<volume>/<folder>)",
+                reason="FieldValueInvalid",
+            ),
+            common.cel(
+                "(self.engine == 'databricks') == has(self.databricks)",
+                "batch.databricks is required with batch.engine databricks, and allowed with it "
+                "only",
+                reason="FieldValueInvalid",
+            ),
+            common.cel(
+                "!has(self.databricks) || has(self.databricks.host)",
+                "batch.databricks.host is required (the gateway writes the batch files to that "
+                "workspace itself); batch.databricks.workspaceResourceId is for BatchJobs only",
+                reason="FieldValueInvalid",
+            ),
+            common.cel(
+                f"!has(self.storage.uri) || self.maxFileMB <= {MAX_VOLUME_FILE_MB}",
+                f"batch.maxFileMB must be at most {MAX_VOLUME_FILE_MB} with storage.uri (the "
+                "Files API takes a file of up to 5 GiB in one request)",
+                reason="FieldValueInvalid",
+            ),
+        )
+    )
+
     enabled: bool = True
+    engine: batch.BatchEngine = pydantic.Field(
+        default="spark",
+        description="What runs each batch: spark (on this cluster, files on storage.claimName) "
+        "or databricks (a Databricks run, files in storage.uri).",
+    )
     storage: BatchStorage
     spark: batch.Spark = pydantic.Field(
-        default_factory=batch.Spark, description="How each batch's run uses Spark."
+        default_factory=batch.Spark, description="How each batch's run uses Spark (engine spark)."
+    )
+    databricks: batch.Databricks | None = pydantic.Field(
+        default=None,
+        description="Where each batch runs with engine databricks: a BatchJob's "
+        "spec.databricks, given to every batch's BatchJob as it is.",
     )
     max_file_mb: int = pydantic.Field(
         default=200,
@@ -242,7 +309,8 @@ class BatchAPI(common.Model):
         le=10240,
         alias="maxFileMB",
         description="The largest file POST /v1/files takes, in MiB (OpenAI's limit is 200); "
-        "uploads are streamed to the volume, never held in memory.",
+        "uploads are streamed to the volume (with storage.uri, first to a scratch volume of "
+        "the gateway pod's own), never held in memory.",
     )
     backoff_limit: int = pydantic.Field(
         default=3,

@@ -1,8 +1,10 @@
 """The test server's HTTP front: the subset of the Databricks REST API that databricks-sdk calls
-for a BatchJob, on 127.0.0.1, answering errors in Databricks' shape
-(`{"error_code": ..., "message": ...}`), with the latency and errors a test injects.
+for a BatchJob, and the Files API on its volumes (`volumes`), on 127.0.0.1, answering errors in
+Databricks' shape (`{"error_code": ..., "message": ...}`), with the latency and errors a test
+injects.
 
-Bodies are bounded (`MAX_BODY_BYTES`) and every connection has a read timeout.
+JSON bodies are bounded (`MAX_BODY_BYTES`), a file's by the Files API's 5 GiB and streamed to
+disk, and every connection has a read timeout.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from tiers.devenv.databricks import workspace
+from tiers.devenv.databricks import volumes, workspace
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 READ_TIMEOUT_S = 30
 TICK_S = 0.1
+FILES = "/api/2.0/fs/files/"
+DIRECTORIES = "/api/2.0/fs/directories/"
 
 Route = Callable[[workspace.Workspace, dict[str, Any]], dict[str, Any]]
 
@@ -68,12 +72,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._handle("POST")
 
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_HEAD(self) -> None:
+        self._handle("HEAD")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
     def _handle(self, method: str) -> None:
         space = self.server.workspace
         parsed = urllib.parse.urlsplit(self.path)
         path = parsed.path
+        query = dict(urllib.parse.parse_qsl(parsed.query))
         try:
-            body = self._body() if method == "POST" else dict(urllib.parse.parse_qsl(parsed.query))
+            # A JSON body is read first, so that an error answer leaves none behind on the
+            # connection; a file's body is streamed by `_files`.
+            body = self._body() if method == "POST" else query
             if space.faults.latency_s:
                 time.sleep(space.faults.latency_s)
             if path == "/.well-known/databricks-config":
@@ -86,7 +102,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if injected is not None:
                 self._error(injected)
                 return
-            route = (_POST if method == "POST" else _GET).get(path)
+            if path.startswith((FILES, DIRECTORIES)):
+                self._files(method, path, query)
+                return
+            route = {"POST": _POST, "GET": _GET}.get(method, {}).get(path)
             if route is None:
                 raise workspace.ApiError(
                     404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {path}'"
@@ -102,6 +121,48 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._answer(error.status, {"error_code": error.code, "message": error.message})
         except (ValueError, KeyError, TypeError) as error:
             self._answer(400, {"error_code": "MALFORMED_REQUEST", "message": str(error)})
+
+    def _files(self, method: str, path: str, query: dict[str, str]) -> None:
+        """The Files API: a file's PUT, GET, HEAD and DELETE; a directory's PUT (mkdir -p)."""
+        files = self.server.workspace.volumes
+        target = "/" + path.removeprefix(FILES if path.startswith(FILES) else DIRECTORIES)
+        with self.server.workspace.lock:
+            self.server.workspace.requests.append((method, path, dict(query)))
+        if path.startswith(DIRECTORIES):
+            if method != "PUT":
+                raise workspace.ApiError(
+                    405, "ENDPOINT_NOT_FOUND", f"This server has no {method} on directories."
+                )
+            files.make_directory(target)
+            self._answer_empty(204, {})
+        elif method == "PUT":
+            length = self.headers.get("Content-Length")
+            if length is None or not length.isdigit():
+                raise workspace.ApiError(411, "MALFORMED_REQUEST", "Content-Length is required.")
+            overwrite = query.get("overwrite", "true").lower() != "false"
+            files.write(target, self.rfile, int(length), overwrite=overwrite)
+            self._answer_empty(204, {})
+        elif method == "HEAD":
+            self._answer_empty(200, files.metadata(target))
+        elif method == "GET":
+            with files.read(target) as source:
+                self._answer_empty(200, files.metadata(target))
+                while chunk := source.read(volumes.COPY_BYTES):
+                    self.wfile.write(chunk)
+        elif method == "DELETE":
+            files.delete(target)
+            self._answer_empty(204, {})
+        else:
+            raise workspace.ApiError(405, "ENDPOINT_NOT_FOUND", f"No {method} on files.")
+
+    def _answer_empty(self, status: int, headers: dict[str, str]) -> None:
+        """Headers only (the body, if any, follows): a file's, or none."""
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if "Content-Length" not in headers:
+            self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _body(self) -> dict[str, Any]:
         length = int(self.headers.get("Content-Length") or 0)
@@ -126,13 +187,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> None:
         data = json.dumps(body).encode()
+        if self.command == "PUT" and status >= 400:
+            # A file's body may be unread: this connection cannot carry another request.
+            self.close_connection = True
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def log_message(self, *_: Any) -> None:
         return

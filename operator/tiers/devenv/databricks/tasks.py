@@ -5,7 +5,9 @@ The process gets what a Databricks cluster gives its driver: a Spark master (`lo
 `spark_env_vars` with `{{secrets/<scope>/<key>}}` references resolved, and the workspace's host
 and a token of the cluster's own (`DATABRICKS_HOST`, `DATABRICKS_TOKEN`, which
 `databricks.sdk.runtime.dbutils` reads secrets with). `libraries` are not installed: the
-process runs on this environment's Python, where tiers is installed already.
+process runs on this environment's Python, where tiers is installed already. Its parameters
+are seen as the cluster sees them (`Workspace.cluster_view`): `dbfs:/` is the workspace's
+local DBFS folder, and the URLs of `Workspace.network` lead where it says.
 """
 
 from __future__ import annotations
@@ -78,7 +80,8 @@ def start(space: workspace.Workspace, run: workspace.Run) -> TaskProcess:
     log = folder / "driver.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, str(script), *[str(p) for p in python_task.get("parameters") or []]],
+            [sys.executable, str(script),
+             *[space.cluster_view(str(p)) for p in python_task.get("parameters") or []]],
             cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip

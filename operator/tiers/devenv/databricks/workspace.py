@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tiers.devenv.databricks import tasks as task_processes
+from tiers.devenv.databricks import volumes
 
 
 class ApiError(Exception):
@@ -95,6 +96,11 @@ class Workspace:
         self.requests: list[tuple[str, str, dict[str, Any]]] = []
         """Every request handled: method, path and JSON body (or query)."""
         self.workdir = pathlib.Path(tempfile.mkdtemp(prefix="tiers-databricks-"))
+        self.volumes = volumes.Volumes(self.workdir / "dbfs")
+        """DBFS and its Unity Catalog volumes, served by the Files API."""
+        self.network: dict[str, str] = {}
+        """URLs that a run's task reaches elsewhere from here (a cluster's own network: an
+        in-cluster Service URL, as a local server's), replaced in its parameters."""
         self._ids = itertools.count(1001)
         self.task_token = f"dapi-task-{secrets.token_hex(8)}"
         """The token a run's task calls the workspace with (as a cluster's own credentials)."""
@@ -304,6 +310,14 @@ class Workspace:
         if run.job_id is not None:
             described["job_id"] = run.job_id
         return described
+
+    def cluster_view(self, parameter: str) -> str:
+        """A task's parameter as the task must read it here: its `dbfs:/` URIs under the local
+        DBFS folder, and the URLs of `network` replaced."""
+        found = self.volumes.cluster_view(parameter)
+        for url, local in self.network.items():
+            found = found.replace(url, local)
+        return found
 
     # ---- secrets and workspace files --------------------------------------------------------
 

@@ -27,7 +27,14 @@ REDIS_PASSWORD_ENV = "TIERS_REDIS_PASSWORD"
 """The variable that gives the gateway the managed Redis's password (its config names it)."""
 TMP_SIZE_LIMIT = "64Mi"
 BATCH_STORAGE_DIR = "/var/lib/tiers/batch"
-"""Where the Batch API's claim is mounted, in the gateway's pods and in each batch's run pods."""
+"""Where the Batch API's claim is mounted, in the gateway's pods and in each batch's run pods;
+with a Unity Catalog volume (`spec.batch.storage.uri`), the gateway's scratch folder for uploads
+on their way there."""
+BATCH_DATABRICKS_TOKEN_ENV = "TIERS_BATCH_DATABRICKS_TOKEN"
+"""The workspace token the gateway writes and reads a volume's batch files with (engine
+databricks), from `spec.batch.databricks.tokenSecretRef`."""
+SCRATCH_SLACK_MB = 64
+"""Room in the scratch folder beyond the largest upload (another arriving meanwhile)."""
 
 
 def name(owner: labels.Named) -> str:
@@ -69,6 +76,9 @@ def _env(
         if ref is not None
     ]
     env.extend(redis_env)
+    if _serves_batches(spec) and spec.batch is not None and spec.batch.databricks is not None:
+        ref = spec.batch.databricks.token_secret_ref
+        env.append(security.secret_env(BATCH_DATABRICKS_TOKEN_ENV, ref))
     return env
 
 
@@ -134,8 +144,13 @@ def _volumes(owner: labels.Owner, spec: realtime.RealtimeEndpointSpec) -> list[d
         sources.append({"secret": {"name": callers, "optional": True}})
         volumes.append({"name": "api-keys", "projected": {"sources": sources}})
     if spec.batch is not None and spec.batch.enabled:
-        claim = {"claimName": spec.batch.storage.claim_name}
-        volumes.append({"name": "batch", "persistentVolumeClaim": claim})
+        claim_name = spec.batch.storage.claim_name
+        if claim_name is not None:
+            volumes.append({"name": "batch", "persistentVolumeClaim": {"claimName": claim_name}})
+        else:
+            # A Unity Catalog volume: uploads are spooled here, each one sent whole.
+            size = f"{spec.batch.max_file_mb + SCRATCH_SLACK_MB}Mi"
+            volumes.append({"name": "batch", "emptyDir": {"sizeLimit": size}})
     if spec.tls is not None:
         volumes.append(serving_tls.server_volume(owner, COMPONENT, spec.tls))
     return volumes

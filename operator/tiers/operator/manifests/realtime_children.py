@@ -12,7 +12,7 @@ import pathlib
 from typing import Any
 
 from tiers import api
-from tiers.api import common
+from tiers.api import batch, common, realtime
 from tiers.operator.manifests import (
     backends,
     exposure,
@@ -101,9 +101,33 @@ def _batch(owner: Owner, spec: api.RealtimeEndpointSpec) -> config.BatchConfig |
         endpoint_uid=owner.uid,
         storage_dir=pathlib.Path(gateway.BATCH_STORAGE_DIR),
         claim_name=found.storage.claim_name,
+        volume=_batch_volume(found),
+        engine=found.engine,
         spark=found.spark.model_dump(mode="json", by_alias=True, exclude_none=True),
+        databricks=_dumped(found.databricks),
         backoff_limit=found.backoff_limit,
         max_file_bytes=found.max_file_mb * 1024 * 1024,
+    )
+
+
+def _dumped(databricks: batch.Databricks | None) -> dict[str, object] | None:
+    return (
+        None
+        if databricks is None
+        else databricks.model_dump(mode="json", by_alias=True, exclude_none=True)
+    )
+
+
+def _batch_volume(found: realtime.BatchAPI) -> config.VolumeConfig | None:
+    """The Unity Catalog volume folder of `storage.uri`, as the Files API names it."""
+    uri, databricks = found.storage.uri, found.databricks
+    if uri is None:
+        return None
+    assert databricks is not None and databricks.host is not None, "the CRD requires them"
+    return config.VolumeConfig(
+        host=databricks.host.rstrip("/"),
+        token_env=gateway.BATCH_DATABRICKS_TOKEN_ENV,
+        root=uri.removeprefix("dbfs:").rstrip("/"),
     )
 
 

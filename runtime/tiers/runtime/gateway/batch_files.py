@@ -1,14 +1,15 @@
-"""The Batch API's files, on the volume `spec.batch.storage` names: no database.
+"""The Batch API's files, in the storage `spec.batch.storage` names: no database.
 
     <storage>/files/<file id>.jsonl     an uploaded file, as it came
     <storage>/files/<file id>.json      its file object, with the tenant that owns it
     <storage>/batches/<batch job>/      a batch's run output (output.jsonl, errors.jsonl, parts)
 
 An upload (`POST /v1/files`, multipart/form-data) is parsed as it arrives and its `file` part
-streamed to a hidden file beside its final name, at most `max_file_bytes`, then renamed: a
-reader never sees half a file, and the gateway never holds the file in memory. A batch's output
-and error files get their file object (and a derived id) when a batch object first names them.
-Disk I/O runs in threads, off the event loop. Called by `batches`.
+streamed to a spool file (`batch_storage`), at most `max_file_bytes`, then published whole: a
+reader never sees half a file, and the gateway never holds the file in memory. A file is known
+once its file object is written, after the file itself. A batch's output and error files get
+their file object (and a derived id) when a batch object first names them. The storage's I/O
+runs in threads, off the event loop (`batch_storage`). Called by `batches`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
-import pathlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any, BinaryIO
@@ -25,11 +24,10 @@ from typing import Any, BinaryIO
 from python_multipart import exceptions, multipart
 
 from tiers.runtime import asgi
-from tiers.runtime.gateway import batch_objects, errors
+from tiers.runtime.gateway import batch_objects, batch_storage, errors
 
 FLUSH_BYTES = 1024 * 1024
 """What an upload buffers before writing it out."""
-READ_BYTES = 1024 * 1024
 MAX_FIELD_BYTES = 1024
 """A form field besides the file (`purpose`) is a short word."""
 FORM_SLACK_BYTES = 64 * 1024
@@ -95,15 +93,14 @@ class _Form:
 
 
 class FileStore:
-    """The files of one endpoint's Batch API under `root`."""
+    """The files of one endpoint's Batch API in `storage`."""
 
-    def __init__(self, root: pathlib.Path, *, max_file_bytes: int) -> None:
-        self.root = root
+    def __init__(self, storage: batch_storage.Storage, *, max_file_bytes: int) -> None:
+        self.storage = storage
         self.max_file_bytes = max_file_bytes
 
     def prepare(self) -> None:
-        for folder in (batch_objects.FILES_DIR, batch_objects.BATCHES_DIR):
-            (self.root / folder).mkdir(parents=True, exist_ok=True)
+        self.storage.prepare()
 
     async def upload(
         self, content_type: bytes | None, length: int | None, receive: asgi.Receive, *, tenant: str
@@ -122,8 +119,8 @@ class FileStore:
         form = _Form(_limit=self.max_file_bytes)
         parser = multipart.MultipartParser(boundary, form.callbacks())  # type: ignore[arg-type]
         file_id = batch_objects.new_file_id()
-        final = self.root / batch_objects.FILES_DIR / f"{file_id}.jsonl"
-        partial = final.with_name(f".{final.name}.part")
+        relative = f"{batch_objects.FILES_DIR}/{file_id}.jsonl"
+        partial = self.storage.spool(relative)
         out = await asyncio.to_thread(partial.open, "wb")
         try:
             await _receive_form(receive, parser, form, out)
@@ -133,7 +130,7 @@ class FileStore:
                 raise errors.invalid("purpose", f'must be "{PURPOSE}" (the Batch API\'s files)')
             if not form.has_file:
                 raise errors.invalid("file", "the form has no file part")
-            await asyncio.to_thread(partial.rename, final)
+            await self.storage.publish(partial, relative)
         except BaseException:
             out.close()
             await asyncio.to_thread(partial.unlink, missing_ok=True)
@@ -149,19 +146,19 @@ class FileStore:
             "status_details": None,
             "expires_at": None,
             "tenant": tenant,
-            "path": f"{batch_objects.FILES_DIR}/{final.name}",
+            "path": relative,
         }
-        await asyncio.to_thread(self._write_meta, stored)
+        await self._write_meta(stored)
         return public(stored)
 
     async def find(self, file_id: str, *, tenant: str) -> dict[str, Any]:
         """The stored file object of a tenant's file (with its path); 404 for any other."""
         if not batch_objects.valid_id(file_id, "file-"):
             raise _not_found(file_id)
-        meta = self.root / batch_objects.FILES_DIR / f"{file_id}.json"
+        raw = await self.storage.read(_meta_path(file_id))
         try:
-            stored: dict[str, Any] = json.loads(await asyncio.to_thread(meta.read_bytes))
-        except (OSError, json.JSONDecodeError):
+            stored: dict[str, Any] = json.loads(raw) if raw is not None else {}
+        except json.JSONDecodeError:
             raise _not_found(file_id) from None
         if stored.get("tenant") != tenant:
             raise _not_found(file_id)
@@ -173,12 +170,8 @@ class FileStore:
         """The id of a batch's output or error file (`name` under its output) once it holds
         lines; its file object is written the first time, so `find` serves it."""
         relative = f"{batch_objects.output_dir_of(batch_id)}/{name}"
-        path = self.root / relative
-        try:
-            size = (await asyncio.to_thread(path.stat)).st_size
-        except OSError:
-            return None
-        if size == 0:
+        size = await self.storage.size(relative)
+        if not size:
             return None
         file_id = batch_objects.result_file_id(batch_id, name)
         stored = {
@@ -194,33 +187,30 @@ class FileStore:
             "tenant": tenant,
             "path": relative,
         }
-        await asyncio.to_thread(self._write_meta, stored, only_new=False)
+        await self._write_meta(stored, only_new=False)
         return file_id
 
     async def size(self, stored: dict[str, Any]) -> int:
-        try:
-            found = await asyncio.to_thread((self.root / stored["path"]).stat)
-            return int(found.st_size)
-        except OSError:
-            raise _not_found(stored["id"]) from None
+        found = await self.storage.size(stored["path"])
+        if found is None:
+            raise _not_found(stored["id"])
+        return found
 
-    async def chunks(self, stored: dict[str, Any]) -> AsyncIterator[bytes]:
+    def chunks(self, stored: dict[str, Any]) -> AsyncIterator[bytes]:
         """A stored file's bytes, read a piece at a time."""
-        source = await asyncio.to_thread((self.root / stored["path"]).open, "rb")
-        try:
-            while chunk := await asyncio.to_thread(source.read, READ_BYTES):
-                yield chunk
-        finally:
-            source.close()
+        return self.storage.chunks(stored["path"])
 
-    def _write_meta(self, stored: dict[str, Any], *, only_new: bool = True) -> None:
-        meta = self.root / batch_objects.FILES_DIR / f"{stored['id']}.json"
-        text = json.dumps(stored)
-        if meta.exists() and (only_new or meta.read_text() == text):
+    async def _write_meta(self, stored: dict[str, Any], *, only_new: bool = True) -> None:
+        relative = _meta_path(stored["id"])
+        text = json.dumps(stored).encode()
+        found = await self.storage.read(relative)
+        if found is not None and (only_new or found == text):
             return
-        partial = meta.with_name(f".{meta.name}.{os.getpid()}.part")
-        partial.write_text(text)
-        partial.rename(meta)
+        await self.storage.write(relative, text)
+
+
+def _meta_path(file_id: str) -> str:
+    return f"{batch_objects.FILES_DIR}/{file_id}.json"
 
 
 def public(stored: dict[str, Any]) -> dict[str, Any]:

@@ -122,14 +122,30 @@ def render_batch_job(
     *,
     batch_id: str,
     input_file_id: str,
-    input_path: str,
+    input_uri: str,
+    output_uri: str,
     endpoint: str,
     metadata: Mapping[str, str],
     tenant: str,
 ) -> dict[str, Any]:
     """The BatchJob of a new batch: its OpenAI input file scored through this endpoint (so its
-    requests meet the endpoint's model, cache, limits and budget), owned by the endpoint."""
-    storage = settings.storage_dir
+    requests meet the endpoint's model, cache, limits and budget), owned by the endpoint. Its
+    engine is `settings.engine`: on spark its pods mount the storage's claim; on databricks it
+    runs where `settings.databricks` says, reading and writing the volume's URIs."""
+    spec: dict[str, Any] = {
+        "engine": settings.engine,
+        "input": {"uri": input_uri, "format": "openai", "idField": "custom_id"},
+        "output": {"uri": output_uri, "format": "jsonl"},
+        # Each line carries its own body; the prompt is not used for OpenAI files.
+        "model": {"endpointRef": {"name": settings.endpoint_name}, "prompt": "{body}"},
+        "backoffLimit": settings.backoff_limit,
+        "activeDeadlineSeconds": settings.completion_window_s,
+    }
+    if settings.engine == "databricks":
+        spec["databricks"] = dict(settings.databricks or {})
+    else:
+        spec["spark"] = dict(settings.spark)
+        spec["volume"] = {"claimName": settings.claim_name, "mountPath": str(settings.storage_dir)}
     return {
         "apiVersion": API_VERSION,
         "kind": "BatchJob",
@@ -157,21 +173,7 @@ def render_batch_job(
                 }
             ],
         },
-        "spec": {
-            "engine": "spark",
-            "input": {
-                "uri": (storage / input_path).as_uri(),
-                "format": "openai",
-                "idField": "custom_id",
-            },
-            "output": {"uri": (storage / output_dir_of(batch_id)).as_uri(), "format": "jsonl"},
-            # Each line carries its own body; the prompt is not used for OpenAI files.
-            "model": {"endpointRef": {"name": settings.endpoint_name}, "prompt": "{body}"},
-            "spark": dict(settings.spark),
-            "volume": {"claimName": settings.claim_name, "mountPath": str(storage)},
-            "backoffLimit": settings.backoff_limit,
-            "activeDeadlineSeconds": settings.completion_window_s,
-        },
+        "spec": spec,
     }
 
 

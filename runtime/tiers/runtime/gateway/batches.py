@@ -33,6 +33,7 @@ from tiers.runtime.gateway import (
     asgi_io,
     batch_files,
     batch_objects,
+    batch_storage,
     budget,
     callers,
     config,
@@ -64,7 +65,7 @@ class BatchAPI:
     ) -> None:
         self.settings = settings
         self.files = batch_files.FileStore(
-            settings.storage_dir, max_file_bytes=settings.max_file_bytes
+            batch_storage.of(settings), max_file_bytes=settings.max_file_bytes
         )
         self._callers = auth
         self._budget = spend
@@ -146,8 +147,11 @@ class BatchAPI:
         # A spent monthly budget refuses new batches as it refuses new calls.
         self._budget.check()
         batch_id = batch_objects.new_batch_id()
+        storage = self.files.storage
         manifest = batch_objects.render_batch_job(
-            self.settings, batch_id=batch_id, input_file_id=file_id, input_path=stored["path"],
+            self.settings, batch_id=batch_id, input_file_id=file_id,
+            input_uri=storage.uri(stored["path"]),
+            output_uri=storage.uri(batch_objects.output_dir_of(batch_id)),
             endpoint=endpoint, metadata=metadata, tenant=tenant,
         )  # fmt: skip
         created = await self._kube().create(BatchJob.from_dict(manifest))

@@ -71,20 +71,38 @@ class ServerLimits(_Config):
     """One server-sent event of a backend's stream; past it the stream is cut."""
 
 
+class VolumeConfig(_Config):
+    """A Unity Catalog volume folder that holds the Batch API's files (`spec.batch.storage.uri`
+    with engine databricks), read and written through the workspace's Files API."""
+
+    host: str = pydantic.Field(pattern=r"^https?://")
+    """The workspace URL."""
+    token_env: str
+    """The variable that holds the workspace token (from a Secret)."""
+    root: str = pydantic.Field(pattern=r"^/Volumes/[^/]+/[^/]+/[^/]+(/[^/]+)*$")
+    """The folder, as the Files API names it: /Volumes/<catalog>/<schema>/<volume>/<folder>."""
+
+
 class BatchConfig(_Config):
     """OpenAI's Batch API (`batches`): where its files go and the BatchJob each batch becomes.
 
-    The gateway creates that BatchJob in `namespace`, owned by the endpoint (`endpoint_uid`), its
-    input and output under `storage_dir`, which the BatchJob's pods mount from the same claim."""
+    The gateway creates that BatchJob in `namespace`, owned by the endpoint (`endpoint_uid`).
+    With `claim_name` (engine spark) its input and output are under `storage_dir`, which the
+    BatchJob's pods mount from the same claim; with `volume` (engine databricks) they are in that
+    volume, and `storage_dir` is the gateway's scratch folder for uploads on their way there."""
 
     namespace: str
     endpoint_name: str
     endpoint_uid: str
     storage_dir: pathlib.Path
     """Where the claim is mounted: `files/` holds uploads, `batches/` each batch's results."""
-    claim_name: str
+    claim_name: str | None = None
+    volume: VolumeConfig | None = None
+    engine: Literal["spark", "databricks"] = "spark"
     spark: dict[str, object] = pydantic.Field(default_factory=dict)
     """The BatchJob's `spec.spark`, as the API writes it."""
+    databricks: dict[str, object] | None = None
+    """The BatchJob's `spec.databricks` (engine databricks), as the API writes it."""
     backoff_limit: int = pydantic.Field(default=3, ge=0, le=100)
     max_file_bytes: int = pydantic.Field(default=200 * 1024 * 1024, ge=1024)
     completion_window_s: int = pydantic.Field(default=24 * 3600, ge=60)
