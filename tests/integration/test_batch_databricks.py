@@ -230,19 +230,32 @@ def killed_mid_submit(
     return env
 
 
+@pytest.mark.parametrize(
+    "edit",
+    # A spec edited while no operator ran: a new generation, whose idempotency token differs,
+    # so only the claim (and the run's name) keeps the next operator from a second run.
+    [None, {"spec": {"model": {"maxTokens": 16}}}],
+    ids=["as-it-was", "spec-edited-meanwhile"],
+)
 def test_an_operator_killed_between_submit_and_status_makes_no_second_run(
     kubectl: Kubectl, namespace: str, workspace: databricks.Server, mock: str,
     tmp_path: pathlib.Path, own_operator: list[str], dev_cluster: devenv.DevCluster,
+    edit: dict[str, Any] | None,
 ) -> None:  # fmt: skip
     env = killed_mid_submit(
         kubectl, namespace, workspace, mock, tmp_path, own_operator, dev_cluster
     )
+    if edit is not None:
+        kubectl.run("patch", "bjob", "triage", "-n", namespace, "--type=merge",
+                    "-p", json.dumps(edit))  # fmt: skip
     second = processes.start("operator-2", own_operator, log_dir=tmp_path, env=env)
     try:
         recorded = wait_for(
-            lambda: (found := job(kubectl, namespace).get("status", {}).get("lastRun", {}).get(
-                "databricks", {})).get("runId") is not None and found,
-            timeout_s=60, what="the run id in status",
+            lambda: (obj := job(kubectl, namespace)).get("status", {}).get(
+                "observedGeneration") == obj["metadata"]["generation"]
+            and (found := obj["status"].get("lastRun", {}).get("databricks", {})).get(
+                "runId") is not None and found,
+            timeout_s=60, what="the run id in status, at the spec's generation",
         )  # fmt: skip
     finally:
         processes.stop(second.pid, grace_s=5)
