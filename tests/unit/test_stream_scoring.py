@@ -216,3 +216,20 @@ def test_a_traced_jobs_arrow_rows_carry_the_context_columns(
     assert out.column("traceparent").to_pylist() == [UNSAMPLED]
     [empty] = list(score(iter([pyarrow.RecordBatch.from_pydict(columns).slice(0, 0)])))
     assert empty.num_columns == 5 and empty.num_rows == 0
+
+
+def test_spans_a_worker_cannot_export_are_said_in_its_log_at_most_once_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    unexported = traces.Unexported(clock=lambda: now[0])
+    with caplog.at_level("WARNING", logger=traces.__name__):
+        unexported("exported", 512)
+        unexported("dropped", 1)
+        unexported("dropped", 3)
+        now[0] = traces.SAY_EVERY_S
+        unexported("failed", 512)
+    assert [r.getMessage() for r in caplog.records] == [
+        "spans not exported by this worker so far: {'dropped': 1}",
+        "spans not exported by this worker so far: {'dropped': 4, 'failed': 512}",
+    ]

@@ -14,15 +14,21 @@ whose producer's trace is not sampled gets no span; its context goes on as it ca
 
 Ended spans leave the worker through an exporter on the worker's event loop (the model
 client's, `modelcall.event_loop`), handed over once per micro-batch: a task never waits on a
-collector, and a collector that is away costs the job dropped spans, nothing more.
+collector, and a collector that is away costs the job dropped spans, nothing more. A worker has
+no metrics endpoint: what its exporter drops is said in its log, at most once a minute
+(`Unexported`). Spans still queued when Spark ends a worker (within the last export interval)
+are lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import logging
 import os
 import random
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tiers.runtime import modelcall
@@ -46,7 +52,9 @@ OUTPUT_HEADERS = (
 )
 """The Kafka sink's `headers` column from those two: none when the record passes nothing on."""
 
+log = logging.getLogger(__name__)
 Parsed = dict[str, Any] | events.Unparseable
+SAY_EVERY_S = 60.0
 _exporters: dict[tuple[Any, ...], tuple[export.Exporter, random.Random]] = {}
 
 
@@ -132,6 +140,25 @@ class BatchTrace:
         ]
 
 
+class Unexported:
+    """The exporter's `counted`: spans dropped (queue full) or failed, in the worker's log at
+    most once every `SAY_EVERY_S`, with the totals so far."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.totals: collections.Counter[str] = collections.Counter()
+        self._clock = clock
+        self._said: float | None = None
+
+    def __call__(self, outcome: str, count: int) -> None:
+        if outcome == "exported":
+            return
+        self.totals[outcome] += count
+        now = self._clock()
+        if self._said is None or now - self._said >= SAY_EVERY_S:
+            self._said = now
+            log.warning("spans not exported by this worker so far: %s", dict(self.totals))
+
+
 def _exporter(settings: config.StreamJobConfig) -> tuple[export.Exporter, random.Random]:
     """This worker process's exporter for the pipeline (on the model client's loop) and the
     random ids of its spans: both made anew in a forked worker, whose ids must differ."""
@@ -142,7 +169,7 @@ def _exporter(settings: config.StreamJobConfig) -> tuple[export.Exporter, random
         tracing = settings.tracing
 
         async def started() -> export.Exporter:
-            exporter = export.Exporter(tracing, resource=resource(settings))
+            exporter = export.Exporter(tracing, resource=resource(settings), counted=Unexported())
             exporter.start()
             return exporter
 
