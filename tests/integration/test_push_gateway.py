@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import json
 import pathlib
+import secrets
 import ssl
 import threading
 import urllib.error
@@ -19,7 +20,7 @@ import websockets.exceptions
 import websockets.sync.client
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from conftest import Processes, wait_for
+from conftest import Collector, Processes, wait_for
 
 from tiers import devenv
 from tiers.operator.manifests import serving_tls
@@ -92,7 +93,9 @@ def test_callers_without_a_key_pages_not_allowed_and_big_bodies_are_refused(push
     assert call(events, method="OPTIONS", headers={"origin": "https://evil.example"})[0] == 403
     status, headers, _ = call(events, method="OPTIONS", headers={"origin": ALLOWED})
     assert status == 204 and headers["access-control-allow-origin"] == ALLOWED
-    assert "authorization" in headers["access-control-allow-headers"]
+    assert {"authorization", "traceparent"} <= set(
+        headers["access-control-allow-headers"].split(", ")
+    )
     status, headers, _ = call(events, headers={**bearer(KEY_A), "origin": ALLOWED})
     assert status == 202 and headers["access-control-allow-origin"] == ALLOWED
     plain = {**bearer(KEY_A), "content-type": "text/plain"}
@@ -159,6 +162,30 @@ def test_each_key_sees_only_its_own_events_and_cannot_take_anothers_id(
     assert [r["key"] for r in received["a-own"]] == [key_a]
     assert [r["key"] for r in received["b-all"]] == [key_b]
     assert received["a-tries-b"] == [], "a key never reads another key's results"
+
+
+def test_a_callers_trace_context_goes_into_the_headers_of_each_event_it_posts(
+    push: str, topics: dict[str, str], dev_cluster: devenv.DevCluster
+) -> None:
+    traceparent = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    inputs = Collector(dev_cluster.kafka_bootstrap, topics["in"])
+    try:
+        traced = {**bearer(KEY_A), "traceparent": traceparent, "tracestate": "vendor=1"}
+        assert (
+            call(push + "/events", body=b'[{"id": "t1"}, {"id": "t2"}]', headers=traced)[0] == 202
+        )
+        malformed = {**bearer(KEY_A), "traceparent": "00-not-a-context"}
+        assert call(push + "/events", body=b'{"id": "plain"}', headers=malformed)[0] == 202
+        wait_for(lambda: len(inputs.records) >= 3, timeout_s=30, what="the three events")
+    finally:
+        inputs.close()
+    by_id = {r["id"]: h for r, h in zip(inputs.records, inputs.headers, strict=True)}
+    assert (
+        by_id["t1"]
+        == by_id["t2"]
+        == {"traceparent": traceparent.encode(), "tracestate": b"vendor=1"}
+    )
+    assert by_id["plain"] == {}, "a malformed context is not passed on"
 
 
 def test_the_push_gateway_serves_https_that_clients_verify(

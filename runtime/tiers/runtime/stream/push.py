@@ -14,6 +14,9 @@ subprotocols `tiers` and `bearer.<key>`. Each key is a tenant: its events' Kafka
 `<tenant>:<id>` (the tenant is a digest of the key, so no client can use another's ids), and it
 sees only its own results. Pages of `push.allowed_origins` only may call it from a browser
 (CORS, the WebSocket's Origin); bodies, batches and WebSocket messages are bounded.
+
+A caller's W3C `traceparent` (and `tracestate`) goes as it came into the headers of each event
+it posts, where a traced job continues its trace (`traces`); a malformed one is not passed on.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from tiers.runtime import apikeys, asgi
 from tiers.runtime.stream import config
+from tiers.runtime.tracing import spans
 
 QUEUE_SIZE = 1000
 CONSUMER_START_S = 25.0
@@ -188,11 +192,17 @@ class PushGateway:
             await _send(send, status, _error(reason), headers=headers)
             return
         keys = []
+        context = spans.passed_on(_header(scope, b"traceparent"), _header(scope, b"tracestate"))
+        trace_headers: list[tuple[str, str | bytes | None]] | None = (
+            None if context is None else list(context.items())
+        )
         for event in batch:
             key = str(event.get("id") or uuid.uuid4().hex)
             if tenant:
                 key = f"{tenant}:{key}"
-            self._producer.produce(self.input_topic, key=key, value=orjson.dumps(event))
+            self._producer.produce(
+                self.input_topic, key=key, value=orjson.dumps(event), headers=trace_headers
+            )
             keys.append(key)
         self._producer.poll(0)
         await asyncio.to_thread(self._producer.flush, 10)
@@ -363,7 +373,7 @@ def _header(scope: asgi.Scope, name: bytes) -> bytes | None:
 
 _PREFLIGHT = [
     (b"access-control-allow-methods", b"GET, POST"),
-    (b"access-control-allow-headers", b"authorization, content-type"),
+    (b"access-control-allow-headers", b"authorization, content-type, traceparent, tracestate"),
     (b"access-control-max-age", b"600"),
 ]
 
