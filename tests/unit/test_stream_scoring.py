@@ -188,6 +188,7 @@ def test_an_events_trace_goes_from_its_headers_through_its_model_call_to_its_rec
         "gen_ai.usage.output_tokens": record["tokens_out"],
         "tiers.cost_usd": float(record["cost_usd"]),
         "tiers.attempts": 1,
+        "tiers.model_latency_ms": record["model_latency_ms"],
     }
     assert first.resource == {"service.name": "tiers-stream", "tiers.pipeline": "local/pipeline"}
     assert poison.attributes["error.type"] == "unparseable" and poison.status_code == 2

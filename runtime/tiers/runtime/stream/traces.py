@@ -8,9 +8,11 @@ as its headers (`OUTPUT_HEADERS`). Untraced, none of this runs and the rows are 
 Each event's span (kind client, named and described as OpenTelemetry's GenAI conventions say,
 as the gateway's) continues the producer's trace, or starts a trace at the sampling ratio. It
 covers the model call as the event waits for it: from its micro-batch's submission to the model
-client until the batch's results are back. Its context goes upstream with the model call (a
-Tiers gateway's span joins the trace) and on with the output or dead-letter record. An event
-whose producer's trace is not sampled gets no span; its context goes on as it came.
+client until the batch's results are back (the batch's events share those times); the call's
+own duration, backoff included, is `tiers.model_latency_ms`. Its context goes upstream with the
+model call (a Tiers gateway's span joins the trace) and on with the output or dead-letter
+record. An event whose producer's trace is not sampled gets no span; its context goes on as it
+came.
 
 Ended spans leave the worker through an exporter on the worker's event loop (the model
 client's, `modelcall.event_loop`), handed over once per micro-batch: a task never waits on a
@@ -126,6 +128,7 @@ class BatchTrace:
                 attributes["gen_ai.usage.output_tokens"] = result.tokens_out
                 attributes["tiers.cost_usd"] = float(result.cost_usd)
                 attributes["tiers.attempts"] = result.attempts
+                attributes["tiers.model_latency_ms"] = result.latency_ms
                 if result.status != "ok":
                     reason = attributes["error.type"] = events.failure_reason(result)
                     span.error = result.error or reason
