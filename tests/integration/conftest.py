@@ -127,7 +127,9 @@ def operator_kubeconfig(
     """A kubeconfig of the chart's ServiceAccount, holding exactly the chart's RBAC: every test
     of the operator also tests that the chart grants what it does (a request it refuses fails
     the test), and test_rbac.py compares what it did with what the chart grants."""
-    kubectl.run("create", "namespace", OPERATOR_NAMESPACE)
+    # Applied: a console started before (console_kubeconfig) may have made it.
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}}
+    kubectl.run("apply", "-f", "-", stdin=json.dumps(namespace))
     rbac = render_chart(*(f"--show-only={template}" for template in RBAC_TEMPLATES))
     kubectl.run("apply", "-f", "-", stdin=rbac)
     token = kubectl.run(

@@ -24,6 +24,7 @@ from conftest import wait_for
 from openai.types import Completion, CreateEmbeddingResponse, ErrorObject
 from openai.types.chat import ChatCompletion
 
+from tiers.console import results as console_results
 from tiers.devenv import jars, otlp_receiver
 from tiers.devenv import redis_server as redis_server_module
 from tiers.runtime import mockllm, modelcall, pricing
@@ -227,6 +228,41 @@ def test_a_delta_table_gets_whole_attempts_and_a_rerun_scores_only_the_rest(
     assert sum(decimal.Decimal(row["cost_usd"]) for row in rows) == final.cost_usd
     history = spark.sql(f"DESCRIBE HISTORY delta.`{output}`").collect()
     assert [entry["operation"] for entry in history] == ["WRITE"]  # one version: attempt 2
+
+
+def test_the_consoles_download_of_a_delta_table_is_what_spark_reads_of_its_current_version(
+    spark: Any, tmp_path: pathlib.Path
+) -> None:
+    """The console reads a Delta output without Spark (tiers.console.results): after versions
+    that replaced the table's contents as a run's commit does (job.commit_delta_table), and past
+    a checkpoint, it serves exactly the rows Spark reads, and none of the removed files."""
+    output = tmp_path / "scored"
+    columns = f"{batch_records.spark_schema('id')}, `attempt` int"
+
+    def commit(attempt: int, failed: int) -> None:
+        rows = [(f"t{i}", "error" if i < failed else "ok", f"label {i}", None, 1, 5, 10, 2,
+                 "0.000010", "stop", "error" if i < failed else "ok", attempt) for i in range(50)]  # fmt: skip
+        frame = spark.createDataFrame(rows, columns)
+        frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").partitionBy(
+            batch_records.OUTCOME
+        ).save(str(output))
+
+    commit(1, failed=10)  # version 0
+    spark.sql(f"ALTER TABLE delta.`{output}` SET TBLPROPERTIES ('delta.checkpointInterval' = '2')")
+    commit(2, failed=4)  # version 2, checkpointed
+    commit(3, failed=2)  # version 3
+
+    assert list((output / "_delta_log").glob("*.checkpoint.parquet")), "a checkpoint to start from"
+    table = spark.read.format("delta").load(str(output))
+    for outcome, count in (("ok", 48), ("error", 2)):
+        found = console_results.parts(output, form="delta", outcome=outcome)
+        served = [json.loads(line) for line in b"".join(console_results.json_lines(found)).splitlines()]  # fmt: skip
+        read = [row.asDict() for row in table.where(f"outcome = '{outcome}'").collect()]
+        assert len(served) == count and {row["attempt"] for row in served} == {3}
+        assert sorted(served, key=lambda row: row["id"]) == sorted(read, key=lambda row: row["id"])
+    current = {part.path.name for part in console_results.parts(output, form="delta", outcome="ok")}
+    on_disk = {path.name for path in output.glob("outcome=ok/*.parquet")}
+    assert current < on_disk, "the earlier versions' files are still there, and not read"
 
 
 def test_the_estimate_is_within_ten_percent_of_the_runs_tokens(

@@ -385,6 +385,127 @@ def test_a_batch_jobs_input_is_uploaded_estimated_started_and_its_results_downlo
         assert headers["content-disposition"] == 'attachment; filename="scores-output.jsonl"'
         status, _, _ = _call(f"{base}/results?file=errors")
         assert status == 404
+
+        # A Delta table's output: its current version's rows as JSON lines (a file that a later
+        # version removed is not read), written here as the Delta protocol lays it out.
+        table = root / "table"
+        delta_job = {**job, "metadata": {"name": "table"},
+                     "spec": {**job["spec"], "output": {"uri": table.as_uri(), "format": "delta"}}}  # fmt: skip
+        kubectl.apply(json.dumps(delta_job), namespace=namespace)
+        assert _call(f"{url}/api/v1/batch/{namespace}/table/results")[0] == 404, "no table yet"
+        _write_delta_table(table, {"v0.parquet": ["0", "1"], "v1.parquet": ["0", "1", "2"]})
+        status, headers, output = _call(f"{url}/api/v1/batch/{namespace}/table/results")
+        assert status == 200 and headers["content-type"] == "application/x-ndjson"
+        assert [json.loads(line) for line in output.splitlines()] == [
+            {"id": i, "outcome": "ok"} for i in "012"]  # fmt: skip
+    finally:
+        processes.stop(started.pid)
+
+
+def _write_delta_table(table: pathlib.Path, versions: dict[str, list[str]]) -> None:
+    """A Delta table partitioned by outcome whose each version replaces the last one's file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = {"type": "struct", "fields": [
+        {"name": name, "type": "string", "nullable": True, "metadata": {}}
+        for name in ("id", "outcome")]}  # fmt: skip
+    (table / "_delta_log").mkdir(parents=True)
+    before = None
+    for version, (name, ids) in enumerate(versions.items()):
+        (table / "outcome=ok").mkdir(exist_ok=True)
+        pq.write_table(pa.table({"id": ids}), table / "outcome=ok" / name)
+        actions: list[dict[str, Any]] = [] if version else [
+            {"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}},
+            {"metaData": {"id": "t", "format": {"provider": "parquet", "options": {}},
+                          "schemaString": json.dumps(schema), "partitionColumns": ["outcome"],
+                          "configuration": {}}},
+        ]  # fmt: skip
+        if before is not None:
+            actions.append({"remove": {"path": f"outcome=ok/{before}", "dataChange": True}})
+        actions.append({"add": {"path": f"outcome=ok/{name}", "partitionValues": {"outcome": "ok"},
+                                "size": 1, "modificationTime": 0, "dataChange": True}})  # fmt: skip
+        text = "".join(json.dumps(action) + "\n" for action in actions)
+        (table / "_delta_log" / f"{version:020d}.json").write_text(text)
+        before = name
+
+
+def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    found = [c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_]
+    return found[0] if found else {}
+
+
+def test_run_again_creates_the_job_anew_at_once_while_its_old_runs_job_is_slow_to_go(
+    dev_cluster: devenv.DevCluster, crds: None, kubectl: Kubectl, operator: str, namespace: str,
+    tmp_path: pathlib.Path,
+) -> None:  # fmt: skip
+    """The old run's Job is held by a finalizer (as pods that take long to stop hold it): "Run
+    again" still answers at once, the job created anew says what its run waits for, and the run
+    starts once the old Job is gone."""
+    root = tmp_path / "batch"
+    job = {
+        "apiVersion": "tiers.dev/v1alpha1", "kind": "BatchJob", "metadata": {"name": "again"},
+        "spec": {
+            "engine": "spark",
+            "input": {"uri": (root / "in" / "tickets.jsonl").as_uri(), "format": "jsonl"},
+            "output": {"uri": (root / "out").as_uri()},
+            "model": {"backend": {"name": "mock", "provider": "openai-compatible",
+                                  "baseURL": "http://127.0.0.1:9/v1", "model": "gpt-4o-mini"},
+                      "prompt": "Classify: {body}"},
+        },
+    }  # fmt: skip
+    kubectl.apply(json.dumps(job), namespace=namespace)
+
+    def bjob() -> dict[str, Any]:
+        return kubectl.get("bjob", "again", "-n", namespace)  # type: ignore[no-any-return]
+
+    first = wait_for(  # kwok completes the run's pod
+        lambda: (found := bjob()).get("status", {}).get("state") == "Succeeded" and found,
+        timeout_s=60, what="the first run to succeed",
+    )  # fmt: skip
+    kubectl.run("patch", "job", "again-run", "-n", namespace, "--type=merge",
+                "-p", '{"metadata": {"finalizers": ["tiers.dev/test-holds-it"]}}')  # fmt: skip
+    writer = _token_of(kubectl, namespace, "writer")
+    kubectl.run("create", "role", "writer", "-n", namespace,
+                "--verb=get,update,patch,delete,create", "--resource=batchjobs.tiers.dev")  # fmt: skip
+    kubectl.run("create", "rolebinding", "writer", "-n", namespace, "--role=writer",
+                f"--serviceaccount={namespace}:writer")  # fmt: skip
+    url, started = start_console(dev_cluster, kubectl, tmp_path, "--batch-root", str(root))
+    try:
+        asked = time.monotonic()
+        status, _, answer = _call(f"{url}/api/v1/batch/{namespace}/again/start", writer, body=b"")
+        assert (status, answer) == (200, {"started": True, "rerun": True})
+        assert time.monotonic() - asked < 15, "no wait for the old run's Job"
+
+        # The old job's other children go at once; its run's Job is held.
+        waiting = wait_for(
+            lambda: (found := bjob())["metadata"]["uid"] != first["metadata"]["uid"]
+            and _condition(found, "Succeeded").get("reason") == "PreviousRunDeleting"
+            and "Job again-run" in _condition(found, "Succeeded")["message"] and found,
+            timeout_s=30, what="the job created anew to say that its run waits",
+        )  # fmt: skip
+        assert _condition(waiting, "Succeeded")["status"] == "Unknown"
+        assert "is still being deleted; this run starts once it is gone" in _condition(
+            waiting, "Succeeded")["message"]  # fmt: skip
+        assert waiting["status"]["state"] == "Pending"
+        old = kubectl.get("job", "again-run", "-n", namespace)
+        assert old["metadata"]["ownerReferences"][0]["uid"] == first["metadata"]["uid"]
+        assert old["metadata"].get("deletionTimestamp"), "the garbage collector is deleting it"
+
+        kubectl.run("patch", "job", "again-run", "-n", namespace, "--type=json",
+                    "-p", '[{"op": "remove", "path": "/metadata/finalizers"}]')  # fmt: skip
+        new_uid = waiting["metadata"]["uid"]
+        wait_for(
+            lambda: (found := kubectl.run("get", "job", "again-run", "-n", namespace, "-o", "json",
+                                          "--ignore-not-found").stdout.strip())
+            and json.loads(found)["metadata"]["ownerReferences"][0]["uid"] == new_uid,
+            timeout_s=30, what="the new run's Job",
+        )  # fmt: skip
+        submitted = wait_for(
+            lambda: _condition(found := bjob(), "Submitted").get("reason") == "JobCreated"
+            and found, timeout_s=30, what="the new run to be submitted",
+        )  # fmt: skip
+        assert submitted["metadata"]["uid"] == new_uid
     finally:
         processes.stop(started.pid)
 

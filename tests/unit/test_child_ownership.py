@@ -55,3 +55,27 @@ def test_a_name_found_absent_or_foreign_has_nothing_of_ours_to_delete() -> None:
     assert ownership.is_known_absent(key)
     ownership.remember(key, ownership.Known("uid", "owner"))
     assert not ownership.is_known_absent(key)
+
+
+def test_a_run_of_a_deleted_namesake_is_told_from_someone_elses_job() -> None:
+    def run(uid: str, *, kind: str = "BatchJob", name: str = "triage") -> dict[str, Any]:
+        owner = {"apiVersion": "tiers.dev/v1alpha1", "kind": kind, "name": name, "uid": uid,
+                 "controller": True}  # fmt: skip
+        return {"apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": "triage-run", "namespace": "ns", "ownerReferences": [owner]}}  # fmt: skip
+
+    new = run("new-uid")
+    assert ownership.held_by_a_deleted_namesake(run("old-uid"), new)
+    assert not ownership.held_by_a_deleted_namesake(run("new-uid"), new), "ours"
+    assert not ownership.held_by_a_deleted_namesake(run("old-uid", name="other"), new)
+    assert not ownership.held_by_a_deleted_namesake(run("old-uid", kind="StreamPipeline"), new)
+    orphaned = {**run("old-uid"), "metadata": {"name": "triage-run", "namespace": "ns"}}
+    assert not ownership.held_by_a_deleted_namesake(orphaned, new), "no owner: someone else's"
+    # A deleted namesake's child is waited for; anyone else's is a conflict to clear by hand.
+    key = ownership.Key.of(new)
+    going = ownership.conflict(key, run("old-uid"), new)
+    assert isinstance(going, ownership.NamesakesChild)
+    assert str(going) == ("Job triage-run of the BatchJob of this name that was deleted before"
+                          " this one was created is still being deleted")  # fmt: skip
+    other = ownership.conflict(key, run("old-uid", name="other"), new)
+    assert type(other) is ownership.ChildConflict and "BatchJob other" in str(other)

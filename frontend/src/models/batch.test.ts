@@ -27,3 +27,8 @@ it("reads the run's phase and progress from the BatchJob's summary", () => {
   expect(phase(summary({ plural: "batchjobs", ready: "False", reason: "Suspended", state: "Suspended" }))).toBe("idle");
   expect(phase(undefined)).toBe("idle");
 });
+
+it("shows a job created anew as on its way while its old run's Job is still being deleted", () => {
+  const waiting = summary({ plural: "batchjobs", ready: "Unknown", reason: "PreviousRunDeleting", state: "Pending" });
+  expect(phase(waiting)).toBe("running");
+});

@@ -65,7 +65,11 @@ export function uploadInput(
 
 export type Phase = "idle" | "running" | "succeeded" | "failed";
 
-const RUNNING = new Set(["Running", "Starting", "Submitted", "Estimating", "Estimated", "JobCreated"]);
+/** States and reasons of a run on its way; PreviousRunDeleting: a job created anew ("Run again")
+ * whose run waits for the old run's Kubernetes Job to be deleted. */
+const RUNNING = new Set([
+  "Running", "Starting", "Submitted", "Estimating", "Estimated", "JobCreated", "PreviousRunDeleting",
+]);
 
 /** A BatchJob's summary reads its Succeeded condition as `ready`: True once the latest run
  * succeeded, False when it failed (or is refused), Unknown while one is on its way or none is. */

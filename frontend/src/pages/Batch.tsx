@@ -26,6 +26,13 @@ async function download(ns: string, name: string, file: "output" | "errors") {
   setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
 }
 
+/** The run button's label; "Run again" deletes the finished job and creates it anew. */
+function runLabel(runPhase: string, starting: boolean): string {
+  const again = runPhase === "succeeded" || runPhase === "failed";
+  if (starting) return again ? "Deleting the finished job…" : "Starting…";
+  return again ? "Run again" : "Start";
+}
+
 export default function Batch({ ns, name }: { ns?: string | undefined; name?: string | undefined }) {
   const [file, setFile] = useState<File | null>(null);
   const [format, setFormat] = useState<InputFormat>("jsonl");
@@ -135,7 +142,7 @@ export default function Batch({ ns, name }: { ns?: string | undefined; name?: st
           <Panel title="3. Run">
             <div className="toolbar">
               <button type="button" disabled={starting || runPhase === "running"} onClick={() => void start()}>
-                {runPhase === "succeeded" || runPhase === "failed" ? "Run again" : "Start"}
+                {runLabel(runPhase, starting)}
               </button>
               <span role="status" data-phase={runPhase}>
                 {summary ? `${summary.state || runPhase}${summary.message ? ` — ${summary.message}` : ""}` : "Waiting for status…"}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import glob
 import itertools
 import json
 import os
@@ -20,7 +19,7 @@ import pathlib
 import shutil
 import tempfile
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import IO, Annotated, Any
 
 import fastapi
@@ -33,11 +32,12 @@ from lightkube.types import CascadeType, PatchType
 from starlette import datastructures
 
 from tiers.api import common
-from tiers.console import errors, identity, objects, resources, state
+from tiers.console import delta, errors, identity, objects, resources, state
+from tiers.console import results as result_files
 from tiers.operator.manifests import labels, model_client
 from tiers.runtime import pricing
 from tiers.runtime.batch import estimate as run_estimate
-from tiers.runtime.batch import layout, openai_lines, records
+from tiers.runtime.batch import openai_lines, records
 from tiers.runtime.modelcall import prompts
 
 router = fastapi.APIRouter(prefix="/api/v1/batch")
@@ -243,7 +243,8 @@ def _count_file(path: pathlib.Path, fmt: str) -> int:
 
 FINISHED = frozenset({"Succeeded", "Failed"})
 RERUN_WAIT_S = 60.0
-"""How long a re-run waits for the finished job (and, first, its run's Job) to be deleted."""
+"""How long a re-run waits for the finished job itself to be deleted (only a finalizer holds it:
+its run's Job and pods go afterwards, in the background)."""
 NOT_RECREATED = ("kopf.zalando.org/", "kubectl.kubernetes.io/last-applied-configuration")
 
 
@@ -286,26 +287,33 @@ def rerun_body(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _recreate(caller: identity.Caller, obj: dict[str, Any]) -> None:
+    """Deletes the job and creates it anew as soon as its name is free. The deletion is in the
+    background: the job goes at once (unless a finalizer holds it) and Kubernetes deletes its
+    run's Job and pods after it, however long their pods take to stop; meanwhile the new job's
+    status says that its run waits for the old Job to be gone (reason PreviousRunDeleting)."""
     body = rerun_body(obj)
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     resource = objects.RESOURCES["batchjobs"]
-    # Foreground: the job goes once its run's Job has, so the new run's Job (same name) is new.
-    await caller.client.delete(resource, name, namespace=namespace, cascade=CascadeType.FOREGROUND)
+    await caller.client.delete(resource, name, namespace=namespace, cascade=CascadeType.BACKGROUND)
     deadline = asyncio.get_running_loop().time() + RERUN_WAIT_S
+    pause = 0.05
     while True:
         try:
-            await caller.client.get(resource, name, namespace=namespace)
+            held = await caller.client.get(resource, name, namespace=namespace)
         except ApiError as error:
             if error.status.code != 404:
                 raise
             break
         if asyncio.get_running_loop().time() > deadline:
+            finalizers = ", ".join((held.metadata.finalizers if held.metadata else None) or [])
             raise errors.ConsoleError(
-                503, "StillDeleting", f"BatchJob {name!r} was not deleted within"
-                f" {RERUN_WAIT_S:.0f}s, so it was not created again: once it is gone, apply it"
+                503, "StillDeleting", f"BatchJob {name!r} is being deleted but was not gone"
+                f" within {RERUN_WAIT_S:.0f}s (finalizers: {finalizers or 'none'}; the operator"
+                " removes its own), so it was not created again: once it is gone, apply it"
                 " again (kubectl apply) to run it",
             )  # fmt: skip
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 1.0)
     await caller.client.create(resource.from_dict(body))
 
 
@@ -316,27 +324,29 @@ async def results(
     name: str,
     file: Annotated[str, fastapi.Query(pattern="^(output|errors)$")] = "output",
 ) -> fastapi.Response:
+    """The run's results (`output`) or failed records (`errors`) as JSON lines, streamed."""
     _, obj = await _job(request, namespace, name)
     last_run = (obj.get("status") or {}).get("lastRun") or {}
-    uri = last_run.get("outputURI") or ((obj.get("spec") or {}).get("output") or {}).get("uri")
+    spec_output = (obj.get("spec") or {}).get("output") or {}
+    uri = last_run.get("outputURI") or spec_output.get("uri")
     output = local_path(request, str(uri or ""), what="the run's output URI")
-    # (outcome, merged file): ("ok", "output.jsonl") or ("error", "errors.jsonl").
-    outcome, merged = layout.MERGED_FILES[0 if file == "output" else 1]
-    whole = output / merged
-    parts = [pathlib.Path(p) for p in sorted(glob.glob(layout.parts_glob(str(output), outcome)))]
-    files = [whole] if whole.is_file() else [p for p in parts if p.is_file()]
-    if not files:
+    outcome = "ok" if file == "output" else "error"
+    form = str(spec_output.get("format", "jsonl"))
+    try:
+        found = await asyncio.to_thread(result_files.parts, output, form=form, outcome=outcome)
+    except delta.Unreadable as error:
+        raise errors.ConsoleError(409, "UnreadableTable", f"{uri}: {error}") from None
+    if not found:
         raise errors.ConsoleError(404, "NotFound", f"no {file} under {uri} yet")
     return responses.StreamingResponse(
-        _concatenated(files),
+        _in_a_thread(result_files.json_lines(found)),
         media_type="application/x-ndjson",
         headers={"content-disposition": f'attachment; filename="{name}-{file}.jsonl"',
                  "cache-control": "no-store"},
     )  # fmt: skip
 
 
-async def _concatenated(files: list[pathlib.Path]) -> AsyncIterator[bytes]:
-    for path in files:
-        with path.open("rb") as source:
-            while chunk := await asyncio.to_thread(source.read, CHUNK):
-                yield chunk
+async def _in_a_thread(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """Each chunk read off the event loop."""
+    while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+        yield chunk

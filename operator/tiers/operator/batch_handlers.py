@@ -91,6 +91,8 @@ async def reconcile_batch_job(body: kopf.Body, patch: kopf.Patch, **_: Any) -> N
         stats_url = stats_reader.stats_url(default_stats_url(owner))
         try:
             plan = await apply_runs(owner, spec, body, timing, stats_url=stats_url, now=now)
+        except ownership.NamesakesChild as going:
+            plan = Plan(jobs={}, waiting=_previous_run_deleting(owner, going))
         except (ownership.ChildConflict, kube.SecretNotOurs) as error:
             conflict = verdicts.Verdict("False", ownership.CHILD_CONFLICT, str(error))
             plan = Plan(jobs={}, waiting=conflict)
@@ -133,6 +135,8 @@ async def reconcile_on_databricks(
     unavailable = False
     try:
         configmap, waiting = await _render_config(owner, spec, body, stats_url=stats_url)
+    except ownership.NamesakesChild as going:
+        configmap, waiting = None, _previous_run_deleting(owner, going)
     except (ownership.ChildConflict, kube.SecretNotOurs) as error:
         configmap, waiting = None, verdicts.Verdict("False", ownership.CHILD_CONFLICT, str(error))
     if configmap is not None:
@@ -313,6 +317,18 @@ async def _render_config(
     changes += await kube.delete_unlisted(stats, reconciliation.possible_leftovers(body, [policy]))
     reconciliation.record_changes(body, changes)
     return configmap, None
+
+
+NAMESAKE_RECHECK_S = 3.0
+"""How soon a BatchJob waiting for a deleted namesake's children to go looks again (no watch
+tells of a Secret going)."""
+
+
+def _previous_run_deleting(
+    owner: labels.Owner, going: ownership.NamesakesChild
+) -> verdicts.Verdict:
+    rechecks.nudge_later(KIND.kind, owner.uid, delay_s=NAMESAKE_RECHECK_S)
+    return batch_status.previous_run_deleting(str(going))
 
 
 def _record(body: kopf.Body, change: kube.Change | None) -> None:

@@ -65,8 +65,9 @@ def scheduled_time(job: dict[str, Any]) -> datetime.datetime | None:
 async def create(job: dict[str, Any]) -> kube.Change | None:
     """Creates a run's Job; one of ours that exists already (an operator restarted
     mid-reconcile made it) is left as it is: a Job's pod template cannot change. One of that
-        name that this BatchJob does not control raises `ownership.ChildConflict`. Says what it
-    made, for the BatchJob's Events."""
+    name that this BatchJob does not control raises `ownership.ChildConflict` (its
+    `NamesakesChild` while a deleted BatchJob of the same name controls it). Says what it made,
+    for the BatchJob's Events."""
     try:
         await kube.client().create(codecs.from_dict(job))
     except lightkube.ApiError as error:
@@ -76,7 +77,7 @@ async def create(job: dict[str, Any]) -> kube.Change | None:
         existing = await kube.read(key)
         owner_uid = ownership.controller_uid(job)
         if existing is not None and not ownership.is_ours(existing, owner_uid or ""):
-            raise ownership.ChildConflict(key, ownership.holder_of(existing)) from None
+            raise ownership.conflict(key, existing, job) from None
         return None
     return kube.Change("Created", job["kind"], job["metadata"]["name"])
 

@@ -335,6 +335,18 @@ def suspended() -> verdicts.Verdict:
     )
 
 
+PREVIOUS_RUN_DELETING = "PreviousRunDeleting"
+
+
+def previous_run_deleting(why: str) -> verdicts.Verdict:
+    """No run yet: a child's name (its config's, its stats Redis's, its run's Job's) is still
+    held by the child of the BatchJob of this name that was deleted before this one was created
+    (a re-run), which Kubernetes is deleting; `why` names it."""
+    return verdicts.Verdict(
+        "Unknown", PREVIOUS_RUN_DELETING, f"waiting: {why}; this run starts once it is gone"
+    )
+
+
 def recorded_run(body: Mapping[str, Any], name: str) -> RunView | None:
     """A finished run as status recorded it (its Job, or its Databricks run, may be gone)."""
     for run in body.get("status", {}).get("runs") or []:

@@ -117,7 +117,7 @@ async def apply_all(manifests: Sequence[dict[str, Any]]) -> list[Change]:
     children it created or changed (an apply that changed nothing is none); raises
     `TypeNotServed` for an object whose type the cluster lacks, and `ownership.ChildConflict`
     (before writing it or anything after it) for a name taken by an object its owner does not
-    control."""
+    control (`ownership.NamesakesChild` when a deleted namesake of its owner controls it)."""
     changes: list[Change] = []
     for manifest in manifests:
         try:
@@ -157,7 +157,7 @@ async def _apply_owned(manifest: dict[str, Any]) -> Literal["Created", "Updated"
     existing = await read(key)
     if existing is not None and not ownership.is_ours(existing, owner_uid):
         ownership.remember(key, None)
-        raise ownership.ChildConflict(key, ownership.holder_of(existing))
+        raise ownership.conflict(key, existing, manifest)
     uid = None if existing is None else str(existing["metadata"]["uid"])
     metadata = await _apply(manifest, uid=uid)
     ownership.remember(key, ownership.Known(str(metadata["uid"]), owner_uid))
@@ -462,12 +462,14 @@ async def generated_secret(
     when absent, and otherwise read, never rewritten, so that its value outlives reconciles and
     restarts. `make_data`, when given, makes the data (base64-encoded here) only for a Secret to
     create: what is costly to generate (a key pair) is not made on every reconcile.
-    Raises `SecretNotOurs` when its owner (`manifest`'s controller) does not control it.
+    Raises `SecretNotOurs` when its owner (`manifest`'s controller) does not control it
+    (`ownership.NamesakesChild` while a deleted namesake of its owner does).
     The values are returned to the caller only: never logged."""
     metadata = manifest["metadata"]
     name, namespace = metadata["name"], metadata["namespace"]
     owner_uid = metadata["ownerReferences"][0]["uid"]
-    secret = await _secret(name, namespace)
+    # A Secret read before that is not ours is read again: a deleted namesake's may have gone.
+    secret = await _secret(name, namespace, usable=lambda found: _controllers(found) == [owner_uid])
     if secret is None:
         if make_data is not None:
             encoded = {k: base64.b64encode(v.encode()).decode() for k, v in make_data().items()}
@@ -481,12 +483,18 @@ async def generated_secret(
                 raise
             secret = await client().get(Secret, name, namespace=namespace)
         _secrets[(namespace, name)] = (secret, time.monotonic() + children.RESYNC_S)
-    refs = (secret.metadata.ownerReferences if secret.metadata else None) or []
-    controllers = [ref.uid for ref in refs if ref.controller]
-    if controllers != [owner_uid]:
+    if _controllers(secret) != [owner_uid]:
+        found = secret.to_dict()
+        if ownership.held_by_a_deleted_namesake(found, manifest):
+            raise ownership.conflict(ownership.Key.of(manifest), found, manifest)
         raise SecretNotOurs(name)
     data = secret.data or {}
     return {key: base64.b64decode(value).decode() for key, value in data.items()}
+
+
+def _controllers(secret: Secret) -> list[str]:
+    refs = (secret.metadata.ownerReferences if secret.metadata else None) or []
+    return [ref.uid for ref in refs if ref.controller]
 
 
 async def secret_exists(name: str, namespace: str) -> bool:

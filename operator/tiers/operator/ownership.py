@@ -55,13 +55,36 @@ class ChildConflict(Exception):
         self.holder = holder
 
 
+class NamesakesChild(ChildConflict):
+    """A child's name is held by the child of a deleted object of its owner's kind and name (one
+    deleted and created again at once), which the garbage collector is deleting: no conflict to
+    clear by hand, the name is free once it has gone. A handler that waits for it catches this
+    before `ChildConflict`; the others report it as one until a re-check finds the name free."""
+
+    def __init__(self, key: Key, owner_kind: str) -> None:
+        Exception.__init__(
+            self,
+            f"{key.kind} {key.name} of the {owner_kind} of this name that was deleted before this"
+            " one was created is still being deleted",
+        )
+        self.key = key
+        self.holder = f"is controlled by a deleted {owner_kind} of this name"
+
+
+def conflict(key: Key, existing: Mapping[str, Any], manifest: Mapping[str, Any]) -> ChildConflict:
+    """Why the child `manifest` cannot take its name from `existing`, which its owner does not
+    control: the child of a deleted namesake of its owner (`NamesakesChild`), or another's."""
+    if held_by_a_deleted_namesake(existing, manifest):
+        owner = _controller(manifest) or {}
+        return NamesakesChild(key, str(owner.get("kind")))
+    return ChildConflict(key, holder_of(existing))
+
+
 def controller_uid(manifest: Mapping[str, Any]) -> str | None:
     """The uid of the object's controller (its ownerReference with `controller: true`)."""
-    for ref in manifest.get("metadata", {}).get("ownerReferences") or []:
-        if ref.get("controller"):
-            uid = ref.get("uid")
-            return str(uid) if uid else None
-    return None
+    ref = _controller(manifest)
+    uid = None if ref is None else ref.get("uid")
+    return str(uid) if uid else None
 
 
 def holder_of(existing: Mapping[str, Any]) -> str:
@@ -74,6 +97,29 @@ def holder_of(existing: Mapping[str, Any]) -> str:
 
 def is_ours(existing: Mapping[str, Any], owner_uid: str) -> bool:
     return controller_uid(existing) == owner_uid
+
+
+def held_by_a_deleted_namesake(existing: Mapping[str, Any], manifest: Mapping[str, Any]) -> bool:
+    """Whether `existing` is controlled by an earlier object of the kind and name of the
+    manifest's controller, with another uid: one since deleted (a name is held by one object at
+    a time), so the garbage collector is deleting `existing` and the name is free once it has."""
+    theirs, ours = _controller(existing), _controller(manifest)
+    if theirs is None or ours is None:
+        return False
+    return _named(theirs) == _named(ours) and theirs.get("uid") != ours.get("uid")
+
+
+def _controller(manifest: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for ref in manifest.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref  # type: ignore[no-any-return]
+    return None
+
+
+def _named(ref: Mapping[str, Any]) -> tuple[str, str, str]:
+    """An owner's group, kind and name: what a namesake shares, whatever its version."""
+    group = str(ref.get("apiVersion", "")).rpartition("/")[0]
+    return group, str(ref.get("kind")), str(ref.get("name"))
 
 
 _known: dict[Key, Known | None] = {}

@@ -71,6 +71,12 @@ def nudge(kind: str, uid: str) -> None:
         rechecks.wake(uid)
 
 
+def nudge_later(kind: str, uid: str, *, delay_s: float) -> None:
+    """Re-checks the object after `delay_s`, sooner than its interval: it waits for something
+    that no watch tells of (a deleted namesake's children going)."""
+    asyncio.get_running_loop().call_later(delay_s, nudge, kind, uid)
+
+
 @contextlib.asynccontextmanager
 async def exclusively(
     kind: kinds.Kind, body: Mapping[str, Any]
