@@ -68,6 +68,12 @@ def test_an_ingress_is_made_corrected_and_deleted_with_expose(
     assert rule["host"] == "chat.example.com"
     assert rule["http"]["paths"][0]["backend"]["service"]["name"] == "chat-gateway"
     assert ingress["spec"]["tls"] == [{"hosts": ["chat.example.com"], "secretName": "chat-tls"}]
+    # status.url is where clients outside call it; the in-cluster one stays in address.url.
+    status = wait_for(lambda: kubectl.get("rte", "chat", "-n", namespace).get("status", {}).get(
+        "address") and kubectl.get("rte", "chat", "-n", namespace)["status"],
+        timeout_s=30, what="status.address")  # fmt: skip
+    assert status["url"] == "https://chat.example.com/v1"
+    assert status["address"]["url"] == f"http://chat-gateway.{namespace}.svc:8080/v1"
 
     kubectl.run("patch", "ingress", "chat-gateway", "-n", namespace, "--type=json", "-p",
                 '[{"op": "replace", "path": "/spec/rules/0/host", "value": "evil.example.com"}]')  # fmt: skip
@@ -83,6 +89,8 @@ def test_an_ingress_is_made_corrected_and_deleted_with_expose(
     kubectl.apply(endpoint(None), namespace=namespace)
     wait_for(lambda: found(kubectl, "ingress", "chat-gateway", namespace) is None,
              timeout_s=30, what="the Ingress to be deleted with spec.expose")  # fmt: skip
+    wait_for(lambda: kubectl.get("rte", "chat", "-n", namespace)["status"]["url"]
+             == status["address"]["url"], timeout_s=30, what="status.url in the cluster again")  # fmt: skip
 
 
 def test_an_http_route_without_the_gateway_api_is_a_condition_naming_the_way_out(

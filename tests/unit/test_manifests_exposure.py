@@ -118,3 +118,21 @@ def test_a_bad_expose_is_refused_naming_the_field(expose: dict[str, Any], field:
     with pytest.raises(pydantic.ValidationError) as raised:
         exposure_api.Expose.model_validate(expose)
     assert field in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("expose", "url"),
+    [
+        (INGRESS, "https://chat.example.com/v1"),
+        ({"host": "chat.example.com", "ingress": {}}, "http://chat.example.com/v1"),
+        (ROUTE, "https://chat.example.com/v1"),
+        ({**INGRESS, "host": "*.example.com"}, None),
+        (None, None),
+    ],
+)
+def test_the_url_outside_the_cluster_is_the_exposed_host_in_https_with_tls(
+    expose: dict[str, Any] | None, url: str | None
+) -> None:
+    spec = yaml.safe_load((ROOT / "examples/01-realtime/realtime-endpoint.yaml").read_text())
+    parsed = api.RealtimeEndpointSpec.model_validate({**spec["spec"], "expose": expose})
+    assert realtime_children.external_gateway_url(parsed) == url

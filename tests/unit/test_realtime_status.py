@@ -128,3 +128,23 @@ def test_figures_the_stats_store_could_not_give_are_kept_and_marked_stale() -> N
     # Readable again, with no traffic in the window: the last figures, no longer stale.
     quiet = status(None, down, unavailable=False)
     assert all(quiet[figure] == fresh[figure] for figure in figures)
+
+
+def test_an_exposed_endpoint_reports_its_outside_url_and_keeps_the_in_cluster_one() -> None:
+    def status(external: str | None) -> dict:
+        observed = realtime_status.Observed(
+            gateway=AVAILABLE, redis=AVAILABLE, managed_redis=True,
+            url="http://chat-gateway.prod.svc:8080/v1", external_url=external,
+        )  # fmt: skip
+        desired = realtime_status.desired_status(
+            spec(), observed, body={"metadata": {"generation": 1}}, now=NOW
+        )
+        realtime.RealtimeEndpointStatus.model_validate(desired)
+        return desired
+
+    exposed = status("https://chat.example.com/v1")
+    assert exposed["url"] == "https://chat.example.com/v1"
+    assert exposed["address"] == {"url": "http://chat-gateway.prod.svc:8080/v1"}
+    assert condition(exposed, "Ready")["message"] == "serving at https://chat.example.com/v1"
+    inside = status(None)
+    assert inside["url"] == inside["address"]["url"] == "http://chat-gateway.prod.svc:8080/v1"

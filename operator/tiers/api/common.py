@@ -432,6 +432,12 @@ class CostStatus(Model):
     stale: bool | None = stale_field()
 
 
+class Address(Model):
+    """Where a server is reached inside the cluster."""
+
+    url: str = pydantic.Field(max_length=2048, description="Its Service's URL.")
+
+
 class Status(Model):
     """The part of status every kind shares."""
 

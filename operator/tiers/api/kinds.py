@@ -55,6 +55,7 @@ REALTIME_ENDPOINT = Kind(
         PrinterColumn("URL", ".status.url"),
         PrinterColumn("P95", ".status.latency.p95Ms", "integer"),
         PrinterColumn("Cost/req", ".status.cost.perRequestUSD"),
+        PrinterColumn("In-cluster", ".status.address.url", priority=1),
         PrinterColumn("Model", ".spec.model", priority=1),
         PrinterColumn("Spent/mo", ".status.budget.monthUSD", priority=1),
         AGE,

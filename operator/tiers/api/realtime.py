@@ -431,7 +431,18 @@ class BudgetStatus(common.Model):
 
 
 class RealtimeEndpointStatus(common.Status):
-    url: str | None = pydantic.Field(default=None, max_length=2048)
+    url: str | None = pydantic.Field(
+        default=None,
+        max_length=2048,
+        description="The OpenAI base URL clients call: outside the cluster at spec.expose's host"
+        " (https with its Ingress's TLS or through an HTTPRoute) when exposed at one host, else"
+        " the in-cluster one (address.url).",
+    )
+    address: common.Address | None = pydantic.Field(
+        default=None,
+        description="The gateway's in-cluster URL, whether or not it is exposed (Knative's"
+        " Addressable shape).",
+    )
     ready_replicas: int | None = pydantic.Field(default=None, ge=0)
     traffic: Traffic | None = None
     cache: CacheStatus | None = None

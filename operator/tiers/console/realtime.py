@@ -30,8 +30,10 @@ router = fastapi.APIRouter(prefix="/api/v1/realtime")
 
 
 def gateway_url(request: fastapi.Request, obj: Mapping[str, Any]) -> str:
-    """The endpoint's OpenAI base URL (…/v1) as this console reaches it."""
-    url = (obj.get("status") or {}).get("url")
+    """The endpoint's OpenAI base URL (…/v1) as this console reaches it: in the cluster (a
+    status written before `address` was has only `url`)."""
+    status = obj.get("status") or {}
+    url = (status.get("address") or {}).get("url") or status.get("url")
     if not url:
         name = obj["metadata"]["name"]
         message = f"RealtimeEndpoint {name!r} has no status.url yet: its gateway is not up"

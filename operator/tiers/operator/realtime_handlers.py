@@ -139,6 +139,7 @@ async def observe(
         apply_error=apply_error,
         summary=summary,
         url=realtime_children.gateway_url(owner, spec),
+        external_url=realtime_children.external_gateway_url(spec),
         spend=spend,
         stats_unavailable=stats_unavailable,
     )

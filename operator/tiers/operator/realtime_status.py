@@ -66,6 +66,9 @@ class Observed:
     """Why the children could not be applied (ApplyFailed, ChildConflict)."""
     summary: stats.Summary | None = None
     url: str | None = None
+    """The gateway's in-cluster URL."""
+    external_url: str | None = None
+    """Its URL outside the cluster (spec.expose at one host); None when not exposed."""
     spend: MonthSpend | None = None
     """This month's spend; None without spec.budget or when Redis did not answer."""
     stats_unavailable: bool = False
@@ -84,7 +87,8 @@ def desired_status(
         "CacheReady": cache_verdict(spec, observed),
         "BackendReady": backend_verdict(observed),
     }
-    ready = verdicts.ready(dependencies, ready_message=f"serving at {observed.url}")
+    url = observed.external_url or observed.url
+    ready = verdicts.ready(dependencies, ready_message=f"serving at {url}")
     reported = {**dependencies, "Ready": ready}
     if spec.budget is not None:
         reported[BUDGET_EXCEEDED] = budget_verdict(spec.budget, observed.spend)
@@ -92,7 +96,8 @@ def desired_status(
     if spec.budget is None:
         # A budget taken out of the spec takes its condition with it, not a stale verdict.
         status["conditions"] = [c for c in status["conditions"] if c["type"] != BUDGET_EXCEEDED]
-    status["url"] = observed.url
+    status["url"] = url
+    status["address"] = None if observed.url is None else {"url": observed.url}
     status["readyReplicas"] = int((observed.gateway or {}).get("readyReplicas") or 0)
     status.update(traffic_blocks(observed.summary, body, now, stale=observed.stats_unavailable))
     status.update(budget_blocks(spec.budget, observed.spend, body))

@@ -45,6 +45,16 @@ def render(
     return ingress
 
 
+def external_url(expose: exposure.Expose, *, path: str) -> str | None:
+    """The URL that clients outside the cluster call, `<scheme>://<host><path>`: https with the
+    Ingress's TLS and through an HTTPRoute (whose TLS is the Gateway listener's, which the route
+    cannot tell), http through an Ingress without TLS; None for a wildcard host (no one name)."""
+    if expose.host.startswith("*."):
+        return None
+    plain = expose.ingress is not None and expose.ingress.tls is None
+    return f"{'http' if plain else 'https'}://{expose.host}{path}"
+
+
 def candidates(owner: labels.Owner, component: labels.Component) -> list[tuple[str, str, str]]:
     """Both kinds the component may be exposed by (apiVersion, kind, name): the one the spec no
     longer wants is deleted."""

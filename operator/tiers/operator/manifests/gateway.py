@@ -42,10 +42,14 @@ def name(owner: labels.Named) -> str:
     return COMPONENT.name(owner)
 
 
+BASE_PATH = "/v1"
+"""Where the gateway serves the OpenAI API: a client's base URL ends with it."""
+
+
 def url(owner: labels.Named, *, tls: bool = False) -> str:
     """The in-cluster OpenAI base URL that clients of `owner` (a RealtimeEndpoint) call; https
     when the endpoint has `spec.tls`."""
-    return COMPONENT.url(owner, scheme="https" if tls else "http", path="/v1")
+    return COMPONENT.url(owner, scheme="https" if tls else "http", path=BASE_PATH)
 
 
 def render_configmap(owner: labels.Owner, settings: config.GatewayConfig) -> dict[str, Any]:

@@ -53,8 +53,17 @@ def runs_managed_redis(spec: api.RealtimeEndpointSpec) -> bool:
 
 
 def gateway_url(owner: Owner, spec: api.RealtimeEndpointSpec) -> str:
-    """The OpenAI base URL of the endpoint inside the cluster, for `status.url`."""
+    """The OpenAI base URL of the endpoint inside the cluster, for `status.address.url` (and
+    `status.url` unless it is exposed)."""
     return gateway.url(owner, tls=spec.tls is not None)
+
+
+def external_gateway_url(spec: api.RealtimeEndpointSpec) -> str | None:
+    """The OpenAI base URL of the endpoint outside the cluster, at `spec.expose`'s host, for
+    `status.url`; None when it is not exposed or not at one host."""
+    if spec.expose is None:
+        return None
+    return exposure.external_url(spec.expose, path=gateway.BASE_PATH)
 
 
 def _prices(spec: api.RealtimeEndpointSpec) -> dict[str, providers.PriceConfig]:
