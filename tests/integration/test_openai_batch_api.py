@@ -285,8 +285,6 @@ def test_the_openai_sdk_runs_a_batch_on_databricks_with_its_files_in_a_volume(
     # engine databricks: the gateway keeps the files in a Unity Catalog volume through the
     # test workspace's Files API, and each batch is a Databricks run reading and writing them
     # there (the test workspace's local DBFS folder), calling the endpoint from the cluster.
-    kubectl.run("create", "secret", "generic", "databricks", "-n", namespace,
-                f"--from-literal=token={TOKEN}")  # fmt: skip
     batch = {
         "engine": "databricks",
         "storage": {"uri": f"dbfs:{VOLUME}"},
@@ -296,6 +294,17 @@ def test_the_openai_sdk_runs_a_batch_on_databricks_with_its_files_in_a_volume(
                        "secretScope": "tiers-tests"},
     }  # fmt: skip
     configmap = create_endpoint(kubectl, namespace, services, batch)
+    # The gateway pods read the workspace token from its Secret: until it exists, they cannot
+    # start, and the endpoint says which Secret it waits for.
+    proxy = wait_for(
+        lambda: next((c for c in kubectl.get("rte", "chat", "-n", namespace).get(
+            "status", {}).get("conditions", []) if c["type"] == "ProxyReady"
+            and c["reason"] == "SecretNotFound"), None),
+        timeout_s=30, what="ProxyReady SecretNotFound for the workspace token",
+    )  # fmt: skip
+    assert "spec.batch.databricks.tokenSecretRef" in proxy["message"]
+    kubectl.run("create", "secret", "generic", "databricks", "-n", namespace,
+                f"--from-literal=token={TOKEN}")  # fmt: skip
     started = start_gateway(
         kubectl, namespace, dev_cluster, services, configmap, tmp_path,
         env={gateway_manifests.BATCH_DATABRICKS_TOKEN_ENV: TOKEN},

@@ -148,3 +148,18 @@ def test_an_exposed_endpoint_reports_its_outside_url_and_keeps_the_in_cluster_on
     assert condition(exposed, "Ready")["message"] == "serving at https://chat.example.com/v1"
     inside = status(None)
     assert inside["url"] == inside["address"]["url"] == "http://chat-gateway.prod.svc:8080/v1"
+
+
+def test_a_missing_batch_workspace_token_keeps_the_gateway_down_and_says_which_secret() -> None:
+    missing = realtime_status.MissingSecret(
+        "spec.batch.databricks.tokenSecretRef", "databricks", "token"
+    )
+    observed = realtime_status.Observed(
+        gateway=None, redis=AVAILABLE, managed_redis=True, missing_secrets=(missing,)
+    )
+    verdict = realtime_status.proxy_verdict(spec(), observed)
+    assert (verdict.status, verdict.reason) == ("False", "SecretNotFound")
+    assert verdict.message == (
+        "Secret databricks with key token, named by spec.batch.databricks.tokenSecretRef, does"
+        " not exist: the gateway serves once it does"
+    )

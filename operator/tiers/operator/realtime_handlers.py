@@ -171,6 +171,10 @@ async def missing_secrets(
         if backend.entra_id is not None
     ]
     refs.append(("spec.cache.redisURLSecretRef", spec.cache.redis_url_secret_ref))
+    if spec.batch is not None and spec.batch.enabled and spec.batch.databricks is not None:
+        refs.append(
+            ("spec.batch.databricks.tokenSecretRef", spec.batch.databricks.token_secret_ref)
+        )
     missing = [
         realtime_status.MissingSecret(field, ref.name, ref.key)
         for field, ref in refs

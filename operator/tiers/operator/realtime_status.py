@@ -118,9 +118,10 @@ def proxy_verdict(spec: realtime.RealtimeEndpointSpec, observed: Observed) -> Ve
             "NoAPIKeys" if blank else "SecretNotFound",
             f"{missing}: every call is refused with 401 until it holds a key",
         )
-    missing = _missing(observed, "spec.tls")
+    # The pods mount the certificate (cert-manager issues it) and read the Batch API's
+    # workspace token from its Secret: they start once it is there.
+    missing = _missing(observed, "spec.tls") or _missing(observed, "spec.batch")
     if missing:
-        # The pods mount the certificate: they start once it is there (cert-manager issued it).
         return Verdict("False", "SecretNotFound", f"{missing}: the gateway serves once it does")
     if observed.gateway is None:
         return Verdict("Unknown", "Creating", "the gateway Deployment is being created")
