@@ -382,3 +382,27 @@ def test_a_bad_config_is_rejected_naming_the_field(changes: dict[str, Any], mess
 
 def test_the_public_surface_is_explicit() -> None:
     assert all(hasattr(modelcall, name) for name in modelcall.__all__)
+
+
+def test_each_request_sends_its_first_rows_headers_and_tells_when_each_row_was_answered(
+    base_url: str,
+) -> None:
+    rows = [{"text": "a"}, {"other": "no text"}, {"text": "c"}, {"text": "d"}]
+    headers = [{"traceparent": f"00-{'1' * 32}-{i:016x}-01"} for i in range(1, 5)]
+    answered: list[tuple[int, int, int]] = []
+
+    async def run() -> list[modelcall.RowResult]:
+        config = settings(base_url, route="completions", rows_per_request=2)
+        async with modelcall.ModelClient(config) as client:
+            return await client.score(
+                rows, keys=["a", "b", "c", "d"], headers=headers,
+                finished=lambda row, started, ended: answered.append((row, started, ended)),
+            )  # fmt: skip
+
+    found = asyncio.run(run())
+    # Rows a and c (b cannot render) make one request, d another: each sends its first's headers.
+    seen = mockllm.control.stats(base_url)["traceparents"]
+    assert sorted(seen) == sorted([headers[0]["traceparent"], headers[3]["traceparent"]])
+    assert sorted(row for row, _, _ in answered) == [0, 2, 3], "every row sent, none other"
+    for row, started, ended in answered:
+        assert ended - started == found[row].latency_ms * 1_000_000

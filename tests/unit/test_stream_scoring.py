@@ -188,9 +188,11 @@ def test_an_events_trace_goes_from_its_headers_through_its_model_call_to_its_rec
         "gen_ai.usage.output_tokens": record["tokens_out"],
         "tiers.cost_usd": float(record["cost_usd"]),
         "tiers.attempts": 1,
-        "tiers.model_latency_ms": record["model_latency_ms"],
     }
     assert first.resource == {"service.name": "tiers-stream", "tiers.pipeline": "local/pipeline"}
+    # The span is the model call's own time; a poison event's, its batch's at the model client.
+    assert first.end_ns - first.start_ns == record["model_latency_ms"] * 1_000_000
+    assert poison.end_ns - poison.start_ns >= first.end_ns - first.start_ns
     assert poison.attributes["error.type"] == "unparseable" and poison.status_code == 2
     assert rows[3][2] == "dlq"
 

@@ -41,6 +41,8 @@ class ReceivedSpan:
     status_message: str
     resource: dict[str, Value]
     flags: int
+    start_ns: int
+    end_ns: int
 
 
 def _value(any_value: Any) -> Value:
@@ -73,6 +75,8 @@ def decode(body: bytes) -> list[ReceivedSpan]:
                         status_message=span.status.message,
                         resource=resource,
                         flags=span.flags,
+                        start_ns=span.start_time_unix_nano,
+                        end_ns=span.end_time_unix_nano,
                     )
                 )
     return found

@@ -37,13 +37,14 @@ if TYPE_CHECKING:
         submit_batch,
         submit_raw_batch,
     )
-    from tiers.runtime.modelcall.client import ModelClient
+    from tiers.runtime.modelcall.client import Finished, ModelClient
     from tiers.runtime.modelcall.raw import RawReply, RawRequest
 
 __all__ = [
     "COLUMNS",
     "SPARK_DDL",
     "EndpointTarget",
+    "Finished",
     "ModelCallConfig",
     "ModelClient",
     "RawReply",
@@ -60,6 +61,7 @@ __all__ = [
 ]
 
 _LOADED_ON_USE = {
+    "Finished": "client",
     "ModelClient": "client",
     "RawReply": "raw",
     "RawRequest": "raw",

@@ -39,9 +39,10 @@ def score_batch(
     rows: Sequence[Mapping[str, Any]],
     keys: Sequence[str],
     headers: Sequence[Mapping[str, str] | None] | None = None,
+    finished: client.Finished | None = None,
 ) -> list[results.RowResult]:
     """`ModelClient.score` from synchronous code; `settings` may be the config's JSON."""
-    return submit_batch(settings, rows, keys, headers).result()
+    return submit_batch(settings, rows, keys, headers, finished).result()
 
 
 def submit_batch(
@@ -49,11 +50,12 @@ def submit_batch(
     rows: Sequence[Mapping[str, Any]],
     keys: Sequence[str],
     headers: Sequence[Mapping[str, str] | None] | None = None,
+    finished: client.Finished | None = None,
 ) -> concurrent.futures.Future[list[results.RowResult]]:
     """Start scoring and return at once, so a caller can read its next batch meanwhile."""
     model_client, loop = _client_and_loop(settings)
     return asyncio.run_coroutine_threadsafe(
-        model_client.score(rows, keys=keys, headers=headers), loop
+        model_client.score(rows, keys=keys, headers=headers, finished=finished), loop
     )
 
 

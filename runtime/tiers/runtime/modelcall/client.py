@@ -21,7 +21,7 @@ import functools
 import random
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -30,6 +30,9 @@ from tiers.runtime.modelcall import config, prompts, raw, results, wire
 from tiers.runtime.providers import backends, failures, http1, retries, routes
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+Finished = Callable[[int, int, int], None]
+"""Told of a row that was sent: its index in the rows scored, when its request's first attempt
+began and when its last ended (ns since the epoch)."""
 
 
 class ModelClient:
@@ -69,10 +72,12 @@ class ModelClient:
         *,
         keys: Sequence[str],
         headers: Sequence[Mapping[str, str] | None] | None = None,
+        finished: Finished | None = None,
     ) -> list[results.RowResult]:
         """One result per row, in input order; `keys[i]` is row i's idempotency key, and
         `headers[i]` (when given) more headers for its request, such as its trace context (a
-        request of several rows sends its first row's)."""
+        request of several rows sends its first row's). `finished` (when given) is told, on this
+        client's loop, when each row sent was answered (its spans' times)."""
         if len(rows) != len(keys):
             raise ValueError(f"score: {len(rows)} rows but {len(keys)} keys")
         if headers is not None and len(headers) != len(rows):
@@ -97,20 +102,24 @@ class ModelClient:
         # collector run more often.
         size = self.config.rows_per_request
         starts = range(0, len(texts), size)
-        scored = await asyncio.gather(
-            *(
-                self._score_group(
-                    pool,
-                    slots,
-                    texts,
-                    sent_keys,
-                    start,
-                    min(start + size, len(texts)),
-                    None if sent_headers is None else sent_headers[start],
-                )
-                for start in starts
+        groups = (
+            self._score_group(
+                pool,
+                slots,
+                texts,
+                sent_keys,
+                start,
+                min(start + size, len(texts)),
+                None if sent_headers is None else sent_headers[start],
             )
+            for start in starts
         )
+        if finished is not None:
+            groups = (
+                _timed(group, positions[start : start + size], finished)
+                for start, group in zip(starts, groups, strict=True)
+            )
+        scored = await asyncio.gather(*groups)
         for start, group in zip(starts, scored, strict=True):
             for offset, result in enumerate(group):
                 found[positions[start + offset]] = result
@@ -245,6 +254,17 @@ class ModelClient:
             cost_usd=self._cost_text(reply.usage),
             finish_reason=reply.finish_reason,
         )
+
+
+async def _timed(
+    group: Awaitable[list[results.RowResult]], rows_at: Sequence[int], finished: Finished
+) -> list[results.RowResult]:
+    """`group`'s results, telling `finished` when each of its rows was answered."""
+    answered = await group
+    ended_ns = time.time_ns()
+    for row, result in zip(rows_at, answered, strict=True):
+        finished(row, ended_ns - result.latency_ms * 1_000_000, ended_ns)
+    return answered
 
 
 def _ms_since(started: float) -> int:

@@ -103,6 +103,7 @@ def score_frame(
                 rows,
                 [batch[i].id for i in scorable],
                 None if trace is None else [trace.upstream[i] for i in scorable],
+                None if trace is None else trace.finished(scorable),
             )
             if scorable
             else [],

@@ -7,12 +7,11 @@ as its headers (`OUTPUT_HEADERS`). Untraced, none of this runs and the rows are 
 
 Each event's span (kind client, named and described as OpenTelemetry's GenAI conventions say,
 as the gateway's) continues the producer's trace, or starts a trace at the sampling ratio. It
-covers the model call as the event waits for it: from its micro-batch's submission to the model
-client until the batch's results are back (the batch's events share those times); the call's
-own duration, backoff included, is `tiers.model_latency_ms`. Its context goes upstream with the
-model call (a Tiers gateway's span joins the trace) and on with the output or dead-letter
-record. An event whose producer's trace is not sampled gets no span; its context goes on as it
-came.
+covers the event's model call, from its first attempt to its answer (backoff included; an event
+that never reached the model: its micro-batch's time at the model client). Its context goes
+upstream with the model call (a Tiers gateway's span joins the trace) and on with the output
+or dead-letter record. An event whose producer's trace is not sampled gets no span; its
+context goes on as it came.
 
 Ended spans leave the worker through an exporter on the worker's event loop (the model
 client's, `modelcall.event_loop`), handed over once per micro-batch: a task never waits on a
@@ -88,6 +87,7 @@ class BatchTrace:
             "messaging.system": "kafka",
             "messaging.destination.name": settings.input_topic,
         }
+        self._times: dict[int, tuple[int, int]] = {}
         self.spans: list[spans.Span | None] = []
         self.upstream: list[dict[str, str] | None] = []
         """What each event's model call sends on: its span's context, or the producer's."""
@@ -107,6 +107,16 @@ class BatchTrace:
                 self.upstream.append(span.headers())
             self.spans.append(span)
 
+    def finished(self, sent: Sequence[int]) -> modelcall.Finished:
+        """What the model client tells when each row was answered, `sent[row]` being its event
+        (its index in the batch)."""
+        times = self._times
+
+        def answered(row: int, started_ns: int, ended_ns: int) -> None:
+            times[sent[row]] = (started_ns, ended_ns)
+
+        return answered
+
     def end(
         self,
         rows: list[tuple[str, bytes, str]],
@@ -116,7 +126,8 @@ class BatchTrace:
         """Ends each event's span with its outcome (`found`: its model result, None when it was
         not parseable), hands them to the exporter, and returns `rows` (one per event, in order)
         with the context each record passes on."""
-        for span, fields, result in zip(self.spans, parsed, found, strict=True):
+        times = self._times
+        for i, (span, fields, result) in enumerate(zip(self.spans, parsed, found, strict=True)):
             if span is None:
                 continue
             attributes = span.attributes
@@ -128,11 +139,13 @@ class BatchTrace:
                 attributes["gen_ai.usage.output_tokens"] = result.tokens_out
                 attributes["tiers.cost_usd"] = float(result.cost_usd)
                 attributes["tiers.attempts"] = result.attempts
-                attributes["tiers.model_latency_ms"] = result.latency_ms
                 if result.status != "ok":
                     reason = attributes["error.type"] = events.failure_reason(result)
                     span.error = result.error or reason
             span.end()
+            answered = times.get(i)
+            if answered is not None:
+                span.start_ns, span.end_ns = answered
         if self._ended:
             self._exporter.add_threadsafe(self._ended)
         return [
