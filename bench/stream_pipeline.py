@@ -144,11 +144,18 @@ def pipeline(
     preload = kafka_load.produce_bulk(bootstrap, input_topic, events, tag="bulk")
     event_log = workdir / f"events-{name}"
     logs = workdir / "logs"
-    with servers.mock_backend(
-        logs, latency_ms=variant.mock_latency_ms, name=f"mockllm-{name}"
-    ) as mock:
+    with (
+        servers.mock_backend(
+            logs, latency_ms=variant.mock_latency_ms, name=f"mockllm-{name}"
+        ) as mock,
+        servers.redis(logs) as stats,
+    ):
         job_config = _job_config(
             settings, variant, bootstrap, topics, mock, workdir / f"ckpt-{name}"
+        )
+        # As the operator runs it: the job publishes its stats (what status shows) to a Redis.
+        job_config = job_config.model_copy(
+            update={"stats_redis_url": f"redis://{servers.HOST}:{stats.port}/0"}
         )
         # The flags' settings, plus Spark's event log (what `--config` allows and flags do not).
         job_config = job_config.model_copy(

@@ -12,6 +12,7 @@ import pathlib
 import socket
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,12 +25,12 @@ from tiers.devenv import processes
 from tiers.operator import batch_runs, stats_reader
 from tiers.operator.manifests import labels, stats_store
 from tiers.operator.manifests import redis as managed_redis
-from tiers.runtime import mockllm, modelcall, providers
+from tiers.runtime import modelcall
 from tiers.runtime.batch import config as batch_config
 from tiers.runtime.batch import progress, publisher
 from tiers.runtime.stats import window
 from tiers.runtime.stream import config as stream_config
-from tiers.runtime.stream import scoring
+from tiers.runtime.stream import written
 
 OWNER = labels.Owner(api.API_VERSION, api.REALTIME_ENDPOINT.kind, "chat", "ns", "uid-1")
 PASSWORD = managed_redis.new_password()
@@ -157,23 +158,21 @@ def test_a_job_publishes_with_its_password_and_the_operator_reads_it_back(
 def test_the_stream_job_publishes_its_stats_with_its_password(
     locked: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The driver's side of the job: what a finished task wrote, timed and published."""
     monkeypatch.setenv(stats_store.PASSWORD_ENV, PASSWORD)
-    with mockllm.running() as mock:
-        backend = providers.BackendConfig(
-            name="mock", provider="openai-compatible", model="*", base_url=mock
-        )
-        settings = stream_config.StreamJobConfig(
-            pipeline="ns/summaries", bootstrap="unused:9092", input_topic="in",
-            output_topic="out", dead_letter_topic="dlq", checkpoint="/tmp/unused",
-            model=modelcall.ModelCallConfig(target=backend, model="gpt-4o-mini", prompt="{text}"),
-            stats_redis_url=locked, stats_redis_password_env=stats_store.PASSWORD_ENV,
-        )  # fmt: skip
-        rows = scoring.score_frame(
-            {"key": ["k0"], "value": ['{"text": "hi"}'], "partition": [0], "offset": [41],
-             "ts_ms": [1_700_000_000_000]},
-            settings,
-        )  # fmt: skip
-    assert rows[0][2] == "out"
+    settings = stream_config.StreamJobConfig(
+        pipeline="ns/summaries", bootstrap="unused:9092", input_topic="in",
+        output_topic="out", dead_letter_topic="dlq", checkpoint="/tmp/unused",
+        model=modelcall.ModelCallConfig(
+            target=modelcall.EndpointTarget(url="http://127.0.0.1:9/v1"), model="m",
+            prompt="{text}",
+        ),
+        stats_redis_url=locked, stats_redis_password_env=stats_store.PASSWORD_ENV,
+    )  # fmt: skip
+    stats = written.Publisher(settings)
+    sent_ms = int(time.time() * 1000) - 250
+    stats.written(written.Tally(window.Counts(units=1), Counter({sent_ms: 1}), {0: 42}))
+    stats.stop()
 
     async def read_back() -> tuple[Any, Any]:
         where = stats_reader.Target(locked, PASSWORD)
@@ -182,4 +181,5 @@ def test_the_stream_job_publishes_its_stats_with_its_password(
 
     summary, offsets = asyncio.run(read_back())
     assert summary is not None and summary.units == 1
+    assert abs(summary.p95_ms - 250) <= 20, "timed from the event's timestamp to its write"
     assert offsets == {0: 42}

@@ -137,7 +137,7 @@ def test_status_agrees_with_the_latency_and_cost_its_consumer_measured(
     """Known events, each stamped with the time the test sent it (in the event and as its Kafka
     timestamp), through the job the operator rendered; a consumer of the output topic times each
     result end to end and prices it from its usage at gpt-4o-mini's published price (not tiers'
-    price table). Status must agree: the event count exactly, p95 within 10%, cost within 1%."""
+    price table). Status must agree: the event count exactly, p95 within 6%, cost within 1%."""
     mock = services.start("mockllm", "tiers.runtime.mockllm", "--latency-ms", "100",
                           "--jitter-ms", "200", "--seed", "7")  # fmt: skip
     model = {
@@ -200,8 +200,8 @@ def test_status_agrees_with_the_latency_and_cost_its_consumer_measured(
         (r["tokens_in"] * Decimal("0.15") + r["tokens_out"] * Decimal("0.60")) / 10**6
         for r in records.values()
     )
-    # What the job timed (to its scoring) beside what the consumer saw (to the output topic):
-    # the difference is the Kafka sink's write, outside what the job can time.
+    # Status times each event to its write (its task's end), as the consumer sees it; timed to
+    # its scoring instead (`processed_ts`), the Kafka sink's write would be missing.
     scored = statistics.quantiles(
         [r["processed_ts"] - r["ingest_ts"] for r in records.values()], n=100
     )[94]
@@ -213,7 +213,8 @@ def test_status_agrees_with_the_latency_and_cost_its_consumer_measured(
     assert status["throughput"]["deadLettered"] == 0
     assert status["latency"]["window"] == status["cost"]["window"] == "5m"
     assert status["latency"]["stale"] is False and status["cost"]["stale"] is False
-    assert status["latency"]["p95Ms"] == pytest.approx(p95, rel=0.10), status["latency"]
+    # Within the histogram's bound (4.4%) and the rest of a task's write after the result's.
+    assert status["latency"]["p95Ms"] == pytest.approx(p95, rel=0.06), status["latency"]
     assert Decimal(status["cost"]["totalUSD"]) == pytest.approx(paid, rel=Decimal("0.01"))
     assert Decimal(status["cost"]["perEventUSD"]) == pytest.approx(
         paid / events, rel=Decimal("0.01")

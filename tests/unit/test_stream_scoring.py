@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pickle
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +14,8 @@ import pytest
 
 from tiers.devenv import otlp_receiver
 from tiers.runtime import mockllm, modelcall, providers
-from tiers.runtime.stream import config, events, scoring, traces
+from tiers.runtime.stats import histogram, window
+from tiers.runtime.stream import config, events, scoring, traces, written
 from tiers.runtime.tracing import config as tracing_config
 
 
@@ -236,3 +239,33 @@ def test_spans_a_worker_cannot_export_are_said_in_its_log_at_most_once_a_minute(
         "spans not exported by this worker so far: {'dropped': 1}",
         "spans not exported by this worker so far: {'dropped': 4, 'failed': 512}",
     ]
+
+
+def test_a_batch_adds_its_counts_and_its_events_timestamps_untimed_to_the_tally(
+    mock_url: str,
+) -> None:
+    tally = written.Tally()
+    scoring.score_frame(frame('{"text": "one"}', "not json"), settings(mock_url), tally)
+    assert (tally.counts.units, tally.counts.errors) == (2, 1)
+    assert tally.counts.tokens_in > 0 and tally.counts.cost_nano_usd > 0
+    assert not tally.counts.latency, "timed in the driver once the task has written the results"
+    assert tally.timestamps_ms == {1_700_000_000_000: 2}
+    assert tally.next_offsets == {0: 2}
+
+
+def test_the_driver_times_a_task_when_its_additions_arrive_not_when_it_scored() -> None:
+    arrived: list[written.Tally] = []
+    driver = written.TallyParam(arrived.append)
+    worker = pickle.loads(pickle.dumps(driver))  # as Spark ships it to the Python workers
+    total = worker.zero(written.Tally())
+    for first in (0, 3):  # two Arrow batches of one task
+        batch = written.Tally(window.Counts(units=3), Counter({1000: 2, 1200: 1}), {0: first + 3})
+        total = worker.addInPlace(total, batch)
+    assert arrived == [] and total.counts.units == 6 and total.next_offsets == {0: 6}
+    kept = driver.addInPlace(driver.zero(written.Tally()), total)  # the task ended
+    assert arrived == [total] and kept == written.Tally(), "the driver's own value stays empty"
+    timed = total.timed(3000)  # written at 3 s: events stamped at 1.0 s and 1.2 s
+    assert timed.units == 6 and timed.latency.total() == 6
+    for quantile, exact in ((0.2, 1800), (0.9, 2000)):
+        read = histogram.percentile_ms(timed.latency, quantile)
+        assert abs(read - exact) <= histogram.error_bound_ms(exact), (quantile, read)

@@ -3,6 +3,8 @@
 Micro-batches every `trigger_interval_ms`; `mapInArrow` scores each Arrow batch with the shared
 model client; result records go to the output topic and failures to the dead-letter topic, both
 through Spark's Kafka sink. The checkpoint makes a restart resume where the last batch ended.
+The driver times each event to when its task's results were written, and publishes the stats
+(`written`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import sys
 from typing import Any
 
-from tiers.runtime.stream import config, scoring, traces
+from tiers.runtime.stream import config, scoring, traces, written
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +54,20 @@ def session(settings: config.StreamJobConfig) -> Any:
     return builder.getOrCreate()
 
 
-def start(spark: Any, settings: config.StreamJobConfig, score: Any = None) -> Any:
+def start(
+    spark: Any,
+    settings: config.StreamJobConfig,
+    score: Any = None,
+    stats: written.Publisher | None = None,
+) -> Any:
     """Starts the query and returns it (a `StreamingQuery`). `score` is the `mapInArrow`
     function from Kafka records to (key, value, topic) rows; the model scorer unless given (the
-    stream benchmark gives a pass-through, to measure Spark's own floor). A traced job's records
-    carry their trace context from the input's headers to the output's (`traces`)."""
+    stream benchmark gives a pass-through, to measure Spark's own floor), counting into `stats`'
+    accumulator. A traced job's records carry their trace context from the input's headers to
+    the output's (`traces`)."""
     if score is None:
-        score = scoring.score_batches(settings.model_dump_json())
+        tally = None if stats is None else stats.accumulator(spark)
+        score = scoring.score_batches(settings.model_dump_json(), tally)
     bootstrap = settings.bootstrap_servers()
     reader = (
         spark.readStream.format("kafka")
@@ -124,10 +133,13 @@ def run(settings: config.StreamJobConfig, score: Any = None) -> None:
     """Runs until the process is stopped; a SIGTERM stops the query between batches."""
     spark = session(settings)
     warm_workers(spark)
-    query = start(spark, settings, score)
+    stats = written.Publisher(settings)
+    stats.start()
+    query = start(spark, settings, score, stats)
     log.warning("streaming %s -> %s every %d ms", settings.input_topic, settings.output_topic,
                 settings.trigger_interval_ms)  # fmt: skip
     try:
         query.awaitTermination()
     finally:
         spark.stop()
+        stats.stop()

@@ -1,26 +1,24 @@
 """Scoring one micro-batch inside a Spark Python worker: the function `mapInArrow` runs.
 
 Each Arrow batch of Kafka records becomes result records for the output topic and dead-letter
-records for the rest; a model error never raises. The worker's stats (end-to-end latency,
-tokens, cost, dead letters) and the partitions' progress go to Redis once per batch.
+records for the rest; a model error never raises. What a batch scored (events, dead letters,
+tokens, cost, the events' timestamps and the partitions' progress) is added to the job's
+accumulator: the driver times and publishes it once the task has written its results
+(`written`).
 """
 
 from __future__ import annotations
 
 import decimal
 import functools
-import logging
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import redis
-
 from tiers.runtime import modelcall
-from tiers.runtime.stats import address, store, window
-from tiers.runtime.stream import config, events, traces
-
-log = logging.getLogger(__name__)
+from tiers.runtime.stats import window
+from tiers.runtime.stream import config, events, traces, written
 
 OUTPUT_SCHEMA = "key string, value binary, topic string"
 """What the Kafka sink writes: one row per record, to the topic the row names."""
@@ -31,11 +29,9 @@ def output_schema(settings: config.StreamJobConfig) -> str:
     return OUTPUT_SCHEMA if settings.tracing is None else OUTPUT_SCHEMA + traces.OUTPUT_COLUMNS
 
 
-_redis_clients: dict[address.RedisAddress, redis.Redis] = {}
-
-
-def score_batches(settings_json: str) -> Any:
-    """The `mapInArrow` function for a job: a closure over its config (pickled to workers).
+def score_batches(settings_json: str, tally: Any = None) -> Any:
+    """The `mapInArrow` function for a job: a closure over its config and the accumulator of
+    `written.Tally` its batches add to (None: nothing counted), pickled to workers.
 
     Arrow in and out, no pandas: building a pandas frame of the results cost more per row than
     serializing them."""
@@ -50,7 +46,7 @@ def score_batches(settings_json: str) -> Any:
             names += [traces.TRACEPARENT, traces.TRACESTATE]
             types += [pyarrow.string(), pyarrow.string()]
         for batch in batches:
-            rows = score_frame(batch.to_pydict(), settings)
+            rows = score_frame(batch.to_pydict(), settings, tally)
             columns = zip(*rows, strict=True) if rows else [()] * len(names)
             yield pyarrow.RecordBatch.from_arrays(
                 [pyarrow.array(column, kind) for column, kind in zip(columns, types, strict=True)],
@@ -73,10 +69,11 @@ def _settings(settings_json: str) -> config.StreamJobConfig:
 
 
 def score_frame(
-    frame: Mapping[str, Sequence[Any]], settings: config.StreamJobConfig
+    frame: Mapping[str, Sequence[Any]], settings: config.StreamJobConfig, tally: Any = None
 ) -> list[tuple[Any, ...]]:
     """Rows of (key, value, topic) for one batch of Kafka records (columns by name), in order;
-    a traced job's rows add the (traceparent, tracestate) their record passes on (`traces`)."""
+    a traced job's rows add the (traceparent, tracestate) their record passes on (`traces`).
+    What they count is added to `tally` (an accumulator of `written.Tally`, or None)."""
     columns = (frame[name] for name in ("key", "value", "partition", "offset", "ts_ms"))
     batch = [
         events.Event(key, value, partition, offset, timestamp)
@@ -133,43 +130,28 @@ def score_frame(
         )
         out.append((event.id, record, settings.dead_letter_topic))
         errors += 1
-    counts = window.Counts()
-    counts.record_many(
-        (now_ms - event.timestamp_ms for event in batch),
-        errors=errors,
-        tokens_in=tokens_in,
-        tokens_out=tokens_out,
-        cost_usd=cost_usd,
-    )
-    _publish(settings, counts, batch)
+    if tally is not None and batch:
+        tally.add(_tally(batch, errors, tokens_in, tokens_out, cost_usd))
     if trace is not None:
         return trace.end(out, parsed, [found.get(i) for i in range(len(batch))])
     return out
 
 
-def _publish(
-    settings: config.StreamJobConfig, counts: window.Counts, batch: list[events.Event]
-) -> None:
-    target = address.resolve(
-        settings.stats_redis_url,
-        password_env=settings.stats_redis_password_env,
-    )
-    if target is None or not batch:
-        return
+def _tally(
+    batch: list[events.Event], errors: int, tokens_in: int, tokens_out: int,
+    cost_usd: decimal.Decimal,
+) -> written.Tally:  # fmt: skip
+    """What a batch adds to the job's accumulator: untimed until its task has written it."""
+    counts = window.Counts(
+        units=len(batch), errors=errors, tokens_in=tokens_in, tokens_out=tokens_out,
+        cost_nano_usd=int(cost_usd / window.NANO),
+    )  # fmt: skip
     next_offsets: dict[int, int] = {}
     for event in batch:
         next_offsets[event.partition] = max(next_offsets.get(event.partition, 0), event.offset + 1)
-    client = _redis_clients.get(target)
-    if client is None:
-        client = _redis_clients[target] = redis.Redis.from_url(
-            target.url, password=target.password, socket_timeout=1, socket_connect_timeout=1
-        )
-    try:
-        store.publish_blocking(
-            client, settings.pipeline, int(time.time() // 60), counts, next_offsets=next_offsets
-        )
-    except (redis.RedisError, OSError) as error:
-        log.warning("stats not published: %s", type(error).__name__)
+    return written.Tally(
+        counts, Counter(event.timestamp_ms for event in batch), next_offsets=next_offsets
+    )
 
 
 @functools.lru_cache(maxsize=1024)
