@@ -155,6 +155,30 @@ def test_a_job_publishes_with_its_password_and_the_operator_reads_it_back(
     assert refused is None, "without the password the operator reads nothing"
 
 
+def test_a_stats_redis_that_does_not_answer_is_told_apart_from_a_run_without_progress(
+    locked: str,
+) -> None:
+    """No progress yet: None (status keeps its figures, current). Redis not answering:
+    `ProgressUnavailable` (status keeps them, marked stale)."""
+    closed = processes.free_port()  # nothing listens there
+
+    async def read() -> tuple[Any, BaseException | None]:
+        none = await batch_runs.read_progress(
+            stats_reader.Target(locked, PASSWORD), "ns/quiet", "r1"
+        )
+        try:
+            await batch_runs.read_progress(
+                stats_reader.Target(f"redis://127.0.0.1:{closed}/0", None), "ns/quiet", "r1"
+            )
+        except batch_runs.ProgressUnavailable as error:
+            return none, error
+        return none, None
+
+    none, refused = asyncio.run(read())
+    assert none is None
+    assert isinstance(refused, batch_runs.ProgressUnavailable)
+
+
 def test_the_stream_job_publishes_its_stats_with_its_password(
     locked: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
