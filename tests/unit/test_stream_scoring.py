@@ -269,3 +269,11 @@ def test_the_driver_times_a_task_when_its_additions_arrive_not_when_it_scored() 
     for quantile, exact in ((0.2, 1800), (0.9, 2000)):
         read = histogram.percentile_ms(timed.latency, quantile)
         assert abs(read - exact) <= histogram.error_bound_ms(exact), (quantile, read)
+
+
+def test_a_failure_to_time_a_task_drops_its_stats_not_the_merge() -> None:
+    def broken(_: written.Tally) -> None:
+        raise ValueError("a bug in the driver's side")
+
+    driver = written.TallyParam(broken)
+    assert driver.addInPlace(written.Tally(), written.Tally()) == written.Tally()

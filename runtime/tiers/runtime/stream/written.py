@@ -79,10 +79,13 @@ class TallyParam:
         return Tally()
 
     def addInPlace(self, total: Tally, more: Tally) -> Tally:
-        if self._on_written is not None:
-            self._on_written(more)
-        else:
+        if self._on_written is None:
             total.add(more)
+            return total
+        try:
+            self._on_written(more)
+        except Exception:  # stats are best effort: an error here must not fail Spark's merge
+            log.exception("stats of a finished task dropped")
         return total
 
 
