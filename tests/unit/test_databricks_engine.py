@@ -289,3 +289,12 @@ def test_a_databricks_host_off_the_public_internet_is_refused_unless_allowed(
     assert (found.status, found.reason) == ("False", "HostNotAllowed")
     assert f"spec.databricks.host {host}" in found.message
     assert "notifications.allowedNetworks" in found.message
+
+
+def test_an_endpoints_outside_url_is_its_expose_host_if_it_has_one() -> None:
+    endpoint = {"model": "m", "backends": [{"name": "a", "provider": "openai", "model": "m"}]}
+    assert batch_handlers._outside_url(endpoint) is None
+    exposed = {**endpoint, "expose": {"host": "chat.example.com", "httpRoute": {
+        "parentRefs": [{"name": "public"}]}}}  # fmt: skip
+    assert batch_handlers._outside_url(exposed) == "https://chat.example.com/v1"
+    assert batch_handlers._outside_url({**endpoint, "replicas": "many"}) is None  # not parsed

@@ -8,6 +8,7 @@ from tiers.api import batch
 from tiers.operator.manifests import batch_children, labels, telemetry
 from tiers.runtime import sparkjars
 from tiers.runtime.batch import config
+from tiers.runtime.modelcall import config as modelcall_config
 
 OWNER = labels.Owner(
     api_version="tiers.dev/v1alpha1", kind="BatchJob", name="triage", namespace="ops", uid="u-1"
@@ -200,3 +201,26 @@ def test_a_jobs_telemetry_or_the_charts_reaches_its_runs_config() -> None:
     assert settings.tracing is not None and settings.tracing.otlp_endpoint == "http://otel:4318"
     none = batch_children.job_config(OWNER, spec(), stats_redis_url=None, endpoint_model=None)
     assert none.tracing is None
+
+
+def test_a_databricks_run_calls_its_endpoint_where_it_is_exposed_and_a_spark_run_inside() -> None:
+    ref = {"endpointRef": {"name": "chat"}, "prompt": "Classify: {body}"}
+    databricks = {"host": "https://x.cloud.databricks.com", "newCluster": {},
+                  "tokenSecretRef": {"name": "d", "key": "t"}}  # fmt: skip
+    outside = "https://chat.example.com/v1"
+
+    def target(**changes: Any) -> modelcall_config.EndpointTarget:
+        settings = batch_children.job_config(
+            OWNER, spec(model=ref, **changes), stats_redis_url=None, endpoint_model="m",
+            endpoint_tls=True, endpoint_outside_url=outside,
+        )  # fmt: skip
+        assert isinstance(settings.model.target, modelcall_config.EndpointTarget)
+        return settings.model.target
+
+    # A Databricks cluster is outside the cluster: the public URL, the system's CAs.
+    on_databricks = target(engine="databricks", databricks=databricks, input={"uri": "dbfs:/i"},
+                           output={"uri": "dbfs:/o"})  # fmt: skip
+    assert (on_databricks.url, on_databricks.ca_file) == (outside, None)
+    # A run on this cluster keeps the Service and the CA the operator publishes.
+    inside = target()
+    assert inside.url == "https://chat-gateway.ops.svc:8080/v1" and inside.ca_file is not None

@@ -18,7 +18,7 @@ from typing import Any
 import kopf
 import pydantic
 
-from tiers.api import batch, kinds
+from tiers.api import batch, kinds, realtime
 from tiers.operator import (
     batch_databricks,
     batch_runs,
@@ -39,6 +39,7 @@ from tiers.operator.manifests import (
     batch_children,
     labels,
     network_policies,
+    realtime_children,
     redis,
     spark_application,
     stats_store,
@@ -280,6 +281,7 @@ async def _render_config(
     or why there is none to run with."""
     endpoint_model = None
     endpoint_tls = False
+    outside_url = None
     ref = spec.model.endpoint_ref
     if ref is not None:
         endpoint = await kube.realtime_endpoint_spec(ref.name, owner.namespace)
@@ -291,12 +293,14 @@ async def _render_config(
             )
         endpoint_model = str(endpoint.get("model"))
         endpoint_tls = endpoint.get("tls") is not None
+        outside_url = _outside_url(endpoint)
     settings = batch_children.job_config(
         owner,
         spec,
         stats_redis_url=stats_url,
         endpoint_model=endpoint_model,
         endpoint_tls=endpoint_tls,
+        endpoint_outside_url=outside_url,
         default_telemetry=DEFAULT_TELEMETRY,
     )
     configmap = batch_children.render_config_map(owner, spec, settings)
@@ -317,6 +321,15 @@ async def _render_config(
     changes += await kube.delete_unlisted(stats, reconciliation.possible_leftovers(body, [policy]))
     reconciliation.record_changes(body, changes)
     return configmap, None
+
+
+def _outside_url(endpoint: Mapping[str, Any]) -> str | None:
+    """Where clients outside the cluster call an endpoint (its `spec.expose` host), if anywhere."""
+    try:
+        found = realtime.RealtimeEndpointSpec.model_validate(endpoint)
+    except pydantic.ValidationError:
+        return None  # stored under an older schema: its in-cluster URL, as before
+    return realtime_children.external_gateway_url(found)
 
 
 NAMESAKE_RECHECK_S = 3.0

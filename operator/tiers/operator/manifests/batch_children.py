@@ -54,10 +54,13 @@ def job_config(
     stats_redis_url: str | None,
     endpoint_model: str | None,
     endpoint_tls: bool = False,
+    endpoint_outside_url: str | None = None,
     default_telemetry: common.Telemetry | None = None,
 ) -> config.BatchJobConfig:
     """The batch job's config; each run's Job names the run and its output on the command line.
-    Its runs' spans go where spec.telemetry says, else to the chart's `default_telemetry`."""
+    Its runs' spans go where spec.telemetry says, else to the chart's `default_telemetry`. A run
+    on Databricks, outside the cluster, calls an endpointRef at `endpoint_outside_url` (its
+    `spec.expose` host) where it has one."""
     local = spec.engine == "spark" and spec.spark.mode == "local"
     formats = (spec.input.format, spec.output.format)
     return config.BatchJobConfig(
@@ -68,7 +71,11 @@ def job_config(
         ),
         output=config.OutputConfig(uri=spec.output.uri, format=spec.output.format),
         model=model_client.model_call(
-            owner, spec.model, endpoint_model=endpoint_model, endpoint_tls=endpoint_tls
+            owner,
+            spec.model,
+            endpoint_model=endpoint_model,
+            endpoint_tls=endpoint_tls,
+            outside_url=endpoint_outside_url if spec.engine == "databricks" else None,
         ),
         max_usd=None if spec.budget is None else spec.budget.max_usd,
         stats_redis_url=stats_redis_url,

@@ -29,17 +29,20 @@ def model_call(
     *,
     endpoint_model: str | None,
     endpoint_tls: bool = False,
+    outside_url: str | None = None,
 ) -> config.ModelCallConfig:
     """The model client's config from the spec's `model` block; `endpoint_model` is the model the
     referenced RealtimeEndpoint serves (its `spec.model`), None when it does not exist, and
     `endpoint_tls` whether its gateway serves https: the client then verifies it against the CA
-    the operator publishes (`serving_tls.client_volume`, mounted by the job's pods)."""
+    the operator publishes (`serving_tls.client_volume`, mounted by the job's pods). A job that
+    runs outside the cluster (on Databricks) calls the endpoint at `outside_url` instead, where
+    it is exposed, verified with the system's CAs as any client outside does."""
     target: config.EndpointTarget | providers.BackendConfig
     if call.endpoint_ref is not None:
         if endpoint_model is None:
             raise ValueError(f"RealtimeEndpoint {call.endpoint_ref.name} not found")
-        url = endpoint_url(owner.namespace, call.endpoint_ref.name, tls=endpoint_tls)
-        ca_file = serving_tls.client_ca_file() if endpoint_tls else None
+        url = outside_url or endpoint_url(owner.namespace, call.endpoint_ref.name, tls=endpoint_tls)
+        ca_file = serving_tls.client_ca_file() if endpoint_tls and not outside_url else None
         target = config.EndpointTarget(url=url, api_key_env=KEY_ENV, ca_file=ca_file)
         model = endpoint_model
     else:
