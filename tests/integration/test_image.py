@@ -3,7 +3,8 @@
 Each container runs as the cluster runs it: user 65532, a read-only root filesystem and an empty
 writable /tmp (the pods' emptyDir), on the host's network (the only kind that works here: see
 tools/image/containers.conf). In it, the operator answers its health probe against the local
-control plane, the gateway serves a chat completion from the mock, the push gateway answers, the
+control plane, the console serves its page and lists a resource through its API, the gateway
+serves a chat completion from the mock, the push gateway answers, the
 stream job starts Spark with the connector jars of /opt/tiers/jars (found by itself) and scores
 events from the local Kafka, and the batch job scores a file.
 """
@@ -20,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Kubectl, wait_for
+from conftest import ENDPOINT, Kubectl, wait_for
 from test_stream_job import Collector, create_topics, produce, reviews
 
 from tiers import devenv
@@ -145,13 +146,8 @@ def test_the_operator_answers_its_health_probe_against_the_control_plane(
     containers: Containers,
     tmp_path: pathlib.Path,
 ) -> None:
-    # The credentials inlined, readable by the container's user; the operator watches only a
-    # namespace of its own, beside the session's operator.
-    config_dir = tmp_path / "kube"
-    config_dir.mkdir(mode=0o755)
-    kubeconfig = config_dir / "config"
-    kubeconfig.write_text(kubectl.run("config", "view", "--raw", "--flatten", "--minify").stdout)
-    kubeconfig.chmod(0o644)
+    # The operator watches only a namespace of its own, beside the session's operator.
+    config_dir = _kubeconfig_for_the_container(kubectl, tmp_path)
     health, metrics = processes.free_port(), processes.free_port()
     started = containers.start(
         "operator",
@@ -165,6 +161,49 @@ def test_the_operator_answers_its_health_probe_against_the_control_plane(
         what="waiting for the operator's health probe", timeout_s=120, watch=started,
     )  # fmt: skip
     assert http_ok(f"http://127.0.0.1:{metrics}/metrics")
+
+
+def _kubeconfig_for_the_container(kubectl: Kubectl, tmp_path: pathlib.Path) -> pathlib.Path:
+    """The credentials inlined, in a folder readable by the container's user."""
+    config_dir = tmp_path / "kube"
+    config_dir.mkdir(mode=0o755)
+    kubeconfig = config_dir / "config"
+    kubeconfig.write_text(kubectl.run("config", "view", "--raw", "--flatten", "--minify").stdout)
+    kubeconfig.chmod(0o644)
+    return config_dir
+
+
+def test_the_console_serves_its_page_and_api(
+    dev_cluster: devenv.DevCluster,
+    kubectl: Kubectl,
+    crds: None,
+    namespace: str,
+    containers: Containers,
+    tmp_path: pathlib.Path,
+) -> None:
+    kubectl.apply(json.dumps(ENDPOINT), namespace=namespace)
+    config_dir = _kubeconfig_for_the_container(kubectl, tmp_path)
+    port = processes.free_port()
+    console = containers.start(
+        "console",
+        ["env", "KUBECONFIG=/etc/tiers/kube/config", "python", "-m", "tiers.console",
+         "--host", "127.0.0.1", "--port", str(port), "--allow-anonymous-read"],
+        {str(config_dir): "/etc/tiers/kube:ro"},
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    processes.wait_until(
+        lambda: http_ok(f"{base}/healthz"), what="waiting for the console", timeout_s=90,
+        watch=console,
+    )  # fmt: skip
+    with urllib.request.urlopen(f"{base}/", timeout=10) as response:
+        page = response.read().decode()
+    assert '<div id="root">' in page, "the page the image's frontend build holds"
+    listing = f"{base}/api/v1/resources?namespace={namespace}"
+    with urllib.request.urlopen(listing, timeout=30) as response:
+        listed = json.loads(response.read())
+    assert [(item["kind"], item["name"]) for item in listed["items"]] == [
+        ("RealtimeEndpoint", "chat")
+    ]
 
 
 def test_the_gateway_and_the_push_gateway_serve(
