@@ -1,7 +1,9 @@
 """spec.expose and spec.push.expose against the real apiserver: the operator (as the chart's
 ServiceAccount) makes the Ingress, or the HTTPRoute validated by the Gateway API's own published
 CRDs (fetched from the Go module proxy), corrects drift in it, deletes it when expose goes or
-switches kind, and says so in a condition when the cluster does not serve HTTPRoutes."""
+switches kind, and says so in a condition when the cluster does not serve HTTPRoutes; an
+HTTPRoute to a gateway with tls comes with the BackendTLSPolicy (the Gateway API's own CRD) that
+has the Gateway verify it with the CA the endpoint publishes."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ ROUTE = {"host": "chat.example.com", "path": "/v1",
          "httpRoute": {"parentRefs": [{"name": "public", "sectionName": "https"}]}}  # fmt: skip
 
 
-def endpoint(expose: dict[str, Any] | None) -> str:
+def endpoint(expose: dict[str, Any] | None, *, tls: dict[str, Any] | None = None) -> str:
     spec: dict[str, Any] = {
         "model": "gpt-4o-mini",
         "backends": [BACKEND],
@@ -29,6 +31,8 @@ def endpoint(expose: dict[str, Any] | None) -> str:
     }
     if expose is not None:
         spec["expose"] = expose
+    if tls is not None:
+        spec["tls"] = tls
     return json.dumps({"apiVersion": "tiers.dev/v1alpha1", "kind": "RealtimeEndpoint",
                        "metadata": {"name": "chat"}, "spec": spec})  # fmt: skip
 
@@ -138,6 +142,36 @@ def test_an_http_route_is_validated_by_the_gateway_api_and_switches_to_an_ingres
         timeout_s=30,
         what="the HTTPRoute replaced by an Ingress",
     )
+
+
+def test_an_http_route_to_a_tls_gateway_has_the_gateway_verify_it_with_the_published_ca(
+    kubectl: Kubectl, operator: str, namespace: str, gateway_api_crds: None
+) -> None:
+    kubectl.apply(endpoint(ROUTE, tls={}), namespace=namespace)
+    # The operator asks discovery again within 30 s of finding the kind not served.
+    policy = wait_for(lambda: found(kubectl, "backendtlspolicy", "chat-gateway", namespace),
+                      timeout_s=60, what="the endpoint's BackendTLSPolicy")  # fmt: skip
+    uid = kubectl.get("rte", "chat", "-n", namespace)["metadata"]["uid"]
+    assert policy["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert policy["metadata"]["ownerReferences"][0]["uid"] == uid
+    assert policy["spec"]["targetRefs"] == [
+        {"group": "", "kind": "Service", "name": "chat-gateway", "sectionName": "https"}
+    ]
+    assert policy["spec"]["validation"] == {
+        "hostname": f"chat-gateway.{namespace}.svc",
+        "caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "chat-gateway-ca"}],
+    }
+    ca = found(kubectl, "configmap", "chat-gateway-ca", namespace)
+    assert ca is not None and "BEGIN CERTIFICATE" in ca["data"]["ca.crt"]
+    assert found(kubectl, "httproute", "chat-gateway", namespace) is not None
+    service = kubectl.get("service", "chat-gateway", "-n", namespace)
+    assert service["spec"]["ports"][0]["name"] == "https"
+
+    # Plain http again: the policy goes, the route stays.
+    kubectl.apply(endpoint(ROUTE), namespace=namespace)
+    wait_for(lambda: found(kubectl, "backendtlspolicy", "chat-gateway", namespace) is None,
+             timeout_s=30, what="the BackendTLSPolicy to go with spec.tls")  # fmt: skip
+    assert found(kubectl, "httproute", "chat-gateway", namespace) is not None
 
 
 def test_the_push_gateway_of_a_pipeline_is_exposed_in_front_of_its_service(

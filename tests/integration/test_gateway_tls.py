@@ -22,7 +22,7 @@ import openai
 import pytest
 from conftest import Processes, wait_for
 
-from tiers.operator.manifests import serving_tls
+from tiers.operator.manifests import self_signed, serving_tls
 from tiers.runtime import modelcall
 
 NAMES = ["localhost"]
@@ -33,7 +33,7 @@ def write_pair(folder: pathlib.Path) -> pathlib.Path:
     """A new self-signed CA and serving certificate for localhost into `folder`; the CA's path.
     The files are swapped in by rename, as the kubelet swaps a Secret volume's."""
     folder.mkdir(parents=True, exist_ok=True)
-    data = serving_tls.self_signed(NAMES, now=datetime.datetime.now(datetime.UTC))
+    data = self_signed.issue(NAMES, now=datetime.datetime.now(datetime.UTC))
     for key, value in data.items():
         (folder / f"{key}.new").write_text(value)
         os.replace(folder / f"{key}.new", folder / key)

@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from conftest import Collector, Processes, wait_for
 
 from tiers import devenv
-from tiers.operator.manifests import serving_tls
+from tiers.operator.manifests import self_signed
 from tiers.runtime import apikeys
 
 ALLOWED = "https://console.example"
@@ -194,7 +194,7 @@ def test_the_push_gateway_serves_https_that_clients_verify(
     topics: dict[str, str],
     tmp_path: pathlib.Path,
 ) -> None:
-    pair = serving_tls.self_signed(["localhost"], now=datetime.datetime.now(datetime.UTC))
+    pair = self_signed.issue(["localhost"], now=datetime.datetime.now(datetime.UTC))
     for key, value in pair.items():
         (tmp_path / key).write_text(value)
     url = services.start(
@@ -208,7 +208,7 @@ def test_the_push_gateway_serves_https_that_clients_verify(
                                      headers={"content-type": "application/json"})  # fmt: skip
     with urllib.request.urlopen(request, timeout=10, context=verified) as response:
         assert response.status == 202
-    other = serving_tls.self_signed(["localhost"], now=datetime.datetime.now(datetime.UTC))
+    other = self_signed.issue(["localhost"], now=datetime.datetime.now(datetime.UTC))
     (tmp_path / "other-ca.crt").write_text(other["ca.crt"])
     stranger = ssl.create_default_context(cafile=tmp_path / "other-ca.crt")
     with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):

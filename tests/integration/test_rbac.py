@@ -46,6 +46,12 @@ NOT_EXERCISED_HERE: set[Access] = {
     ("gateway.networking.k8s.io", "httproutes", "create"),
     ("gateway.networking.k8s.io", "httproutes", "patch"),
     ("gateway.networking.k8s.io", "httproutes", "delete"),
+    # The BackendTLSPolicy of an HTTPRoute to a gateway with tls needs the Gateway API's CRD of
+    # it, which test_exposure.py installs; here the cluster serves no such kind.
+    ("gateway.networking.k8s.io", "backendtlspolicies", "get"),
+    ("gateway.networking.k8s.io", "backendtlspolicies", "create"),
+    ("gateway.networking.k8s.io", "backendtlspolicies", "patch"),
+    ("gateway.networking.k8s.io", "backendtlspolicies", "delete"),
     # A gateway's cert-manager Certificate (spec.tls.issuerRef) needs cert-manager's CRD, which
     # test_tls_operator.py installs; here the operator only looks for one to delete (get).
     ("cert-manager.io", "certificates", "create"),
@@ -329,7 +335,8 @@ def test_the_operator_reads_secrets_one_by_one_and_only_where_it_works(
 ) -> None:
     secrets = [e for e in operator_requests(audit_log) if e["objectRef"]["resource"] == "secrets"]
     # get: a referenced key; create: a generated password or key; patch: an endpoint's Secret of
-    # its callers' key digests (server-side applied). Never list, watch, update or delete.
+    # its callers' key digests (server-side applied), a self-signed certificate renewed. Never
+    # list, watch, update or delete.
     assert {e["verb"] for e in secrets} <= {"get", "create", "patch"}
     assert all(e["objectRef"].get("name") for e in secrets)
     leases = [e for e in operator_requests(audit_log) if e["objectRef"]["resource"] == "leases"]

@@ -1,7 +1,8 @@
 """spec.tls against the real apiserver, with the session's operator (as the chart's
 ServiceAccount): the self-signed Secret it generates and owns (never one it does not own), the
 CA it publishes for in-cluster clients, the cert-manager Certificate it makes for an issuerRef,
-and the conditions when cert-manager is not installed or has not issued the certificate yet.
+the renewal of its own certificate near its end, and the conditions when cert-manager is not
+installed or has not issued the certificate yet.
 
 No cert-manager controller runs here: a minimal Certificate CRD (cert-manager.io/v1, its schema
 left open) lets the apiserver serve the kind, so the test sees the Certificate the operator
@@ -19,7 +20,7 @@ import pytest
 from conftest import Kubectl, wait_for
 from cryptography import x509
 
-from tiers.operator.manifests import serving_tls
+from tiers.operator.manifests import gateway, labels, self_signed, serving_tls
 
 BACKEND = {"name": "a", "provider": "openai-compatible", "model": "gpt-4o-mini",
            "baseURL": "http://127.0.0.1:9/v1"}  # fmt: skip
@@ -72,7 +73,7 @@ def decoded(secret: dict[str, Any]) -> dict[str, str]:
 def tls_secret(name: str) -> str:
     """A kubernetes.io/tls Secret, as cert-manager writes one (with its CA's ca.crt)."""
     names = [f"{name}.example"]
-    data = serving_tls.self_signed(names, now=datetime.datetime.now(datetime.UTC))
+    data = self_signed.issue(names, now=datetime.datetime.now(datetime.UTC))
     encoded = {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
     return json.dumps({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
                        "metadata": {"name": name}, "data": encoded})  # fmt: skip
@@ -134,6 +135,49 @@ def test_a_self_signed_endpoint_owns_its_certificate_and_publishes_only_its_ca(
     wait_for(lambda: kubectl.get("deployment", "chat-gateway", "-n", namespace)["spec"]
              ["replicas"] == 2, timeout_s=30, what="the endpoint reconciled again")  # fmt: skip
     assert decoded(kubectl.get("secret", "chat-gateway-tls", "-n", namespace)) == pair
+
+
+def test_a_self_signed_certificate_near_its_end_is_renewed_by_the_same_ca(
+    kubectl: Kubectl, operator: str, namespace: str
+) -> None:
+    kubectl.apply(endpoint(None), namespace=namespace)
+    uid = kubectl.get("rte", "chat", "-n", namespace)["metadata"]["uid"]
+    # The endpoint's own Secret, issued 70 days ago: past 2/3 of its 90 days.
+    names = serving_tls.dns_names(labels.Ref("chat", namespace), gateway.COMPONENT)
+    now = datetime.datetime.now(datetime.UTC)
+    old = self_signed.issue(names, now=now - datetime.timedelta(days=70))
+    owner = {"apiVersion": "tiers.dev/v1alpha1", "kind": "RealtimeEndpoint", "name": "chat",
+             "uid": uid, "controller": True}  # fmt: skip
+    kubectl.apply(json.dumps({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": "chat-gateway-tls", "ownerReferences": [owner]},
+        "data": {key: base64.b64encode(value.encode()).decode() for key, value in old.items()},
+    }), namespace=namespace)  # fmt: skip
+
+    kubectl.apply(endpoint({}), namespace=namespace)
+    renewed = wait_for(
+        lambda: (d := decoded(kubectl.get("secret", "chat-gateway-tls", "-n", namespace)))
+        ["tls.crt"] != old["tls.crt"] and d,
+        timeout_s=30, what="the certificate renewed",
+    )  # fmt: skip
+    serving = x509.load_pem_x509_certificate(renewed["tls.crt"].encode())
+    assert serving.not_valid_after_utc > now + datetime.timedelta(days=89)
+    assert renewed["tls.key"] != old["tls.key"]
+    # The same CA: what clients trust already verifies it, and is what stays published.
+    assert renewed["ca.crt"] == old["ca.crt"]
+    serving.verify_directly_issued_by(x509.load_pem_x509_certificate(old["ca.crt"].encode()))
+    ca = wait_for(lambda: found(kubectl, "configmap", "chat-gateway-ca", namespace),
+                  timeout_s=30, what="the CA's ConfigMap")  # fmt: skip
+    assert ca["data"] == {"ca.crt": old["ca.crt"]}
+    wait_for(
+        lambda: any(
+            event["reason"] == "ChildUpdated" and "Secret chat-gateway-tls" in event["message"]
+            for event in kubectl.get(
+                "events", "-n", namespace, "--field-selector", "involvedObject.name=chat"
+            )["items"]
+        ),
+        timeout_s=30, what="an Event saying the Secret was renewed",
+    )  # fmt: skip
 
 
 def test_a_secret_of_that_name_not_made_by_the_endpoint_is_never_adopted(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tiers.console import batch, errors, identity, realtime, series, summaries
+from tiers.console import batch, errors, identity, realtime, series, summaries, upstream
 from tiers.runtime import pricing
 
 NOW = datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.UTC)
@@ -261,3 +261,18 @@ def test_an_upload_not_in_the_jobs_format_is_refused_naming_the_line() -> None:
         batch.count_records(io.BytesIO(b"\n[1, 2]\n"), "jsonl")
     assert refused.value.status == 422
     assert refused.value.message.startswith("line 2 is not a JSON object")
+
+
+def test_a_tls_server_reached_elsewhere_is_still_verified_for_its_in_cluster_name() -> None:
+    in_cluster = "https://chat-gateway.demo.svc:8080/v1"
+    moved = upstream.Server(in_cluster, "https://127.0.0.1:4443/v1", ca_pem="PEM")
+    assert moved.extensions() == {"sni_hostname": "chat-gateway.demo.svc"}
+    assert upstream.Server(in_cluster, in_cluster).extensions() == {}
+    plain = "http://chat-gateway.demo.svc:8080/v1"
+    assert upstream.Server(plain, "http://127.0.0.1:8080/v1").extensions() == {}
+
+
+def test_a_ca_that_does_not_load_is_refused_not_replaced_by_no_verification() -> None:
+    with pytest.raises(errors.ConsoleError) as raised:
+        upstream.client("-----BEGIN CERTIFICATE-----\nnot one\n-----END CERTIFICATE-----\n")
+    assert raised.value.status == 502

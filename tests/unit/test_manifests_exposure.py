@@ -31,12 +31,17 @@ ROUTE = {
 }
 
 
-def endpoint_children(expose: dict[str, Any] | None) -> list[dict[str, Any]]:
+def endpoint_children(
+    expose: dict[str, Any] | None, *, tls: dict[str, Any] | None = None,
+    ca: str | None = None, policy: str | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
     spec = yaml.safe_load((ROOT / "examples/01-realtime/realtime-endpoint.yaml").read_text())[
         "spec"
     ]
-    parsed = api.RealtimeEndpointSpec.model_validate({**spec, "expose": expose})
-    return realtime_children.desired_children(ENDPOINT, parsed, image="tiers:0.1.0")
+    parsed = api.RealtimeEndpointSpec.model_validate({**spec, "expose": expose, "tls": tls})
+    return realtime_children.desired_children(
+        ENDPOINT, parsed, image="tiers:0.1.0", serving_ca=ca, backend_tls_policy=policy
+    )
 
 
 def pipeline_children(expose: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -136,3 +141,67 @@ def test_the_url_outside_the_cluster_is_the_exposed_host_in_https_with_tls(
     spec = yaml.safe_load((ROOT / "examples/01-realtime/realtime-endpoint.yaml").read_text())
     parsed = api.RealtimeEndpointSpec.model_validate({**spec["spec"], "expose": expose})
     assert realtime_children.external_gateway_url(parsed) == url
+
+
+CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+@pytest.mark.parametrize("version", ["v1", "v1alpha3"])
+def test_an_http_route_to_a_tls_gateway_has_the_gateway_verify_it_with_the_published_ca(
+    version: str,
+) -> None:
+    *_, route, policy = endpoint_children(ROUTE, tls={}, ca=CA, policy=version)
+    assert route["kind"] == "HTTPRoute"
+    assert (policy["apiVersion"], policy["kind"]) == (
+        f"gateway.networking.k8s.io/{version}",
+        "BackendTLSPolicy",
+    )
+    assert policy["metadata"]["name"] == "chat-gateway"
+    assert policy["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert policy["spec"] == {
+        "targetRefs": [{"group": "", "kind": "Service", "name": "chat-gateway", "sectionName": "https"}],
+        "validation": {"hostname": "chat-gateway.prod.svc",
+                       "caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "chat-gateway-ca"}]},
+    }  # fmt: skip
+    assert ("v1", "ConfigMap", "chat-gateway-ca") in {
+        (c["apiVersion"], c["kind"], c["metadata"]["name"]) for c in endpoint_children(ROUTE, tls={}, ca=CA)
+    }  # fmt: skip
+
+
+def test_a_gateway_whose_certificate_publishes_no_ca_is_verified_with_the_systems() -> None:
+    policy = endpoint_children(ROUTE, tls={"secretName": "public"}, policy="v1")[-1]
+    assert policy["spec"]["validation"] == {
+        "hostname": "chat-gateway.prod.svc", "wellKnownCACertificates": "System"
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("expose", "tls", "policy"),
+    [(ROUTE, None, "v1"), (INGRESS, {}, "v1"), (ROUTE, {}, None)],
+    ids=["plain-http-gateway", "ingress", "kind-not-served"],
+)
+def test_no_backend_tls_policy_without_a_route_to_tls_where_the_kind_is_served(
+    expose: dict[str, Any], tls: dict[str, Any] | None, policy: str | None
+) -> None:
+    children = endpoint_children(expose, tls=tls, ca=CA, policy=policy)
+    assert "BackendTLSPolicy" not in {c["kind"] for c in children}
+
+
+def test_the_push_gateways_route_has_its_policy_too() -> None:
+    spec = yaml.safe_load((ROOT / "examples/02-stream/stream-pipeline.yaml").read_text())["spec"]
+    parsed = api.StreamPipelineSpec.model_validate({**spec, "push": {"expose": ROUTE, "tls": {}}})
+    policy = stream_children.desired_children(
+        PIPELINE, parsed, image="tiers:0.1.0", stats_redis_url=None, endpoint_model="gpt-4o",
+        push_ca=CA, backend_tls_policy="v1",
+    )[-1]  # fmt: skip
+    assert policy["kind"] == "BackendTLSPolicy"
+    assert policy["spec"]["targetRefs"][0]["name"] == "reviews-push"
+    assert policy["spec"]["validation"]["hostname"] == "reviews-push.shop.svc"
+    assert policy["spec"]["validation"]["caCertificateRefs"][0]["name"] == "reviews-push-ca"
+
+
+def test_only_the_served_versions_policy_is_a_candidate_for_deletion() -> None:
+    assert exposure.backend_tls_policy_candidates(ENDPOINT, gateway.COMPONENT, None) == []
+    assert exposure.backend_tls_policy_candidates(ENDPOINT, gateway.COMPONENT, "v1alpha3") == [
+        ("gateway.networking.k8s.io/v1alpha3", "BackendTLSPolicy", "chat-gateway")
+    ]

@@ -140,14 +140,14 @@ def test_the_self_signed_secret_holds_a_certificate_its_ca_verifies_for_the_serv
     assert secret["metadata"]["name"] == "chat-gateway-tls"
     assert secret["metadata"]["ownerReferences"][0]["uid"] == OWNER.uid
     data = serving_tls.self_signed_data(OWNER, gateway.COMPONENT, now=NOW)
-    assert sorted(data) == ["ca.crt", "tls.crt", "tls.key"]
+    assert sorted(data) == ["ca.crt", "ca.key", "tls.crt", "tls.key"]
     assert "PRIVATE KEY" not in data["ca.crt"]
     serving = x509.load_pem_x509_certificate(data["tls.crt"].encode())
     ca = x509.load_pem_x509_certificate(data["ca.crt"].encode())
     serving.verify_directly_issued_by(ca)
     names = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "chat-gateway.prod.svc" in names.get_values_for_type(x509.DNSName)
-    assert serving.not_valid_after_utc > NOW + datetime.timedelta(days=365)
+    assert serving.not_valid_after_utc == NOW + datetime.timedelta(days=90)
     # The key is the certificate's: the pair loads as a server's.
     (tmp_path / "tls.crt").write_text(data["tls.crt"])
     (tmp_path / "tls.key").write_text(data["tls.key"])
@@ -156,10 +156,11 @@ def test_the_self_signed_secret_holds_a_certificate_its_ca_verifies_for_the_serv
     )
 
 
-def test_optional_children_name_the_certificate_and_the_ca() -> None:
+def test_optional_children_name_the_certificate_never_a_configmap_the_operator_may_not_delete() -> (
+    None
+):
     assert serving_tls.optional_children(OWNER, gateway.COMPONENT) == [
         ("cert-manager.io/v1", "Certificate", "chat-gateway-tls"),
-        ("v1", "ConfigMap", "chat-gateway-ca"),
     ]
 
 

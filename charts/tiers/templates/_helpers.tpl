@@ -126,7 +126,8 @@ in every namespace; with watchNamespaces, a Role grants them in each listed name
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "delete"]
 # ... the NetworkPolicies of a managed Redis and a push gateway (deleted when turned off), and
-# the Ingress or Gateway API HTTPRoute of spec.expose (deleted when it goes or switches kind),
+# the Ingress or Gateway API HTTPRoute of spec.expose (deleted when it goes or switches kind)
+# and, for an HTTPRoute to a gateway with tls, its BackendTLSPolicy (v1 or v1alpha3),
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
@@ -134,7 +135,7 @@ in every namespace; with watchNamespaces, a Role grants them in each listed name
   resources: ["ingresses"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["gateway.networking.k8s.io"]
-  resources: ["httproutes"]
+  resources: ["httproutes", "backendtlspolicies"]
   verbs: ["get", "create", "patch", "delete"]
 # ... the cert-manager Certificate of a gateway's tls.issuerRef,
 - apiGroups: ["cert-manager.io"]
@@ -197,8 +198,9 @@ app.kubernetes.io/component: console
 What the console's own ServiceAccount may do: read the three kinds (its watch keeps each
 resource's latency, throughput and cost series from their status). Everything a user does is
 sent with the user's own token, so this is all it needs; with allowAnonymousRead it also shows
-Events to users without a token. Cluster-wide like the operator (a ClusterRole), or a Role in
-each of watchNamespaces.
+Events to users without a token, and reads the CA ConfigMaps that TLS gateways publish (the
+playground and live view verify them with it). Cluster-wide like the operator (a ClusterRole),
+or a Role in each of watchNamespaces.
 */}}
 {{- define "tiers.console.rules" -}}
 - apiGroups: ["tiers.dev"]
@@ -208,5 +210,8 @@ each of watchNamespaces.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["list"]
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get"]
 {{- end }}
 {{- end }}

@@ -23,23 +23,25 @@ from typing import Any
 import fastapi
 import httpx2
 
-from tiers.console import errors, objects, resources, sse, upstream
+from tiers.console import errors, objects, resources, sse, trust, upstream
+from tiers.operator.manifests import gateway as gateway_manifests
 from tiers.runtime import pricing
 
 router = fastapi.APIRouter(prefix="/api/v1/realtime")
 
 
-def gateway_url(request: fastapi.Request, obj: Mapping[str, Any]) -> str:
-    """The endpoint's OpenAI base URL (…/v1) as this console reaches it: in the cluster (a
-    status written before `address` was has only `url`)."""
+async def gateway(request: fastapi.Request, obj: Mapping[str, Any]) -> upstream.Server:
+    """The endpoint's gateway, at its OpenAI base URL (…/v1) in the cluster (a status written
+    before `address` was has only `url`), as this console reaches and verifies it (https with
+    `spec.tls`: against the CA the endpoint publishes)."""
     status = obj.get("status") or {}
-    url = (status.get("address") or {}).get("url") or status.get("url")
+    url = str((status.get("address") or {}).get("url") or status.get("url") or "").rstrip("/")
     if not url:
         name = obj["metadata"]["name"]
         message = f"RealtimeEndpoint {name!r} has no status.url yet: its gateway is not up"
         raise errors.ConsoleError(409, "NotReady", message)
-    base = upstream.reachable(request, str(url))
-    return base if base.endswith("/v1") else base + "/v1"
+    base = url if url.endswith("/v1") else url + "/v1"
+    return await trust.server(request, obj, gateway_manifests.COMPONENT, base)
 
 
 def price_of(obj: Mapping[str, Any], model: str) -> pricing.Price:
@@ -61,7 +63,7 @@ def price_of(obj: Mapping[str, Any], model: str) -> pricing.Price:
 @router.post("/{namespace}/{name}/chat/completions")
 async def chat_completions(request: fastapi.Request, namespace: str, name: str) -> fastapi.Response:
     obj = await objects.get(resources.caller(request).client, "realtimeendpoints", namespace, name)
-    base = gateway_url(request, obj)
+    server = await gateway(request, obj)
     body = await request.body()
     try:
         parsed = json.loads(body) if body else None
@@ -76,7 +78,8 @@ async def chat_completions(request: fastapi.Request, namespace: str, name: str) 
     started = time.monotonic()
     response = await upstream.open_stream(
         "POST",
-        base + "/chat/completions",
+        server,
+        "/chat/completions",
         headers=upstream.headers_for(request, "application/json"),
         content=body,
     )

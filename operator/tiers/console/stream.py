@@ -13,18 +13,25 @@ from typing import Annotated, Any
 import fastapi
 import pydantic
 
-from tiers.console import deadletters, errors, objects, resources, upstream
-from tiers.operator.manifests import labels, stream_children
+from tiers.console import deadletters, errors, objects, resources, trust, upstream
+from tiers.operator.manifests import labels, serving_tls, stream_children
 
 router = fastapi.APIRouter(prefix="/api/v1/stream")
 
 MAX_EVENTS = 500
 
 
-def push_url(request: fastapi.Request, namespace: str, name: str) -> str:
+async def push_gateway(request: fastapi.Request, obj: dict[str, Any]) -> upstream.Server:
     """The pipeline's push gateway (its Service, as the operator names it) as this console
-    reaches it."""
-    return upstream.reachable(request, stream_children.PUSH.url(labels.Ref(name, namespace)))
+    reaches and verifies it (https with `spec.push.tls`: against the CA the pipeline
+    publishes)."""
+    metadata = obj["metadata"]
+    tls = ((obj.get("spec") or {}).get("push") or {}).get("tls")
+    in_cluster = stream_children.PUSH.url(
+        labels.Ref(metadata["name"], metadata["namespace"]),
+        scheme="http" if tls is None else serving_tls.HTTPS,
+    )
+    return await trust.server(request, obj, stream_children.PUSH, in_cluster)
 
 
 async def pipeline(request: fastapi.Request, namespace: str, name: str) -> dict[str, Any]:
@@ -33,11 +40,12 @@ async def pipeline(request: fastapi.Request, namespace: str, name: str) -> dict[
 
 @router.get("/{namespace}/{name}/live")
 async def live(request: fastapi.Request, namespace: str, name: str) -> fastapi.Response:
-    await pipeline(request, namespace, name)
+    push = await push_gateway(request, await pipeline(request, namespace, name))
     started = time.monotonic()
     response = await upstream.open_stream(
         "GET",
-        push_url(request, namespace, name) + "/events/results",
+        push,
+        "/events/results",
         headers={**upstream.headers_for(request), "accept": "text/event-stream"},
         timeout=upstream.STREAM_TIMEOUT,
     )
@@ -53,7 +61,7 @@ class Events(pydantic.BaseModel):
 
 @router.post("/{namespace}/{name}/events")
 async def send(request: fastapi.Request, namespace: str, name: str, body: Events) -> dict[str, int]:
-    await pipeline(request, namespace, name)
+    push = await push_gateway(request, await pipeline(request, namespace, name))
     sent = list(body.events)
     if body.poison:
         # A JSON object without the fields a prompt reads: never scored, dead-lettered with
@@ -65,7 +73,8 @@ async def send(request: fastapi.Request, namespace: str, name: str, body: Events
         )
     response = await upstream.open_stream(
         "POST",
-        push_url(request, namespace, name) + "/events",
+        push,
+        "/events",
         headers=upstream.headers_for(request, "application/json"),
         content=json.dumps(sent).encode(),
     )

@@ -1,5 +1,5 @@
-"""The Gateway API's standard CRDs (GatewayClass, Gateway, HTTPRoute), for tests of
-`spec.expose.httpRoute`.
+"""The Gateway API's standard CRDs (GatewayClass, Gateway, HTTPRoute, BackendTLSPolicy), for
+tests of `spec.expose.httpRoute`.
 
 No Gateway controller runs here; what the tests need is the real CRDs, so that the apiserver
 validates the HTTPRoutes the operator renders as the Gateway API's own schema does. The version is
@@ -15,13 +15,11 @@ import pathlib
 from tiers.devenv import paths, toolchain
 
 MODULE = "sigs.k8s.io/gateway-api"
+PLURALS = ("gatewayclasses", "gateways", "httproutes", "backendtlspolicies")
 CRD_FILES = tuple(
-    f"config/crd/standard/gateway.networking.k8s.io_{plural}.yaml"
-    for plural in ("gatewayclasses", "gateways", "httproutes")
+    f"config/crd/standard/gateway.networking.k8s.io_{plural}.yaml" for plural in PLURALS
 )
-CRD_NAMES = tuple(
-    f"{plural}.gateway.networking.k8s.io" for plural in ("gatewayclasses", "gateways", "httproutes")
-)
+CRD_NAMES = tuple(f"{plural}.gateway.networking.k8s.io" for plural in PLURALS)
 
 
 def module_dir() -> pathlib.Path:

@@ -381,6 +381,14 @@ HTTP_ROUTE = generic_resource.create_namespaced_resource(
     "gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes"
 )
 """Registered so that an endpoint's or pipeline's HTTPRoute can be applied, read and deleted."""
+BACKEND_TLS_POLICIES = {
+    version: generic_resource.create_namespaced_resource(
+        "gateway.networking.k8s.io", version, "BackendTLSPolicy", "backendtlspolicies"
+    )
+    for version in ("v1", "v1alpha3")
+}
+"""Registered so that the BackendTLSPolicy of an HTTPRoute to a gateway with tls can be applied,
+read and deleted, at the version the cluster serves (`served_version`)."""
 CERTIFICATE = generic_resource.create_namespaced_resource(
     "cert-manager.io", "v1", "Certificate", "certificates"
 )
@@ -399,6 +407,35 @@ async def spark_application(name: str, namespace: str) -> dict[str, Any] | None:
             return None
         raise
     found: dict[str, Any] = app.to_dict()  # type: ignore[no-untyped-call]
+    return found
+
+
+_served: dict[tuple[str, str], tuple[str | None, float]] = {}
+"""Kinds looked up in discovery: (group, plural) → (the version serving it or None, until when
+that answer is trusted)."""
+UNSERVED_RECHECK_S = 30.0
+"""How long a kind found not served is taken as such (its CRD may be installed at any time)."""
+
+
+async def served_version(group: str, plural: str, versions: Sequence[str]) -> str | None:
+    """The first of `versions` (the preferred first) at which the apiserver serves `plural` of
+    `group`, from discovery (which every account may read); None when it serves none of them.
+    A kind found is trusted for a resync period, one not found for `UNSERVED_RECHECK_S`."""
+    known = _served.get((group, plural))
+    if known is not None and time.monotonic() < known[1]:
+        return known[0]
+    http = client()._client._client  # lightkube's HTTP client, at the apiserver
+    found = None
+    for version in versions:
+        response = await http.get(f"/apis/{group}/{version}")
+        if response.status_code == 404:
+            continue
+        response.raise_for_status()
+        if any(kind.get("name") == plural for kind in response.json().get("resources", ())):
+            found = version
+            break
+    trusted = children.jittered(children.RESYNC_S) if found else UNSERVED_RECHECK_S
+    _served[(group, plural)] = (found, time.monotonic() + trusted)
     return found
 
 
@@ -465,6 +502,45 @@ async def generated_secret(
     Raises `SecretNotOurs` when its owner (`manifest`'s controller) does not control it
     (`ownership.NamesakesChild` while a deleted namesake of its owner does).
     The values are returned to the caller only: never logged."""
+    return _decoded(await _generated(manifest, make_data))
+
+
+async def renewed_secret(
+    manifest: dict[str, Any],
+    *,
+    make_data: Callable[[], dict[str, str]],
+    renew: Callable[[dict[str, str]], dict[str, str] | None],
+) -> tuple[dict[str, str], bool]:
+    """`generated_secret`, whose data `renew` is then asked to replace (None: kept): the data,
+    and whether it was renewed. The new data is written only if nobody wrote the Secret since
+    it was read (a conflict keeps the old, read again at the next re-check)."""
+    secret = await _generated(manifest, make_data)
+    data = _decoded(secret)
+    fresh = renew(data)
+    if fresh is None:
+        return data, False
+    metadata = manifest["metadata"]
+    name, namespace = metadata["name"], metadata["namespace"]
+    assert secret.metadata is not None, "a Secret read has metadata"
+    encoded = {key: base64.b64encode(value.encode()).decode() for key, value in fresh.items()}
+    # A merge patch that carries the resourceVersion read: refused (409) if written since.
+    patch = {"metadata": {"resourceVersion": secret.metadata.resourceVersion}, "data": encoded}
+    try:
+        written = await client().patch(
+            Secret, name, patch, namespace=namespace, patch_type=PatchType.MERGE
+        )
+    except lightkube.ApiError as error:
+        _secrets.pop((namespace, name), None)
+        if error.status.code != 409:
+            raise
+        return data, False
+    _secrets[(namespace, name)] = (written, time.monotonic() + children.jittered(children.RESYNC_S))
+    return fresh, True
+
+
+async def _generated(
+    manifest: dict[str, Any], make_data: Callable[[], dict[str, str]] | None
+) -> Secret:
     metadata = manifest["metadata"]
     name, namespace = metadata["name"], metadata["namespace"]
     owner_uid = metadata["ownerReferences"][0]["uid"]
@@ -488,6 +564,10 @@ async def generated_secret(
         if ownership.held_by_a_deleted_namesake(found, manifest):
             raise ownership.conflict(ownership.Key.of(manifest), found, manifest)
         raise SecretNotOurs(name)
+    return secret
+
+
+def _decoded(secret: Secret) -> dict[str, str]:
     data = secret.data or {}
     return {key: base64.b64decode(value).decode() for key, value in data.items()}
 

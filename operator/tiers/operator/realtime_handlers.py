@@ -67,9 +67,13 @@ async def apply_children(
             # Created once, then only read: a new password would lock every client out.
             made = redis.render_password_secret(owner, redis.new_password())
             password = (await kube.generated_secret(made)).get(redis.PASSWORD_KEY)
-        serving_ca = None
+        serving_ca: str | None = None
+        renewed: list[kube.Change] = []
         if spec.tls is not None:
-            serving_ca = await serving_certificates.prepare(owner, gateway.COMPONENT, spec.tls)
+            serving_ca, renewed = await serving_certificates.prepare(
+                owner, gateway.COMPONENT, spec.tls
+            )
+        policy_version = await serving_certificates.backend_tls_policy_version()
         children = realtime_children.desired_children(
             owner,
             spec,
@@ -78,14 +82,19 @@ async def apply_children(
             redis_password=password,
             default_telemetry=DEFAULT_TELEMETRY,
             serving_ca=serving_ca,
+            backend_tls_policy=policy_version,
         )
         if spec.auth is not None:
             # The digests of the keys of the pipelines and batch jobs that call this endpoint.
             await caller_keys.sync(owner.name, owner.namespace)
+        optional = [
+            *optional_children(owner),
+            *exposure.backend_tls_policy_candidates(owner, gateway.COMPONENT, policy_version),
+        ]
         changes, unserved = await kube.sync_children(
-            children, reconciliation.possible_leftovers(body, optional_children(owner))
+            children, reconciliation.possible_leftovers(body, optional)
         )
-        reconciliation.record_changes(body, changes)
+        reconciliation.record_changes(body, renewed + changes)
         if unserved is not None:
             # The HTTPRoute (applied last) and the Certificate of spec.tls.issuerRef are the
             # children whose type a cluster may lack.

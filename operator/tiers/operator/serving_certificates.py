@@ -1,5 +1,5 @@
-"""The certificate Secret behind a gateway's `tls` (`spec.tls`, `spec.push.tls`): made when the
-operator self-signs it, read for the CA that clients verify the gateway with.
+"""The certificate Secret behind a gateway's `tls` (`spec.tls`, `spec.push.tls`): made and
+renewed when the operator self-signs it, read for the CA that clients verify the gateway with.
 
 The RealtimeEndpoint and StreamPipeline handlers call `prepare` before rendering their children
 (its CA goes into a ConfigMap, `serving_tls.render_ca_configmap`) and `missing` when observing.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from tiers.api import certificates
 from tiers.operator import kube, reconciliation
-from tiers.operator.manifests import labels, serving_tls
+from tiers.operator.manifests import exposure, labels, serving_tls
 
 
 def _self_signed(tls: certificates.TLS) -> bool:
@@ -18,19 +18,24 @@ def _self_signed(tls: certificates.TLS) -> bool:
 
 async def prepare(
     owner: labels.Owner, component: labels.Component, tls: certificates.TLS
-) -> str | None:
-    """The CA certificate (PEM) of the served certificate, None while it has none (its Secret not
-    made yet by cert-manager, or a certificate from a public CA). A self-signed pair is created
-    once into a Secret the owner controls; `kube.SecretNotOurs` when the name is taken."""
+) -> tuple[str | None, list[kube.Change]]:
+    """The CA certificates (PEM) of the served certificate, None while it has none (its Secret
+    not made yet by cert-manager, or a certificate from a public CA); and the Secret as a
+    change when this call renewed it. A self-signed pair is created into a Secret the owner
+    controls and renewed when due (`self_signed`); `kube.SecretNotOurs` when the name is
+    taken."""
     if _self_signed(tls):
         made = serving_tls.render_self_signed_secret(owner, component)
         now = reconciliation.now()
-        pair = await kube.generated_secret(
-            made, make_data=lambda: serving_tls.self_signed_data(owner, component, now=now)
+        pair, renewed = await kube.renewed_secret(
+            made,
+            make_data=lambda: serving_tls.self_signed_data(owner, component, now=now),
+            renew=lambda data: serving_tls.renewed_data(owner, component, data, now=now),
         )
-        return pair.get(serving_tls.CA_KEY)
+        changes = [kube.Change("Updated", "Secret", made["metadata"]["name"])] if renewed else []
+        return pair.get(serving_tls.CA_KEY), changes
     name = serving_tls.secret_name(owner, component, tls)
-    return await kube.secret_value(name, serving_tls.CA_KEY, owner.namespace)
+    return await kube.secret_value(name, serving_tls.CA_KEY, owner.namespace), []
 
 
 async def missing(
@@ -45,3 +50,13 @@ async def missing(
         return None
     which = "secretName" if tls.secret_name is not None else "issuerRef"
     return (f"{field}.{which}", name, serving_tls.CERT_KEY)
+
+
+async def backend_tls_policy_version() -> str | None:
+    """The version at which the cluster serves BackendTLSPolicy (None: it serves none): an
+    HTTPRoute to a gateway with `tls` gets one, and one no longer wanted is deleted."""
+    return await kube.served_version(
+        exposure.GATEWAY_API_GROUP,
+        exposure.BACKEND_TLS_POLICIES,
+        exposure.BACKEND_TLS_POLICY_VERSIONS,
+    )

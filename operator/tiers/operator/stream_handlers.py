@@ -194,9 +194,13 @@ async def apply_children(
             owner, redis.new_password(), component=stream_children.STATS
         )
         password = (await kube.generated_secret(made)).get(redis.PASSWORD_KEY)
-        push_ca = None
+        push_ca: str | None = None
+        renewed: list[kube.Change] = []
         if spec.push.tls is not None:
-            push_ca = await serving_certificates.prepare(owner, stream_children.PUSH, spec.push.tls)
+            push_ca, renewed = await serving_certificates.prepare(
+                owner, stream_children.PUSH, spec.push.tls
+            )
+        policy_version = await serving_certificates.backend_tls_policy_version()
         children = stream_children.desired_children(
             owner,
             spec,
@@ -208,6 +212,7 @@ async def apply_children(
             push_ca=push_ca,
             endpoint_tls=endpoint_tls,
             default_telemetry=DEFAULT_TELEMETRY,
+            backend_tls_policy=policy_version,
         )
         if spec.model.endpoint_ref is not None:
             # A key of its own for the endpoint, let in at once rather than at its next turn.
@@ -222,11 +227,12 @@ async def apply_children(
             ),
             *exposure.candidates(owner, stream_children.PUSH),
             *serving_tls.optional_children(owner, stream_children.PUSH),
+            *exposure.backend_tls_policy_candidates(owner, stream_children.PUSH, policy_version),
         ]
         changes, unserved = await kube.sync_children(
             children, reconciliation.possible_leftovers(body, optional)
         )
-        reconciliation.record_changes(body, changes)
+        reconciliation.record_changes(body, renewed + changes)
         # The SparkApplication and the HTTPRoute, applied last, and spec.push.tls's cert-manager
         # Certificate are the only children whose type a cluster may lack: their apply failing
         # so finds it out at no extra request.

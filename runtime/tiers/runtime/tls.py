@@ -98,6 +98,14 @@ def client_context(ca_file: pathlib.Path | None) -> ssl.SSLContext:
     return context
 
 
+def verifying_context(ca_pem: str | None) -> ssl.SSLContext:
+    """As `client_context`, with the CA certificates (PEM, one or a bundle) given as text: the
+    console reads them from the ConfigMap the operator publishes rather than from a mount."""
+    context = ssl.create_default_context(cadata=ca_pem) if ca_pem else ssl.create_default_context()
+    context.minimum_version = MINIMUM_VERSION
+    return context
+
+
 def uvicorn_ssl_context(config: Any, _default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
     """uvicorn's `ssl_context_factory`: its `ssl_certfile` and `ssl_keyfile`, served by a
     `ServingCertificate` (TLS 1.2 or later, renewed files picked up) in each worker process."""

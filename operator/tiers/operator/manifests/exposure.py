@@ -5,6 +5,10 @@ Both are named after the Service they route to (`component.name(owner)`) and own
 other child: applied with force, corrected on drift, deleted when `expose` goes or switches to
 the other kind. An HTTPRoute needs the Gateway API's CRDs; where the cluster lacks them, the
 apply finds out (`kube.TypeNotServed`) and the handler reports `gateway_api_missing()`.
+
+An HTTPRoute to a gateway that serves https (`tls`) comes with a BackendTLSPolicy, where the
+cluster serves that kind (`render_backend_tls_policy`): the Gateway then speaks TLS to the
+Service and verifies it with the CA its owner publishes.
 """
 
 from __future__ import annotations
@@ -13,13 +17,21 @@ from typing import Any
 
 from tiers.api import exposure
 from tiers.operator import verdicts
-from tiers.operator.manifests import labels
+from tiers.operator.manifests import labels, serving_tls
 
 INGRESS_API_VERSION = "networking.k8s.io/v1"
 INGRESS = "Ingress"
 HTTP_ROUTE_API_VERSION = "gateway.networking.k8s.io/v1"
 HTTP_ROUTE = "HTTPRoute"
 GATEWAY_API_MISSING = "GatewayAPIMissing"
+GATEWAY_API_GROUP = "gateway.networking.k8s.io"
+BACKEND_TLS_POLICY = "BackendTLSPolicy"
+BACKEND_TLS_POLICIES = "backendtlspolicies"
+BACKEND_TLS_POLICY_VERSIONS = ("v1", "v1alpha3")
+"""Where the Gateway API serves BackendTLSPolicy, the preferred first: v1 from its release 1.4
+(standard channel), v1alpha3 in 1.2 and 1.3 (experimental channel), both of the same shape for
+what is rendered here (targetRefs with sectionName, validation.caCertificateRefs or
+wellKnownCACertificates, validation.hostname)."""
 
 
 BACKEND_PROTOCOL_ANNOTATION = "nginx.ingress.kubernetes.io/backend-protocol"
@@ -60,6 +72,64 @@ def candidates(owner: labels.Owner, component: labels.Component) -> list[tuple[s
     longer wants is deleted."""
     name = component.name(owner)
     return [(INGRESS_API_VERSION, INGRESS, name), (HTTP_ROUTE_API_VERSION, HTTP_ROUTE, name)]
+
+
+def render_children(
+    owner: labels.Owner,
+    component: labels.Component,
+    expose: exposure.Expose,
+    *,
+    backend_tls: bool,
+    ca_published: bool,
+    policy_version: str | None,
+) -> list[dict[str, Any]]:
+    """`render`, and with an HTTPRoute to a Service that serves https (`backend_tls`) where the
+    cluster serves BackendTLSPolicy (at `policy_version`), the policy that has the Gateway
+    verify it (`ca_published`: against the owner's CA ConfigMap)."""
+    route = render(owner, component, expose, backend_tls=backend_tls)
+    if expose.http_route is None or not backend_tls or policy_version is None:
+        return [route]
+    policy = render_backend_tls_policy(
+        owner, component, api_version=policy_version, ca_published=ca_published
+    )
+    return [route, policy]
+
+
+def render_backend_tls_policy(
+    owner: labels.Owner,
+    component: labels.Component,
+    *,
+    api_version: str,
+    ca_published: bool,
+) -> dict[str, Any]:
+    """The BackendTLSPolicy (at `api_version`, one the cluster serves) that has the Gateway
+    verify the component's https port for its Service's `.svc` name (the certificate's common
+    name) against the CA ConfigMap's `ca.crt`, or the system's CAs where the owner publishes
+    none (a certificate from a public CA)."""
+    validation: dict[str, Any] = {"hostname": serving_tls.dns_names(owner, component)[2]}
+    if ca_published:
+        ca = serving_tls.ca_name(owner, component)
+        validation["caCertificateRefs"] = [{"group": "", "kind": "ConfigMap", "name": ca}]
+    else:
+        validation["wellKnownCACertificates"] = "System"
+    target = {"group": "", "kind": "Service", "name": component.name(owner),
+              "sectionName": serving_tls.HTTPS}  # fmt: skip
+    return {
+        "apiVersion": f"{GATEWAY_API_GROUP}/{api_version}",
+        "kind": BACKEND_TLS_POLICY,
+        "metadata": component.metadata(owner),
+        "spec": {"targetRefs": [target], "validation": validation},
+    }
+
+
+def backend_tls_policy_candidates(
+    owner: labels.Owner, component: labels.Component, policy_version: str | None
+) -> list[tuple[str, str, str]]:
+    """The policy the component may have (apiVersion, kind, name), at the version the cluster
+    serves only (the same object read at another version is not another child)."""
+    if policy_version is None:
+        return []
+    return [(f"{GATEWAY_API_GROUP}/{policy_version}", BACKEND_TLS_POLICY, component.name(owner))]
 
 
 def gateway_api_missing(field: str) -> verdicts.Verdict:
@@ -115,7 +185,7 @@ def _http_route(
 ) -> dict[str, Any]:
     parents = [
         {
-            "group": "gateway.networking.k8s.io",
+            "group": GATEWAY_API_GROUP,
             "kind": "Gateway",
             "name": parent.name,
             **({"namespace": parent.namespace} if parent.namespace else {}),

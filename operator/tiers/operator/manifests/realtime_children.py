@@ -230,19 +230,22 @@ def desired_children(
     redis_password: str | None = None,
     default_telemetry: common.Telemetry | None = None,
     serving_ca: str | None = None,
+    backend_tls_policy: str | None = None,
 ) -> list[dict[str, Any]]:
     """Every object the endpoint should own, in apply order; `image` runs the gateway.
     `redis_password` (the managed Redis's, as its Secret holds it) goes on the Redis and
     gateway pods as a digest only, so that a re-made Secret rolls both together. `serving_ca`
     (with `spec.tls`, the `ca.crt` of the gateway's certificate Secret, when it has one) is
-    published in a ConfigMap for the endpoint's in-cluster clients.
+    published in a ConfigMap for the endpoint's in-cluster clients. `backend_tls_policy` is the
+    version at which the cluster serves BackendTLSPolicy (None: it does not).
 
     The order is stable: ConfigMap, with `spec.tls` the cert-manager Certificate (issuerRef)
     and the CA's ConfigMap, the managed Redis (Deployment, Service, and its
     NetworkPolicy when `network_policy` is enabled) when the operator runs it, with the Batch
     API the gateway's ServiceAccount, Role and RoleBinding, the gateway Deployment, Service and
     PodDisruptionBudget, then the HPA when autoscaling is set, and last the Ingress or HTTPRoute
-    of `spec.expose` (a cluster may lack the HTTPRoute's CRD). A
+    of `spec.expose` (a cluster may lack the HTTPRoute's CRD), an HTTPRoute to a gateway with
+    `spec.tls` followed by its BackendTLSPolicy. A
     suspended endpoint scales to zero and has no HPA (one would scale it back up). Objects
     absent from the list are the handler's to delete.
     """
@@ -291,7 +294,12 @@ def desired_children(
     if spec.autoscaling is not None and not spec.suspend:
         children.append(gateway.render_horizontal_pod_autoscaler(owner, spec.autoscaling))
     if spec.expose is not None:
-        children.append(
-            exposure.render(owner, gateway.COMPONENT, spec.expose, backend_tls=spec.tls is not None)
+        children += exposure.render_children(
+            owner,
+            gateway.COMPONENT,
+            spec.expose,
+            backend_tls=spec.tls is not None,
+            ca_published=serving_ca is not None,
+            policy_version=backend_tls_policy,
         )
     return children

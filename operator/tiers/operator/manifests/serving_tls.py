@@ -5,8 +5,9 @@ Three sources (`tiers.api.certificates.TLS`), one Secret name the pods mount (`s
 - `secretName`: the user's kubernetes.io/tls Secret, read only;
 - `issuerRef`: a cert-manager Certificate (`render_certificate`) owned by the resource, whose
   Secret cert-manager writes and renews;
-- neither: a self-signed CA and serving certificate (`render_self_signed_secret`) that the
-  operator generates once into a Secret it owns (never one it does not own).
+- neither: a CA of its own and a serving certificate (`render_self_signed_secret`) that the
+  operator generates into a Secret it owns (never one it does not own) and renews
+  (`self_signed`).
 
 Whichever it is, the Secret's `ca.crt` is published in a ConfigMap (`render_ca_configmap`, the
 CA certificate only, never a key) that clients mount (`client_volume`): the stream and batch
@@ -19,18 +20,13 @@ import datetime
 import pathlib
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
 from tiers.api import certificates
 from tiers.operator import verdicts
-from tiers.operator.manifests import labels, security
+from tiers.operator.manifests import labels, security, self_signed
 
-CERT_KEY = "tls.crt"
-KEY_KEY = "tls.key"
-CA_KEY = "ca.crt"
+CERT_KEY = self_signed.CERT_KEY
+KEY_KEY = self_signed.KEY_KEY
+CA_KEY = self_signed.CA_KEY
 SECRET_TYPE = "kubernetes.io/tls"
 CERTIFICATE_API_VERSION = "cert-manager.io/v1"
 CERTIFICATE_KIND = "Certificate"
@@ -38,22 +34,8 @@ SERVING_DIR = "/var/run/tiers/tls"
 """Where a server's pods mount the certificate Secret."""
 CA_DIR = "/var/run/tiers/server-ca"
 """Where a client's pods mount the CA ConfigMap of the server they call."""
-SELF_SIGNED_DAYS = 3650
-"""Validity of the operator's self-signed CA and certificate: nothing renews them (cert-manager
-is the way to rotated certificates); the Secret's deletion has the operator make new ones."""
 HTTPS = "https"
 CERT_MANAGER_MISSING = "CertManagerMissing"
-_CA_KEY_USAGE = x509.KeyUsage(
-    digital_signature=False,
-    content_commitment=False,
-    key_encipherment=False,
-    data_encipherment=False,
-    key_agreement=False,
-    key_cert_sign=True,
-    crl_sign=True,
-    encipher_only=False,
-    decipher_only=False,
-)
 
 
 def _certificate_component(component: labels.Component) -> labels.Component:
@@ -123,59 +105,10 @@ def render_certificate(
     }
 
 
-def self_signed(names: list[str], *, now: datetime.datetime) -> dict[str, str]:
-    """A new CA and a serving certificate for `names` that it signed, as PEM: the Secret's data
-    (`tls.crt`, `tls.key`, `ca.crt`). The CA's key is not kept: nothing else is signed with it."""
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{names[0]} CA")])
-    until = now + datetime.timedelta(days=SELF_SIGNED_DAYS)
-    since = now - datetime.timedelta(minutes=5)  # clocks a little behind still accept it
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(since)
-        .not_valid_after(until)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_CA_KEY_USAGE, critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    serving = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(since)
-        .not_valid_after(until)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(name) for name in names]), critical=False
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    return {
-        CERT_KEY: serving.public_bytes(pem).decode(),
-        KEY_KEY: key.private_bytes(
-            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode(),
-        CA_KEY: ca.public_bytes(pem).decode(),
-    }
-
-
 def render_self_signed_secret(owner: labels.Owner, component: labels.Component) -> dict[str, Any]:
     """The kubernetes.io/tls Secret of a self-signed pair, its data to come from
-    `self_signed_data`: created once by `kube.generated_secret` (never rewritten, never
-    adopted), which makes the pair only then."""
+    `self_signed_data`: created once by `kube.generated_secret` (never adopted), which makes
+    the pair only then, and renews it with `renewed_data`."""
     secret = security.render_secret(owner, _certificate_component(component), {})
     secret["type"] = SECRET_TYPE
     return secret
@@ -184,8 +117,19 @@ def render_self_signed_secret(owner: labels.Owner, component: labels.Component) 
 def self_signed_data(
     owner: labels.Named, component: labels.Component, *, now: datetime.datetime
 ) -> dict[str, str]:
-    """A new self-signed pair for the component's Service: the Secret's data."""
-    return self_signed(dns_names(owner, component), now=now)
+    """A new CA and serving certificate for the component's Service: the Secret's data."""
+    return self_signed.issue(dns_names(owner, component), now=now)
+
+
+def renewed_data(
+    owner: labels.Named,
+    component: labels.Component,
+    data: dict[str, str],
+    *,
+    now: datetime.datetime,
+) -> dict[str, str] | None:
+    """The self-signed Secret's data renewed as of `now`; None while nothing is due."""
+    return self_signed.renewed(data, dns_names(owner, component), now=now)
 
 
 def render_ca_configmap(
@@ -267,11 +211,10 @@ def render_children(
 def optional_children(
     owner: labels.Named, component: labels.Component
 ) -> list[tuple[str, str, str]]:
-    """The children some specs have and others not: (apiVersion, kind, name)."""
-    return [
-        (CERTIFICATE_API_VERSION, CERTIFICATE_KIND, certificate_name(owner, component)),
-        ("v1", "ConfigMap", ca_name(owner, component)),
-    ]
+    """The children some specs have and others not: (apiVersion, kind, name). The CA's
+    ConfigMap is not one: the operator never deletes a ConfigMap (garbage collection does,
+    with its owner), so one left by a `tls` since removed stays until then, unused."""
+    return [(CERTIFICATE_API_VERSION, CERTIFICATE_KIND, certificate_name(owner, component))]
 
 
 def cert_manager_missing(field: str) -> verdicts.Verdict:

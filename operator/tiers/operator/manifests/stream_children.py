@@ -112,6 +112,7 @@ def desired_children(
     push_ca: str | None = None,
     endpoint_tls: bool = False,
     default_telemetry: common.Telemetry | None = None,
+    backend_tls_policy: str | None = None,
 ) -> list[dict[str, Any]]:
     """Every object the pipeline should own, in apply order (see the module's docstring); with
     `network_policy` enabled, NetworkPolicies of the stats Redis and the push gateway follow.
@@ -119,7 +120,9 @@ def desired_children(
     digest only, so that a re-made Secret rolls both together. With `spec.push.tls`, the
     cert-manager Certificate (issuerRef) and the CA's ConfigMap (`push_ca`, once known) come
     first; `endpoint_tls` says the endpointRef's gateway serves https (its CA is mounted); the
-    job's spans go where spec.telemetry says, else to the chart's `default_telemetry`."""
+    job's spans go where spec.telemetry says, else to the chart's `default_telemetry`.
+    `backend_tls_policy` is the version at which the cluster serves BackendTLSPolicy (None: it
+    does not): an HTTPRoute to a push gateway with `spec.push.tls` is followed by one."""
     settings = job_config(
         owner,
         spec,
@@ -181,8 +184,13 @@ def desired_children(
             )
         )
     if spec.push.expose is not None:
-        children.append(
-            exposure.render(owner, PUSH, spec.push.expose, backend_tls=spec.push.tls is not None)
+        children += exposure.render_children(
+            owner,
+            PUSH,
+            spec.push.expose,
+            backend_tls=spec.push.tls is not None,
+            ca_published=push_ca is not None,
+            policy_version=backend_tls_policy,
         )
     return children
 
