@@ -4,9 +4,10 @@ CA it publishes for in-cluster clients, the cert-manager Certificate it makes fo
 the renewal of its own certificate near its end, and the conditions when cert-manager is not
 installed or has not issued the certificate yet.
 
-No cert-manager controller runs here: a minimal Certificate CRD (cert-manager.io/v1, its schema
-left open) lets the apiserver serve the kind, so the test sees the Certificate the operator
-makes; the test then writes the Secret that cert-manager would, from a CA of its own."""
+No cert-manager controller runs here (`tiers.devenv.cert_manager` says why): cert-manager's own
+Certificate CRD (fetched from the Go module proxy) has the apiserver validate the Certificate the
+operator makes with cert-manager's schema; the test then writes the Secret that cert-manager
+would, from a CA of its own."""
 
 from __future__ import annotations
 
@@ -20,26 +21,11 @@ import pytest
 from conftest import Kubectl, wait_for
 from cryptography import x509
 
+from tiers.devenv import cert_manager
 from tiers.operator.manifests import gateway, labels, self_signed, serving_tls
 
 BACKEND = {"name": "a", "provider": "openai-compatible", "model": "gpt-4o-mini",
            "baseURL": "http://127.0.0.1:9/v1"}  # fmt: skip
-CERTIFICATE_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "certificates.cert-manager.io"},
-    "spec": {
-        "group": "cert-manager.io",
-        "names": {"kind": "Certificate", "listKind": "CertificateList",
-                  "plural": "certificates", "singular": "certificate"},
-        "scope": "Namespaced",
-        "versions": [{
-            "name": "v1", "served": True, "storage": True,
-            "schema": {"openAPIV3Schema": {
-                "type": "object", "x-kubernetes-preserve-unknown-fields": True}},
-        }],
-    },
-}  # fmt: skip
 
 
 def endpoint(tls: dict[str, Any] | None, *, replicas: int = 1) -> str:
@@ -81,25 +67,16 @@ def tls_secret(name: str) -> str:
 
 @pytest.fixture
 def certificate_crd(kubectl: Kubectl) -> Iterator[None]:
-    """cert-manager's Certificate kind served (cluster-wide), removed after the test."""
-    kubectl.run("apply", "--server-side", "--field-manager=tiers-tests", "-f", "-",
-                stdin=json.dumps(CERTIFICATE_CRD))  # fmt: skip
+    """cert-manager's own Certificate CRD (cluster-wide), removed after the test."""
+    kubectl.run("apply", "--server-side", "--field-manager=tiers-tests",
+                "-f", str(cert_manager.certificate_crd()))  # fmt: skip
     try:
-        wait_for(
-            lambda: any(
-                c["type"] == "Established" and c["status"] == "True"
-                for c in kubectl.get("crd", "certificates.cert-manager.io")
-                .get("status", {})
-                .get("conditions")
-                or ()
-            ),
-            timeout_s=30,
-            what="the Certificate CRD to be established",
-        )
+        kubectl.run("wait", "--for=condition=Established", f"crd/{cert_manager.CRD_NAME}",
+                    "--timeout=30s")  # fmt: skip
         yield
     finally:
-        kubectl.run("delete", "crd", "certificates.cert-manager.io", "--ignore-not-found",
-                    "--wait", "--timeout=60s")  # fmt: skip
+        kubectl.run("delete", "crd", cert_manager.CRD_NAME, "--ignore-not-found", "--wait",
+                    "--timeout=60s")  # fmt: skip
 
 
 def test_a_self_signed_endpoint_owns_its_certificate_and_publishes_only_its_ca(

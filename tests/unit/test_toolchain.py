@@ -4,7 +4,7 @@ import pathlib
 
 import pytest
 
-from tiers.devenv import spark_operator, toolchain
+from tiers.devenv import cert_manager, spark_operator, toolchain
 
 
 def test_a_replace_directive_wins_over_require(tmp_path: pathlib.Path) -> None:
@@ -47,3 +47,10 @@ def test_the_spark_operator_crd_comes_from_a_pinned_and_checksummed_v2_release()
     assert spark_operator.version().startswith("v2.")
     assert (spark_operator.module_dir() / "go.sum").read_text().count(spark_operator.MODULE) == 2
     assert spark_operator.CRD_FILE.endswith("sparkoperator.k8s.io_sparkapplications.yaml")
+
+
+def test_cert_managers_certificate_crd_comes_from_a_pinned_and_checksummed_release() -> None:
+    go_mod = cert_manager.module_dir() / "go.mod"
+    assert toolchain.pinned_version(go_mod, cert_manager.MODULE).startswith("v1.")
+    assert (cert_manager.module_dir() / "go.sum").read_text().count(cert_manager.MODULE) == 2
+    assert cert_manager.CRD_FILE.endswith("cert-manager.io_certificates.yaml")
