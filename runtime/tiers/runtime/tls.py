@@ -98,6 +98,56 @@ def client_context(ca_file: pathlib.Path | None) -> ssl.SSLContext:
     return context
 
 
+class TrustedCAs:
+    """A client's TLS context (`client_context`) that follows its CA file: when the file
+    changes (the kubelet swapping the mounted CA ConfigMap), the CAs in it are added to the
+    same context, which the next handshakes verify with. A CA being replaced is published
+    beside the old one before it signs anything (`tiers.operator.manifests.self_signed`), so a
+    long-running client keeps verifying the server through the change. CAs are only added,
+    never dropped: one that leaves the file no longer signs anything. `refresh` looks at the
+    file at most every `recheck_s`."""
+
+    def __init__(
+        self,
+        ca_file: pathlib.Path | None,
+        *,
+        recheck_s: float = RECHECK_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._file = ca_file
+        self._recheck_s = recheck_s
+        self._clock = clock
+        self._stamp = self._current_stamp()
+        self.context = client_context(ca_file)
+        self._next_check = clock() + recheck_s
+
+    def _current_stamp(self) -> Stamp | None:
+        if self._file is None:
+            return None
+        try:
+            return _stamp((self._file,))
+        except OSError:
+            return None
+
+    def refresh(self) -> bool:
+        """Adds the file's CAs when it changed since last read; whether it did."""
+        now = self._clock()
+        if self._file is None or now < self._next_check:
+            return False
+        self._next_check = now + self._recheck_s
+        stamp = self._current_stamp()
+        if stamp is None or stamp == self._stamp:
+            return False
+        try:
+            self.context.load_verify_locations(cafile=self._file)
+        except (OSError, ssl.SSLError) as error:
+            _log.warning("keeping the CAs verified with: reading %s failed: %s", self._file, error)
+            return False
+        self._stamp = stamp
+        _log.info("verifying with the CAs now in %s", self._file)
+        return True
+
+
 def verifying_context(ca_pem: str | None) -> ssl.SSLContext:
     """As `client_context`, with the CA certificates (PEM, one or a bundle) given as text: the
     console reads them from the ConfigMap the operator publishes rather than from a mount."""

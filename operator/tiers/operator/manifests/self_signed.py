@@ -11,8 +11,9 @@ ten years and is renewed at 2/3 of its life too, in two steps so that no client 
 1. the new CA is added to `ca.crt` beside the one that issued the served certificate (the CA
    ConfigMap publishes both), and signs from then on;
 2. the next serving certificate is signed by it only once it has been published for
-   `PUBLISHED_FOR` (the kubelet's refresh of the clients' mounted ConfigMap); the old CA leaves
-   `ca.crt` with the certificate it issued.
+   `PUBLISHED_FOR` (the kubelet's refresh of the clients' mounted ConfigMap, which a running
+   model client reads again: `tiers.runtime.tls.TrustedCAs`); the old CA leaves `ca.crt` with
+   the certificate it issued.
 
 A Secret made before renewal existed (a ten-year certificate, no `ca.key`) goes the same way:
 its CA cannot sign, so a new one is published, and its long-lived certificate is replaced.

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
@@ -54,6 +53,7 @@ class ModelClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: http1.Pool | None = None
         self._slots: asyncio.Semaphore | None = None
+        self._trust: tls.TrustedCAs | None = None
 
     async def __aenter__(self) -> Self:
         return self
@@ -139,17 +139,20 @@ class ModelClient:
             raise RuntimeError("a ModelClient serves only the event loop it first scored on")
         self._loop = loop
         if self._pool is None or self._slots is None:
-            self._pool = http1.Pool(
-                max_per_host=self.config.max_in_flight, ssl_context=self._tls_context()
-            )
+            self._trust = self._trusted_cas()
+            context = None if self._trust is None else self._trust.context
+            self._pool = http1.Pool(max_per_host=self.config.max_in_flight, ssl_context=context)
             self._slots = asyncio.Semaphore(self.config.max_in_flight)
+        elif self._trust is not None:
+            self._trust.refresh()
         return self._pool, self._slots
 
-    def _tls_context(self) -> ssl.SSLContext | None:
-        """A gateway's https URL is verified against the CA its config names (TLS 1.2+)."""
+    def _trusted_cas(self) -> tls.TrustedCAs | None:
+        """A gateway's https URL is verified against the CA its config names (TLS 1.2+), and
+        the CAs added to it later (a CA being replaced) too."""
         target = self.config.target
         if isinstance(target, config.EndpointTarget) and target.url.startswith("https://"):
-            return tls.client_context(target.ca_file)
+            return tls.TrustedCAs(target.ca_file)
         return None
 
     async def _score_group(
