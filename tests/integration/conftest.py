@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from tiers import devenv
 from tiers.devenv import processes, spark_operator, toolchain
@@ -335,6 +336,29 @@ ENDPOINT: dict[str, Any] = {
         ],
     },
 }  # fmt: skip
+
+
+def live_pipeline(
+    bootstrap: str, prefix: str, *, push: dict[str, Any] | None = None
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """The console tests' StreamPipeline "reviews" (calling the endpoint "chat") on three new
+    topics of the session's Kafka, made here: (the topics by role, the pipeline)."""
+    suffix = uuid.uuid4().hex[:8]
+    topics = {role: f"{prefix}-{role}-{suffix}" for role in ("in", "out", "dlq")}
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(t, num_partitions=1) for t in topics.values()]).values():  # fmt: skip
+        future.result(10)
+    spec: dict[str, Any] = {
+        "kafka": {"bootstrapServers": bootstrap},
+        "topics": {"input": {"name": topics["in"]}, "output": {"name": topics["out"]},
+                   "deadLetter": {"name": topics["dlq"]}},
+        "model": {"endpointRef": {"name": "chat"}, "prompt": "Summarize: {text}"},
+        "checkpoint": {"volumeSize": "1Gi"},
+    }  # fmt: skip
+    if push is not None:
+        spec["push"] = push
+    return topics, {"apiVersion": "tiers.dev/v1alpha1", "kind": "StreamPipeline",
+                    "metadata": {"name": "reviews"}, "spec": spec}  # fmt: skip
 
 
 CONSOLE_RBAC = (

@@ -13,14 +13,12 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
-from conftest import ENDPOINT, Kubectl, Processes, start_console, wait_for
+from conftest import ENDPOINT, Kubectl, Processes, live_pipeline, start_console, wait_for
 
 from tiers import devenv
 from tiers.devenv import processes
@@ -542,25 +540,11 @@ def test_the_live_view_passes_the_push_gateway_through_and_reads_dead_letters(
     dev_cluster: devenv.DevCluster, crds: None, kubectl: Kubectl, namespace: str,
     services: Processes, tmp_path: pathlib.Path,
 ) -> None:  # fmt: skip
-    suffix = uuid.uuid4().hex[:8]
-    topics = {role: f"console-{role}-{suffix}" for role in ("in", "out", "dlq")}
-    admin = AdminClient({"bootstrap.servers": dev_cluster.kafka_bootstrap})
-    for future in admin.create_topics([NewTopic(t, num_partitions=1) for t in topics.values()]).values():  # fmt: skip
-        future.result(10)
+    topics, pipeline = live_pipeline(dev_cluster.kafka_bootstrap, "console")
     push = services.start(
         "push", "tiers.runtime.stream", "push", "--bootstrap", dev_cluster.kafka_bootstrap,
         "--input", topics["in"], "--output", topics["out"],
     )  # fmt: skip
-    pipeline = {
-        "apiVersion": "tiers.dev/v1alpha1", "kind": "StreamPipeline", "metadata": {"name": "reviews"},
-        "spec": {
-            "kafka": {"bootstrapServers": dev_cluster.kafka_bootstrap},
-            "topics": {"input": {"name": topics["in"]}, "output": {"name": topics["out"]},
-                       "deadLetter": {"name": topics["dlq"]}},
-            "model": {"endpointRef": {"name": "chat"}, "prompt": "Summarize: {text}"},
-            "checkpoint": {"volumeSize": "1Gi"},
-        },
-    }  # fmt: skip
     kubectl.apply(json.dumps(pipeline), namespace=namespace)
     in_cluster = f"http://reviews-push.{namespace}.svc:8086"
     url, started = start_console(
@@ -590,7 +574,7 @@ def test_the_live_view_passes_the_push_gateway_through_and_reads_dead_letters(
         status, _, sent = _call(f"{base}/events", body=json.dumps(
             {"events": [{"id": "e1", "text": "great"}], "poison": True}).encode())  # fmt: skip
         assert (status, sent) == (200, {"sent": 2})
-        consumer = Consumer({"bootstrap.servers": dev_cluster.kafka_bootstrap, "group.id": suffix,
+        consumer = Consumer({"bootstrap.servers": dev_cluster.kafka_bootstrap, "group.id": topics["in"],
                              "auto.offset.reset": "earliest"})  # fmt: skip
         consumer.subscribe([topics["in"]])
         values = []

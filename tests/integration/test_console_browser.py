@@ -23,8 +23,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
-from conftest import ENDPOINT, ROOT, Kubectl, Processes, start_console, wait_for
+from conftest import ENDPOINT, ROOT, Kubectl, Processes, live_pipeline, start_console, wait_for
 
 from tiers import devenv
 from tiers.devenv import processes
@@ -332,26 +331,12 @@ def test_sample_events_sent_from_the_live_view_come_back_as_results_and_poison_a
 ) -> None:  # fmt: skip
     """Real Kafka and the real push gateway; no status is set by hand, so the session's
     control plane serves."""
-    suffix = uuid.uuid4().hex[:8]
-    topics = {role: f"live-{role}-{suffix}" for role in ("in", "out", "dlq")}
-    admin = AdminClient({"bootstrap.servers": dev_cluster.kafka_bootstrap})
-    for future in admin.create_topics([NewTopic(t, num_partitions=1) for t in topics.values()]).values():  # fmt: skip
-        future.result(10)
+    topics, pipeline = live_pipeline(dev_cluster.kafka_bootstrap, "live")
     mock = services.start("mockllm", "tiers.runtime.mockllm")
     push = services.start(
         "push", "tiers.runtime.stream", "push", "--bootstrap", dev_cluster.kafka_bootstrap,
         "--input", topics["in"], "--output", topics["out"],
     )  # fmt: skip
-    pipeline = {
-        "apiVersion": "tiers.dev/v1alpha1", "kind": "StreamPipeline", "metadata": {"name": "reviews"},
-        "spec": {
-            "kafka": {"bootstrapServers": dev_cluster.kafka_bootstrap},
-            "topics": {"input": {"name": topics["in"]}, "output": {"name": topics["out"]},
-                       "deadLetter": {"name": topics["dlq"]}},
-            "model": {"endpointRef": {"name": "chat"}, "prompt": "Summarize: {text}"},
-            "checkpoint": {"volumeSize": "1Gi"},
-        },
-    }  # fmt: skip
     kubectl.apply(json.dumps(pipeline), namespace=namespace)
     in_cluster = f"http://reviews-push.{namespace}.svc:8086"
     url, started = start_console(dev_cluster, kubectl, tmp_path, "--frontend-dir", str(DIST),

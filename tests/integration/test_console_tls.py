@@ -11,12 +11,10 @@ import base64
 import json
 import pathlib
 import sys
-import uuid
 from typing import Any
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
-from conftest import Kubectl, Processes, start_console, wait_for
+from conftest import Kubectl, Processes, live_pipeline, start_console, wait_for
 from test_console import _call
 
 from tiers import devenv
@@ -81,22 +79,7 @@ def test_the_playground_and_live_view_verify_tls_gateways_with_the_published_ca(
                     "--backend", f"openai-compatible={mock}/v1",
                     *mounted_pair(kubectl, "chat-gateway-tls", namespace, tmp_path / "gateway"))  # fmt: skip
 
-    suffix = uuid.uuid4().hex[:8]
-    topics = {role: f"console-tls-{role}-{suffix}" for role in ("in", "out", "dlq")}
-    admin = AdminClient({"bootstrap.servers": dev_cluster.kafka_bootstrap})
-    for future in admin.create_topics([NewTopic(t, num_partitions=1) for t in topics.values()]).values():  # fmt: skip
-        future.result(10)
-    pipeline = {
-        "apiVersion": "tiers.dev/v1alpha1", "kind": "StreamPipeline", "metadata": {"name": "reviews"},
-        "spec": {
-            "kafka": {"bootstrapServers": dev_cluster.kafka_bootstrap},
-            "topics": {"input": {"name": topics["in"]}, "output": {"name": topics["out"]},
-                       "deadLetter": {"name": topics["dlq"]}},
-            "model": {"endpointRef": {"name": "chat"}, "prompt": "Summarize: {text}"},
-            "checkpoint": {"volumeSize": "1Gi"},
-            "push": {"tls": {}},
-        },
-    }  # fmt: skip
+    topics, pipeline = live_pipeline(dev_cluster.kafka_bootstrap, "console-tls", push={"tls": {}})
     kubectl.apply(json.dumps(pipeline), namespace=namespace)
     push = serve(services, "push", "tiers.runtime.stream", "push",
                  "--bootstrap", dev_cluster.kafka_bootstrap, "--input", topics["in"],
