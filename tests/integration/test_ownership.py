@@ -5,6 +5,7 @@ was, and survives the custom resource."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -203,3 +204,68 @@ def test_a_deployment_that_has_the_stream_jobs_name_is_reported_and_never_adopte
 
     assert "Deployment summaries-stream" in streaming["message"]
     assert_untouched(kubectl, namespace, "summaries-stream")
+
+
+def test_an_endpoint_deleted_and_applied_again_at_once_waits_for_its_old_children_to_go(
+    kubectl: Kubectl, operator: str, namespace: str
+) -> None:
+    """`kubectl delete` then `apply` (as `kubectl replace --force` or an Argo CD sync with
+    Replace=true do): the old endpoint's ConfigMap, held here by a finalizer as a slow garbage
+    collection would, keeps its name while the new endpoint exists. The new one waits for it,
+    never reports a ChildConflict (Stalled), and is Ready soon after it has gone, well before the
+    periodic re-check (60 s)."""
+    manifest = endpoint(cache={"enabled": False})
+    kubectl.apply(manifest, namespace=namespace)
+
+    def rte() -> dict[str, Any]:
+        return kubectl.get("rte", "chat", "-n", namespace)  # type: ignore[no-any-return]
+
+    first = wait_for(
+        lambda: condition(found := rte(), "Ready").get("status") == "True" and found,
+        timeout_s=30, what="the endpoint to be Ready",
+    )  # fmt: skip
+    kubectl.run("patch", "configmap", "chat-gateway", "-n", namespace, "--type=merge",
+                "-p", '{"metadata": {"finalizers": ["tiers.dev/test-holds-it"]}}')  # fmt: skip
+    try:
+        kubectl.run("delete", "rte", "chat", "-n", namespace, "--wait=false")
+        kubectl.apply(manifest, namespace=namespace)
+        seen: set[tuple[str, str]] = set()
+
+        def waiting() -> dict[str, Any] | None:
+            found = rte()
+            seen.update((c["type"], c["reason"]) for c in found.get("status", {}).get(
+                "conditions", []) if c["type"] in ("ProxyReady", "Stalled") and c["status"] != "Unknown")  # fmt: skip
+            proxy = condition(found, "ProxyReady")
+            new = found["metadata"]["uid"] != first["metadata"]["uid"]
+            return found if new and proxy.get("reason") == "PreviousObjectDeleting" else None
+
+        found = wait_for(waiting, timeout_s=20, what="the new endpoint to wait for the old child")
+        ready = condition(found, "Ready")
+        assert (ready["status"], ready["reason"]) == ("Unknown", "PreviousObjectDeleting")
+        assert ready["message"].startswith(
+            "ProxyReady: waiting: ConfigMap chat-gateway of the RealtimeEndpoint of this name"
+        )
+        assert condition(found, "Reconciling")["status"] == "True"
+        assert condition(found, "Stalled")["status"] == "False"
+        old = kubectl.get("configmap", "chat-gateway", "-n", namespace)
+        assert old["metadata"]["ownerReferences"][0]["uid"] == first["metadata"]["uid"]
+        wait_for(
+            lambda: kubectl.get("configmap", "chat-gateway", "-n", namespace)["metadata"].get(
+                "deletionTimestamp"), timeout_s=20, what="the garbage collector to delete it",
+        )  # fmt: skip
+    finally:
+        kubectl.run("patch", "configmap", "chat-gateway", "-n", namespace, "--type=json",
+                    "-p", '[{"op": "remove", "path": "/metadata/finalizers"}]')  # fmt: skip
+    freed = time.monotonic()
+
+    def ready_again() -> dict[str, Any] | None:
+        found = rte()
+        seen.update((c["type"], c["reason"]) for c in found.get("status", {}).get(
+            "conditions", []) if c["type"] in ("ProxyReady", "Stalled") and c["status"] != "Unknown")  # fmt: skip
+        return found if condition(found, "Ready").get("status") == "True" else None
+
+    found = wait_for(ready_again, timeout_s=30, what="the new endpoint to be Ready")
+    assert time.monotonic() - freed < 30, "sooner than the periodic re-check"
+    assert ("ProxyReady", "ChildConflict") not in seen and ("Stalled", "ChildConflict") not in seen
+    config = kubectl.get("configmap", "chat-gateway", "-n", namespace)
+    assert config["metadata"]["ownerReferences"][0]["uid"] == found["metadata"]["uid"]

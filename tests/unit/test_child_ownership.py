@@ -73,9 +73,29 @@ def test_a_run_of_a_deleted_namesake_is_told_from_someone_elses_job() -> None:
     assert not ownership.held_by_a_deleted_namesake(orphaned, new), "no owner: someone else's"
     # A deleted namesake's child is waited for; anyone else's is a conflict to clear by hand.
     key = ownership.Key.of(new)
-    going = ownership.conflict(key, run("old-uid"), new)
+    now_held = {"metadata": {"name": "triage", "uid": "new-uid"}}
+    going = ownership.conflict(key, run("old-uid"), new, owner_now=now_held)
     assert isinstance(going, ownership.NamesakesChild)
     assert str(going) == ("Job triage-run of the BatchJob of this name that was deleted before"
                           " this one was created is still being deleted")  # fmt: skip
-    other = ownership.conflict(key, run("old-uid", name="other"), new)
+    assert isinstance(ownership.conflict(key, run("old-uid"), new, owner_now=None),
+                      ownership.NamesakesChild), "the old owner is gone"  # fmt: skip
+    other = ownership.conflict(key, run("old-uid", name="other"), new, owner_now=now_held)
     assert type(other) is ownership.ChildConflict and "BatchJob other" in str(other)
+    assert ownership.owner_key(new) == ownership.Key(
+        "tiers.dev/v1alpha1", "BatchJob", "ns", "triage"
+    )
+
+
+def test_a_child_of_an_owner_still_there_is_no_namesakes_even_with_its_name() -> None:
+    """A reconcile of an object already replaced (its body stale) must not wait on the children
+    of the live one: only an old owner gone or being deleted makes a namesake."""
+    new = child(ref("new-uid"))
+    old_child = child(ref("old-uid"))
+    key = ownership.Key.of(new)
+    alive = {"metadata": {"name": "chat", "uid": "old-uid"}}
+    found = ownership.conflict(key, old_child, new, owner_now=alive)
+    assert type(found) is ownership.ChildConflict
+    deleting = {"metadata": {**alive["metadata"], "deletionTimestamp": "2026-11-30T08:00:00Z"}}
+    assert isinstance(ownership.conflict(key, old_child, new, owner_now=deleting),
+                      ownership.NamesakesChild)  # fmt: skip

@@ -1,9 +1,13 @@
 """The status a reconcile computes, without a cluster."""
 
 import datetime
+from typing import Any
+
+import pytest
 
 from tiers import api
-from tiers.operator import kube, reconciliation
+from tiers.api import kinds
+from tiers.operator import batch_status, kube, ownership, rechecks, reconciliation, verdicts
 
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 LATER = NOW + datetime.timedelta(hours=1)
@@ -91,3 +95,50 @@ def test_children_changed_together_are_one_event_per_verb() -> None:
         ("ChildCreated", "created ConfigMap chat-gateway, Deployment chat-gateway"),
         ("ChildDeleted", "deleted HTTPRoute chat-gateway"),
     ]
+
+
+@pytest.mark.parametrize("kind", [kinds.REALTIME_ENDPOINT, kinds.STREAM_PIPELINE, kinds.BATCH_JOB])
+def test_a_deleted_namesakes_child_is_waited_for_by_every_kind_and_looked_at_again_soon(
+    kind: kinds.Kind, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nudged: list[tuple[str, str, float]] = []
+    monkeypatch.setattr(
+        rechecks, "nudge_later", lambda k, uid, *, delay_s: nudged.append((k, uid, delay_s))
+    )
+    key = ownership.Key("v1", "ConfigMap", "ns", "chat-gateway")
+    going = ownership.NamesakesChild(key, kind.kind)
+
+    def body(waited_s: float) -> dict[str, Any]:
+        created = reconciliation.now() - datetime.timedelta(seconds=waited_s)
+        stamp = created.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"metadata": {"name": "chat", "uid": "new-uid", "creationTimestamp": stamp}}
+
+    verdict = reconciliation.child_conflict(kind, body(0), going)
+    assert (verdict.status, verdict.reason) == ("Unknown", reconciliation.PREVIOUS_DELETING)
+    assert verdict.message.startswith(f"waiting: ConfigMap chat-gateway of the {kind.kind} of")
+    progress = verdicts.progress("Ready", verdict)
+    assert progress["Reconciling"].status == "True" and progress["Stalled"].status == "False"
+    # Soon, then less often the longer it waits, never less often than every 30 s.
+    reconciliation.child_conflict(kind, body(120), going)
+    reconciliation.child_conflict(kind, body(3600), going)
+    assert nudged == [(kind.kind, "new-uid", 3.0), (kind.kind, "new-uid", 12.0),
+                      (kind.kind, "new-uid", 30.0)]  # fmt: skip
+    # Anyone else's child is a conflict only the user clears: Stalled, no early re-check.
+    other = ownership.ChildConflict(key, "is controlled by RealtimeEndpoint other")
+    conflict = reconciliation.child_conflict(kind, body(0), other)
+    assert (conflict.status, conflict.reason) == ("False", ownership.CHILD_CONFLICT)
+    assert verdicts.progress("Ready", conflict)["Stalled"].status == "True"
+    assert len(nudged) == 3
+
+
+def test_a_re_run_says_its_run_waits_for_the_old_runs_children(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(rechecks, "nudge_later", lambda *_, **__: None)
+    going = ownership.NamesakesChild(ownership.Key("batch/v1", "Job", "ns", "j-run"), "BatchJob")
+    body = {"metadata": {"name": "j", "uid": "u"}}
+    verdict = reconciliation.child_conflict(
+        kinds.BATCH_JOB, body, going, waiting=batch_status.previous_run_deleting
+    )
+    assert (verdict.status, verdict.reason) == ("Unknown", batch_status.PREVIOUS_RUN_DELETING)
+    assert "Job j-run" in verdict.message

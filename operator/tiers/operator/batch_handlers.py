@@ -92,11 +92,8 @@ async def reconcile_batch_job(body: kopf.Body, patch: kopf.Patch, **_: Any) -> N
         stats_url = stats_reader.stats_url(default_stats_url(owner))
         try:
             plan = await apply_runs(owner, spec, body, timing, stats_url=stats_url, now=now)
-        except ownership.NamesakesChild as going:
-            plan = Plan(jobs={}, waiting=_previous_run_deleting(owner, going))
         except (ownership.ChildConflict, kube.SecretNotOurs) as error:
-            conflict = verdicts.Verdict("False", ownership.CHILD_CONFLICT, str(error))
-            plan = Plan(jobs={}, waiting=conflict)
+            plan = Plan(jobs={}, waiting=_child_conflict(body, error))
         where = await stats_reader.target(
             stats_store.managed(owner, batch_children.STATS), owner.namespace
         )
@@ -136,10 +133,8 @@ async def reconcile_on_databricks(
     unavailable = False
     try:
         configmap, waiting = await _render_config(owner, spec, body, stats_url=stats_url)
-    except ownership.NamesakesChild as going:
-        configmap, waiting = None, _previous_run_deleting(owner, going)
     except (ownership.ChildConflict, kube.SecretNotOurs) as error:
-        configmap, waiting = None, verdicts.Verdict("False", ownership.CHILD_CONFLICT, str(error))
+        configmap, waiting = None, _child_conflict(body, error)
     if configmap is not None:
         where = await stats_reader.target(
             stats_store.managed(owner, batch_children.STATS), owner.namespace
@@ -332,16 +327,13 @@ def _outside_url(endpoint: Mapping[str, Any]) -> str | None:
     return realtime_children.external_gateway_url(found)
 
 
-NAMESAKE_RECHECK_S = 3.0
-"""How soon a BatchJob waiting for a deleted namesake's children to go looks again (no watch
-tells of a Secret going)."""
-
-
-def _previous_run_deleting(
-    owner: labels.Owner, going: ownership.NamesakesChild
+def _child_conflict(
+    body: kopf.Body, error: ownership.ChildConflict | kube.SecretNotOurs
 ) -> verdicts.Verdict:
-    rechecks.nudge_later(KIND.kind, owner.uid, delay_s=NAMESAKE_RECHECK_S)
-    return batch_status.previous_run_deleting(str(going))
+    """A child's name not held: a re-run's waits for the old run's children to go."""
+    return reconciliation.child_conflict(
+        KIND, body, error, waiting=batch_status.previous_run_deleting
+    )
 
 
 def _record(body: kopf.Body, change: kube.Change | None) -> None:

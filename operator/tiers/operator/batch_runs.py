@@ -77,7 +77,7 @@ async def create(job: dict[str, Any]) -> kube.Change | None:
         existing = await kube.read(key)
         owner_uid = ownership.controller_uid(job)
         if existing is not None and not ownership.is_ours(existing, owner_uid or ""):
-            raise ownership.conflict(key, existing, job) from None
+            raise await kube.conflict(key, existing, job) from None
         return None
     return kube.Change("Created", job["kind"], job["metadata"]["name"])
 

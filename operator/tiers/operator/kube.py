@@ -157,7 +157,7 @@ async def _apply_owned(manifest: dict[str, Any]) -> Literal["Created", "Updated"
     existing = await read(key)
     if existing is not None and not ownership.is_ours(existing, owner_uid):
         ownership.remember(key, None)
-        raise ownership.conflict(key, existing, manifest)
+        raise await conflict(key, existing, manifest)
     uid = None if existing is None else str(existing["metadata"]["uid"])
     metadata = await _apply(manifest, uid=uid)
     ownership.remember(key, ownership.Known(str(metadata["uid"]), owner_uid))
@@ -201,6 +201,18 @@ async def read(key: ownership.Key) -> dict[str, Any] | None:
         raise
     manifest: dict[str, Any] = found.to_dict()  # type: ignore[union-attr]
     return manifest
+
+
+async def conflict(
+    key: ownership.Key, existing: dict[str, Any], manifest: dict[str, Any]
+) -> ownership.ChildConflict:
+    """`ownership.conflict`, with the object that holds the owner's name now read: a child of a
+    deleted namesake of its owner is told (`ownership.NamesakesChild`) only once that namesake
+    is gone or being deleted."""
+    owner_now = None
+    if ownership.held_by_a_deleted_namesake(existing, manifest):
+        owner_now = await read(ownership.owner_key(manifest))
+    return ownership.conflict(key, existing, manifest, owner_now=owner_now)
 
 
 def _is_unserved_type(error: httpx2.HTTPStatusError) -> bool:
@@ -562,7 +574,7 @@ async def _generated(
     if _controllers(secret) != [owner_uid]:
         found = secret.to_dict()
         if ownership.held_by_a_deleted_namesake(found, manifest):
-            raise ownership.conflict(ownership.Key.of(manifest), found, manifest)
+            raise await conflict(ownership.Key.of(manifest), found, manifest)
         raise SecretNotOurs(name)
     return secret
 

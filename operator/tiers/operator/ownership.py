@@ -8,6 +8,10 @@ controls) is never adopted, rewritten or deleted: it is reported as a `ChildConf
 `Known` remembers, per process, the uid of each child found to be ours; applies then carry that
 uid, and the apiserver itself refuses (409 or 422) an apply onto a different object of the same
 name. Only a child not known yet (after a restart, or once a uid stops matching) is read first.
+
+A custom resource deleted and created again at once (`kubectl replace --force`, an Argo CD sync
+with Replace=true) finds its children's names still held, for a moment, by the children of the
+deleted one, which the garbage collector is deleting: those are `NamesakesChild`, waited for.
 """
 
 from __future__ import annotations
@@ -58,8 +62,8 @@ class ChildConflict(Exception):
 class NamesakesChild(ChildConflict):
     """A child's name is held by the child of a deleted object of its owner's kind and name (one
     deleted and created again at once), which the garbage collector is deleting: no conflict to
-    clear by hand, the name is free once it has gone. A handler that waits for it catches this
-    before `ChildConflict`; the others report it as one until a re-check finds the name free."""
+    clear by hand, the name is free once it has gone. Every kind's handler waits for it
+    (`reconciliation.child_conflict`): never adopted, never deleted."""
 
     def __init__(self, key: Key, owner_kind: str) -> None:
         Exception.__init__(
@@ -71,10 +75,19 @@ class NamesakesChild(ChildConflict):
         self.holder = f"is controlled by a deleted {owner_kind} of this name"
 
 
-def conflict(key: Key, existing: Mapping[str, Any], manifest: Mapping[str, Any]) -> ChildConflict:
+def conflict(
+    key: Key,
+    existing: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    *,
+    owner_now: Mapping[str, Any] | None,
+) -> ChildConflict:
     """Why the child `manifest` cannot take its name from `existing`, which its owner does not
-    control: the child of a deleted namesake of its owner (`NamesakesChild`), or another's."""
-    if held_by_a_deleted_namesake(existing, manifest):
+    control: the child of a deleted namesake of its owner (`NamesakesChild`), or another's.
+    `owner_now` is the object that holds the owner's kind and name as read now (None when
+    none does): a namesake whose controller is still there, not being deleted (a reconcile of
+    an object already replaced), is no namesake but a conflict."""
+    if held_by_a_deleted_namesake(existing, manifest) and _gone(_controller(existing), owner_now):
         owner = _controller(manifest) or {}
         return NamesakesChild(key, str(owner.get("kind")))
     return ChildConflict(key, holder_of(existing))
@@ -107,6 +120,21 @@ def held_by_a_deleted_namesake(existing: Mapping[str, Any], manifest: Mapping[st
     if theirs is None or ours is None:
         return False
     return _named(theirs) == _named(ours) and theirs.get("uid") != ours.get("uid")
+
+
+def owner_key(manifest: Mapping[str, Any]) -> Key:
+    """The child's controller (it has one: every child is rendered with it), by name."""
+    ref = _controller(manifest)
+    assert ref is not None, "every child is rendered with its controller ownerReference"
+    namespace = manifest["metadata"]["namespace"]
+    return Key(str(ref["apiVersion"]), str(ref["kind"]), namespace, str(ref["name"]))
+
+
+def _gone(ref: Mapping[str, Any] | None, owner_now: Mapping[str, Any] | None) -> bool:
+    """Whether the object `ref` names is no longer there, or is being deleted."""
+    metadata = (owner_now or {}).get("metadata") or {}
+    same = ref is not None and metadata.get("uid") == ref.get("uid")
+    return not same or bool(metadata.get("deletionTimestamp"))
 
 
 def _controller(manifest: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -103,10 +103,8 @@ async def apply_children(
             if unserved.kind != exposure.HTTP_ROUTE:
                 raise unserved
             return exposure.gateway_api_missing("spec.expose")
-    except ownership.ChildConflict as error:
-        return verdicts.Verdict("False", ownership.CHILD_CONFLICT, str(error))
-    except kube.SecretNotOurs as error:
-        return verdicts.Verdict("False", ownership.CHILD_CONFLICT, str(error))
+    except (ownership.ChildConflict, kube.SecretNotOurs) as error:
+        return reconciliation.child_conflict(KIND, body, error)
     except lightkube.ApiError as error:
         message = f"applying the gateway's objects failed: {error.status.message}"
         return verdicts.Verdict("False", "ApplyFailed", message)

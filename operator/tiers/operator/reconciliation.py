@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import kopf
@@ -16,11 +16,19 @@ import pydantic
 import pydantic.alias_generators
 
 from tiers.api import common, kinds
-from tiers.operator import images, kube, metrics, verdicts
+from tiers.operator import images, kube, metrics, ownership, rechecks, verdicts
 from tiers.operator.manifests import labels, model_client
 
 RECONCILING = "Reconciling"
 INVALID_SPEC = "InvalidSpec"
+PREVIOUS_DELETING = "PreviousObjectDeleting"
+"""The reason of an object created again at once whose deleted namesake's children still hold
+their names."""
+NAMESAKE_RECHECK_S = 3.0
+NAMESAKE_RECHECK_MAX_S = 30.0
+"""How soon an object that waits for a deleted namesake's children to go looks again (no watch
+tells of it): every 3 s at first, then a tenth of how long it has waited, at most every 30 s
+(a child a finalizer holds may stay for long), sooner than the periodic re-check."""
 
 
 def primary_condition(kind: kinds.Kind) -> str:
@@ -176,3 +184,36 @@ def record_changes(body: kopf.Body, changes: Iterable[kube.Change]) -> None:
 def now() -> datetime.datetime:
     """The time conditions are stamped with: UTC, whole seconds (as metav1.Time serializes)."""
     return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+
+
+def child_conflict(
+    kind: kinds.Kind,
+    body: Mapping[str, Any],
+    error: ownership.ChildConflict | kube.SecretNotOurs,
+    *,
+    waiting: Callable[[str], verdicts.Verdict] | None = None,
+) -> verdicts.Verdict:
+    """The verdict on a child whose name the object does not hold, the same for every kind.
+    The child of a deleted namesake of the object (`ownership.NamesakesChild`: it was deleted
+    and created again at once) is waited for, neither adopted nor deleted: Unknown,
+    `PREVIOUS_DELETING` (or what `waiting` makes of the message), so Reconciling, not Stalled,
+    and the object is looked at again soon, until the garbage collector has deleted the child.
+    Anyone else's is a `ChildConflict`, which only the user clears (Stalled)."""
+    if not isinstance(error, ownership.NamesakesChild):
+        return verdicts.Verdict("False", ownership.CHILD_CONFLICT, str(error))
+    metadata = body["metadata"]
+    waited_s = (now() - _created(metadata)).total_seconds()
+    delay_s = min(NAMESAKE_RECHECK_MAX_S, max(NAMESAKE_RECHECK_S, waited_s / 10))
+    rechecks.nudge_later(kind.kind, metadata["uid"], delay_s=delay_s)
+    if waiting is not None:
+        return waiting(str(error))
+    return verdicts.Verdict(
+        "Unknown", PREVIOUS_DELETING, f"waiting: {error}; its children are made once it is gone"
+    )
+
+
+def _created(metadata: Mapping[str, Any]) -> datetime.datetime:
+    created = metadata.get("creationTimestamp")
+    if not created:
+        return now()
+    return datetime.datetime.fromisoformat(str(created).replace("Z", "+00:00"))

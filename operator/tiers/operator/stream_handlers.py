@@ -245,7 +245,7 @@ async def apply_children(
         if unserved is not None:
             raise unserved
     except (ownership.ChildConflict, kube.SecretNotOurs) as error:
-        return verdicts.Verdict("False", ownership.CHILD_CONFLICT, str(error))
+        return reconciliation.child_conflict(KIND, body, error)
     except lightkube.ApiError as error:
         return verdicts.Verdict("False", "ApplyFailed", str(error.status.message))
     if spec.suspend:
