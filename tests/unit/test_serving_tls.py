@@ -14,7 +14,7 @@ import yaml
 from cryptography import x509
 
 from tiers import api
-from tiers.operator import manifests
+from tiers.operator import kube, manifests, serving_certificates
 from tiers.operator.manifests import batch_children, gateway, serving_tls, stream_children
 from tiers.runtime.modelcall import config as modelcall_config
 from tiers.runtime.stream import config as stream_config
@@ -268,3 +268,14 @@ def test_an_ingress_in_front_of_a_tls_gateway_speaks_https_to_it() -> None:
     assert annotations == {"nginx.ingress.kubernetes.io/backend-protocol": "HTTPS"}
     plain = find(render(spec(expose=expose)), "Ingress", "chat-gateway")
     assert "annotations" not in plain["metadata"]
+
+
+def test_a_backend_tls_policy_found_unserved_after_all_has_discovery_asked_again() -> None:
+    key = ("gateway.networking.k8s.io", "backendtlspolicies")
+    kube._served[key] = ("v1", float("inf"))
+    route = kube.TypeNotServed("gateway.networking.k8s.io/v1", "HTTPRoute")
+    assert not serving_certificates.backend_tls_policy_unserved(route)
+    assert key in kube._served
+    policy = kube.TypeNotServed("gateway.networking.k8s.io/v1", "BackendTLSPolicy")
+    assert serving_certificates.backend_tls_policy_unserved(policy)
+    assert key not in kube._served

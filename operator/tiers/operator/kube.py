@@ -451,6 +451,12 @@ async def served_version(group: str, plural: str, versions: Sequence[str]) -> st
     return found
 
 
+def forget_served(group: str, plural: str) -> None:
+    """Drops what `served_version` found: the kind was not served at that version after all
+    (its CRD removed or changed since), so the next call asks discovery again."""
+    _served.pop((group, plural), None)
+
+
 _secrets: dict[tuple[str, str], tuple[Secret, float]] = {}
 """Secrets read, with when to stop trusting them: Secrets are never watched (the operator may
 not list them), so a Secret found as the spec needs it is read again only after a resync

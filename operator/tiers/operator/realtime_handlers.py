@@ -95,6 +95,8 @@ async def apply_children(
             children, reconciliation.possible_leftovers(body, optional)
         )
         reconciliation.record_changes(body, renewed + changes)
+        if unserved is not None and serving_certificates.backend_tls_policy_unserved(unserved):
+            unserved = None
         if unserved is not None:
             # The HTTPRoute (applied last) and the Certificate of spec.tls.issuerRef are the
             # children whose type a cluster may lack.

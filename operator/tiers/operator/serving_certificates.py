@@ -60,3 +60,13 @@ async def backend_tls_policy_version() -> str | None:
         exposure.BACKEND_TLS_POLICIES,
         exposure.BACKEND_TLS_POLICY_VERSIONS,
     )
+
+
+def backend_tls_policy_unserved(unserved: kube.TypeNotServed) -> bool:
+    """Whether what the cluster did not serve is the BackendTLSPolicy (at the version discovery
+    found before its CRD was removed or changed): discovery is asked again at the next
+    reconcile, and the endpoint goes on without the policy meanwhile."""
+    if unserved.kind != exposure.BACKEND_TLS_POLICY:
+        return False
+    kube.forget_served(exposure.GATEWAY_API_GROUP, exposure.BACKEND_TLS_POLICIES)
+    return True

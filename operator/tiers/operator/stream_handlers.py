@@ -236,6 +236,8 @@ async def apply_children(
         # The SparkApplication and the HTTPRoute, applied last, and spec.push.tls's cert-manager
         # Certificate are the only children whose type a cluster may lack: their apply failing
         # so finds it out at no extra request.
+        if unserved is not None and serving_certificates.backend_tls_policy_unserved(unserved):
+            unserved = None
         if unserved is not None and unserved.kind == exposure.HTTP_ROUTE:
             return exposure.gateway_api_missing("spec.push.expose")
         if unserved is not None and unserved.kind == serving_tls.CERTIFICATE_KIND:
