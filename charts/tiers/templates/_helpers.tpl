@@ -159,7 +159,8 @@ in every namespace; with watchNamespaces, a Role grants them in each listed name
   verbs: ["get", "create", "patch", "delete"]
 # Secrets named by secretRefs (API keys, backend credentials, a webhook's signing key) are read
 # one by one, never listed or watched; the ones the operator generates (a managed Redis's
-# password, a pipeline's key for its endpoint) are created once and never updated; an endpoint's
+# password, a pipeline's key for its endpoint) are created once and never updated, but for a
+# self-signed serving certificate, renewed by a patch; an endpoint's
 # Secret of its callers' key digests is server-side applied (create, patch). None is deleted:
 # garbage collection removes them with their owner.
 - apiGroups: [""]
