@@ -10,6 +10,11 @@ describe("health", () => {
     expect(health(summary({ ready: "False", reason: "Suspended" }))).toBe("progressing");
     expect(health(summary({ ready: "Unknown", reason: "Creating" }))).toBe("progressing");
   });
+  it("calls an endpoint or pipeline waiting for its deleted namesake's children progressing", () => {
+    for (const plural of ["realtimeendpoints", "streampipelines"] as const) {
+      expect(health(summary({ plural, ready: "Unknown", reason: "PreviousObjectDeleting" }))).toBe("progressing");
+    }
+  });
   it("is progressing until the operator observed the latest generation", () => {
     expect(health(summary({ generation: 3, observedGeneration: 2 }))).toBe("progressing");
   });
