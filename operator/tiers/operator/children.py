@@ -10,7 +10,8 @@ which applies it again. A Deployment's status is kept too, so that conditions fo
 without polling (`deployment_status`). A BatchJob's runs (its Jobs) are listed once, then kept
 by the watch (`runs`), and a run that finishes wakes its BatchJob.
 
-Children of kinds not watched here (claims, generated Secrets, SparkApplications, HTTPRoutes:
+Children of kinds not watched here (claims, generated Secrets, SparkApplications, HTTPRoutes,
+BackendTLSPolicies, Certificates:
 kinds a cluster may not serve, or Secrets, which the operator may not list) are applied again
 once their record is older than `RESYNC_S`, as every child is after a restart.
 """
