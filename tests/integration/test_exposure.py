@@ -8,6 +8,7 @@ has the Gateway verify it with the CA the endpoint publishes."""
 from __future__ import annotations
 
 import json
+import pathlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,10 +49,9 @@ def ready(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
     return next((c for c in conditions if c["type"] == "Ready"), {})
 
 
-@pytest.fixture
-def gateway_api_crds(kubectl: Kubectl) -> Iterator[None]:
-    """The Gateway API's standard CRDs (cluster-wide), removed after the test."""
-    for crd in gateway_api.standard_crds():
+def installed(kubectl: Kubectl, crds: list[pathlib.Path]) -> Iterator[None]:
+    """The Gateway API's CRDs of these files (cluster-wide), removed after the test."""
+    for crd in crds:
         kubectl.run("apply", "--server-side", "--field-manager=tiers-tests", "-f", str(crd))
     try:
         for name in gateway_api.CRD_NAMES:
@@ -60,6 +60,19 @@ def gateway_api_crds(kubectl: Kubectl) -> Iterator[None]:
     finally:
         kubectl.run("delete", "crd", *gateway_api.CRD_NAMES, "--ignore-not-found", "--wait",
                     "--timeout=60s")  # fmt: skip
+
+
+@pytest.fixture
+def gateway_api_crds(kubectl: Kubectl) -> Iterator[None]:
+    """The Gateway API's standard CRDs (BackendTLSPolicy at v1), removed after the test."""
+    yield from installed(kubectl, gateway_api.standard_crds())
+
+
+@pytest.fixture
+def gateway_api_v1alpha3_policies(kubectl: Kubectl) -> Iterator[None]:
+    """The standard HTTPRoute and the BackendTLSPolicy of Gateway API 1.3 (v1alpha3 only)."""
+    standard = gateway_api.standard_crds(("gatewayclasses", "gateways", "httproutes"))
+    yield from installed(kubectl, [*standard, gateway_api.v1alpha3_backend_tls_policy_crd()])
 
 
 def test_an_ingress_is_made_corrected_and_deleted_with_expose(
@@ -172,6 +185,23 @@ def test_an_http_route_to_a_tls_gateway_has_the_gateway_verify_it_with_the_publi
     wait_for(lambda: found(kubectl, "backendtlspolicy", "chat-gateway", namespace) is None,
              timeout_s=30, what="the BackendTLSPolicy to go with spec.tls")  # fmt: skip
     assert found(kubectl, "httproute", "chat-gateway", namespace) is not None
+
+
+def test_where_the_gateway_api_serves_backend_tls_policy_at_v1alpha3_the_policy_is_made_so(
+    kubectl: Kubectl, operator: str, namespace: str, gateway_api_v1alpha3_policies: None
+) -> None:
+    kubectl.apply(endpoint(ROUTE, tls={}), namespace=namespace)
+    # Found served at v1 by an earlier test, the apply there fails and discovery is asked again
+    # (kube.forget_served).
+    # Named with its version: kubectl's discovery cache may still have v1 from that test.
+    policy = wait_for(
+        lambda: found(kubectl, "backendtlspolicies.v1alpha3.gateway.networking.k8s.io",
+                      "chat-gateway", namespace),
+        timeout_s=60, what="the endpoint's BackendTLSPolicy at v1alpha3",
+    )  # fmt: skip
+    assert policy["apiVersion"] == "gateway.networking.k8s.io/v1alpha3"
+    assert policy["spec"]["validation"]["caCertificateRefs"][0]["name"] == "chat-gateway-ca"
+    assert policy["spec"]["targetRefs"][0]["sectionName"] == "https"
 
 
 def test_the_push_gateway_of_a_pipeline_is_exposed_in_front_of_its_service(

@@ -4,7 +4,7 @@ import pathlib
 
 import pytest
 
-from tiers.devenv import cert_manager, spark_operator, toolchain
+from tiers.devenv import cert_manager, gateway_api, paths, spark_operator, toolchain
 
 
 def test_a_replace_directive_wins_over_require(tmp_path: pathlib.Path) -> None:
@@ -54,3 +54,10 @@ def test_cert_managers_certificate_crd_comes_from_a_pinned_and_checksummed_relea
     assert toolchain.pinned_version(go_mod, cert_manager.MODULE).startswith("v1.")
     assert (cert_manager.module_dir() / "go.sum").read_text().count(cert_manager.MODULE) == 2
     assert cert_manager.CRD_FILE.endswith("cert-manager.io_certificates.yaml")
+
+
+def test_the_v1alpha3_backend_tls_policy_crd_is_gateway_api_1_3s_experimental_one() -> None:
+    wrapper = paths.repo_root() / "tools" / "gateway-api-1.3"
+    assert toolchain.pinned_version(wrapper / "go.mod", gateway_api.MODULE) == "v1.3.0"
+    assert (wrapper / "go.sum").read_text().count(gateway_api.MODULE) == 2
+    assert "/experimental/" in gateway_api.V1ALPHA3_POLICY
