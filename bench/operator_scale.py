@@ -32,7 +32,7 @@ from typing import Any
 
 from tiers import devenv
 from tiers.devenv import cluster as dev_cluster
-from tiers.devenv import processes
+from tiers.devenv import processes, samples
 
 import machine
 import options
@@ -76,80 +76,25 @@ class Result:
     unsettled: list[str] = dataclasses.field(default_factory=list)
 
 
-def endpoint(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "tiers.dev/v1alpha1",
-        "kind": "RealtimeEndpoint",
-        "metadata": {"name": name},
-        "spec": {
-            "model": "gpt-4o-mini",
-            "backends": [
-                {
-                    "name": "primary",
-                    "provider": "openai-compatible",
-                    "baseURL": "http://127.0.0.1:9/v1",
-                    "model": "gpt-4o-mini",
-                }
-            ],
-        },
-    }
-
-
 def pipeline(name: str, bootstrap: str) -> dict[str, Any]:
     # One partition a topic: 600 topics on the one local broker, which is not what is measured.
-    return {
-        "apiVersion": "tiers.dev/v1alpha1",
-        "kind": "StreamPipeline",
-        "metadata": {"name": name},
-        "spec": {
-            "kafka": {"bootstrapServers": bootstrap},
-            "topics": {
-                "input": {"name": f"{name}-in", "partitions": 1},
-                "output": {"name": f"{name}-out", "partitions": 1},
-                "deadLetter": {"name": f"{name}-dlq", "partitions": 1},
-            },
-            "model": {
-                "backend": {
-                    "name": "mock",
-                    "provider": "openai-compatible",
-                    "baseURL": "http://127.0.0.1:9/v1",
-                    "model": "gpt-4o-mini",
-                },
-                "prompt": "Summarize: {text}",
-            },
-            "checkpoint": {"volumeSize": "1Gi"},
-            "spark": {"cores": 1, "memory": "1Gi"},
-        },
-    }
+    return samples.stream_pipeline(
+        name, bootstrap=bootstrap, topics=samples.topic_names(f"{name}-"),
+        spark={"cores": 1, "memory": "1Gi"},
+    )  # fmt: skip
 
 
 def batch_job(name: str) -> dict[str, Any]:
     # Suspended: what is measured is the operator's work per object, not 100 Spark runs.
-    return {
-        "apiVersion": "tiers.dev/v1alpha1",
-        "kind": "BatchJob",
-        "metadata": {"name": name},
-        "spec": {
-            "engine": "spark",
-            "suspend": True,
-            "input": {"uri": "file:///tmp/tiers-bench/in.jsonl"},
-            "output": {"uri": "file:///tmp/tiers-bench/out", "format": "jsonl"},
-            "model": {
-                "backend": {
-                    "name": "mock",
-                    "provider": "openai-compatible",
-                    "baseURL": "http://127.0.0.1:9/v1",
-                    "model": "gpt-4o-mini",
-                },
-                "prompt": "Classify: {text}",
-            },
-        },
-    }
+    return samples.batch_job(
+        name, input_uri="file:///tmp/tiers-bench/in.jsonl",
+        output_uri="file:///tmp/tiers-bench/out", engine="spark", suspend=True,
+    )  # fmt: skip
 
 
 def manifests(load: Load, *, bootstrap: str, prefix: str) -> list[dict[str, Any]]:
     return (
-        [endpoint(f"{prefix}rte-{i}") for i in range(load.endpoints)]
+        [samples.realtime_endpoint(f"{prefix}rte-{i}") for i in range(load.endpoints)]
         + [pipeline(f"{prefix}sp-{i}", bootstrap) for i in range(load.pipelines)]
         + [batch_job(f"{prefix}bj-{i}") for i in range(load.batch_jobs)]
     )

@@ -21,7 +21,7 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tiers import devenv
-from tiers.devenv import processes, spark_operator, toolchain
+from tiers.devenv import processes, samples, spark_operator, toolchain
 from tiers.devenv import redis_server as redis_server_module
 from tiers.operator.manifests import spark_application
 
@@ -74,6 +74,11 @@ class Kubectl:
 
     def get(self, *args: str) -> Any:
         return json.loads(self.run("get", "-o", "json", *args).stdout)
+
+    def find(self, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+        """The object, or None where there is none."""
+        out = self.run("get", kind, name, "-n", namespace, "-o", "json", "--ignore-not-found")
+        return json.loads(out.stdout) if out.stdout.strip() else None
 
 
 @pytest.fixture(scope="session")
@@ -324,18 +329,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 # The console (tiers.console) as the chart runs it, and a RealtimeEndpoint to show in it.
 
-ENDPOINT: dict[str, Any] = {
-    "apiVersion": "tiers.dev/v1alpha1",
-    "kind": "RealtimeEndpoint",
-    "metadata": {"name": "chat"},
-    "spec": {
-        "model": "gpt-4o-mini",
-        "backends": [
-            {"name": "primary", "provider": "openai-compatible", "model": "gpt-4o-mini",
-             "baseURL": "http://mockllm:9001/v1"},
-        ],
-    },
-}  # fmt: skip
+ENDPOINT = samples.realtime_endpoint(base_url="http://mockllm:9001/v1")
 
 
 def live_pipeline(
@@ -343,22 +337,15 @@ def live_pipeline(
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """The console tests' StreamPipeline "reviews" (calling the endpoint "chat") on three new
     topics of the session's Kafka, made here: (the topics by role, the pipeline)."""
-    suffix = uuid.uuid4().hex[:8]
-    topics = {role: f"{prefix}-{role}-{suffix}" for role in ("in", "out", "dlq")}
+    topics = samples.topic_names(f"{prefix}-", f"-{uuid.uuid4().hex[:8]}")
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for future in admin.create_topics([NewTopic(t, num_partitions=1) for t in topics.values()]).values():  # fmt: skip
         future.result(10)
-    spec: dict[str, Any] = {
-        "kafka": {"bootstrapServers": bootstrap},
-        "topics": {"input": {"name": topics["in"]}, "output": {"name": topics["out"]},
-                   "deadLetter": {"name": topics["dlq"]}},
-        "model": {"endpointRef": {"name": "chat"}, "prompt": "Summarize: {text}"},
-        "checkpoint": {"volumeSize": "1Gi"},
-    }  # fmt: skip
-    if push is not None:
-        spec["push"] = push
-    return topics, {"apiVersion": "tiers.dev/v1alpha1", "kind": "StreamPipeline",
-                    "metadata": {"name": "reviews"}, "spec": spec}  # fmt: skip
+    return topics, samples.stream_pipeline(
+        "reviews", bootstrap=bootstrap, topics=topics, partitions=None,
+        model={"endpointRef": {"name": "chat"}, "prompt": "Summarize: {text}"},
+        **({} if push is None else {"push": push}),
+    )  # fmt: skip
 
 
 CONSOLE_RBAC = (
@@ -406,6 +393,22 @@ def start_console(
         watch=started,
     )  # fmt: skip
     return url, started
+
+
+def upload_job(root: pathlib.Path) -> dict[str, Any]:
+    """The console's batch upload's subject: a suspended BatchJob "scores" that reads what an
+    upload writes (`root/in/tickets.jsonl`) into `root/out`, at most $2 (test_console.py and
+    test_console_browser.py)."""
+    return {
+        "apiVersion": "tiers.dev/v1alpha1", "kind": "BatchJob", "metadata": {"name": "scores"},
+        "spec": {
+            "engine": "spark", "suspend": True,
+            "input": {"uri": (root / "in" / "tickets.jsonl").as_uri(), "format": "jsonl"},
+            "output": {"uri": (root / "out").as_uri()},
+            "model": {"endpointRef": {"name": "chat"}, "prompt": "Classify: {body}"},
+            "budget": {"maxUSD": "2"},
+        },
+    }  # fmt: skip
 
 
 def remove_spark_operator_crd(kubectl: Kubectl) -> None:

@@ -18,7 +18,15 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer
-from conftest import ENDPOINT, Kubectl, Processes, live_pipeline, start_console, wait_for
+from conftest import (
+    ENDPOINT,
+    Kubectl,
+    Processes,
+    live_pipeline,
+    start_console,
+    upload_job,
+    wait_for,
+)
 
 from tiers import devenv
 from tiers.devenv import processes
@@ -306,16 +314,7 @@ def test_a_batch_jobs_input_is_uploaded_estimated_started_and_its_results_downlo
     tmp_path: pathlib.Path,
 ) -> None:  # fmt: skip
     root = tmp_path / "batch"
-    job = {
-        "apiVersion": "tiers.dev/v1alpha1", "kind": "BatchJob", "metadata": {"name": "scores"},
-        "spec": {
-            "engine": "spark", "suspend": True,
-            "input": {"uri": (root / "in" / "tickets.jsonl").as_uri(), "format": "jsonl"},
-            "output": {"uri": (root / "out").as_uri()},
-            "model": {"endpointRef": {"name": "chat"}, "prompt": "Classify: {body}"},
-            "budget": {"maxUSD": "2"},
-        },
-    }  # fmt: skip
+    job = upload_job(root)
     kubectl.apply(json.dumps(job), namespace=namespace)
     url, started = start_console(
         dev_cluster, kubectl, tmp_path, "--batch-root", str(root), "--max-upload-mb", "1"

@@ -23,7 +23,16 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer
-from conftest import ENDPOINT, ROOT, Kubectl, Processes, live_pipeline, start_console, wait_for
+from conftest import (
+    ENDPOINT,
+    ROOT,
+    Kubectl,
+    Processes,
+    live_pipeline,
+    start_console,
+    upload_job,
+    wait_for,
+)
 
 from tiers import devenv
 from tiers.devenv import processes
@@ -190,17 +199,7 @@ def test_a_small_batch_upload_ends_in_a_completed_job_with_a_downloadable_result
     dev_cluster, kubectl, namespace = quiet_cluster, Kubectl(quiet_cluster), "batch"
     kubectl.run("create", "namespace", namespace)
     root = tmp_path / "batch"
-    job = {
-        "apiVersion": "tiers.dev/v1alpha1", "kind": "BatchJob", "metadata": {"name": "scores"},
-        "spec": {
-            "engine": "spark", "suspend": True,
-            "input": {"uri": (root / "in" / "tickets.jsonl").as_uri(), "format": "jsonl"},
-            "output": {"uri": (root / "out").as_uri()},
-            "model": {"endpointRef": {"name": "chat"}, "prompt": "Classify: {body}"},
-            "budget": {"maxUSD": "2"},
-        },
-    }  # fmt: skip
-    kubectl.apply(json.dumps(job), namespace=namespace)
+    kubectl.apply(json.dumps(upload_job(root)), namespace=namespace)
     kubectl.apply(json.dumps(ENDPOINT), namespace=namespace)  # the model the estimate prices
     tickets = tmp_path / "tickets.jsonl"
     tickets.write_text(

@@ -15,32 +15,16 @@ from typing import Any
 import pytest
 from conftest import Kubectl, wait_for
 
-from tiers.devenv import gateway_api
+from tiers.devenv import gateway_api, samples
 
-BACKEND = {"name": "a", "provider": "openai-compatible", "model": "gpt-4o-mini",
-           "baseURL": "http://127.0.0.1:9/v1"}  # fmt: skip
 INGRESS = {"host": "chat.example.com", "ingress": {"tls": {"secretName": "chat-tls"}}}
 ROUTE = {"host": "chat.example.com", "path": "/v1",
          "httpRoute": {"parentRefs": [{"name": "public", "sectionName": "https"}]}}  # fmt: skip
 
 
 def endpoint(expose: dict[str, Any] | None, *, tls: dict[str, Any] | None = None) -> str:
-    spec: dict[str, Any] = {
-        "model": "gpt-4o-mini",
-        "backends": [BACKEND],
-        "cache": {"enabled": False},
-    }
-    if expose is not None:
-        spec["expose"] = expose
-    if tls is not None:
-        spec["tls"] = tls
-    return json.dumps({"apiVersion": "tiers.dev/v1alpha1", "kind": "RealtimeEndpoint",
-                       "metadata": {"name": "chat"}, "spec": spec})  # fmt: skip
-
-
-def found(kubectl: Kubectl, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
-    out = kubectl.run("get", kind, name, "-n", namespace, "-o", "json", "--ignore-not-found")
-    return json.loads(out.stdout) if out.stdout.strip() else None
+    spec = {key: value for key, value in (("expose", expose), ("tls", tls)) if value is not None}
+    return json.dumps(samples.realtime_endpoint(cache={"enabled": False}, **spec))
 
 
 def ready(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
@@ -79,7 +63,7 @@ def test_an_ingress_is_made_corrected_and_deleted_with_expose(
     kubectl: Kubectl, operator: str, namespace: str
 ) -> None:
     kubectl.apply(endpoint(INGRESS), namespace=namespace)
-    ingress = wait_for(lambda: found(kubectl, "ingress", "chat-gateway", namespace),
+    ingress = wait_for(lambda: kubectl.find("ingress", "chat-gateway", namespace),
                        timeout_s=30, what="the endpoint's Ingress")  # fmt: skip
     rule = ingress["spec"]["rules"][0]
     assert rule["host"] == "chat.example.com"
@@ -96,7 +80,7 @@ def test_an_ingress_is_made_corrected_and_deleted_with_expose(
                 '[{"op": "replace", "path": "/spec/rules/0/host", "value": "evil.example.com"}]')  # fmt: skip
     wait_for(
         lambda: (
-            (found(kubectl, "ingress", "chat-gateway", namespace) or {})["spec"]["rules"][0]["host"]
+            (kubectl.find("ingress", "chat-gateway", namespace) or {})["spec"]["rules"][0]["host"]
             == "chat.example.com"
         ),
         timeout_s=30,
@@ -104,7 +88,7 @@ def test_an_ingress_is_made_corrected_and_deleted_with_expose(
     )
 
     kubectl.apply(endpoint(None), namespace=namespace)
-    wait_for(lambda: found(kubectl, "ingress", "chat-gateway", namespace) is None,
+    wait_for(lambda: kubectl.find("ingress", "chat-gateway", namespace) is None,
              timeout_s=30, what="the Ingress to be deleted with spec.expose")  # fmt: skip
     wait_for(lambda: kubectl.get("rte", "chat", "-n", namespace)["status"]["url"]
              == status["address"]["url"], timeout_s=30, what="status.url in the cluster again")  # fmt: skip
@@ -114,7 +98,7 @@ def test_an_http_route_without_the_gateway_api_is_a_condition_naming_the_way_out
     kubectl: Kubectl, operator: str, namespace: str
 ) -> None:
     kubectl.apply(endpoint(INGRESS), namespace=namespace)
-    wait_for(lambda: found(kubectl, "ingress", "chat-gateway", namespace),
+    wait_for(lambda: kubectl.find("ingress", "chat-gateway", namespace),
              timeout_s=30, what="the endpoint's Ingress")  # fmt: skip
     # Switched to an HTTPRoute the cluster cannot make: the Ingress the spec no longer asks for
     # goes all the same.
@@ -128,8 +112,8 @@ def test_an_http_route_without_the_gateway_api_is_a_condition_naming_the_way_out
     assert "spec.expose.httpRoute" in condition["message"]
     assert "spec.expose.ingress" in condition["message"]
     # The rest of the endpoint is made all the same.
-    assert found(kubectl, "deployment", "chat-gateway", namespace) is not None
-    wait_for(lambda: found(kubectl, "ingress", "chat-gateway", namespace) is None,
+    assert kubectl.find("deployment", "chat-gateway", namespace) is not None
+    wait_for(lambda: kubectl.find("ingress", "chat-gateway", namespace) is None,
              timeout_s=30, what="the Ingress the spec no longer asks for to go")  # fmt: skip
 
 
@@ -137,7 +121,7 @@ def test_an_http_route_is_validated_by_the_gateway_api_and_switches_to_an_ingres
     kubectl: Kubectl, operator: str, namespace: str, gateway_api_crds: None
 ) -> None:
     kubectl.apply(endpoint(ROUTE), namespace=namespace)
-    route = wait_for(lambda: found(kubectl, "httproute", "chat-gateway", namespace),
+    route = wait_for(lambda: kubectl.find("httproute", "chat-gateway", namespace),
                      timeout_s=30, what="the endpoint's HTTPRoute")  # fmt: skip
     assert route["spec"]["hostnames"] == ["chat.example.com"]
     assert route["spec"]["parentRefs"][0]["name"] == "public"
@@ -149,8 +133,8 @@ def test_an_http_route_is_validated_by_the_gateway_api_and_switches_to_an_ingres
     kubectl.apply(endpoint(INGRESS), namespace=namespace)
     wait_for(
         lambda: (
-            found(kubectl, "httproute", "chat-gateway", namespace) is None
-            and found(kubectl, "ingress", "chat-gateway", namespace) is not None
+            kubectl.find("httproute", "chat-gateway", namespace) is None
+            and kubectl.find("ingress", "chat-gateway", namespace) is not None
         ),
         timeout_s=30,
         what="the HTTPRoute replaced by an Ingress",
@@ -162,7 +146,7 @@ def test_an_http_route_to_a_tls_gateway_has_the_gateway_verify_it_with_the_publi
 ) -> None:
     kubectl.apply(endpoint(ROUTE, tls={}), namespace=namespace)
     # The operator asks discovery again within 30 s of finding the kind not served.
-    policy = wait_for(lambda: found(kubectl, "backendtlspolicy", "chat-gateway", namespace),
+    policy = wait_for(lambda: kubectl.find("backendtlspolicy", "chat-gateway", namespace),
                       timeout_s=60, what="the endpoint's BackendTLSPolicy")  # fmt: skip
     uid = kubectl.get("rte", "chat", "-n", namespace)["metadata"]["uid"]
     assert policy["apiVersion"] == "gateway.networking.k8s.io/v1"
@@ -174,17 +158,17 @@ def test_an_http_route_to_a_tls_gateway_has_the_gateway_verify_it_with_the_publi
         "hostname": f"chat-gateway.{namespace}.svc",
         "caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "chat-gateway-ca"}],
     }
-    ca = found(kubectl, "configmap", "chat-gateway-ca", namespace)
+    ca = kubectl.find("configmap", "chat-gateway-ca", namespace)
     assert ca is not None and "BEGIN CERTIFICATE" in ca["data"]["ca.crt"]
-    assert found(kubectl, "httproute", "chat-gateway", namespace) is not None
+    assert kubectl.find("httproute", "chat-gateway", namespace) is not None
     service = kubectl.get("service", "chat-gateway", "-n", namespace)
     assert service["spec"]["ports"][0]["name"] == "https"
 
     # Plain http again: the policy goes, the route stays.
     kubectl.apply(endpoint(ROUTE), namespace=namespace)
-    wait_for(lambda: found(kubectl, "backendtlspolicy", "chat-gateway", namespace) is None,
+    wait_for(lambda: kubectl.find("backendtlspolicy", "chat-gateway", namespace) is None,
              timeout_s=30, what="the BackendTLSPolicy to go with spec.tls")  # fmt: skip
-    assert found(kubectl, "httproute", "chat-gateway", namespace) is not None
+    assert kubectl.find("httproute", "chat-gateway", namespace) is not None
 
 
 def test_where_the_gateway_api_serves_backend_tls_policy_at_v1alpha3_the_policy_is_made_so(
@@ -207,23 +191,14 @@ def test_where_the_gateway_api_serves_backend_tls_policy_at_v1alpha3_the_policy_
 def test_the_push_gateway_of_a_pipeline_is_exposed_in_front_of_its_service(
     kubectl: Kubectl, operator: str, namespace: str
 ) -> None:
-    pipeline = {
-        "apiVersion": "tiers.dev/v1alpha1",
-        "kind": "StreamPipeline",
-        "metadata": {"name": "reviews"},
-        "spec": {
-            "kafka": {"bootstrapServers": "127.0.0.1:9"},
-            "topics": {"input": {"name": "in"}, "output": {"name": "out"},
-                       "deadLetter": {"name": "dlq"}},
-            "model": {"backend": BACKEND, "prompt": "Summarize: {text}"},
-            "checkpoint": {"volumeSize": "1Gi"},
-            "push": {"expose": {"host": "events.example.com", "ingress": {"className": "nginx"}}},
-        },
-    }  # fmt: skip
+    pipeline = samples.stream_pipeline(
+        "reviews", bootstrap="127.0.0.1:9", topics=samples.topic_names(), partitions=None,
+        push={"expose": {"host": "events.example.com", "ingress": {"className": "nginx"}}},
+    )  # fmt: skip
     kubectl.apply(json.dumps(pipeline), namespace=namespace)
-    ingress = wait_for(lambda: found(kubectl, "ingress", "reviews-push", namespace),
+    ingress = wait_for(lambda: kubectl.find("ingress", "reviews-push", namespace),
                        timeout_s=60, what="the push gateway's Ingress")  # fmt: skip
     assert ingress["spec"]["ingressClassName"] == "nginx"
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend["name"] == "reviews-push"
-    assert found(kubectl, "service", "reviews-push", namespace) is not None
+    assert kubectl.find("service", "reviews-push", namespace) is not None

@@ -17,7 +17,7 @@ import pytest
 from conftest import Kubectl, wait_for
 
 from tiers import devenv
-from tiers.devenv import processes
+from tiers.devenv import processes, samples
 
 FINALIZER = "tiers.dev/finalizer"
 GIVE_UP_S = 5
@@ -47,31 +47,9 @@ def operator_here(
 
 
 def pipeline(bootstrap: str, suffix: str, **spec: Any) -> str:
+    topics = samples.topic_names(suffix=f"-{suffix}")
     return json.dumps(
-        {
-            "apiVersion": "tiers.dev/v1alpha1",
-            "kind": "StreamPipeline",
-            "metadata": {"name": "summaries"},
-            "spec": {
-                "kafka": {"bootstrapServers": bootstrap},
-                "topics": {
-                    "input": {"name": f"in-{suffix}", "partitions": 1},
-                    "output": {"name": f"out-{suffix}", "partitions": 1},
-                    "deadLetter": {"name": f"dlq-{suffix}", "partitions": 1},
-                },
-                "model": {
-                    "backend": {
-                        "name": "mock",
-                        "provider": "openai-compatible",
-                        "baseURL": "http://127.0.0.1:9/v1",
-                        "model": "gpt-4o-mini",
-                    },
-                    "prompt": "Summarize: {text}",
-                },
-                "checkpoint": {"volumeSize": "1Gi"},
-                **spec,
-            },
-        }
+        samples.stream_pipeline("summaries", bootstrap=bootstrap, topics=topics, **spec)
     )
 
 

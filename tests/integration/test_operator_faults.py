@@ -24,7 +24,7 @@ from confluent_kafka.admin import AdminClient
 from conftest import LOOPBACK_ALLOWED, Kubectl, install_crds, wait_for
 
 from tiers import devenv
-from tiers.devenv import databricks, processes
+from tiers.devenv import databricks, processes, samples
 from tiers.devenv.databricks.workspace import Run
 
 SEED = 13
@@ -119,65 +119,25 @@ def operator_here(
 
 
 def endpoint(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "tiers.dev/v1alpha1",
-        "kind": "RealtimeEndpoint",
-        "metadata": {"name": name},
-        "spec": {
-            "model": "gpt-4o-mini",
-            "backends": [{"name": "primary", "provider": "openai-compatible",
-                          "baseURL": "http://127.0.0.1:9/v1", "model": "gpt-4o-mini"}],
-            "replicas": 1,
-            **spec,
-        },
-    }  # fmt: skip
+    return samples.realtime_endpoint(name, **{"replicas": 1, **spec})
 
 
 def pipeline(name: str, bootstrap: str, suffix: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "tiers.dev/v1alpha1",
-        "kind": "StreamPipeline",
-        "metadata": {"name": name},
-        "spec": {
-            "kafka": {"bootstrapServers": bootstrap},
-            "topics": {
-                "input": {"name": f"{name}-in-{suffix}", "partitions": 1},
-                "output": {"name": f"{name}-out-{suffix}", "partitions": 1},
-                "deadLetter": {"name": f"{name}-dlq-{suffix}", "partitions": 1},
-            },
-            "model": {
-                "backend": {"name": "mock", "provider": "openai-compatible",
-                            "baseURL": "http://127.0.0.1:9/v1", "model": "gpt-4o-mini"},
-                "prompt": "Summarize: {text}",
-            },
-            "checkpoint": {"volumeSize": "1Gi"},
-            **spec,
-        },
-    }  # fmt: skip
+    topics = samples.topic_names(f"{name}-", f"-{suffix}")
+    return samples.stream_pipeline(name, bootstrap=bootstrap, topics=topics, **spec)
 
 
 def batch_job(name: str, workspace: databricks.Server) -> dict[str, Any]:
-    return {
-        "apiVersion": "tiers.dev/v1alpha1",
-        "kind": "BatchJob",
-        "metadata": {"name": name},
-        "spec": {
-            "engine": "databricks",
-            "input": {"uri": f"dbfs:/faults/{name}/in.jsonl"},
-            "output": {"uri": f"dbfs:/faults/{name}/out", "format": "jsonl"},
-            "model": {
-                "backend": {"name": "mock", "provider": "openai-compatible",
-                            "baseURL": "http://127.0.0.1:9/v1", "model": "gpt-4o-mini"},
-                "prompt": "Classify this ticket: {text}",
-            },
-            "databricks": {
-                "host": workspace.url,
-                "tokenSecretRef": {"name": "databricks", "key": "token"},
-                "newCluster": {"numWorkers": 0},
-                "secretScope": "tiers-faults",
-            },
+    return samples.batch_job(
+        name, input_uri=f"dbfs:/faults/{name}/in.jsonl", output_uri=f"dbfs:/faults/{name}/out",
+        engine="databricks",
+        databricks={
+            "host": workspace.url,
+            "tokenSecretRef": {"name": "databricks", "key": "token"},
+            "newCluster": {"numWorkers": 0},
+            "secretScope": "tiers-faults",
         },
-    }  # fmt: skip
+    )  # fmt: skip
 
 
 KIND_OF = {"RealtimeEndpoint": "rte", "StreamPipeline": "spipe", "BatchJob": "bjob"}

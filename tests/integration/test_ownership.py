@@ -13,6 +13,7 @@ import yaml
 from conftest import Kubectl, wait_for
 
 from tiers import devenv
+from tiers.devenv import samples
 from tiers.operator.manifests import batch_children, labels
 
 FOREIGN_IMAGE = "registry.invalid/someone-else:1"
@@ -37,25 +38,7 @@ def foreign_deployment(name: str) -> str:
 
 
 def endpoint(**spec: Any) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "tiers.dev/v1alpha1",
-            "kind": "RealtimeEndpoint",
-            "metadata": {"name": "chat"},
-            "spec": {
-                "model": "gpt-4o-mini",
-                "backends": [
-                    {
-                        "name": "primary",
-                        "provider": "openai-compatible",
-                        "baseURL": "http://127.0.0.1:9/v1",
-                        "model": "gpt-4o-mini",
-                    }
-                ],
-                **spec,
-            },
-        }
-    )
+    return json.dumps(samples.realtime_endpoint(**spec))
 
 
 def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from conftest import (
 )
 
 from tiers import devenv
+from tiers.devenv import samples
 
 Access = tuple[str, str, str]
 """(API group, resource[/subresource], verb), as RBAC rules and audit events both name them."""
@@ -191,25 +192,11 @@ def live_a_realtime_endpoint(kubectl: Kubectl, namespace: str) -> None:
 
 
 def pipeline(bootstrap: str, name: str, **spec: Any) -> str:
-    suffix = uuid.uuid4().hex[:8]
-    return json.dumps(
-        {
-            "apiVersion": "tiers.dev/v1alpha1",
-            "kind": "StreamPipeline",
-            "metadata": {"name": name},
-            "spec": {
-                "kafka": {"bootstrapServers": bootstrap},
-                "topics": {
-                    "input": {"name": f"rbac-in-{suffix}"},
-                    "output": {"name": f"rbac-out-{suffix}"},
-                    "deadLetter": {"name": f"rbac-dlq-{suffix}"},
-                },
-                "model": {"endpointRef": {"name": "chat"}, "prompt": "Summarize: {text}"},
-                "checkpoint": {"volumeSize": "1Gi"},
-                **spec,
-            },
-        }
-    )
+    topics = samples.topic_names("rbac-", f"-{uuid.uuid4().hex[:8]}")
+    return json.dumps(samples.stream_pipeline(
+        name, bootstrap=bootstrap, topics=topics, partitions=None,
+        model={"endpointRef": {"name": "chat"}, "prompt": "Summarize: {text}"}, **spec,
+    ))  # fmt: skip
 
 
 def live_stream_pipelines(kubectl: Kubectl, namespace: str, bootstrap: str) -> None:

@@ -21,29 +21,15 @@ import pytest
 from conftest import Kubectl, wait_for
 from cryptography import x509
 
-from tiers.devenv import cert_manager
+from tiers.devenv import cert_manager, samples
 from tiers.operator.manifests import gateway, labels, self_signed, serving_tls
-
-BACKEND = {"name": "a", "provider": "openai-compatible", "model": "gpt-4o-mini",
-           "baseURL": "http://127.0.0.1:9/v1"}  # fmt: skip
 
 
 def endpoint(tls: dict[str, Any] | None, *, replicas: int = 1) -> str:
-    spec: dict[str, Any] = {
-        "model": "gpt-4o-mini",
-        "backends": [BACKEND],
-        "cache": {"enabled": False},
-        "replicas": replicas,
-    }
-    if tls is not None:
-        spec["tls"] = tls
-    return json.dumps({"apiVersion": "tiers.dev/v1alpha1", "kind": "RealtimeEndpoint",
-                       "metadata": {"name": "chat"}, "spec": spec})  # fmt: skip
-
-
-def found(kubectl: Kubectl, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
-    out = kubectl.run("get", kind, name, "-n", namespace, "-o", "json", "--ignore-not-found")
-    return json.loads(out.stdout) if out.stdout.strip() else None
+    spec = {} if tls is None else {"tls": tls}
+    return json.dumps(
+        samples.realtime_endpoint(cache={"enabled": False}, replicas=replicas, **spec)
+    )
 
 
 def ready(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
@@ -83,7 +69,7 @@ def test_a_self_signed_endpoint_owns_its_certificate_and_publishes_only_its_ca(
     kubectl: Kubectl, operator: str, namespace: str
 ) -> None:
     kubectl.apply(endpoint({}), namespace=namespace)
-    secret = wait_for(lambda: found(kubectl, "secret", "chat-gateway-tls", namespace),
+    secret = wait_for(lambda: kubectl.find("secret", "chat-gateway-tls", namespace),
                       timeout_s=30, what="the self-signed certificate Secret")  # fmt: skip
     uid = kubectl.get("rte", "chat", "-n", namespace)["metadata"]["uid"]
     assert secret["type"] == "kubernetes.io/tls"
@@ -94,7 +80,7 @@ def test_a_self_signed_endpoint_owns_its_certificate_and_publishes_only_its_ca(
     san = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert f"chat-gateway.{namespace}.svc" in san.get_values_for_type(x509.DNSName)
 
-    ca = wait_for(lambda: found(kubectl, "configmap", "chat-gateway-ca", namespace),
+    ca = wait_for(lambda: kubectl.find("configmap", "chat-gateway-ca", namespace),
                   timeout_s=30, what="the CA's ConfigMap")  # fmt: skip
     assert ca["data"] == {"ca.crt": pair["ca.crt"]}
     pod = kubectl.get("deployment", "chat-gateway", "-n", namespace)["spec"]["template"]["spec"]
@@ -143,7 +129,7 @@ def test_a_self_signed_certificate_near_its_end_is_renewed_by_the_same_ca(
     # The same CA: what clients trust already verifies it, and is what stays published.
     assert renewed["ca.crt"] == old["ca.crt"]
     serving.verify_directly_issued_by(x509.load_pem_x509_certificate(old["ca.crt"].encode()))
-    ca = wait_for(lambda: found(kubectl, "configmap", "chat-gateway-ca", namespace),
+    ca = wait_for(lambda: kubectl.find("configmap", "chat-gateway-ca", namespace),
                   timeout_s=30, what="the CA's ConfigMap")  # fmt: skip
     assert ca["data"] == {"ca.crt": old["ca.crt"]}
     wait_for(
@@ -192,7 +178,7 @@ def test_an_issuer_ref_makes_a_certificate_whose_secret_serves_and_publishes_its
 ) -> None:
     issuer = {"name": "internal-ca", "kind": "ClusterIssuer"}
     kubectl.apply(endpoint({"issuerRef": issuer}), namespace=namespace)
-    certificate = wait_for(lambda: found(kubectl, "certificate", "chat-gateway-tls", namespace),
+    certificate = wait_for(lambda: kubectl.find("certificate", "chat-gateway-tls", namespace),
                            timeout_s=30, what="the endpoint's Certificate")  # fmt: skip
     uid = kubectl.get("rte", "chat", "-n", namespace)["metadata"]["uid"]
     assert certificate["metadata"]["ownerReferences"][0]["uid"] == uid
@@ -210,7 +196,7 @@ def test_an_issuer_ref_makes_a_certificate_whose_secret_serves_and_publishes_its
     # What cert-manager would write: the operator publishes its CA, and waits no more.
     kubectl.apply(tls_secret("chat-gateway-tls"), namespace=namespace)
     issued = decoded(kubectl.get("secret", "chat-gateway-tls", "-n", namespace))
-    ca = wait_for(lambda: found(kubectl, "configmap", "chat-gateway-ca", namespace),
+    ca = wait_for(lambda: kubectl.find("configmap", "chat-gateway-ca", namespace),
                   timeout_s=60, what="the issued certificate's CA published")  # fmt: skip
     assert ca["data"] == {"ca.crt": issued["ca.crt"]}
     wait_for(lambda: ready(kubectl, namespace).get("reason") != "SecretNotFound",

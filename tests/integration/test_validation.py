@@ -16,23 +16,13 @@ from confluent_kafka.admin import AdminClient
 from conftest import Kubectl, wait_for
 
 from tiers import devenv
+from tiers.devenv import samples
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 REMOVE = object()
 
-ENDPOINT: dict[str, Any] = {
-    "apiVersion": "tiers.dev/v1alpha1",
-    "kind": "RealtimeEndpoint",
-    "metadata": {"name": "invalid"},
-    "spec": {
-        "model": "gpt-4o-mini",
-        "backends": [
-            {"name": "primary", "provider": "openai-compatible", "model": "gpt-4o-mini",
-             "baseURL": "http://mockllm:9001/v1"},
-        ],
-    },
-}  # fmt: skip
+ENDPOINT = samples.realtime_endpoint("invalid", base_url="http://mockllm:9001/v1")
 PIPELINE: dict[str, Any] = {
     "apiVersion": "tiers.dev/v1alpha1",
     "kind": "StreamPipeline",
