@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import http.server
-import json
 import pathlib
 import secrets
 import ssl
@@ -30,11 +29,9 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from tiers.devenv import pki
+from tiers.devenv import json_http, pki
 
 TENANT = "72f988bf-0000-4000-8000-00000000a1b2"
-MAX_BODY_BYTES = 64 * 1024
-READ_TIMEOUT_S = 30
 TOKEN_LIFETIME_S = 3600
 ARM_SCOPE = "https://management.azure.com/.default"
 
@@ -82,10 +79,8 @@ class Server(http.server.ThreadingHTTPServer):
         return f"https://127.0.0.1:{self.server_address[1]}"
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(json_http.Handler):
     server: Server
-    protocol_version = "HTTP/1.1"
-    timeout = READ_TIMEOUT_S
 
     def do_GET(self) -> None:
         parsed = urllib.parse.urlsplit(self.path)
@@ -93,7 +88,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with self.server.cloud.lock:
             self.server.cloud.requests.append(("GET", parsed.path))
         if parts[1:] == ["v2.0", ".well-known", "openid-configuration"]:
-            self._answer(200, _openid_configuration(self.server.url, parts[0]))
+            self.answer(200, _openid_configuration(self.server.url, parts[0]))
         elif parts and parts[0] == "subscriptions":
             self._resource(parsed.path)
         else:
@@ -103,11 +98,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         parsed = urllib.parse.urlsplit(self.path)
         with self.server.cloud.lock:
             self.server.cloud.requests.append(("POST", parsed.path))
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            self._error(413, "RequestEntityTooLarge", "the request body is too large")
+        try:
+            form = dict(urllib.parse.parse_qsl(self.read_body().decode(errors="replace")))
+        except json_http.BodyRefused as refused:
+            code = "RequestEntityTooLarge" if refused.status == 413 else "InvalidRequest"
+            self._error(refused.status, code, refused.message)
             return
-        form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
         if parsed.path.strip("/").split("/")[1:] != ["oauth2", "v2.0", "token"]:
             self._error(404, "NotFound", f"no route for POST {parsed.path}")
             return
@@ -128,7 +124,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             token = cloud.mint(client)
             with cloud.lock:
                 cloud.tokens[token] = client
-            self._answer(200, {
+            self.answer(200, {
                 "token_type": "Bearer", "expires_in": cloud.token_lifetime_s,
                 "ext_expires_in": cloud.token_lifetime_s, "access_token": token,
             })  # fmt: skip
@@ -156,7 +152,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._error(404, "ResourceNotFound", f"The Resource '{path}' was not found.")
             return
         name = path.rstrip("/").rsplit("/", 1)[-1]
-        self._answer(200, {
+        self.answer(200, {
             "id": path, "name": name, "type": "Microsoft.Databricks/workspaces",
             "location": "westeurope",
             "properties": {"workspaceUrl": host, "workspaceId": "7474650000000000",
@@ -164,21 +160,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         })  # fmt: skip
 
     def _oauth_error(self, status: int, code: str, description: str) -> None:
-        self._answer(status, {"error": code, "error_description": description})
+        self.answer(status, {"error": code, "error_description": description})
 
     def _error(self, status: int, code: str, message: str) -> None:
-        self._answer(status, {"error": {"code": code, "message": message}})
-
-    def _answer(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *_: Any) -> None:
-        return
+        self.answer(status, {"error": {"code": code, "message": message}})
 
 
 def _openid_configuration(base: str, tenant: str) -> dict[str, Any]:
@@ -208,10 +193,5 @@ def running(
             workspaces=dict(workspaces), clients=dict(clients), grants=grants or {}, **options
         )
         server = Server(cloud, credentials)
-        thread = threading.Thread(target=server.serve_forever, name="azure", daemon=True)
-        thread.start()
-        try:
+        with json_http.serving(server, "azure"):
             yield server
-        finally:
-            server.shutdown()
-            server.server_close()

@@ -18,6 +18,8 @@ from typing import Any, Literal
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from tiers.devenv import json_http
+
 KeyType = Literal["RSA", "EC"]
 ALGORITHMS: dict[KeyType, str] = {"RSA": "RS256", "EC": "ES256"}
 
@@ -58,18 +60,13 @@ class IdentityProvider:
         self.fetches = 0
         provider = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(json_http.Handler):
             def do_GET(self) -> None:
-                body = json.dumps({"keys": [key.jwk() for key in provider.keys]}).encode()
                 provider.fetches += 1
-                self.send_response(200 if self.path == "/keys" else 404)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
+                if self.path == "/keys":
+                    self.answer(200, {"keys": [key.jwk() for key in provider.keys]})
+                else:
+                    self.answer(404, {"error": f"no {self.path} here"})
 
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

@@ -4,7 +4,7 @@ Databricks' shape (`{"error_code": ..., "message": ...}`), with the latency and 
 injects.
 
 JSON bodies are bounded (`MAX_BODY_BYTES`), a file's by the Files API's 5 GiB and streamed to
-disk, and every connection has a read timeout.
+disk, and every connection has a read timeout (`json_http`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from tiers.devenv import json_http
 from tiers.devenv.databricks import volumes, workspace
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
-READ_TIMEOUT_S = 30
 TICK_S = 0.1
 FILES = "/api/2.0/fs/files/"
 DIRECTORIES = "/api/2.0/fs/directories/"
@@ -61,10 +61,9 @@ class Server(http.server.ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(json_http.Handler):
     server: Server
-    protocol_version = "HTTP/1.1"
-    timeout = READ_TIMEOUT_S
+    max_body_bytes = MAX_BODY_BYTES
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -95,7 +94,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if path == "/.well-known/databricks-config":
                 # What a workspace host answers: its id, and that it is a workspace (not an
                 # account console). Nothing here needs a token.
-                self._answer(200, {"workspace_id": "7474650000000000"})
+                self.answer(200, {"workspace_id": "7474650000000000"})
                 return
             space.authorize(self.headers.get("Authorization"))
             injected = _take_error(space, path)
@@ -116,11 +115,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             delay = space.faults.answer_delay_s.get(path)
             if delay:
                 time.sleep(delay)
-            self._answer(200, answer)
+            self.answer(200, answer)
+        except json_http.BodyRefused as refused:
+            code = "REQUEST_LIMIT_EXCEEDED" if refused.status == 413 else "MALFORMED_REQUEST"
+            self.answer(refused.status, {"error_code": code, "message": refused.message})
         except workspace.ApiError as error:
-            self._answer(error.status, {"error_code": error.code, "message": error.message})
+            self.answer(error.status, {"error_code": error.code, "message": error.message})
         except (ValueError, KeyError, TypeError) as error:
-            self._answer(400, {"error_code": "MALFORMED_REQUEST", "message": str(error)})
+            self.answer(400, {"error_code": "MALFORMED_REQUEST", "message": str(error)})
 
     def _files(self, method: str, path: str, query: dict[str, str]) -> None:
         """The Files API: a file's PUT, GET, HEAD and DELETE; a directory's PUT (mkdir -p)."""
@@ -165,13 +167,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
 
     def _body(self) -> dict[str, Any]:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            raise workspace.ApiError(
-                413, "REQUEST_LIMIT_EXCEEDED", "The request body is too large."
-            )
-        raw = self.rfile.read(length) if length else b"{}"
-        found = json.loads(raw or b"{}")
+        found = json.loads(self.read_body() or b"{}")
         if not isinstance(found, dict):
             raise ValueError("the body must be a JSON object")
         return found
@@ -181,26 +177,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             status, "INTERNAL_ERROR"
         )
         headers = {"Retry-After": "1"} if status in (429, 503) else {}
-        self._answer(status, {"error_code": code, "message": f"injected {status}"}, headers)
+        self.answer(status, {"error_code": code, "message": f"injected {status}"}, headers)
 
-    def _answer(
-        self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
-        data = json.dumps(body).encode()
+    def answer(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
         if self.command == "PUT" and status >= 400:
             # A file's body may be unread: this connection cannot carry another request.
             self.close_connection = True
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    def log_message(self, *_: Any) -> None:
-        return
+        super().answer(status, body, headers)
 
 
 def _take_error(space: workspace.Workspace, path: str) -> int | None:
@@ -223,18 +206,12 @@ def running(*, tokens: set[str], **options: Any) -> Iterator[Server]:
         while not stop.wait(TICK_S):
             server.workspace.advance()
 
-    threads = [
-        threading.Thread(target=server.serve_forever, name="databricks", daemon=True),
-        threading.Thread(target=tick, name="databricks-runs", daemon=True),
-    ]
-    for thread in threads:
-        thread.start()
+    threading.Thread(target=tick, name="databricks-runs", daemon=True).start()
     try:
-        yield server
+        with json_http.serving(server, "databricks"):
+            yield server
     finally:
         stop.set()
-        server.shutdown()
-        server.server_close()
         with server.workspace.lock:
             for run in server.workspace.runs.values():
                 if run.process is not None and run.process.poll() is None:
