@@ -278,6 +278,23 @@ def test_a_url_that_cannot_be_posted_to_is_reported_at_once(url: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        (
+            "https://hooks.example.com:99999/x",
+            "Port out of range",
+        ),  # the CRD's URL pattern lets it through
+        ("https://[fe80::1/x", "not an http(s) URL"),
+        (f"https://{'a' * 64}.example.com/x", "does not resolve"),  # a DNS label is at most 63
+    ],
+)
+def test_a_url_python_cannot_parse_or_encode_is_reported_not_raised(url: str, why: str) -> None:
+    result, sleeps = deliver(url)
+    assert (result.delivered, result.attempts, sleeps) == (False, 0, [])
+    assert result.last_error is not None and why in result.last_error
+
+
+@pytest.mark.parametrize(
     "address",
     [
         "127.0.0.1",  # the operator's own pod

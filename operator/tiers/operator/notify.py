@@ -209,13 +209,18 @@ async def refusal(
 ) -> str | None:
     """Why the notice may not be posted to `url`, or None: every address its host resolves to
     must pass `refused_address`."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port  # ValueError: a port out of range or not a number
+    except ValueError as error:
+        return f"{url!r} is not an http(s) URL with a host: {error}"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"{url!r} is not an http(s) URL with a host"
-    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        addresses = await (resolve or _resolve)(parts.hostname, port)
-    except OSError as error:
+        addresses = await (resolve or _resolve)(
+            parts.hostname, port or (443 if parts.scheme == "https" else 80)
+        )
+    except (OSError, UnicodeError) as error:  # UnicodeError: a name IDNA cannot encode
         return f"{parts.hostname} does not resolve: {error}"
     allowed = tuple(allowed)
     for address in addresses:
