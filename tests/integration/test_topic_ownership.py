@@ -156,3 +156,33 @@ def test_a_pipeline_deletes_only_the_topics_it_created(
         what="the pipeline's own topics to be deleted",
     )
     assert partitions(admin, names["out"]) == 1
+
+
+def test_a_topic_kafka_refused_to_create_is_not_claimed_so_one_made_by_hand_stays_foreign(
+    kubectl: Kubectl, operator: str, dev_cluster: devenv.DevCluster, admin: AdminClient,
+    namespace: str,
+) -> None:  # fmt: skip
+    """The one broker cannot hold two replicas: Kafka refuses the input topic. Its claim goes,
+    so the topic an admin then makes by hand is never taken for the pipeline's own."""
+    suffix = uuid.uuid4().hex[:8]
+    names = {role: f"{role}-{suffix}" for role in ("in", "out", "dlq")}
+    obj = json.loads(pipeline(dev_cluster.kafka_bootstrap, names))
+    obj["spec"]["topics"]["input"]["replicationFactor"] = 2
+    kubectl.apply(json.dumps(obj), namespace=namespace)
+    refused = wait_topics(kubectl, namespace, "False")
+    assert refused["reason"] == "KafkaError" and "replication" in refused["message"].lower()
+
+    def recorded() -> set[str]:
+        status = kubectl.get("spipe", "summaries", "-n", namespace).get("status") or {}
+        return {topic["name"] for topic in status.get("topics") or []}
+
+    wait_for(lambda: recorded() == {names["out"], names["dlq"]}, timeout_s=30,
+             what="only the two topics Kafka made recorded")  # fmt: skip
+    for future in admin.create_topics([NewTopic(names["in"], num_partitions=1)]).values():
+        future.result(10)
+    # The next re-check (every 3 s) finds it: someone else's, so never grown to the spec's 3.
+    wait_for(
+        lambda: "did not create it" in topics_ready(kubectl, namespace).get("message", ""),
+        timeout_s=60, what="the hand-made topic reported as not the pipeline's",
+    )  # fmt: skip
+    assert names["in"] not in recorded() and partitions(admin, names["in"]) == 1

@@ -121,6 +121,11 @@ def test_a_claim_on_a_topic_not_seen_yet_is_kept() -> None:
     assert owned == {"in": topics.CLAIMED, "dlq": "id-dlq"}
 
 
+def test_the_claim_on_a_topic_kafka_refused_to_create_goes_and_the_others_stay() -> None:
+    claims = {"in": topics.CLAIMED, "out": "id-out", "dlq": topics.CLAIMED}
+    assert topics.unclaimed(claims, ["in", "out"]) == {"out": "id-out", "dlq": topics.CLAIMED}
+
+
 def test_a_matching_cluster_needs_nothing() -> None:
     present = {"in": actual("in", 6), "out": actual("out", 6), "dlq": actual("dlq", 1)}
     assert topics.plan(spec(), present).is_noop

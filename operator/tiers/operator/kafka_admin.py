@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
-from confluent_kafka import Consumer, KafkaException, TopicCollection, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicCollection, TopicPartition
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -66,6 +66,8 @@ def _kafka_errors(function: Callable[P, R]) -> Callable[P, R]:
         except KafkaException as error:
             text = str(error.args[0] if error.args else error)
             raise AdminError(scrub(text, str(args[0]))) from None
+        except TimeoutError:  # a request's answer did not come (`future.result(timeout=...)`)
+            raise KafkaUnavailable(f"no answer within {TIMEOUT_S:g} s") from None
 
     return wrapper
 
@@ -165,12 +167,31 @@ async def apply(bootstrap: str, plan: topics.Plan) -> None:
     await asyncio.to_thread(_apply, bootstrap, plan)
 
 
+class NotCreated(AdminError):
+    """Kafka did not create every topic asked for; `names`: those it answered that it did not
+    make (the name is taken, the settings are not allowed), whose claims go."""
+
+    def __init__(self, message: str, names: Sequence[str]) -> None:
+        super().__init__(message)
+        self.names = list(names)
+
+
+REFUSED_FOR_SURE = frozenset({
+    KafkaError.TOPIC_ALREADY_EXISTS, KafkaError.POLICY_VIOLATION,
+    KafkaError.INVALID_REPLICATION_FACTOR, KafkaError.INVALID_PARTITIONS,
+    KafkaError.INVALID_CONFIG, KafkaError.TOPIC_EXCEPTION,
+    KafkaError.INVALID_REPLICA_ASSIGNMENT, KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+})  # fmt: skip
+"""CreateTopics errors after which the topic was not made by the request (a timeout is not
+one: the controller may make it still)."""
+
+
 @_kafka_errors
 def _apply(bootstrap: str, plan: topics.Plan) -> None:
     admin = _admin(bootstrap)
+    creating = admin.create_topics([_new_topic(t) for t in plan.create]) if plan.create else {}
     futures: list[Any] = []
-    if plan.create:
-        futures += admin.create_topics([_new_topic(t) for t in plan.create]).values()
     if plan.grow:
         futures += admin.create_partitions(
             [NewPartitions(name, count) for name, count in plan.grow]
@@ -179,8 +200,19 @@ def _apply(bootstrap: str, plan: topics.Plan) -> None:
         futures += admin.incremental_alter_configs(
             [_config_resource(name, changed) for name, changed in plan.configure]
         ).values()
+    refused, first = [], None
+    for name, future in creating.items():
+        try:
+            future.result(timeout=TIMEOUT_S)
+        except KafkaException as error:
+            cause = error.args[0] if error.args else None
+            first = first or str(cause or error)
+            if isinstance(cause, KafkaError) and cause.code() in REFUSED_FOR_SURE:
+                refused.append(name)
     for future in futures:
         future.result(timeout=TIMEOUT_S)
+    if first is not None:
+        raise NotCreated(scrub(first, bootstrap), refused)
 
 
 def _new_topic(topic: stream.Topic) -> NewTopic:

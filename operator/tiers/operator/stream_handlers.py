@@ -394,6 +394,9 @@ async def reconcile_topics(
         return verdicts.Verdict(
             "False", "KafkaUnavailable", f"{brokers_named(spec)} did not answer: {error.cause}"
         ), claims
+    except kafka_admin.NotCreated as error:
+        kept = None if claims is None else topics.unclaimed(claims, error.names)
+        return verdicts.Verdict("False", "KafkaError", str(error)), kept
     except kafka_admin.AdminError as error:
         return verdicts.Verdict("False", "KafkaError", str(error)), claims
     now_owned = topics.ownership(spec, actual, owned=owned, created=plan_created(plan))

@@ -142,6 +142,13 @@ def claimed(owned: Mapping[str, str], plan: Plan) -> dict[str, str]:
     return {**owned, **{topic.name: CLAIMED for topic in plan.create}}
 
 
+def unclaimed(owned: Mapping[str, str], refused: Sequence[str]) -> dict[str, str]:
+    """`owned` without the claims on the topics Kafka refused to create: none of them is the
+    pipeline's, and a claim kept would take a topic made later under that name (by hand, by
+    another team) for its own."""
+    return {name: id_ for name, id_ in owned.items() if id_ != CLAIMED or name not in refused}
+
+
 def ownership(
     spec: stream.StreamPipelineSpec,
     actual: Mapping[str, ActualTopic],
