@@ -248,3 +248,38 @@ def test_a_batch_larger_than_a_chunk_reaches_the_collector_whole(
     assert [span.span_id for span in received] == [span_id.hex() for span_id in made]
     assert {span.resource["service.name"] for span in received} == {"tiers-gateway"}
     assert counts == [("exported", len(made))]
+
+
+async def _counted_until(counts: list[tuple[str, int]], expected: list[tuple[str, int]]) -> None:
+    async with asyncio.timeout(10):
+        while counts != expected:
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "model"),
+    [
+        ("http://127.0.0.1:99999", "gpt-4o-mini"),  # a port the URL pattern lets through
+        ("http://127.0.0.1:9", "gpt-\ud800"),  # a string protobuf cannot encode
+    ],
+)
+def test_a_batch_that_cannot_be_sent_is_counted_and_the_export_goes_on(
+    endpoint: str, model: str
+) -> None:
+    counts: list[tuple[str, int]] = []
+    settings = config.TracingConfig(otlp_endpoint=endpoint, max_export_batch=1)
+
+    async def main() -> None:
+        tracer, exporter = export.tracer(
+            settings, resource={}, counted=lambda outcome, n: counts.append((outcome, n))
+        )
+        exporter.start()
+        for sent in (1, 2):  # the second is sent by the same task, still alive
+            span = tracer.start("chat")
+            assert span is not None
+            span.attributes["gen_ai.request.model"] = model
+            span.end()
+            await _counted_until(counts, [("failed", 1)] * sent)
+        await exporter.close()
+
+    asyncio.run(main())

@@ -122,16 +122,26 @@ class Exporter:
             self._wake.clear()
             await self.flush()
 
-    async def _send(self, batch: list[spans.Span]) -> None:
+    async def _encode(self, batch: list[spans.Span]) -> bytes:
         messages: list[Any] = []
         for start in range(0, len(batch), ENCODE_CHUNK):
             messages.extend(otlp.span_message(span) for span in batch[start : start + ENCODE_CHUNK])
             # Requests waiting on the loop go between chunks: a batch never stalls them long.
             await asyncio.sleep(0)
-        body = otlp.serialize(messages, resource=self._resource)
-        outcome, attempts = await retries.send_with_retries(
-            self._post, body, policy=RETRIES, rng=self._rng, sleep=self._sleep
-        )
+        return otlp.serialize(messages, resource=self._resource)
+
+    async def _send(self, batch: list[spans.Span]) -> None:
+        outcome: http1.Response | failures.Failure
+        try:
+            body = await self._encode(batch)
+            outcome, attempts = await retries.send_with_retries(
+                self._post, body, policy=RETRIES, rng=self._rng, sleep=self._sleep
+            )
+        except ValueError as error:
+            # A URL the client cannot call (a port out of range, which the config's pattern
+            # lets through) or a string protobuf cannot hold: no try would do better. The batch
+            # is lost and counted; the export goes on (its task never dies of it).
+            outcome, attempts = failures.Failure(f"{type(error).__name__}: {error}"), 1
         if isinstance(outcome, failures.Failure):
             problem = outcome.message
         elif 200 <= outcome.status < 300:
