@@ -5,6 +5,8 @@ A token is asked for at Entra ID's token endpoint (OAuth 2.0 client credentials:
 application's client secret, or the pod's workload identity's projected token) in a worker
 thread, with the standard library (the data plane loads no Azure SDK), and kept until
 `REFRESH_BEFORE_S` before it expires; until then a call reads it from memory, with no await.
+A refusal, or no answer, is remembered for `RETRY_AFTER_S`: the calls meanwhile fail at once with
+it, rather than each asking Entra ID again (and waiting its turn behind the others to do so).
 Tokens are never logged; a refusal is a `TokenError` whose message says who was refused and why,
 never the secret.
 
@@ -31,6 +33,8 @@ REFRESH_BEFORE_S = 300.0
 """A token this close to its expiry is replaced (azure-identity's own margin)."""
 PUBLIC_AUTHORITY = "https://login.microsoftonline.com"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+RETRY_AFTER_S = 5.0
+"""How long a failure to get a token is the answer to every call, before Entra ID is asked again."""
 TIMEOUT_S = 10
 MAX_ANSWER_BYTES = 64 * 1024
 
@@ -54,16 +58,24 @@ class Tokens:
         self._clock = clock
         self._header = ""
         self._refresh_at = 0.0
+        self._failure: str | None = None
+        self._retry_at = 0.0
         self._lock = asyncio.Lock()
 
     async def authorization(self) -> str:
-        """`Bearer <token>`, from memory while it is fresh."""
+        """`Bearer <token>`, from memory while it is fresh; `TokenError` while none can be had."""
         if self._clock() < self._refresh_at:
             return self._header
         async with self._lock:  # one request for a new token, however many calls wait for it
             if self._clock() >= self._refresh_at:
-                token, expires_on = await asyncio.to_thread(self._fetch)
-                self._header = f"Bearer {token}"
+                if self._failure is not None and self._clock() < self._retry_at:
+                    raise TokenError(self._failure)
+                try:
+                    token, expires_on = await asyncio.to_thread(self._fetch)
+                except TokenError as error:
+                    self._failure, self._retry_at = str(error), self._clock() + RETRY_AFTER_S
+                    raise
+                self._header, self._failure = f"Bearer {token}", None
                 self._refresh_at = expires_on - REFRESH_BEFORE_S
             return self._header
 
