@@ -179,8 +179,8 @@ def test_where_the_gateway_api_serves_backend_tls_policy_at_v1alpha3_the_policy_
     # (kube.forget_served).
     # Named with its version: kubectl's discovery cache may still have v1 from that test.
     policy = wait_for(
-        lambda: found(kubectl, "backendtlspolicies.v1alpha3.gateway.networking.k8s.io",
-                      "chat-gateway", namespace),
+        lambda: kubectl.find("backendtlspolicies.v1alpha3.gateway.networking.k8s.io",
+                             "chat-gateway", namespace),
         timeout_s=60, what="the endpoint's BackendTLSPolicy at v1alpha3",
     )  # fmt: skip
     assert policy["apiVersion"] == "gateway.networking.k8s.io/v1alpha3"

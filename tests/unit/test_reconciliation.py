@@ -142,3 +142,13 @@ def test_a_re_run_says_its_run_waits_for_the_old_runs_children(
     )
     assert (verdict.status, verdict.reason) == ("Unknown", batch_status.PREVIOUS_RUN_DELETING)
     assert "Job j-run" in verdict.message
+
+
+def test_a_missing_install_only_the_user_can_make_is_stalled() -> None:
+    for reason in ("SparkOperatorMissing", "GatewayAPIMissing", "CertManagerMissing"):
+        primary = verdicts.Verdict("False", reason, "install it")
+        found = verdicts.progress("Ready", primary)
+        assert (found[verdicts.STALLED].status, found[verdicts.RECONCILING].status) == (
+            "True",
+            "False",
+        )

@@ -27,6 +27,8 @@ STALLED_REASONS = frozenset(
         "NoAPIKeys",
         "EndpointNotFound",
         "SparkOperatorMissing",
+        "GatewayAPIMissing",
+        "CertManagerMissing",
         "TopicNotOwned",
         "ResourceConflict",
         "NotSupported",
