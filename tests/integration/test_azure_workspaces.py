@@ -68,6 +68,17 @@ def test_the_right_resource_id_gives_the_workspace_url_read_once(arm: azure.Serv
     assert tokens == [f"/{arm.tenant}/oauth2/v2.0/token"]
 
 
+def test_the_cache_keeps_at_most_its_bound_the_oldest_read_again(
+    arm: azure.Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(azure_workspaces, "KEPT", 1)  # IDs come from specs: no end to them
+    principal = azure_workspaces.Principal(arm.tenant, APP, SECRET)
+    for resource_id in (WORKSPACE, OTHER, WORKSPACE):
+        look_up(arm, resource_id, principal)
+    reads = [path for method, path in arm.cloud.requests if path.startswith("/subscriptions/")]
+    assert reads == [WORKSPACE, OTHER, WORKSPACE]
+
+
 def test_an_unknown_workspace_is_not_found(arm: azure.Server) -> None:
     principal = azure_workspaces.Principal(arm.tenant, APP, SECRET)
     with pytest.raises(databricks_client.NotFound, match="no such workspace"):

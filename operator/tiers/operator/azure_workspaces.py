@@ -5,9 +5,10 @@ identity. I/O only; called by `batch_databricks`.
 
 The SDKs block, so each lookup runs in a thread. A URL, once read, is kept per resource ID and
 principal (a workspace's URL never changes); a credential is kept per principal, so its token
-is reused until near expiry. Failures come back as `databricks_client` failures whose messages
-never hold a secret or a token: `NotFound` (404), `Refused` (401/403, or Entra ID refused the
-principal), `Unavailable` (anything else).
+is reused until near expiry; both are bounded (`KEPT`), since IDs and principals come from
+specs. Failures come back as `databricks_client` failures whose messages never hold a secret or
+a token: `NotFound` (404), `Refused` (401/403, or Entra ID refused the principal),
+`Unavailable` (anything else).
 
 Where Azure is (sovereign clouds, tests): `AZURE_AUTHORITY_HOST` (azure-identity's own setting),
 `TIERS_AZURE_RESOURCE_MANAGER` and `TIERS_AZURE_CA_BUNDLE` (a CA bundle to trust instead of the
@@ -21,7 +22,7 @@ import dataclasses
 import hashlib
 import os
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tiers.api import batch
 from tiers.operator import databricks_client
@@ -31,10 +32,14 @@ if TYPE_CHECKING:
 
 API_VERSION = "2024-05-01"
 """Microsoft.Databricks/workspaces' API version the lookup asks for."""
+K = TypeVar("K")
+V = TypeVar("V")
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 DEFAULT_RESOURCE_MANAGER = "https://management.azure.com"
 TIMEOUT_SECONDS = 20
 RETRIES = 2
+KEPT = 256
+"""Workspace URLs, and credentials, kept at most; past that the oldest go first."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,8 +100,15 @@ async def workspace_url(resource_id: str, principal: Principal, cloud: Cloud) ->
     if cached is not None:
         return cached
     url = await asyncio.to_thread(_look_up, resource_id, principal, cloud)
-    _hosts[key] = url
+    _keep(_hosts, key, url)
     return url
+
+
+def _keep(cache: dict[K, V], key: K, value: V) -> None:
+    """`cache[key] = value`, the oldest entry dropped first when the cache holds `KEPT`."""
+    if key not in cache and len(cache) >= KEPT:
+        cache.pop(next(iter(cache)), None)
+    cache[key] = value
 
 
 def forget() -> None:
@@ -189,7 +201,7 @@ def _credential(
             tenant_id=principal.tenant_id, client_id=principal.client_id,
             token_file_path=principal.token_file, **options,
         )  # fmt: skip
-    _credentials[principal.key()] = credential
+    _keep(_credentials, principal.key(), credential)
     return credential
 
 
