@@ -22,18 +22,16 @@ import dataclasses
 import hashlib
 import os
 import re
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from tiers.api import batch
-from tiers.operator import databricks_client
+from tiers.operator import bounded, databricks_client
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
 API_VERSION = "2024-05-01"
 """Microsoft.Databricks/workspaces' API version the lookup asks for."""
-K = TypeVar("K")
-V = TypeVar("V")
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 DEFAULT_RESOURCE_MANAGER = "https://management.azure.com"
 TIMEOUT_SECONDS = 20
@@ -100,15 +98,8 @@ async def workspace_url(resource_id: str, principal: Principal, cloud: Cloud) ->
     if cached is not None:
         return cached
     url = await asyncio.to_thread(_look_up, resource_id, principal, cloud)
-    _keep(_hosts, key, url)
+    bounded.keep(_hosts, key, url, limit=KEPT)
     return url
-
-
-def _keep(cache: dict[K, V], key: K, value: V) -> None:
-    """`cache[key] = value`, the oldest entry dropped first when the cache holds `KEPT`."""
-    if key not in cache and len(cache) >= KEPT:
-        cache.pop(next(iter(cache)), None)
-    cache[key] = value
 
 
 def forget() -> None:
@@ -201,7 +192,7 @@ def _credential(
             tenant_id=principal.tenant_id, client_id=principal.client_id,
             token_file_path=principal.token_file, **options,
         )  # fmt: skip
-    _keep(_credentials, principal.key(), credential)
+    bounded.keep(_credentials, principal.key(), credential, limit=KEPT)
     return credential
 
 

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 
+from tiers.operator import bounded
+
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
 
@@ -47,9 +49,11 @@ class NotFound(Failure):
     """The run (or scope, or file) does not exist."""
 
 
+KEPT = 256
+"""Clients kept at most (hosts and tokens come from specs); past that the oldest go first."""
 _clients: dict[tuple[str, str], WorkspaceClient] = {}
-"""Kept per host and token digest; touched in worker threads only (a dict's get and set are
-atomic, and two clients made at once for one key are both good)."""
+"""Kept per host and token digest, at most `KEPT`; touched in worker threads only (a dict's get
+and set are atomic, and two clients made at once for one key are both good)."""
 
 
 class Workspace:
@@ -77,7 +81,8 @@ class Workspace:
                     host=self.host, token=self._token, auth_type="pat",
                     retry_timeout_seconds=RETRY_SECONDS, http_timeout_seconds=HTTP_TIMEOUT_SECONDS,
                 )  # fmt: skip
-                client = _clients[self._key] = WorkspaceClient(config=config)
+                client = WorkspaceClient(config=config)
+                bounded.keep(_clients, self._key, client, limit=KEPT)
             return call(client)
         except (errors.Unauthenticated, errors.PermissionDenied) as error:
             _clients.pop(self._key, None)

@@ -1,0 +1,19 @@
+"""Caches keyed by what specs name (hosts, tokens, resource IDs) are bounded: a cluster's users
+could otherwise grow them for the operator's life."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def keep(cache: dict[K, V], key: K, value: V, *, limit: int) -> V | None:
+    """`cache[key] = value`, the oldest entry dropped first once the cache holds `limit`: the
+    entry dropped (for the caller to close), or None."""
+    dropped = None
+    if key not in cache and len(cache) >= limit:
+        dropped = cache.pop(next(iter(cache)), None)
+    cache[key] = value
+    return dropped
