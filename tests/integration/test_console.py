@@ -438,7 +438,8 @@ def test_run_again_creates_the_job_anew_at_once_while_its_old_runs_job_is_slow_t
 ) -> None:  # fmt: skip
     """The old run's Job is held by a finalizer (as pods that take long to stop hold it): "Run
     again" still answers at once, the job created anew says what its run waits for, and the run
-    starts once the old Job is gone."""
+    starts once the old Job is gone. A caller who may delete but not create the job is refused
+    and the job kept."""
     root = tmp_path / "batch"
     job = {
         "apiVersion": "tiers.dev/v1alpha1", "kind": "BatchJob", "metadata": {"name": "again"},
@@ -467,8 +468,19 @@ def test_run_again_creates_the_job_anew_at_once_while_its_old_runs_job_is_slow_t
                 "--verb=get,update,patch,delete,create", "--resource=batchjobs.tiers.dev")  # fmt: skip
     kubectl.run("create", "rolebinding", "writer", "-n", namespace, "--role=writer",
                 f"--serviceaccount={namespace}:writer")  # fmt: skip
+    deleter = _token_of(kubectl, namespace, "deleter")
+    kubectl.run("create", "role", "deleter", "-n", namespace,
+                "--verb=get,update,patch,delete", "--resource=batchjobs.tiers.dev")  # fmt: skip
+    kubectl.run("create", "rolebinding", "deleter", "-n", namespace, "--role=deleter",
+                f"--serviceaccount={namespace}:deleter")  # fmt: skip
     url, started = start_console(dev_cluster, kubectl, tmp_path, "--batch-root", str(root))
     try:
+        # A caller who may delete the job but not create it is refused before anything goes.
+        status, _, answer = _call(f"{url}/api/v1/batch/{namespace}/again/start", deleter, body=b"")
+        assert status == 403 and answer["error"]["reason"] == "Forbidden"
+        assert "cannot create resource" in answer["error"]["message"]
+        assert bjob()["metadata"]["uid"] == first["metadata"]["uid"], "the job was kept"
+
         asked = time.monotonic()
         status, _, answer = _call(f"{url}/api/v1/batch/{namespace}/again/start", writer, body=b"")
         assert (status, answer) == (200, {"started": True, "rerun": True})

@@ -14,6 +14,7 @@ import asyncio
 import csv
 import itertools
 import json
+import logging
 import os
 import pathlib
 import shutil
@@ -23,7 +24,9 @@ from collections.abc import AsyncIterator, Iterator
 from typing import IO, Annotated, Any
 
 import fastapi
+import httpx2
 import pydantic
+import yaml
 from fastapi import responses
 from lightkube import ApiError
 from lightkube.models import authorization_v1 as authorization
@@ -43,6 +46,7 @@ from tiers.runtime.modelcall import prompts
 router = fastapi.APIRouter(prefix="/api/v1/batch")
 
 CHUNK = 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 async def _job(
@@ -290,10 +294,20 @@ async def _recreate(caller: identity.Caller, obj: dict[str, Any]) -> None:
     """Deletes the job and creates it anew as soon as its name is free. The deletion is in the
     background: the job goes at once (unless a finalizer holds it) and Kubernetes deletes its
     run's Job and pods after it, however long their pods take to stop; meanwhile the new job's
-    status says that its run waits for the old Job to be gone (reason PreviousRunDeleting)."""
+    status says that its run waits for the old Job to be gone (reason PreviousRunDeleting).
+
+    The job is never lost: a dry-run create of the new body first (the caller's rights,
+    admission and validation; only its name being taken is expected), and a create refused
+    after the deletion all the same is retried in the background for `RECREATE_RETRY_S`, the
+    answer carrying the job's manifest for the user to apply."""
     body = rerun_body(obj)
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     resource = objects.RESOURCES["batchjobs"]
+    try:
+        await caller.client.create(resource.from_dict(body), dry_run=True)
+    except ApiError as error:
+        if error.status.code != 409:  # AlreadyExists: it would be created once the name is free
+            raise
     await caller.client.delete(resource, name, namespace=namespace, cascade=CascadeType.BACKGROUND)
     deadline = asyncio.get_running_loop().time() + RERUN_WAIT_S
     pause = 0.05
@@ -310,11 +324,54 @@ async def _recreate(caller: identity.Caller, obj: dict[str, Any]) -> None:
                 503, "StillDeleting", f"BatchJob {name!r} is being deleted but was not gone"
                 f" within {RERUN_WAIT_S:.0f}s (finalizers: {finalizers or 'none'}; the operator"
                 " removes its own), so it was not created again: once it is gone, apply it"
-                " again (kubectl apply) to run it",
+                f" again (kubectl apply -f) to run it:\n{_manifest(body)}",
             )  # fmt: skip
         await asyncio.sleep(pause)
         pause = min(pause * 2, 1.0)
-    await caller.client.create(resource.from_dict(body))
+    try:
+        await caller.client.create(resource.from_dict(body))
+    except (ApiError, httpx2.HTTPError) as error:
+        why = error.status.message if isinstance(error, ApiError) else type(error).__name__
+        retrying = asyncio.create_task(_create_until(caller, body))
+        _retrying.add(retrying)
+        retrying.add_done_callback(_retrying.discard)
+        raise errors.ConsoleError(
+            503, "NotCreatedAgain", f"BatchJob {name!r} was deleted but creating it again failed"
+            f" ({why}); the console retries for {RECREATE_RETRY_S:.0f}s: if it is not back by"
+            f" then, apply it (kubectl apply -f) to run it:\n{_manifest(body)}",
+        ) from None  # fmt: skip
+
+
+RECREATE_RETRY_S = 300.0
+"""How long the console retries creating a job that it deleted to run again."""
+_retrying: set[asyncio.Task[None]] = set()
+"""The background retries (a task not referenced may be collected before it ends)."""
+
+
+async def _create_until(caller: identity.Caller, body: dict[str, Any]) -> None:
+    """Creates the job until it is created, exists (someone applied it) or `RECREATE_RETRY_S`
+    passed."""
+    resource = objects.RESOURCES["batchjobs"]
+    name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
+    deadline = asyncio.get_running_loop().time() + RECREATE_RETRY_S
+    pause = 1.0
+    while asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 30.0)
+        try:
+            await caller.client.create(resource.from_dict(body))
+            return
+        except ApiError as error:
+            if error.status.code == 409:
+                return
+        except httpx2.HTTPError:
+            pass
+    log.warning("BatchJob %s/%s was not created again within %.0fs", namespace, name,
+                RECREATE_RETRY_S)  # fmt: skip
+
+
+def _manifest(body: dict[str, Any]) -> str:
+    return yaml.safe_dump(body, sort_keys=False)
 
 
 @router.get("/{namespace}/{name}/results")
