@@ -26,7 +26,7 @@ from confluent_kafka.admin import (
 )
 
 from tiers.api import stream
-from tiers.operator import topics
+from tiers.operator import bounded, topics
 
 TIMEOUT_S = 10.0
 # How long to wait for brokers to answer at all: an unreachable cluster is reported quickly.
@@ -34,10 +34,14 @@ CONNECT_TIMEOUT_S = 3.0
 P = ParamSpec("P")
 R = TypeVar("R")
 
+KEPT = 32
 _admins: dict[str, AdminClient] = {}
 _consumers: dict[str, tuple[Consumer, threading.Lock]] = {}
-"""One admin client and one offsets consumer per set of brokers, for the process's life (not
-one per pipeline or per call). A consumer is not thread-safe: its lock serializes its calls."""
+"""One admin client and one offsets consumer per set of brokers (not one per pipeline or per
+call), the `KEPT` used last (bootstrap servers come from specs). A consumer is not thread-safe:
+its lock serializes its calls. A client dropped is not closed (AdminClient has no close, and
+closing a consumer another thread holds would fail its call): librdkafka's handle is destroyed
+when the last reference goes, i.e. once the calls in flight on it are done."""
 _making = threading.Lock()
 """Held while a client is made: calls run in worker threads, two must not make two clients."""
 log = logging.getLogger(__name__)
@@ -100,11 +104,10 @@ def _client_config(bootstrap: str) -> dict[str, Any]:
 
 def _admin(bootstrap: str) -> AdminClient:
     with _making:
-        admin = _admins.get(bootstrap)
+        admin = _admins.pop(bootstrap, None)  # put back last: the one used longest ago goes
         if admin is None:
-            admin = _admins[bootstrap] = AdminClient(
-                {**_client_config(bootstrap), "socket.timeout.ms": 10000}
-            )
+            admin = AdminClient({**_client_config(bootstrap), "socket.timeout.ms": 10000})
+        bounded.keep(_admins, bootstrap, admin, limit=KEPT)
     return admin
 
 
@@ -263,10 +266,11 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 
 def _consumer(bootstrap: str) -> tuple[Consumer, threading.Lock]:
     with _making:
-        found = _consumers.get(bootstrap)
+        found = _consumers.pop(bootstrap, None)
         if found is None:
             config = {**_client_config(bootstrap), "group.id": "tiers-operator-offsets"}
-            found = _consumers[bootstrap] = (Consumer(config), threading.Lock())
+            found = (Consumer(config), threading.Lock())
+        bounded.keep(_consumers, bootstrap, found, limit=KEPT)
     return found
 
 
