@@ -17,6 +17,8 @@ it) and `TIERS_AZURE_CA_BUNDLE` (a CA bundle to trust instead of the system's).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import http.client
 import json
 import os
 import pathlib
@@ -35,8 +37,14 @@ PUBLIC_AUTHORITY = "https://login.microsoftonline.com"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 RETRY_AFTER_S = 5.0
 """How long a failure to get a token is the answer to every call, before Entra ID is asked again."""
-TIMEOUT_S = 10
+TIMEOUT_S = 10.0
+"""The whole request for a token, however slowly its answer comes (a socket's timeout is only
+per read); the calls waiting for the token wait no longer."""
 MAX_ANSWER_BYTES = 64 * 1024
+CHUNK = 4096
+_asking = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="entra-token")
+"""Where requests for tokens run: a request given up on at its deadline may still be reading (at
+most `TIMEOUT_S` more per read), so they have threads of their own, not asyncio's shared ones."""
 
 
 class TokenError(Exception):
@@ -71,7 +79,7 @@ class Tokens:
                 if self._failure is not None and self._clock() < self._retry_at:
                     raise TokenError(self._failure)
                 try:
-                    token, expires_on = await asyncio.to_thread(self._fetch)
+                    token, expires_on = await self._fetch_within(TIMEOUT_S)
                 except TokenError as error:
                     self._failure, self._retry_at = str(error), self._clock() + RETRY_AFTER_S
                     raise
@@ -79,11 +87,27 @@ class Tokens:
                 self._refresh_at = expires_on - REFRESH_BEFORE_S
             return self._header
 
-    def _fetch(self) -> tuple[str, float]:
+    async def _fetch_within(self, limit_s: float) -> tuple[str, float]:
+        """`_fetch` in a worker thread, given up on after `limit_s`: it stops reading then too
+        (or after at most one more read's timeout while the answer's headers drip in)."""
+        deadline = time.monotonic() + limit_s
+        asking = asyncio.get_running_loop().run_in_executor(_asking, self._fetch, deadline)
+        try:
+            return await asyncio.wait_for(asking, limit_s)
+        except TimeoutError:
+            raise TokenError(
+                f"Microsoft Entra ID gave no token to {self._who()} within {limit_s:g} s"
+            ) from None
+
+    def _who(self) -> str:
+        return f"application {self._settings.client_id} of tenant {self._settings.tenant_id}"
+
+    def _fetch(self, deadline: float) -> tuple[str, float]:
         """OAuth 2.0 client credentials at the tenant's token endpoint, as Entra ID documents
-        them: the client secret, or the pod's projected token as a client assertion."""
+        them: the client secret, or the pod's projected token as a client assertion; the answer
+        read by `deadline` (`time.monotonic()`) or not at all."""
         settings = self._settings
-        who = f"application {settings.client_id} of tenant {settings.tenant_id}"
+        who = self._who()
         form = {"grant_type": "client_credentials", "client_id": settings.client_id,
                 "scope": settings.scope}  # fmt: skip
         try:
@@ -100,8 +124,9 @@ class Tokens:
                 data=urllib.parse.urlencode(form).encode(),
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
             )
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S, context=_tls()) as response:
-                answer = json.loads(response.read(MAX_ANSWER_BYTES))
+            timeout = max(deadline - time.monotonic(), 0.001)
+            with urllib.request.urlopen(request, timeout=timeout, context=_tls()) as response:
+                answer = json.loads(_read_by(response, deadline))
             return str(answer["access_token"]), self._clock() + float(answer["expires_in"])
         except urllib.error.HTTPError as error:
             raise TokenError(f"Microsoft Entra ID refused {who}: {_oauth_error(error)}") from None
@@ -109,6 +134,20 @@ class Tokens:
             raise TokenError(
                 f"Microsoft Entra ID gave no token to {who}: {type(error).__name__}"
             ) from None
+
+
+def _read_by(response: http.client.HTTPResponse, deadline: float) -> bytes:
+    """The answer's body (up to `MAX_ANSWER_BYTES`); `TimeoutError` once `deadline` passed (a
+    read itself is bounded by the socket's timeout)."""
+    body = b""
+    while len(body) < MAX_ANSWER_BYTES:
+        if time.monotonic() >= deadline:
+            raise TimeoutError("the answer was still coming at the deadline")
+        chunk = response.read1(min(CHUNK, MAX_ANSWER_BYTES - len(body)))
+        if not chunk:
+            break
+        body += chunk
+    return body
 
 
 def _oauth_error(error: urllib.error.HTTPError) -> str:
