@@ -32,6 +32,9 @@ Access = tuple[str, str, str]
 """(API group, resource[/subresource], verb), as RBAC rules and audit events both name them."""
 
 NOT_EXERCISED_HERE: set[Access] = {
+    # A StreamPipeline is read by name only when a child's name is held by the child of a
+    # deleted pipeline of its name (deleted and applied again at once: kube.conflict).
+    ("tiers.dev", "streampipelines", "get"),
     # An endpoint's Secret of its callers' key digests, server-side applied once a pipeline or
     # batch job calls an endpoint with auth (issue 14, item 5); this life has no such caller.
     ("", "secrets", "patch"),

@@ -75,13 +75,15 @@ in every namespace; with watchNamespaces, a Role grants them in each listed name
 */}}
 {{- define "tiers.operator.namespacedRules" -}}
 # The three kinds: kopf lists and watches them and patches their metadata (finalizers, its
-# annotations); the RealtimeEndpoint a StreamPipeline's or BatchJob's endpointRef names is read.
+# annotations); the RealtimeEndpoint a StreamPipeline's or BatchJob's endpointRef names is read,
+# and each kind is read by name when a child's name is held by the child of a deleted object of
+# that kind and name (deleted and created again at once: kube.conflict).
 - apiGroups: ["tiers.dev"]
   resources: ["realtimeendpoints"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["tiers.dev"]
   resources: ["streampipelines"]
-  verbs: ["list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "patch"]
 # BatchJobs as well, and get and create: the Role of a gateway with the Batch API grants them
 # (with list and patch), and Kubernetes lets the operator grant only what it holds itself.
 - apiGroups: ["tiers.dev"]
