@@ -212,6 +212,27 @@ def test_a_producers_sampled_trace_is_followed_whatever_the_ratio(
     assert rows[1][3:] == (None, None), "an event the ratio leaves out passes nothing on"
 
 
+def test_a_producers_malformed_trace_headers_are_not_passed_on_and_fail_nothing(
+    mock_url: str, receiver: otlp_receiver.OtlpReceiver
+) -> None:
+    # Kafka headers are any bytes: text no HTTP header may carry (not Latin-1, a line break)
+    # must neither fail the task (the pipeline would stop on the record) nor reach the model.
+    columns = with_headers(
+        frame('{"text": "a"}', '{"text": "b"}', '{"text": "c"}'),
+        (f"00-{TRACE}-{PRODUCER}-01", "vendor=\u20ac"),
+        (UNSAMPLED, "vendor=1\r\nx-injected: 1"),
+        (f"00-{TRACE}-{PRODUCER[:-1]}\u20ac-01", None),
+    )
+    rows = scoring.score_frame(columns, traced(mock_url, receiver))
+    assert [topic for _, _, topic, *_ in rows] == ["out", "out", "out"]
+    spans = receiver.wait_for(lambda found: len(found) >= 2)
+    by_offset = {span.attributes["messaging.kafka.offset"]: span for span in spans}
+    assert by_offset[0].parent_id == PRODUCER, "a malformed tracestate alone is dropped"
+    assert rows[0][3:] == (f"00-{TRACE}-{by_offset[0].span_id}-01", None)
+    assert rows[1][3:] == (UNSAMPLED, None)
+    assert by_offset[2].parent_id == "", "a malformed traceparent starts a trace of its own"
+
+
 def test_a_traced_jobs_arrow_rows_carry_the_context_columns(
     mock_url: str, receiver: otlp_receiver.OtlpReceiver
 ) -> None:

@@ -92,8 +92,7 @@ class BatchTrace:
         self.upstream: list[dict[str, str] | None] = []
         """What each event's model call sends on: its span's context, or the producer's."""
         for event, parent, state in zip(batch, traceparents, tracestates, strict=True):
-            parent_header = parent.encode("latin-1") if parent else None
-            state_header = state.encode("latin-1") if state else None
+            parent_header, state_header = _header(parent), _header(state)
             span = tracer.start(
                 name, kind="client", traceparent=parent_header, tracestate=state_header
             )
@@ -154,6 +153,15 @@ class BatchTrace:
             else (key, value, topic, headers["traceparent"], headers.get("tracestate"))
             for (key, value, topic), headers in zip(rows, self.upstream, strict=True)
         ]
+
+
+def _header(value: str | None) -> bytes | None:
+    """A Kafka header's text as a trace header, None unless it is printable ASCII (what W3C
+    Trace Context allows): a header is any bytes, and one that fails to encode or carries a line
+    break must neither fail the task nor reach the model call's request."""
+    if not value or not value.isascii() or not value.replace("\t", " ").isprintable():
+        return None
+    return value.encode("ascii")
 
 
 class Unexported:
