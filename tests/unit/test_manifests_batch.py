@@ -189,9 +189,16 @@ def test_a_volume_is_mounted_in_the_run_pod_and_every_spark_pod() -> None:
 
 
 def test_a_jobs_telemetry_or_the_charts_reaches_its_runs_config() -> None:
-    own = spec(telemetry={"otlpEndpoint": "http://team-collector:4318", "samplingRatio": "0.5"})
+    own = spec(
+        telemetry={
+            "otlpEndpoint": "http://team-collector:4318",
+            "samplingRatio": "0.5",
+            "maxQueueSpans": 64,
+        }
+    )
     settings = batch_children.job_config(OWNER, own, stats_redis_url=None, endpoint_model=None)
     assert settings.tracing is not None
+    assert settings.tracing.max_queue_spans == 64
     assert settings.tracing.traces_url == "http://team-collector:4318/v1/traces"
     assert (settings.tracing.sample_ratio, settings.tracing.service_name) == (0.5, "tiers-batch")
     chart = telemetry.default_from({"TIERS_OTLP_ENDPOINT": "http://otel:4318"})

@@ -19,7 +19,8 @@ from tiers.operator.manifests import gateway
 from tiers.operator.manifests import redis as redis_manifests
 from tiers.operator.manifests import telemetry as telemetry_manifests
 from tiers.runtime import providers
-from tiers.runtime.gateway import config
+from tiers.runtime.gateway import config, metrics
+from tiers.runtime.tracing import export
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "01-realtime" / "realtime-endpoint.yaml"
@@ -774,6 +775,29 @@ def test_telemetry_reaches_the_gateway_config_as_a_collector_and_a_sampling_rati
     assert settings.tracing.traces_url == "http://otel-collector.observability:4318/v1/traces"
     assert settings.tracing.sample_ratio == 0.25
     assert settings.tracing.service_name == "tiers-gateway"
+    assert settings.tracing.max_queue_spans == api.common.MAX_QUEUE_SPANS == 2048
+
+
+def test_a_small_span_queue_drops_and_counts_what_does_not_fit_instead_of_growing() -> None:
+    """maxQueueSpans bounds the gateway's export queue: past it, a span is dropped and counted
+    in tiers_gateway_spans_total{outcome="dropped"}, the queue never longer."""
+    telemetry = {"otlpEndpoint": "http://127.0.0.1:9", "maxQueueSpans": 16}
+    settings = rendered_config(render(example_spec(telemetry=telemetry)))
+    assert settings.tracing is not None and settings.tracing.max_queue_spans == 16
+    # As the gateway makes its tracer; not started, so nothing leaves the queue.
+    tracer, exporter = export.tracer(settings.tracing, resource={}, counted=metrics.count_spans)
+    before = dropped_spans()
+    for _ in range(20):
+        span = tracer.start("chat gpt-4o-mini")
+        assert span is not None
+        span.end()
+    assert exporter.queued == 16
+    assert dropped_spans() - before == 4
+
+
+def dropped_spans() -> float:
+    found = metrics.REGISTRY.get_sample_value("tiers_gateway_spans_total", {"outcome": "dropped"})
+    return found or 0.0
 
 
 def test_an_endpoint_without_telemetry_makes_no_spans() -> None:
@@ -787,10 +811,12 @@ def test_an_endpoint_without_telemetry_makes_no_spans() -> None:
         ({"otlpEndpoint": "http://user:secret@collector:4318"}, "otlpEndpoint"),
         ({"otlpEndpoint": "http://collector:4318", "samplingRatio": "1.5"}, "samplingRatio"),
         ({"otlpEndpoint": "http://collector:4318", "samplingRatio": "0.1 "}, "samplingRatio"),
+        ({"otlpEndpoint": "http://collector:4318", "maxQueueSpans": 15}, "maxQueueSpans"),
+        ({"otlpEndpoint": "http://collector:4318", "maxQueueSpans": 100_001}, "maxQueueSpans"),
     ],
 )
 def test_a_bad_telemetry_setting_is_refused_naming_its_field(
-    telemetry: dict[str, str], field: str
+    telemetry: dict[str, Any], field: str
 ) -> None:
     with pytest.raises(ValueError, match=field):
         example_spec(telemetry=telemetry)
@@ -799,6 +825,7 @@ def test_a_bad_telemetry_setting_is_refused_naming_its_field(
 CHART_TELEMETRY = {
     "TIERS_OTLP_ENDPOINT": "http://otel-collector.observability:4318",
     "TIERS_TRACES_SAMPLING_RATIO": "0.1",
+    "TIERS_TRACES_MAX_QUEUE_SPANS": "4096",
 }
 
 
@@ -811,6 +838,7 @@ def test_the_charts_telemetry_serves_endpoints_that_name_no_collector() -> None:
     assert settings.tracing is not None
     assert settings.tracing.otlp_endpoint == "http://otel-collector.observability:4318"
     assert settings.tracing.sample_ratio == 0.1
+    assert settings.tracing.max_queue_spans == 4096
 
 
 def test_an_endpoints_own_telemetry_wins_over_the_charts() -> None:
@@ -832,3 +860,5 @@ def test_a_chart_without_a_collector_has_no_default_and_a_bad_one_names_its_fiel
     assert telemetry_manifests.default_from({"TIERS_OTLP_ENDPOINT": " "}) is None
     with pytest.raises(ValueError, match="samplingRatio"):
         telemetry_manifests.default_from({**CHART_TELEMETRY, "TIERS_TRACES_SAMPLING_RATIO": "2"})
+    with pytest.raises(ValueError, match="maxQueueSpans"):
+        telemetry_manifests.default_from({**CHART_TELEMETRY, "TIERS_TRACES_MAX_QUEUE_SPANS": "0"})

@@ -380,10 +380,13 @@ def test_an_allowed_origin_is_a_scheme_and_host_only(origin: str) -> None:
 
 
 def test_a_pipelines_telemetry_or_the_charts_reaches_its_jobs_config() -> None:
-    own = example_spec(telemetry={"otlpEndpoint": "http://team:4318", "samplingRatio": "0.25"})
+    own = example_spec(
+        telemetry={"otlpEndpoint": "http://team:4318", "samplingRatio": "0.25", "maxQueueSpans": 64}
+    )
     tracing = job_config(render(own)).tracing
     assert tracing is not None
     assert (tracing.traces_url, tracing.sample_ratio) == ("http://team:4318/v1/traces", 0.25)
+    assert tracing.max_queue_spans == 64
     assert tracing.service_name == "tiers-stream"
     chart = telemetry.default_from({"TIERS_OTLP_ENDPOINT": "http://otel:4318"})
     settings = stream_children.job_config(

@@ -193,6 +193,13 @@ class Telemetry(common.Model):
         pattern=common.RATIO_PATTERN,
         description='The share of new traces recorded with otlpEndpoint, "0" to "1".',
     )
+    max_queue_spans: int = pydantic.Field(
+        default=common.MAX_QUEUE_SPANS,
+        ge=16,
+        le=100_000,
+        description="Spans each gateway replica or stream worker holds for export with"
+        " otlpEndpoint, 16 to 100000; past it new ones are dropped and counted.",
+    )
 
 
 class Resources(common.Model):

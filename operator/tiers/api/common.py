@@ -347,6 +347,10 @@ ConditionStatus = Literal["True", "False", "Unknown"]
 RATIO_PATTERN = r"^(0(\.[0-9]{1,6})?|1(\.0{1,6})?)$"
 
 
+MAX_QUEUE_SPANS = 2048
+"""Spans a program holds for export unless told otherwise (the batch span processor's default)."""
+
+
 class Telemetry(Model):
     """OpenTelemetry traces: where the data plane sends its spans (OTLP over HTTP, protobuf) and
     how many traces it records. A caller's W3C `traceparent` is continued and passed on."""
@@ -366,6 +370,15 @@ class Telemetry(Model):
         description='The share of traces recorded, a decimal from "0" to "1" (e.g. "0.05"),'
         " for requests that carry no traceparent; one that does is recorded when its sampled"
         " flag says so (OpenTelemetry's parentbased_traceidratio sampler).",
+    )
+    max_queue_spans: int = pydantic.Field(
+        default=MAX_QUEUE_SPANS,
+        alias="maxQueueSpans",
+        ge=16,
+        le=100_000,
+        description="Ended spans each program (a gateway replica, a stream job's Python"
+        " worker) holds for export, 16 to 100000 (OTEL_BSP_MAX_QUEUE_SIZE's meaning); past"
+        " it new spans are dropped and counted, never waited on. About 1 KB of memory each.",
     )
 
 

@@ -13,6 +13,7 @@ from tiers.runtime.tracing import config
 
 OTLP_ENDPOINT_ENV = "TIERS_OTLP_ENDPOINT"
 SAMPLING_RATIO_ENV = "TIERS_TRACES_SAMPLING_RATIO"
+MAX_QUEUE_SPANS_ENV = "TIERS_TRACES_MAX_QUEUE_SPANS"
 
 
 def default_from(environ: Mapping[str, str]) -> common.Telemetry | None:
@@ -21,13 +22,16 @@ def default_from(environ: Mapping[str, str]) -> common.Telemetry | None:
     endpoint = environ.get(OTLP_ENDPOINT_ENV, "").strip()
     if not endpoint:
         return None
-    ratio = environ.get(SAMPLING_RATIO_ENV, "1").strip()
+    given = {
+        "otlpEndpoint": endpoint,
+        "samplingRatio": environ.get(SAMPLING_RATIO_ENV, "1").strip(),
+        "maxQueueSpans": environ.get(MAX_QUEUE_SPANS_ENV, str(common.MAX_QUEUE_SPANS)).strip(),
+    }
     try:
-        return common.Telemetry.model_validate({"otlpEndpoint": endpoint, "samplingRatio": ratio})
+        return common.Telemetry.model_validate(given)
     except pydantic.ValidationError as error:
-        raise ValueError(
-            f"the chart's telemetry ({OTLP_ENDPOINT_ENV}, {SAMPLING_RATIO_ENV}): {error}"
-        ) from None
+        names = ", ".join((OTLP_ENDPOINT_ENV, SAMPLING_RATIO_ENV, MAX_QUEUE_SPANS_ENV))
+        raise ValueError(f"the chart's telemetry ({names}): {error}") from None
 
 
 def tracing(
@@ -39,5 +43,6 @@ def tracing(
     return config.TracingConfig(
         otlp_endpoint=telemetry.otlp_endpoint,
         sample_ratio=float(telemetry.sampling_ratio),
+        max_queue_spans=telemetry.max_queue_spans,
         service_name=service_name,
     )

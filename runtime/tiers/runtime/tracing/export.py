@@ -69,6 +69,11 @@ class Exporter:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    @property
+    def queued(self) -> int:
+        """Spans waiting for export."""
+        return len(self._queue)
+
     def add(self, span: spans.Span) -> None:
         queue = self._queue
         if len(queue) >= self._max:
