@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import kopf
 import pytest
 
 from tiers.api import kinds
-from tiers.operator import kube, rechecks
+from tiers.operator import kube, rechecks, triggers
 
 
 def body(version: str, **status: Any) -> dict[str, Any]:
@@ -108,3 +109,55 @@ def test_a_delete_handler_waits_for_the_reconcile_beside_it_and_sees_what_it_wro
 
     asyncio.run(both())
     assert seen == [claimed]
+
+
+def deleting(version: str) -> dict[str, Any]:
+    found = body(version)
+    found["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return found
+
+
+def test_a_reconcile_that_waited_for_the_delete_handler_does_not_run_on_the_deleted_object() -> (
+    None
+):
+    # A reconcile waiting its turn while the delete handler cancels what the object made
+    # outside the cluster must not then make it again (a Databricks run of a deleted BatchJob).
+    reconciled: list[Any] = []
+
+    async def reconcile(*, body: Any, **_: Any) -> None:
+        reconciled.append(body)
+
+    checks = rechecks.Rechecks(kinds.BATCH_JOB, reconcile, interval=0.05)
+    rechecks._by_kind[checks.kind.kind] = checks
+
+    async def both() -> None:
+        async with rechecks.exclusively(checks.kind, body("5")):
+            await checks.on_event({"type": "MODIFIED", "object": body("5")})  # type: ignore[typeddict-item]
+            await asyncio.sleep(0.2)  # the re-check is due, and waits for the lock
+            await checks.on_event({"type": "MODIFIED", "object": deleting("6")})  # type: ignore[typeddict-item]
+        await asyncio.sleep(0.1)
+        for task in checks.tasks.values():
+            task.cancel()
+
+    asyncio.run(both())
+    assert reconciled == []
+
+
+def test_a_handler_that_waited_for_the_delete_handler_does_not_run_on_the_deleted_object() -> None:
+    reconciled: list[Any] = []
+
+    async def reconcile(*, body: Any, **_: Any) -> None:
+        reconciled.append(body)
+
+    checks = rechecks.Rechecks(kinds.BATCH_JOB, reconcile, interval=60)
+    locked = triggers._locked(reconcile, checks)
+
+    async def both() -> None:
+        async with checks.reconciling("u-1"):
+            waiting = asyncio.create_task(locked(body=kopf.Body(body("5")), patch=kopf.Patch()))  # type: ignore[arg-type]
+            await asyncio.sleep(0.05)
+            checks.bodies["u-1"] = deleting("6")  # type: ignore[assignment]
+        await waiting
+
+    asyncio.run(both())
+    assert reconciled == []

@@ -178,11 +178,15 @@ class Rechecks:
             body = self.bodies.get(uid)
             if body is None:
                 return
-            if body.get("metadata", {}).get("deletionTimestamp"):
+            if deleting(body):
                 continue  # deletion is kopf's delete handler's business
             try:
                 async with self.reconciling(uid):
-                    await self.recheck(self.bodies.get(uid, body))
+                    newest = self.bodies.get(uid, body)
+                    # Deleted while this waited its turn (the delete handler held the lock):
+                    # nothing is made again for it.
+                    if not deleting(newest):
+                        await self.recheck(newest)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -196,6 +200,11 @@ class Rechecks:
         status = dict(patch.get("status") or {})
         if status:
             await self.write_status(raw["metadata"], status)
+
+
+def deleting(body: Mapping[str, Any]) -> bool:
+    """Whether the object is being deleted: no reconcile runs on it any more."""
+    return bool(body.get("metadata", {}).get("deletionTimestamp"))
 
 
 def is_older(body: Mapping[str, Any], than: Mapping[str, Any]) -> bool:

@@ -56,6 +56,8 @@ def _locked(
     async def locked(*, body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
         async with recheck.reconciling(body["metadata"]["uid"]):
             current = recheck.current(body)
+            if rechecks.deleting(current):
+                return  # deleted while this waited for the lock: its delete handler's business
             if current is not body:
                 body = kopf.Body(typing.cast(kopf.RawBody, copy.deepcopy(dict(current))))
             try:
