@@ -115,3 +115,27 @@ def test_a_secret_made_before_renewal_gets_a_new_ca_published_before_it_signs(
     assert served(renewed).not_valid_after_utc == later + 90 * DAY
     assert verifies(renewed, staged)
     assert len(bundle(renewed)) == 1
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"tls.crt": "not a certificate"},
+        {"ca.key": "not a key"},
+        {"ca.crt": "-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n"},
+        {"tls.crt": None},
+        {"tls.key": None},
+    ],
+)
+def test_a_secret_whose_pair_does_not_load_is_issued_anew_rather_than_failing_every_recheck(
+    damage: dict[str, str | None],
+) -> None:
+    data = self_signed.issue(NAMES, now=T0)
+    for key, value in damage.items():
+        if value is None:
+            del data[key]
+        else:
+            data[key] = value
+    renewed = self_signed.renewed(data, NAMES, now=T0 + DAY)
+    assert renewed is not None and verifies(renewed, renewed)
+    assert sorted(renewed) == ["ca.crt", "ca.key", "tls.crt", "tls.key"]

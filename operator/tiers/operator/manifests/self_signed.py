@@ -83,10 +83,18 @@ def issue(names: list[str], *, now: datetime.datetime) -> dict[str, str]:
 def renewed(
     data: dict[str, str], names: list[str], *, now: datetime.datetime
 ) -> dict[str, str] | None:
-    """The Secret's data renewed as of `now`, or None when nothing is due yet."""
-    served = x509.load_pem_x509_certificate(data[CERT_KEY].encode())
-    authorities = x509.load_pem_x509_certificates(data[CA_KEY].encode()) if data.get(CA_KEY) else []
-    signer = _signer(authorities, data.get(CA_PRIVATE_KEY))
+    """The Secret's data renewed as of `now`, or None when nothing is due yet. Data that does
+    not load as a pair (edited by hand, or keys missing) is issued anew: renewing it would fail
+    at every re-check, and the pods cannot serve it."""
+    try:
+        served = x509.load_pem_x509_certificate(data[CERT_KEY].encode())
+        serialization.load_pem_private_key(data[KEY_KEY].encode(), password=None)
+        authorities = (
+            x509.load_pem_x509_certificates(data[CA_KEY].encode()) if data.get(CA_KEY) else []
+        )
+        signer = _signer(authorities, data.get(CA_PRIVATE_KEY))
+    except (KeyError, ValueError, TypeError, exceptions.UnsupportedAlgorithm):
+        return issue(names, now=now)
     changed = False
     if signer is None or due(signer.certificate, now=now):
         signer, changed = _new_authority(names[0], now=now), True
