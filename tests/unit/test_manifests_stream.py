@@ -266,6 +266,15 @@ def test_a_job_finds_its_stats_password_in_the_variable_its_config_names() -> No
     assert address.resolve(None, password_env="PW", environ=environ) is None
 
 
+def test_both_jobs_stats_client_logs_in_from_the_variable_and_gives_up_after_two_seconds() -> None:
+    client = address.connect_blocking("redis://r:6379/0", password_env="PW", environ={"PW": "pw"})
+    assert client is not None
+    given = client.connection_pool.connection_kwargs
+    assert (given["host"], given["password"]) == ("r", "pw")
+    assert given["socket_timeout"] == given["socket_connect_timeout"] == address.TIMEOUT_S == 2
+    assert address.connect_blocking(None, password_env="PW", environ={"PW": "pw"}) is None
+
+
 def test_an_endpoint_ref_calls_with_the_pipelines_own_key_from_its_own_secret() -> None:
     env = {e["name"]: e for e in container(render(example_spec()), "reviews-stream")["env"]}
     assert env[model_client.KEY_ENV]["valueFrom"] == {

@@ -18,16 +18,8 @@ log = logging.getLogger(__name__)
 
 class Publisher:
     def __init__(self, settings: config.BatchJobConfig) -> None:
-        target = address.resolve(
-            settings.stats_redis_url,
-            password_env=settings.stats_redis_password_env,
-        )
-        self._client = (
-            None
-            if target is None
-            else redis.Redis.from_url(
-                target.url, password=target.password, socket_timeout=2, socket_connect_timeout=2
-            )
+        self._client = address.connect_blocking(
+            settings.stats_redis_url, password_env=settings.stats_redis_password_env
         )
         self._subject = settings.job
         self._key = progress.key(settings.job, settings.run)

@@ -103,15 +103,8 @@ class Publisher:
         interval_s: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        target = address.resolve(
+        self._client = address.connect_blocking(
             settings.stats_redis_url, password_env=settings.stats_redis_password_env
-        )
-        self._client = (
-            None
-            if target is None
-            else redis.Redis.from_url(
-                target.url, password=target.password, socket_timeout=2, socket_connect_timeout=2
-            )
         )
         self._subject = settings.pipeline
         self._interval_s = interval_s
