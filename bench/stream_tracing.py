@@ -33,11 +33,9 @@ import json
 import pathlib
 import pstats
 import statistics
-import tempfile
 import time
 from typing import Any
 
-import machine
 import servers
 import table
 import variants
@@ -46,20 +44,16 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "bench" / "results" / "stream_tracing.md"
 PRODUCER = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0"
 WARMUP_BATCHES = 2
+BASELINE = "main, before stream tracing"
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1000, help="events per batch (1000)")
     parser.add_argument("--batches", type=int, default=5, help="batches per round (5)")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument(
-        "--baseline",
-        default=variants.commit_before("runtime/tiers/runtime/stream/traces.py"),
-        help="the git revision measured as 'main, before stream tracing'",
+    variants.add_arguments(
+        parser, since="runtime/tiers/runtime/stream/traces.py", baseline=BASELINE, out=DEFAULT_OUT
     )
-    parser.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT)
-    parser.add_argument("--child", help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -145,53 +139,38 @@ def main() -> None:
     if args.child is not None:
         child(args.child)
         return
-    from tiers.devenv import otlp_receiver
-
-    say = machine.Clock()
-    facts = machine.common_facts()
-    facts["baseline"] = variants.short(args.baseline)
     events = args.events * args.batches * (args.rounds + 1) + args.events * WARMUP_BATCHES
-    with tempfile.TemporaryDirectory(prefix="tiers-bench-stream-tracing-") as scratch:
-        work = pathlib.Path(scratch)
-        baseline = variants.extract_runtime(args.baseline, work / "baseline")
-        receiver = otlp_receiver.OtlpReceiver()
-        try:
-            with machine.sigterm_unwinds(), servers.mock_backend(work) as mock:
-                common = {
-                    "mock": mock.url,
-                    "events": args.events,
-                    "batches": args.batches,
-                    "rounds": args.rounds,
-                    "traceparent": None,
-                    "tracing": None,
-                }
-                on = {"otlp_endpoint": receiver.url, "export_interval_s": 0.5}
-                cases: list[variants.Case] = [
-                    ("main, before stream tracing", {}, str(baseline)),
-                    ("tracing off", {}, None),
-                    ("tracing on, no producer context", {"tracing": on}, None),
-                    (
-                        "tracing on, producer's sampled traceparent",
-                        {"tracing": on, "traceparent": PRODUCER + "1"},
-                        None,
-                    ),
-                    (
-                        "tracing on, producer's unsampled traceparent",
-                        {"tracing": on, "traceparent": PRODUCER + "0"},
-                        None,
-                    ),
-                    ("tracing on, ratio 0", {"tracing": {**on, "sample_ratio": 0.0}}, None),
-                ]
-                rows = variants.measure(
-                    __file__,
-                    cases,
-                    common,
-                    say=say.say,
-                    spans_received=lambda: len(receiver.spans()),
-                )
-        finally:
-            receiver.close()
-    facts["load average after the run"] = machine.load_average()
+    prefix = "tiers-bench-stream-tracing-"
+    with (
+        variants.traced_run(__file__, args.baseline, prefix=prefix) as run,
+        servers.mock_backend(run.work) as mock,
+    ):
+        common = {
+            "mock": mock.url,
+            "events": args.events,
+            "batches": args.batches,
+            "rounds": args.rounds,
+            "traceparent": None,
+            "tracing": None,
+        }
+        on = run.tracing_on
+        cases: list[variants.Case] = [
+            (BASELINE, {}, run.baseline),
+            ("tracing off", {}, None),
+            ("tracing on, no producer context", {"tracing": on}, None),
+            (
+                "tracing on, producer's sampled traceparent",
+                {"tracing": on, "traceparent": PRODUCER + "1"},
+                None,
+            ),
+            (
+                "tracing on, producer's unsampled traceparent",
+                {"tracing": on, "traceparent": PRODUCER + "0"},
+                None,
+            ),
+            ("tracing on, ratio 0", {"tracing": {**on, "sample_ratio": 0.0}}, None),
+        ]
+        rows = run.measure(cases, common)
     base = rows[0][1]
     body = table.markdown_table(
         [
@@ -221,7 +200,7 @@ def main() -> None:
         f"`bench/stream_tracing.py --events {args.events} --batches {args.batches} --rounds"
         f" {args.rounds}`: the job's scoring function driven in-process, one process per variant;"
         " CPU is the median of the rounds and moves with the machine's load, the calls do not.\n\n"
-        f"{table.facts(facts)}\n\n{body}\n"
+        f"{table.facts(run.facts)}\n\n{body}\n"
     )
     table.publish(report, args.out)
 

@@ -29,11 +29,9 @@ import json
 import pathlib
 import pstats
 import statistics
-import tempfile
 import time
 from typing import Any
 
-import machine
 import payloads
 import servers
 import table
@@ -44,19 +42,15 @@ DEFAULT_OUT = ROOT / "bench" / "results" / "tracing.md"
 API_KEY = "sk-tiers-bench-tracing"
 CALLER_TRACEPARENT = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 WARMUP = 200
+BASELINE = "main, before tracing"
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument(
-        "--baseline",
-        default=variants.commit_before("runtime/tiers/runtime/gateway/traces.py"),
-        help="the git revision measured as 'main, before tracing'",
+    variants.add_arguments(
+        parser, since="runtime/tiers/runtime/gateway/traces.py", baseline=BASELINE, out=DEFAULT_OUT
     )
-    parser.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT)
-    parser.add_argument("--child", help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -159,55 +153,29 @@ def main() -> None:
     if args.child is not None:
         child(args.child)
         return
-    from tiers.devenv import otlp_receiver
-
-    say = machine.Clock()
-    facts = machine.common_facts()
-    facts["baseline"] = variants.short(args.baseline)
-    with tempfile.TemporaryDirectory(prefix="tiers-bench-tracing-") as scratch:
-        work = pathlib.Path(scratch)
-        keys = work / "api-keys"
+    with variants.traced_run(__file__, args.baseline, prefix="tiers-bench-tracing-") as run:
+        keys = run.work / "api-keys"
         keys.mkdir()
         (keys / "bench").write_text(API_KEY + "\n")
-        baseline = variants.extract_runtime(args.baseline, work / "baseline")
-        receiver = otlp_receiver.OtlpReceiver()
-        try:
-            with (
-                machine.sigterm_unwinds(),
-                servers.redis(work) as redis_server,
-                servers.mock_backend(work) as mock,
-            ):
-                common = {
-                    "mock": mock.url,
-                    "redis": f"redis://{servers.HOST}:{redis_server.port}/0",
-                    "keys": str(keys),
-                    "requests": args.requests,
-                    "rounds": args.rounds,
-                    "traceparent": False,
-                    "tracing": None,
-                }
-                on = {"otlp_endpoint": receiver.url, "export_interval_s": 0.5}
-                cases: list[variants.Case] = [
-                    ("main, before tracing", {}, str(baseline)),
-                    ("tracing off", {}, None),
-                    ("tracing on (every request sampled)", {"tracing": on}, None),
-                    (
-                        "tracing on, caller's traceparent",
-                        {"tracing": on, "traceparent": True},
-                        None,
-                    ),
-                    ("tracing on, ratio 0", {"tracing": {**on, "sample_ratio": 0.0}}, None),
-                ]
-                rows = variants.measure(
-                    __file__,
-                    cases,
-                    common,
-                    say=say.say,
-                    spans_received=lambda: len(receiver.spans()),
-                )
-        finally:
-            receiver.close()
-    facts["load average after the run"] = machine.load_average()
+        with servers.redis(run.work) as redis_server, servers.mock_backend(run.work) as mock:
+            common = {
+                "mock": mock.url,
+                "redis": f"redis://{servers.HOST}:{redis_server.port}/0",
+                "keys": str(keys),
+                "requests": args.requests,
+                "rounds": args.rounds,
+                "traceparent": False,
+                "tracing": None,
+            }
+            on = run.tracing_on
+            cases: list[variants.Case] = [
+                (BASELINE, {}, run.baseline),
+                ("tracing off", {}, None),
+                ("tracing on (every request sampled)", {"tracing": on}, None),
+                ("tracing on, caller's traceparent", {"tracing": on, "traceparent": True}, None),
+                ("tracing on, ratio 0", {"tracing": {**on, "sample_ratio": 0.0}}, None),
+            ]
+            rows = run.measure(cases, common)
     base = rows[0][1]
     body = table.markdown_table(
         [
@@ -242,7 +210,7 @@ def main() -> None:
         " ASGI app driven in-process, one process per variant; CPU is the median of the rounds"
         " and moves with the machine's load; the gateway + tracing calls barely do (the total"
         " follows how replies arrive in chunks).\n\n"
-        f"{table.facts(facts)}\n\n{body}\n"
+        f"{table.facts(run.facts)}\n\n{body}\n"
     )
     table.publish(report, args.out)
 
