@@ -126,6 +126,16 @@ def test_the_claim_on_a_topic_kafka_refused_to_create_goes_and_the_others_stay()
     assert topics.unclaimed(claims, ["in", "out"]) == {"out": "id-out", "dlq": topics.CLAIMED}
 
 
+def test_a_claim_an_earlier_reconcile_made_stays_when_kafka_says_the_topic_exists() -> None:
+    # The earlier create timed out but made the topic; this one's describe did not see it yet.
+    before = {"in": topics.CLAIMED}
+    claims = {"in": topics.CLAIMED, "out": topics.CLAIMED}
+    kept = topics.unclaimed(claims, ["in", "out"], existing=["in", "out"], claimed_before=before)
+    assert kept == {"in": topics.CLAIMED}, "a name taken since this reconcile's describe is not"
+    refused = topics.unclaimed(claims, ["in"], existing=[], claimed_before=before)
+    assert refused == {"out": topics.CLAIMED}, "refused for its settings: never made"
+
+
 def test_a_matching_cluster_needs_nothing() -> None:
     present = {"in": actual("in", 6), "out": actual("out", 6), "dlq": actual("dlq", 1)}
     assert topics.plan(spec(), present).is_noop

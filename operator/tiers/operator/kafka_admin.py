@@ -172,11 +172,14 @@ async def apply(bootstrap: str, plan: topics.Plan) -> None:
 
 class NotCreated(AdminError):
     """Kafka did not create every topic asked for; `names`: those it answered that it did not
-    make (the name is taken, the settings are not allowed), whose claims go."""
+    make (the name is taken, the settings are not allowed), whose claims go; `existing`: those
+    of them it refused because the name is taken (by an earlier create of the same claim whose
+    answer was lost, or by someone else: `topics.unclaimed` tells)."""
 
-    def __init__(self, message: str, names: Sequence[str]) -> None:
+    def __init__(self, message: str, names: Sequence[str], existing: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.names = list(names)
+        self.existing = list(existing)
 
 
 REFUSED_FOR_SURE = frozenset({
@@ -203,7 +206,7 @@ def _apply(bootstrap: str, plan: topics.Plan) -> None:
         futures += admin.incremental_alter_configs(
             [_config_resource(name, changed) for name, changed in plan.configure]
         ).values()
-    refused, first = [], None
+    refused, existing, first = [], [], None
     for name, future in creating.items():
         try:
             future.result(timeout=TIMEOUT_S)
@@ -212,10 +215,12 @@ def _apply(bootstrap: str, plan: topics.Plan) -> None:
             first = first or str(cause or error)
             if isinstance(cause, KafkaError) and cause.code() in REFUSED_FOR_SURE:
                 refused.append(name)
+                if cause.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    existing.append(name)
     for future in futures:
         future.result(timeout=TIMEOUT_S)
     if first is not None:
-        raise NotCreated(scrub(first, bootstrap), refused)
+        raise NotCreated(scrub(first, bootstrap), refused, existing)
 
 
 def _new_topic(topic: stream.Topic) -> NewTopic:

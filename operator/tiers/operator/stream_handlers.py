@@ -372,6 +372,7 @@ async def reconcile_topics(
         ), None
     names = [topic.name for _, topic in topics.desired_topics(spec)]
     claims: dict[str, str] | None = None  # the record, once it claims topics to be made
+    claimed_before = owned
     try:
         actual = await kafka_admin.describe(bootstrap, names)
         plan = topics.plan(spec, actual, owned)
@@ -395,7 +396,13 @@ async def reconcile_topics(
             "False", "KafkaUnavailable", f"{brokers_named(spec)} did not answer: {error.cause}"
         ), claims
     except kafka_admin.NotCreated as error:
-        kept = None if claims is None else topics.unclaimed(claims, error.names)
+        kept = (
+            None
+            if claims is None
+            else topics.unclaimed(
+                claims, error.names, existing=error.existing, claimed_before=claimed_before
+            )
+        )
         return verdicts.Verdict("False", "KafkaError", str(error)), kept
     except kafka_admin.AdminError as error:
         return verdicts.Verdict("False", "KafkaError", str(error)), claims

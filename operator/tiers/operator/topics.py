@@ -142,11 +142,25 @@ def claimed(owned: Mapping[str, str], plan: Plan) -> dict[str, str]:
     return {**owned, **{topic.name: CLAIMED for topic in plan.create}}
 
 
-def unclaimed(owned: Mapping[str, str], refused: Sequence[str]) -> dict[str, str]:
+def unclaimed(
+    owned: Mapping[str, str],
+    refused: Sequence[str],
+    *,
+    existing: Sequence[str] = (),
+    claimed_before: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """`owned` without the claims on the topics Kafka refused to create: none of them is the
     pipeline's, and a claim kept would take a topic made later under that name (by hand, by
-    another team) for its own."""
-    return {name: id_ for name, id_ in owned.items() if id_ != CLAIMED or name not in refused}
+    another team) for its own. One refused as `existing` that an earlier reconcile had claimed
+    already (`claimed_before`: the record before this one claimed) stays claimed: that
+    reconcile's create may have made it after all, its answer lost (a timeout), before the
+    topic could be described."""
+    kept = {name for name in existing if (claimed_before or {}).get(name) == CLAIMED}
+    return {
+        name: id_
+        for name, id_ in owned.items()
+        if id_ != CLAIMED or name not in refused or name in kept
+    }
 
 
 def ownership(
