@@ -138,6 +138,7 @@ def test_every_record_is_scored_once_and_progress_reaches_redis(
     assert (published.state, published.done, published.failed) == ("Succeeded", 3000, 3)
     assert published.cost_usd == cost
     assert published.estimate is not None and published.estimate.records == 3003
+    assert published.interval_s == 0.2, "the interval the job published at, for the operator"
 
 
 def test_a_rerun_retries_only_failed_records_and_leaves_each_id_once(

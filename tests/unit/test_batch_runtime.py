@@ -6,7 +6,7 @@ import decimal
 
 import pytest
 
-from tiers.runtime.batch import estimate, layout, progress, records
+from tiers.runtime.batch import config, estimate, layout, progress, records
 from tiers.runtime.modelcall import results
 from tiers.runtime.modelcall.config import EndpointTarget, ModelCallConfig
 from tiers.runtime.stats import window
@@ -107,6 +107,15 @@ def test_progress_survives_the_trip_through_redis_fields() -> None:
     counts.record_many([10] * 5, errors=1, tokens_in=50, tokens_out=5, cost_usd=decimal.Decimal(1))
     now = progress.Progress(**{**started().__dict__, "estimate": found}).counted(counts, now_s=1005)
     assert progress.from_fields(progress.to_fields(now)) == now
+
+
+def test_progress_carries_its_publish_interval_and_an_older_jobs_has_the_default() -> None:
+    every_5_s = started(interval_s=5.0)
+    assert progress.from_fields(progress.to_fields(every_5_s)).interval_s == 5.0
+    older = {k: v for k, v in progress.to_fields(every_5_s).items() if k != "interval_s"}
+    assert progress.from_fields(older).interval_s == progress.PUBLISH_INTERVAL_S
+    default_ms = config.BatchJobConfig.model_fields["progress_interval_ms"].default
+    assert default_ms / 1000 == progress.PUBLISH_INTERVAL_S, "one setting, read by both sides"
 
 
 def test_unknown_states_in_redis_are_refused() -> None:

@@ -140,12 +140,22 @@ def test_a_spark_applications_state_reads_as_the_job_status_it_amounts_to() -> N
 
 
 def test_a_running_run_whose_progress_stopped_coming_shows_its_figures_as_stale() -> None:
-    quiet = NOW.timestamp() - batch_status.PROGRESS_STALE_AFTER_S - 1
+    quiet = NOW.timestamp() - progress.STALE_AFTER_INTERVALS * progress.PUBLISH_INTERVAL_S - 1
     status = status_of(view(job_status(), found(updated_s=quiet)))
     assert status["progress"]["stale"] is True and status["cost"]["stale"] is True
     assert status["progress"]["done"] == 400, "the last figures, as published"
     recent = status_of(view(job_status(), found(updated_s=quiet + 2)))
     assert recent["progress"]["stale"] is False
+
+
+def test_a_job_that_publishes_less_often_is_not_taken_for_a_stuck_one() -> None:
+    every_10_s = {"interval_s": 10.0}
+    last_published = NOW.timestamp() - 45  # stale at the default interval, not at this one
+    fresh = status_of(view(job_status(), found(updated_s=last_published, **every_10_s)))
+    assert fresh["progress"]["stale"] is False and fresh["cost"]["stale"] is False
+    gone_quiet = NOW.timestamp() - progress.STALE_AFTER_INTERVALS * 10 - 1
+    stuck = status_of(view(job_status(), found(updated_s=gone_quiet, **every_10_s)))
+    assert stuck["progress"]["stale"] is True and stuck["cost"]["stale"] is True
 
 
 def test_a_finished_runs_figures_are_final_not_stale_however_old() -> None:

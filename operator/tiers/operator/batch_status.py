@@ -27,9 +27,6 @@ from tiers.runtime.batch import progress
 TERMINAL = frozenset({"Succeeded", "Failed"})
 WINDOW = "run"
 """What `progress` and `cost` cover: the latest run, all its attempts."""
-PROGRESS_STALE_AFTER_S = 30
-"""A running run whose job has not published its progress for this long (fifteen of its
-2-second updates) shows its last figures as stale: the job or its way to Redis is stuck."""
 _EXIT_CODE = re.compile(r"exit code ([0-9]+)")
 _BY_EXIT_CODE = {code: state for state, code in progress.EXIT_CODES.items()}
 
@@ -211,10 +208,11 @@ def desired_status(
 
 
 def _no_longer_updated(run: RunView, found: progress.Progress, now: datetime.datetime) -> bool:
-    """Whether a running run's progress stopped being published (a finished run's is final)."""
+    """Whether a running run's progress stopped being published (a finished run's is final):
+    none for `progress.STALE_AFTER_INTERVALS` of the intervals the job says it publishes at."""
     if run.state != "Running" or found.state != "Running":
         return False
-    return now.timestamp() - found.updated_s > PROGRESS_STALE_AFTER_S
+    return now.timestamp() - found.updated_s > found.stale_after_s
 
 
 def _numbers(found: progress.Progress, *, stale: bool, now: datetime.datetime) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import pydantic
 
 # The config module, not the package: the operator renders this config and must not reach the
 # model client through the package's (lazy) names.
+from tiers.runtime.batch import progress
 from tiers.runtime.modelcall.config import ModelCallConfig
 from tiers.runtime.tracing import config as tracing_config
 
@@ -102,7 +103,11 @@ class BatchJobConfig(_Config):
     partition_bytes: int = pydantic.Field(default=2 * 1024 * 1024, ge=64 * 1024)
     """Input bytes per Spark task. A task commits its results when it ends, so this bounds
     what a kill can take back (and so the model calls a rerun repeats)."""
-    progress_interval_ms: int = pydantic.Field(default=2000, ge=100)
+    progress_interval_ms: int = pydantic.Field(
+        default=round(progress.PUBLISH_INTERVAL_S * 1000), ge=100
+    )
+    """How often the driver publishes progress (and shows it on a terminal); the operator takes a
+    running run's figures for stale after `progress.STALE_AFTER_INTERVALS` of these."""
     sample_records: int = pydantic.Field(default=1000, ge=1)
     """Records read by the estimate to measure prompt tokens."""
     assumed_latency_ms: int = pydantic.Field(default=1000, ge=1)

@@ -215,9 +215,10 @@ def _run(
     try:
         source, shape = read_input(spark, settings)
         begun = time.time()
+        interval_s = settings.progress_interval_ms / 1000
         estimating = progress.Progress.starting(
             state="Estimating", attempt=0, total=None, skipped=0,
-            skipped_cost_usd=decimal.Decimal(0), now_s=begun,
+            skipped_cost_usd=decimal.Decimal(0), now_s=begun, interval_s=interval_s,
         )  # fmt: skip
         sink.publish(estimating)
         attempt, todo = plan(spark, settings, source, shape)
@@ -225,7 +226,7 @@ def _run(
             state="Estimated" if estimate_only else "Running", attempt=attempt.attempt,
             total=attempt.total, skipped=attempt.skipped,
             skipped_cost_usd=attempt.skipped_cost_usd, now_s=time.time(),
-            estimate=attempt.estimate,
+            estimate=attempt.estimate, interval_s=interval_s,
         )  # fmt: skip
         if estimate_only:
             sink.publish(start, final=True)
@@ -339,8 +340,7 @@ class Monitor:
         return self._tick(final=True)
 
     def _loop(self) -> None:
-        interval = self._settings.progress_interval_ms / 1000
-        while not self._stopping.wait(interval):
+        while not self._stopping.wait(self._latest.interval_s):
             self._tick(final=False)
 
     def _tick(self, *, final: bool) -> progress.Progress:

@@ -21,6 +21,13 @@ State = Literal[
     "Estimating", "Running", "Succeeded", "Failed", "OverBudget", "BudgetSpent", "Estimated"
 ]
 KEEP_SECONDS = 7 * 24 * 3600
+PUBLISH_INTERVAL_S = 2.0
+"""How often a running job publishes its progress unless its config says otherwise
+(`progress_interval_ms`); each hash says the interval it was published at (`interval_s`)."""
+STALE_AFTER_INTERVALS = 15
+"""A running run whose progress has not come for this many of its own intervals shows its last
+figures as stale (the job or its way to Redis is stuck): measured in intervals, so a job that
+publishes less often is not taken for a stuck one."""
 NANO = decimal.Decimal("0.000000001")
 
 
@@ -62,16 +69,20 @@ class Progress:
     updated_s: float
     estimate: Estimate | None = None
     message: str = ""
+    interval_s: float = PUBLISH_INTERVAL_S
+    """How often the job publishes this while it runs."""
 
     @classmethod
     def starting(
         cls, *, state: State, attempt: int, total: int | None, skipped: int,
         skipped_cost_usd: decimal.Decimal, now_s: float, estimate: Estimate | None = None,
+        interval_s: float = PUBLISH_INTERVAL_S,
     ) -> Progress:  # fmt: skip
         return cls(
             state=state, attempt=attempt, total=total, skipped=skipped, done=skipped, failed=0,
             tokens_in=0, tokens_out=0, cost_usd=skipped_cost_usd,
             skipped_cost_usd=skipped_cost_usd, started_s=now_s, updated_s=now_s, estimate=estimate,
+            interval_s=interval_s,
         )  # fmt: skip
 
     def counted(self, counts: window.Counts, *, now_s: float) -> Progress:
@@ -116,6 +127,11 @@ class Progress:
     def per_record_usd(self) -> decimal.Decimal:
         return (self.cost_usd / self.done).quantize(NANO) if self.done else decimal.Decimal(0)
 
+    @property
+    def stale_after_s(self) -> float:
+        """How long without a newer publish before these figures are stale, were the run going."""
+        return STALE_AFTER_INTERVALS * self.interval_s
+
 
 def render_line(progress: Progress, *, width: int = 24) -> str:
     """One terminal line: a bar, counts of total, records/s, cost so far and the ETA."""
@@ -153,6 +169,7 @@ def to_fields(progress: Progress) -> dict[str, str]:
         "skipped_cost_usd": pricing.format_usd(progress.skipped_cost_usd),
         "started_s": f"{progress.started_s:.3f}",
         "updated_s": f"{progress.updated_s:.3f}",
+        "interval_s": f"{progress.interval_s:.3f}",
         "message": progress.message,
     }
     if progress.total is not None:
@@ -202,6 +219,8 @@ def from_fields(fields: Mapping[str, str]) -> Progress:
         updated_s=float(fields["updated_s"]),
         estimate=estimate,
         message=fields.get("message", ""),
+        # A job from before `interval_s` was published published at the default.
+        interval_s=float(fields.get("interval_s", PUBLISH_INTERVAL_S)),
     )
 
 
