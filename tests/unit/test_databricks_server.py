@@ -172,7 +172,7 @@ def test_the_operator_finds_a_run_by_its_name_among_newer_ones(
     server: databricks.Server,
 ) -> None:
     server.workspace.pending_s = 3600
-    space = databricks_client.Workspace(server.url, TOKEN)
+    space = databricks_client.Workspace(server.url, TOKEN, guard=None)
     wanted = asyncio.run(
         space.submit(
             {

@@ -23,8 +23,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import Rebinding
 
-from tiers.operator import notify
+from tiers.operator import egress, notify
 
 SECRET = b"webhook-secret"
 NOTICE = notify.Notice(
@@ -324,15 +325,27 @@ def test_a_refused_webhook_is_never_connected_to(webhook: Webhook) -> None:
     assert not result.delivered and webhook.received == []
 
 
+def test_a_webhook_name_that_rebinds_to_loopback_is_never_posted_to(
+    webhook: Webhook, rebinding: Rebinding
+) -> None:
+    url = webhook.url.replace("127.0.0.1", rebinding.name)
+    result, sleeps = deliver(url, allowed=())  # the check's lookup answers a public address
+    assert (result.delivered, result.attempts, sleeps) == (False, 1, [])
+    assert result.last_error is not None
+    assert result.last_error.startswith(f"{rebinding.name}: connecting to 127.0.0.1 ")
+    assert "(loopback)" in result.last_error and webhook.received == []
+    assert rebinding.lookups >= 2
+
+
 def test_allowed_networks_come_from_the_environment_and_reject_typos() -> None:
-    allowed = notify.allowed_networks({notify.ALLOWED_NETWORKS_ENV: "10.0.0.0/8, fd00::/8"})
-    assert notify.refused_address("10.1.2.3", allowed) is None
-    assert notify.refused_address("fd00::5", allowed) is None
-    assert notify.refused_address("192.168.0.1", allowed) is not None
-    assert notify.refused_address("93.184.215.14", ()) is None
-    assert notify.allowed_networks({}) == ()
+    allowed = egress.allowed_networks({egress.ALLOWED_NETWORKS_ENV: "10.0.0.0/8, fd00::/8"})
+    assert egress.refused_address("10.1.2.3", allowed) is None
+    assert egress.refused_address("fd00::5", allowed) is None
+    assert egress.refused_address("192.168.0.1", allowed) is not None
+    assert egress.refused_address("93.184.215.14", ()) is None
+    assert egress.allowed_networks({}) == ()
     with pytest.raises(ValueError, match="TIERS_WEBHOOK_ALLOWED_NETWORKS"):
-        notify.allowed_networks({notify.ALLOWED_NETWORKS_ENV: "10.0.0.0/33"})
+        egress.allowed_networks({egress.ALLOWED_NETWORKS_ENV: "10.0.0.0/33"})
 
 
 def test_a_signed_notice_verifies_with_the_secret(webhook: Webhook) -> None:

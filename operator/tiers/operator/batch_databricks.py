@@ -26,8 +26,8 @@ from tiers.operator import (
     databricks_client,
     databricks_requests,
     databricks_status,
+    egress,
     kube,
-    notify,
     rechecks,
     stats_reader,
     verdicts,
@@ -36,7 +36,7 @@ from tiers.operator.manifests import batch_children, labels, stats_store
 from tiers.runtime.batch import config, progress
 
 log = logging.getLogger(__name__)
-ALLOWED_NETWORKS = notify.allowed_networks()
+ALLOWED_NETWORKS = egress.allowed_networks()
 """Non-public networks a workspace host may be in: the notices' list (chart value
 notifications.allowedNetworks), the one list of where the operator may call on a spec's say."""
 
@@ -110,7 +110,7 @@ async def _reconcile(
     host = await workspace_host(settings, owner.namespace)
     if isinstance(host, verdicts.Verdict):
         return Outcome(view=None if record is None else view_of(record, None), waiting=host)
-    space = databricks_client.Workspace(host, token)
+    space = workspace(settings, host, token)
     try:
         if record is not None and record.run_id is None:
             record = await _found_again(space, owner, name, record, body)
@@ -147,6 +147,11 @@ async def _reconcile(
             waiting=verdicts.Verdict("False", "DatabricksAuthFailed", f"{error}; tried again "
                                      "at the next re-check (spec.databricks.tokenSecretRef)"),
         )  # fmt: skip
+    except databricks_client.HostNotAllowed as error:
+        return Outcome(
+            view=None if record is None else view_of(record, None),
+            waiting=verdicts.Verdict("False", "HostNotAllowed", str(error)),
+        )
     except databricks_client.Failure as error:
         return Outcome(
             view=None if record is None else view_of(record, None),
@@ -252,16 +257,17 @@ async def workspace_host(
     settings: batch.Databricks,
     namespace: str,
     *,
-    allowed: tuple[notify.Network, ...] = ALLOWED_NETWORKS,
+    allowed: tuple[egress.Network, ...] = ALLOWED_NETWORKS,
 ) -> str | verdicts.Verdict:
     """The workspace's URL: `host`, or the Azure workspace's that `workspaceResourceId` names
     (read from Azure Resource Manager); a verdict where it cannot be had.
 
     The operator calls `host` with a token because a BatchJob says so: like a webhook's, it must
     resolve to public addresses or ones in `allowed`, lest a BatchJob point the operator at
-    the cloud's metadata service or a Service inside the cluster. (Azure's answer is Azure's.)"""
+    the cloud's metadata service or a Service inside the cluster; `workspace` holds each
+    connection to the same rule. (Azure's answer is Azure's.)"""
     if settings.host is not None:
-        refused = await notify.refusal(settings.host, allowed)
+        refused = await egress.refusal(settings.host, allowed)
         if refused is not None:
             return verdicts.Verdict(
                 "False", "HostNotAllowed", f"spec.databricks.host {settings.host}: {refused}"
@@ -296,6 +302,19 @@ async def workspace_host(
         )
 
 
+def workspace(
+    settings: batch.Databricks,
+    host: str,
+    token: str,
+    *,
+    allowed: tuple[egress.Network, ...] = ALLOWED_NETWORKS,
+) -> databricks_client.Workspace:
+    """The workspace at `host` (`workspace_host`'s answer): where the spec named the host, every
+    connection to it is checked as it is made, lest the name answer another address then."""
+    guard = None if settings.host is None else (f"spec.databricks.host {settings.host}", allowed)
+    return databricks_client.Workspace(host, token, guard=guard)
+
+
 def settings_of(configmap: Mapping[str, Any]) -> config.BatchJobConfig:
     return config.BatchJobConfig.model_validate_json(configmap["data"][batch_children.CONFIG_FILE])
 
@@ -325,7 +344,7 @@ async def cancel_on_delete(spec: batch.BatchJobSpec, body: Mapping[str, Any]) ->
     host = await workspace_host(settings, metadata["namespace"])
     if isinstance(host, verdicts.Verdict):
         return host.message
-    space = databricks_client.Workspace(host, token)
+    space = workspace(settings, host, token)
     try:
         if record.run_id is None:
             record = await _found_again(space, job, name, record, body)

@@ -24,6 +24,7 @@ from tiers.operator import (
     batch_runs,
     batch_status,
     caller_keys,
+    egress,
     kube,
     metrics,
     notify,
@@ -52,7 +53,7 @@ DEFAULT_TELEMETRY = telemetry.default_from(os.environ)
 CANCEL_TIMEOUT_S = float(os.environ.get("TIERS_DATABRICKS_CANCEL_TIMEOUT_SECONDS", "120"))
 WEBHOOK_ATTEMPTS = 3
 """Tries per reconcile; a notice not delivered is tried again at the next one."""
-WEBHOOK_ALLOWED_NETWORKS = notify.allowed_networks()
+WEBHOOK_ALLOWED_NETWORKS = egress.allowed_networks()
 """Non-public networks that notices may go to (chart value notifications.allowedNetworks)."""
 
 

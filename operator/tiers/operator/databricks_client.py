@@ -3,8 +3,11 @@
 The SDK blocks, so every call runs in a thread. A client is kept per host and token (a rotated
 token makes a new one); its retries of 429/503 and refused connections are bounded by
 `RETRY_SECONDS`, so a workspace that does not answer costs one reconcile that long, never a
-stuck operator. Failures come back as `Refused` (the token: 401/403) or `Unavailable`
-(anything else), whose messages never hold the token.
+stuck operator. Failures come back as `Refused` (the token: 401/403), `HostNotAllowed` (a
+connection `egress` refused) or `Unavailable` (anything else), whose messages never hold the token.
+
+A workspace whose host a spec names is called under `egress.held`: every connection the SDK
+makes for it goes to a public address or an allowed network, whatever the name resolves to then.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 
-from tiers.operator import bounded
+from tiers.operator import bounded, egress
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
@@ -45,6 +48,10 @@ class Unavailable(Failure):
     """The workspace did not answer, or answered with an error other than the token's."""
 
 
+class HostNotAllowed(Failure):
+    """A connection went to an address the operator may not call (`egress`); nothing was sent."""
+
+
 class NotFound(Failure):
     """The run (or scope, or file) does not exist."""
 
@@ -57,18 +64,29 @@ and set are atomic, and two clients made at once for one key are both good)."""
 
 
 class Workspace:
-    """One workspace, as one token sees it."""
+    """One workspace, as one token sees it. `guard`: (what names the host in a refusal, the
+    networks allowed besides public ones) where a spec named the host, for `egress.held`; None
+    where it did not (Azure's answer)."""
 
-    def __init__(self, host: str, token: str) -> None:
+    def __init__(
+        self, host: str, token: str, *, guard: tuple[str, tuple[egress.Network, ...]] | None
+    ) -> None:
         self.host = host.rstrip("/")
         key = (self.host, hashlib.sha256(token.encode()).hexdigest())
         self._key = key
         self._token = token
+        self._guard = guard
 
     async def _call(self, what: str, call: Callable[[WorkspaceClient], T]) -> T:
         return await asyncio.to_thread(self._blocking, what, call)
 
     def _blocking(self, what: str, call: Callable[[WorkspaceClient], T]) -> T:
+        if self._guard is None:
+            return self._unguarded(what, call)
+        with egress.held(*self._guard):
+            return self._unguarded(what, call)
+
+    def _unguarded(self, what: str, call: Callable[[WorkspaceClient], T]) -> T:
         # databricks-sdk is imported here, in a worker thread, on the first call: it takes
         # seconds to import, which neither the operator's start nor its event loop should wait.
         from databricks.sdk import WorkspaceClient, errors
@@ -84,6 +102,8 @@ class Workspace:
                 client = WorkspaceClient(config=config)
                 bounded.keep(_clients, self._key, client, limit=KEPT)
             return call(client)
+        except egress.NotAllowed as error:
+            raise HostNotAllowed(f"{what}: {error}") from None
         except (errors.Unauthenticated, errors.PermissionDenied) as error:
             _clients.pop(self._key, None)
             raise Refused(f"{what}: {self.host} refused the token ({_first_line(error)})") from None

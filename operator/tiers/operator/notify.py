@@ -35,13 +35,9 @@ connecting included, is cut off after `timeout_s`, and at most 64 KiB of a respo
 delivery ends within attempts * timeout_s + (attempts - 1) * max_backoff_s.
 
 Where a notice may go: the URL comes from whoever may write a BatchJob, and the POST leaves from
-the operator's pod, so the host must resolve to public addresses only. Loopback, link-local (the
-cloud metadata service), private, shared and reserved addresses are refused unless they fall in a
-network the cluster admin allowed (chart value `notifications.allowedNetworks`, environment
-variable `TIERS_WEBHOOK_ALLOWED_NETWORKS`: CIDRs, comma- or space-separated), e.g. an in-cluster
-relay's Service range. The name is resolved and checked before each delivery; a DNS answer that
-changes between the check and the connection is not caught here, which an egress NetworkPolicy on
-the operator's pod closes for good.
+the operator's pod, so it goes to public addresses only, or to networks the cluster admin allowed
+(`egress`: the name is checked before each delivery, and each connection's address as it is
+made, so a DNS answer that changes in between is refused too).
 """
 
 from __future__ import annotations
@@ -53,18 +49,16 @@ import decimal
 import email.utils
 import hashlib
 import hmac
-import ipaddress
 import json
-import os
 import random
-import socket
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Literal
 
 import httpx2
 
+from tiers.operator import egress
 from tiers.runtime import pricing
 
 __all__ = [
@@ -72,11 +66,8 @@ __all__ = [
     "RETRYABLE_STATUSES",
     "DeliveryResult",
     "Notice",
-    "allowed_networks",
     "deliver",
     "event_message",
-    "refusal",
-    "refused_address",
     "sign",
     "verify",
 ]
@@ -87,10 +78,6 @@ DELIVERY_HEADER = "X-Tiers-Delivery"
 TIMESTAMP_HEADER = "X-Tiers-Timestamp"
 SIGNATURE_HEADER = "X-Tiers-Signature"
 _ERROR_EXCERPT = 200
-ALLOWED_NETWORKS_ENV = "TIERS_WEBHOOK_ALLOWED_NETWORKS"
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-Resolve = Callable[[str, int], Awaitable[list[str]]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,68 +166,13 @@ def _duration(seconds: int) -> str:
     return f"{minute}m{second:02d}s" if minute else f"{second}s"
 
 
-def allowed_networks(environ: Mapping[str, str] = os.environ) -> tuple[Network, ...]:
-    """The networks besides public ones that notices may go to (`TIERS_WEBHOOK_ALLOWED_NETWORKS`).
-    A malformed entry is an error at start-up, not a silently wider or narrower list."""
-    entries = environ.get(ALLOWED_NETWORKS_ENV, "").replace(",", " ").split()
-    try:
-        return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
-    except ValueError as error:
-        raise ValueError(f"{ALLOWED_NETWORKS_ENV}: {error}") from None
-
-
-def refused_address(address: str, allowed: Iterable[Network]) -> str | None:
-    """Why a notice may not be posted to `address`, or None when it may: a public address, or
-    one inside an allowed network."""
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_global or any(ip in network for network in allowed):
-        return None
-    return (
-        f"{ip} is not a public address; the operator calls other addresses (webhooks,"
-        " Databricks hosts) only inside notifications.allowedNetworks"
-        " (TIERS_WEBHOOK_ALLOWED_NETWORKS)"
-    )
-
-
-async def refusal(
-    url: str, allowed: Iterable[Network], *, resolve: Resolve | None = None
-) -> str | None:
-    """Why the notice may not be posted to `url`, or None: every address its host resolves to
-    must pass `refused_address`."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        port = parts.port  # ValueError: a port out of range or not a number
-    except ValueError as error:
-        return f"{url!r} is not an http(s) URL with a host: {error}"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"{url!r} is not an http(s) URL with a host"
-    try:
-        addresses = await (resolve or _resolve)(
-            parts.hostname, port or (443 if parts.scheme == "https" else 80)
-        )
-    except (OSError, UnicodeError) as error:  # UnicodeError: a name IDNA cannot encode
-        return f"{parts.hostname} does not resolve: {error}"
-    allowed = tuple(allowed)
-    for address in addresses:
-        if (why := refused_address(address, allowed)) is not None:
-            return f"{parts.hostname} resolves to {why}"
-    return None
-
-
-async def _resolve(host: str, port: int) -> list[str]:
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return sorted({str(info[4][0]) for info in infos})
-
-
 async def deliver(
     url: str,
     notice: Notice,
     *,
     secret: bytes | None,
-    allowed: Iterable[Network] = (),
-    resolve: Resolve | None = None,
+    allowed: Iterable[egress.Network] = (),
+    resolve: egress.Resolve | None = None,
     attempts: int = 5,
     initial_backoff_s: float = 1.0,
     max_backoff_s: float = 30.0,
@@ -250,43 +182,50 @@ async def deliver(
     clock: Callable[[], float] = time.time,
 ) -> DeliveryResult:
     """POST the notice to `url`, retrying what may pass on a later try; never raises for a
-    failing webhook. Only public addresses and those in `allowed` are posted to (`refusal`).
+    failing webhook. Only public addresses and those in `allowed` are posted to (`egress`).
     `clock` stamps the signature; `sleep` and `rng` shape the backoff."""
     if attempts < 1:
         raise ValueError(f"attempts must be at least 1, got {attempts}")
-    if (why := await refusal(url, allowed, resolve=resolve)) is not None:
+    if (why := await egress.refusal(url, allowed, resolve=resolve)) is not None:
         return DeliveryResult(False, 0, why)
     rng = rng or random.Random()
     body = notice.to_json()
     last_error: str | None = None
     timeout = httpx2.Timeout(timeout_s)
-    async with httpx2.AsyncClient(timeout=timeout, follow_redirects=False) as client:
-        for attempt in range(1, attempts + 1):
-            retry_after: float | None = None
-            try:
-                async with asyncio.timeout(timeout_s):
-                    status, excerpt, retry_after_header = await _post(
-                        client, url, body, _headers(notice, body, secret, clock)
-                    )
-                retry_after = _retry_after(retry_after_header, now=clock())
-            except (httpx2.UnsupportedProtocol, httpx2.InvalidURL) as error:
-                return DeliveryResult(False, attempt, f"{url!r} cannot be posted to: {error}")
-            except (TimeoutError, httpx2.TimeoutException):
-                last_error = f"no reply within {timeout_s:g} s"
-            except (httpx2.TransportError, OSError) as error:
-                last_error = f"{type(error).__name__}: {error}" if str(error) else repr(error)
-            else:
-                if 200 <= status < 300:
-                    return DeliveryResult(True, attempt, None)
-                last_error = f"HTTP {status}" + (f": {excerpt}" if excerpt else "")
-                if status not in RETRYABLE_STATUSES:
-                    return DeliveryResult(False, attempt, last_error)
-            if attempt < attempts:
-                if retry_after is None:
-                    ceiling = min(max_backoff_s, initial_backoff_s * 2 ** (attempt - 1))
-                    await sleep(rng.uniform(0, ceiling))
+    host = str(urllib.parse.urlsplit(url).hostname)
+    with egress.held(host, allowed) as guard:
+        async with httpx2.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            for attempt in range(1, attempts + 1):
+                retry_after: float | None = None
+                try:
+                    async with asyncio.timeout(timeout_s):
+                        status, excerpt, retry_after_header = await _post(
+                            client, url, body, _headers(notice, body, secret, clock)
+                        )
+                    retry_after = _retry_after(retry_after_header, now=clock())
+                except (httpx2.UnsupportedProtocol, httpx2.InvalidURL) as error:
+                    return DeliveryResult(False, attempt, f"{url!r} cannot be posted to: {error}")
+                except (TimeoutError, httpx2.TimeoutException):
+                    last_error = f"no reply within {timeout_s:g} s"
+                except (httpx2.TransportError, OSError) as error:
+                    last_error = f"{type(error).__name__}: {error}" if str(error) else repr(error)
+                except Exception:  # egress.NotAllowed, as it comes out of httpx's connect
+                    if guard.refused is None:
+                        raise
                 else:
-                    await sleep(min(retry_after, max_backoff_s))
+                    if 200 <= status < 300:
+                        return DeliveryResult(True, attempt, None)
+                    last_error = f"HTTP {status}" + (f": {excerpt}" if excerpt else "")
+                    if status not in RETRYABLE_STATUSES:
+                        return DeliveryResult(False, attempt, last_error)
+                if guard.refused is not None:  # the name answered another address this time
+                    return DeliveryResult(False, attempt, guard.refused)
+                if attempt < attempts:
+                    if retry_after is None:
+                        ceiling = min(max_backoff_s, initial_backoff_s * 2 ** (attempt - 1))
+                        await sleep(rng.uniform(0, ceiling))
+                    else:
+                        await sleep(min(retry_after, max_backoff_s))
     return DeliveryResult(False, attempts, last_error)
 
 
