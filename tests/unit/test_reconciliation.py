@@ -3,6 +3,7 @@
 import datetime
 from typing import Any
 
+import kopf
 import pytest
 
 from tiers import api
@@ -152,3 +153,25 @@ def test_a_missing_install_only_the_user_can_make_is_stalled() -> None:
             "True",
             "False",
         )
+
+
+def test_a_field_set_back_after_a_write_during_the_reconcile_is_written_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The reconcile claimed a topic (status written at once), then Kafka refused to create it:
+    # the topics it ends with are those the object started with, and must replace the claim.
+    checks = rechecks.Rechecks(kinds.STREAM_PIPELINE, reconcile=None, interval=60)  # type: ignore[arg-type]
+    monkeypatch.setitem(rechecks._by_kind, kinds.STREAM_PIPELINE.kind, checks)
+    owned = [{"name": "in", "id": "id-in"}]
+    started = {
+        "apiVersion": kinds.API_VERSION,
+        "kind": kinds.STREAM_PIPELINE.kind,
+        "metadata": {"name": "p", "namespace": "n", "uid": "u-1", "resourceVersion": "5"},
+        "status": {"topics": owned},
+    }
+    checks.bodies["u-1"] = started  # type: ignore[assignment]
+    claimed = {**started, "metadata": {**started["metadata"], "resourceVersion": "6"}}
+    checks.learn({**claimed, "status": {"topics": [*owned, {"name": "dlq"}]}})
+    patch = kopf.Patch()
+    assert reconciliation.write_status(patch, started, {"topics": owned})
+    assert patch["status"] == {"topics": owned}

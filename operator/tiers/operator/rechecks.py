@@ -64,6 +64,15 @@ async def write_status(kind: kinds.Kind, name: str, namespace: str, status: dict
         rechecks.learn(written)
 
 
+def newest(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The newest body known of the object: `body`, or the answer to a status write made since
+    (what a reconcile recorded before its end, such as a claim)."""
+    rechecks = _by_kind.get(str(body.get("kind")))
+    if rechecks is None or not body.get("metadata", {}).get("uid"):
+        return body
+    return rechecks.current(body)
+
+
 def nudge(kind: str, uid: str) -> None:
     """Re-checks the object soon: one of its children changed (`children`)."""
     rechecks = _by_kind.get(kind)

@@ -148,8 +148,11 @@ def owner_of(kind: kinds.Kind, body: Mapping[str, Any]) -> labels.Owner:
 
 
 def write_status(patch: kopf.Patch, body: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
-    """Puts into the patch the status fields that differ from the object's; says if any did."""
-    current = body.get("status", {})
+    """Puts into the patch the status fields that differ from the object's; says if any did.
+    The object as last known: a status written during the reconcile (a claim on Kafka topics
+    or a Databricks run) is newer than `body`, and a field set back to what `body` had must be
+    written all the same."""
+    current = rechecks.newest(body).get("status") or {}
     changed = False
     for field, value in desired.items():
         if current.get(field) != value:
