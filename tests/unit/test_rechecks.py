@@ -161,3 +161,21 @@ def test_a_handler_that_waited_for_the_delete_handler_does_not_run_on_the_delete
 
     asyncio.run(both())
     assert reconciled == []
+
+
+def test_an_object_has_one_early_recheck_pending_however_many_reconciles_asked_for_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each reconcile of an object waiting for a deleted namesake's children asks for an early
+    # re-check: were they all kept, every periodic re-check would start one more chain of them.
+    nudged: list[tuple[str, str]] = []
+    monkeypatch.setattr(rechecks, "nudge", lambda kind, uid: nudged.append((kind, uid)))
+
+    async def asked() -> None:
+        for _ in range(5):
+            rechecks.nudge_later("StreamPipeline", "u-1", delay_s=0.05)
+        rechecks.nudge_later("StreamPipeline", "u-2", delay_s=0.05)
+        await asyncio.sleep(0.2)
+
+    asyncio.run(asked())
+    assert sorted(nudged) == [("StreamPipeline", "u-1"), ("StreamPipeline", "u-2")]

@@ -80,10 +80,26 @@ def nudge(kind: str, uid: str) -> None:
         rechecks.wake(uid)
 
 
+_later: dict[str, asyncio.TimerHandle] = {}
+"""The early re-check pending of each object (by uid): one at most."""
+
+
 def nudge_later(kind: str, uid: str, *, delay_s: float) -> None:
     """Re-checks the object after `delay_s`, sooner than its interval: it waits for something
-    that no watch tells of (a deleted namesake's children going)."""
-    asyncio.get_running_loop().call_later(delay_s, nudge, kind, uid)
+    that no watch tells of (a deleted namesake's children going). One is pending per object,
+    the soonest asked for: each reconcile asks again, and chains of them would add up."""
+    loop = asyncio.get_running_loop()
+    pending = _later.get(uid)
+    if pending is not None and not pending.cancelled():
+        if pending.when() <= loop.time() + delay_s:
+            return
+        pending.cancel()
+
+    def due() -> None:
+        _later.pop(uid, None)
+        nudge(kind, uid)
+
+    _later[uid] = loop.call_later(delay_s, due)
 
 
 @contextlib.asynccontextmanager
