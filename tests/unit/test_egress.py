@@ -14,7 +14,8 @@ from conftest import Rebinding
 
 from tiers.api import batch
 from tiers.devenv import databricks
-from tiers.operator import batch_databricks, databricks_client, egress
+from tiers.operator import batch_databricks, egress, kube
+from tiers.operator.manifests import labels
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 TOKEN = "dapi-egress"
@@ -104,20 +105,37 @@ def server() -> Iterator[databricks.Server]:
 
 
 def test_a_databricks_host_that_rebinds_to_loopback_is_never_called(
-    rebinding: Rebinding, server: databricks.Server
+    rebinding: Rebinding, server: databricks.Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    port = server.url.rsplit(":", 1)[1]
-    host = f"http://{rebinding.name}:{port}"
-    settings = batch.Databricks.model_validate(
-        {"host": "https://x.cloud.databricks.com", "tokenSecretRef": {"name": "d", "key": "t"},
-         "newCluster": {}}
-    ).model_copy(update={"host": host})  # fmt: skip
-    found = asyncio.run(batch_databricks.workspace_host(settings, "ns", allowed=()))
-    assert found == host  # the check's lookup answered a public address
-    space = batch_databricks.workspace(settings, host, TOKEN, allowed=())
-    with pytest.raises(databricks_client.HostNotAllowed) as refused:
-        asyncio.run(space.get_run(1))
-    message = str(refused.value)
+    async def secret_value(name: str, key: str, namespace: str) -> str:
+        return TOKEN
+
+    monkeypatch.setattr(kube, "secret_value", secret_value)
+    host = f"http://{rebinding.name}:{server.url.rsplit(':', 1)[1]}"
+    spec = batch.BatchJobSpec.model_validate(
+        {
+            "engine": "databricks",
+            "input": {"uri": "dbfs:/in"},
+            "output": {"uri": "dbfs:/out"},
+            "model": {
+                "backend": {"name": "openai", "provider": "openai", "model": "gpt-4o-mini",
+                            "apiKeySecretRef": {"name": "openai", "key": "api-key"}},
+                "prompt": "{text}",
+            },
+            "databricks": {"host": "https://x.cloud.databricks.com", "newCluster": {},
+                           "tokenSecretRef": {"name": "databricks", "key": "token"}},
+        }
+    )  # fmt: skip
+    assert spec.databricks is not None
+    # The CRD takes http:// for loopback only; the fake workspace speaks plain HTTP.
+    spec = spec.model_copy(update={"databricks": spec.databricks.model_copy(update={"host": host})})
+    body = {"metadata": {"name": "triage", "namespace": "ns", "uid": "u", "generation": 1}}
+    owner = labels.Owner("tiers.dev/v1alpha1", "BatchJob", "triage", "ns", "u")
+    outcome = asyncio.run(batch_databricks.reconcile(owner, spec, body, {}, where=None))
+    assert outcome.waiting is not None
+    assert (outcome.waiting.status, outcome.waiting.reason) == ("False", "HostNotAllowed")
+    message = outcome.waiting.message
     assert f"spec.databricks.host {host}: connecting to 127.0.0.1" in message
     assert "(loopback)" in message and "notifications.allowedNetworks" in message
+    # The check before the calls saw the public answer; every connection after it was refused.
     assert rebinding.lookups >= 2 and server.workspace.requests == []
