@@ -58,8 +58,9 @@ class NotFound(Failure):
 
 KEPT = 256
 """Clients kept at most (hosts and tokens come from specs); past that the oldest go first."""
-_clients: dict[tuple[str, str], WorkspaceClient] = {}
-"""Kept per host and token digest, at most `KEPT`; touched in worker threads only (a dict's get
+_clients: dict[tuple[str, str, bool], WorkspaceClient] = {}
+"""Kept per host, token digest and whether guarded (a pooled connection made unchecked is never
+reused where connections are checked), at most `KEPT`; touched in worker threads only (a dict's get
 and set are atomic, and two clients made at once for one key are both good)."""
 
 
@@ -72,8 +73,7 @@ class Workspace:
         self, host: str, token: str, *, guard: tuple[str, tuple[egress.Network, ...]] | None
     ) -> None:
         self.host = host.rstrip("/")
-        key = (self.host, hashlib.sha256(token.encode()).hexdigest())
-        self._key = key
+        self._key = (self.host, hashlib.sha256(token.encode()).hexdigest(), guard is not None)
         self._token = token
         self._guard = guard
 

@@ -17,7 +17,9 @@ relay's Service range.
   `socket.connect` (installed once, idle outside `held`), so it holds whatever client connects:
   databricks-sdk's `requests` sessions, including the one its `Config` makes for itself, and
   httpx. `held` is a context variable: it covers the task that entered it, the tasks that task
-  starts and the threads it calls through `asyncio.to_thread`, and no other.
+  starts and the threads it calls through `asyncio.to_thread`, and no other. (It needs
+  asyncio's own event loop: uvloop's sockets connect in C, past the hook.) Through a proxy
+  (HTTPS_PROXY), the address checked is the proxy's.
 """
 
 from __future__ import annotations
