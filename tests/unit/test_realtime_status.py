@@ -10,6 +10,7 @@ import pytest
 
 from tiers.api import realtime
 from tiers.operator import realtime_status
+from tiers.operator.manifests import self_signed
 from tiers.runtime import stats
 from tiers.runtime.stats import window
 
@@ -148,6 +149,20 @@ def test_an_exposed_endpoint_reports_its_outside_url_and_keeps_the_in_cluster_on
     assert condition(exposed, "Ready")["message"] == "serving at https://chat.example.com/v1"
     inside = status(None)
     assert inside["url"] == inside["address"]["url"] == "http://chat-gateway.prod.svc:8080/v1"
+
+
+def test_a_tls_gateways_address_carries_the_ca_it_is_verified_with() -> None:
+    ca = self_signed.issue(["chat-gateway"], now=NOW)["ca.crt"]
+    url = "https://chat-gateway.prod.svc:8080/v1"
+    observed = realtime_status.Observed(
+        gateway=AVAILABLE, redis=AVAILABLE, managed_redis=True, url=url, serving_ca=ca
+    )
+    body = {"metadata": {"generation": 1}}
+    desired = realtime_status.desired_status(spec(tls={}), observed, body=body, now=NOW)
+    realtime.RealtimeEndpointStatus.model_validate(desired)
+    assert desired["address"] == {"url": url, "CACerts": ca}
+    plain = realtime_status.desired_status(spec(), observed, body=body, now=NOW)
+    assert plain["address"] == {"url": url}, "a CA left from a tls since removed is not shown"
 
 
 def test_a_missing_batch_workspace_token_keeps_the_gateway_down_and_says_which_secret() -> None:

@@ -14,8 +14,15 @@ import yaml
 from cryptography import x509
 
 from tiers import api
+from tiers.api import certificates, common
 from tiers.operator import kube, manifests, serving_certificates
-from tiers.operator.manifests import batch_children, gateway, serving_tls, stream_children
+from tiers.operator.manifests import (
+    batch_children,
+    gateway,
+    self_signed,
+    serving_tls,
+    stream_children,
+)
 from tiers.runtime.modelcall import config as modelcall_config
 from tiers.runtime.stream import config as stream_config
 
@@ -279,3 +286,38 @@ def test_a_backend_tls_policy_found_unserved_after_all_has_discovery_asked_again
     policy = kube.TypeNotServed("gateway.networking.k8s.io/v1", "BackendTLSPolicy")
     assert serving_certificates.backend_tls_policy_unserved(policy)
     assert key not in kube._served
+
+
+def test_status_publishes_the_ca_certificates_both_while_one_rotates_and_never_a_key() -> None:
+    issued = serving_tls.self_signed_data(OWNER, gateway.COMPONENT, now=NOW)
+    url = "https://chat-gateway.prod.svc:8080/v1"
+    tls = certificates.TLS()
+    assert serving_tls.status_address(url, tls, issued["ca.crt"]) == {
+        "url": url, "CACerts": issued["ca.crt"]
+    }  # fmt: skip
+    # During a rotation ca.crt holds both CAs: both are published.
+    due = self_signed.renewal_time(x509.load_pem_x509_certificate(issued["ca.crt"].encode()))
+    last = serving_tls.renewed_data(
+        OWNER, gateway.COMPONENT, issued, now=due - datetime.timedelta(days=10)
+    )
+    assert last is not None, "the last certificate the old CA signs"
+    later = due + datetime.timedelta(minutes=1)
+    staged = serving_tls.renewed_data(OWNER, gateway.COMPONENT, last, now=later)
+    assert staged is not None
+    both = serving_tls.status_address(url, tls, staged["ca.crt"])["CACerts"]
+    assert len(x509.load_pem_x509_certificates(both.encode())) == 2
+    # A user's ca.crt holding a key by mistake: its certificates only.
+    mixed = issued["tls.key"] + issued["ca.crt"] + "a comment\n"
+    assert serving_tls.status_address(url, tls, mixed)["CACerts"] == issued["ca.crt"]
+    assert "PRIVATE KEY" not in str(serving_tls.status_address(url, tls, issued["tls.key"]))
+    # Bounded: a bundle longer than status takes is not published (clients mount the
+    # ConfigMap); neither is anything without tls, or without a ca.crt.
+    many = issued["ca.crt"] * (common.CA_CERTS_MAX_LENGTH // len(issued["ca.crt"]) + 1)
+    assert serving_tls.status_address(url, tls, many) == {"url": url}
+    assert serving_tls.status_address(url, None, issued["ca.crt"]) == {"url": url}
+    assert serving_tls.status_address(url, tls, None) == {"url": url}
+    status = {"address": serving_tls.status_address(url, tls, staged["ca.crt"])}
+    api.RealtimeEndpointStatus.model_validate(status)
+    assert serving_certificates.published({"status": status}, "address", tls) == both
+    assert serving_certificates.published({"status": status}, "address", None) is None
+    assert serving_certificates.published({}, "address", tls) is None

@@ -201,9 +201,9 @@ app.kubernetes.io/component: console
 What the console's own ServiceAccount may do: read the three kinds (its watch keeps each
 resource's latency, throughput and cost series from their status). Everything a user does is
 sent with the user's own token, so this is all it needs; with allowAnonymousRead it also shows
-Events to users without a token, and reads the CA ConfigMaps that TLS gateways publish (the
-playground and live view verify them with it). Cluster-wide like the operator (a ClusterRole),
-or a Role in each of watchNamespaces.
+Events to users without a token. The CA a TLS gateway is verified with comes from its
+resource's status (status.address.CACerts, status.push.CACerts), never from a ConfigMap.
+Cluster-wide like the operator (a ClusterRole), or a Role in each of watchNamespaces.
 */}}
 {{- define "tiers.console.rules" -}}
 - apiGroups: ["tiers.dev"]
@@ -213,8 +213,5 @@ or a Role in each of watchNamespaces.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["list"]
-- apiGroups: [""]
-  resources: ["configmaps"]
-  verbs: ["get"]
 {{- end }}
 {{- end }}

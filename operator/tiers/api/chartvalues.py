@@ -332,7 +332,7 @@ class ConsoleServiceAccount(common.Model):
         default=True,
         description=(
             "Create the ServiceAccount the console runs as (its own: it may only read the three"
-            " kinds, and their Events and CA ConfigMaps with allowAnonymousRead)."
+            " kinds, and their Events with allowAnonymousRead)."
         ),
     )
     name: str = pydantic.Field(
@@ -368,8 +368,7 @@ class Console(common.Model):
         default=False,
         description=(
             "Show users without a token what the console's own ServiceAccount reads (the three"
-            " kinds, their Events and the CA ConfigMaps of TLS gateways, read-only). Off: every"
-            " user signs in with their token."
+            " kinds and their Events, read-only). Off: every user signs in with their token."
         ),
     )
     service: ConsoleService = pydantic.Field(

@@ -445,10 +445,25 @@ class CostStatus(Model):
     stale: bool | None = stale_field()
 
 
+CA_CERTS_MAX_LENGTH = 8192
+"""The most characters of `Address.ca_certs`: the two CAs a rotation publishes, and room for
+RSA-4096 certificates or a short chain."""
+
+
 class Address(Model):
-    """Where a server is reached inside the cluster."""
+    """Where a server is reached inside the cluster (Knative's Addressable: `url`, `CACerts`)."""
 
     url: str = pydantic.Field(max_length=2048, description="Its Service's URL.")
+    ca_certs: str | None = pydantic.Field(
+        default=None,
+        alias="CACerts",
+        max_length=CA_CERTS_MAX_LENGTH,
+        description="The CA certificates (PEM, certificates only) that an https server's"
+        " clients verify it with: the ca.crt of its certificate Secret, both CAs while a"
+        " self-signed one rotates. Absent for http, for a certificate whose Secret holds no"
+        " ca.crt (a public CA: the system's CAs verify it), and for a ca.crt over"
+        f" {CA_CERTS_MAX_LENGTH} characters (its clients mount the CA ConfigMap instead).",
+    )
 
 
 class Status(Model):

@@ -440,8 +440,8 @@ class RealtimeEndpointStatus(common.Status):
     )
     address: common.Address | None = pydantic.Field(
         default=None,
-        description="The gateway's in-cluster URL, whether or not it is exposed (Knative's"
-        " Addressable shape).",
+        description="The gateway's in-cluster URL, whether or not it is exposed, and with"
+        " spec.tls the CA it is verified with (Knative's Addressable shape).",
     )
     ready_replicas: int | None = pydantic.Field(default=None, ge=0)
     traffic: Traffic | None = None

@@ -244,6 +244,11 @@ class OwnedTopic(common.Model):
 
 class StreamPipelineStatus(common.Status):
     lag: int | None = pydantic.Field(default=None, ge=0, description="Input events not yet read.")
+    push: common.Address | None = pydantic.Field(
+        default=None,
+        description="The push gateway's in-cluster URL, and with spec.push.tls the CA it is"
+        " verified with.",
+    )
     throughput: Throughput | None = None
     cost: StreamCost | None = None
     topics: list[OwnedTopic] | None = pydantic.Field(

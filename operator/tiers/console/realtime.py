@@ -24,13 +24,12 @@ import fastapi
 import httpx2
 
 from tiers.console import errors, objects, resources, sse, trust, upstream
-from tiers.operator.manifests import gateway as gateway_manifests
 from tiers.runtime import pricing
 
 router = fastapi.APIRouter(prefix="/api/v1/realtime")
 
 
-async def gateway(request: fastapi.Request, obj: Mapping[str, Any]) -> upstream.Server:
+def gateway(request: fastapi.Request, obj: Mapping[str, Any]) -> upstream.Server:
     """The endpoint's gateway, at its OpenAI base URL (…/v1) in the cluster (a status written
     before `address` was has only `url`), as this console reaches and verifies it (https with
     `spec.tls`: against the CA the endpoint publishes)."""
@@ -41,7 +40,7 @@ async def gateway(request: fastapi.Request, obj: Mapping[str, Any]) -> upstream.
         message = f"RealtimeEndpoint {name!r} has no status.url yet: its gateway is not up"
         raise errors.ConsoleError(409, "NotReady", message)
     base = url if url.endswith("/v1") else url + "/v1"
-    return await trust.server(request, obj, gateway_manifests.COMPONENT, base)
+    return trust.server(request, obj, "address", base)
 
 
 def price_of(obj: Mapping[str, Any], model: str) -> pricing.Price:
@@ -63,7 +62,7 @@ def price_of(obj: Mapping[str, Any], model: str) -> pricing.Price:
 @router.post("/{namespace}/{name}/chat/completions")
 async def chat_completions(request: fastapi.Request, namespace: str, name: str) -> fastapi.Response:
     obj = await objects.get(resources.caller(request).client, "realtimeendpoints", namespace, name)
-    server = await gateway(request, obj)
+    server = gateway(request, obj)
     body = await request.body()
     try:
         parsed = json.loads(body) if body else None

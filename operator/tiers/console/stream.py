@@ -21,7 +21,7 @@ router = fastapi.APIRouter(prefix="/api/v1/stream")
 MAX_EVENTS = 500
 
 
-async def push_gateway(request: fastapi.Request, obj: dict[str, Any]) -> upstream.Server:
+def push_gateway(request: fastapi.Request, obj: dict[str, Any]) -> upstream.Server:
     """The pipeline's push gateway (its Service, as the operator names it) as this console
     reaches and verifies it (https with `spec.push.tls`: against the CA the pipeline
     publishes)."""
@@ -31,7 +31,7 @@ async def push_gateway(request: fastapi.Request, obj: dict[str, Any]) -> upstrea
         labels.Ref(metadata["name"], metadata["namespace"]),
         scheme="http" if tls is None else serving_tls.HTTPS,
     )
-    return await trust.server(request, obj, stream_children.PUSH, in_cluster)
+    return trust.server(request, obj, "push", in_cluster)
 
 
 async def pipeline(request: fastapi.Request, namespace: str, name: str) -> dict[str, Any]:
@@ -40,7 +40,7 @@ async def pipeline(request: fastapi.Request, namespace: str, name: str) -> dict[
 
 @router.get("/{namespace}/{name}/live")
 async def live(request: fastapi.Request, namespace: str, name: str) -> fastapi.Response:
-    push = await push_gateway(request, await pipeline(request, namespace, name))
+    push = push_gateway(request, await pipeline(request, namespace, name))
     started = time.monotonic()
     response = await upstream.open_stream(
         "GET",
@@ -61,7 +61,7 @@ class Events(pydantic.BaseModel):
 
 @router.post("/{namespace}/{name}/events")
 async def send(request: fastapi.Request, namespace: str, name: str, body: Events) -> dict[str, int]:
-    push = await push_gateway(request, await pipeline(request, namespace, name))
+    push = push_gateway(request, await pipeline(request, namespace, name))
     sent = list(body.events)
     if body.poison:
         # A JSON object without the fields a prompt reads: never scored, dead-lettered with

@@ -1,12 +1,13 @@
 """Which CA the console verifies a tier's https server with (an endpoint's gateway with
-`spec.tls`, a pipeline's push gateway with `spec.push.tls`): the one its resource publishes, in
-the ConfigMap the operator renders beside the server's certificate (`serving_tls.ca_name`), read
-with the caller's identity like everything else the console shows them.
+`spec.tls`, a pipeline's push gateway with `spec.push.tls`): the one its resource publishes in
+status (`status.address.CACerts`, `status.push.CACerts`), read with the object the caller was
+allowed to read, at no other request.
 
-Only a ConfigMap that the resource itself controls is trusted: one of that name that someone
-else made is refused, never used. Where there is none (a certificate from a public CA, or one
-not issued yet), the system's CAs verify it. Verification is never turned off. The playground
-(`realtime`) and the live view (`stream`) call `server`.
+Only the operator writes status (the status subresource is its right, not a namespace
+editor's), so the CA it publishes there is the one of the server's own certificate Secret. Where
+there is none (http, a certificate from a public CA, or one not issued yet), the system's CAs
+verify it. Verification is never turned off. The playground (`realtime`) and the live view
+(`stream`) call `server`.
 """
 
 from __future__ import annotations
@@ -15,50 +16,24 @@ from collections.abc import Mapping
 from typing import Any
 
 import fastapi
-import lightkube
-from lightkube.resources import core_v1
 
-from tiers.console import errors, resources, upstream
-from tiers.operator.manifests import labels, serving_tls
+from tiers.console import upstream
 
 
-async def server(
-    request: fastapi.Request, obj: Mapping[str, Any], component: labels.Component,
-    in_cluster: str,
-) -> upstream.Server:  # fmt: skip
-    """The server of `obj`'s `component` at `in_cluster`, as this console calls and verifies it."""
+def server(
+    request: fastapi.Request, obj: Mapping[str, Any], block: str, in_cluster: str
+) -> upstream.Server:
+    """The server at `in_cluster` whose `Address` is `obj`'s `status.<block>`, as this console
+    calls and verifies it."""
     url = upstream.reachable(request, in_cluster)
     if not in_cluster.startswith("https://"):
         return upstream.Server(in_cluster.rstrip("/"), url)
-    client = resources.caller(request).client
-    return upstream.Server(in_cluster.rstrip("/"), url, await published_ca(client, obj, component))
+    return upstream.Server(in_cluster.rstrip("/"), url, published_ca(obj, block))
 
 
-async def published_ca(
-    client: lightkube.AsyncClient, obj: Mapping[str, Any], component: labels.Component
-) -> str | None:
-    """The CA certificates (PEM) `obj` publishes for its `component`'s clients; None when it
-    publishes none. `ConsoleError` 502 for a ConfigMap of that name that `obj` does not
-    control, or that holds no CA."""
-    metadata = obj["metadata"]
-    owner = labels.Ref(metadata["name"], metadata["namespace"])
-    name = serving_tls.ca_name(owner, component)
-    try:
-        found = await client.get(core_v1.ConfigMap, name, namespace=owner.namespace)
-    except lightkube.ApiError as error:
-        if error.status.code == 404:
-            return None
-        raise
-    refs = (found.metadata.ownerReferences if found.metadata else None) or []
-    if [ref.uid for ref in refs if ref.controller] != [metadata.get("uid")]:
-        raise errors.ConsoleError(
-            502, "UntrustedCA",
-            f"ConfigMap {name} is not {obj.get('kind', 'the resource')} {owner.name}'s own (it"
-            " is not its controller): its CA is not trusted; delete or rename the ConfigMap",
-        )  # fmt: skip
-    pem: str | None = (found.data or {}).get(serving_tls.CA_KEY)
-    if not pem:
-        raise errors.ConsoleError(
-            502, "UntrustedCA", f"ConfigMap {name} holds no {serving_tls.CA_KEY} to verify with"
-        )
-    return pem
+def published_ca(obj: Mapping[str, Any], block: str) -> str | None:
+    """The CA certificates (PEM) `obj`'s status publishes in `status.<block>.CACerts`; None
+    when it publishes none."""
+    address = (obj.get("status") or {}).get(block) or {}
+    found = address.get("CACerts") if isinstance(address, Mapping) else None
+    return found if isinstance(found, str) and found else None

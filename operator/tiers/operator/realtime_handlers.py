@@ -48,8 +48,8 @@ async def reconcile_realtime_endpoint(body: kopf.Body, patch: kopf.Patch, **_: A
         if spec is None:
             return
         owner = reconciliation.owner_of(KIND, body)
-        apply_error = await apply_children(owner, spec, body=body)
-        observed = await observe(owner, spec, apply_error=apply_error)
+        apply_error, serving_ca = await apply_children(owner, spec, body=body)
+        observed = await observe(owner, spec, apply_error=apply_error, serving_ca=serving_ca)
         desired = realtime_status.desired_status(
             spec, observed, body=body, now=reconciliation.now()
         )
@@ -58,16 +58,18 @@ async def reconcile_realtime_endpoint(body: kopf.Body, patch: kopf.Patch, **_: A
 
 async def apply_children(
     owner: labels.Owner, spec: realtime.RealtimeEndpointSpec, *, body: kopf.Body
-) -> verdicts.Verdict | None:
+) -> tuple[verdicts.Verdict | None, str | None]:
     """Applies the desired children and deletes the optional ones the spec no longer wants,
-    each change an Event on the endpoint; what went wrong, for ProxyReady, or None."""
+    each change an Event on the endpoint: what went wrong, for ProxyReady, or None; and with
+    spec.tls the CA its clients verify the gateway with (the one status published before
+    when it could not be read)."""
+    serving_ca = serving_certificates.published(body, "address", spec.tls)
     try:
         password = None
         if realtime_children.runs_managed_redis(spec):
             # Created once, then only read: a new password would lock every client out.
             made = redis.render_password_secret(owner, redis.new_password())
             password = (await kube.generated_secret(made)).get(redis.PASSWORD_KEY)
-        serving_ca: str | None = None
         renewed: list[kube.Change] = []
         if spec.tls is not None:
             serving_ca, renewed = await serving_certificates.prepare(
@@ -101,16 +103,16 @@ async def apply_children(
             # The HTTPRoute (applied last) and the Certificate of spec.tls.issuerRef are the
             # children whose type a cluster may lack.
             if unserved.kind == serving_tls.CERTIFICATE_KIND:
-                return serving_tls.cert_manager_missing("spec.tls.issuerRef")
+                return serving_tls.cert_manager_missing("spec.tls.issuerRef"), serving_ca
             if unserved.kind != exposure.HTTP_ROUTE:
                 raise unserved
-            return exposure.gateway_api_missing("spec.expose")
+            return exposure.gateway_api_missing("spec.expose"), serving_ca
     except (ownership.ChildConflict, kube.SecretNotOurs) as error:
-        return reconciliation.child_conflict(KIND, body, error)
+        return reconciliation.child_conflict(KIND, body, error), serving_ca
     except lightkube.ApiError as error:
         message = f"applying the gateway's objects failed: {error.status.message}"
-        return verdicts.Verdict("False", "ApplyFailed", message)
-    return None
+        return verdicts.Verdict("False", "ApplyFailed", message), serving_ca
+    return None, serving_ca
 
 
 async def observe(
@@ -118,6 +120,7 @@ async def observe(
     spec: realtime.RealtimeEndpointSpec,
     *,
     apply_error: verdicts.Verdict | None,
+    serving_ca: str | None = None,
 ) -> realtime_status.Observed:
     """Reads back what the status is made of: the children, the Secrets, the stats and spend."""
     missing = await missing_secrets(owner.namespace, spec)
@@ -151,6 +154,7 @@ async def observe(
         external_url=realtime_children.external_gateway_url(spec),
         spend=spend,
         stats_unavailable=stats_unavailable,
+        serving_ca=serving_ca,
     )
 
 

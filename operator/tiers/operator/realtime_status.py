@@ -16,6 +16,7 @@ from typing import Any
 
 from tiers.api import realtime
 from tiers.operator import verdicts
+from tiers.operator.manifests import serving_tls
 from tiers.operator.verdicts import Verdict
 from tiers.runtime import pricing, stats
 
@@ -73,6 +74,8 @@ class Observed:
     """This month's spend; None without spec.budget or when Redis did not answer."""
     stats_unavailable: bool = False
     """The stats store did not answer: status keeps its last figures and marks them stale."""
+    serving_ca: str | None = None
+    """With spec.tls, the CA certificates (PEM) its clients verify the gateway with."""
 
 
 def desired_status(
@@ -97,7 +100,11 @@ def desired_status(
         # A budget taken out of the spec takes its condition with it, not a stale verdict.
         status["conditions"] = [c for c in status["conditions"] if c["type"] != BUDGET_EXCEEDED]
     status["url"] = url
-    status["address"] = None if observed.url is None else {"url": observed.url}
+    status["address"] = (
+        None
+        if observed.url is None
+        else serving_tls.status_address(observed.url, spec.tls, observed.serving_ca)
+    )
     status["readyReplicas"] = int((observed.gateway or {}).get("readyReplicas") or 0)
     status.update(traffic_blocks(observed.summary, body, now, stale=observed.stats_unavailable))
     status.update(budget_blocks(spec.budget, observed.spend, body))

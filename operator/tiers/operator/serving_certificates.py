@@ -2,10 +2,14 @@
 renewed when the operator self-signs it, read for the CA that clients verify the gateway with.
 
 The RealtimeEndpoint and StreamPipeline handlers call `prepare` before rendering their children
-(its CA goes into a ConfigMap, `serving_tls.render_ca_configmap`) and `missing` when observing.
+(its CA goes into a ConfigMap, `serving_tls.render_ca_configmap`, and into status,
+`serving_tls.status_address`) and `missing` when observing.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from tiers.api import certificates
 from tiers.operator import kube, reconciliation
@@ -36,6 +40,16 @@ async def prepare(
         return pair.get(serving_tls.CA_KEY), changes
     name = serving_tls.secret_name(owner, component, tls)
     return await kube.secret_value(name, serving_tls.CA_KEY, owner.namespace), []
+
+
+def published(body: Mapping[str, Any], block: str, tls: certificates.TLS | None) -> str | None:
+    """The CA certificates the resource's status publishes for its server (`status.<block>`'s
+    `CACerts`): what a reconcile keeps there while it cannot read the certificate Secret (the
+    server's children are not applied either, so what it serves is unchanged)."""
+    if tls is None:
+        return None
+    found = ((body.get("status") or {}).get(block) or {}).get("CACerts")
+    return str(found) if found else None
 
 
 async def missing(

@@ -64,7 +64,7 @@ async def reconcile_stream_pipeline(body: kopf.Body, patch: kopf.Patch, **_: Any
         topics_verdict, owned_topics = await reconcile_topics(
             spec, bootstrap, owned=recorded_topics(body), owner=owner
         )
-        streaming_verdict = await apply_children(
+        streaming_verdict, push_ca = await apply_children(
             owner, spec, known_brokers=bootstrap is not None, body=body
         )
         if streaming_verdict is None:
@@ -91,6 +91,11 @@ async def reconcile_stream_pipeline(body: kopf.Body, patch: kopf.Patch, **_: Any
             summary=summary,
             owned_topics=owned_topics,
             stats_unavailable=where is not None and summary is None,
+            push=serving_tls.status_address(
+                stream_children.PUSH.url(owner, scheme=serving_tls.scheme(spec.push.tls)),
+                spec.push.tls,
+                push_ca,
+            ),
         )
         desired = stream_status.desired_status(observed, body=body, now=reconciliation.now())
         reconciliation.write_status(patch, body, desired)
@@ -167,14 +172,17 @@ async def delete_stream_pipeline(body: kopf.Body, runtime: datetime.timedelta, *
 
 async def apply_children(
     owner: labels.Owner, spec: stream.StreamPipelineSpec, *, known_brokers: bool, body: kopf.Body
-) -> verdicts.Verdict | None:
+) -> tuple[verdicts.Verdict | None, str | None]:
     """Applies the streaming job (a Deployment or a SparkApplication, by `spec.engine`), its
     config and the push gateway, each change an Event on the pipeline; the StreamingReady
     verdict when that could not be done or the job is suspended, None when the job's own state
-    is what to judge. The job reads bootstrap
+    is what to judge; and with spec.push.tls the CA its clients verify the push gateway with
+    (the one status published before when it could not be read). The job reads bootstrap
     servers kept in a Secret from that Secret itself: they are never rendered."""
+    push_ca = serving_certificates.published(body, "push", spec.push.tls)
     if not known_brokers:
-        return verdicts.Verdict("Unknown", "WaitingForKafka", "the bootstrap servers are unknown")
+        waiting = "the bootstrap servers are unknown"
+        return verdicts.Verdict("Unknown", "WaitingForKafka", waiting), push_ca
     endpoint_model = None
     endpoint_tls = False
     if spec.model.endpoint_ref is not None:
@@ -185,7 +193,7 @@ async def apply_children(
                 "EndpointNotFound",
                 f"RealtimeEndpoint {spec.model.endpoint_ref.name}, named by "
                 "spec.model.endpointRef, does not exist",
-            )
+            ), push_ca
         endpoint_model = str(endpoint.get("model"))
         endpoint_tls = endpoint.get("tls") is not None
     try:
@@ -194,7 +202,6 @@ async def apply_children(
             owner, redis.new_password(), component=stream_children.STATS
         )
         password = (await kube.generated_secret(made)).get(redis.PASSWORD_KEY)
-        push_ca: str | None = None
         renewed: list[kube.Change] = []
         if spec.push.tls is not None:
             push_ca, renewed = await serving_certificates.prepare(
@@ -239,20 +246,21 @@ async def apply_children(
         if unserved is not None and serving_certificates.backend_tls_policy_unserved(unserved):
             unserved = None
         if unserved is not None and unserved.kind == exposure.HTTP_ROUTE:
-            return exposure.gateway_api_missing("spec.push.expose")
+            return exposure.gateway_api_missing("spec.push.expose"), push_ca
         if unserved is not None and unserved.kind == serving_tls.CERTIFICATE_KIND:
-            return serving_tls.cert_manager_missing("spec.push.tls.issuerRef")
+            return serving_tls.cert_manager_missing("spec.push.tls.issuerRef"), push_ca
         if unserved is not None and unserved.kind == spark_application.KIND:
-            return stream_status.spark_operator_missing(owner.namespace)
+            return stream_status.spark_operator_missing(owner.namespace), push_ca
         if unserved is not None:
             raise unserved
     except (ownership.ChildConflict, kube.SecretNotOurs) as error:
-        return reconciliation.child_conflict(KIND, body, error)
+        return reconciliation.child_conflict(KIND, body, error), push_ca
     except lightkube.ApiError as error:
-        return verdicts.Verdict("False", "ApplyFailed", str(error.status.message))
+        return verdicts.Verdict("False", "ApplyFailed", str(error.status.message)), push_ca
     if spec.suspend:
-        return verdicts.Verdict("False", "Suspended", "spec.suspend is true: the job is stopped")
-    return None
+        suspended = "spec.suspend is true: the job is stopped"
+        return verdicts.Verdict("False", "Suspended", suspended), push_ca
+    return None, push_ca
 
 
 async def push_certificate_verdict(

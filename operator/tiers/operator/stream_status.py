@@ -75,6 +75,8 @@ class Observed:
     """The topics the pipeline created (name: Kafka topic id); None when Kafka was not read."""
     stats_unavailable: bool = False
     """The stats store did not answer: status keeps its last figures and marks them stale."""
+    push: Mapping[str, Any] | None = None
+    """The push gateway's `Address` (`serving_tls.status_address`)."""
 
 
 def desired_status(
@@ -85,6 +87,8 @@ def desired_status(
     status = verdicts.stamp(body, {**dependencies, "Ready": ready}, now=now)
     if observed.lag is not None:
         status["lag"] = observed.lag
+    if observed.push is not None:
+        status["push"] = dict(observed.push)
     if observed.owned_topics is None:
         status.update(verdicts.kept(body, "topics"))
     else:

@@ -11,7 +11,9 @@ Three sources (`tiers.api.certificates.TLS`), one Secret name the pods mount (`s
 
 Whichever it is, the Secret's `ca.crt` is published in a ConfigMap (`render_ca_configmap`, the
 CA certificate only, never a key) that clients mount (`client_volume`): the stream and batch
-jobs calling an endpoint verify its gateway with it. The handlers call these; all pure.
+jobs calling an endpoint verify its gateway with it. The resource's status publishes it too
+(`status_address`, `Address.CACerts`), which only the operator can write: the console verifies
+the gateway with that, reading no ConfigMap. The handlers call these; all pure.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ import datetime
 import pathlib
 from typing import Any
 
-from tiers.api import certificates
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from tiers.api import certificates, common
 from tiers.operator import verdicts
 from tiers.operator.manifests import labels, security, self_signed
 
@@ -142,6 +147,24 @@ def render_ca_configmap(
         "metadata": _ca_component(component).metadata(owner),
         "data": {CA_KEY: ca_pem},
     }
+
+
+def status_address(url: str, tls: certificates.TLS | None, ca_pem: str | None) -> dict[str, Any]:
+    """A server's `Address` in status: its in-cluster `url`, and with `tls` the CA certificates
+    of `ca_pem` (the certificate Secret's `ca.crt`) as `CACerts`: its certificates only, never
+    anything else a user's `ca.crt` may hold, and none past `common.CA_CERTS_MAX_LENGTH`
+    characters (a longer bundle is not what status is for: clients mount the ConfigMap)."""
+    address: dict[str, Any] = {"url": url}
+    if tls is None or not ca_pem:
+        return address
+    try:
+        found = x509.load_pem_x509_certificates(ca_pem.encode())
+    except ValueError:
+        return address
+    certs = "".join(cert.public_bytes(serialization.Encoding.PEM).decode() for cert in found)
+    if len(certs) <= common.CA_CERTS_MAX_LENGTH:
+        address["CACerts"] = certs
+    return address
 
 
 def server_flags() -> list[str]:
