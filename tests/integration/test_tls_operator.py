@@ -65,6 +65,16 @@ def certificate_crd(kubectl: Kubectl) -> Iterator[None]:
                     "--timeout=60s")  # fmt: skip
 
 
+def published_in_status(kubectl: Kubectl, namespace: str) -> str:
+    """The endpoint's status.address.CACerts, once there."""
+    found: str = wait_for(
+        lambda: (kubectl.get("rte", "chat", "-n", namespace).get("status", {})
+                 .get("address") or {}).get("CACerts"),
+        timeout_s=30, what="status.address.CACerts",
+    )  # fmt: skip
+    return found
+
+
 def test_a_self_signed_endpoint_owns_its_certificate_and_publishes_only_its_ca(
     kubectl: Kubectl, operator: str, namespace: str
 ) -> None:
@@ -92,6 +102,8 @@ def test_a_self_signed_endpoint_owns_its_certificate_and_publishes_only_its_ca(
     wait_for(lambda: kubectl.get("rte", "chat", "-n", namespace).get("status", {}).get("url")
              == f"https://chat-gateway.{namespace}.svc:8080/v1",
              timeout_s=30, what="status.url in https")  # fmt: skip
+    # Status publishes the same CA, where only the operator writes (the console reads it there).
+    assert published_in_status(kubectl, namespace) == pair["ca.crt"]
 
     # Reconciled again (a spec change), the pair is the same: generated once, never rewritten.
     kubectl.apply(endpoint({}, replicas=2), namespace=namespace)
@@ -158,6 +170,8 @@ def test_a_secret_of_that_name_not_made_by_the_endpoint_is_never_adopted(
     after = kubectl.get("secret", "chat-gateway-tls", "-n", namespace)
     assert after["metadata"].get("ownerReferences") is None
     assert after["data"] == before["data"]
+    address = kubectl.get("rte", "chat", "-n", namespace)["status"].get("address") or {}
+    assert "CACerts" not in address, "the CA of a Secret not the endpoint's is never published"
 
 
 def test_an_issuer_ref_without_cert_manager_is_a_condition_naming_the_ways_out(
@@ -201,6 +215,7 @@ def test_an_issuer_ref_makes_a_certificate_whose_secret_serves_and_publishes_its
     assert ca["data"] == {"ca.crt": issued["ca.crt"]}
     wait_for(lambda: ready(kubectl, namespace).get("reason") != "SecretNotFound",
              timeout_s=60, what="the endpoint past the missing certificate")  # fmt: skip
+    assert published_in_status(kubectl, namespace) == issued["ca.crt"]
 
 
 def test_secret_name_and_issuer_ref_together_are_refused_naming_the_field(
