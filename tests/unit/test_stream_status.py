@@ -6,8 +6,9 @@ from __future__ import annotations
 import datetime
 from decimal import Decimal
 
-from tiers.api import stream
+from tiers.api import certificates, stream
 from tiers.operator import stream_status, verdicts
+from tiers.operator.manifests import self_signed, serving_tls
 from tiers.runtime import stats
 from tiers.runtime.stats import window
 
@@ -42,3 +43,13 @@ def test_figures_the_stats_store_could_not_give_are_kept_and_marked_stale() -> N
     # Readable again, with no events in the window: the last figures, no longer stale.
     quiet = status(None, down, unavailable=False)
     assert all(quiet[figure] == fresh[figure] for figure in figures)
+
+
+def test_the_push_gateways_address_carries_the_ca_it_is_verified_with() -> None:
+    ca = self_signed.issue(["reviews-push"], now=NOW)["ca.crt"]
+    url = "https://reviews-push.prod.svc:8086"
+    push = serving_tls.status_address(url, certificates.TLS(), ca)
+    observed = stream_status.Observed(topics=GOOD, streaming=GOOD, push=push)
+    desired = stream_status.desired_status(observed, body={"metadata": {}}, now=NOW)
+    stream.StreamPipelineStatus.model_validate(desired)
+    assert desired["push"] == {"url": url, "CACerts": ca}
