@@ -117,9 +117,9 @@ def deleting(version: str) -> dict[str, Any]:
     return found
 
 
-def test_a_reconcile_that_waited_for_the_delete_handler_does_not_run_on_the_deleted_object() -> (
-    None
-):
+def test_a_reconcile_that_waited_for_the_delete_handler_does_not_run_on_the_deleted_object(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # A reconcile waiting its turn while the delete handler cancels what the object made
     # outside the cluster must not then make it again (a Databricks run of a deleted BatchJob).
     reconciled: list[Any] = []
@@ -128,7 +128,7 @@ def test_a_reconcile_that_waited_for_the_delete_handler_does_not_run_on_the_dele
         reconciled.append(body)
 
     checks = rechecks.Rechecks(kinds.BATCH_JOB, reconcile, interval=0.05)
-    rechecks._by_kind[checks.kind.kind] = checks
+    monkeypatch.setitem(rechecks._by_kind, checks.kind.kind, checks)
 
     async def both() -> None:
         async with rechecks.exclusively(checks.kind, body("5")):
