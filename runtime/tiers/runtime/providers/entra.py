@@ -66,26 +66,35 @@ class Tokens:
         self._clock = clock
         self._header = ""
         self._refresh_at = 0.0
+        self._expires_at = 0.0
         self._failure: str | None = None
         self._retry_at = 0.0
         self._lock = asyncio.Lock()
 
     async def authorization(self) -> str:
-        """`Bearer <token>`, from memory while it is fresh; `TokenError` while none can be had."""
+        """`Bearer <token>`, from memory while it is fresh; `TokenError` while none can be had.
+        A token due for refresh that Entra ID does not replace serves on until it expires."""
         if self._clock() < self._refresh_at:
             return self._header
         async with self._lock:  # one request for a new token, however many calls wait for it
             if self._clock() >= self._refresh_at:
                 if self._failure is not None and self._clock() < self._retry_at:
-                    raise TokenError(self._failure)
+                    return self._still_valid(self._failure)
                 try:
                     token, expires_on = await self._fetch_within(TIMEOUT_S)
                 except TokenError as error:
                     self._failure, self._retry_at = str(error), self._clock() + RETRY_AFTER_S
-                    raise
+                    return self._still_valid(self._failure)
                 self._header, self._failure = f"Bearer {token}", None
                 self._refresh_at = expires_on - REFRESH_BEFORE_S
+                self._expires_at = expires_on
             return self._header
+
+    def _still_valid(self, failure: str) -> str:
+        """The token had before, while it has not expired; else `TokenError(failure)`."""
+        if self._header and self._clock() < self._expires_at:
+            return self._header
+        raise TokenError(failure)
 
     async def _fetch_within(self, limit_s: float) -> tuple[str, float]:
         """`_fetch` in a worker thread, given up on after `limit_s`: it stops reading then too
