@@ -95,14 +95,22 @@ def _watch(url: str, received: queue.Queue[tuple[str, dict[str, Any]]]) -> None:
                 received.put((event, json.loads(line[6:])))
 
 
+def _watching(url: str) -> queue.Queue[tuple[str, dict[str, Any]]]:
+    """The SSE watch at `url`, read in a thread: its (event, data) pairs as they come."""
+    received: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+    threading.Thread(target=_watch, args=(url, received), daemon=True).start()
+    return received
+
+
 def test_the_watch_streams_each_resource_and_its_changes(
     console: str, kubectl: Kubectl, namespace: str
 ) -> None:
+    watch = f"{console}/api/v1/watch?namespace={namespace}"
+    # Watched from before the endpoint exists, its first change is its creation, which has no
+    # status yet: the session's operator, where it runs, writes one at any moment after that.
+    received = _watching(watch)
+    assert received.get(timeout=20) == ("synced", {"keys": []})
     kubectl.apply(json.dumps(ENDPOINT), namespace=namespace)
-    received: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
-    threading.Thread(
-        target=_watch, args=(f"{console}/api/v1/watch?namespace={namespace}", received), daemon=True
-    ).start()
     event, summary = received.get(timeout=20)
     assert event == "upsert"
     assert (summary["kind"], summary["namespace"], summary["name"]) == (
@@ -111,8 +119,12 @@ def test_the_watch_streams_each_resource_and_its_changes(
         "chat",
     )
     assert summary["ready"] == "Unknown"
-    # The initial list ends by naming all of it: a page reconnecting drops what is not there.
-    assert received.get(timeout=20) == ("synced", {"keys": [f"realtimeendpoints/{namespace}/chat"]})
+    # A watch started now lists it first, and the initial list ends by naming all of it: a page
+    # reconnecting drops what is not there.
+    relisted = _watching(watch)
+    event, summary = relisted.get(timeout=20)
+    assert (event, summary["kind"], summary["name"]) == ("upsert", "RealtimeEndpoint", "chat")
+    assert relisted.get(timeout=20) == ("synced", {"keys": [f"realtimeendpoints/{namespace}/chat"]})
 
     status = {"status": {
         "requestsPerSecond": 4, "errors": 0,
@@ -570,8 +582,7 @@ def test_the_live_view_passes_the_push_gateway_through_and_reads_dead_letters(
     )
     try:
         base = f"{url}/api/v1/stream/{namespace}/reviews"
-        received: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
-        threading.Thread(target=_watch, args=(f"{base}/live", received), daemon=True).start()
+        received = _watching(f"{base}/live")
         # The push gateway has subscribed once a record sent after a moment arrives.
         producer = Producer({"bootstrap.servers": dev_cluster.kafka_bootstrap})
 
@@ -587,7 +598,7 @@ def test_the_live_view_passes_the_push_gateway_through_and_reads_dead_letters(
             except queue.Empty:
                 return False
 
-        wait_for(result_arrives, timeout_s=30, what="a result through the live view")
+        wait_for(result_arrives, timeout_s=60, what="a result through the live view")
 
         status, _, sent = _call(f"{base}/events", body=json.dumps(
             {"events": [{"id": "e1", "text": "great"}], "poison": True}).encode())  # fmt: skip
@@ -596,12 +607,13 @@ def test_the_live_view_passes_the_push_gateway_through_and_reads_dead_letters(
                              "auto.offset.reset": "earliest"})  # fmt: skip
         consumer.subscribe([topics["in"]])
         values = []
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # a new consumer group joins slowly on a loaded broker
         while len(values) < 2 and time.monotonic() < deadline:
             message = consumer.poll(1)
             if message is not None and message.error() is None:
                 values.append(json.loads(message.value()))
         consumer.close()
+        assert len(values) == 2, values
         assert values[0] == {"id": "e1", "text": "great"}
         assert values[1]["id"].startswith("poison-") and "text" not in values[1]
 
@@ -610,7 +622,7 @@ def test_the_live_view_passes_the_push_gateway_through_and_reads_dead_letters(
                 topics["dlq"],
                 value=json.dumps({"key": f"d{i}", "reason": "invalid_event"}).encode(),
             )
-        producer.flush(5)
+        assert producer.flush(30) == 0, "the dead letters were not all written"
         status, letters = _get(f"{base}/deadletters?limit=2")
         assert status == 200
         assert [item["value"]["key"] for item in letters["items"]] == ["d2", "d1"]
