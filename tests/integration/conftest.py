@@ -274,6 +274,10 @@ def services(tmp_path: pathlib.Path, request: pytest.FixtureRequest) -> Iterator
 
 @pytest.fixture
 def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
+    yield from _test_namespace(kubectl, request)
+
+
+def _test_namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
     words = "".join(
         c if c.isalnum() else "-" for c in request.node.name.lower().removeprefix("test_")
     )
@@ -281,6 +285,32 @@ def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]
     kubectl.run("create", "namespace", name)
     yield name
     kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devenv.DevCluster]:
+    """A second control plane, with the CRDs and one kwok node but no Redis or Kafka of its own,
+    where the session's operator never runs: for tests whose operators of their own must be
+    alone with their objects (the session's operator, once a module has started it, reconciles
+    every namespace of `dev_cluster`). test_operator_faults.py restarts its apiserver."""
+    state_dir = tmp_path_factory.mktemp("tiers-own")
+    cluster = devenv.up(state_dir, nodes=1, redis=False, kafka=False, with_helm=False)
+    try:
+        install_crds(Kubectl(cluster))
+        yield cluster
+    finally:
+        devenv.down(state_dir)
+
+
+@pytest.fixture(scope="session")
+def own_kubectl(own_cluster: devenv.DevCluster) -> Kubectl:
+    return Kubectl(own_cluster)
+
+
+@pytest.fixture
+def own_namespace(own_kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of `own_cluster`, as `namespace` is one of `dev_cluster`."""
+    yield from _test_namespace(own_kubectl, request)
 
 
 def wait_for(

@@ -192,30 +192,35 @@ def test_deleting_a_batch_job_cancels_its_running_databricks_run(
 
 
 @pytest.fixture
-def own_operator(
-    dev_cluster: devenv.DevCluster, crds: None, namespace: str, tmp_path: pathlib.Path
-) -> list[str]:
-    """A command that starts an operator of this test's own (for this namespace only)."""
+def own_operator(own_namespace: str) -> list[str]:
+    """A command that starts an operator of this test's own, for its namespace of
+    `own_cluster` only: there it is alone (the session's operator reconciles every namespace of
+    `dev_cluster`, and would find a lost submit or write a condition in its stead)."""
     return [
-        sys.executable, "-m", "tiers.operator", "--namespace", namespace,
+        sys.executable, "-m", "tiers.operator", "--namespace", own_namespace,
         "--no-leader-election",
         "--health-port", str(processes.free_port()),
         "--metrics-port", str(processes.free_port()),
     ]  # fmt: skip
 
 
+@pytest.fixture
+def own_env(own_cluster: devenv.DevCluster, dev_cluster: devenv.DevCluster) -> dict[str, str]:
+    """The environment of the test's own operator: `own_cluster`, with the session's Redis for
+    stats (local mode)."""
+    return {**os.environ, **own_cluster.env(), "TIERS_RECHECK_SECONDS": "2",
+            "TIERS_STATS_REDIS_URL": dev_cluster.redis_url, **LOOPBACK_ALLOWED}  # fmt: skip
+
+
 def killed_mid_submit(
     kubectl: Kubectl, namespace: str, workspace: databricks.Server, mock: str,
-    tmp_path: pathlib.Path, own_operator: list[str], dev_cluster: devenv.DevCluster,
-) -> dict[str, str]:  # fmt: skip
+    tmp_path: pathlib.Path, own_operator: list[str], env: dict[str, str],
+) -> None:  # fmt: skip
     """Applies the BatchJob and SIGKILLs its operator while the workspace holds back the
-    submit's answer: the run exists, and status holds only its claim. The environment to start
-    the next operator with."""
+    submit's answer: the run exists, and status holds only its claim."""
     data = prepare(kubectl, namespace, tmp_path)
     workspace.workspace.pending_s = 3600  # the run stays PENDING: nothing runs
     workspace.workspace.faults.answer_delay_s["/api/2.2/jobs/runs/submit"] = 8.0
-    env = {**os.environ, **dev_cluster.env(), "TIERS_RECHECK_SECONDS": "2",
-           "TIERS_STATS_REDIS_URL": dev_cluster.redis_url, **LOOPBACK_ALLOWED}  # fmt: skip
     first = processes.start("operator-1", own_operator, log_dir=tmp_path, env=env)
     try:
         kubectl.apply(batch_job(workspace, mock, data), namespace=namespace)
@@ -227,7 +232,6 @@ def killed_mid_submit(
     [claim] = [run["databricks"] for run in job(kubectl, namespace)["status"]["runs"]]
     assert claim == {"attempt": 0, "failures": 0, "stopped": False}, "claimed, no run id"
     workspace.workspace.faults.answer_delay_s.clear()
-    return env
 
 
 @pytest.mark.parametrize(
@@ -238,13 +242,12 @@ def killed_mid_submit(
     ids=["as-it-was", "spec-edited-meanwhile"],
 )
 def test_an_operator_killed_between_submit_and_status_makes_no_second_run(
-    kubectl: Kubectl, namespace: str, workspace: databricks.Server, mock: str,
-    tmp_path: pathlib.Path, own_operator: list[str], dev_cluster: devenv.DevCluster,
+    own_kubectl: Kubectl, own_namespace: str, workspace: databricks.Server, mock: str,
+    tmp_path: pathlib.Path, own_operator: list[str], own_env: dict[str, str],
     edit: dict[str, Any] | None,
 ) -> None:  # fmt: skip
-    env = killed_mid_submit(
-        kubectl, namespace, workspace, mock, tmp_path, own_operator, dev_cluster
-    )
+    kubectl, namespace, env = own_kubectl, own_namespace, own_env
+    killed_mid_submit(kubectl, namespace, workspace, mock, tmp_path, own_operator, env)
     if edit is not None:
         kubectl.run("patch", "bjob", "triage", "-n", namespace, "--type=merge",
                     "-p", json.dumps(edit))  # fmt: skip
@@ -265,12 +268,11 @@ def test_an_operator_killed_between_submit_and_status_makes_no_second_run(
 
 
 def test_a_batch_job_deleted_before_its_submit_was_answered_has_that_run_cancelled(
-    kubectl: Kubectl, namespace: str, workspace: databricks.Server, mock: str,
-    tmp_path: pathlib.Path, own_operator: list[str], dev_cluster: devenv.DevCluster,
+    own_kubectl: Kubectl, own_namespace: str, workspace: databricks.Server, mock: str,
+    tmp_path: pathlib.Path, own_operator: list[str], own_env: dict[str, str],
 ) -> None:  # fmt: skip
-    env = killed_mid_submit(
-        kubectl, namespace, workspace, mock, tmp_path, own_operator, dev_cluster
-    )
+    kubectl, namespace, env = own_kubectl, own_namespace, own_env
+    killed_mid_submit(kubectl, namespace, workspace, mock, tmp_path, own_operator, env)
     kubectl.run("delete", "bjob", "triage", "-n", namespace, "--wait=false")
     second = processes.start("operator-2", own_operator, log_dir=tmp_path, env=env)
     try:
@@ -315,17 +317,16 @@ def test_a_refused_token_is_a_condition_and_the_run_goes_once_it_is_accepted(
 
 
 def condition_of(kubectl: Kubectl, namespace: str, name: str, reason: str) -> dict[str, Any]:
-    """The BatchJob's Succeeded condition once its reason is `reason`, else nothing: where the
-    session's operator (which has no Azure to ask) also writes this object's status, the test
-    waits for what only its own operator writes."""
+    """The BatchJob's Succeeded condition once its reason is `reason`, else nothing."""
     found = condition(job(kubectl, namespace, name), "Succeeded")
     return found if found.get("reason") == reason else {}
 
 
 def test_a_workspace_named_by_azure_resource_id_gets_the_run_or_a_condition_saying_why_not(
-    kubectl: Kubectl, namespace: str, workspace: databricks.Server, mock: str,
-    tmp_path: pathlib.Path, own_operator: list[str], dev_cluster: devenv.DevCluster,
+    own_kubectl: Kubectl, own_namespace: str, workspace: databricks.Server, mock: str,
+    tmp_path: pathlib.Path, own_operator: list[str], own_env: dict[str, str],
 ) -> None:  # fmt: skip
+    kubectl, namespace = own_kubectl, own_namespace
     # The fake Azure Resource Manager (tiers.devenv.azure) knows one workspace, the test
     # workspace; the operator reads it as its own workload identity, or as a BatchJob's service
     # principal that has no access to it.
@@ -343,8 +344,7 @@ def test_a_workspace_named_by_azure_resource_id_gets_the_run_or_a_condition_sayi
         clients={operator_id: "projected-service-account-token", outsider: "outsider-secret"},
         grants={outsider: set()},
     ) as arm:
-        env = {**os.environ, **dev_cluster.env(), "TIERS_RECHECK_SECONDS": "2",
-               "TIERS_STATS_REDIS_URL": dev_cluster.redis_url, **LOOPBACK_ALLOWED,
+        env = {**own_env,
                # The operator's workload identity, as Azure Workload Identity's webhook sets it.
                "AZURE_TENANT_ID": arm.tenant, "AZURE_CLIENT_ID": operator_id,
                "AZURE_FEDERATED_TOKEN_FILE": str(token_file), "AZURE_AUTHORITY_HOST": arm.url,

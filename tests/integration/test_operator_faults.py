@@ -1,9 +1,10 @@
-"""The operator under faults, on a control plane of this module's own (the session's operator
-must not reconcile these objects, and this apiserver is restarted): SIGKILLed 20 times at seeded
-random points while RealtimeEndpoints, StreamPipelines (real Kafka topics) and Databricks
-BatchJobs are created, changed and deleted, after which every object converges with no duplicate
-topic, run or child and no orphan; and kube-apiserver with etcd killed and started again
-mid-reconcile, which one operator process rides out."""
+"""The operator under faults, on the control plane where the session's operator never runs
+(conftest's `own_cluster`: it must not reconcile these objects, and this apiserver is restarted
+here; Kafka is the session's): SIGKILLed 20 times at seeded random points while
+RealtimeEndpoints, StreamPipelines (real Kafka topics) and Databricks BatchJobs are created,
+changed and deleted, after which every object converges with no duplicate topic, run or child
+and no orphan; and kube-apiserver with etcd killed and started again mid-reconcile, which one
+operator process rides out."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
-from conftest import LOOPBACK_ALLOWED, Kubectl, install_crds, wait_for
+from conftest import LOOPBACK_ALLOWED, Kubectl, wait_for
 
 from tiers import devenv
 from tiers.devenv import databricks, processes, samples
@@ -34,18 +35,6 @@ KILL_AFTER_S = (0.2, 3.0)
 TOKEN = "dapi-faults-token"
 CHILD_KINDS = "configmaps,secrets,services,deployments,poddisruptionbudgets,persistentvolumeclaims"
 TIERS_KINDS = "realtimeendpoints,streampipelines,batchjobs"
-
-
-@pytest.fixture(scope="module")
-def fault_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devenv.DevCluster]:
-    """A control plane with one kwok node and the CRDs; Kafka is the session's."""
-    state_dir = tmp_path_factory.mktemp("tiers-faults")
-    cluster = devenv.up(state_dir, nodes=1, redis=False, kafka=False, with_helm=False)
-    try:
-        install_crds(Kubectl(cluster))
-        yield cluster
-    finally:
-        devenv.down(state_dir)
 
 
 @pytest.fixture
@@ -101,13 +90,13 @@ class Operator:
 
 @pytest.fixture
 def operator_here(
-    fault_cluster: devenv.DevCluster, tmp_path: pathlib.Path, test_logs: list[pathlib.Path]
+    own_cluster: devenv.DevCluster, tmp_path: pathlib.Path, test_logs: list[pathlib.Path]
 ) -> Iterator[tuple[Operator, Kubectl]]:
-    kubectl = Kubectl(fault_cluster)
+    kubectl = Kubectl(own_cluster)
     namespace = f"faults-{uuid.uuid4().hex[:6]}"
     kubectl.run("create", "namespace", namespace)
-    test_logs.append(fault_cluster.log_dir / "kube-apiserver.log")
-    running = Operator(fault_cluster, namespace, tmp_path / "operator")
+    test_logs.append(own_cluster.log_dir / "kube-apiserver.log")
+    running = Operator(own_cluster, namespace, tmp_path / "operator")
     test_logs.append(running.log)
     try:
         yield running, kubectl
@@ -363,7 +352,7 @@ def test_an_operator_killed_twenty_times_mid_reconcile_converges_with_no_duplica
 
 
 def test_the_operator_rides_out_an_apiserver_and_etcd_restart_mid_reconcile(
-    operator_here: tuple[Operator, Kubectl], fault_cluster: devenv.DevCluster,
+    operator_here: tuple[Operator, Kubectl], own_cluster: devenv.DevCluster,
     dev_cluster: devenv.DevCluster,
 ) -> None:  # fmt: skip
     running, kubectl = operator_here
@@ -376,7 +365,7 @@ def test_the_operator_rides_out_an_apiserver_and_etcd_restart_mid_reconcile(
     objects.change("e-0", lambda spec: spec.update(replicas=2))
     objects.apply(endpoint("e-1"), pipeline("p-1", bootstrap, suffix))
     went = time.monotonic()
-    with devenv.control_plane_stopped(fault_cluster.state_dir):
+    with devenv.control_plane_stopped(own_cluster.state_dir):
         time.sleep(5)  # the fault: the control plane stays down this long
     downtime_s = time.monotonic() - went
     # Changed and created while the operator's watches reconnect.
