@@ -281,7 +281,7 @@ def test_a_schedule_makes_the_run_it_missed_with_time_injected_through_status(
     expected = {("ChildCreated", "ConfigMap triage-batch"), ("ChildCreated", f"Job {name}")}
     wait_for(
         lambda: expected <= child_events(kubectl, namespace, "BatchJob"),
-        timeout_s=20, what=f"events {expected}",
+        timeout_s=60, what=f"events {expected}",
     )  # fmt: skip
 
 

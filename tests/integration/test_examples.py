@@ -1,4 +1,6 @@
-"""Every example applies, and the operator reports on it within 10 s."""
+"""Every example applies, and the operator reports on it within 30 s (a bound for a busy CI
+machine, where the session's operator also re-checks every other test's objects; the
+operator's own latency is measured in bench/)."""
 
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ def test_example_is_accepted_and_reconciled(
                 return obj
             return None
 
-        obj = wait_for(reconciled, timeout_s=10, what=f"{kind}/{name} to be reconciled")
+        obj = wait_for(reconciled, timeout_s=30, what=f"{kind}/{name} to be reconciled")
         primary = condition(obj, PRIMARY[kind])
         assert primary is not None
         assert primary["observedGeneration"] == obj["metadata"]["generation"]
@@ -86,7 +88,7 @@ def test_printer_columns_show_readiness_and_cost(
     kubectl.run("apply", "-n", namespace, "-f", str(EXAMPLES / "01-realtime"))
     wait_for(
         lambda: "chat-gateway" in kubectl.run("get", "rte", "chat", "-n", namespace).stdout,
-        timeout_s=10,
+        timeout_s=30,
         what="the URL column",
     )
     header = kubectl.run("get", "rte", "-n", namespace).stdout.splitlines()[0].split()
@@ -108,7 +110,7 @@ def test_a_spec_change_is_observed_at_its_new_generation(
             == 2
             and o
         ),
-        timeout_s=10,
+        timeout_s=30,
         what="observedGeneration 2",
     )
     assert condition(obj, "Ready")["observedGeneration"] == 2
@@ -128,4 +130,4 @@ def test_the_operator_exports_reconcile_metrics(
             if line.startswith('tiers_reconciles_total{kind="BatchJob",outcome="success"}')
         )
 
-    assert wait_for(reconciles, timeout_s=10, what="BatchJob reconciles in /metrics") >= 2
+    assert wait_for(reconciles, timeout_s=30, what="BatchJob reconciles in /metrics") >= 2

@@ -545,7 +545,7 @@ def test_a_spent_monthly_budget_answers_insufficient_quota_and_stops_upstream_ca
     # The spend is the endpoint's, in Redis: a replica started now refuses from its first call.
     month = redis.Redis.from_url(redis_server.url).get
     key = spend.month_key("tests/budget", time.time())
-    wait_for(lambda: int(month(key) or 0) >= 1000, timeout_s=5, what="the spend in micro-USD")
+    wait_for(lambda: int(month(key) or 0) >= 1000, timeout_s=30, what="the spend in micro-USD")
     replica = services.start("gateway-b", GATEWAY, "--config", str(config_file))
     assert call(2000, replica)[0] == 429
     assert upstream_calls(mock) == answered

@@ -222,7 +222,7 @@ def test_an_endpoint_deleted_and_applied_again_at_once_waits_for_its_old_childre
             new = found["metadata"]["uid"] != first["metadata"]["uid"]
             return found if new and proxy.get("reason") == "PreviousObjectDeleting" else None
 
-        found = wait_for(waiting, timeout_s=20, what="the new endpoint to wait for the old child")
+        found = wait_for(waiting, timeout_s=60, what="the new endpoint to wait for the old child")
         ready = condition(found, "Ready")
         assert (ready["status"], ready["reason"]) == ("Unknown", "PreviousObjectDeleting")
         assert ready["message"].startswith(
@@ -234,7 +234,7 @@ def test_an_endpoint_deleted_and_applied_again_at_once_waits_for_its_old_childre
         assert old["metadata"]["ownerReferences"][0]["uid"] == first["metadata"]["uid"]
         wait_for(
             lambda: kubectl.get("configmap", "chat-gateway", "-n", namespace)["metadata"].get(
-                "deletionTimestamp"), timeout_s=20, what="the garbage collector to delete it",
+                "deletionTimestamp"), timeout_s=60, what="the garbage collector to delete it",
         )  # fmt: skip
     finally:
         kubectl.run("patch", "configmap", "chat-gateway", "-n", namespace, "--type=json",

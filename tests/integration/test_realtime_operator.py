@@ -170,12 +170,12 @@ def test_deleted_or_edited_children_are_put_back(
             kubectl.run("get", "service", "chat-gateway", "-n", namespace, check=False).returncode
             == 0
         ),
-        timeout_s=20,
+        timeout_s=60,
         what="the Service to come back",
     )
     wait_for(
         lambda: kubectl.get("deployment", "chat-gateway", "-n", namespace)["spec"]["replicas"] == 2,
-        timeout_s=20,
+        timeout_s=60,
         what="the replica count to be reverted",
     )
 
@@ -202,7 +202,7 @@ def test_a_config_change_rolls_the_gateway_pods(
         "-p",
         '{"spec":{"cache":{"ttlSeconds":60}}}',
     )
-    wait_for(lambda: config_hash() != before, timeout_s=20, what="a new config hash")
+    wait_for(lambda: config_hash() != before, timeout_s=60, what="a new config hash")
     config = json.loads(
         kubectl.get("configmap", "chat-gateway", "-n", namespace)["data"]["gateway.json"]
     )
@@ -217,7 +217,7 @@ def test_a_config_change_rolls_the_gateway_pods(
     }
     wait_for(
         lambda: expected <= child_events(kubectl, namespace, "RealtimeEndpoint"),
-        timeout_s=20, what=f"events {expected}",
+        timeout_s=60, what=f"events {expected}",
     )  # fmt: skip
 
 

@@ -121,7 +121,7 @@ def test_topics_are_created_and_the_job_deployed(
                 ("ChildCreated", "Deployment summaries-push")}  # fmt: skip
     wait_for(
         lambda: expected <= child_events(kubectl, namespace, "StreamPipeline"),
-        timeout_s=20, what=f"events {expected}",
+        timeout_s=60, what=f"events {expected}",
     )  # fmt: skip
 
 
