@@ -12,13 +12,17 @@ of `--events` Kafka records, against the same mock model server:
 - **tracing on, no producer context**: every event starts a sampled trace (ratio 1);
 - **tracing on, producer's sampled traceparent**: every event continues its producer's trace;
 - **tracing on, producer's unsampled traceparent**: no span, the context passed on;
-- **tracing on, ratio 0**: configured, no context, nothing sampled.
+- **tracing on, ratio 0**: configured, no context, nothing sampled;
+- **tracing on, each batch a task**: as "no producer context", and each batch ends as a
+  `mapInArrow` task does, waiting until its spans are sent (`traces.task_ended`): the
+  worst case of one Arrow batch per task.
 
 Spans go to an OTLP/HTTP receiver in the parent (`tiers.devenv.otlp_receiver`, decoding the
 real protobuf), so the receiver's work is not counted, the worker's encoding and posting are.
 Python calls come from cProfile over one round, in the scoring thread only (the model client's
 and the exporter's event loop thread is not profiled); CPU is `time.process_time()` of the
-whole process (every thread) per event, the median of `--rounds`. The JVM's side is not here:
+whole process (every thread) per event, the median of `--rounds`, and the wall time of the
+scoring thread per event (model calls included), the median too. The JVM's side is not here:
 an untraced job's query is unchanged; a traced one reads and writes record headers.
 
     .venv/bin/python bench/stream_tracing.py              # about two minutes
@@ -102,15 +106,19 @@ def child(spec_json: str) -> None:
     frames = iter(range(10**9))
     for _ in range(WARMUP_BATCHES):
         scoring.score_frame(_frame(spec, next(frames)), parsed)
-    cpu = []
+    task_ended = _task_end(spec, parsed)
+    cpu, wall = [], []
     failed = 0
     for _ in range(spec["rounds"]):
         batches = [_frame(spec, next(frames)) for _ in range(spec["batches"])]
-        started = time.process_time()
+        started, began = time.process_time(), time.perf_counter()
         for frame in batches:
             rows = scoring.score_frame(frame, parsed)
             failed += sum(row[2] != "out" for row in rows)
-        cpu.append((time.process_time() - started) / (spec["batches"] * spec["events"]) * 1e6)
+            task_ended()
+        events = spec["batches"] * spec["events"]
+        cpu.append((time.process_time() - started) / events * 1e6)
+        wall.append((time.perf_counter() - began) / events * 1e6)
     batches = [_frame(spec, next(frames)) for _ in range(spec["batches"])]
     profiler = cProfile.Profile()
     profiler.enable()
@@ -125,10 +133,20 @@ def child(spec_json: str) -> None:
             {
                 "calls": calls / (spec["batches"] * spec["events"]),
                 "cpu_us": statistics.median(cpu),
+                "wall_us": statistics.median(wall),
                 "failed": failed,
             }
         )
     )
+
+
+def _task_end(spec: dict[str, Any], parsed: Any) -> Any:
+    """What ends each batch: a task's end (its spans sent), or nothing."""
+    if not spec.get("task_end"):
+        return lambda: None
+    from tiers.runtime.stream import traces
+
+    return lambda: traces.task_ended(parsed)
 
 
 # --- the parent: servers, variants, report -----------------------------------------------------
@@ -169,6 +187,7 @@ def main() -> None:
                 None,
             ),
             ("tracing on, ratio 0", {"tracing": {**on, "sample_ratio": 0.0}}, None),
+            ("tracing on, each batch a task", {"tracing": on, "task_end": True}, None),
         ]
         rows = run.measure(cases, common)
     base = rows[0][1]
@@ -179,6 +198,7 @@ def main() -> None:
             "vs main",
             "CPU µs/event",
             "vs main",
+            "wall µs/event",
             "spans/event",
             "dead letters",
         ],
@@ -189,6 +209,7 @@ def main() -> None:
                 f"{result['calls'] - base['calls']:+.1f}",
                 f"{result['cpu_us']:.1f}",
                 f"{result['cpu_us'] / base['cpu_us']:.2f}x",
+                f"{result['wall_us']:.1f}",
                 f"{result['spans'] / events:.2f}",
                 f"{result['failed']:.0f}",
             ]

@@ -245,6 +245,24 @@ def test_a_traced_jobs_arrow_rows_carry_the_context_columns(
     assert empty.num_columns == 5 and empty.num_rows == 0
 
 
+def test_a_tasks_spans_reach_the_collector_before_the_task_ends(
+    mock_url: str, receiver: otlp_receiver.OtlpReceiver
+) -> None:
+    """Spark may end a worker without warning once its task is done (no atexit runs): the
+    `mapInArrow` function returns only once its spans are sent, not at the next export."""
+    hourly = traced(mock_url, receiver)
+    assert hourly.tracing is not None
+    hourly = hourly.model_copy(
+        update={"tracing": hourly.tracing.model_copy(update={"export_interval_s": 3600.0})}
+    )
+    columns = with_headers(frame('{"text": "one"}', '{"text": "two"}'), (None, None), (None, None))
+    score = scoring.score_batches(hourly.model_dump_json())
+    [out] = list(score(iter([pyarrow.RecordBatch.from_pydict(columns)])))
+    received = {span.span_id for span in receiver.spans()}
+    sent = {parent.split("-")[2] for parent in out.column("traceparent").to_pylist()}
+    assert len(sent) == 2 and received == sent
+
+
 def test_spans_a_worker_cannot_export_are_said_in_its_log_at_most_once_a_minute(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

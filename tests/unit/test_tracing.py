@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -283,3 +285,52 @@ def test_a_batch_that_cannot_be_sent_is_counted_and_the_export_goes_on(
         await exporter.close()
 
     asyncio.run(main())
+
+
+def started_in_a_thread(settings: config.TracingConfig) -> Iterator[export.Exporter]:
+    """An exporter started on an event loop of its own thread, as a Spark worker's is."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def started() -> export.Exporter:
+        exporter = export.Exporter(settings, resource={}, sleep=no_wait)
+        exporter.start()
+        return exporter
+
+    exporter = asyncio.run_coroutine_threadsafe(started(), loop).result(10)
+    try:
+        yield exporter
+    finally:
+        asyncio.run_coroutine_threadsafe(exporter.close(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+def test_a_drain_from_another_thread_returns_once_its_spans_are_sent(
+    receiver: otlp_receiver.OtlpReceiver,
+) -> None:
+    """What a stream task does at its end: its spans reach the collector before it returns,
+    not at the next export an hour later."""
+    settings = config.TracingConfig(otlp_endpoint=receiver.url, export_interval_s=3600)
+    for exporter in started_in_a_thread(settings):
+        ended: list[spans.Span] = []
+        made = ended_spans(spans.Tracer(ended.append), 3)
+        exporter.add_threadsafe(ended)
+        assert exporter.drain_threadsafe(5.0)
+        assert [span.span_id for span in receiver.spans()] == [span_id.hex() for span_id in made]
+        begun = time.monotonic()
+        assert exporter.drain_threadsafe(5.0)
+        assert time.monotonic() - begun < 1.0, "nothing queued: nothing to wait for"
+
+
+def test_a_drain_does_not_wait_on_a_collector_that_is_away() -> None:
+    settings = config.TracingConfig(otlp_endpoint="http://127.0.0.1:9", export_interval_s=3600)
+    for exporter in started_in_a_thread(settings):
+        ended: list[spans.Span] = []
+        ended_spans(spans.Tracer(ended.append), 3)
+        exporter.add_threadsafe(ended)
+        begun = time.monotonic()
+        assert not exporter.drain_threadsafe(5.0)  # refused: the first try says so
+        assert not exporter.drain_threadsafe(5.0)  # still failing: no wait at all
+        assert time.monotonic() - begun < 2.0

@@ -52,6 +52,8 @@ def score_batches(settings_json: str, tally: Any = None) -> Any:
                 [pyarrow.array(column, kind) for column, kind in zip(columns, types, strict=True)],
                 names=names,
             )
+        if settings.tracing is not None:
+            traces.task_ended(settings)  # before Spark may end this worker
 
     return score
 

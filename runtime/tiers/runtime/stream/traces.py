@@ -14,11 +14,13 @@ or dead-letter record. An event whose producer's trace is not sampled gets no sp
 context goes on as it came.
 
 Ended spans leave the worker through an exporter on the worker's event loop (the model
-client's, `modelcall.event_loop`), handed over once per micro-batch: a task never waits on a
-collector, and a collector that is away costs the job dropped spans, nothing more. A worker has
-no metrics endpoint: what its exporter drops is said in its log, at most once a minute
-(`Unexported`). Spans still queued when Spark ends a worker (within the last export interval)
-are lost.
+client's, `modelcall.event_loop`), handed over once per Arrow batch. Spark may end a worker
+without warning (SIGKILL of an idle one, SIGHUP from its daemon, `os._exit`: no `atexit` runs),
+so a task ends only once its spans are sent (`task_ended`), at most `TASK_END_WAIT_S` later: a
+cost per task, none per event. While the collector fails, tasks do not wait (the spans stay
+queued for the next export), so a collector that is away costs the job one wait and dropped
+spans, nothing more. A worker has no metrics endpoint: what its exporter drops is said in its
+log, at most once a minute (`Unexported`).
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ OUTPUT_HEADERS = (
 log = logging.getLogger(__name__)
 Parsed = dict[str, Any] | events.Unparseable
 SAY_EVERY_S = 60.0
+TASK_END_WAIT_S = 2.0
+"""The longest a task waits at its end for its spans to be sent (a local collector takes
+milliseconds; a slow one costs each task this much at most)."""
 _exporters: dict[tuple[Any, ...], tuple[export.Exporter, random.Random]] = {}
 
 
@@ -183,11 +188,24 @@ class Unexported:
             log.warning("spans not exported by this worker so far: %s", dict(self.totals))
 
 
+def task_ended(settings: config.StreamJobConfig) -> None:
+    """Sends what this worker's exporter holds before Spark may end the worker (the end of a
+    `mapInArrow` task), within `TASK_END_WAIT_S`; logged when they were not all sent."""
+    assert settings.tracing is not None
+    found = _exporters.get(_key(settings))
+    if found is not None and not found[0].drain_threadsafe(TASK_END_WAIT_S):
+        log.info("the collector is failing or slow: spans may stay queued past this task")
+
+
+def _key(settings: config.StreamJobConfig) -> tuple[Any, ...]:
+    return (settings.pipeline, settings.tracing, os.getpid())
+
+
 def _exporter(settings: config.StreamJobConfig) -> tuple[export.Exporter, random.Random]:
     """This worker process's exporter for the pipeline (on the model client's loop) and the
     random ids of its spans: both made anew in a forked worker, whose ids must differ."""
     assert settings.tracing is not None
-    key = (settings.pipeline, settings.tracing, os.getpid())
+    key = _key(settings)
     found = _exporters.get(key)
     if found is None:
         tracing = settings.tracing

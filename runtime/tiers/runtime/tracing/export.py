@@ -10,12 +10,17 @@ full-jitter backoff, Retry-After honoured, `RETRIES.max_attempts` tries in all (
 `providers.retries` every model call uses); meanwhile new spans queue behind it, up to the bound.
 A full queue drops new spans and counts them (`counted("dropped", n)`); a batch still not taken
 after its tries, or refused outright (another 4xx, 5xx), is lost, counted too, and logged.
+
+`drain_threadsafe` is for a program that may be ended without warning (a Spark worker): another
+thread waits, a bounded time, until what was queued before has been sent; not at all while the
+collector is failing, so that one that is away never costs that thread more than once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import logging
 import random
@@ -68,6 +73,11 @@ class Exporter:
         self._pool = http1.Pool(max_per_host=2)
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._added = self._settled = 0
+        """Spans queued so far, and of those the ones sent or given up on."""
+        self._failing = False
+        """Whether the collector's last answer was a failure (none, or one worth another try)."""
+        self._progress = asyncio.Event()
 
     @property
     def queued(self) -> int:
@@ -80,6 +90,7 @@ class Exporter:
             self._counted("dropped", 1)
             return
         queue.append(span)
+        self._added += 1
         if len(queue) == self._batch:
             self._wake.set()
 
@@ -91,6 +102,28 @@ class Exporter:
     def _add_all(self, ended: list[spans.Span]) -> None:
         for span in ended:
             self.add(span)
+
+    def drain_threadsafe(self, timeout_s: float) -> bool:
+        """From a thread other than the exporter's: waits until every span queued before
+        (`add_threadsafe` included) has been sent or given up on, at most `timeout_s`; at once
+        when the collector is failing. False: it is failing, or the time ran out."""
+        assert self._loop is not None, "the exporter was not started"
+        waiting = asyncio.run_coroutine_threadsafe(self.drained(), self._loop)
+        try:
+            return waiting.result(timeout_s)
+        except concurrent.futures.TimeoutError:
+            waiting.cancel()
+            return False
+
+    async def drained(self) -> bool:
+        """Wakes the export and returns once the spans queued before the call have been sent or
+        given up on, or as soon as the collector fails; whether it did not fail."""
+        target = self._added
+        while self._settled < target and not self._failing:
+            self._progress.clear()
+            self._wake.set()
+            await self._progress.wait()
+        return not self._failing
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -118,6 +151,8 @@ class Exporter:
                 # Stopped mid-send (or mid-backoff) by `close`, which sends what is queued.
                 queue.extendleft(reversed(batch))
                 raise
+            self._settled += len(batch)
+            self._progress.set()
 
     async def _run(self) -> None:
         while True:
@@ -171,8 +206,10 @@ class Exporter:
                 timeout_s=self._settings.export_timeout_s,
             )
         except (http1.ClientError, TimeoutError, OSError) as error:
+            self._failed(True)
             timeout_ms = round(self._settings.export_timeout_s * 1000)
             return failures.from_exception(error, timeout_ms=timeout_ms)
+        self._failed(response.status in RETRYABLE_STATUSES)
         if response.status in RETRYABLE_STATUSES:
             return failures.Failure(
                 f"HTTP {response.status}",
@@ -180,6 +217,11 @@ class Exporter:
                 failures.parse_retry_after(response.headers),
             )
         return response
+
+    def _failed(self, failing: bool) -> None:
+        self._failing = failing
+        if failing:
+            self._progress.set()  # a drain waiting on it returns
 
 
 def tracer(
