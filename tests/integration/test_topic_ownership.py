@@ -4,16 +4,21 @@ never grows, reconfigures or deletes them. Real Kafka, the operator as its own p
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import kopf
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from conftest import Kubectl, wait_for
 
 from tiers import devenv
+from tiers.api import kinds
+from tiers.operator import kafka_admin, rechecks, stream_handlers, stream_status
 
 
 @pytest.fixture
@@ -186,3 +191,53 @@ def test_a_topic_kafka_refused_to_create_is_not_claimed_so_one_made_by_hand_stay
         timeout_s=60, what="the hand-made topic reported as not the pipeline's",
     )  # fmt: skip
     assert names["in"] not in recorded() and partitions(admin, names["in"]) == 1
+
+
+def test_the_topics_a_reconcile_made_beside_the_deletion_are_deleted_with_the_pipeline(
+    dev_cluster: devenv.DevCluster, admin: AdminClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The delete handler waits for a reconcile running beside it and deletes the topics that
+    reconcile recorded, not only those the deleted object's own body knew (real Kafka, the
+    handler in this process)."""
+    suffix = uuid.uuid4().hex[:8]
+    names = {role: f"{role}-{suffix}" for role in ("in", "out", "dlq")}
+    for future in admin.create_topics(
+        [NewTopic(n, num_partitions=1) for n in names.values()]
+    ).values():
+        future.result(10)
+    bootstrap = dev_cluster.kafka_bootstrap
+    made = asyncio.run(kafka_admin.describe(bootstrap, list(names.values())))
+    spec = json.loads(pipeline(bootstrap, names, deletionPolicy="Delete"))["spec"]
+    uid = f"uid-{suffix}"
+    deleted = {
+        "apiVersion": kinds.API_VERSION, "kind": kinds.STREAM_PIPELINE.kind,
+        "metadata": {"name": "summaries", "namespace": "default", "uid": uid,
+                     "resourceVersion": "5", "deletionTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": spec, "status": {},
+    }  # fmt: skip
+    checks = rechecks.Rechecks(kinds.STREAM_PIPELINE, reconcile=None, interval=60)  # type: ignore[arg-type]
+    monkeypatch.setitem(rechecks._by_kind, kinds.STREAM_PIPELINE.kind, checks)
+    checks.bodies[uid] = deleted  # type: ignore[assignment]
+    owned = {name: topic.topic_id for name, topic in made.items()}
+
+    async def both() -> None:
+        async def reconcile() -> None:  # made the topics and recorded them as the user deleted
+            async with checks.reconciling(uid):
+                await asyncio.sleep(0.3)
+                metadata = {**deleted["metadata"], "resourceVersion": "6"}
+                records = stream_status.owned_records(owned)
+                checks.learn({**deleted, "metadata": metadata, "status": {"topics": records}})
+
+        going = asyncio.create_task(reconcile())
+        await asyncio.sleep(0.05)
+        await stream_handlers.delete_stream_pipeline(
+            body=kopf.Body(deleted),
+            runtime=datetime.timedelta(0),  # type: ignore[arg-type]
+        )
+        await going
+
+    asyncio.run(both())
+    wait_for(
+        lambda: not set(names.values()) & set(admin.list_topics(timeout=10).topics),
+        timeout_s=30, what="the pipeline's topics deleted",
+    )  # fmt: skip

@@ -129,29 +129,12 @@ async def delete_stream_pipeline(body: kopf.Body, runtime: datetime.timedelta, *
         return
     names = [topic.name for _, topic in topics.desired_topics(spec)]
     began = time.monotonic()
-    bootstrap = await bootstrap_servers(spec, body["metadata"]["namespace"])
-    if bootstrap is None:
-        failure = "the Secret named by spec.kafka.bootstrapSecretRef is missing"
-    else:
-        try:
-            owned = recorded_topics(body)
-            kept = await kafka_admin.delete_owned(bootstrap, owned)
-            kept += [name for name in names if name not in owned]
-            if kept:
-                kopf.event(
-                    body,
-                    type="Normal",
-                    reason="TopicsKept",
-                    message=(
-                        f"topics {', '.join(sorted(set(kept)))} were not created by this "
-                        "pipeline (another pipeline or team did): they are left in Kafka"
-                    ),
-                )
-            return
-        except kafka_admin.KafkaUnavailable:
-            failure = "Kafka did not answer"
-        except kafka_admin.AdminError as error:
-            failure = f"Kafka refused: {error}"
+    # After a reconcile running beside it, and with the topics it recorded: one that made a
+    # topic as the pipeline was deleted would otherwise leave it in Kafka.
+    async with rechecks.exclusively(KIND, body) as current:
+        failure = await _delete_topics(spec, body, recorded_topics(current), names)
+    if failure is None:
+        return
     waited = runtime.total_seconds() + time.monotonic() - began
     left = TOPIC_DELETION_TIMEOUT_S - waited
     if left > 0:
@@ -168,6 +151,34 @@ async def delete_stream_pipeline(body: kopf.Body, runtime: datetime.timedelta, *
             f"{int(waited)} s ({failure}): they are left in Kafka; delete them there"
         ),
     )
+
+
+async def _delete_topics(
+    spec: stream.StreamPipelineSpec, body: kopf.Body, owned: Mapping[str, str], names: list[str]
+) -> str | None:
+    """Deletes the topics `owned` (as the newest status records them); why it could not, or
+    None."""
+    bootstrap = await bootstrap_servers(spec, body["metadata"]["namespace"])
+    if bootstrap is None:
+        return "the Secret named by spec.kafka.bootstrapSecretRef is missing"
+    try:
+        kept = await kafka_admin.delete_owned(bootstrap, owned)
+    except kafka_admin.KafkaUnavailable:
+        return "Kafka did not answer"
+    except kafka_admin.AdminError as error:
+        return f"Kafka refused: {error}"
+    kept += [name for name in names if name not in owned]
+    if kept:
+        kopf.event(
+            body,
+            type="Normal",
+            reason="TopicsKept",
+            message=(
+                f"topics {', '.join(sorted(set(kept)))} were not created by this "
+                "pipeline (another pipeline or team did): they are left in Kafka"
+            ),
+        )
+    return None
 
 
 async def apply_children(
