@@ -73,6 +73,26 @@ class Containers:
         argv = self.argv(unique, command, volumes or {})
         return processes.start(name, argv, log_dir=self.log_dir, env=tiers_image.podman_env())
 
+    def serve(
+        self,
+        name: str,
+        command: list[str],
+        *,
+        port: int,
+        volumes: dict[str, str] | None = None,
+        timeout_s: float = 90,
+    ) -> str:
+        """`start`, then wait until `/healthz` on `port` answers; the base URL."""
+        started = self.start(name, command, volumes)
+        base = f"http://127.0.0.1:{port}"
+        processes.wait_until(
+            lambda: http_ok(f"{base}/healthz"),
+            what=f"waiting for the {name}",
+            timeout_s=timeout_s,
+            watch=started,
+        )
+        return base
+
     def run(
         self, command: list[str], volumes: dict[str, str] | None = None, timeout_s: float = 300
     ) -> subprocess.CompletedProcess[str]:
@@ -96,6 +116,22 @@ def containers(image: str, tmp_path: pathlib.Path) -> Iterator[Containers]:
     running = Containers(image, tmp_path / "logs")
     yield running
     running.remove_all()
+
+
+# A command run after these words talks to the local control plane through `cluster_credentials`.
+WITH_KUBECONFIG = ["env", "KUBECONFIG=/etc/tiers/kube/config"]
+
+
+@pytest.fixture
+def cluster_credentials(kubectl: Kubectl, crds: None, tmp_path: pathlib.Path) -> dict[str, str]:
+    """The volume that puts the local control plane's credentials (inlined, readable by the
+    container's user) where `WITH_KUBECONFIG` points; the CRDs installed."""
+    config_dir = tmp_path / "kube"
+    config_dir.mkdir(mode=0o755)
+    kubeconfig = config_dir / "config"
+    kubeconfig.write_text(kubectl.run("config", "view", "--raw", "--flatten", "--minify").stdout)
+    kubeconfig.chmod(0o644)
+    return {str(config_dir): "/etc/tiers/kube:ro"}
 
 
 def http_ok(url: str) -> bool:
@@ -139,61 +175,30 @@ def test_nothing_to_build_with_is_in_the_image(containers: Containers) -> None:
 
 
 def test_the_operator_answers_its_health_probe_against_the_control_plane(
-    dev_cluster: devenv.DevCluster,
-    kubectl: Kubectl,
-    crds: None,
-    namespace: str,
-    containers: Containers,
-    tmp_path: pathlib.Path,
+    namespace: str, containers: Containers, cluster_credentials: dict[str, str]
 ) -> None:
     # The operator watches only a namespace of its own, beside the session's operator.
-    config_dir = _kubeconfig_for_the_container(kubectl, tmp_path)
     health, metrics = processes.free_port(), processes.free_port()
-    started = containers.start(
+    containers.serve(
         "operator",
-        ["env", "KUBECONFIG=/etc/tiers/kube/config", "python", "-m", "tiers.operator",
+        [*WITH_KUBECONFIG, "python", "-m", "tiers.operator",
          "--health-port", str(health), "--metrics-port", str(metrics),
          "--no-leader-election", f"--namespace={namespace}"],
-        {str(config_dir): "/etc/tiers/kube:ro"},
-    )  # fmt: skip
-    processes.wait_until(
-        lambda: http_ok(f"http://127.0.0.1:{health}/healthz"),
-        what="waiting for the operator's health probe", timeout_s=120, watch=started,
+        port=health, volumes=cluster_credentials, timeout_s=120,
     )  # fmt: skip
     assert http_ok(f"http://127.0.0.1:{metrics}/metrics")
 
 
-def _kubeconfig_for_the_container(kubectl: Kubectl, tmp_path: pathlib.Path) -> pathlib.Path:
-    """The credentials inlined, in a folder readable by the container's user."""
-    config_dir = tmp_path / "kube"
-    config_dir.mkdir(mode=0o755)
-    kubeconfig = config_dir / "config"
-    kubeconfig.write_text(kubectl.run("config", "view", "--raw", "--flatten", "--minify").stdout)
-    kubeconfig.chmod(0o644)
-    return config_dir
-
-
 def test_the_console_serves_its_page_and_api(
-    dev_cluster: devenv.DevCluster,
-    kubectl: Kubectl,
-    crds: None,
-    namespace: str,
-    containers: Containers,
-    tmp_path: pathlib.Path,
+    kubectl: Kubectl, namespace: str, containers: Containers, cluster_credentials: dict[str, str]
 ) -> None:
     kubectl.apply(json.dumps(ENDPOINT), namespace=namespace)
-    config_dir = _kubeconfig_for_the_container(kubectl, tmp_path)
     port = processes.free_port()
-    console = containers.start(
+    base = containers.serve(
         "console",
-        ["env", "KUBECONFIG=/etc/tiers/kube/config", "python", "-m", "tiers.console",
+        [*WITH_KUBECONFIG, "python", "-m", "tiers.console",
          "--host", "127.0.0.1", "--port", str(port), "--allow-anonymous-read"],
-        {str(config_dir): "/etc/tiers/kube:ro"},
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    processes.wait_until(
-        lambda: http_ok(f"{base}/healthz"), what="waiting for the console", timeout_s=90,
-        watch=console,
+        port=port, volumes=cluster_credentials,
     )  # fmt: skip
     with urllib.request.urlopen(f"{base}/", timeout=10) as response:
         page = response.read().decode()
@@ -210,27 +215,20 @@ def test_the_gateway_and_the_push_gateway_serve(
     dev_cluster: devenv.DevCluster, mock: str, containers: Containers
 ) -> None:
     port, push_port = processes.free_port(), processes.free_port()
-    gateway = containers.start(
+    base = containers.serve(
         "gateway",
         ["python", "-m", "tiers.runtime.gateway", "--port", str(port),
          "--backend", f"openai-compatible={mock}"],
-    )  # fmt: skip
-    push = containers.start(
-        "push",
-        ["python", "-m", "tiers.runtime.stream", "push", "--port", str(push_port),
-         "--bootstrap", dev_cluster.kafka_bootstrap, "--input", "in", "--output", "out"],
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    processes.wait_until(
-        lambda: http_ok(f"{base}/healthz"), what="waiting for the gateway", timeout_s=90,
-        watch=gateway,
+        port=port,
     )  # fmt: skip
     completion: dict[str, Any] = post_json(f"{base}/v1/chat/completions", CHAT)
     assert completion["choices"][0]["message"]["content"]
     assert completion["usage"]["prompt_tokens"] > 0
-    processes.wait_until(
-        lambda: http_ok(f"http://127.0.0.1:{push_port}/healthz"),
-        what="waiting for the push gateway", timeout_s=90, watch=push,
+    containers.serve(
+        "push-gateway",
+        ["python", "-m", "tiers.runtime.stream", "push", "--port", str(push_port),
+         "--bootstrap", dev_cluster.kafka_bootstrap, "--input", "in", "--output", "out"],
+        port=push_port,
     )  # fmt: skip
 
 
