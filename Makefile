@@ -64,7 +64,7 @@ frontend: frontend/node_modules/.installed  ## build the console's frontend into
 frontend-test: frontend/node_modules/.installed  ## the frontend's types and unit tests (vitest)
 	cd frontend && npx tsc -b && npx vitest run
 
-test: system-deps verify lint build frontend frontend-test  ## everything: generated-file drift, lint, types, unit, frontend and integration tests (browser tests drive Chromium against frontend/dist)
+test: system-deps verify lint build frontend frontend-test image  ## everything: generated-file drift, lint, types, unit, frontend and integration tests (browser tests drive Chromium against frontend/dist; the image tests run the image built first, outside any test's time limit)
 	$(PY) -m pytest
 
 demo: system-deps install frontend  ## the whole system on this machine, with the console; Ctrl-C stops it
