@@ -288,15 +288,26 @@ def test_the_estimate_is_within_ten_percent_of_the_runs_tokens(
 def test_a_run_estimated_above_its_budget_does_not_start(
     spark: Any, mock: str, tmp_path: pathlib.Path
 ) -> None:
+    """Refused before scoring; traced, the stopped run's span still reaches the collector."""
     source = write_tickets(tmp_path / "tickets.jsonl", 1000)
-    settings = settings_for(source, tmp_path / "out", mock, max_usd=decimal.Decimal("0.001"))
+    receiver = otlp_receiver.OtlpReceiver()
+    try:
+        settings = settings_for(
+            source, tmp_path / "out", mock, max_usd=decimal.Decimal("0.001"), job="ns/refused",
+            tracing=tracing_config.TracingConfig(otlp_endpoint=receiver.url),
+        )  # fmt: skip
 
-    with pytest.raises(job.Stopped) as stopped:
-        job.run(settings, spark=spark)
+        with pytest.raises(job.Stopped) as stopped:
+            job.run(settings, spark=spark)
 
+        (span,) = receiver.spans()  # sent before run() raised
+    finally:
+        receiver.close()
     assert stopped.value.final.state == "OverBudget"
     assert "above the budget of $0.001000" in stopped.value.final.message
     assert mockllm.control.stats(mock)["total"] == 0
+    assert (span.name, span.attributes["tiers.batch.state"]) == ("batch ns/refused", "OverBudget")
+    assert span.status_code == 2 and "above the budget" in span.status_message
 
 
 def test_a_run_that_spends_its_budget_stops_and_keeps_what_it_scored(
