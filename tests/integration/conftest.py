@@ -188,7 +188,7 @@ def operator(
     _LOGS.append(started.log)
     try:
         processes.wait_until(
-            lambda: _http_ok(f"http://127.0.0.1:{health}/healthz"),
+            lambda: http_ok(f"http://127.0.0.1:{health}/healthz"),
             what="waiting for the operator's liveness endpoint",
             timeout_s=60,
             watch=started,
@@ -247,7 +247,7 @@ class Processes:
         url = f"http://127.0.0.1:{port}" if tls_ca is None else f"https://localhost:{port}"
         context = None if tls_ca is None else ssl.create_default_context(cafile=tls_ca)
         processes.wait_until(
-            lambda: _http_ok(url + health_path, context),
+            lambda: http_ok(url + health_path, context),
             what=f"waiting for {name}",
             timeout_s=30,
             watch=started,
@@ -340,7 +340,7 @@ def child_events(kubectl: Kubectl, namespace: str, kind: str) -> set[tuple[str, 
     }
 
 
-def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
+def http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
     with urllib.request.urlopen(url, timeout=2, context=context) as response:
         return bool(response.status == 200)
 
@@ -419,7 +419,7 @@ def start_console(
     url = f"http://127.0.0.1:{port}"
     # Just after the CRDs are established the apiserver may still answer 429 for them.
     processes.wait_until(
-        lambda: _http_ok(url + "/api/v1/resources"), what="the console", timeout_s=30,
+        lambda: http_ok(url + "/api/v1/resources"), what="the console", timeout_s=30,
         watch=started,
     )  # fmt: skip
     return url, started

@@ -1,7 +1,9 @@
 """Finalizers only where there is something outside the cluster to clean up: a StreamPipeline
 with `deletionPolicy: Delete` (its topics). Nothing else carries one, a pipeline turned `Retain`
 loses it, and one whose Kafka never answers is let go after a bounded time with a Warning Event
-that names the topics left behind. Its own operator process, so that the time bound is short."""
+that names the topics left behind. Its own operator process, so that the time bound is short,
+alone on the control plane where the session's operator never runs (conftest's `own_cluster`);
+Kafka is the session's."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Kubectl, wait_for
+from conftest import Kubectl, http_ok, wait_for
 
 from tiers import devenv
 from tiers.devenv import processes, samples
@@ -25,25 +27,33 @@ GIVE_UP_S = 5
 
 @pytest.fixture
 def operator_here(
-    dev_cluster: devenv.DevCluster, crds: None, namespace: str, tmp_path: pathlib.Path
+    own_cluster: devenv.DevCluster, own_namespace: str, tmp_path: pathlib.Path
 ) -> Iterator[None]:
+    health = processes.free_port()
     started = processes.start(
         "operator-finalizers",
         [
-            sys.executable, "-m", "tiers.operator", "--namespace", namespace,
+            sys.executable, "-m", "tiers.operator", "--namespace", own_namespace,
             "--no-leader-election",
-            "--health-port", str(processes.free_port()),
+            "--health-port", str(health),
             "--metrics-port", str(processes.free_port()),
         ],
         log_dir=tmp_path,
         env={
-            **os.environ, **dev_cluster.env(),
+            **os.environ, **own_cluster.env(),
             "TIERS_RECHECK_SECONDS": "2",
             "TIERS_TOPIC_DELETION_TIMEOUT_SECONDS": str(GIVE_UP_S),
         },
     )  # fmt: skip
-    yield
-    processes.stop(started.pid, grace_s=5)
+    try:
+        # Started before the test's waits count: a loaded machine takes a while to import it.
+        processes.wait_until(
+            lambda: http_ok(f"http://127.0.0.1:{health}/healthz"),
+            what="waiting for the operator's liveness endpoint", timeout_s=60, watch=started,
+        )  # fmt: skip
+        yield
+    finally:
+        processes.stop(started.pid, grace_s=5)
 
 
 def pipeline(bootstrap: str, suffix: str, **spec: Any) -> str:
@@ -65,8 +75,9 @@ def topics_condition(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
 
 
 def test_a_retained_pipeline_carries_no_finalizer_and_is_still_rechecked(
-    kubectl: Kubectl, dev_cluster: devenv.DevCluster, namespace: str, operator_here: None
+    own_kubectl: Kubectl, dev_cluster: devenv.DevCluster, own_namespace: str, operator_here: None
 ) -> None:
+    kubectl, namespace = own_kubectl, own_namespace
     suffix = uuid.uuid4().hex[:8]
     kubectl.apply(pipeline(dev_cluster.kafka_bootstrap, suffix), namespace=namespace)
     wait_for(
@@ -91,8 +102,9 @@ def test_a_retained_pipeline_carries_no_finalizer_and_is_still_rechecked(
 
 
 def test_the_delete_policy_adds_the_finalizer_and_retain_takes_it_off(
-    kubectl: Kubectl, dev_cluster: devenv.DevCluster, namespace: str, operator_here: None
+    own_kubectl: Kubectl, dev_cluster: devenv.DevCluster, own_namespace: str, operator_here: None
 ) -> None:
+    kubectl, namespace = own_kubectl, own_namespace
     suffix = uuid.uuid4().hex[:8]
     manifest = pipeline(dev_cluster.kafka_bootstrap, suffix, deletionPolicy="Delete")
     kubectl.apply(manifest, namespace=namespace)
@@ -115,8 +127,9 @@ def test_the_delete_policy_adds_the_finalizer_and_retain_takes_it_off(
 
 
 def test_a_pipeline_whose_kafka_never_answers_is_let_go_with_an_event_naming_its_topics(
-    kubectl: Kubectl, namespace: str, operator_here: None
+    own_kubectl: Kubectl, own_namespace: str, operator_here: None
 ) -> None:
+    kubectl, namespace = own_kubectl, own_namespace
     suffix = uuid.uuid4().hex[:8]
     unreachable = f"127.0.0.1:{processes.free_port()}"
     kubectl.apply(pipeline(unreachable, suffix, deletionPolicy="Delete"), namespace=namespace)

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import ENDPOINT, Kubectl, wait_for
+from conftest import ENDPOINT, Kubectl, http_ok, wait_for
 from test_stream_job import Collector, create_topics, produce, reviews
 
 from tiers import devenv
@@ -132,11 +132,6 @@ def cluster_credentials(kubectl: Kubectl, crds: None, tmp_path: pathlib.Path) ->
     kubeconfig.write_text(kubectl.run("config", "view", "--raw", "--flatten", "--minify").stdout)
     kubeconfig.chmod(0o644)
     return {str(config_dir): "/etc/tiers/kube:ro"}
-
-
-def http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=2) as response:
-        return bool(response.status == 200)
 
 
 def post_json(url: str, body: dict[str, object]) -> dict[str, object]:

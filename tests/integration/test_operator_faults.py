@@ -15,14 +15,13 @@ import pathlib
 import random
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
-from conftest import LOOPBACK_ALLOWED, Kubectl, wait_for
+from conftest import LOOPBACK_ALLOWED, Kubectl, http_ok, wait_for
 
 from tiers import devenv
 from tiers.devenv import databricks, processes, samples
@@ -70,7 +69,7 @@ class Operator:
         )  # fmt: skip
         self.starts += 1
         processes.wait_until(
-            lambda: _http_ok(f"http://127.0.0.1:{health}/healthz"),
+            lambda: http_ok(f"http://127.0.0.1:{health}/healthz"),
             what="waiting for the operator's liveness endpoint",
             timeout_s=60,
             watch=self.started,
@@ -268,11 +267,6 @@ def settle(check: Callable[[], list[str]], *, timeout_s: float, what: str) -> fl
     except AssertionError:
         raise AssertionError(f"{what}: not after {timeout_s}s: {problems}") from None
     return time.monotonic() - began
-
-
-def _http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=2) as response:
-        return bool(response.status == 200)
 
 
 # ---- the tests -----------------------------------------------------------------------------
