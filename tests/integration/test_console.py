@@ -84,6 +84,25 @@ def _token_of(kubectl: Kubectl, namespace: str, account: str) -> str:
     return kubectl.run("create", "token", account, "-n", namespace).stdout.strip()
 
 
+def _granted(kubectl: Kubectl, namespace: str, account: str, *, verbs: str, resources: str) -> str:
+    """A token of a new ServiceAccount `account` bound to a Role `account` of `verbs` on
+    `resources`, once the apiserver's authorizer has the binding: it learns of RBAC objects
+    through a watch, and a request made at once may still be refused."""
+    token = _token_of(kubectl, namespace, account)
+    kubectl.run("create", "role", account, "-n", namespace, f"--verb={verbs}",
+                f"--resource={resources}")  # fmt: skip
+    kubectl.run("create", "rolebinding", account, "-n", namespace, f"--role={account}",
+                f"--serviceaccount={namespace}:{account}")  # fmt: skip
+    verb, resource = verbs.split(",")[0], resources.split(",")[0]
+    wait_for(
+        lambda: kubectl.run("auth", "can-i", verb, resource, "-n", namespace,
+                            f"--as=system:serviceaccount:{namespace}:{account}",
+                            check=False).stdout.strip() == "yes",
+        timeout_s=30, what=f"{account}'s Role to take effect",
+    )  # fmt: skip
+    return token
+
+
 def _watch(url: str, received: queue.Queue[tuple[str, dict[str, Any]]]) -> None:
     with urllib.request.urlopen(url, timeout=60) as stream:
         event = ""
@@ -224,12 +243,9 @@ def test_the_callers_token_is_passed_through_never_a_wider_identity(
         assert f"system:serviceaccount:{namespace}:nobody" in refused["error"]["message"]
         assert refused["error"]["reason"] == "Forbidden"
 
-    reader = _token_of(kubectl, namespace, "reader")
-    kubectl.run("create", "role", "tiers-reader", "-n", namespace, "--verb=get,list,watch",
-                "--resource=realtimeendpoints.tiers.dev,streampipelines.tiers.dev,"
-                "batchjobs.tiers.dev,events")  # fmt: skip
-    kubectl.run("create", "rolebinding", "tiers-reader", "-n", namespace, "--role=tiers-reader",
-                f"--serviceaccount={namespace}:reader")  # fmt: skip
+    reader = _granted(kubectl, namespace, "reader", verbs="get,list,watch",
+                      resources="realtimeendpoints.tiers.dev,streampipelines.tiers.dev,"
+                      "batchjobs.tiers.dev,events")  # fmt: skip
     status, listed = _get(f"{console}/api/v1/resources?namespace={namespace}", reader)
     assert (status, [item["name"] for item in listed["items"]]) == (200, ["chat"])
     # ... in its namespace only.
@@ -338,11 +354,8 @@ def test_a_batch_jobs_input_is_uploaded_estimated_started_and_its_results_downlo
     url, started = start_console(
         dev_cluster, kubectl, tmp_path, "--batch-root", str(root), "--max-upload-mb", "1"
     )
-    writer = _token_of(kubectl, namespace, "writer")
-    kubectl.run("create", "role", "writer", "-n", namespace, "--verb=get,update,patch",
-                "--resource=batchjobs.tiers.dev")  # fmt: skip
-    kubectl.run("create", "rolebinding", "writer", "-n", namespace, "--role=writer",
-                f"--serviceaccount={namespace}:writer")  # fmt: skip
+    writer = _granted(kubectl, namespace, "writer", verbs="get,update,patch",
+                      resources="batchjobs.tiers.dev")  # fmt: skip
     try:
         base = f"{url}/api/v1/batch/{namespace}/scores"
         tickets = b"".join(
@@ -376,11 +389,8 @@ def test_a_batch_jobs_input_is_uploaded_estimated_started_and_its_results_downlo
         assert (status, estimate["records"], estimate["budgetUsd"]) == (200, 5, "2")
 
         # A reader may look but not upload or start.
-        reader = _token_of(kubectl, namespace, "reader")
-        kubectl.run("create", "role", "reader", "-n", namespace, "--verb=get,list,watch",
-                    "--resource=batchjobs.tiers.dev")  # fmt: skip
-        kubectl.run("create", "rolebinding", "reader", "-n", namespace, "--role=reader",
-                    f"--serviceaccount={namespace}:reader")  # fmt: skip
+        reader = _granted(kubectl, namespace, "reader", verbs="get,list,watch",
+                          resources="batchjobs.tiers.dev")  # fmt: skip
         assert _get(f"{base}/estimate", reader)[0] == 200
         status, _, refused = _call(f"{base}/start", reader, body=b"")
         assert status == 403 and "may not update BatchJob 'scores'" in refused["error"]["message"]
@@ -482,16 +492,10 @@ def test_run_again_creates_the_job_anew_at_once_while_its_old_runs_job_is_slow_t
     )  # fmt: skip
     kubectl.run("patch", "job", "again-run", "-n", namespace, "--type=merge",
                 "-p", '{"metadata": {"finalizers": ["tiers.dev/test-holds-it"]}}')  # fmt: skip
-    writer = _token_of(kubectl, namespace, "writer")
-    kubectl.run("create", "role", "writer", "-n", namespace,
-                "--verb=get,update,patch,delete,create", "--resource=batchjobs.tiers.dev")  # fmt: skip
-    kubectl.run("create", "rolebinding", "writer", "-n", namespace, "--role=writer",
-                f"--serviceaccount={namespace}:writer")  # fmt: skip
-    deleter = _token_of(kubectl, namespace, "deleter")
-    kubectl.run("create", "role", "deleter", "-n", namespace,
-                "--verb=get,update,patch,delete", "--resource=batchjobs.tiers.dev")  # fmt: skip
-    kubectl.run("create", "rolebinding", "deleter", "-n", namespace, "--role=deleter",
-                f"--serviceaccount={namespace}:deleter")  # fmt: skip
+    writer = _granted(kubectl, namespace, "writer", verbs="get,update,patch,delete,create",
+                      resources="batchjobs.tiers.dev")  # fmt: skip
+    deleter = _granted(kubectl, namespace, "deleter", verbs="get,update,patch,delete",
+                       resources="batchjobs.tiers.dev")  # fmt: skip
     url, started = start_console(dev_cluster, kubectl, tmp_path, "--batch-root", str(root))
     try:
         # A caller who may delete the job but not create it is refused before anything goes.
