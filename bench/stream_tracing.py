@@ -21,8 +21,9 @@ Spans go to an OTLP/HTTP receiver in the parent (`tiers.devenv.otlp_receiver`, d
 real protobuf), so the receiver's work is not counted, the worker's encoding and posting are.
 Python calls come from cProfile over one round, in the scoring thread only (the model client's
 and the exporter's event loop thread is not profiled); CPU is `time.process_time()` of the
-whole process (every thread) per event, the median of `--rounds`, and the wall time of the
-scoring thread per event (model calls included), the median too. The JVM's side is not here:
+whole process (every thread) per event, the median of `--rounds`; the scoring thread's own
+CPU (`time.thread_time()`, what a Spark task's thread pays) and its wall time per event (model
+calls included), the medians too. The JVM's side is not here:
 an untraced job's query is unchanged; a traced one reads and writes record headers.
 
     .venv/bin/python bench/stream_tracing.py              # about two minutes
@@ -107,17 +108,19 @@ def child(spec_json: str) -> None:
     for _ in range(WARMUP_BATCHES):
         scoring.score_frame(_frame(spec, next(frames)), parsed)
     task_ended = _task_end(spec, parsed)
-    cpu, wall = [], []
+    cpu, thread, wall = [], [], []
     failed = 0
     for _ in range(spec["rounds"]):
         batches = [_frame(spec, next(frames)) for _ in range(spec["batches"])]
         started, began = time.process_time(), time.perf_counter()
+        own = time.thread_time()
         for frame in batches:
             rows = scoring.score_frame(frame, parsed)
             failed += sum(row[2] != "out" for row in rows)
             task_ended()
         events = spec["batches"] * spec["events"]
         cpu.append((time.process_time() - started) / events * 1e6)
+        thread.append((time.thread_time() - own) / events * 1e6)
         wall.append((time.perf_counter() - began) / events * 1e6)
     batches = [_frame(spec, next(frames)) for _ in range(spec["batches"])]
     profiler = cProfile.Profile()
@@ -134,6 +137,7 @@ def child(spec_json: str) -> None:
                 "calls": calls / (spec["batches"] * spec["events"]),
                 "cpu_us": statistics.median(cpu),
                 "wall_us": statistics.median(wall),
+                "thread_us": statistics.median(thread),
                 "failed": failed,
             }
         )
@@ -198,6 +202,7 @@ def main() -> None:
             "vs main",
             "CPU µs/event",
             "vs main",
+            "scoring thread's CPU µs/event",
             "wall µs/event",
             "spans/event",
             "dead letters",
@@ -209,6 +214,7 @@ def main() -> None:
                 f"{result['calls'] - base['calls']:+.1f}",
                 f"{result['cpu_us']:.1f}",
                 f"{result['cpu_us'] / base['cpu_us']:.2f}x",
+                f"{result['thread_us']:.1f}",
                 f"{result['wall_us']:.1f}",
                 f"{result['spans'] / events:.2f}",
                 f"{result['failed']:.0f}",

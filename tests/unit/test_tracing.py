@@ -71,6 +71,8 @@ def test_an_unsampled_context_is_passed_on_as_it_came_and_a_malformed_one_not_at
         f"ff-{TRACE}-{PARENT}-01",  # the forbidden version
         f"00-{TRACE}-{PARENT}-01-extra",  # version 00 has four fields
         f"00_{TRACE}-{PARENT}-01",
+        f"00-{TRACE}-{PARENT}-01\n",  # nothing after the flags
+        f"01-{TRACE}-{PARENT}-01x",  # a later version's fields follow a dash
     ],
 )
 def test_a_malformed_traceparent_starts_a_new_trace(header: str) -> None:

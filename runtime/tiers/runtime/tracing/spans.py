@@ -10,7 +10,9 @@ the caller one `is None` test per place it would record something.
 
 from __future__ import annotations
 
+import binascii
 import random
+import re
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -20,8 +22,12 @@ Attributes = dict[str, AttributeValue]
 Kind = Literal["internal", "server", "client", "producer", "consumer"]
 
 _ID_BITS = 64
-_TRACEPARENT_LENGTH = 55  # "00-" 32 hex "-" 16 hex "-" 2 hex
-_HEX = frozenset(b"0123456789abcdef")
+_TRACEPARENT = re.compile(
+    rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?", re.DOTALL
+)
+"""version-trace-parent-flags, and what a later version adds after a dash (one C call: the
+header is read on every request and stream event that carries one)."""
+_ZERO_TRACE, _ZERO_PARENT = b"0" * 32, b"0" * 16
 
 
 class TraceContext:
@@ -40,27 +46,21 @@ class TraceContext:
 def parse_traceparent(value: bytes | None, state: bytes | None = None) -> TraceContext | None:
     """The context in a `traceparent` header; None when it is absent or malformed (then the
     request starts a trace of its own, as the specification says)."""
-    if value is None or len(value) < _TRACEPARENT_LENGTH:
+    found = _TRACEPARENT.fullmatch(value) if value is not None else None
+    if found is None:
         return None
-    version, trace, parent, flags = value[:2], value[3:35], value[36:52], value[53:55]
+    version, trace, parent, flags, rest = found.groups()
     if (
-        value[2:3] != b"-"
-        or value[35:36] != b"-"
-        or value[52:53] != b"-"
-        or not _HEX.issuperset(value[:2] + trace + parent + flags)
-        or version == b"ff"
-        or (version == b"00" and len(value) != _TRACEPARENT_LENGTH)
-        or (len(value) > _TRACEPARENT_LENGTH and value[55:56] != b"-")
-        or trace == b"0" * 32
-        or parent == b"0" * 16
+        version == b"ff"
+        or (version == b"00" and rest is not None)
+        or trace == _ZERO_TRACE
+        or parent == _ZERO_PARENT
     ):
         return None
     return TraceContext(
-        bytes.fromhex(trace.decode()),
-        bytes.fromhex(parent.decode()),
-        sampled=bool(int(flags, 16) & 1),
+        binascii.a2b_hex(trace), binascii.a2b_hex(parent), sampled=bool(int(flags, 16) & 1),
         state=state,
-    )
+    )  # fmt: skip
 
 
 def passed_on(traceparent: bytes | None, tracestate: bytes | None = None) -> dict[str, str] | None:
