@@ -322,6 +322,16 @@ def condition_of(kubectl: Kubectl, namespace: str, name: str, reason: str) -> di
     return found if found.get("reason") == reason else {}
 
 
+def azure_identity_env(
+    arm: azure.Server, client_id: str, token_file: pathlib.Path
+) -> dict[str, str]:
+    """An operator's workload identity `client_id` in the fake Azure `arm`, as Azure Workload
+    Identity's webhook sets it in the environment, and where that Azure is."""
+    return {"AZURE_TENANT_ID": arm.tenant, "AZURE_CLIENT_ID": client_id,
+            "AZURE_FEDERATED_TOKEN_FILE": str(token_file), "AZURE_AUTHORITY_HOST": arm.url,
+            "TIERS_AZURE_RESOURCE_MANAGER": arm.url, "TIERS_AZURE_CA_BUNDLE": str(arm.ca_cert)}  # fmt: skip
+
+
 def test_a_workspace_named_by_azure_resource_id_gets_the_run_or_a_condition_saying_why_not(
     own_kubectl: Kubectl, own_namespace: str, workspace: databricks.Server, mock: str,
     tmp_path: pathlib.Path, own_operator: list[str], own_env: dict[str, str],
@@ -344,12 +354,7 @@ def test_a_workspace_named_by_azure_resource_id_gets_the_run_or_a_condition_sayi
         clients={operator_id: "projected-service-account-token", outsider: "outsider-secret"},
         grants={outsider: set()},
     ) as arm:
-        env = {**own_env,
-               # The operator's workload identity, as Azure Workload Identity's webhook sets it.
-               "AZURE_TENANT_ID": arm.tenant, "AZURE_CLIENT_ID": operator_id,
-               "AZURE_FEDERATED_TOKEN_FILE": str(token_file), "AZURE_AUTHORITY_HOST": arm.url,
-               "TIERS_AZURE_RESOURCE_MANAGER": arm.url, "TIERS_AZURE_CA_BUNDLE": str(arm.ca_cert),
-               }  # fmt: skip
+        env = {**own_env, **azure_identity_env(arm, operator_id, token_file)}
         cluster = {"tokenSecretRef": {"name": "databricks", "key": "token"},
                    "newCluster": {"numWorkers": 0}, "secretScope": "tiers-tests"}  # fmt: skip
         cases = {

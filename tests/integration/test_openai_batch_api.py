@@ -11,7 +11,9 @@ would write; it stops the process when the operator deletes the application (a c
 
 With `spec.batch.engine: databricks` the files live in a Unity Catalog volume of the Databricks
 test server (`tiers.devenv.databricks`, through its Files API), and each batch is a Databricks
-run there, which reads and writes them at dbfs:/Volumes/... URIs and calls the endpoint.
+run there, which reads and writes them at dbfs:/Volumes/... URIs and calls the endpoint; a
+workspace named by its Azure resource ID is read from the fake Azure Resource
+Manager (`tiers.devenv.azure`) for the gateway's files and the batches' runs.
 """
 
 from __future__ import annotations
@@ -28,10 +30,16 @@ from typing import Any
 import openai
 import pytest
 from conftest import Kubectl, Processes, wait_for
-from test_batch_databricks import TOKEN, workspace  # noqa: F401 (a fixture)
+from test_batch_databricks import (  # noqa: F401 (own_env, own_operator, workspace: fixtures)
+    TOKEN,
+    azure_identity_env,
+    own_env,
+    own_operator,
+    workspace,
+)
 
 from tiers import devenv
-from tiers.devenv import databricks, dataplane, local_spark
+from tiers.devenv import azure, databricks, dataplane, local_spark, processes
 from tiers.operator.manifests import gateway as gateway_manifests
 from tiers.operator.manifests import labels
 
@@ -157,6 +165,13 @@ def start_gateway(
     return Gateway(url, keys)
 
 
+def proxy_ready(kubectl: Kubectl, namespace: str, name: str, reason: str) -> dict[str, Any]:
+    """The endpoint's ProxyReady condition while its reason is `reason`, else nothing."""
+    conditions = kubectl.get("rte", name, "-n", namespace).get("status", {}).get("conditions", [])
+    found = [c for c in conditions if c["type"] == "ProxyReady" and c["reason"] == reason]
+    return found[0] if found else {}
+
+
 def completed(client: openai.OpenAI, batch_id: str, *, timeout_s: float) -> Any:
     """The batch once it has ended (completed, failed or expired)."""
     return wait_for(
@@ -277,6 +292,19 @@ def test_the_openai_sdk_runs_batches_through_the_gateway_as_batch_jobs(
 VOLUME = "/Volumes/main/tiers/batches/chat"
 
 
+def databricks_batch(**where: str) -> dict[str, Any]:
+    """`spec.batch` on the test workspace (`host`, or `workspaceResourceId`): files in its
+    volume, each batch a Databricks run."""
+    return {
+        "engine": "databricks",
+        "storage": {"uri": f"dbfs:{VOLUME}"},
+        "maxFileMB": 1,
+        "databricks": {**where, "newCluster": {"numWorkers": 0},
+                       "tokenSecretRef": {"name": "databricks", "key": "token"},
+                       "secretScope": "tiers-tests"},
+    }  # fmt: skip
+
+
 def test_the_openai_sdk_runs_a_batch_on_databricks_with_its_files_in_a_volume(
     kubectl: Kubectl, operator: str, namespace: str, dev_cluster: devenv.DevCluster,
     services: Processes, workspace: databricks.Server,  # noqa: F811 (the imported fixture)
@@ -285,21 +313,11 @@ def test_the_openai_sdk_runs_a_batch_on_databricks_with_its_files_in_a_volume(
     # engine databricks: the gateway keeps the files in a Unity Catalog volume through the
     # test workspace's Files API, and each batch is a Databricks run reading and writing them
     # there (the test workspace's local DBFS folder), calling the endpoint from the cluster.
-    batch = {
-        "engine": "databricks",
-        "storage": {"uri": f"dbfs:{VOLUME}"},
-        "maxFileMB": 1,
-        "databricks": {"host": workspace.url, "newCluster": {"numWorkers": 0},
-                       "tokenSecretRef": {"name": "databricks", "key": "token"},
-                       "secretScope": "tiers-tests"},
-    }  # fmt: skip
-    configmap = create_endpoint(kubectl, namespace, services, batch)
+    configmap = create_endpoint(kubectl, namespace, services, databricks_batch(host=workspace.url))
     # The gateway pods read the workspace token from its Secret: until it exists, they cannot
     # start, and the endpoint says which Secret it waits for.
     proxy = wait_for(
-        lambda: next((c for c in kubectl.get("rte", "chat", "-n", namespace).get(
-            "status", {}).get("conditions", []) if c["type"] == "ProxyReady"
-            and c["reason"] == "SecretNotFound"), None),
+        lambda: proxy_ready(kubectl, namespace, "chat", "SecretNotFound"),
         timeout_s=30, what="ProxyReady SecretNotFound for the workspace token",
     )  # fmt: skip
     assert "spec.batch.databricks.tokenSecretRef" in proxy["message"]
@@ -345,3 +363,82 @@ def test_the_openai_sdk_runs_a_batch_on_databricks_with_its_files_in_a_volume(
     assert f"/api/2.0/fs/files{VOLUME}/files/{uploaded.id}.jsonl" in served
     log = "".join(path.read_text(errors="replace") for path in services.logs)
     assert TOKEN not in log and ALICE not in log, "a key reached a log"
+
+
+AZURE_WORKSPACES = ("/subscriptions/0a1b2c3d-0000-4000-8000-00000000abcd/resourceGroups/data-rg"
+                    "/providers/Microsoft.Databricks/workspaces")  # fmt: skip
+
+
+def test_a_batch_api_on_a_workspace_named_by_azure_resource_id_keeps_its_files_and_runs_there(
+    own_kubectl: Kubectl, own_namespace: str, own_cluster: devenv.DevCluster,
+    own_env: dict[str, str],  # noqa: F811 (the imported fixture)
+    own_operator: list[str],  # noqa: F811 (the imported fixture)
+    workspace: databricks.Server,  # noqa: F811 (the imported fixture)
+    services: Processes, tmp_path: pathlib.Path,
+) -> None:  # fmt: skip
+    # The fake Azure Resource Manager knows the test workspace by its ID; an operator of the
+    # test's own reads it there as its workload identity, alone on the second control plane
+    # (the session's operator has no Azure).
+    kubectl, namespace = own_kubectl, own_namespace
+    workspace.workspace.pending_s = 3600  # submitted is enough: nothing runs
+    operator_id = "11111111-2222-4333-8444-000000000007"
+    token_file = tmp_path / "federated-token"
+    token_file.write_text("projected-service-account-token")
+    kubectl.run("create", "secret", "generic", "databricks", "-n", namespace,
+                f"--from-literal=token={TOKEN}")  # fmt: skip
+    with azure.running(
+        workspaces={f"{AZURE_WORKSPACES}/ml-prod": workspace.url},
+        clients={operator_id: "projected-service-account-token"},
+    ) as arm:
+        env = {**own_env, **azure_identity_env(arm, operator_id, token_file)}
+        started_operator = processes.start("operator-azure", own_operator, log_dir=tmp_path,
+                                           env=env)  # fmt: skip
+        try:
+            resource_id = f"{AZURE_WORKSPACES}/ml-prod"
+            configmap = create_endpoint(
+                kubectl, namespace, services, databricks_batch(workspaceResourceId=resource_id)
+            )
+            # The gateway writes the files to the workspace Azure named.
+            settings = json.loads(configmap["data"]["gateway.json"])["batch"]
+            assert settings["volume"]["host"] == workspace.url
+            gateway = start_gateway(
+                kubectl, namespace, own_cluster, services, configmap, tmp_path,
+                env={gateway_manifests.BATCH_DATABRICKS_TOKEN_ENV: TOKEN},
+            )  # fmt: skip
+            alice = openai.OpenAI(base_url=gateway.url + "/v1", api_key=ALICE, max_retries=0)
+            requests = "".join(json.dumps(line) + "\n" for line in LINES).encode()
+            uploaded = alice.files.create(file=("requests.jsonl", requests), purpose="batch")
+            in_volume = workspace.workspace.volumes.local(f"{VOLUME}/files/{uploaded.id}.jsonl")
+            assert in_volume.read_bytes() == requests
+            batch = alice.batches.create(
+                input_file_id=uploaded.id, endpoint="/v1/chat/completions",
+                completion_window="24h",
+            )  # fmt: skip
+            # Its BatchJob names the workspace by the same ID, and its run is submitted there.
+            name = batch.id.replace("_", "-")
+            spec = kubectl.get("bjob", name, "-n", namespace)["spec"]["databricks"]
+            assert spec["workspaceResourceId"] == resource_id and "host" not in spec
+            recorded = wait_for(
+                lambda: kubectl.get("bjob", name, "-n", namespace).get("status", {})
+                .get("lastRun", {}).get("databricks", {}).get("runId"),
+                timeout_s=60, what="the batch's run submitted to the workspace Azure named",
+            )  # fmt: skip
+            assert list(workspace.workspace.runs) == [recorded]
+
+            # An ID Azure does not know: the endpoint says so, naming the field.
+            gone = kubectl.get("rte", "chat", "-n", namespace)
+            gone["metadata"] = {"name": "gone"}
+            gone["spec"]["batch"]["databricks"]["workspaceResourceId"] = (
+                f"{AZURE_WORKSPACES}/ml-gone"
+            )
+            del gone["status"]
+            kubectl.apply(json.dumps(gone), namespace=namespace)
+            proxy = wait_for(
+                lambda: proxy_ready(kubectl, namespace, "gone", "WorkspaceNotFound"),
+                timeout_s=60, what="ProxyReady WorkspaceNotFound for the unknown ID",
+            )  # fmt: skip
+        finally:
+            processes.stop(started_operator.pid, grace_s=5)
+    assert proxy["status"] == "False"
+    assert "spec.batch.databricks.workspaceResourceId" in proxy["message"]
+    assert f"{AZURE_WORKSPACES}/ml-gone" in proxy["message"]

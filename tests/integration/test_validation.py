@@ -322,9 +322,11 @@ CASES = [
     Case("batch-api-databricks-engine-without-workspace",
          changed(ENDPOINT, spec__batch={"engine": "databricks", "storage": {"uri": VOLUME}}),
          "spec.batch", "batch.databricks is required with batch.engine databricks"),
-    Case("batch-api-databricks-by-resource-id",
-         changed(ENDPOINT, spec__batch={**DATABRICKS_BATCH, "databricks": AZURE_DATABRICKS}),
-         "spec.batch", "batch.databricks.host is required"),
+    Case("batch-api-databricks-by-host-and-resource-id",
+         changed(ENDPOINT, spec__batch={**DATABRICKS_BATCH, "databricks": {
+             **AZURE_DATABRICKS, "host": DATABRICKS["host"]}}),
+         "spec.batch.databricks", "exactly one of databricks.host (the workspace URL) or "
+         "databricks.workspaceResourceId"),
     Case("batch-api-storage-both-claim-and-uri",
          changed(ENDPOINT, spec__batch={**DATABRICKS_BATCH,
                                         "storage": {"uri": VOLUME, "claimName": "b"}}),
@@ -378,6 +380,7 @@ def test_there_are_at_least_fifteen_rejection_cases() -> None:
         (JOB, {"spec__engine": "databricks", "spec__databricks": AZURE_DATABRICKS}),
         (ENDPOINT, {"spec__backends": [AZURE_ENTRA]}),
         (ENDPOINT, {"spec__batch": DATABRICKS_BATCH}),
+        (ENDPOINT, {"spec__batch": {**DATABRICKS_BATCH, "databricks": AZURE_DATABRICKS}}),
     ],
     ids=[
         "template",
@@ -390,6 +393,7 @@ def test_there_are_at_least_fifteen_rejection_cases() -> None:
         "azure-workspace",
         "azure-openai-entra-id",
         "batch-api-on-databricks",
+        "batch-api-on-an-azure-workspace",
     ],
 )
 def test_values_close_to_a_rejected_one_are_accepted(

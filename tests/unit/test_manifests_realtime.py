@@ -752,6 +752,31 @@ def test_a_batch_api_on_databricks_keeps_its_files_in_the_volume_with_the_worksp
     assert settings.databricks["tokenSecretRef"] == {"name": "databricks", "key": "token"}
 
 
+def test_a_batch_api_on_an_azure_workspace_uses_the_url_azure_gave_and_passes_the_id_on() -> None:
+    workspace_id = ("/subscriptions/0a1b2c3d-0000-4000-8000-00000000abcd/resourceGroups/data-rg"
+                    "/providers/Microsoft.Databricks/workspaces/ml-prod")  # fmt: skip
+    azure = {"tenantId": "contoso.onmicrosoft.com", "clientId": "11111111-2222-4333-8444-555555555555",
+             "clientSecretRef": {"name": "sp", "key": "secret"}}  # fmt: skip
+    databricks = {"workspaceResourceId": workspace_id, "azure": azure,
+                  "newCluster": {"numWorkers": 1},
+                  "tokenSecretRef": {"name": "databricks", "key": "token"}}  # fmt: skip
+    spec = minimal_spec(batch={**BATCH, "engine": "databricks", "databricks": databricks,
+                               "storage": {"uri": "dbfs:/Volumes/main/tiers/b/chat"}})  # fmt: skip
+    url = "https://adb-1234567890123456.7.azuredatabricks.net/"
+    settings = rendered_config(manifests.desired_children(OWNER, spec, image=IMAGE,
+                                                          workspace_url=url)).batch  # fmt: skip
+    assert settings is not None and settings.volume is not None
+    assert settings.volume.host == url.rstrip("/")
+    # Each batch's BatchJob names the workspace by its ID and reads it again as any BatchJob,
+    # as the endpoint's service principal: its Secret by reference only.
+    assert settings.databricks is not None and "host" not in settings.databricks
+    assert settings.databricks["workspaceResourceId"] == workspace_id
+    assert settings.databricks["azure"] == azure
+    # The handler reads the URL first: without it there is no config to render.
+    with pytest.raises(ValueError, match=r"spec\.batch\.databricks\.workspaceResourceId"):
+        render(spec)
+
+
 def test_a_disabled_batch_api_renders_nothing_for_it() -> None:
     children = render(minimal_spec(batch={**BATCH, "enabled": False}))
     assert not [c for c in children if c["kind"] == "Role"]

@@ -248,8 +248,9 @@ class BatchStorage(common.Model):
         pattern=VOLUME_URI_PATTERN,
         description="A folder in a Unity Catalog volume, dbfs:/Volumes/<catalog>/<schema>/"
         "<volume>/<folder>; engine databricks. The gateway writes and reads the files through "
-        "the workspace's Files API (batch.databricks.host and its token); each batch's "
-        "Databricks run reads and writes them at this URI.",
+        "the workspace's Files API (at batch.databricks.host, or the URL the operator reads "
+        "from Azure for batch.databricks.workspaceResourceId, with tokenSecretRef's token); "
+        "each batch's Databricks run reads and writes them at this URI.",
     )
 
 
@@ -274,12 +275,6 @@ class BatchAPI(common.Model):
                 reason="FieldValueInvalid",
             ),
             common.cel(
-                "!has(self.databricks) || has(self.databricks.host)",
-                "batch.databricks.host is required (the gateway writes the batch files to that "
-                "workspace itself); batch.databricks.workspaceResourceId is for BatchJobs only",
-                reason="FieldValueInvalid",
-            ),
-            common.cel(
                 f"!has(self.storage.uri) || self.maxFileMB <= {MAX_VOLUME_FILE_MB}",
                 f"batch.maxFileMB must be at most {MAX_VOLUME_FILE_MB} with storage.uri (the "
                 "Files API takes a file of up to 5 GiB in one request)",
@@ -301,7 +296,8 @@ class BatchAPI(common.Model):
     databricks: batch.Databricks | None = pydantic.Field(
         default=None,
         description="Where each batch runs with engine databricks: a BatchJob's "
-        "spec.databricks, given to every batch's BatchJob as it is.",
+        "spec.databricks (the workspace by host or by Azure workspaceResourceId), given to "
+        "every batch's BatchJob as it is.",
     )
     max_file_mb: int = pydantic.Field(
         default=200,

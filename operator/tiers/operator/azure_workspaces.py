@@ -1,7 +1,8 @@
-"""An Azure Databricks workspace's URL from its resource ID (`spec.databricks.workspaceResourceId`),
+"""An Azure Databricks workspace's URL from its resource ID (`spec.databricks.workspaceResourceId`
+of a BatchJob, `spec.batch.databricks.workspaceResourceId` of a RealtimeEndpoint),
 read from Azure Resource Manager with azure-mgmt-resource as a Microsoft Entra ID principal
 (azure-identity): a service principal whose secret is in a Secret, or the operator's own workload
-identity. I/O only; called by `batch_databricks`.
+identity. I/O only; called by `batch_databricks.workspace_host`.
 
 The SDKs block, so each lookup runs in a thread. A URL, once read, is kept per resource ID and
 principal (a workspace's URL never changes); a credential is kept per principal, so its token
@@ -79,25 +80,29 @@ principal never gets from the cache what Azure would refuse it."""
 _credentials: dict[tuple[str, ...], TokenCredential] = {}
 
 
-def subscription_of(resource_id: str) -> str:
-    """The subscription ID in a workspace's resource ID; ValueError when it has not that shape
-    (the CRD's pattern, `batch.WORKSPACE_RESOURCE_ID_PATTERN`)."""
+def subscription_of(resource_id: str, *, field: str = "spec.databricks") -> str:
+    """The subscription ID in a workspace's resource ID; ValueError, naming `field`'s
+    workspaceResourceId, when it has not that shape (the CRD's pattern,
+    `batch.WORKSPACE_RESOURCE_ID_PATTERN`)."""
     if re.fullmatch(batch.WORKSPACE_RESOURCE_ID_PATTERN.strip("^$"), resource_id) is None:
         raise ValueError(
-            f"spec.databricks.workspaceResourceId {resource_id!r} is not an Azure Databricks "
+            f"{field}.workspaceResourceId {resource_id!r} is not an Azure Databricks "
             "workspace's resource ID (/subscriptions/<subscription id>/resourceGroups/<group>/"
             "providers/Microsoft.Databricks/workspaces/<name>)"
         )
     return resource_id.split("/")[2]
 
 
-async def workspace_url(resource_id: str, principal: Principal, cloud: Cloud) -> str:
-    """The workspace's URL (https://adb-….azuredatabricks.net), cached per resource ID."""
+async def workspace_url(
+    resource_id: str, principal: Principal, cloud: Cloud, *, field: str = "spec.databricks"
+) -> str:
+    """The workspace's URL (https://adb-….azuredatabricks.net), cached per resource ID; the
+    failures' messages name the spec's fields under `field`."""
     key = (resource_id.lower(), principal.key())
     cached = _hosts.get(key)
     if cached is not None:
         return cached
-    url = await asyncio.to_thread(_look_up, resource_id, principal, cloud)
+    url = await asyncio.to_thread(_look_up, resource_id, principal, cloud, field)
     bounded.keep(_hosts, key, url, limit=KEPT)
     return url
 
@@ -108,13 +113,13 @@ def forget() -> None:
     _credentials.clear()
 
 
-def _look_up(resource_id: str, principal: Principal, cloud: Cloud) -> str:
+def _look_up(resource_id: str, principal: Principal, cloud: Cloud, field: str) -> str:
     # Imported here, in a worker thread, on the first lookup: they take a while to import.
     from azure.core import exceptions
     from azure.mgmt.resource.resources import ResourceManagementClient
 
     try:
-        subscription = subscription_of(resource_id)
+        subscription = subscription_of(resource_id, field=field)
     except ValueError as error:
         raise databricks_client.NotFound(str(error)) from None
     what = f"reading {resource_id} from Azure Resource Manager"
@@ -129,7 +134,7 @@ def _look_up(resource_id: str, principal: Principal, cloud: Cloud) -> str:
         credential = _credential(principal, cloud, transport)
     except ValueError as error:  # workload identity without its env (tenant, client, token file)
         raise databricks_client.Refused(
-            f"{what}: no Azure identity ({_first_line(error)}); set spec.databricks.azure with "
+            f"{what}: no Azure identity ({_first_line(error)}); set {field}.azure with "
             "its clientSecretRef, or give the operator workload identity"
         ) from None
     try:
@@ -143,7 +148,7 @@ def _look_up(resource_id: str, principal: Principal, cloud: Cloud) -> str:
             found = client.resources.get_by_id(resource_id, api_version=API_VERSION)
     except exceptions.ResourceNotFoundError:
         raise databricks_client.NotFound(
-            f"{what}: no such workspace (404; check spec.databricks.workspaceResourceId)"
+            f"{what}: no such workspace (404; check {field}.workspaceResourceId)"
         ) from None
     except exceptions.ClientAuthenticationError as error:
         _credentials.pop(principal.key(), None)

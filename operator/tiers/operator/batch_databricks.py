@@ -257,10 +257,13 @@ async def workspace_host(
     settings: batch.Databricks,
     namespace: str,
     *,
+    field: str = "spec.databricks",
     allowed: tuple[egress.Network, ...] = ALLOWED_NETWORKS,
 ) -> str | verdicts.Verdict:
     """The workspace's URL: `host`, or the Azure workspace's that `workspaceResourceId` names
-    (read from Azure Resource Manager); a verdict where it cannot be had.
+    (read from Azure Resource Manager); a verdict, naming `settings` as `field`, where it
+    cannot be had. A BatchJob's `spec.databricks` and an endpoint's `spec.batch.databricks`
+    (`realtime_handlers`) are read alike.
 
     The operator calls `host` with a token because a BatchJob says so: like a webhook's, it must
     resolve to public addresses or ones in `allowed`, lest a BatchJob point the operator at
@@ -270,7 +273,7 @@ async def workspace_host(
         refused = await egress.refusal(settings.host, allowed)
         if refused is not None:
             return verdicts.Verdict(
-                "False", "HostNotAllowed", f"spec.databricks.host {settings.host}: {refused}"
+                "False", "HostNotAllowed", f"{field}.host {settings.host}: {refused}"
             )
         return settings.host
     assert settings.workspace_resource_id is not None, "the CRD requires host or the resource ID"
@@ -281,15 +284,16 @@ async def workspace_host(
         if ref is not None and secret is None:
             return verdicts.Verdict(
                 "False", "SecretNotFound", f"the Secret {ref.name} named by "
-                f"spec.databricks.azure.clientSecretRef has no key {ref.key}",
+                f"{field}.azure.clientSecretRef has no key {ref.key}",
             )  # fmt: skip
         principal = azure_workspaces.Principal(
             settings.azure.tenant_id, settings.azure.client_id, secret
         )
     try:
         return await azure_workspaces.workspace_url(
-            settings.workspace_resource_id, principal, azure_workspaces.Cloud.from_env()
-        )
+            settings.workspace_resource_id, principal, azure_workspaces.Cloud.from_env(),
+            field=field,
+        )  # fmt: skip
     except databricks_client.NotFound as error:
         return verdicts.Verdict("False", "WorkspaceNotFound", str(error))
     except databricks_client.Refused as error:

@@ -12,6 +12,7 @@ import lightkube
 
 from tiers.api import kinds, realtime
 from tiers.operator import (
+    batch_databricks,
     caller_keys,
     kube,
     metrics,
@@ -65,6 +66,9 @@ async def apply_children(
     when it could not be read)."""
     serving_ca = serving_certificates.published(body, "address", spec.tls)
     try:
+        workspace = await batch_workspace(owner, spec)
+        if isinstance(workspace, verdicts.Verdict):
+            return workspace, serving_ca  # the config needs the workspace: applied once found
         password = None
         if realtime_children.runs_managed_redis(spec):
             # Created once, then only read: a new password would lock every client out.
@@ -85,6 +89,7 @@ async def apply_children(
             default_telemetry=DEFAULT_TELEMETRY,
             serving_ca=serving_ca,
             backend_tls_policy=policy_version,
+            workspace_url=workspace,
         )
         if spec.auth is not None:
             # The digests of the keys of the pipelines and batch jobs that call this endpoint.
@@ -113,6 +118,22 @@ async def apply_children(
         message = f"applying the gateway's objects failed: {error.status.message}"
         return verdicts.Verdict("False", "ApplyFailed", message), serving_ca
     return None, serving_ca
+
+
+async def batch_workspace(
+    owner: labels.Owner, spec: realtime.RealtimeEndpointSpec
+) -> str | verdicts.Verdict | None:
+    """The URL of the Batch API's Databricks workspace where `spec.batch.databricks` names it
+    by Azure `workspaceResourceId`, read as a BatchJob's is (its BatchJobs carry the ID and
+    read it again themselves); a verdict where it cannot be had; None where none is needed."""
+    found = spec.batch
+    if found is None or not found.enabled or found.databricks is None:
+        return None
+    if found.databricks.workspace_resource_id is None:
+        return None
+    return await batch_databricks.workspace_host(
+        found.databricks, owner.namespace, field="spec.batch.databricks"
+    )
 
 
 async def observe(

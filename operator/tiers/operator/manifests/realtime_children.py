@@ -100,7 +100,9 @@ def _backends(spec: api.RealtimeEndpointSpec) -> tuple[providers.BackendConfig, 
     )
 
 
-def _batch(owner: Owner, spec: api.RealtimeEndpointSpec) -> config.BatchConfig | None:
+def _batch(
+    owner: Owner, spec: api.RealtimeEndpointSpec, workspace_url: str | None
+) -> config.BatchConfig | None:
     found = spec.batch
     if found is None or not found.enabled:
         return None
@@ -110,7 +112,7 @@ def _batch(owner: Owner, spec: api.RealtimeEndpointSpec) -> config.BatchConfig |
         endpoint_uid=owner.uid,
         storage_dir=pathlib.Path(gateway.BATCH_STORAGE_DIR),
         claim_name=found.storage.claim_name,
-        volume=_batch_volume(found),
+        volume=_batch_volume(found, workspace_url),
         engine=found.engine,
         spark=found.spark.model_dump(mode="json", by_alias=True, exclude_none=True),
         databricks=_dumped(found.databricks),
@@ -127,14 +129,23 @@ def _dumped(databricks: batch.Databricks | None) -> dict[str, object] | None:
     )
 
 
-def _batch_volume(found: realtime.BatchAPI) -> config.VolumeConfig | None:
-    """The Unity Catalog volume folder of `storage.uri`, as the Files API names it."""
+def _batch_volume(
+    found: realtime.BatchAPI, workspace_url: str | None
+) -> config.VolumeConfig | None:
+    """The Unity Catalog volume folder of `storage.uri`, as the Files API names it, in the
+    workspace at `databricks.host` or else at `workspace_url`."""
     uri, databricks = found.storage.uri, found.databricks
     if uri is None:
         return None
-    assert databricks is not None and databricks.host is not None, "the CRD requires them"
+    assert databricks is not None, "the CRD requires it with storage.uri"
+    host = databricks.host or workspace_url
+    if host is None:
+        raise ValueError(
+            "spec.batch.databricks.workspaceResourceId: the workspace_url Azure gives for it "
+            "is needed to render the gateway's config"
+        )
     return config.VolumeConfig(
-        host=databricks.host.rstrip("/"),
+        host=host.rstrip("/"),
         token_env=gateway.BATCH_DATABRICKS_TOKEN_ENV,
         root=uri.removeprefix("dbfs:").rstrip("/"),
     )
@@ -146,9 +157,12 @@ def gateway_config(
     *,
     redis_url_env: str | None,
     default_telemetry: common.Telemetry | None = None,
+    workspace_url: str | None = None,
 ) -> config.GatewayConfig:
     """The gateway's config file for the endpoint: no secret in it, only where to find them.
     Its traces go where spec.telemetry says, else to the chart's `default_telemetry`.
+    `workspace_url` is the Databricks workspace of a Batch API whose `databricks` names it by
+    `workspaceResourceId`, as the handler read it from Azure (`batch_workspace`).
 
     `redis_url_env` names the variable that carries the Redis URL into the pod, None where the
     pod has none. The file's `redis_url` stays null either way: a URL read from a Secret must
@@ -181,7 +195,7 @@ def gateway_config(
         ),
         prices=_prices(spec),
         budget_usd=None if spec.budget is None else decimal.Decimal(spec.budget.monthly_usd),
-        batch=_batch(owner, spec),
+        batch=_batch(owner, spec, workspace_url),
         jwt=_jwt(spec),
         audit_sample_ratio=0.0 if spec.audit is None else spec.audit.sample_percent / 100,
         tracing=telemetry.tracing(
@@ -231,13 +245,15 @@ def desired_children(
     default_telemetry: common.Telemetry | None = None,
     serving_ca: str | None = None,
     backend_tls_policy: str | None = None,
+    workspace_url: str | None = None,
 ) -> list[dict[str, Any]]:
     """Every object the endpoint should own, in apply order; `image` runs the gateway.
     `redis_password` (the managed Redis's, as its Secret holds it) goes on the Redis and
     gateway pods as a digest only, so that a re-made Secret rolls both together. `serving_ca`
     (with `spec.tls`, the `ca.crt` of the gateway's certificate Secret, when it has one) is
     published in a ConfigMap for the endpoint's in-cluster clients. `backend_tls_policy` is the
-    version at which the cluster serves BackendTLSPolicy (None: it does not).
+    version at which the cluster serves BackendTLSPolicy (None: it does not). `workspace_url`
+    is the Batch API's workspace where Azure names it (`gateway_config`).
 
     The order is stable: ConfigMap, with `spec.tls` the cert-manager Certificate (issuerRef)
     and the CA's ConfigMap, the managed Redis (Deployment, Service, and its
@@ -255,6 +271,7 @@ def desired_children(
         spec,
         redis_url_env=REDIS_URL_ENV if redis_env else None,
         default_telemetry=default_telemetry,
+        workspace_url=workspace_url,
     )
     configmap = gateway.render_configmap(owner, settings)
     children = [configmap]
