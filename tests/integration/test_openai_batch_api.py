@@ -12,7 +12,8 @@ would write; it stops the process when the operator deletes the application (a c
 With `spec.batch.engine: databricks` the files live in a Unity Catalog volume of the Databricks
 test server (`tiers.devenv.databricks`, through its Files API), and each batch is a Databricks
 run there, which reads and writes them at dbfs:/Volumes/... URIs and calls the endpoint; a
-workspace named by its Azure resource ID is read from the fake Azure Resource
+batch cancelled there has its run cancelled (`runs/cancel`) and is cancelled once the run has
+ended; and a workspace named by its Azure resource ID is read from the fake Azure Resource
 Manager (`tiers.devenv.azure`) for the gateway's files and the batches' runs.
 """
 
@@ -363,6 +364,71 @@ def test_the_openai_sdk_runs_a_batch_on_databricks_with_its_files_in_a_volume(
     assert f"/api/2.0/fs/files{VOLUME}/files/{uploaded.id}.jsonl" in served
     log = "".join(path.read_text(errors="replace") for path in services.logs)
     assert TOKEN not in log and ALICE not in log, "a key reached a log"
+
+
+def test_a_batch_cancelled_on_databricks_cancels_its_run_and_ends_cancelled(
+    kubectl: Kubectl, operator: str, namespace: str, dev_cluster: devenv.DevCluster,
+    services: Processes, workspace: databricks.Server,  # noqa: F811 (the imported fixture)
+    tmp_path: pathlib.Path,
+) -> None:  # fmt: skip
+    kubectl.run("create", "secret", "generic", "databricks", "-n", namespace,
+                f"--from-literal=token={TOKEN}")  # fmt: skip
+    configmap = create_endpoint(kubectl, namespace, services, databricks_batch(host=workspace.url))
+    started = start_gateway(
+        kubectl, namespace, dev_cluster, services, configmap, tmp_path,
+        env={gateway_manifests.BATCH_DATABRICKS_TOKEN_ENV: TOKEN},
+    )  # fmt: skip
+    # A cancelled run stays TERMINATING a while, as a real cluster's tasks take time to stop:
+    # the batch is cancelling until the run has ended.
+    workspace.workspace.terminating_s = 1.5
+    alice = openai.OpenAI(base_url=started.url + "/v1", api_key=ALICE, max_retries=0)
+    requests = "".join(json.dumps(line) + "\n" for line in LINES).encode()
+    uploaded = alice.files.create(file=("requests.jsonl", requests), purpose="batch")
+    batch = alice.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    # Its run goes (its task starting Spark, which takes seconds even here) as it is cancelled.
+    wait_for(lambda: alice.batches.retrieve(batch.id).status == "in_progress", timeout_s=60,
+             interval_s=0.3, what="the batch to be in progress")  # fmt: skip
+    run = wait_for(
+        lambda: next((r for r in list(workspace.workspace.runs.values())
+                      if r.life_cycle_state == "RUNNING"), None),
+        timeout_s=60, what="the batch's Databricks run to be RUNNING",
+    )  # fmt: skip
+
+    cancelling = alice.batches.cancel(batch.id)
+    assert cancelling.status == "cancelling" and cancelling.cancelling_at
+    assert cancelling.cancelled_at is None
+    wait_for(lambda: run.cancelled, timeout_s=30, what="the operator to cancel the run")
+    seen: list[str] = []
+
+    def cancelled_batch() -> Any:
+        found = alice.batches.retrieve(batch.id)
+        seen.append(found.status)
+        return found.status == "cancelled" and found
+
+    cancelled = wait_for(cancelled_batch, timeout_s=60, interval_s=0.3, what="the cancel")
+    described = workspace.workspace.get_run(run.run_id)
+    assert described["state"]["life_cycle_state"] == "TERMINATED", described
+    assert described["state"]["result_state"] == "CANCELED"
+    assert described["status"]["termination_details"]["code"] == "USER_CANCELED"
+    cancels = [body for method, path, body in workspace.workspace.requests
+               if path.endswith("/jobs/runs/cancel")]  # fmt: skip
+    assert cancels == [{"run_id": run.run_id}]
+    # Cancelling while the run went on (TERMINATING), cancelled once Databricks said it ended.
+    assert seen[0] == "cancelling" and set(seen[:-1]) == {"cancelling"}, seen
+    assert cancelled.cancelling_at <= cancelled.cancelled_at
+    assert cancelled.in_progress_at and cancelled.in_progress_at <= cancelled.cancelling_at
+    assert cancelled.completed_at is None and cancelled.failed_at is None
+    # OpenAI's counts: every request of the batch, none answered before it was cancelled.
+    counts = cancelled.request_counts
+    assert counts is not None and (counts.total, counts.completed, counts.failed) == (3, 0, 0)
+    assert cancelled.output_file_id is None and cancelled.error_file_id is None
+    with pytest.raises(openai.ConflictError):
+        alice.batches.cancel(batch.id)
+    job = kubectl.get("bjob", batch.id.replace("_", "-"), "-n", namespace)
+    assert job["status"]["lastRun"]["databricks"]["lifeCycleState"] == "TERMINATED"
+    assert job["status"]["lastRun"]["databricks"]["resultState"] == "CANCELED"
 
 
 AZURE_WORKSPACES = ("/subscriptions/0a1b2c3d-0000-4000-8000-00000000abcd/resourceGroups/data-rg"

@@ -116,8 +116,24 @@ def test_a_pending_run_names_its_databricks_run_and_life_cycle_state() -> None:
 
 
 def test_a_run_cancelled_for_suspend_is_stopped_not_failed() -> None:
-    shown = view(run("TERMINATED", "CANCELED"), stopped=True)
+    shown = view(run("TERMINATED", "CANCELED"), stopped=True, life_cycle_state="TERMINATED")
     assert (shown.state, shown.reason, shown.finished) == ("Stopped", "Suspended", False)
+    assert shown.start_time is not None and shown.completion_time is not None
+
+
+def test_a_cancelled_run_is_cancelling_until_databricks_says_it_has_ended() -> None:
+    # Databricks cancels asynchronously: the run's task may go on while it is TERMINATING.
+    record = batch.DatabricksRun(run_id=7, attempt=0, stopped=True, life_cycle_state="RUNNING")
+    assert databricks_status.stopping(record)
+    shown = view(run("TERMINATING", "CANCELED"), stopped=True, life_cycle_state="TERMINATING")
+    assert (shown.state, shown.reason) == ("Stopped", "Cancelling")
+    assert "TERMINATING" in shown.message and shown.completion_time is None
+    verdict = databricks_status.cancelling(record)
+    assert (verdict.status, verdict.reason) == ("Unknown", "Cancelling")
+    assert not databricks_status.stopping(
+        record.model_copy(update={"life_cycle_state": "TERMINATED"})
+    )
+    assert not databricks_status.stopping(record.model_copy(update={"stopped": False}))
 
 
 def step(found: dict[str, Any] | None, *, reason: str = "", suspend: bool = False,

@@ -3,13 +3,15 @@ from that BatchJob's status at each point of its life."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import pathlib
 from typing import Any
 
 import pytest
 
 from tiers.api import batch
-from tiers.runtime.gateway import batch_objects, batch_storage, config, errors
+from tiers.runtime.gateway import batch_files, batch_objects, batch_storage, config, errors
 
 SETTINGS = config.BatchConfig(
     namespace="prod",
@@ -60,6 +62,11 @@ def job(
 
 def succeeded(status: str, reason: str, at: str = "2026-11-30T01:05:00Z") -> dict[str, Any]:
     return {"type": "Succeeded", "status": status, "reason": reason, "message": f"run: {reason}",
+            "lastTransitionTime": at}  # fmt: skip
+
+
+def reconciling(status: str, at: str) -> dict[str, Any]:
+    return {"type": "Reconciling", "status": status, "reason": "Suspended", "message": "",
             "lastTransitionTime": at}  # fmt: skip
 
 
@@ -149,10 +156,58 @@ def test_a_cancel_is_cancelling_until_the_run_stops_then_cancelled() -> None:
                "conditions": [succeeded("Unknown", "Running")]}  # fmt: skip
     found = batch_objects.batch_object(job(running, **asked))
     assert (found["status"], found["cancelling_at"]) == ("cancelling", CREATED_S + 60)
+    # Succeeded stays Unknown from running to suspended; Reconciling turns False when the
+    # operator sees the run stopped.
     stopped = {"state": "Suspended", "startTime": "2026-11-30T01:00:10Z",
-               "conditions": [succeeded("Unknown", "Suspended", "2026-11-30T01:01:05Z")]}  # fmt: skip
+               "conditions": [succeeded("Unknown", "Suspended", "2026-11-30T01:00:10Z"),
+                              reconciling("False", "2026-11-30T01:01:05Z")]}  # fmt: skip
     found = batch_objects.batch_object(job(stopped, **asked))
     assert (found["status"], found["cancelled_at"]) == ("cancelled", CREATED_S + 65)
+    assert found["in_progress_at"] == CREATED_S + 10
+
+
+def test_before_its_run_counts_them_a_batch_has_every_request_its_upload_counted() -> None:
+    # OpenAI's total is every request of the batch, also of one cancelled before its run began.
+    asked = {batch_objects.CANCELLING_ANNOTATION: "2026-11-30T01:01:00Z",
+             batch_objects.REQUESTS_ANNOTATION: "3"}  # fmt: skip
+    found = batch_objects.batch_object(job({"state": "Suspended"}, **asked))
+    assert found["request_counts"] == {"total": 3, "completed": 0, "failed": 0}
+    counted = {"progress": {"total": 5, "done": 1, "failed": 0}}
+    assert batch_objects.batch_object(job(counted, **asked))["request_counts"]["total"] == 5
+
+
+def test_an_upload_counts_the_requests_of_its_file_across_the_pieces_it_arrives_in(
+    tmp_path: pathlib.Path,
+) -> None:
+    lines = b'{"custom_id": "a"}\n\n  \n{"custom_id": "b"}\r\n{"custom_id": "c"}'
+    boundary = b"x0x0x0"
+    body = (b"--" + boundary + b'\r\nContent-Disposition: form-data; name="purpose"\r\n\r\n'
+            b"batch\r\n--" + boundary + b'\r\nContent-Disposition: form-data; name="file"; '
+            b'filename="r.jsonl"\r\n\r\n' + lines + b"\r\n--" + boundary + b"--\r\n")  # fmt: skip
+    pieces = [body[i : i + 7] for i in range(0, len(body), 7)]
+    messages = [{"type": "http.request", "body": piece, "more_body": True} for piece in pieces]
+    messages[-1]["more_body"] = False
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    store = batch_files.FileStore(batch_storage.Folder(tmp_path), max_file_bytes=1024)
+    store.prepare()
+    content_type = b"multipart/form-data; boundary=" + boundary
+    found = asyncio.run(store.upload(content_type, len(body), receive, tenant="t1"))
+    assert found["bytes"] == len(lines) and "requests" not in found
+    stored = json.loads((tmp_path / "files" / f"{found['id']}.json").read_text())
+    assert stored["requests"] == 3
+
+
+def test_a_batch_is_never_cancelled_before_its_cancel_was_asked() -> None:
+    # A BatchJob that had stopped reconciling before (Stalled, say) and is suspended now.
+    asked = {batch_objects.CANCELLING_ANNOTATION: "2026-11-30T01:01:00Z"}
+    stopped = {"state": "Suspended",
+               "conditions": [succeeded("Unknown", "Suspended", "2026-11-30T01:00:00Z"),
+                              reconciling("False", "2026-11-30T01:00:30Z")]}  # fmt: skip
+    found = batch_objects.batch_object(job(stopped, **asked))
+    assert (found["status"], found["cancelled_at"]) == ("cancelled", CREATED_S + 60)
 
 
 def test_a_run_that_finished_before_the_cancel_took_effect_stays_completed() -> None:

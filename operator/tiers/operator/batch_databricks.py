@@ -91,7 +91,8 @@ async def _reconcile(
     finished = batch_status.recorded_run(body, name)
     if finished is not None:
         return Outcome(view=finished)
-    if spec.suspend and (record is None or record.stopped):
+    at_rest = record is None or (record.stopped and not databricks_status.stopping(record))
+    if spec.suspend and at_rest:
         # Nothing goes, so nothing to ask the workspace.
         view = None if record is None else view_of(record, None)
         return Outcome(view=view, waiting=batch_status.suspended())
@@ -115,7 +116,11 @@ async def _reconcile(
         if record is not None and record.run_id is None:
             record = await _found_again(space, owner, name, record, body)
         observed = None
-        if record is not None and record.run_id is not None and not record.stopped:
+        if (
+            record is not None
+            and record.run_id is not None
+            and (not record.stopped or databricks_status.stopping(record))
+        ):
             observed = databricks_status.observe(await space.get_run(record.run_id))
             record = databricks_status.recorded(record, observed)
             if found is None and observed.finished and observed.task_run_id is not None:
@@ -128,7 +133,7 @@ async def _reconcile(
         if step.cancel and record is not None and record.run_id is not None:
             await space.cancel(record.run_id)
             record = record.model_copy(update={"stopped": True})
-            view = view_of(record, None)
+            view = view_of(record, observed)
         if step.submit is not None:
             request = await _prepared(space, owner, spec, body, configmap, name, step.submit)
             record = batch.DatabricksRun(attempt=step.submit, failures=step.failures)
@@ -159,6 +164,8 @@ async def _reconcile(
                 "Unknown", "DatabricksUnavailable", f"{error}; tried again at the next re-check"
             ),
         )
+    if spec.suspend and record is not None and databricks_status.stopping(record):
+        return Outcome(view=view, waiting=databricks_status.cancelling(record))
     if spec.suspend:
         return Outcome(view=view, waiting=batch_status.suspended())
     return Outcome(view=view)

@@ -8,7 +8,8 @@ finished run becomes the Job status it amounts to (a `Complete` or `Failed` cond
 with the progress its job published, as it judges a Kubernetes Job. A failed attempt is retried
 as a new one-time run (`spec.backoffLimit` retries, each resuming where the last stopped), unless
 the job stopped itself for its budget; an attempt the operator cancelled for `spec.suspend` is
-not a failure, and unsuspending starts the next attempt.
+not a failure, is watched until it has ended (`stopping`: only then is the BatchJob
+Suspended), and unsuspending starts the next attempt.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tiers.api import batch
-from tiers.operator import batch_status
+from tiers.operator import batch_status, verdicts
 from tiers.runtime.batch import progress
 
 FINISHED = frozenset({"TERMINATED", "SKIPPED", "INTERNAL_ERROR"})
@@ -115,10 +116,14 @@ def run_view(
             progress=found, output_uri=output_uri, databricks=block,
         )  # fmt: skip
     if record.stopped:
+        ended = not stopping(record)
         return batch_status.RunView(
-            name, "Stopped", "Suspended",
-            f"the Databricks run {record.run_id} was cancelled for spec.suspend; results so far "
-            "are kept", progress=found, output_uri=output_uri, databricks=block,
+            name, "Stopped", "Suspended" if ended else "Cancelling",
+            f"the Databricks run {record.run_id} was cancelled for spec.suspend"
+            + ("; results so far are kept" if ended else f" and is {record.life_cycle_state}"),
+            start_time=None if observed is None else observed.start_time,
+            completion_time=None if observed is None else observed.end_time,
+            progress=found, output_uri=output_uri, databricks=block,
         )  # fmt: skip
     if observed is None:
         return batch_status.RunView(
@@ -135,6 +140,21 @@ def run_view(
             message += f": {observed.message}"
         view = dataclasses.replace(view, reason=_camel(observed.life_cycle_state), message=message)
     return dataclasses.replace(view, databricks=block)
+
+
+def stopping(record: batch.DatabricksRun) -> bool:
+    """Whether the attempt was cancelled (for spec.suspend) and not yet seen to end: Databricks
+    cancels a run asynchronously, and its task may go on for a while (TERMINATING)."""
+    return record.stopped and record.run_id is not None and record.life_cycle_state not in FINISHED
+
+
+def cancelling(record: batch.DatabricksRun) -> verdicts.Verdict:
+    """Why a suspended BatchJob is not Suspended yet: its cancelled run has not ended."""
+    return verdicts.Verdict(
+        "Unknown", "Cancelling",
+        f"spec.suspend is true: the Databricks run {record.run_id} was cancelled and is "
+        f"{record.life_cycle_state}; suspended once it has ended",
+    )  # fmt: skip
 
 
 def recorded(record: batch.DatabricksRun, observed: Observed) -> batch.DatabricksRun:

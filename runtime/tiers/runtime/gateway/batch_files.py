@@ -35,7 +35,8 @@ FORM_SLACK_BYTES = 64 * 1024
 PURPOSE = "batch"
 PUBLIC_FIELDS = ("id", "object", "bytes", "created_at", "filename", "purpose", "status",
                  "status_details", "expires_at")  # fmt: skip
-"""The file object a client sees; the rest of the stored JSON (tenant, path) stays here."""
+"""The file object a client sees; the rest of the stored JSON (tenant, path, the number of
+requests in an upload) stays here."""
 
 
 @dataclasses.dataclass
@@ -45,6 +46,9 @@ class _Form:
     fields: dict[str, bytearray] = dataclasses.field(default_factory=dict)
     filename: str | None = None
     file_bytes: int = 0
+    lines: int = 0
+    """Lines of the file with something on them (its requests), counted as they pass."""
+    _line_open: bool = False
     pending: bytearray = dataclasses.field(default_factory=bytearray)
     has_file: bool = False
     _part: str | None = None
@@ -55,6 +59,7 @@ class _Form:
     def callbacks(self) -> dict[str, Any]:
         return {
             "on_part_begin": self._begin,
+            "on_header_begin": self._header_begin,
             "on_header_field": self._field,
             "on_header_value": self._value,
             "on_headers_finished": self._headers_done,
@@ -64,8 +69,12 @@ class _Form:
     def _begin(self) -> None:
         self._part, self._headers, self._header = None, {}, b""
 
+    def _header_begin(self) -> None:
+        self._header = b""
+
     def _field(self, data: bytes, start: int, end: int) -> None:
-        self._header = data[start:end].lower()
+        # A header's name may come in pieces, as the body's chunks split it.
+        self._header += data[start:end].lower()
 
     def _value(self, data: bytes, start: int, end: int) -> None:
         self._headers[self._header] = self._headers.get(self._header, b"") + data[start:end]
@@ -85,11 +94,25 @@ class _Form:
                     413, f"file: a file may have at most {self._limit} bytes.", param="file"
                 )
             self.pending += data[start:end]
+            self._count_lines(data[start:end])
             return
         field = self.fields.setdefault(self._part or "", bytearray())
         field += data[start:end]
         if len(field) > MAX_FIELD_BYTES:
             raise errors.invalid(self._part or "form", f"at most {MAX_FIELD_BYTES} bytes")
+
+    def _count_lines(self, piece: bytes) -> None:
+        *ended, last = piece.split(b"\n")
+        for line in ended:
+            if self._line_open or line.strip():
+                self.lines += 1
+            self._line_open = False
+        self._line_open = self._line_open or bool(last.strip())
+
+    @property
+    def requests(self) -> int:
+        """The file's non-blank lines: each is a request of a batch input file."""
+        return self.lines + int(self._line_open)
 
 
 class FileStore:
@@ -147,6 +170,7 @@ class FileStore:
             "expires_at": None,
             "tenant": tenant,
             "path": relative,
+            "requests": form.requests,
         }
         await self._write_meta(stored)
         return public(stored)

@@ -16,8 +16,12 @@ How a BatchJob's status reads as a batch's `status`:
 | cancel asked, the run not stopped yet                 | cancelling   | cancelling_at  |
 | cancel asked, the run stopped (Suspended)             | cancelled    | cancelled_at   |
 
-`request_counts` are the run's progress: total records, those scored (`completed`) and those
-that failed (error file lines).
+A Databricks run goes on for a while after it was cancelled: its BatchJob is Suspended (and the
+batch cancelled) once the operator has seen it end.
+
+`request_counts` are the run's progress: total records (before the run has counted them, the
+input file's lines as its upload counted them), those scored (`completed`) and those that
+failed (error file lines).
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ INPUT_FILE_ANNOTATION = "tiers.dev/openai-input-file"
 ENDPOINT_ANNOTATION = "tiers.dev/openai-endpoint"
 METADATA_ANNOTATION = "tiers.dev/openai-metadata"
 CANCELLING_ANNOTATION = "tiers.dev/openai-cancelling-at"
+REQUESTS_ANNOTATION = "tiers.dev/openai-requests"
+"""The input file's requests (its non-blank lines), counted as it was uploaded: the batch's
+`request_counts.total` before its run has counted them itself."""
 COMPLETION_WINDOW = "24h"
 ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 MAX_METADATA_PAIRS = 16
@@ -127,6 +134,7 @@ def render_batch_job(
     endpoint: str,
     metadata: Mapping[str, str],
     tenant: str,
+    requests: int | None = None,
 ) -> dict[str, Any]:
     """The BatchJob of a new batch: its OpenAI input file scored through this endpoint (so its
     requests meet the endpoint's model, cache, limits and budget), owned by the endpoint. Its
@@ -161,6 +169,7 @@ def render_batch_job(
                 INPUT_FILE_ANNOTATION: input_file_id,
                 ENDPOINT_ANNOTATION: endpoint,
                 METADATA_ANNOTATION: json.dumps(dict(metadata), separators=(",", ":")),
+                **({} if requests is None else {REQUESTS_ANNOTATION: str(requests)}),
             },
             # Deleting the endpoint deletes its batches (garbage collection); not a controller
             # reference, and no blockOwnerDeletion, which would need rights on the endpoint.
@@ -211,7 +220,7 @@ def batch_object(
         "expired_at": None,
         "cancelling_at": _seconds(notes.get(CANCELLING_ANNOTATION)),
         "cancelled_at": None,
-        "request_counts": _counts(status.get("progress") or {}),
+        "request_counts": _counts(status.get("progress") or {}, notes.get(REQUESTS_ANNOTATION)),
         "metadata": _metadata(notes.get(METADATA_ANNOTATION)),
     }
     ended = _seconds(status.get("completionTime")) or _seconds(
@@ -226,10 +235,12 @@ def batch_object(
         found.update(status="failed", failed_at=ended, errors=_errors(succeeded or {}))
     elif found["cancelling_at"] is not None:
         stopped = state == "Suspended"
-        changed = _seconds((succeeded or {}).get("lastTransitionTime"))
+        # When the operator saw the run stop: its Reconciling condition turned False then
+        # (Succeeded stays Unknown from running to suspended, so its time tells nothing).
+        rested = _seconds((_condition(status, "Reconciling") or {}).get("lastTransitionTime"))
         found.update(
             status="cancelled" if stopped else "cancelling",
-            cancelled_at=(changed or found["cancelling_at"]) if stopped else None,
+            cancelled_at=max(rested or 0, found["cancelling_at"]) if stopped else None,
         )
     elif state in ("Running", "Estimating") or found["in_progress_at"] is not None:
         found["status"] = "in_progress"
@@ -257,9 +268,13 @@ def page(objects: Sequence[dict[str, Any]], *, after: str | None, limit: int) ->
     }
 
 
-def _counts(progress: Mapping[str, Any]) -> dict[str, int]:
+def _counts(progress: Mapping[str, Any], uploaded: str | None) -> dict[str, int]:
+    """OpenAI's counts: `total` is every request of the batch, as its run counted them or else
+    as the upload did (a batch cancelled before its run counted still has them all)."""
     done, failed = int(progress.get("done") or 0), int(progress.get("failed") or 0)
     total = progress.get("total")
+    if total is None and uploaded is not None and uploaded.isdigit():
+        total = max(int(uploaded), done + failed)
     return {
         "total": int(total) if total is not None else done + failed,
         "completed": done,

@@ -153,6 +153,7 @@ class BatchAPI:
             input_uri=storage.uri(stored["path"]),
             output_uri=storage.uri(batch_objects.output_dir_of(batch_id)),
             endpoint=endpoint, metadata=metadata, tenant=tenant,
+            requests=stored.get("requests"),
         )  # fmt: skip
         created = await self._kube().create(BatchJob.from_dict(manifest))
         log.info("batch %s created as BatchJob %s", batch_id, batch_objects.job_name(batch_id))
