@@ -25,7 +25,6 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 
 from tiers.runtime.providers import config as providers_config
 from tiers.runtime.providers import failures, http1, retries
@@ -34,7 +33,7 @@ from tiers.runtime.tracing import config, otlp, spans
 log = logging.getLogger(__name__)
 
 ENCODE_CHUNK = 32
-"""Spans made into protobuf messages between two turns of the event loop (about 1 ms here)."""
+"""Spans written into the request between two turns of the event loop (about 0.5 ms here)."""
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 """The answers OTLP/HTTP says a client sends the batch again after (with backoff)."""
@@ -163,12 +162,13 @@ class Exporter:
             await self.flush()
 
     async def _encode(self, batch: list[spans.Span]) -> bytes:
-        messages: list[Any] = []
+        request = otlp.Request(self._resource)
         for start in range(0, len(batch), ENCODE_CHUNK):
-            messages.extend(otlp.span_message(span) for span in batch[start : start + ENCODE_CHUNK])
+            for span in batch[start : start + ENCODE_CHUNK]:
+                request.add(span)
             # Requests waiting on the loop go between chunks: a batch never stalls them long.
             await asyncio.sleep(0)
-        return otlp.serialize(messages, resource=self._resource)
+        return request.serialize()
 
     async def _send(self, batch: list[spans.Span]) -> None:
         outcome: http1.Response | failures.Failure
