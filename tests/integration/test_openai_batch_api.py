@@ -78,11 +78,13 @@ def accepted(gateway: str, key: str) -> bool:
 
 
 def create_endpoint(
-    kubectl: Kubectl, namespace: str, services: Processes, batch: dict[str, Any]
-) -> dict[str, Any]:
-    """The endpoint `chat` with the Batch API `batch` (and a mockllm backend, callers alice and
-    bob), once the operator has made its gateway's Role; its gateway's ConfigMap."""
-    mock = services.start("mockllm", "tiers.runtime.mockllm")
+    kubectl: Kubectl, namespace: str, services: Processes, batch: dict[str, Any],
+    *mock_args: str,
+) -> dict[str, Any]:  # fmt: skip
+    """The endpoint `chat` with the Batch API `batch` (and a mockllm backend started with
+    `mock_args`, callers alice and bob), once the operator has made its gateway's Role; its
+    gateway's ConfigMap."""
+    mock = services.start("mockllm", "tiers.runtime.mockllm", *mock_args)
     kubectl.run("create", "secret", "generic", "callers", "-n", namespace,
                 f"--from-literal=alice={ALICE}", f"--from-literal=bob={BOB}")  # fmt: skip
     manifest = {
@@ -373,7 +375,11 @@ def test_a_batch_cancelled_on_databricks_cancels_its_run_and_ends_cancelled(
 ) -> None:  # fmt: skip
     kubectl.run("create", "secret", "generic", "databricks", "-n", namespace,
                 f"--from-literal=token={TOKEN}")  # fmt: skip
-    configmap = create_endpoint(kubectl, namespace, services, databricks_batch(host=workspace.url))
+    # A backend that answers after 20 s holds the run RUNNING, so the cancel always finds it
+    # there: scoring three lines against an instant backend can end before the cancel arrives.
+    configmap = create_endpoint(
+        kubectl, namespace, services, databricks_batch(host=workspace.url), "--latency-ms", "20000"
+    )
     started = start_gateway(
         kubectl, namespace, dev_cluster, services, configmap, tmp_path,
         env={gateway_manifests.BATCH_DATABRICKS_TOKEN_ENV: TOKEN},
@@ -387,7 +393,7 @@ def test_a_batch_cancelled_on_databricks_cancels_its_run_and_ends_cancelled(
     batch = alice.batches.create(
         input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
     )
-    # Its run goes (its task starting Spark, which takes seconds even here) as it is cancelled.
+    # Its run goes (its task waiting for the slow backend) as it is cancelled.
     wait_for(lambda: alice.batches.retrieve(batch.id).status == "in_progress", timeout_s=60,
              interval_s=0.3, what="the batch to be in progress")  # fmt: skip
     run = wait_for(
