@@ -26,6 +26,7 @@ REDIS_URL_ENV = "TIERS_REDIS_URL"
 REDIS_PASSWORD_ENV = "TIERS_REDIS_PASSWORD"
 """The variable that gives the gateway the managed Redis's password (its config names it)."""
 TMP_SIZE_LIMIT = "64Mi"
+MIB = 1024 * 1024
 BATCH_STORAGE_DIR = "/var/lib/tiers/batch"
 """Where the Batch API's claim is mounted, in the gateway's pods and in each batch's run pods;
 with a Unity Catalog volume (`spec.batch.storage.uri`), the gateway's scratch folder for uploads
@@ -33,8 +34,6 @@ on their way there."""
 BATCH_DATABRICKS_TOKEN_ENV = "TIERS_BATCH_DATABRICKS_TOKEN"
 """The workspace token the gateway writes and reads a volume's batch files with (engine
 databricks), from `spec.batch.databricks.tokenSecretRef`."""
-SCRATCH_SLACK_MB = 64
-"""Room in the scratch folder beyond the largest upload (another arriving meanwhile)."""
 
 
 def name(owner: labels.Named) -> str:
@@ -152,8 +151,10 @@ def _volumes(owner: labels.Owner, spec: realtime.RealtimeEndpointSpec) -> list[d
         if claim_name is not None:
             volumes.append({"name": "batch", "persistentVolumeClaim": {"claimName": claim_name}})
         else:
-            # A Unity Catalog volume: uploads are spooled here, each one sent whole.
-            size = f"{spec.batch.max_file_mb + SCRATCH_SLACK_MB}Mi"
+            # A Unity Catalog volume: uploads are spooled here, each one sent whole; the
+            # gateway takes no more uploads at once than fit.
+            scratch = config.upload_scratch_bytes(spec.batch.max_file_mb * MIB)
+            size = f"{-(-scratch // MIB)}Mi"
             volumes.append({"name": "batch", "emptyDir": {"sizeLimit": size}})
     if spec.tls is not None:
         volumes.append(serving_tls.server_volume(owner, COMPONENT, spec.tls))

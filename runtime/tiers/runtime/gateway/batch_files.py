@@ -6,7 +6,9 @@
 
 An upload (`POST /v1/files`, multipart/form-data) is parsed as it arrives and its `file` part
 streamed to a spool file (`batch_storage`), at most `max_file_bytes`, then published whole: a
-reader never sees half a file, and the gateway never holds the file in memory. A file is known
+reader never sees half a file, and the gateway never holds the file in memory. The uploads in
+progress spool at most `scratch_bytes` together (each counts its Content-Length, or the largest
+file when it sends none): one more is refused with a 429 the OpenAI SDKs retry. A file is known
 once its file object is written, after the file itself. A batch's output and error files get
 their file object (and a derived id) when a batch object first names them. The storage's I/O
 runs in threads, off the event loop (`batch_storage`). Called by `batches`.
@@ -118,9 +120,12 @@ class _Form:
 class FileStore:
     """The files of one endpoint's Batch API in `storage`."""
 
-    def __init__(self, storage: batch_storage.Storage, *, max_file_bytes: int) -> None:
+    def __init__(
+        self, storage: batch_storage.Storage, *, max_file_bytes: int, scratch_bytes: int
+    ) -> None:
         self.storage = storage
         self.max_file_bytes = max_file_bytes
+        self.scratch = _Room(scratch_bytes)
 
     def prepare(self) -> None:
         self.storage.prepare()
@@ -139,25 +144,31 @@ class FileStore:
             raise errors.GatewayError(
                 413, f"file: a file may have at most {self.max_file_bytes} bytes.", param="file"
             )
-        form = _Form(_limit=self.max_file_bytes)
-        parser = multipart.MultipartParser(boundary, form.callbacks())  # type: ignore[arg-type]
-        file_id = batch_objects.new_file_id()
-        relative = f"{batch_objects.FILES_DIR}/{file_id}.jsonl"
-        partial = self.storage.spool(relative)
-        out = await asyncio.to_thread(partial.open, "wb")
+        # The file part is no longer than the body the client announced.
+        spooled = min(self.max_file_bytes, length if length is not None else self.max_file_bytes)
+        self.scratch.take(spooled)
         try:
-            await _receive_form(receive, parser, form, out)
-            out.close()
-            purpose = bytes(form.fields.get("purpose", b"")).decode("utf-8", "replace")
-            if purpose != PURPOSE:
-                raise errors.invalid("purpose", f'must be "{PURPOSE}" (the Batch API\'s files)')
-            if not form.has_file:
-                raise errors.invalid("file", "the form has no file part")
-            await self.storage.publish(partial, relative)
-        except BaseException:
-            out.close()
-            await asyncio.to_thread(partial.unlink, missing_ok=True)
-            raise
+            form = _Form(_limit=spooled)
+            parser = multipart.MultipartParser(boundary, form.callbacks())  # type: ignore[arg-type]
+            file_id = batch_objects.new_file_id()
+            relative = f"{batch_objects.FILES_DIR}/{file_id}.jsonl"
+            partial = self.storage.spool(relative)
+            out = await asyncio.to_thread(partial.open, "wb")
+            try:
+                await _receive_form(receive, parser, form, out)
+                out.close()
+                purpose = bytes(form.fields.get("purpose", b"")).decode("utf-8", "replace")
+                if purpose != PURPOSE:
+                    raise errors.invalid("purpose", f'must be "{PURPOSE}" (the Batch API\'s files)')
+                if not form.has_file:
+                    raise errors.invalid("file", "the form has no file part")
+                await self.storage.publish(partial, relative)
+            except BaseException:
+                out.close()
+                await asyncio.to_thread(partial.unlink, missing_ok=True)
+                raise
+        finally:
+            self.scratch.free(spooled)
         stored = {
             "id": file_id,
             "object": "file",
@@ -231,6 +242,33 @@ class FileStore:
         if found is not None and (only_new or found == text):
             return
         await self.storage.write(relative, text)
+
+
+class _Room:
+    """The bytes the uploads in progress may spool together; one event loop, so no lock."""
+
+    RETRY_AFTER_S = 10
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.held = 0
+
+    def take(self, size: int) -> None:
+        """Holds `size` bytes for an upload (`free` gives them back); a 429 when they do not fit."""
+        if self.held + size > self.total:
+            raise errors.GatewayError(
+                429,
+                f"Too many uploads at once: this gateway spools at most {self.total} bytes of "
+                f"uploads together, {self.held} are taken and this one may need {size}. "
+                f"Try again in {self.RETRY_AFTER_S}s, once an upload has finished.",
+                type="requests",
+                code="rate_limit_exceeded",
+                headers=((b"retry-after", str(self.RETRY_AFTER_S).encode()),),
+            )
+        self.held += size
+
+    def free(self, size: int) -> None:
+        self.held -= size
 
 
 def _meta_path(file_id: str) -> str:

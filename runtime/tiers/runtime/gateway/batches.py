@@ -65,7 +65,9 @@ class BatchAPI:
     ) -> None:
         self.settings = settings
         self.files = batch_files.FileStore(
-            batch_storage.of(settings), max_file_bytes=settings.max_file_bytes
+            batch_storage.of(settings),
+            max_file_bytes=settings.max_file_bytes,
+            scratch_bytes=settings.upload_scratch_bytes,
         )
         self._callers = auth
         self._budget = spend

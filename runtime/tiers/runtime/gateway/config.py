@@ -108,6 +108,21 @@ class BatchConfig(_Config):
     completion_window_s: int = pydantic.Field(default=24 * 3600, ge=60)
     """OpenAI's only window, "24h": a batch still running after it expires."""
 
+    @property
+    def upload_scratch_bytes(self) -> int:
+        return upload_scratch_bytes(self.max_file_bytes)
+
+
+UPLOAD_SLACK_BYTES = 64 * 1024 * 1024
+
+
+def upload_scratch_bytes(max_file_bytes: int) -> int:
+    """What the uploads in progress on one gateway pod may spool together: one file of the
+    largest size and room beside it. The gateway takes an upload only while it fits
+    (`batch_files`); the operator sizes the pod's scratch volume to it, so that uploads never
+    fill it (the kubelet would evict the pod)."""
+    return max_file_bytes + UPLOAD_SLACK_BYTES
+
 
 JwtAlgorithm = Literal[
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
