@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import threading
+
 import pytest
 from confluent_kafka import KafkaException
 
@@ -32,3 +35,36 @@ def test_kafka_clients_are_kept_for_the_brokers_used_last(monkeypatch: pytest.Mo
     with pytest.raises(KafkaException):  # not closed: it still asks (nothing listens there)
         first.list_topics(timeout=0.2)
     assert dropped is not first
+
+
+def test_threads_sharing_a_cache_never_break_it_nor_pass_its_bound() -> None:
+    """Databricks' and Azure's clients are kept from worker threads: `keep` and `drop` of one
+    cache from many threads at once never fail mid-eviction nor leave more than `limit`."""
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    cache: dict[int, int] = {}
+    failures: list[BaseException] = []
+    sizes: list[int] = []
+    start = threading.Barrier(8)
+
+    def churn(offset: int) -> None:
+        try:
+            start.wait()
+            for i in range(3000):
+                bounded.keep(cache, offset * 10000 + i, i, limit=4)
+                sizes.append(len(cache))
+                if i % 3 == 0:
+                    bounded.drop(cache, offset * 10000 + i - 1)
+        except BaseException as error:  # collected for the assertion below
+            failures.append(error)
+
+    threads = [threading.Thread(target=churn, args=(n,)) for n in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        sys.setswitchinterval(switch)
+    assert not failures
+    assert max(sizes) <= 4 and len(cache) <= 4

@@ -151,7 +151,7 @@ def _look_up(resource_id: str, principal: Principal, cloud: Cloud, field: str) -
             f"{what}: no such workspace (404; check {field}.workspaceResourceId)"
         ) from None
     except exceptions.ClientAuthenticationError as error:
-        _credentials.pop(principal.key(), None)
+        bounded.drop(_credentials, principal.key())
         raise databricks_client.Refused(f"{what}: {_reason(error)}") from None
     except exceptions.HttpResponseError as error:
         if error.status_code == 403:

@@ -105,7 +105,7 @@ class Workspace:
         except egress.NotAllowed as error:
             raise HostNotAllowed(f"{what}: {error}") from None
         except (errors.Unauthenticated, errors.PermissionDenied) as error:
-            _clients.pop(self._key, None)
+            bounded.drop(_clients, self._key)
             raise Refused(f"{what}: {self.host} refused the token ({_first_line(error)})") from None
         except (errors.NotFound, errors.ResourceDoesNotExist) as error:
             raise NotFound(f"{what}: {_first_line(error)}") from None
@@ -114,7 +114,7 @@ class Workspace:
                 raise NotFound(f"{what}: {_first_line(error)}") from None
             raise Unavailable(f"{what}: {self.host} answered {_first_line(error)}") from None
         except (TimeoutError, requests.RequestException, OSError, ValueError) as error:
-            _clients.pop(self._key, None)
+            bounded.drop(_clients, self._key)
             raise Unavailable(
                 f"{what}: {self.host} did not answer within {RETRY_SECONDS} s "
                 f"({type(error).__name__})"
