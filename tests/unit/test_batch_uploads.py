@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tiers.runtime import asgi
-from tiers.runtime.gateway import batch_files, batch_storage, config, errors
+from tiers.runtime.gateway import batch_files, batch_objects, batch_storage, config, errors
 
 BOUNDARY = b"upload-boundary"
 CONTENT_TYPE = b"multipart/form-data; boundary=" + BOUNDARY
@@ -127,3 +127,18 @@ def test_the_scratch_volume_is_sized_from_the_same_setting_the_gateway_bounds_up
         max_file_bytes=50 * 1024 * 1024,
     )  # fmt: skip
     assert settings.upload_scratch_bytes == 114 * 1024 * 1024  # the emptyDir's 114Mi
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [b"\xff\xfe{not utf-8}", b"{half a file", b'["not", "an", "object"]'],
+    ids=["not-utf-8", "not-json", "not-an-object"],
+)
+def test_a_corrupt_file_object_is_a_file_not_found(tmp_path: pathlib.Path, meta: bytes) -> None:
+    files = store(tmp_path, MAX_FILE)
+    file_id = batch_objects.new_file_id()
+    (tmp_path / batch_objects.FILES_DIR / f"{file_id}.json").write_bytes(meta)
+    with pytest.raises(errors.GatewayError) as missing:
+        asyncio.run(files.find(file_id, tenant="t1"))
+    assert (missing.value.status, missing.value.code) == (404, "file_not_found")
+    assert missing.value.message == f"No such File object: {file_id}"

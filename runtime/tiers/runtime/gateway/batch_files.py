@@ -192,10 +192,10 @@ class FileStore:
             raise _not_found(file_id)
         raw = await self.storage.read(_meta_path(file_id))
         try:
-            stored: dict[str, Any] = json.loads(raw) if raw is not None else {}
-        except json.JSONDecodeError:
+            stored = json.loads(raw) if raw is not None else {}
+        except ValueError:  # not JSON, or not text at all: a corrupt file object
             raise _not_found(file_id) from None
-        if stored.get("tenant") != tenant:
+        if not isinstance(stored, dict) or stored.get("tenant") != tenant:
             raise _not_found(file_id)
         return stored
 
