@@ -353,7 +353,7 @@ def test_a_run_killed_midway_resumes_with_nothing_lost_or_doubled(tmp_path: path
         try:
             wait_for(
                 lambda: len(list(output.glob("attempt=1/outcome=ok/part-*"))) >= 2,
-                timeout_s=120, what="two tasks to commit", interval_s=0.05,
+                timeout_s=300, what="two tasks to commit", interval_s=0.05,
             )  # fmt: skip
         finally:
             os.killpg(first.pid, signal.SIGKILL)
