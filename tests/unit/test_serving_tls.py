@@ -3,21 +3,27 @@ certificate, and the self-signed pair the operator generates, without a cluster.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import pathlib
+import socket
 import ssl
 from typing import Any
 
+import lightkube
 import pydantic
 import pytest
 import yaml
 from cryptography import x509
+from lightkube.config import models as kubeconfig_models
 
 from tiers import api
 from tiers.api import certificates, common
+from tiers.api import exposure as exposure_api
 from tiers.operator import kube, manifests, serving_certificates
 from tiers.operator.manifests import (
     batch_children,
+    exposure,
     gateway,
     self_signed,
     serving_tls,
@@ -321,3 +327,34 @@ def test_status_publishes_the_ca_certificates_both_while_one_rotates_and_never_a
     assert serving_certificates.published({"status": status}, "address", tls) == both
     assert serving_certificates.published({"status": status}, "address", None) is None
     assert serving_certificates.published({}, "address", tls) is None
+
+
+def test_a_failed_discovery_fails_only_the_owners_that_want_a_backend_tls_policy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An apiserver whose discovery cannot be read (here: nothing listens) is not a kind not
+    served: an owner without an HTTPRoute to tls goes on without asking; one with it gets a
+    condition that says what failed."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed once the block ends: nothing listens there
+    cluster = kubeconfig_models.Cluster(server=f"http://127.0.0.1:{port}")
+    config = lightkube.KubeConfig.from_one(cluster=cluster, user=kubeconfig_models.User())
+    unreachable = lightkube.AsyncClient(config=config)
+    monkeypatch.setattr(kube, "_client", unreachable)
+    monkeypatch.setattr(kube, "_served", {})
+    route = exposure_api.Expose.model_validate(
+        {"host": "chat.example.com", "httpRoute": {"parentRefs": [{"name": "gw"}]}}
+    )
+    assert exposure.wants_backend_tls_policy(route, backend_tls=True)
+    assert not exposure.wants_backend_tls_policy(route, backend_tls=False)
+    assert not exposure.wants_backend_tls_policy(None, backend_tls=True)
+
+    assert asyncio.run(serving_certificates.backend_tls_policy_version(wanted=False)) is None
+    with pytest.raises(kube.DiscoveryFailed) as failed:
+        asyncio.run(serving_certificates.backend_tls_policy_version(wanted=True))
+    assert "/apis/gateway.networking.k8s.io/v1" in str(failed.value)
+    assert kube._served == {}, "a failure is not remembered: the next reconcile asks again"
+    verdict = serving_certificates.discovery_failed("spec.expose", failed.value)
+    assert (verdict.status, verdict.reason) == ("False", "DiscoveryFailed")
+    assert verdict.message.startswith("spec.expose.httpRoute to a gateway with tls needs")

@@ -91,6 +91,11 @@ class TypeNotServed(Exception):
         """The changes `apply_all` made before it met the type."""
 
 
+class DiscoveryFailed(Exception):
+    """The apiserver's discovery could not be read (an error, not a 404: that says the kind is
+    not served); asked again at the next call."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Change:
     """A child the operator created, changed or deleted, for its owner's Events."""
@@ -432,18 +437,24 @@ UNSERVED_RECHECK_S = 30.0
 async def served_version(group: str, plural: str, versions: Sequence[str]) -> str | None:
     """The first of `versions` (the preferred first) at which the apiserver serves `plural` of
     `group`, from discovery (which every account may read); None when it serves none of them.
-    A kind found is trusted for a resync period, one not found for `UNSERVED_RECHECK_S`."""
+    A kind found is trusted for a resync period, one not found for `UNSERVED_RECHECK_S`;
+    `DiscoveryFailed` when discovery cannot be read."""
     known = _served.get((group, plural))
     if known is not None and time.monotonic() < known[1]:
         return known[0]
     http = client()._client._client  # lightkube's HTTP client, at the apiserver
     found = None
     for version in versions:
-        response = await http.get(f"/apis/{group}/{version}")
-        if response.status_code == 404:
-            continue
-        response.raise_for_status()
-        if any(kind.get("name") == plural for kind in response.json().get("resources", ())):
+        try:
+            response = await http.get(f"/apis/{group}/{version}")
+            if response.status_code == 404:
+                continue
+            response.raise_for_status()
+            resources = response.json().get("resources", ())
+        except (httpx2.HTTPError, ValueError, AttributeError) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise DiscoveryFailed(f"reading /apis/{group}/{version} failed: {reason}") from None
+        if any(kind.get("name") == plural for kind in resources):
             found = version
             break
     trusted = children.jittered(children.RESYNC_S) if found else UNSERVED_RECHECK_S

@@ -79,7 +79,9 @@ async def apply_children(
             serving_ca, renewed = await serving_certificates.prepare(
                 owner, gateway.COMPONENT, spec.tls
             )
-        policy_version = await serving_certificates.backend_tls_policy_version()
+        policy_version = await serving_certificates.backend_tls_policy_version(
+            wanted=exposure.wants_backend_tls_policy(spec.expose, backend_tls=spec.tls is not None)
+        )
         children = realtime_children.desired_children(
             owner,
             spec,
@@ -114,6 +116,8 @@ async def apply_children(
             return exposure.gateway_api_missing("spec.expose"), serving_ca
     except (ownership.ChildConflict, kube.SecretNotOurs) as error:
         return reconciliation.child_conflict(KIND, body, error), serving_ca
+    except kube.DiscoveryFailed as error:
+        return serving_certificates.discovery_failed("spec.expose", error), serving_ca
     except lightkube.ApiError as error:
         message = f"applying the gateway's objects failed: {error.status.message}"
         return verdicts.Verdict("False", "ApplyFailed", message), serving_ca

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tiers.api import certificates
-from tiers.operator import kube, reconciliation
+from tiers.operator import kube, reconciliation, verdicts
 from tiers.operator.manifests import exposure, labels, serving_tls
 
 
@@ -66,13 +66,32 @@ async def missing(
     return (f"{field}.{which}", name, serving_tls.CERT_KEY)
 
 
-async def backend_tls_policy_version() -> str | None:
+async def backend_tls_policy_version(*, wanted: bool) -> str | None:
     """The version at which the cluster serves BackendTLSPolicy (None: it serves none): an
-    HTTPRoute to a gateway with `tls` gets one, and one no longer wanted is deleted."""
-    return await kube.served_version(
-        exposure.GATEWAY_API_GROUP,
-        exposure.BACKEND_TLS_POLICIES,
-        exposure.BACKEND_TLS_POLICY_VERSIONS,
+    HTTPRoute to a gateway with `tls` gets one (`wanted`), and one no longer wanted is deleted.
+    Where discovery fails, `kube.DiscoveryFailed` for an owner that wants one
+    (`discovery_failed`); None for any other, whose leftover policy, if any, goes at a later
+    reconcile."""
+    try:
+        return await kube.served_version(
+            exposure.GATEWAY_API_GROUP,
+            exposure.BACKEND_TLS_POLICIES,
+            exposure.BACKEND_TLS_POLICY_VERSIONS,
+        )
+    except kube.DiscoveryFailed:
+        if wanted:
+            raise
+        return None
+
+
+def discovery_failed(field: str, error: kube.DiscoveryFailed) -> verdicts.Verdict:
+    """The condition of an owner whose BackendTLSPolicy (`field`.httpRoute with tls) waits for
+    the apiserver's discovery to say at which version the kind is served."""
+    return verdicts.Verdict(
+        "False",
+        "DiscoveryFailed",
+        f"{field}.httpRoute to a gateway with tls needs a BackendTLSPolicy, and the apiserver's"
+        f" discovery of its version failed ({error}); retrying",
     )
 
 

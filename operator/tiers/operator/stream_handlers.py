@@ -218,7 +218,11 @@ async def apply_children(
             push_ca, renewed = await serving_certificates.prepare(
                 owner, stream_children.PUSH, spec.push.tls
             )
-        policy_version = await serving_certificates.backend_tls_policy_version()
+        policy_version = await serving_certificates.backend_tls_policy_version(
+            wanted=exposure.wants_backend_tls_policy(
+                spec.push.expose, backend_tls=spec.push.tls is not None
+            )
+        )
         children = stream_children.desired_children(
             owner,
             spec,
@@ -266,6 +270,8 @@ async def apply_children(
             raise unserved
     except (ownership.ChildConflict, kube.SecretNotOurs) as error:
         return reconciliation.child_conflict(KIND, body, error), push_ca
+    except kube.DiscoveryFailed as error:
+        return serving_certificates.discovery_failed("spec.push.expose", error), push_ca
     except lightkube.ApiError as error:
         return verdicts.Verdict("False", "ApplyFailed", str(error.status.message)), push_ca
     if spec.suspend:

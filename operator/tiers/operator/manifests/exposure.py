@@ -87,12 +87,18 @@ def render_children(
     cluster serves BackendTLSPolicy (at `policy_version`), the policy that has the Gateway
     verify it (`ca_published`: against the owner's CA ConfigMap)."""
     route = render(owner, component, expose, backend_tls=backend_tls)
-    if expose.http_route is None or not backend_tls or policy_version is None:
+    if not wants_backend_tls_policy(expose, backend_tls=backend_tls) or policy_version is None:
         return [route]
     policy = render_backend_tls_policy(
         owner, component, api_version=policy_version, ca_published=ca_published
     )
     return [route, policy]
+
+
+def wants_backend_tls_policy(expose: exposure.Expose | None, *, backend_tls: bool) -> bool:
+    """Whether the component gets a BackendTLSPolicy: an HTTPRoute to a Service that serves
+    https (where the cluster serves the kind)."""
+    return expose is not None and expose.http_route is not None and backend_tls
 
 
 def render_backend_tls_policy(
