@@ -3,12 +3,16 @@ owner when a watched child moves."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import Secret
 
-from tiers.operator import children, kube, ownership
+from tiers.api import kinds
+from tiers.operator import children, kube, ownership, rechecks
 
 KEY = ownership.Key("apps/v1", "Deployment", "team", "chat-gateway")
 OWNER = {"apiVersion": "tiers.dev/v1alpha1", "kind": "RealtimeEndpoint", "uid": "u-1"}
@@ -17,6 +21,8 @@ OWNER = {"apiVersion": "tiers.dev/v1alpha1", "kind": "RealtimeEndpoint", "uid": 
 @pytest.fixture(autouse=True)
 def fresh() -> Iterator[None]:
     yield
+    ownership._known.clear()
+    kube._children_of.clear()
     children._applied.clear()
     children._deployments.clear()
     children._runs.clear()
@@ -111,3 +117,44 @@ def test_a_batch_jobs_runs_are_listed_once_then_kept_by_the_watch() -> None:
     assert children.observe("DELETED", job("triage-1"))
     assert [j["metadata"]["name"] for j in children.runs("b-1") or []] == ["triage-2"]
     assert children.runs("b-1", now=children._runs_listed["b-1"] + 1) is None, "listed again"
+
+
+def test_an_owners_deletion_drops_what_is_kept_of_its_children_and_runs() -> None:
+    """The Batch API makes a BatchJob per batch: what is kept per child and per run goes with
+    its owner (the DELETED event of the owner, which needs no finalizer), not the operator."""
+    gone, kept = "b-1", "u-1"
+    configmap = ownership.Key("v1", "ConfigMap", "team", "batch-1-config")
+    leftover = ownership.Key("v1", "Secret", "team", "batch-1-absent")
+    kube._remember(configmap, ownership.Known("c-1", gone), gone)
+    kube._remember(leftover, None, gone)  # a candidate found absent
+    children.record_applied(configmap, "d1", {"metadata": {"resourceVersion": "1"}})
+    children.record_runs(gone, [job("triage-1", active=1)])
+    kube._remember(KEY, ownership.Known("d-1", kept), kept)
+    children.record_applied(KEY, "d2", deployment(generation=1))
+    checks = rechecks.Rechecks(kinds.BATCH_JOB, reconcile=None, interval=60)  # type: ignore[arg-type]
+    owner = {"metadata": {"name": "batch-1", "namespace": "team", "uid": gone}}
+    asyncio.run(checks.on_event({"type": "DELETED", "object": owner}))  # type: ignore[typeddict-item]
+    assert ownership.recall(configmap, gone) is None
+    assert not ownership.is_known_absent(leftover) and leftover not in ownership._known
+    assert children.applied_version(configmap) is None
+    assert gone not in children._runs and gone not in children._runs_listed
+    assert gone not in kube._children_of
+    # Another owner's records stay.
+    assert ownership.recall(KEY, kept) == ownership.Known("d-1", kept)
+    assert children.is_current(KEY, "d2")
+
+
+def test_a_run_deleted_after_its_owner_leaves_nothing_kept() -> None:
+    """Jobs removed by the garbage collector after their BatchJob went: the watch's own record
+    of them does not outlive them."""
+    assert children.observe("MODIFIED", job("triage-1", active=1))
+    assert children.observe("DELETED", job("triage-1"))
+    assert children._runs == {}
+
+
+def test_secrets_read_are_kept_up_to_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kube, "SECRETS_KEPT", 2)
+    monkeypatch.setattr(kube, "_secrets", {})
+    for name in ("a", "b", "c"):
+        kube._keep_secret("team", name, Secret(metadata=ObjectMeta(name=name)))
+    assert list(kube._secrets) == [("team", "b"), ("team", "c")]

@@ -149,6 +149,12 @@ def record_runs(owner_uid: str, jobs: list[dict[str, Any]]) -> None:
     _runs_listed[owner_uid] = time.monotonic() + jittered(RESYNC_S)
 
 
+def forget_runs(owner_uid: str) -> None:
+    """Drops the runs kept of a BatchJob (deleted)."""
+    _runs.pop(owner_uid, None)
+    _runs_listed.pop(owner_uid, None)
+
+
 def owner_of(body: Mapping[str, Any]) -> tuple[str, str] | None:
     """The kind and uid of the custom resource that controls the object, if one of ours does."""
     for ref in (body.get("metadata") or {}).get("ownerReferences") or []:
@@ -201,10 +207,14 @@ def _observe_run(event_type: str | None, body: Mapping[str, Any]) -> bool:
     owner = owner_of(body)
     if owner is None:
         return False
-    jobs = _runs.setdefault(owner[1], {})
     name = str(body["metadata"]["name"])
     if event_type == "DELETED":
-        return jobs.pop(name, None) is not None
+        jobs = _runs.get(owner[1], {})
+        gone = jobs.pop(name, None) is not None
+        if not jobs:
+            _runs.pop(owner[1], None)  # no run left, nothing kept (`runs` reads it as none)
+        return gone
+    jobs = _runs.setdefault(owner[1], {})
     before = jobs.get(name)
     jobs[name] = dict(body)
     return before is None or before.get("status") != body.get("status")

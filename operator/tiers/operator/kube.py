@@ -26,7 +26,7 @@ from lightkube.resources.core_v1 import Secret
 from lightkube.types import PatchType
 
 from tiers.api import kinds
-from tiers.operator import children, ownership
+from tiers.operator import bounded, children, ownership
 
 FIELD_MANAGER = "tiers-operator"
 QPS = float(os.environ.get("TIERS_API_QPS", "400"))
@@ -161,11 +161,11 @@ async def _apply_owned(manifest: dict[str, Any]) -> Literal["Created", "Updated"
             children.forget(key)
     existing = await read(key)
     if existing is not None and not ownership.is_ours(existing, owner_uid):
-        ownership.remember(key, None)
+        _remember(key, None, owner_uid)
         raise await conflict(key, existing, manifest)
     uid = None if existing is None else str(existing["metadata"]["uid"])
     metadata = await _apply(manifest, uid=uid)
-    ownership.remember(key, ownership.Known(str(metadata["uid"]), owner_uid))
+    _remember(key, ownership.Known(str(metadata["uid"]), owner_uid), owner_uid)
     children.record_applied(key, digest, {"metadata": metadata})
     if existing is None:
         return "Created"
@@ -278,8 +278,27 @@ async def delete_unlisted(
                 uid = str(existing["metadata"]["uid"])
         if uid is not None and await _delete(key, uid=uid):
             changes.append(Change("Deleted", kind, name))
-        ownership.remember(key, None)
+        _remember(key, None, owner_uid)
     return changes
+
+
+_children_of: dict[str, set[ownership.Key]] = {}
+"""Per owner uid, the children (and candidates) that `ownership` and `children` keep records of:
+dropped with the owner (`forget_owner`), or they would grow for the operator's life as BatchJobs
+come and go (one per batch of the Batch API)."""
+
+
+def _remember(key: ownership.Key, known: ownership.Known | None, owner_uid: str) -> None:
+    ownership.remember(key, known)
+    _children_of.setdefault(owner_uid, set()).add(key)
+
+
+def forget_owner(uid: str) -> None:
+    """Drops what is kept of a deleted owner's children (and of its runs, a BatchJob's)."""
+    for key in _children_of.pop(uid, ()):
+        ownership.forget(key)
+        children.forget(key)
+    children.forget_runs(uid)
 
 
 async def _delete(key: ownership.Key, *, uid: str) -> bool:
@@ -471,7 +490,9 @@ def forget_served(group: str, plural: str) -> None:
 _secrets: dict[tuple[str, str], tuple[Secret, float]] = {}
 """Secrets read, with when to stop trusting them: Secrets are never watched (the operator may
 not list them), so a Secret found as the spec needs it is read again only after a resync
-period; one missing, or lacking what is needed, is read again at every re-check."""
+period; one missing, or lacking what is needed, is read again at every re-check. Bounded
+(`SECRETS_KEPT`): their names come from specs and from BatchJobs made per batch."""
+SECRETS_KEPT = 4096
 
 
 async def _secret(
@@ -488,8 +509,13 @@ async def _secret(
             _secrets.pop((namespace, name), None)
             return None
         raise
-    _secrets[(namespace, name)] = (secret, time.monotonic() + children.jittered(children.RESYNC_S))
+    _keep_secret(namespace, name, secret)
     return secret
+
+
+def _keep_secret(namespace: str, name: str, secret: Secret) -> None:
+    trusted = time.monotonic() + children.jittered(children.RESYNC_S)
+    bounded.keep(_secrets, (namespace, name), (secret, trusted), limit=SECRETS_KEPT)
 
 
 async def secret_value(name: str, key: str, namespace: str) -> str | None:
@@ -563,7 +589,7 @@ async def renewed_secret(
         if error.status.code != 409:
             raise
         return data, False
-    _secrets[(namespace, name)] = (written, time.monotonic() + children.jittered(children.RESYNC_S))
+    _keep_secret(namespace, name, written)
     return fresh, True
 
 
@@ -587,7 +613,7 @@ async def _generated(
             if create_error.status.code != 409:
                 raise
             secret = await client().get(Secret, name, namespace=namespace)
-        _secrets[(namespace, name)] = (secret, time.monotonic() + children.RESYNC_S)
+        _keep_secret(namespace, name, secret)
     if _controllers(secret) != [owner_uid]:
         found = secret.to_dict()
         if ownership.held_by_a_deleted_namesake(found, manifest):

@@ -6,7 +6,8 @@ StreamPipeline and BatchJob while no operator runs, although only a StreamPipeli
 `deletionPolicy: Delete` has anything outside the cluster to clean up. Instead, a watch-event
 handler (which needs no finalizer) keeps the latest body of each object and one task per object
 that calls the reconcile every `interval` seconds and patches the status it wrote. The DELETED
-event, which every watcher sees, ends the task.
+event, which every watcher sees, ends the task and drops what is kept of the object's children
+(`kube.forget_owner`).
 
 A child that drifts or whose Deployment's pods come and go wakes its owner's task at once
 (`nudge`, from `children`).
@@ -182,6 +183,7 @@ class Rechecks:
             task = self.tasks.pop(uid, None)
             if task is not None:
                 task.cancel()
+            kube.forget_owner(uid)
             return
         if uid in self.bodies:
             self.learn(body)  # an event older than a write already answered is no news
