@@ -191,7 +191,9 @@ def test_an_upload_counts_the_requests_of_its_file_across_the_pieces_it_arrives_
     async def receive() -> dict[str, Any]:
         return messages.pop(0)
 
-    store = batch_files.FileStore(batch_storage.Folder(tmp_path), max_file_bytes=1024)
+    store = batch_files.FileStore(
+        batch_storage.Folder(tmp_path), max_file_bytes=1024, scratch_bytes=4096
+    )
     store.prepare()
     content_type = b"multipart/form-data; boundary=" + boundary
     found = asyncio.run(store.upload(content_type, len(body), receive, tenant="t1"))
